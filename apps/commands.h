@@ -1,0 +1,10 @@
+/* The sub-commands of the vklm program. Each parses its own flags (argv[0] is the sub-command's
+ * name) and returns the process exit status: 0 success, 1 failure, 2 bad usage. */
+#ifndef VKLM_APPS_COMMANDS_H
+#define VKLM_APPS_COMMANDS_H
+
+int cmd_devices(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
+
+#endif

@@ -1,0 +1,37 @@
+/* vklm: one program, many sub-commands (vklm <command> [flags]). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct command {
+  const char *name;
+  int (*fn)(int argc, char **argv);
+  const char *help;
+} command;
+
+static const command commands[] = {
+    {"devices", cmd_devices, "list Vulkan devices and their capabilities (--json)"},
+    {"bench", cmd_bench, "benchmarks: `vklm bench ops` (matmul GFLOP/s, elementwise GB/s)"},
+    {"tokenizer", cmd_tokenizer, "byte-level BPE: train, encode, decode, convert"},
+};
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: vklm <command> [flags]\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+  fprintf(f, "\n`vklm <command> --help` describes a command's flags.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "vklm: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

@@ -1,0 +1,34 @@
+/* Workgroup-size choice and dispatch helpers for engine/ops. */
+#include "op_util.h"
+
+uint32_t vklm_op_wg_fit(const vklm_context *ctx, uint32_t want, uint32_t bytes_per_thread) {
+  const vklm_caps *c = vklm_context_caps(ctx);
+  uint32_t lim = c->max_workgroup_invocations < c->max_workgroup_size[0]
+                     ? c->max_workgroup_invocations
+                     : c->max_workgroup_size[0];
+  uint32_t wg = 1;
+  while (wg * 2 <= want && wg * 2 <= lim &&
+         (bytes_per_thread == 0 || (uint64_t)wg * 2 * bytes_per_thread <= c->max_shared_memory))
+    wg *= 2;
+  return wg;
+}
+
+uint32_t vklm_op_wg1d(const vklm_context *ctx) { return vklm_op_wg_fit(ctx, 256, 0); }
+
+vklm_status vklm_op_dispatch(vklm_cmd *cmd, const char *name, const uint32_t *spec,
+                             uint32_t nspec, const vklm_buffer *bufs, uint32_t nbufs,
+                             const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
+                             uint32_t gz) {
+  vklm_pipeline *p;
+  vklm_status st = vklm_pipeline_get(vklm_cmd_context(cmd), name, spec, nspec, &p);
+  if (st != VKLM_OK) return st;
+  return vklm_cmd_dispatch(cmd, p, bufs, nbufs, push, push_size, gx, gy, gz);
+}
+
+vklm_status vklm_op_dispatch_1d(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
+                                uint32_t nbufs, const void *push, uint32_t push_size, uint64_t n) {
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  uint32_t wg = vklm_op_wg1d(ctx), gx, gy;
+  vklm_groups_1d(ctx, (n + wg - 1) / wg, &gx, &gy);
+  return vklm_op_dispatch(cmd, name, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
+}

@@ -1,0 +1,25 @@
+/* Private to engine/ops: the small helpers every op uses to pick a workgroup size from the
+ * device's limits and to dispatch an embedded shader by name. */
+#ifndef VKLM_OPS_UTIL_H
+#define VKLM_OPS_UTIL_H
+
+#include "vklm_runtime.h"
+
+/* Threads per workgroup for 1-D elementwise kernels: 256, or less where the device allows less
+ * (128 under baseline limits). Shaders take it as specialization constant 0 (local_size_x_id). */
+uint32_t vklm_op_wg1d(const vklm_context *ctx);
+/* The largest power of two <= want that the device allows as a 1-D workgroup, and whose
+ * `bytes_per_thread` of shared memory fits. */
+uint32_t vklm_op_wg_fit(const vklm_context *ctx, uint32_t want, uint32_t bytes_per_thread);
+
+/* Gets the pipeline `name` with the given specialization constants and records one dispatch. */
+vklm_status vklm_op_dispatch(vklm_cmd *cmd, const char *name, const uint32_t *spec,
+                             uint32_t nspec, const vklm_buffer *bufs, uint32_t nbufs,
+                             const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
+                             uint32_t gz);
+/* One thread per element over n elements, workgroup size vklm_op_wg1d as spec constant 0,
+ * the grid split over x and y (shaders use vklm_global_linear() and bound-check). */
+vklm_status vklm_op_dispatch_1d(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
+                                uint32_t nbufs, const void *push, uint32_t push_size, uint64_t n);
+
+#endif

@@ -1,0 +1,13 @@
+// Shared by every vklm shader; include it after the layout(local_size...) declaration.
+// vklm_group_linear(): the linear workgroup index when a 1-D grid was split over x and y by
+// vklm_groups_1d() (runtime/vklm_runtime.h); threads of groups past the end must return early.
+#ifndef VKLM_COMMON_GLSL
+#define VKLM_COMMON_GLSL
+
+uint vklm_group_linear() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }
+uint vklm_global_linear() { return vklm_group_linear() * gl_WorkGroupSize.x + gl_LocalInvocationID.x; }
+
+// The tanh form of GELU and its constants, as GPT-2 uses it.
+#define VKLM_GELU_SCALE 0.7978845608028654 // sqrt(2/pi)
+
+#endif

@@ -1,0 +1,58 @@
+/* Helpers shared by the test programs: a context with validation forced on (when the layer is
+ * installed), deterministic random data, GPU-vs-reference comparison that prints the worst
+ * relative error, and a finite-difference checker for backward references.
+ * A test ends with `return vt_finish(&env);`, which fails if any check failed or any validation
+ * message was seen. */
+#ifndef VKLM_TESTUTIL_H
+#define VKLM_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vklm_runtime.h"
+
+typedef struct vt_env {
+  vklm_context *ctx;
+  vklm_arena *arena;
+  vklm_cmd *cmd;
+  int failures;
+  int checks;
+} vt_env;
+
+/* Creates the context from the environment with validation forced on; exits on failure. */
+void vt_init(vt_env *env, const char *name);
+/* Prints a summary; returns the process exit status (0 only when every check passed and no
+ * validation message was seen). Destroys everything. */
+int vt_finish(vt_env *env);
+/* Records a failed (or passed) check with a message. */
+void vt_expect(vt_env *env, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Aborts the test with the context's message when st is not VKLM_OK. */
+void vt_ok(vt_env *env, vklm_status st, const char *what);
+
+/* Deterministic random floats in [lo, hi) (malloc'd; caller frees). */
+float *vt_randf(size_t n, uint64_t seed, float lo, float hi);
+int *vt_randi(size_t n, uint64_t seed, int lo, int hi); /* ints in [lo, hi) */
+float *vt_zeros(size_t n);
+float *vt_copy(const float *x, size_t n);
+
+/* Allocates a buffer in env's arena and uploads n floats (or ints); download allocates. */
+vklm_buffer vt_upload(vt_env *env, const void *data, size_t bytes);
+vklm_buffer vt_alloc(vt_env *env, size_t bytes);
+float *vt_download(vt_env *env, vklm_buffer b, size_t n);
+/* begin + caller records + end + run on env->cmd: vt_begin(env); ...; vt_run(env); */
+void vt_begin(vt_env *env);
+void vt_run(vt_env *env);
+
+/* Compares got against want: rel_i = |g-w| / (|w| + 1e-3 * max|w| + 1e-20); prints the worst
+ * rel_i and max abs error; records failure when worst > tol. Returns the worst. */
+double vt_compare(vt_env *env, const char *what, const float *got, const float *want, size_t n,
+                  double tol);
+
+/* Finite differences: loss(state) is a scalar function of x (n floats, perturbed in place).
+ * Central differences at up to max_coords coordinates (evenly strided) are compared with the
+ * analytic gradient `grad` by norm-relative error ||num - grad|| / ||grad||. */
+typedef double (*vt_loss_fn)(void *state);
+double vt_fd_check(vt_env *env, const char *what, vt_loss_fn loss, void *state, float *x, size_t n,
+                   const float *grad, size_t max_coords, double eps, double tol);
+
+#endif
