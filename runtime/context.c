@@ -247,26 +247,22 @@ static int name_matches(const char *name, const char *want) {
   return 0;
 }
 
-/* Index of the device cfg asks for, or of the best one; -1 with a message when none matches. */
-static int choose(vklm_context *ctx, const vklm_caps *caps, uint32_t n, const char *want) {
+int vklm_devices_choose(const vklm_caps *caps, int n, const char *want) {
   if (want && *want) {
     int digits = 1;
     for (const char *p = want; *p; p++) digits &= isdigit((unsigned char)*p) != 0;
     if (digits) {
       long i = strtol(want, NULL, 10);
-      if (i >= 0 && (uint32_t)i < n) return (int)i;
-      FAIL(ctx, VKLM_ERROR_NOT_FOUND, "device index %ld out of range: %u device(s) (see vklm devices)", i, n);
-      return -1;
+      return i >= 0 && i < n ? (int)i : -1;
     }
-    for (uint32_t i = 0; i < n; i++)
-      if (name_matches(caps[i].name, want)) return (int)i;
-    FAIL(ctx, VKLM_ERROR_NOT_FOUND, "no device name contains '%s' (see vklm devices)", want);
+    for (int i = 0; i < n; i++)
+      if (name_matches(caps[i].name, want)) return i;
     return -1;
   }
   int best = 0;
-  for (uint32_t i = 1; i < n; i++)
-    if (type_rank(caps[i].type) > type_rank(caps[best].type)) best = (int)i;
-  return best;
+  for (int i = 1; i < n; i++)
+    if (type_rank(caps[i].type) > type_rank(caps[best].type)) best = i;
+  return n > 0 ? best : -1;
 }
 
 vklm_status vklm_devices_query(const vklm_config *cfg, vklm_caps *out, int max, int *count,
@@ -372,9 +368,10 @@ vklm_status vklm_context_create(const vklm_config *cfg, vklm_context **out, char
   }
   if (st == VKLM_OK) {
     for (uint32_t i = 0; i < n; i++) vklm__caps_read(phys[i], (int)i, cfg->limits_baseline, &caps[i]);
-    int i = choose(ctx, caps, n, cfg->device);
+    int i = vklm_devices_choose(caps, (int)n, cfg->device);
     if (i < 0) {
-      st = VKLM_ERROR_NOT_FOUND;
+      st = FAIL(ctx, VKLM_ERROR_NOT_FOUND, "no device matches '%s' among %u (see vklm devices)",
+                cfg->device, n);
     } else {
       ctx->phys = phys[i];
       ctx->caps = caps[i];

@@ -157,6 +157,11 @@ const char *vklm_device_type_name(vklm_device_type t);
 vklm_status vklm_devices_query(const vklm_config *cfg, vklm_caps *out, int max, int *count,
                                char *err, size_t errlen);
 
+/* The index vklm_context_create would choose among caps[0..n): `want` is an index or a
+ * case-insensitive name substring; empty or NULL picks discrete > integrated > virtual > CPU.
+ * -1 when nothing matches. */
+int vklm_devices_choose(const vklm_caps *caps, int n, const char *want);
+
 /* ---- context: instance + one device + its queue, memory, pipelines ------------------------- */
 typedef struct vklm_context vklm_context;
 

@@ -13,5 +13,13 @@
 #define VKLM_OPS_H
 
 #include "fill.h"
+#include "norm.h"
+#include "activation.h"
+#include "softmax.h"
+#include "crossentropy.h"
+#include "embedding.h"
+#include "optim.h"
+#include "attention.h"
+#include "rope.h"
 
 #endif

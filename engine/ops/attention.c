@@ -1,0 +1,239 @@
+/* Fused multi-head attention, forward and backward (shaders/attention_forward_f32.comp,
+ * attention_backward_f32_d.comp, attention_backward_f32_dq.comp, attention_backward_f32_dkv.comp),
+ * and their plain C references. */
+#include "attention.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "op_util.h"
+
+typedef struct attn_push {
+  uint32_t T, NH, NKV, causal;
+  float scale;
+} attn_push;
+_Static_assert(sizeof(attn_push) == 20, "attention_*_f32.comp push constants");
+
+typedef struct attn_d_push {
+  uint32_t n, T, NH, HS;
+} attn_d_push;
+_Static_assert(sizeof(attn_d_push) == 16, "attention_backward_f32_d.comp push constants");
+
+#define ATTN_MAX_HS 256
+
+/* Tiles of one kernel: NT threads serve BR rows of the workgroup's own block, RM rows per thread
+ * (BR/RM row groups of TPR = NT/(BR/RM) threads), while tiles of BC rows of the other operand
+ * stream through shared memory. */
+typedef struct attn_tiles {
+  uint32_t nt, br, bc, rm;
+} attn_tiles;
+
+/* Shared memory of a kernel, in floats: (a*BR + b*BC) rows of HS+1, e*BR score rows of BC+1 and
+ * f*BC per-row values. Picks the largest BR (up to 64, no more than T needs) and then the largest
+ * BC (32 down to 8, then down to 1 as a last resort) that fit the device's shared memory, with
+ * up to 128 threads: enough rows per workgroup to reuse each key/value tile, and small register
+ * tiles (RM rows x a few columns per thread) so that each shared-memory load feeds several FMAs. */
+static attn_tiles attn_choose(const vklm_context *ctx, uint32_t T, uint32_t HS, uint32_t rm_max,
+                              uint32_t a, uint32_t b, uint32_t e, uint32_t f) {
+  const vklm_caps *caps = vklm_context_caps(ctx);
+  uint32_t nt_max = vklm_op_wg_fit(ctx, 128, 0);
+  uint32_t br_max = 1;
+  while (br_max < 64 && br_max < T && br_max * 2 <= nt_max) br_max *= 2;
+  for (int pass = 0; pass < 2; pass++) {
+    uint32_t bc_min = pass == 0 ? 8 : 1;
+    for (uint32_t br = br_max; br >= 1; br /= 2) {
+      for (uint32_t bc = 32; bc >= bc_min; bc /= 2) {
+        uint64_t floats = (uint64_t)(a * br + b * bc) * (HS + 1) + (uint64_t)e * br * (bc + 1) +
+                          (uint64_t)f * bc;
+        if (floats * 4 > caps->max_shared_memory) continue;
+        uint32_t rm = br < rm_max ? br : rm_max;
+        while (rm > 1 && nt_max / (br / rm) > bc) rm /= 2; /* keep every thread busy on scores */
+        uint32_t tpr = nt_max / (br / rm);
+        if (tpr > 32) tpr = 32; /* few rows (short T): no more threads than useful */
+        attn_tiles t = {tpr * (br / rm), br, bc, rm};
+        return t;
+      }
+    }
+  }
+  VKLM_ASSERT(0, "attention: HS=%u does not fit in %u bytes of shared memory", HS,
+              caps->max_shared_memory);
+  attn_tiles none = {0, 0, 0, 0};
+  return none;
+}
+
+static void attn_check(const char *what, vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
+                       uint32_t NKV, uint32_t HS) {
+  VKLM_ASSERT(B >= 1 && T >= 1 && NH >= 1 && NKV >= 1 && HS >= 1, "%s: empty shape", what);
+  VKLM_ASSERT(NH % NKV == 0, "%s: NKV=%u does not divide NH=%u", what, NKV, NH);
+  VKLM_ASSERT(HS <= ATTN_MAX_HS, "%s: HS=%u > %u", what, HS, ATTN_MAX_HS);
+  uint64_t n = (uint64_t)B * T * (NH + 2 * NKV) * HS;
+  VKLM_ASSERT(n < (1ull << 32), "%s: qkv of %llu floats exceeds 32-bit indexing", what,
+              (unsigned long long)n);
+  VKLM_ASSERT(qkv.size >= n * 4, "%s: qkv buffer of %llu bytes < %llu floats", what,
+              (unsigned long long)qkv.size, (unsigned long long)n);
+}
+
+static void attn_check_grid(const vklm_context *ctx, const char *what, uint32_t gx, uint32_t gy,
+                            uint32_t gz) {
+  const vklm_caps *c = vklm_context_caps(ctx);
+  VKLM_ASSERT(gx <= c->max_workgroup_count[0] && gy <= c->max_workgroup_count[1] &&
+                  gz <= c->max_workgroup_count[2],
+              "%s: grid (%u,%u,%u) exceeds the device's workgroup counts", what, gx, gy, gz);
+}
+
+vklm_status vklm_attention_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer lse,
+                                   vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
+                                   uint32_t NKV, uint32_t HS, int causal) {
+  attn_check("attention_forward", qkv, B, T, NH, NKV, HS);
+  uint64_t nout = (uint64_t)B * T * NH * HS, nlse = (uint64_t)B * NH * T;
+  VKLM_ASSERT(out.size >= nout * 4, "attention_forward: out buffer too small");
+  VKLM_ASSERT(lse.size >= nlse * 4, "attention_forward: lse buffer too small");
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  attn_tiles t = attn_choose(ctx, T, HS, 4, 1, 2, 1, 0);
+  uint32_t spec[5] = {t.nt, t.br, t.bc, HS, t.rm};
+  attn_push pc = {T, NH, NKV, causal ? 1u : 0u, (float)(1.0 / sqrt((double)HS))};
+  vklm_buffer bufs[3] = {out, lse, qkv};
+  uint32_t gx = (T + t.br - 1) / t.br;
+  attn_check_grid(ctx, "attention_forward", gx, NH, B);
+  return vklm_op_dispatch(cmd, "attention_forward_f32", spec, 5, bufs, 3, &pc, sizeof pc, gx, NH,
+                          B);
+}
+
+vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer scratch,
+                                    vklm_buffer dout, vklm_buffer out, vklm_buffer lse,
+                                    vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
+                                    uint32_t NKV, uint32_t HS, int causal) {
+  attn_check("attention_backward", qkv, B, T, NH, NKV, HS);
+  uint64_t nqkv = (uint64_t)B * T * (NH + 2 * NKV) * HS;
+  uint64_t nout = (uint64_t)B * T * NH * HS, nrow = (uint64_t)B * NH * T;
+  VKLM_ASSERT(dqkv.size >= nqkv * 4, "attention_backward: dqkv buffer too small");
+  VKLM_ASSERT(dout.size >= nout * 4 && out.size >= nout * 4,
+              "attention_backward: dout/out buffer too small");
+  VKLM_ASSERT(lse.size >= nrow * 4 && scratch.size >= nrow * 4,
+              "attention_backward: lse/scratch buffer too small");
+  vklm_context *ctx = vklm_cmd_context(cmd);
+
+  /* D = rowsum(dout * out) */
+  attn_d_push dp = {(uint32_t)nrow, T, NH, HS};
+  vklm_buffer dbufs[3] = {scratch, dout, out};
+  vklm_status st =
+      vklm_op_dispatch_1d(cmd, "attention_backward_f32_d", dbufs, 3, &dp, sizeof dp, nrow);
+  if (st != VKLM_OK) return st;
+
+  attn_push pc = {T, NH, NKV, causal ? 1u : 0u, (float)(1.0 / sqrt((double)HS))};
+  vklm_buffer bufs[5] = {dqkv, dout, lse, scratch, qkv};
+
+  /* dQ: a workgroup per (query block, query head, batch) */
+  attn_tiles tq = attn_choose(ctx, T, HS, 4, 2, 2, 1, 0);
+  uint32_t specq[5] = {tq.nt, tq.br, tq.bc, HS, tq.rm};
+  uint32_t gq = (T + tq.br - 1) / tq.br;
+  attn_check_grid(ctx, "attention_backward", gq, NH, B);
+  st = vklm_op_dispatch(cmd, "attention_backward_f32_dq", specq, 5, bufs, 5, &pc, sizeof pc, gq,
+                        NH, B);
+  if (st != VKLM_OK) return st;
+
+  /* dK, dV: a workgroup per (key block, key/value head, batch) */
+  attn_tiles tk = attn_choose(ctx, T, HS, 2, 2, 2, 2, 2);
+  uint32_t speck[5] = {tk.nt, tk.br, tk.bc, HS, tk.rm};
+  uint32_t gk = (T + tk.br - 1) / tk.br;
+  attn_check_grid(ctx, "attention_backward", gk, NKV, B);
+  return vklm_op_dispatch(cmd, "attention_backward_f32_dkv", speck, 5, bufs, 5, &pc, sizeof pc,
+                          gk, NKV, B);
+}
+
+/* ---- plain C references ------------------------------------------------------------------ */
+
+/* The softmax row of query t of head h (batch b) into p[0..T), in double; returns the row's
+ * log-sum-exp. Keys past t are 0 when causal. */
+static double ref_softmax_row(double *p, const float *qkv, uint32_t b, uint32_t t, uint32_t h,
+                              uint32_t T, uint32_t NH, uint32_t NKV, uint32_t HS, int causal) {
+  uint32_t C3 = (NH + 2 * NKV) * HS, g = h / (NH / NKV);
+  const float *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * HS;
+  double scale = 1.0 / sqrt((double)HS), mx = -INFINITY;
+  uint32_t n = causal ? t + 1 : T;
+  for (uint32_t j = 0; j < n; j++) {
+    const float *k = qkv + ((size_t)b * T + j) * C3 + (size_t)(NH + g) * HS;
+    double s = 0;
+    for (uint32_t d = 0; d < HS; d++) s += (double)q[d] * k[d];
+    p[j] = s * scale;
+    if (p[j] > mx) mx = p[j];
+  }
+  double sum = 0;
+  for (uint32_t j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
+  for (uint32_t j = 0; j < n; j++) p[j] /= sum;
+  for (uint32_t j = n; j < T; j++) p[j] = 0;
+  return mx + log(sum);
+}
+
+void vklm_attention_forward_ref(float *out, float *lse, const float *qkv, uint32_t B, uint32_t T,
+                                uint32_t NH, uint32_t NKV, uint32_t HS, int causal) {
+  VKLM_ASSERT(NH % NKV == 0, "attention_forward_ref: NKV=%u does not divide NH=%u", NKV, NH);
+  uint32_t C3 = (NH + 2 * NKV) * HS;
+  double *p = malloc(T * sizeof *p), *o = malloc(HS * sizeof *o);
+  for (uint32_t b = 0; b < B; b++)
+    for (uint32_t h = 0; h < NH; h++) {
+      uint32_t g = h / (NH / NKV);
+      for (uint32_t t = 0; t < T; t++) {
+        lse[((size_t)b * NH + h) * T + t] =
+            (float)ref_softmax_row(p, qkv, b, t, h, T, NH, NKV, HS, causal);
+        memset(o, 0, HS * sizeof *o);
+        for (uint32_t j = 0; j < T; j++) {
+          const float *v = qkv + ((size_t)b * T + j) * C3 + (size_t)(NH + NKV + g) * HS;
+          for (uint32_t d = 0; d < HS; d++) o[d] += p[j] * v[d];
+        }
+        float *y = out + ((size_t)b * T + t) * NH * HS + (size_t)h * HS;
+        for (uint32_t d = 0; d < HS; d++) y[d] = (float)o[d];
+      }
+    }
+  free(p);
+  free(o);
+}
+
+void vklm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, uint32_t B,
+                                 uint32_t T, uint32_t NH, uint32_t NKV, uint32_t HS, int causal) {
+  VKLM_ASSERT(NH % NKV == 0, "attention_backward_ref: NKV=%u does not divide NH=%u", NKV, NH);
+  uint32_t C3 = (NH + 2 * NKV) * HS;
+  size_t n = (size_t)B * T * C3;
+  double *acc = calloc(n, sizeof *acc); /* dqkv accumulated in double */
+  double *p = malloc(T * sizeof *p), *dp = malloc(T * sizeof *dp);
+  double scale = 1.0 / sqrt((double)HS);
+  for (uint32_t b = 0; b < B; b++)
+    for (uint32_t h = 0; h < NH; h++) {
+      uint32_t g = h / (NH / NKV);
+      size_t qc = (size_t)h * HS, kc = (size_t)(NH + g) * HS, vc = (size_t)(NH + NKV + g) * HS;
+      for (uint32_t t = 0; t < T; t++) {
+        ref_softmax_row(p, qkv, b, t, h, T, NH, NKV, HS, causal);
+        const float *dy = dout + ((size_t)b * T + t) * NH * HS + (size_t)h * HS;
+        const float *q = qkv + ((size_t)b * T + t) * C3 + qc;
+        /* dp_j = dy . v_j; dv_j += p_j dy; then ds_j = p_j (dp_j - sum_i p_i dp_i) */
+        double dot = 0;
+        for (uint32_t j = 0; j < T; j++) {
+          const float *v = qkv + ((size_t)b * T + j) * C3 + vc;
+          double *dv = acc + ((size_t)b * T + j) * C3 + vc;
+          double s = 0;
+          for (uint32_t d = 0; d < HS; d++) {
+            s += (double)dy[d] * v[d];
+            dv[d] += p[j] * dy[d];
+          }
+          dp[j] = s;
+          dot += p[j] * s;
+        }
+        double *dq = acc + ((size_t)b * T + t) * C3 + qc;
+        for (uint32_t j = 0; j < T; j++) {
+          double ds = p[j] * (dp[j] - dot) * scale;
+          if (ds == 0) continue;
+          const float *k = qkv + ((size_t)b * T + j) * C3 + kc;
+          double *dk = acc + ((size_t)b * T + j) * C3 + kc;
+          for (uint32_t d = 0; d < HS; d++) {
+            dq[d] += ds * k[d];
+            dk[d] += ds * q[d];
+          }
+        }
+      }
+    }
+  for (size_t i = 0; i < n; i++) dqkv[i] = (float)acc[i];
+  free(acc);
+  free(p);
+  free(dp);
+}

@@ -1,0 +1,49 @@
+/* Multi-head attention, fused (flash-attention style): forward and backward, causal or not
+ * (non-causal for masked-language-model training), with grouped-query heads.
+ *
+ * Layout. qkv (B,T,(NH+2*NKV)*HS) holds, per token, NH query heads, then NKV key heads, then NKV
+ * value heads, HS floats each: what one fused QKV matmul produces. Query head h uses key/value
+ * head h / (NH/NKV); NKV must divide NH (NKV == NH is plain multi-head attention, NKV == 1
+ * multi-query attention). out (B,T,NH*HS) is the per-head output, heads side by side. Scores are
+ * scaled by 1/sqrt(HS); with `causal` set, query t sees keys 0..t only.
+ *
+ * Saved for backward: lse (B,NH,T), the natural log of the softmax denominator of each query row,
+ * lse = log(sum_j exp(s_j)) with s_j the scaled scores (so softmax p_j = exp(s_j - lse)).
+ *
+ * The GPU kernels never hold a TxT matrix: the forward streams key/value tiles through shared
+ * memory with an online softmax; the backward recomputes probabilities from lse, first computing
+ * D = rowsum(dout * out) into a scratch buffer, then dQ per query block and dK/dV per key block of
+ * each key/value head (summing over every query head of its group in a fixed order: deterministic,
+ * no atomics). Tile and workgroup sizes come from the device's limits. HS may be any size from 1
+ * to 256 (tested: 16, 32, 64, 80, 128); T need not be a multiple of any tile.
+ *
+ * Gradients: dqkv is an activation gradient and is OVERWRITTEN (every element, the key and value
+ * parts included). */
+#ifndef VKLM_OPS_ATTENTION_H
+#define VKLM_OPS_ATTENTION_H
+
+#include <stdint.h>
+#include "vklm_runtime.h"
+
+/* out (B,T,NH*HS), lse (B,NH,T) <- qkv (B,T,(NH+2*NKV)*HS). */
+vklm_status vklm_attention_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer lse,
+                                   vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
+                                   uint32_t NKV, uint32_t HS, int causal);
+
+/* dqkv (B,T,(NH+2*NKV)*HS), overwritten <- dout (B,T,NH*HS), with out (B,T,NH*HS) and
+ * lse (B,NH,T) saved by the forward, and its input qkv (B,T,(NH+2*NKV)*HS).
+ * scratch (B,NH,T) receives D = rowsum(dout * out); its contents are not needed afterwards. */
+vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer scratch,
+                                    vklm_buffer dout, vklm_buffer out, vklm_buffer lse,
+                                    vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
+                                    uint32_t NKV, uint32_t HS, int causal);
+
+/* Plain C references with the full TxT softmax materialised (accumulating in double).
+ * forward: out (B,T,NH*HS), lse (B,NH,T) <- qkv. backward: dqkv (overwritten) <- dout, qkv; it
+ * recomputes the softmax from qkv and needs neither out nor lse. */
+void vklm_attention_forward_ref(float *out, float *lse, const float *qkv, uint32_t B, uint32_t T,
+                                uint32_t NH, uint32_t NKV, uint32_t HS, int causal);
+void vklm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, uint32_t B,
+                                 uint32_t T, uint32_t NH, uint32_t NKV, uint32_t HS, int causal);
+
+#endif

@@ -1,0 +1,29 @@
+#version 450
+// embedding_forward_f32: out[b,t,c] = wte[tokens[b,t], c] + (has_wpe ? wpe[t, c] : 0).
+// A token outside [0,V) gives a NaN row (never an out-of-bounds read); the host validates ids.
+// Bindings: 0 out (B*T, C) f32, write-only; 1 tokens (B*T) int32, read-only;
+//           2 wte (V, C) f32, read-only; 3 wpe (T, C) f32, read-only (any buffer when !has_wpe).
+// Push constants: uint BT, T, C, V, has_wpe.
+// Dispatch: one thread per output element (B*T*C); local_size_x = spec constant 0; grid over x,y
+// by vklm_groups_1d (threads past the end return).
+#extension GL_GOOGLE_include_directive : require
+layout(local_size_x_id = 0) in;
+#include "common.glsl"
+layout(std430, binding = 0) writeonly buffer Out { float out_[]; };
+layout(std430, binding = 1) readonly buffer Tokens { int tokens[]; };
+layout(std430, binding = 2) readonly buffer Wte { float wte[]; };
+layout(std430, binding = 3) readonly buffer Wpe { float wpe[]; };
+layout(push_constant) uniform Push { uint BT; uint T; uint C; uint V; uint has_wpe; } pc;
+void main() {
+  uint i = vklm_global_linear();
+  if (i >= pc.BT * pc.C) return;
+  uint bt = i / pc.C, c = i - bt * pc.C;
+  uint tok = uint(tokens[bt]);
+  if (tok >= pc.V) {
+    out_[i] = uintBitsToFloat(0x7fc00000u); // NaN
+    return;
+  }
+  float v = wte[tok * pc.C + c];
+  if (pc.has_wpe != 0u) v += wpe[(bt % pc.T) * pc.C + c];
+  out_[i] = v;
+}

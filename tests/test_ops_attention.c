@@ -1,0 +1,162 @@
+/* Attention op tests (VKLM_TEST_GPU): the fused GPU forward (out, lse) and backward (dqkv) against
+ * the materialised-softmax C references, causal and non-causal, for multi-head, grouped-query and
+ * multi-query shapes with T not a multiple of any tile and HS of 16, 32, 64, 80, 128 and 256; the
+ * backward reference checked by finite differences of loss = sum(out * proj); and repeatability
+ * of the backward (no atomics: two runs give identical bits). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ops/ops.h"
+#include "testutil.h"
+
+typedef struct shape {
+  uint32_t B, T, NH, NKV, HS;
+} shape;
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Two views of one comparison: vt_compare's elementwise relative error (its floor of
+ * 1e-3 * max|want| makes a one-ulp fp32 error on a near-zero element read as ~1e-4, so its
+ * tolerance is loose and only catches gross, local errors), and the normwise
+ * ||got - want|| / ||want||, held to the tolerance that fp32 accumulation should meet (1e-5
+ * forward, 1e-4 backward). */
+static void check(vt_env *env, const char *what, const float *got, const float *want, size_t n,
+                  double elem_tol, double norm_tol) {
+  vt_compare(env, what, got, want, n, elem_tol);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)got[i] - want[i];
+    num += d * d;
+    den += (double)want[i] * want[i];
+  }
+  double rel = sqrt(num) / (sqrt(den) + 1e-30);
+  vt_expect(env, rel <= norm_tol, "%-40s normwise rel err %.3e (tol %.0e)", what, rel, norm_tol);
+}
+
+static void test_gpu(vt_env *env, shape s, int causal, int timing) {
+  uint32_t B = s.B, T = s.T, NH = s.NH, NKV = s.NKV, HS = s.HS;
+  size_t nqkv = (size_t)B * T * (NH + 2 * NKV) * HS, nout = (size_t)B * T * NH * HS,
+         nrow = (size_t)B * NH * T;
+  uint64_t seed = B * 1000003u + T * 1009u + NH * 101u + NKV * 11u + HS + causal;
+  float *qkv = vt_randf(nqkv, seed, -2, 2);
+  float *dout = vt_randf(nout, seed + 1, -1, 1);
+  float *out = vt_zeros(nout), *lse = vt_zeros(nrow), *dqkv = vt_zeros(nqkv);
+  double t0 = now_ms();
+  vklm_attention_forward_ref(out, lse, qkv, B, T, NH, NKV, HS, causal);
+  double t1 = now_ms();
+  vklm_attention_backward_ref(dqkv, dout, qkv, B, T, NH, NKV, HS, causal);
+  double t2 = now_ms();
+
+  vklm_buffer gqkv = vt_upload(env, qkv, nqkv * 4), gdout = vt_upload(env, dout, nout * 4);
+  vklm_buffer gout = vt_alloc(env, nout * 4), glse = vt_alloc(env, nrow * 4);
+  vklm_buffer gdqkv = vt_alloc(env, nqkv * 4), gscr = vt_alloc(env, nrow * 4);
+  /* dqkv is overwritten: start it with garbage */
+  vt_begin(env);
+  vt_ok(env, vklm_fill(env->cmd, gdqkv, 12345.0f, (uint32_t)nqkv), "fill");
+  vt_ok(env, vklm_attention_forward(env->cmd, gout, glse, gqkv, B, T, NH, NKV, HS, causal), "fwd");
+  vt_ok(env, vklm_attention_backward(env->cmd, gdqkv, gscr, gdout, gout, glse, gqkv, B, T, NH, NKV,
+                                     HS, causal),
+        "bwd");
+  vt_run(env);
+  float *o = vt_download(env, gout, nout), *l = vt_download(env, glse, nrow);
+  float *d = vt_download(env, gdqkv, nqkv);
+  char what[96];
+  snprintf(what, sizeof what, "attn fwd out  B%u T%u NH%u NKV%u HS%u %s", B, T, NH, NKV, HS,
+           causal ? "causal" : "full");
+  check(env, what, o, out, nout, 5e-3, 1e-5);
+  snprintf(what, sizeof what, "attn fwd lse  B%u T%u NH%u NKV%u HS%u %s", B, T, NH, NKV, HS,
+           causal ? "causal" : "full");
+  check(env, what, l, lse, nrow, 1e-4, 1e-5);
+  snprintf(what, sizeof what, "attn bwd dqkv B%u T%u NH%u NKV%u HS%u %s", B, T, NH, NKV, HS,
+           causal ? "causal" : "full");
+  check(env, what, d, dqkv, nqkv, 5e-3, 1e-4);
+
+  /* Determinism: the backward again gives identical bits. */
+  vt_begin(env);
+  vt_ok(env, vklm_attention_backward(env->cmd, gdqkv, gscr, gdout, gout, glse, gqkv, B, T, NH, NKV,
+                                     HS, causal),
+        "bwd");
+  vt_run(env);
+  float *d2 = vt_download(env, gdqkv, nqkv);
+  vt_expect(env, !memcmp(d, d2, nqkv * 4), "attn bwd repeat gives identical bits");
+
+  if (timing) {
+    /* Rough timings (lavapipe timings are CPU timings: for information only). */
+    int reps = 3;
+    vt_begin(env);
+    for (int r = 0; r < reps; r++)
+      vt_ok(env, vklm_attention_forward(env->cmd, gout, glse, gqkv, B, T, NH, NKV, HS, causal),
+            "fwd");
+    vt_ok(env, vklm_cmd_end(env->cmd), "end");
+    double g0 = now_ms();
+    vt_ok(env, vklm_cmd_run(env->cmd), "run");
+    double g1 = now_ms();
+    vt_begin(env);
+    for (int r = 0; r < reps; r++)
+      vt_ok(env, vklm_attention_backward(env->cmd, gdqkv, gscr, gdout, gout, glse, gqkv, B, T, NH,
+                                         NKV, HS, causal),
+            "bwd");
+    vt_ok(env, vklm_cmd_end(env->cmd), "end");
+    double g2 = now_ms();
+    vt_ok(env, vklm_cmd_run(env->cmd), "run");
+    double g3 = now_ms();
+    printf("       timing: fwd ref %.2f ms, gpu %.2f ms; bwd ref %.2f ms, gpu %.2f ms\n", t1 - t0,
+           (g1 - g0) / reps, t2 - t1, (g3 - g2) / reps);
+  }
+  free(qkv); free(dout); free(out); free(lse); free(dqkv); free(o); free(l); free(d); free(d2);
+}
+
+typedef struct fd_state {
+  shape s;
+  int causal;
+  const float *qkv, *proj;
+  float *out, *lse;
+} fd_state;
+
+static double fd_loss(void *p) {
+  fd_state *st = p;
+  shape s = st->s;
+  vklm_attention_forward_ref(st->out, st->lse, st->qkv, s.B, s.T, s.NH, s.NKV, s.HS, st->causal);
+  size_t n = (size_t)s.B * s.T * s.NH * s.HS;
+  double l = 0;
+  for (size_t i = 0; i < n; i++) l += (double)st->out[i] * st->proj[i];
+  return l;
+}
+
+static void test_fd(vt_env *env, shape s, int causal) {
+  size_t nqkv = (size_t)s.B * s.T * (s.NH + 2 * s.NKV) * s.HS;
+  size_t nout = (size_t)s.B * s.T * s.NH * s.HS;
+  float *qkv = vt_randf(nqkv, 7 + s.T + causal, -1, 1), *proj = vt_randf(nout, 8 + s.T, -1, 1);
+  float *dqkv = vt_zeros(nqkv);
+  vklm_attention_backward_ref(dqkv, proj, qkv, s.B, s.T, s.NH, s.NKV, s.HS, causal);
+  fd_state st = {s, causal, qkv, proj, vt_zeros(nout), vt_zeros((size_t)s.B * s.NH * s.T)};
+  char what[96];
+  snprintf(what, sizeof what, "attn bwd ref B%u T%u NH%u NKV%u HS%u %s", s.B, s.T, s.NH, s.NKV,
+           s.HS, causal ? "causal" : "full");
+  vt_fd_check(env, what, fd_loss, &st, qkv, nqkv, dqkv, 400, 1e-2, 1e-2);
+  free(qkv); free(proj); free(dqkv); free(st.out); free(st.lse);
+}
+
+int main(void) {
+  vt_env env;
+  vt_init(&env, "test_ops_attention");
+  const shape shapes[] = {
+      {1, 1, 1, 1, 16},  {2, 7, 4, 4, 16},   {1, 37, 4, 2, 32},
+      {2, 19, 6, 1, 64}, {1, 65, 2, 2, 128}, {1, 23, 3, 1, 80},
+      {1, 100, 2, 1, 32}, {1, 33, 2, 1, 256},
+  };
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+    for (int causal = 1; causal >= 0; causal--) test_gpu(&env, shapes[i], causal, 0);
+  const shape fds[] = {{1, 5, 2, 1, 8}, {2, 4, 2, 2, 4}, {1, 6, 3, 3, 6}};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+    for (int causal = 1; causal >= 0; causal--) test_fd(&env, fds[i], causal);
+  test_gpu(&env, (shape){2, 128, 4, 2, 64}, 1, 1);
+  return vt_finish(&env);
+}
