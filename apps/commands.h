@@ -6,5 +6,8 @@
 int cmd_devices(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
+/* `vklm tokenizer bench` (also reachable from `vklm bench`): encode MB/s and training time. */
+int bench_tokenizer(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 
 #endif

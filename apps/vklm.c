@@ -15,6 +15,7 @@ static const command commands[] = {
     {"devices", cmd_devices, "list Vulkan devices and their capabilities (--json)"},
     {"bench", cmd_bench, "benchmarks: `vklm bench ops` (matmul GFLOP/s, elementwise GB/s)"},
     {"tokenizer", cmd_tokenizer, "byte-level BPE: train, encode, decode, convert"},
+    {"data", cmd_data, "text pipeline: prepare (clean, filter, dedup), tokenize (shards)"},
 };
 
 static void usage(FILE *f) {

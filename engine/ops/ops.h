@@ -21,5 +21,7 @@
 #include "optim.h"
 #include "attention.h"
 #include "rope.h"
+#include "matmul.h"
+#include "elementwise.h"
 
 #endif

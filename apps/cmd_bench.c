@@ -1,0 +1,272 @@
+/* vklm bench: benchmarks that print figures.
+ *   vklm bench ops        matmul GFLOP/s (tiled fp32, fp16 storage, and the naive kernel for
+ *                         comparison) over square shapes and the shapes of GPT-2 124M, and
+ *                         elementwise GB/s; a table, or --json.
+ *   vklm bench tokenizer  see engine/text (encode MB/s and training time). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app_util.h"
+#include "commands.h"
+#include "ops/ops.h"
+
+typedef struct mm_shape {
+  const char *name;
+  uint32_t M, N, K;
+  int trans_a, trans_b;
+} mm_shape;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct bench {
+  vklm_context *ctx;
+  vklm_arena *arena;
+  vklm_cmd *cmd;
+  double min_seconds; /* time budget per measurement */
+} bench;
+
+/* Times rec(): one repetition recorded and run to warm up (pipelines, caches, clocks) and to
+ * estimate its cost, then as many repetitions per command buffer as fit in a fraction of the time
+ * budget, run until min_seconds have passed. Returns seconds per repetition, or -1 with the
+ * error printed. */
+typedef vklm_status (*record_fn)(vklm_cmd *cmd, void *arg);
+
+static vklm_status record(bench *b, record_fn rec, void *arg, int reps) {
+  vklm_status st = vklm_cmd_begin(b->cmd);
+  for (int r = 0; r < reps && st == VKLM_OK; r++) st = rec(b->cmd, arg);
+  return st == VKLM_OK ? vklm_cmd_end(b->cmd) : st;
+}
+
+static double time_recorded(bench *b, record_fn rec, void *arg) {
+  vklm_status st = record(b, rec, arg, 1);
+  double t0 = now_s();
+  if (st == VKLM_OK) st = vklm_cmd_run(b->cmd);
+  double one = now_s() - t0;
+  int reps = one > 0 ? (int)(b->min_seconds / 4 / one) : 50;
+  if (reps < 1) reps = 1;
+  if (reps > 50) reps = 50;
+  if (st == VKLM_OK) st = record(b, rec, arg, reps);
+  t0 = now_s();
+  double t = 0;
+  int runs = 0;
+  while (st == VKLM_OK && (runs < 1 || t < b->min_seconds) && runs < 1000) {
+    st = vklm_cmd_run(b->cmd);
+    runs++;
+    t = now_s() - t0;
+  }
+  if (st != VKLM_OK) {
+    fprintf(stderr, "vklm bench: %s: %s\n", vklm_status_name(st), vklm_context_error(b->ctx));
+    return -1;
+  }
+  return t / runs / reps;
+}
+
+/* A GEMM whose B or C would exceed the largest bindable buffer (GPT-2's 50257 x 768 fp32 LM
+ * head is 147 MiB; lavapipe and baseline limits bind 128 MiB) is split along N into chunks with
+ * their own buffers, as the engine must do for such tensors. */
+#define MAX_CHUNKS 16
+typedef struct mm_arg {
+  vklm_buffer a, b[MAX_CHUNKS], c[MAX_CHUNKS];
+  vklm_gemm g[MAX_CHUNKS];
+  int nchunks;
+  int kind; /* 0 tiled fp32, 1 fp16 storage, 2 naive */
+} mm_arg;
+
+static vklm_status rec_mm(vklm_cmd *cmd, void *p) {
+  mm_arg *m = p;
+  vklm_status st = VKLM_OK;
+  for (int i = 0; i < m->nchunks && st == VKLM_OK; i++) {
+    if (m->kind == 1) st = vklm_matmul_f16(cmd, m->c[i], m->a, m->b[i], &m->g[i]);
+    else if (m->kind == 2) st = vklm_matmul_naive(cmd, m->c[i], m->a, m->b[i], &m->g[i]);
+    else st = vklm_matmul(cmd, m->c[i], m->a, m->b[i], &m->g[i]);
+  }
+  return st;
+}
+
+/* Allocates and fills the operands of shape sh, splitting N into chunks where needed. */
+static int mm_setup(bench *b, const mm_shape *sh, mm_arg *m) {
+  uint64_t range = vklm_context_caps(b->ctx)->max_storage_buffer_range;
+  uint64_t na = (uint64_t)sh->M * sh->K, nb = (uint64_t)sh->K * sh->N, nc = (uint64_t)sh->M * sh->N;
+  uint64_t big = nb > nc ? nb : nc;
+  int chunks = (int)((big * 4 + range - 1) / range);
+  if (na * 4 > range || chunks > MAX_CHUNKS || (chunks > 1 && sh->trans_b == 0)) {
+    fprintf(stderr, "vklm bench: shape %s (%u x %u x %u) does not fit this device's %llu-byte buffers\n",
+            sh->name, sh->M, sh->N, sh->K, (unsigned long long)range);
+    return -1;
+  }
+  vklm_arena_reset(b->arena);
+  vklm_cmd_begin(b->cmd);
+  if (vklm_arena_alloc(b->arena, na * 4, &m->a)) goto fail;
+  vklm_fill(b->cmd, m->a, 0.01f, (uint32_t)na);
+  m->nchunks = chunks;
+  uint32_t per = (sh->N + chunks - 1) / chunks;
+  for (int i = 0; i < chunks; i++) {
+    uint32_t n = i == chunks - 1 ? sh->N - per * (uint32_t)i : per;
+    m->g[i] = (vklm_gemm){.M = sh->M, .N = n, .K = sh->K, .batch = 1, .trans_a = sh->trans_a,
+                          .trans_b = sh->trans_b, .alpha = 1.0f, .beta = 0.0f};
+    if (vklm_arena_alloc(b->arena, (uint64_t)sh->K * n * 4, &m->b[i]) ||
+        vklm_arena_alloc(b->arena, (uint64_t)sh->M * n * 4, &m->c[i]))
+      goto fail;
+    /* 0.02f read as packed halves is a pair of finite fp16 values: fine for timing. */
+    vklm_fill(b->cmd, m->b[i], 0.02f, (uint32_t)((uint64_t)sh->K * n));
+  }
+  if (vklm_cmd_end(b->cmd) || vklm_cmd_run(b->cmd)) goto fail;
+  return 0;
+fail:
+  fprintf(stderr, "vklm bench: %s\n", vklm_context_error(b->ctx));
+  return -1;
+}
+
+typedef struct ew_arg {
+  vklm_buffer x;
+  uint32_t n;
+} ew_arg;
+
+static vklm_status rec_scale(vklm_cmd *cmd, void *p) {
+  ew_arg *e = p;
+  return vklm_scale(cmd, e->x, 1.0f, e->n);
+}
+
+static int bench_ops(int argc, char **argv) {
+  vklm_config cfg;
+  vklm_config_from_env(&cfg);
+  int json = 0, tokens = 0, naive = 1;
+  double min_s = 0.5;
+  for (int i = 1; i < argc; i++) {
+    int r = app_config_flag(&cfg, argc, argv, &i);
+    if (r < 0) return 2;
+    if (r) continue;
+    if (!strcmp(argv[i], "--json")) json = 1;
+    else if (!strcmp(argv[i], "--no-naive")) naive = 0;
+    else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) min_s = atof(argv[++i]);
+    else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      printf("usage: vklm bench ops [--json] [--tokens N] [--seconds S] [--no-naive] [--device D]\n"
+             "  --tokens N   rows (batch x sequence) of the GPT-2 124M shapes (default 1024 on a GPU,\n"
+             "               128 on a CPU device)\n"
+             "  --seconds S  time spent per measurement (default 0.5)\n");
+      return 0;
+    } else {
+      fprintf(stderr, "vklm bench ops: unknown flag '%s'\n", argv[i]);
+      return 2;
+    }
+  }
+  bench b = {.min_seconds = min_s};
+  if (!(b.ctx = app_context(&cfg))) return 1;
+  const vklm_caps *caps = vklm_context_caps(b.ctx);
+  int cpu = caps->type == VKLM_DEVICE_CPU;
+  if (tokens <= 0) tokens = cpu ? 128 : 1024;
+  int rc = 1;
+  cJSON *root = cJSON_CreateObject(), *mmj = cJSON_CreateArray();
+  cJSON_AddStringToObject(root, "device", caps->name);
+  cJSON_AddStringToObject(root, "driver", caps->driver_name);
+  cJSON_AddStringToObject(root, "driver_info", caps->driver_info);
+  cJSON_AddBoolToObject(root, "baseline_limits", caps->baseline);
+  cJSON_AddNumberToObject(root, "tokens", tokens);
+  cJSON_AddItemToObject(root, "matmul", mmj);
+  if (vklm_arena_create(b.ctx, 0, &b.arena) != VKLM_OK || vklm_cmd_create(b.ctx, &b.cmd) != VKLM_OK) {
+    fprintf(stderr, "vklm bench: %s\n", vklm_context_error(b.ctx));
+    goto done;
+  }
+  uint32_t sq = cpu ? 256 : 2048, T = (uint32_t)tokens;
+  mm_shape shapes[] = {
+      {"square", sq, sq, sq, 0, 0},
+      {"gpt2 qkv", T, 2304, 768, 0, 1},
+      {"gpt2 attn proj", T, 768, 768, 0, 1},
+      {"gpt2 mlp fc", T, 3072, 768, 0, 1},
+      {"gpt2 mlp proj", T, 768, 3072, 0, 1},
+      {"gpt2 lm head", T, 50257, 768, 0, 1},
+      {"gpt2 dW mlp fc", 3072, 768, T, 1, 0},
+  };
+  int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+  if (!json) {
+    printf("device: %s (%s)%s\n", caps->name, caps->driver_info[0] ? caps->driver_info : caps->driver_name,
+           caps->baseline ? " [baseline limits]" : "");
+    printf("\nmatmul C = op(A) @ op(B), fp32 accumulate; GFLOP/s = 2*M*N*K / time\n");
+    printf("%-16s %6s %6s %6s %3s %10s %10s %10s\n", "shape", "M", "N", "K", "op", "fp32", "fp16 st.",
+           naive ? "naive" : "");
+  }
+  for (int s = 0; s < nshapes; s++) {
+    mm_shape *sh = &shapes[s];
+    mm_arg m;
+    if (mm_setup(&b, sh, &m)) goto done;
+    vklm_gemm whole = {.M = sh->M, .N = sh->N, .K = sh->K, .batch = 1};
+    double flops = vklm_matmul_flops(&whole), gf[3] = {0, 0, 0};
+    for (int kind = 0; kind < 3; kind++) {
+      if (kind == 2 && (!naive || flops > (cpu ? 2e9 : 2e12))) continue;
+      m.kind = kind;
+      double t = time_recorded(&b, rec_mm, &m);
+      if (t < 0) goto done;
+      gf[kind] = flops / t / 1e9;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "shape", sh->name);
+    cJSON_AddNumberToObject(o, "M", sh->M);
+    cJSON_AddNumberToObject(o, "N", sh->N);
+    cJSON_AddNumberToObject(o, "K", sh->K);
+    cJSON_AddBoolToObject(o, "trans_a", sh->trans_a);
+    cJSON_AddBoolToObject(o, "trans_b", sh->trans_b);
+    cJSON_AddNumberToObject(o, "chunks", m.nchunks);
+    cJSON_AddNumberToObject(o, "gflops_f32", gf[0]);
+    cJSON_AddNumberToObject(o, "gflops_f16_storage", gf[1]);
+    if (gf[2] > 0) cJSON_AddNumberToObject(o, "gflops_naive", gf[2]);
+    cJSON_AddItemToArray(mmj, o);
+    if (!json) {
+      char nv[16] = "";
+      if (gf[2] > 0) snprintf(nv, sizeof nv, "%10.1f", gf[2]);
+      else if (naive) snprintf(nv, sizeof nv, "%10s", "-");
+      printf("%-16s %6u %6u %6u %s%s %10.1f %10.1f %s\n", sh->name, sh->M, sh->N, sh->K, sh->trans_a ? "T" : "N",
+             sh->trans_b ? "T" : "N", gf[0], gf[1], nv);
+      fflush(stdout);
+    }
+  }
+  /* Elementwise: x *= 1 over 64 MiB (16 MiB under a CPU driver): read + write per element. */
+  {
+    ew_arg e = {.n = (uint32_t)((cpu ? 16u : 64u) << 20) / 4};
+    vklm_arena_reset(b.arena);
+    if (vklm_arena_alloc(b.arena, (uint64_t)e.n * 4, &e.x)) {
+      fprintf(stderr, "vklm bench: %s\n", vklm_context_error(b.ctx));
+      goto done;
+    }
+    double t = time_recorded(&b, rec_scale, &e);
+    if (t < 0) goto done;
+    double gbs = 2.0 * e.n * 4 / t / 1e9;
+    cJSON *o = cJSON_AddObjectToObject(root, "elementwise");
+    cJSON_AddStringToObject(o, "op", "scale_f32 (read + write)");
+    cJSON_AddNumberToObject(o, "bytes", 2.0 * e.n * 4);
+    cJSON_AddNumberToObject(o, "gb_per_s", gbs);
+    if (!json) printf("\nelementwise scale_f32 over %.0f MiB: %.1f GB/s (read + write)\n", e.n * 4 / 1048576.0, gbs);
+  }
+  cJSON_AddNumberToObject(root, "pipelines", vklm_pipeline_count(b.ctx));
+  cJSON_AddNumberToObject(root, "pipeline_build_ms", vklm_pipeline_build_ms(b.ctx));
+  if (!json)
+    printf("%u pipelines built in %.1f ms (pipeline cache: %s)\n", vklm_pipeline_count(b.ctx),
+           vklm_pipeline_build_ms(b.ctx), cfg.cache_dir[0] ? cfg.cache_dir : "off");
+  if (json) {
+    char *s = cJSON_Print(root);
+    printf("%s\n", s);
+    cJSON_free(s);
+  }
+  rc = 0;
+done:
+  cJSON_Delete(root);
+  vklm_cmd_destroy(b.cmd);
+  vklm_arena_destroy(b.arena);
+  vklm_context_destroy(b.ctx);
+  return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "ops")) return bench_ops(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "tokenizer")) return bench_tokenizer(argc - 1, argv + 1);
+  fprintf(stderr, "usage: vklm bench ops|tokenizer [flags]   (vklm bench ops --help)\n");
+  return 2;
+}

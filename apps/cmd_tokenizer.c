@@ -1,0 +1,389 @@
+/* `vklm tokenizer`: train, encode, decode, convert, info, bench — a thin front end over
+ * engine/text/tokenizer.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "commands.h"
+#include "text/tokenizer.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: vklm tokenizer <action> [flags]\n\n"
+          "  train   -o OUT.json --vocab-size N [--pattern gpt2|cl100k|llama3|o200k] [--regex RE]\n"
+          "          [--special TOKEN]... [--min-frequency N] [-v] FILE...\n"
+          "          (text files: one sequence per line; *.jsonl: the \"text\" field of each line)\n"
+          "  encode  TOKENIZER (-p TEXT | FILE | -) [--no-specials]     prints ids\n"
+          "  encode  TOKENIZER --jsonl FILE [--no-specials]  one line of ids per {\"text\": ...} line\n"
+          "  encode  TOKENIZER --lines FILE [--no-specials]  one line of ids per line (\\n included)\n"
+          "  decode  TOKENIZER (IDS... | -i FILE | -) [--skip-specials] writes the bytes\n"
+          "  convert TOKENIZER -o OUT.json                              writes tokenizer.json\n"
+          "  info    TOKENIZER\n"
+          "  bench   see `vklm tokenizer bench --help`\n\n"
+          "TOKENIZER is one of: -t tokenizer.json | -t DIR (tokenizer.json or vocab.json+merges.txt)\n"
+          "  | --vocab vocab.json --merges merges.txt | --tiktoken FILE --pattern P|--regex RE\n"
+          "    [--special TOKEN]... (tiktoken specials get ids after the largest rank)\n");
+}
+
+typedef struct opts {
+  const char *tok, *vocab, *merges, *tiktoken, *pattern, *regex, *out, *text, *input, *jsonl, *lines;
+  const char **specials;
+  size_t n_specials;
+  size_t vocab_size;
+  unsigned long long min_freq;
+  int verbose, no_specials, skip_specials;
+  const char **rest;
+  size_t n_rest;
+} opts;
+
+/* Parses flags; returns 0, or 2 on bad usage (message printed). */
+static int parse(int argc, char **argv, opts *o) {
+  o->specials = calloc((size_t)argc + 1, sizeof *o->specials);
+  o->rest = calloc((size_t)argc + 1, sizeof *o->rest);
+  if (!o->specials || !o->rest) return 1;
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    const char **val = NULL;
+    if (!strcmp(a, "-t")) val = &o->tok;
+    else if (!strcmp(a, "--vocab")) val = &o->vocab;
+    else if (!strcmp(a, "--merges")) val = &o->merges;
+    else if (!strcmp(a, "--tiktoken")) val = &o->tiktoken;
+    else if (!strcmp(a, "--pattern")) val = &o->pattern;
+    else if (!strcmp(a, "--regex")) val = &o->regex;
+    else if (!strcmp(a, "-o")) val = &o->out;
+    else if (!strcmp(a, "-p")) val = &o->text;
+    else if (!strcmp(a, "-i")) val = &o->input;
+    else if (!strcmp(a, "--jsonl")) val = &o->jsonl;
+    else if (!strcmp(a, "--lines")) val = &o->lines;
+    else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = 1;
+    else if (!strcmp(a, "--no-specials")) o->no_specials = 1;
+    else if (!strcmp(a, "--skip-specials")) o->skip_specials = 1;
+    else if (!strcmp(a, "--special") || !strcmp(a, "--vocab-size") || !strcmp(a, "--min-frequency")) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "vklm tokenizer: %s needs a value\n", a);
+        return 2;
+      }
+      const char *v = argv[++i];
+      char *end;
+      if (!strcmp(a, "--special")) {
+        o->specials[o->n_specials++] = v;
+        continue;
+      }
+      errno = 0;
+      unsigned long long n = strtoull(v, &end, 10);
+      if (errno || *end || !*v) {
+        fprintf(stderr, "vklm tokenizer: %s: '%s' is not a number\n", a, v);
+        return 2;
+      }
+      if (!strcmp(a, "--vocab-size")) o->vocab_size = (size_t)n;
+      else o->min_freq = n;
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "vklm tokenizer: unknown flag '%s'\n", a);
+      return 2;
+    } else {
+      o->rest[o->n_rest++] = a;
+    }
+    if (val) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "vklm tokenizer: %s needs a value\n", a);
+        return 2;
+      }
+      *val = argv[++i];
+    }
+  }
+  return 0;
+}
+
+static const char *pattern_of(const opts *o) {
+  if (o->regex) return o->regex;
+  if (!o->pattern) return NULL;
+  int p = vklm_pretok_pattern_from_name(o->pattern);
+  return p < 0 ? NULL : vklm_pretok_pattern_regex((vklm_pretok_pattern)p);
+}
+
+static vklm_tokenizer *load(const opts *o) {
+  char err[512] = "";
+  vklm_tokenizer *tk = NULL;
+  int rc;
+  if (o->pattern && vklm_pretok_pattern_from_name(o->pattern) < 0) {
+    fprintf(stderr, "vklm tokenizer: unknown pattern '%s' (gpt2, cl100k, llama3, o200k)\n", o->pattern);
+    return NULL;
+  }
+  if (o->tiktoken)
+    rc = vklm_tokenizer_load_tiktoken(o->tiktoken, pattern_of(o), o->specials, NULL, o->n_specials,
+                                      &tk, err, sizeof err);
+  else if (o->vocab && o->merges)
+    rc = vklm_tokenizer_load_gpt2(o->vocab, o->merges, pattern_of(o), &tk, err, sizeof err);
+  else if (o->tok)
+    rc = vklm_tokenizer_load(o->tok, &tk, err, sizeof err);
+  else {
+    fprintf(stderr, "vklm tokenizer: no tokenizer given (-t, --vocab/--merges or --tiktoken)\n");
+    return NULL;
+  }
+  if (rc) {
+    fprintf(stderr, "vklm tokenizer: %s\n", err);
+    return NULL;
+  }
+  return tk;
+}
+
+static int read_all(const char *path, char **buf, size_t *len) {
+  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+  if (!f) {
+    fprintf(stderr, "vklm tokenizer: %s: %s\n", path, strerror(errno));
+    return 1;
+  }
+  size_t cap = 1 << 16, n = 0;
+  char *b = malloc(cap);
+  while (b) {
+    if (n + 1 >= cap) {
+      char *nb = realloc(b, cap * 2);
+      if (!nb) {
+        free(b);
+        b = NULL;
+        break;
+      }
+      b = nb;
+      cap *= 2;
+    }
+    size_t got = fread(b + n, 1, cap - n - 1, f);
+    if (!got) break;
+    n += got;
+  }
+  if (f != stdin) fclose(f);
+  if (!b) {
+    fprintf(stderr, "vklm tokenizer: out of memory reading %s\n", path);
+    return 1;
+  }
+  b[n] = 0;
+  *buf = b;
+  *len = n;
+  return 0;
+}
+
+static int do_train(const opts *o) {
+  if (!o->out || !o->vocab_size || !o->n_rest) {
+    fprintf(stderr, "vklm tokenizer train: need -o, --vocab-size and input files\n");
+    return 2;
+  }
+  if (o->pattern && vklm_pretok_pattern_from_name(o->pattern) < 0) {
+    fprintf(stderr, "vklm tokenizer train: unknown pattern '%s'\n", o->pattern);
+    return 2;
+  }
+  vklm_bpe_train_config cfg = {o->vocab_size, pattern_of(o), o->specials, o->n_specials,
+                               o->min_freq, o->verbose};
+  char err[512] = "";
+  vklm_bpe_trainer *tr = NULL;
+  vklm_tokenizer *tk = NULL;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int rc = vklm_bpe_trainer_create(&cfg, &tr, err, sizeof err);
+  for (size_t i = 0; i < o->n_rest && !rc; i++)
+    rc = vklm_bpe_trainer_feed_file(tr, o->rest[i], err, sizeof err);
+  if (!rc) rc = vklm_bpe_trainer_finish(tr, &tk, err, sizeof err);
+  vklm_bpe_trainer_destroy(tr);
+  if (!rc) rc = vklm_tokenizer_save_json(tk, o->out, err, sizeof err);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (rc) {
+    fprintf(stderr, "vklm tokenizer train: %s\n", err);
+    vklm_tokenizer_destroy(tk);
+    return 1;
+  }
+  fprintf(stderr, "trained %zu tokens (%zu merges) in %.2f s -> %s\n", vklm_tokenizer_vocab_size(tk),
+          vklm_tokenizer_n_merges(tk), (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9,
+          o->out);
+  vklm_tokenizer_destroy(tk);
+  return 0;
+}
+
+static void print_ids(const vklm_token_ids *ids) {
+  for (size_t i = 0; i < ids->n; i++) printf(i ? " %d" : "%d", (int)ids->ids[i]);
+  printf("\n");
+}
+
+/* One line of ids per line of FILE holding a JSON object with a string "text" (an empty line of
+ * output for a line that has none). */
+static int encode_jsonl(vklm_tokenizer *tk, const char *path, unsigned flags) {
+  char *buf;
+  size_t len;
+  if (read_all(path, &buf, &len)) return 1;
+  vklm_token_ids ids = {0};
+  int rc = 0;
+  for (char *p = buf, *end = buf + len; p < end && !rc;) {
+    char *nl = memchr(p, '\n', (size_t)(end - p)), *e = nl ? nl : end;
+    cJSON *o = cJSON_ParseWithLength(p, (size_t)(e - p));
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
+    ids.n = 0;
+    if (cJSON_IsString(t)) rc = vklm_tokenizer_encode(tk, t->valuestring, strlen(t->valuestring), flags, &ids);
+    cJSON_Delete(o);
+    if (!rc) print_ids(&ids);
+    p = e + 1;
+  }
+  vklm_token_ids_free(&ids);
+  free(buf);
+  return rc ? 1 : 0;
+}
+
+/* One line of ids per line of FILE (the newline is part of the text; any bytes). */
+static int encode_lines(vklm_tokenizer *tk, const char *path, unsigned flags) {
+  char *buf;
+  size_t len;
+  if (read_all(path, &buf, &len)) return 1;
+  vklm_token_ids ids = {0};
+  int rc = 0;
+  for (char *p = buf, *end = buf + len; p < end && !rc;) {
+    char *nl = memchr(p, '\n', (size_t)(end - p)), *e = nl ? nl + 1 : end;
+    ids.n = 0;
+    rc = vklm_tokenizer_encode(tk, p, (size_t)(e - p), flags, &ids);
+    if (!rc) print_ids(&ids);
+    p = e;
+  }
+  vklm_token_ids_free(&ids);
+  free(buf);
+  return rc ? 1 : 0;
+}
+
+static int do_encode(const opts *o) {
+  char *buf = NULL;
+  size_t len = 0;
+  if (o->jsonl || o->lines) {
+    vklm_tokenizer *tk = load(o);
+    if (!tk) return 1;
+    unsigned flags = o->no_specials ? 0 : VKLM_ENCODE_SPECIALS;
+    int rc = o->jsonl ? encode_jsonl(tk, o->jsonl, flags) : encode_lines(tk, o->lines, flags);
+    vklm_tokenizer_destroy(tk);
+    return rc;
+  }
+  if (o->text) {
+    len = strlen(o->text);
+  } else if (o->n_rest == 1 || o->input) {
+    if (read_all(o->input ? o->input : o->rest[0], &buf, &len)) return 1;
+  } else {
+    fprintf(stderr, "vklm tokenizer encode: give -p TEXT or one file (- for stdin)\n");
+    return 2;
+  }
+  vklm_tokenizer *tk = load(o);
+  if (!tk) {
+    free(buf);
+    return 1;
+  }
+  vklm_token_ids ids = {0};
+  int rc = vklm_tokenizer_encode(tk, buf ? buf : o->text, len, o->no_specials ? 0 : VKLM_ENCODE_SPECIALS,
+                                 &ids);
+  if (rc) fprintf(stderr, "vklm tokenizer encode: failed (%d)\n", rc);
+  if (!rc) print_ids(&ids);
+  vklm_token_ids_free(&ids);
+  vklm_tokenizer_destroy(tk);
+  free(buf);
+  return rc ? 1 : 0;
+}
+
+static int do_decode(const opts *o) {
+  vklm_token_ids ids = {0};
+  char *buf = NULL;
+  size_t len = 0;
+  if (o->input || (o->n_rest == 1 && !strcmp(o->rest[0], "-"))) {
+    if (read_all(o->input ? o->input : "-", &buf, &len)) return 1;
+  }
+  int rc = 0;
+  const char *const *words = o->rest;
+  size_t nw = buf ? 0 : o->n_rest;
+  char *p = buf;
+  for (size_t i = 0;; i++) {
+    const char *w;
+    if (buf) {
+      while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r' || *p == ',') p++;
+      if (!*p) break;
+      w = p;
+      while (*p && !(*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r' || *p == ',')) p++;
+      if (*p) *p++ = 0;
+    } else {
+      if (i >= nw) break;
+      w = words[i];
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(w, &end, 10);
+    if (errno || *end || v < 0 || v > INT32_MAX) {
+      fprintf(stderr, "vklm tokenizer decode: '%s' is not a token id\n", w);
+      rc = 2;
+      break;
+    }
+    vklm_token_ids one = ids;
+    if (ids.n == ids.cap) {
+      size_t cap = ids.cap ? ids.cap * 2 : 256;
+      int32_t *q = realloc(ids.ids, cap * sizeof *q);
+      if (!q) {
+        rc = 1;
+        break;
+      }
+      one.ids = q;
+      one.cap = cap;
+    }
+    one.ids[one.n++] = (int32_t)v;
+    ids = one;
+  }
+  free(buf);
+  vklm_tokenizer *tk = rc ? NULL : load(o);
+  if (!rc && !tk) rc = 1;
+  if (!rc) {
+    vklm_bytes out = {0};
+    if (vklm_tokenizer_decode(tk, ids.ids, ids.n, o->skip_specials ? VKLM_DECODE_SKIP_SPECIALS : 0, &out)) {
+      fprintf(stderr, "vklm tokenizer decode: unknown token id in the input\n");
+      rc = 1;
+    } else {
+      fwrite(out.data, 1, out.n, stdout);
+    }
+    vklm_bytes_free(&out);
+  }
+  vklm_tokenizer_destroy(tk);
+  vklm_token_ids_free(&ids);
+  return rc;
+}
+
+int cmd_tokenizer(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "bench")) return bench_tokenizer(argc - 1, argv + 1);
+  opts o = {0};
+  int rc = parse(argc, argv, &o);
+  if (rc) {
+    if (rc == 2) usage(stderr);
+  } else if (!strcmp(argv[1], "train")) {
+    rc = do_train(&o);
+  } else if (!strcmp(argv[1], "encode")) {
+    rc = do_encode(&o);
+  } else if (!strcmp(argv[1], "decode")) {
+    rc = do_decode(&o);
+  } else if (!strcmp(argv[1], "convert") || !strcmp(argv[1], "info")) {
+    vklm_tokenizer *tk = load(&o);
+    char err[512] = "";
+    if (!tk) {
+      rc = 1;
+    } else if (!strcmp(argv[1], "info")) {
+      const char *pat = vklm_tokenizer_pattern(tk);
+      printf("vocab_size %zu\nmerges %zu\npattern %s\n", vklm_tokenizer_vocab_size(tk),
+             vklm_tokenizer_n_merges(tk), pat ? pat : "(none)");
+    } else if (!o.out) {
+      fprintf(stderr, "vklm tokenizer convert: need -o OUT.json\n");
+      rc = 2;
+    } else if (vklm_tokenizer_save_json(tk, o.out, err, sizeof err)) {
+      fprintf(stderr, "vklm tokenizer convert: %s\n", err);
+      rc = 1;
+    }
+    vklm_tokenizer_destroy(tk);
+  } else {
+    fprintf(stderr, "vklm tokenizer: unknown action '%s'\n", argv[1]);
+    usage(stderr);
+    rc = 2;
+  }
+  free(o.specials);
+  free(o.rest);
+  return rc;
+}

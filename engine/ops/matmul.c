@@ -1,0 +1,292 @@
+/* Batched GEMM (shaders/matmul_tiled_f32.comp, matmul_tiled_f16.comp, matmul_naive_f32.comp,
+ * shaders/matmul.glsl), the linear-layer wrappers, and their C references. */
+#include "matmul.h"
+
+#include "elementwise.h"
+#include "op_util.h"
+
+/* The push constants of all three matmul shaders. */
+typedef struct gemm_push {
+  uint32_t M, N, K;
+  uint32_t lda, ldb, ldc;
+  uint32_t stride_a, stride_b, stride_c;
+  uint32_t off_a, off_b, off_c;
+  float alpha, beta;
+  uint32_t has_bias;
+} gemm_push;
+_Static_assert(sizeof(gemm_push) == 60, "matmul_*.comp push constants");
+
+/* Tile configurations, largest first. 128x128 with an 8x8 register tile is the classic fast
+ * SGEMM shape on desktop GPUs but needs ~80 registers a thread and many output tiles; 64x64 with
+ * 4x4 suits every GPU; 64x64 with 8x4 fits the Vulkan minimums (128 invocations, 16 KiB); the
+ * rest are for devices below even those. */
+static const vklm_matmul_config CONFIGS[] = {
+    {128, 128, 8, 8, 8, 256},
+    {64, 64, 16, 4, 4, 256},
+    {64, 64, 16, 8, 4, 128},
+    {32, 32, 16, 4, 4, 64},
+    {16, 16, 16, 2, 2, 64},
+    {8, 8, 8, 1, 1, 64},
+};
+#define NCONFIGS (sizeof CONFIGS / sizeof CONFIGS[0])
+/* The large tile is used only when it still makes this many workgroups (Vulkan does not say how
+ * many compute units a device has; 128 keeps the big ones busy). */
+#define LARGE_TILE_MIN_GROUPS 128
+
+static uint32_t shared_bytes(const vklm_matmul_config *c) {
+  return 4 * c->BK * (c->BM + 1 + c->BN + 1);
+}
+
+static int fits(const vklm_caps *caps, const vklm_matmul_config *c) {
+  uint32_t inv = caps->max_workgroup_invocations < caps->max_workgroup_size[0]
+                     ? caps->max_workgroup_invocations
+                     : caps->max_workgroup_size[0];
+  return c->threads <= inv && shared_bytes(c) <= caps->max_shared_memory;
+}
+
+uint32_t vklm_matmul_configs(const vklm_context *ctx, vklm_matmul_config *out, uint32_t max) {
+  const vklm_caps *caps = vklm_context_caps(ctx);
+  uint32_t n = 0;
+  for (size_t i = 0; i < NCONFIGS && n < max; i++)
+    if (fits(caps, &CONFIGS[i])) out[n++] = CONFIGS[i];
+  return n;
+}
+
+vklm_matmul_config vklm_matmul_config_choose(const vklm_context *ctx, const vklm_gemm *g) {
+  const vklm_caps *caps = vklm_context_caps(ctx);
+  const vklm_matmul_config *large = &CONFIGS[0];
+  uint64_t groups = (uint64_t)((g->M + large->BM - 1) / large->BM) *
+                    ((g->N + large->BN - 1) / large->BN) * (g->batch ? g->batch : 1);
+  if (caps->type == VKLM_DEVICE_DISCRETE && fits(caps, large) && groups >= LARGE_TILE_MIN_GROUPS)
+    return *large;
+  for (size_t i = 1; i < NCONFIGS; i++)
+    if (fits(caps, &CONFIGS[i])) return CONFIGS[i];
+  return CONFIGS[NCONFIGS - 1];
+}
+
+vklm_gemm vklm_gemm_make(uint32_t M, uint32_t N, uint32_t K) {
+  vklm_gemm g = {0};
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.batch = 1;
+  g.alpha = 1.0f;
+  return g;
+}
+
+double vklm_matmul_flops(const vklm_gemm *g) {
+  return 2.0 * g->M * g->N * g->K * (g->batch ? g->batch : 1);
+}
+
+/* Checks that an operand stored as (rows, cols) with row stride ld (elements; 0 = cols) lies in
+ * its buffer for every batch item; returns the row stride to use. half: packed fp16 elements. */
+static uint32_t check_operand(const char *op, const char *what, vklm_buffer b, uint32_t rows,
+                              uint32_t cols, uint32_t ld, uint64_t off, uint64_t stride,
+                              uint32_t batch, int half) {
+  if (ld == 0) ld = cols;
+  VKLM_ASSERT(ld >= cols, "%s: %s row stride %u < its %u columns", op, what, ld, cols);
+  VKLM_ASSERT(b.block, "%s: %s has no buffer", op, what);
+  uint64_t end = off + (uint64_t)(batch - 1) * stride + (uint64_t)(rows - 1) * ld + cols;
+  uint64_t bytes = half ? (end + 1) / 2 * 4 : end * 4;
+  VKLM_ASSERT(end <= (1ull << 32),
+              "%s: %s spans %llu elements, past the 2^32 the shaders index", op, what,
+              (unsigned long long)end);
+  VKLM_ASSERT(b.size >= bytes, "%s: %s holds %llu bytes, needs %llu", op, what,
+              (unsigned long long)b.size, (unsigned long long)bytes);
+  return ld;
+}
+
+/* naive: matmul_naive_f32 (fp32 only); else the tiled kernels with configuration cfg (NULL:
+ * chosen). */
+static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
+                        vklm_buffer b, int half_b, vklm_buffer bias, const vklm_gemm *g,
+                        const vklm_matmul_config *cfg) {
+  const char *op = naive ? "matmul_naive" : half_a || half_b ? "matmul_f16" : "matmul";
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  const vklm_caps *caps = vklm_context_caps(ctx);
+  uint32_t batch = g->batch ? g->batch : 1;
+  if (g->M == 0 || g->N == 0) return VKLM_OK;
+  VKLM_ASSERT(!naive || (!half_a && !half_b), "matmul_naive: fp32 only");
+  gemm_push pc = {0};
+  pc.M = g->M;
+  pc.N = g->N;
+  pc.K = g->K;
+  pc.alpha = g->alpha;
+  pc.beta = g->beta;
+  pc.ldc = check_operand(op, "c", c, g->M, g->N, g->ldc, g->off_c, g->stride_c, batch, 0);
+  if (g->K > 0) {
+    pc.lda = g->trans_a ? check_operand(op, "a", a, g->K, g->M, g->lda, g->off_a, g->stride_a,
+                                        batch, half_a)
+                        : check_operand(op, "a", a, g->M, g->K, g->lda, g->off_a, g->stride_a,
+                                        batch, half_a);
+    pc.ldb = g->trans_b ? check_operand(op, "b", b, g->N, g->K, g->ldb, g->off_b, g->stride_b,
+                                        batch, half_b)
+                        : check_operand(op, "b", b, g->K, g->N, g->ldb, g->off_b, g->stride_b,
+                                        batch, half_b);
+  }
+  VKLM_ASSERT(a.block && b.block, "%s: a and b need buffers", op);
+  pc.stride_a = batch > 1 ? (uint32_t)g->stride_a : 0;
+  pc.stride_b = batch > 1 ? (uint32_t)g->stride_b : 0;
+  pc.stride_c = batch > 1 ? (uint32_t)g->stride_c : 0;
+  pc.off_a = (uint32_t)g->off_a;
+  pc.off_b = (uint32_t)g->off_b;
+  pc.off_c = (uint32_t)g->off_c;
+  pc.has_bias = bias.block && bias.size > 0;
+  if (pc.has_bias)
+    VKLM_ASSERT(bias.size >= (uint64_t)g->N * 4, "%s: bias holds %llu bytes, needs %u floats", op,
+                (unsigned long long)bias.size, g->N);
+  else
+    bias = a; /* bound but not read */
+  /* Grids past the device's workgroup-count limits (M or N over ~4M rows, batch over the z
+   * limit) are refused by the runtime with a status. */
+  vklm_buffer bufs[4] = {c, a, b, bias};
+  uint32_t ta = g->trans_a ? 1 : 0, tb = g->trans_b ? 1 : 0;
+
+  if (naive) {
+    uint32_t wg = vklm_op_wg1d(ctx), wx = 16 < wg ? 16 : wg, wy = wg / wx;
+    uint32_t spec[8] = {wx, wy, 0, 0, 0, 0, ta, tb};
+    uint32_t gx = (g->N + wx - 1) / wx, gy = (g->M + wy - 1) / wy;
+    return vklm_op_dispatch(cmd, "matmul_naive_f32", spec, 8, bufs, 4, &pc, sizeof pc, gx, gy,
+                            batch);
+  }
+  vklm_matmul_config cf = cfg ? *cfg : vklm_matmul_config_choose(ctx, g);
+  VKLM_ASSERT(fits(caps, &cf) && cf.threads == (cf.BM / cf.TM) * (cf.BN / cf.TN),
+              "%s: tile configuration %ux%ux%u/%ux%u/%u does not fit this device", op, cf.BM,
+              cf.BN, cf.BK, cf.TM, cf.TN, cf.threads);
+  uint32_t spec[10] = {cf.threads, cf.BM, cf.BN, cf.BK, cf.TM, cf.TN, ta, tb,
+                       (uint32_t)half_a, (uint32_t)half_b};
+  uint32_t gx = (g->N + cf.BN - 1) / cf.BN, gy = (g->M + cf.BM - 1) / cf.BM;
+  if (!half_a && !half_b)
+    return vklm_op_dispatch(cmd, "matmul_tiled_f32", spec, 8, bufs, 4, &pc, sizeof pc, gx, gy,
+                            batch);
+  return vklm_op_dispatch(cmd, "matmul_tiled_f16", spec, 10, bufs, 4, &pc, sizeof pc, gx, gy,
+                          batch);
+}
+
+static const vklm_buffer NO_BIAS = {0};
+
+vklm_status vklm_matmul(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                        const vklm_gemm *g) {
+  return gemm(cmd, 0, c, a, 0, b, 0, NO_BIAS, g, NULL);
+}
+
+vklm_status vklm_matmul_f16(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                            const vklm_gemm *g) {
+  return gemm(cmd, 0, c, a, 1, b, 1, NO_BIAS, g, NULL);
+}
+
+vklm_status vklm_matmul_f16b(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                             const vklm_gemm *g) {
+  return gemm(cmd, 0, c, a, 0, b, 1, NO_BIAS, g, NULL);
+}
+
+vklm_status vklm_matmul_ex(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_f16, vklm_buffer b,
+                           int b_f16, const vklm_gemm *g, const vklm_matmul_config *cfg) {
+  return gemm(cmd, 0, c, a, a_f16 != 0, b, b_f16 != 0, NO_BIAS, g, cfg);
+}
+
+vklm_status vklm_matmul_naive(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                              const vklm_gemm *g) {
+  return gemm(cmd, 1, c, a, 0, b, 0, NO_BIAS, g, NULL);
+}
+
+vklm_status vklm_matmul_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp,
+                                vklm_buffer weight, vklm_buffer bias, uint32_t BT, uint32_t C,
+                                uint32_t OC) {
+  vklm_gemm g = vklm_gemm_make(BT, OC, C);
+  g.trans_b = 1; /* weight (OC,C) is op(B)^T */
+  return gemm(cmd, 0, out, inp, 0, weight, 0, bias, &g, NULL);
+}
+
+vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dweight,
+                                 vklm_buffer dbias, vklm_buffer dout, vklm_buffer inp,
+                                 vklm_buffer weight, uint32_t BT, uint32_t C, uint32_t OC) {
+  vklm_status st;
+  int has_dinp = dinp.block && dinp.size > 0;
+  if (dbias.block && dbias.size > 0) {
+    /* dinp is overwritten below, so its memory is free scratch until then (the runtime puts a
+     * barrier between the reduction's last read and the GEMM's write). */
+    vklm_buffer scratch = {0};
+    uint64_t room = (uint64_t)BT * C * 4;
+    if (has_dinp && room > 0) scratch = vklm_buffer_slice(dinp, 0, dinp.size < room ? dinp.size : room);
+    st = vklm_bias_backward(cmd, dbias, scratch, dout, BT, OC);
+    if (st != VKLM_OK) return st;
+  }
+  if (has_dinp) { /* dinp (BT,C) = dout (BT,OC) @ weight (OC,C) */
+    vklm_gemm g = vklm_gemm_make(BT, C, OC);
+    st = gemm(cmd, 0, dinp, dout, 0, weight, 0, NO_BIAS, &g, NULL);
+    if (st != VKLM_OK) return st;
+  }
+  /* dweight (OC,C) += dout^T (OC,BT) @ inp (BT,C) */
+  vklm_gemm g = vklm_gemm_make(OC, C, BT);
+  g.trans_a = 1;
+  g.beta = 1.0f;
+  return gemm(cmd, 0, dweight, dout, 0, inp, 0, NO_BIAS, &g, NULL);
+}
+
+/* ---- references ------------------------------------------------------------------------- */
+
+static double load(const void *x, int half, uint64_t i) {
+  if (!half) return ((const float *)x)[i];
+  uint32_t w = ((const uint32_t *)x)[i / 2];
+  return vklm_f16_to_f32_ref((uint16_t)(w >> (16 * (i & 1))));
+}
+
+void vklm_gemm_ref(float *c, const void *a, int a_f16, const void *b, int b_f16,
+                   const vklm_gemm *g) {
+  uint32_t batch = g->batch ? g->batch : 1;
+  uint64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);
+  uint64_t ldb = g->ldb ? g->ldb : (g->trans_b ? g->K : g->N);
+  uint64_t ldc = g->ldc ? g->ldc : g->N;
+  for (uint32_t z = 0; z < batch; z++) {
+    uint64_t ab = g->off_a + z * g->stride_a, bb = g->off_b + z * g->stride_b;
+    uint64_t cb = g->off_c + z * g->stride_c;
+    for (uint32_t m = 0; m < g->M; m++)
+      for (uint32_t n = 0; n < g->N; n++) {
+        double s = 0;
+        for (uint32_t k = 0; k < g->K; k++) {
+          double av = load(a, a_f16, ab + (g->trans_a ? k * lda + m : m * lda + k));
+          double bv = load(b, b_f16, bb + (g->trans_b ? n * ldb + k : k * ldb + n));
+          s += av * bv;
+        }
+        float *cp = &c[cb + m * ldc + n];
+        double v = g->alpha * s;
+        if (g->beta != 0.0f) v += (double)g->beta * *cp;
+        *cp = (float)v;
+      }
+  }
+}
+
+void vklm_matmul_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
+                             uint32_t BT, uint32_t C, uint32_t OC) {
+  for (uint32_t t = 0; t < BT; t++)
+    for (uint32_t o = 0; o < OC; o++) {
+      double s = bias ? bias[o] : 0.0;
+      for (uint32_t i = 0; i < C; i++) s += (double)inp[(size_t)t * C + i] * weight[(size_t)o * C + i];
+      out[(size_t)t * OC + o] = (float)s;
+    }
+}
+
+void vklm_matmul_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *weight, uint32_t BT, uint32_t C,
+                              uint32_t OC) {
+  if (dinp)
+    for (uint32_t t = 0; t < BT; t++)
+      for (uint32_t i = 0; i < C; i++) {
+        double s = 0;
+        for (uint32_t o = 0; o < OC; o++) s += (double)dout[(size_t)t * OC + o] * weight[(size_t)o * C + i];
+        dinp[(size_t)t * C + i] = (float)s;
+      }
+  for (uint32_t o = 0; o < OC; o++) {
+    for (uint32_t i = 0; i < C; i++) {
+      double s = 0;
+      for (uint32_t t = 0; t < BT; t++) s += (double)dout[(size_t)t * OC + o] * inp[(size_t)t * C + i];
+      dweight[(size_t)o * C + i] += (float)s;
+    }
+    if (dbias) {
+      double s = 0;
+      for (uint32_t t = 0; t < BT; t++) s += dout[(size_t)t * OC + o];
+      dbias[o] += (float)s;
+    }
+  }
+}

@@ -1,0 +1,100 @@
+/* Matrix multiplication: a general batched GEMM with transposes (fp32, or fp16 storage with fp32
+ * accumulation), and the two model-level wrappers a linear layer needs (llm.c's matmul_forward /
+ * matmul_backward).
+ *
+ * All matrices are row-major. The GEMM computes, for every batch item z < batch,
+ *   C[z] (M,N) = alpha * op(A[z]) @ op(B[z]) + beta * C[z]
+ * with op(A) = A (M,K), or A^T when trans_a (A stored (K,M)); op(B) = B (K,N), or B^T when trans_b
+ * (B stored (N,K)). beta == 0 overwrites C without reading it (old NaNs do not propagate).
+ * Element (r,c) of batch item z of X is X[off_x + z*stride_x + r*ldx + c], in elements; ldx 0
+ * means packed (the stored row length) and stride_x 0 reuses the same matrix for every batch item
+ * (a shared weight). Every index must be < 2^32 elements. The GEMM is deterministic (a fixed
+ * summation order along K).
+ *
+ * Kernel: shared-memory tiles of BM x BN with K-steps of BK, each thread a TM x TN register tile
+ * (shaders/matmul.glsl); the tile configuration is chosen from the device's limits and the
+ * problem's size (vklm_matmul_config_choose). matmul_naive_f32 (one thread per output) is kept as a fallback and as the
+ * benchmark's baseline.
+ *
+ * Gradients (ops.h): matmul_backward OVERWRITES dinp and ACCUMULATES dweight and dbias. */
+#ifndef VKLM_OPS_MATMUL_H
+#define VKLM_OPS_MATMUL_H
+
+#include <stdint.h>
+#include "vklm_runtime.h"
+
+typedef struct vklm_gemm {
+  uint32_t M, N, K, batch; /* batch 0 is taken as 1 */
+  int trans_a, trans_b;
+  float alpha, beta;
+  uint64_t stride_a, stride_b, stride_c; /* elements between batch items; 0: same matrix */
+  uint32_t lda, ldb, ldc;                /* row strides in elements; 0: packed */
+  uint64_t off_a, off_b, off_c;          /* element offsets of item 0 in the buffers */
+} vklm_gemm;
+
+/* A plain (M,N,K) GEMM: batch 1, no transposes, alpha 1, beta 0, packed. */
+vklm_gemm vklm_gemm_make(uint32_t M, uint32_t N, uint32_t K);
+
+/* A tile configuration of the tiled kernels: BM x BN block of C per workgroup, BK K-step, TM x TN
+ * outputs per thread, threads = (BM/TM)*(BN/TN). */
+typedef struct vklm_matmul_config {
+  uint32_t BM, BN, BK, TM, TN, threads;
+} vklm_matmul_config;
+/* The configuration vklm_matmul uses for g on this device: 128x128x8 with 8x8 per thread
+ * (256 threads) on discrete GPUs when that still gives >= 128 workgroups; else 64x64x16 with 4x4
+ * (256 threads); 64x64x16 with 8x4 (128 threads) under the Vulkan minimums; smaller ones below. */
+vklm_matmul_config vklm_matmul_config_choose(const vklm_context *ctx, const vklm_gemm *g);
+/* The configurations this device can run (for tests and benchmarks); returns how many (<= max). */
+uint32_t vklm_matmul_configs(const vklm_context *ctx, vklm_matmul_config *out, uint32_t max);
+
+/* fp32: c (batch,M,N), a (batch,M,K) or (batch,K,M) when trans_a, b (batch,K,N) or (batch,N,K)
+ * when trans_b. */
+vklm_status vklm_matmul(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                        const vklm_gemm *g);
+/* fp16 storage for a and b (uint buffers of packed halves: element i in word i/2, low half
+ * first; any element offset works, odd ones included); fp32 accumulation and c. */
+vklm_status vklm_matmul_f16(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                            const vklm_gemm *g);
+/* fp32 a, fp16-storage b (fp16 weights for inference); fp32 accumulation and c. */
+vklm_status vklm_matmul_f16b(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                             const vklm_gemm *g);
+/* Any mix: a_f16 / b_f16 say which of a and b hold packed halves; cfg NULL chooses the
+ * configuration (vklm_matmul_config_choose), else it must be one of vklm_matmul_configs. */
+vklm_status vklm_matmul_ex(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_f16, vklm_buffer b,
+                           int b_f16, const vklm_gemm *g, const vklm_matmul_config *cfg);
+/* The same GEMM as vklm_matmul with the naive one-thread-per-output kernel. */
+vklm_status vklm_matmul_naive(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                              const vklm_gemm *g);
+
+/* 2*M*N*K*batch. */
+double vklm_matmul_flops(const vklm_gemm *g);
+
+/* out (BT,OC) = inp (BT,C) @ weight (OC,C)^T + bias (OC); bias may be a zero-size buffer
+ * ((vklm_buffer){0}) for none. The bias is added in the GEMM's epilogue. */
+vklm_status vklm_matmul_forward(vklm_cmd *cmd, vklm_buffer out /* (BT,OC) */,
+                                vklm_buffer inp /* (BT,C) */, vklm_buffer weight /* (OC,C) */,
+                                vklm_buffer bias /* (OC) or {0} */, uint32_t BT, uint32_t C,
+                                uint32_t OC);
+/* dinp (BT,C) = dout @ weight (OVERWRITE; a zero-size dinp skips it);
+ * dweight (OC,C) += dout^T @ inp (ACCUMULATE);
+ * dbias (OC) += column sums of dout (ACCUMULATE; a zero-size dbias skips it).
+ * The bias gradient is a deterministic two-stage reduction that uses dinp's memory as its
+ * scratch before dinp is written (when dinp is given and large enough; otherwise one stage). */
+vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp /* (BT,C) */,
+                                 vklm_buffer dweight /* (OC,C) */, vklm_buffer dbias /* (OC) */,
+                                 vklm_buffer dout /* (BT,OC) */, vklm_buffer inp /* (BT,C) */,
+                                 vklm_buffer weight /* (OC,C) */, uint32_t BT, uint32_t C,
+                                 uint32_t OC);
+
+/* Plain C references (double accumulation). a_f16/b_f16 in vklm_gemm_ref: the operand holds
+ * packed halves (uint16_t pairs in uint32_t words) instead of floats. */
+void vklm_gemm_ref(float *c, const void *a, int a_f16, const void *b, int b_f16,
+                   const vklm_gemm *g);
+void vklm_matmul_forward_ref(float *out, const float *inp, const float *weight,
+                             const float *bias /* or NULL */, uint32_t BT, uint32_t C,
+                             uint32_t OC);
+void vklm_matmul_backward_ref(float *dinp /* or NULL */, float *dweight,
+                              float *dbias /* or NULL */, const float *dout, const float *inp,
+                              const float *weight, uint32_t BT, uint32_t C, uint32_t OC);
+
+#endif

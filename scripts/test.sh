@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs, builds and runs every test (CTest) with validation layers on, normally and under
+# baseline limits. Python-driven parity tests use a venv (.venv) that sees Debian's packages and
+# adds the PyPI packages listed in scripts/requirements-test.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+if [ ! -x .venv/bin/python3 ]; then
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+if [ -s scripts/requirements-test.txt ]; then
+  .venv/bin/python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+fi
+cd build
+ctest --output-on-failure -j"$(nproc)"

@@ -1,0 +1,96 @@
+// matmul.glsl: the body shared by matmul_tiled_f32.comp and matmul_tiled_f16.comp (include it
+// after the bindings; see those files for what they compute). The including file defines
+//   LOAD_A(i), LOAD_B(i): element i of A / B as a float, and the bindings C (float c_[]) and
+//   Bias (float bias_[]).
+// Tiling: a workgroup computes a BM x BN block of C; K is walked in steps of BK through shared
+// memory (As: BK x BM, Bs: BK x BN, both k-major and padded by one to spread the banks); each of
+// the (BM/TM)*(BN/TN) threads keeps a TM x TN register tile whose rows are ty + i*(BM/TM) and
+// columns tx + j*(BN/TN) (strided, so neighbouring threads read neighbouring shared words and
+// write neighbouring columns of C). Tile loads are coalesced for either transpose and zero-fill
+// outside the matrix, so any M, N, K works.
+#ifndef VKLM_MATMUL_GLSL
+#define VKLM_MATMUL_GLSL
+
+layout(constant_id = 1) const uint BM = 64;
+layout(constant_id = 2) const uint BN = 64;
+layout(constant_id = 3) const uint BK = 16;
+layout(constant_id = 4) const uint TM = 4;
+layout(constant_id = 5) const uint TN = 4;
+layout(constant_id = 6) const uint TRANS_A = 0;
+layout(constant_id = 7) const uint TRANS_B = 0;
+
+layout(push_constant) uniform Push {
+  uint M, N, K;
+  uint lda, ldb, ldc;
+  uint stride_a, stride_b, stride_c;
+  uint off_a, off_b, off_c;
+  float alpha, beta;
+  uint has_bias;
+} pc;
+
+const uint TX = BN / TN;
+const uint TY = BM / TM;
+const uint NT = TX * TY; // == local_size_x (the host sets both)
+const uint SA = BM + 1;
+const uint SB = BN + 1;
+shared float As[BK * SA];
+shared float Bs[BK * SB];
+
+void main() {
+  uint tid = gl_LocalInvocationID.x;
+  uint tx = tid % TX, ty = tid / TX;
+  uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN, z = gl_WorkGroupID.z;
+  uint abase = pc.off_a + z * pc.stride_a;
+  uint bbase = pc.off_b + z * pc.stride_b;
+  float acc[TM * TN];
+  for (uint i = 0; i < TM * TN; i++) acc[i] = 0.0;
+  float a[TM];
+  float b[TN];
+
+  for (uint k0 = 0; k0 < pc.K; k0 += BK) {
+    for (uint l = tid; l < BM * BK; l += NT) {
+      // consecutive threads walk the contiguous dimension of A in memory
+      uint m = TRANS_A != 0 ? l % BM : l / BK;
+      uint k = TRANS_A != 0 ? l / BM : l % BK;
+      uint gm = m0 + m, gk = k0 + k;
+      float v = 0.0;
+      if (gm < pc.M && gk < pc.K)
+        v = LOAD_A(abase + (TRANS_A != 0 ? gk * pc.lda + gm : gm * pc.lda + gk));
+      As[k * SA + m] = v;
+    }
+    for (uint l = tid; l < BN * BK; l += NT) {
+      uint n = TRANS_B != 0 ? l / BK : l % BN;
+      uint k = TRANS_B != 0 ? l % BK : l / BN;
+      uint gn = n0 + n, gk = k0 + k;
+      float v = 0.0;
+      if (gn < pc.N && gk < pc.K)
+        v = LOAD_B(bbase + (TRANS_B != 0 ? gn * pc.ldb + gk : gk * pc.ldb + gn));
+      Bs[k * SB + n] = v;
+    }
+    barrier();
+    for (uint k = 0; k < BK; k++) {
+      for (uint i = 0; i < TM; i++) a[i] = As[k * SA + ty + i * TY];
+      for (uint j = 0; j < TN; j++) b[j] = Bs[k * SB + tx + j * TX];
+      for (uint i = 0; i < TM; i++)
+        for (uint j = 0; j < TN; j++) acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]);
+    }
+    barrier();
+  }
+
+  uint cbase = pc.off_c + z * pc.stride_c;
+  for (uint i = 0; i < TM; i++) {
+    uint gm = m0 + ty + i * TY;
+    if (gm >= pc.M) break;
+    for (uint j = 0; j < TN; j++) {
+      uint gn = n0 + tx + j * TX;
+      if (gn >= pc.N) break;
+      uint ci = cbase + gm * pc.ldc + gn;
+      float v = pc.alpha * acc[i * TN + j];
+      if (pc.beta != 0.0) v += pc.beta * c_[ci]; // beta == 0: overwrite, never read old C
+      if (pc.has_bias != 0) v += bias_[gn];
+      c_[ci] = v;
+    }
+  }
+}
+
+#endif

@@ -1,0 +1,252 @@
+/* Matmul tests (VKLM_TEST_GPU): the batched GEMM (tiled fp32, fp16 storage, fp32 x fp16, naive)
+ * against the C reference for all four transpose combinations, batches with per-item and shared
+ * (stride 0) operands, alpha/beta, padded rows and element offsets (odd ones for fp16), sizes
+ * that are not multiples of the tile; beta = 0 must ignore NaNs already in C. Then the linear
+ * layer's forward and backward against their references, and the backward reference against
+ * finite differences. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "testutil.h"
+
+static uint64_t seed = 1;
+
+/* fp32 accumulation over K terms: the error grows like sqrt(K) (vt_compare's floor is
+ * 1e-3 * max|C|, so entries near zero see the absolute error of the large ones). */
+static double tol_for(uint32_t K) { return 3e-5 * (1.0 + sqrt((double)K)); }
+
+typedef enum { K_F32, K_F16, K_F16B, K_NAIVE, K_F16A } kind;
+static const char *KIND_NAME[] = {"f32", "f16", "f32xf16", "naive", "f16xf32"};
+
+/* Elements an operand of (rows, cols) with row stride ld spans over the batch. */
+static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, uint64_t stride,
+                     uint32_t batch) {
+  if (!ld) ld = cols;
+  return off + (uint64_t)(batch - 1) * stride + (uint64_t)(rows ? rows - 1 : 0) * ld + cols;
+}
+
+/* Uploads n floats as fp32 or as packed halves (rounded by the reference converter); *host gets
+ * what the reference should read (floats or packed words). */
+static vklm_buffer upload_operand(vt_env *env, const float *x, uint64_t n, int half, void **host) {
+  if (!half) {
+    *host = vt_copy(x, n);
+    return vt_upload(env, x, n * 4);
+  }
+  uint64_t words = (n + 1) / 2;
+  uint32_t *p = calloc(words ? words : 1, 4);
+  vklm_convert_f32_to_f16_ref(p, x, (uint32_t)n);
+  *host = p;
+  return vt_upload(env, p, words * 4);
+}
+
+/* cfg NULL: the public entry point of kind k; else vklm_matmul_ex with that configuration. */
+static void run_gemm_cfg(vt_env *env, kind k, const vklm_gemm *g, const char *label,
+                         const vklm_matmul_config *cfg) {
+  uint32_t batch = g->batch ? g->batch : 1;
+  int ha = k == K_F16 || k == K_F16A, hb = k == K_F16 || k == K_F16B;
+  uint64_t na = g->trans_a ? span(g->K, g->M, g->lda, g->off_a, g->stride_a, batch)
+                           : span(g->M, g->K, g->lda, g->off_a, g->stride_a, batch);
+  uint64_t nb = g->trans_b ? span(g->N, g->K, g->ldb, g->off_b, g->stride_b, batch)
+                           : span(g->K, g->N, g->ldb, g->off_b, g->stride_b, batch);
+  uint64_t nc = span(g->M, g->N, g->ldc, g->off_c, g->stride_c, batch);
+  float *a = vt_randf(na, seed++, -1, 1), *b = vt_randf(nb, seed++, -1, 1);
+  float *c = vt_randf(nc, seed++, -1, 1);
+  if (g->beta == 0.0f) /* beta = 0 must overwrite: NaNs in the old C must not leak through */
+    for (uint64_t i = 0; i < nc; i++) c[i] = NAN;
+  void *ha_host, *hb_host;
+  vklm_buffer A = upload_operand(env, a, na, ha, &ha_host);
+  vklm_buffer B = upload_operand(env, b, nb, hb, &hb_host);
+  vklm_buffer Cb = vt_upload(env, c, nc * 4);
+  vt_begin(env);
+  vklm_status st = cfg          ? vklm_matmul_ex(env->cmd, Cb, A, ha, B, hb, g, cfg)
+                   : k == K_F32  ? vklm_matmul(env->cmd, Cb, A, B, g)
+                   : k == K_F16  ? vklm_matmul_f16(env->cmd, Cb, A, B, g)
+                   : k == K_F16B ? vklm_matmul_f16b(env->cmd, Cb, A, B, g)
+                                 : vklm_matmul_naive(env->cmd, Cb, A, B, g);
+  vt_ok(env, st, "matmul");
+  vt_run(env);
+  float *got = vt_download(env, Cb, nc);
+  vklm_gemm_ref(c, ha_host, ha, hb_host, hb, g);
+  /* Entries of C outside the matrices (padding) keep their old values on both sides, except
+   * NaN placeholders, which compare as NaN == NaN: set both to 0. */
+  for (uint64_t i = 0; i < nc; i++)
+    if (isnan(c[i]) && isnan(got[i])) c[i] = got[i] = 0;
+  char what[160], cs[48] = "";
+  if (cfg) snprintf(cs, sizeof cs, " [%ux%ux%u %ux%u]", cfg->BM, cfg->BN, cfg->BK, cfg->TM, cfg->TN);
+  snprintf(what, sizeof what, "%s %s%s %ux%ux%u b%u %s%s", KIND_NAME[k], g->trans_a ? "T" : "N",
+           g->trans_b ? "T" : "N", g->M, g->N, g->K, batch, label, cs);
+  vt_compare(env, what, got, c, nc, tol_for(g->K));
+  free(a), free(b), free(c), free(got), free(ha_host), free(hb_host);
+  vklm_arena_reset(env->arena);
+}
+
+static void run_gemm(vt_env *env, kind k, const vklm_gemm *g, const char *label) {
+  run_gemm_cfg(env, k, g, label, NULL);
+}
+
+/* Every tile configuration the device can run, whichever the chooser would pick. */
+static void test_configs(vt_env *env) {
+  vklm_matmul_config cf[8];
+  uint32_t n = vklm_matmul_configs(env->ctx, cf, 8);
+  for (uint32_t i = 0; i < n; i++)
+    for (int t = 0; t < 4; t++) {
+      vklm_gemm g = vklm_gemm_make(130, 67, 200);
+      g.trans_a = t & 1;
+      g.trans_b = t >> 1;
+      run_gemm_cfg(env, K_F32, &g, "", &cf[i]);
+      vklm_gemm h = vklm_gemm_make(19, 150, 23);
+      h.batch = 2;
+      h.trans_a = t & 1;
+      h.trans_b = t >> 1;
+      h.beta = 0.75f;
+      h.off_a = 1;
+      h.stride_a = 19 * 23 + 1;
+      h.stride_b = 150 * 23;
+      h.stride_c = 19 * 150;
+      run_gemm_cfg(env, t & 1 ? K_F16A : K_F16, &h, "beta .75", &cf[i]);
+    }
+}
+
+static void test_gemm_shapes(vt_env *env, kind k) {
+  static const uint32_t shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {65, 33, 17}, {130, 67, 200}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (int t = 0; t < 4; t++) {
+      vklm_gemm g = vklm_gemm_make(shapes[s][0], shapes[s][1], shapes[s][2]);
+      g.trans_a = t & 1;
+      g.trans_b = t >> 1;
+      run_gemm(env, k, &g, "");
+    }
+}
+
+static void test_gemm_batched(vt_env *env, kind k) {
+  for (int t = 0; t < 4; t++) {
+    /* batch 3, alpha/beta, packed items */
+    vklm_gemm g = vklm_gemm_make(65, 33, 17);
+    g.batch = 3;
+    g.trans_a = t & 1;
+    g.trans_b = t >> 1;
+    g.alpha = 0.5f;
+    g.beta = 1.5f;
+    g.stride_a = 65 * 17;
+    g.stride_b = 33 * 17;
+    g.stride_c = 65 * 33;
+    run_gemm(env, k, &g, "alpha .5 beta 1.5");
+    /* padded rows, element offsets (odd: fp16 halves start mid-word), B shared (stride 0) */
+    vklm_gemm h = vklm_gemm_make(19, 70, 23);
+    h.batch = 2;
+    h.trans_a = t & 1;
+    h.trans_b = t >> 1;
+    h.alpha = -1.25f;
+    h.lda = (t & 1 ? 19 : 23) + 3;
+    h.ldb = (t >> 1 ? 23 : 70) + 5;
+    h.ldc = 70 + 2;
+    h.off_a = 3;
+    h.off_b = 1;
+    h.off_c = 7;
+    h.stride_a = 23 * (uint64_t)h.lda + 1;
+    h.stride_b = 0;
+    h.stride_c = 19 * 72 + 9;
+    run_gemm(env, k, &h, "ld/offsets, shared B");
+  }
+}
+
+/* ---- the linear layer -------------------------------------------------------------------- */
+
+static void test_linear(vt_env *env, uint32_t BT, uint32_t C, uint32_t OC, int with_bias) {
+  float *inp = vt_randf((size_t)BT * C, seed++, -1, 1);
+  float *w = vt_randf((size_t)OC * C, seed++, -1, 1);
+  float *bias = vt_randf(OC, seed++, -1, 1);
+  float *dout = vt_randf((size_t)BT * OC, seed++, -1, 1);
+  float *dinp = vt_randf((size_t)BT * C, seed++, -1, 1); /* overwritten */
+  float *dw = vt_randf((size_t)OC * C, seed++, -1, 1);   /* accumulated */
+  float *db = vt_randf(OC, seed++, -1, 1);               /* accumulated */
+  float *out = vt_zeros((size_t)BT * OC);
+  vklm_buffer Inp = vt_upload(env, inp, (size_t)BT * C * 4);
+  vklm_buffer W = vt_upload(env, w, (size_t)OC * C * 4);
+  vklm_buffer Bias = with_bias ? vt_upload(env, bias, OC * 4) : (vklm_buffer){0};
+  vklm_buffer Out = vt_alloc(env, (size_t)BT * OC * 4);
+  vklm_buffer Dout = vt_upload(env, dout, (size_t)BT * OC * 4);
+  vklm_buffer Dinp = vt_upload(env, dinp, (size_t)BT * C * 4);
+  vklm_buffer Dw = vt_upload(env, dw, (size_t)OC * C * 4);
+  vklm_buffer Db = with_bias ? vt_upload(env, db, OC * 4) : (vklm_buffer){0};
+  vt_begin(env);
+  vt_ok(env, vklm_matmul_forward(env->cmd, Out, Inp, W, Bias, BT, C, OC), "forward");
+  vt_ok(env, vklm_matmul_backward(env->cmd, Dinp, Dw, Db, Dout, Inp, W, BT, C, OC), "backward");
+  vt_run(env);
+  float *g_out = vt_download(env, Out, (size_t)BT * OC);
+  float *g_dinp = vt_download(env, Dinp, (size_t)BT * C);
+  float *g_dw = vt_download(env, Dw, (size_t)OC * C);
+  float *g_db = with_bias ? vt_download(env, Db, OC) : NULL;
+  vklm_matmul_forward_ref(out, inp, w, with_bias ? bias : NULL, BT, C, OC);
+  vklm_matmul_backward_ref(dinp, dw, with_bias ? db : NULL, dout, inp, w, BT, C, OC);
+  char what[128];
+  snprintf(what, sizeof what, "matmul_forward (%u,%u,%u)%s", BT, C, OC, with_bias ? " +bias" : "");
+  vt_compare(env, what, g_out, out, (size_t)BT * OC, tol_for(C));
+  snprintf(what, sizeof what, "matmul_backward dinp (%u,%u,%u)", BT, C, OC);
+  vt_compare(env, what, g_dinp, dinp, (size_t)BT * C, tol_for(OC));
+  snprintf(what, sizeof what, "matmul_backward dweight (%u,%u,%u)", BT, C, OC);
+  vt_compare(env, what, g_dw, dw, (size_t)OC * C, tol_for(BT));
+  if (with_bias) {
+    snprintf(what, sizeof what, "matmul_backward dbias (%u,%u,%u)", BT, C, OC);
+    vt_compare(env, what, g_db, db, OC, tol_for(BT));
+  }
+  free(inp), free(w), free(bias), free(dout), free(dinp), free(dw), free(db), free(out);
+  free(g_out), free(g_dinp), free(g_dw), free(g_db);
+  vklm_arena_reset(env->arena);
+}
+
+/* Finite differences of the backward reference: loss = sum(out * proj). */
+typedef struct fd_state {
+  float *inp, *w, *bias, *proj, *out;
+  uint32_t BT, C, OC;
+} fd_state;
+
+static double fd_loss(void *p) {
+  fd_state *s = p;
+  vklm_matmul_forward_ref(s->out, s->inp, s->w, s->bias, s->BT, s->C, s->OC);
+  double l = 0;
+  for (size_t i = 0; i < (size_t)s->BT * s->OC; i++) l += (double)s->out[i] * s->proj[i];
+  return l;
+}
+
+static void test_fd(vt_env *env) {
+  uint32_t BT = 5, C = 7, OC = 6;
+  fd_state s = {vt_randf(BT * C, seed++, -1, 1), vt_randf(OC * C, seed++, -1, 1),
+                vt_randf(OC, seed++, -1, 1), vt_randf(BT * OC, seed++, -1, 1),
+                vt_zeros(BT * OC), BT, C, OC};
+  float *dinp = vt_zeros(BT * C), *dw = vt_zeros(OC * C), *db = vt_zeros(OC);
+  vklm_matmul_backward_ref(dinp, dw, db, s.proj, s.inp, s.w, BT, C, OC);
+  vt_fd_check(env, "matmul_backward_ref dinp", fd_loss, &s, s.inp, BT * C, dinp, 64, 1e-2, 1e-3);
+  vt_fd_check(env, "matmul_backward_ref dweight", fd_loss, &s, s.w, OC * C, dw, 64, 1e-2, 1e-3);
+  vt_fd_check(env, "matmul_backward_ref dbias", fd_loss, &s, s.bias, OC, db, 64, 1e-2, 1e-3);
+  free(s.inp), free(s.w), free(s.bias), free(s.proj), free(s.out), free(dinp), free(dw), free(db);
+}
+
+int main(void) {
+  vt_env env;
+  vt_init(&env, "ops_matmul");
+  vklm_gemm big = vklm_gemm_make(8192, 768, 768);
+  vklm_matmul_config cf = vklm_matmul_config_choose(env.ctx, &big);
+  printf("tile config for 8192x768x768: %ux%ux%u, %ux%u per thread, %u threads\n", cf.BM, cf.BN,
+         cf.BK, cf.TM, cf.TN, cf.threads);
+  test_configs(&env);
+  for (int k = K_F32; k <= K_NAIVE; k++) {
+    test_gemm_shapes(&env, (kind)k);
+    test_gemm_batched(&env, (kind)k);
+  }
+  /* GPT-2-like: a QKV projection of 96 tokens, C = 768 (out = inp @ W^T) */
+  vklm_gemm g = vklm_gemm_make(96, 2304, 768);
+  g.trans_b = 1;
+  run_gemm(&env, K_F32, &g, "gpt2 qkv");
+  run_gemm(&env, K_F16, &g, "gpt2 qkv");
+
+  test_linear(&env, 37, 29, 53, 1);
+  test_linear(&env, 37, 29, 53, 0);
+  test_linear(&env, 300, 64, 130, 1); /* 128-chunk bias reduction */
+  test_linear(&env, 3, 5, 200, 1);    /* dinp too small for the chunks: one stage */
+  test_fd(&env);
+  return vt_finish(&env);
+}
