@@ -5,6 +5,8 @@
 #ifndef VKLM_DATA_BUF_H
 #define VKLM_DATA_BUF_H
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +56,18 @@ static inline void vklm_buf_swap(vklm_buf *a, vklm_buf *b) {
   vklm_buf t = *a;
   *a = *b;
   *b = t;
+}
+
+/* Formats an error message into err (when given) and returns -1: the failure convention of the
+ * pipeline's file-level functions (shards, prepare, tokenize). */
+static inline int vklm_data_fail(char *err, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline int vklm_data_fail(char *err, size_t n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (err && n) vsnprintf(err, n, fmt, ap);
+  va_end(ap);
+  return -1;
 }
 
 #endif

@@ -182,13 +182,6 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int fail(char *err, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  if (err && n) vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
 
 typedef struct run {
   const vklm_prepare_opts *o;
@@ -335,28 +328,28 @@ static int near_pass(run *r, FILE *tmp, char *err, size_t errlen) {
   uint64_t nd = r->pass1;
   vklm_step_stats *ns = &r->st->step[VKLM_STEP_NEAR];
   uint8_t *keep = malloc(nd ? nd : 1);
-  if (!keep) return fail(err, errlen, "near-dedup: out of memory for %" PRIu64 " docs", nd);
+  if (!keep) return vklm_data_fail(err, errlen, "near-dedup: out of memory for %" PRIu64 " docs", nd);
   if (o->progress) fprintf(stderr, "prepare: near-dedup clustering %" PRIu64 " docs\n", nd);
   int rc = 0;
   if (nd) {
     if (fflush(r->sigf))
-      rc = fail(err, errlen, "near-dedup: writing signatures: %s", strerror(errno));
+      rc = vklm_data_fail(err, errlen, "near-dedup: writing signatures: %s", strerror(errno));
     size_t sz = (size_t)nd * (size_t)k * sizeof(uint32_t);
     void *map = rc ? MAP_FAILED : mmap(NULL, sz, PROT_READ, MAP_PRIVATE, fileno(r->sigf), 0);
-    if (!rc && map == MAP_FAILED) rc = fail(err, errlen, "near-dedup: mmap: %s", strerror(errno));
+    if (!rc && map == MAP_FAILED) rc = vklm_data_fail(err, errlen, "near-dedup: mmap: %s", strerror(errno));
     if (!rc && vklm_minhash_cluster(&o->near, map, nd, keep, &r->st->near))
-      rc = fail(err, errlen, "near-dedup: out of memory clustering %" PRIu64 " docs", nd);
+      rc = vklm_data_fail(err, errlen, "near-dedup: out of memory clustering %" PRIu64 " docs", nd);
     if (map != MAP_FAILED) munmap(map, sz);
   }
   if (!rc && (fflush(tmp) || fseek(tmp, 0, SEEK_SET) || fseek(r->lenf, 0, SEEK_SET)))
-    rc = fail(err, errlen, "near-dedup: rewinding temp files: %s", strerror(errno));
+    rc = vklm_data_fail(err, errlen, "near-dedup: rewinding temp files: %s", strerror(errno));
   char *line = NULL;
   size_t cap = 0;
   for (uint64_t i = 0; !rc && i < nd; i++) {
     ssize_t got = getline(&line, &cap, tmp);
     uint64_t n;
     if (got <= 0 || fread(&n, sizeof n, 1, r->lenf) != 1) {
-      rc = fail(err, errlen, "near-dedup: temp file ended early at doc %" PRIu64, i);
+      rc = vklm_data_fail(err, errlen, "near-dedup: temp file ended early at doc %" PRIu64, i);
       break;
     }
     ns->docs_in++;
@@ -370,7 +363,7 @@ static int near_pass(run *r, FILE *tmp, char *err, size_t errlen) {
     r->st->docs_out++;
     r->st->bytes_out += n;
     if (fwrite(line, 1, (size_t)got, r->out) != (size_t)got)
-      rc = fail(err, errlen, "writing output: %s", strerror(errno));
+      rc = vklm_data_fail(err, errlen, "writing output: %s", strerror(errno));
   }
   free(line);
   free(keep);
@@ -379,10 +372,10 @@ static int near_pass(run *r, FILE *tmp, char *err, size_t errlen) {
 
 int vklm_prepare_run(const vklm_prepare_opts *o, vklm_prepare_stats *st, char *err, size_t errlen) {
   memset(st, 0, sizeof *st);
-  if (!o->output || !o->ninputs) return fail(err, errlen, "prepare: no input or no output");
+  if (!o->output || !o->ninputs) return vklm_data_fail(err, errlen, "prepare: no input or no output");
   if (o->near.enabled && (o->near.bands < 1 || o->near.rows < 1 || o->near.ngram < 1 ||
                           vklm_minhash_count(&o->near) > 1024))
-    return fail(err, errlen, "prepare: MinHash needs bands, rows, ngram >= 1, bands*rows <= 1024");
+    return vklm_data_fail(err, errlen, "prepare: MinHash needs bands, rows, ngram >= 1, bands*rows <= 1024");
   run r = {.o = o, .st = st, .t0 = now()};
   ctx c = {o, NULL};
   vklm_reader *rd = NULL;
@@ -408,22 +401,22 @@ int vklm_prepare_run(const vklm_prepare_opts *o, vklm_prepare_stats *st, char *e
   snprintf(outtmp, sizeof outtmp, "%s.tmp", o->output);
   if ((o->scrub_emails || o->scrub_ips) &&
       vklm_scrub_create(o->scrub_emails, o->scrub_ips, &c.scrub)) {
-    rc = fail(err, errlen, "prepare: compiling the scrub patterns failed");
+    rc = vklm_data_fail(err, errlen, "prepare: compiling the scrub patterns failed");
     goto done;
   }
   if (o->exact_dedup && vklm_dedup_set_create(&r.set)) {
-    rc = fail(err, errlen, "prepare: out of memory");
+    rc = vklm_data_fail(err, errlen, "prepare: out of memory");
     goto done;
   }
   if (vklm_reader_create(o->inputs, o->ninputs, o->text_field, o->max_doc_bytes, &rd) ||
       batch_alloc(&b[0], k, nthreads) || batch_alloc(&b[1], k, nthreads) ||
       !(args = calloc((size_t)nthreads, sizeof *args))) {
-    rc = fail(err, errlen, "prepare: out of memory");
+    rc = vklm_data_fail(err, errlen, "prepare: out of memory");
     goto done;
   }
   r.out = fopen(outtmp, "wb");
   if (!r.out) {
-    rc = fail(err, errlen, "prepare: cannot create %s: %s", outtmp, strerror(errno));
+    rc = vklm_data_fail(err, errlen, "prepare: cannot create %s: %s", outtmp, strerror(errno));
     goto done;
   }
   if (o->near.enabled) {
@@ -431,7 +424,7 @@ int vklm_prepare_run(const vklm_prepare_opts *o, vklm_prepare_stats *st, char *e
     r.sigf = temp_file(o->tmp_dir, o->output, sigpath, sizeof sigpath);
     r.lenf = temp_file(o->tmp_dir, o->output, lenpath, sizeof lenpath);
     if (!tmp || !r.sigf || !r.lenf) {
-      rc = fail(err, errlen, "prepare: cannot create temp files next to %s: %s", o->output,
+      rc = vklm_data_fail(err, errlen, "prepare: cannot create temp files next to %s: %s", o->output,
                 strerror(errno));
       goto done;
     }
@@ -442,7 +435,7 @@ int vklm_prepare_run(const vklm_prepare_opts *o, vklm_prepare_stats *st, char *e
 
   int done = 0, cur = 0;
   if (fill(rd, &b[cur], &done) < 0) {
-    rc = fail(err, errlen, "prepare: out of memory reading input");
+    rc = vklm_data_fail(err, errlen, "prepare: out of memory reading input");
     goto done;
   }
   if (b[cur].n) batch_start(&b[cur], args, &c);
@@ -452,13 +445,13 @@ int vklm_prepare_run(const vklm_prepare_opts *o, vklm_prepare_stats *st, char *e
     int got = fill(rd, nb, &done);
     batch_join(&b[cur]);
     if (got < 0) {
-      rc = fail(err, errlen, "prepare: out of memory reading input");
+      rc = vklm_data_fail(err, errlen, "prepare: out of memory reading input");
       goto done;
     }
     if (nb->n) batch_start(nb, nargs, &c);
     if (consume(&r, &b[cur], k)) {
       batch_join(nb);
-      rc = fail(err, errlen, "prepare: writing output failed: %s", strerror(errno));
+      rc = vklm_data_fail(err, errlen, "prepare: writing output failed: %s", strerror(errno));
       goto done;
     }
     b[cur].n = 0;
@@ -471,13 +464,13 @@ int vklm_prepare_run(const vklm_prepare_opts *o, vklm_prepare_stats *st, char *e
     if ((rc = near_pass(&r, tmp, err, errlen))) goto done;
   }
   if (fflush(r.out) || fsync(fileno(r.out))) {
-    rc = fail(err, errlen, "prepare: writing %s: %s", outtmp, strerror(errno));
+    rc = vklm_data_fail(err, errlen, "prepare: writing %s: %s", outtmp, strerror(errno));
     goto done;
   }
   fclose(r.out);
   r.out = final_out = NULL;
   if (rename(outtmp, o->output)) {
-    rc = fail(err, errlen, "prepare: rename %s -> %s: %s", outtmp, o->output, strerror(errno));
+    rc = vklm_data_fail(err, errlen, "prepare: rename %s -> %s: %s", outtmp, o->output, strerror(errno));
     goto done;
   }
 done:
@@ -504,6 +497,6 @@ done:
   snprintf(statpath, sizeof statpath, "%s.stats.json", o->output);
   const char *sp = o->stats_path ? o->stats_path : statpath;
   if (!rc && sp[0] && vklm_prepare_stats_write(st, sp))
-    rc = fail(err, errlen, "prepare: cannot write stats to %s", sp);
+    rc = vklm_data_fail(err, errlen, "prepare: cannot write stats to %s", sp);
   return rc;
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/buf.h"
 #include "data/shard.h"
 
 /* Header layout, all little-endian:
@@ -16,13 +17,6 @@
  *  36 u32 header bytes (64)          40 u64 document count
  *  48 u8[16] reserved, zero */
 
-static int fail(char *err, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  if (err && n) vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
 
 static void put32(unsigned char *p, uint32_t v) {
   for (int i = 0; i < 4; i++)
@@ -71,13 +65,13 @@ int vklm_shard_writer_create(const char *path, uint64_t vocab_size, int32_t eot_
                              vklm_shard_writer **out, char *err, size_t errlen) {
   *out = NULL;
   if (!vocab_size || vocab_size > ((uint64_t)1 << 32))
-    return fail(err, errlen, "shard %s: vocabulary size %llu out of range", path,
+    return vklm_data_fail(err, errlen, "shard %s: vocabulary size %llu out of range", path,
                 (unsigned long long)vocab_size);
   vklm_shard_writer *w = calloc(1, sizeof *w);
   size_t n = strlen(path) + 5;
   if (!w || !(w->path = strdup(path)) || !(w->tmp = malloc(n))) {
     vklm_shard_writer_destroy(w);
-    return fail(err, errlen, "shard %s: out of memory", path);
+    return vklm_data_fail(err, errlen, "shard %s: out of memory", path);
   }
   snprintf(w->tmp, n, "%s.tmp", path);
   w->vocab = vocab_size;
@@ -88,7 +82,7 @@ int vklm_shard_writer_create(const char *path, uint64_t vocab_size, int32_t eot_
   if (!w->f || fwrite(zero, 1, sizeof zero, w->f) != sizeof zero) {
     int e = errno;
     vklm_shard_writer_destroy(w);
-    return fail(err, errlen, "shard %s: cannot create: %s", path, strerror(e));
+    return vklm_data_fail(err, errlen, "shard %s: cannot create: %s", path, strerror(e));
   }
   *out = w;
   return 0;
@@ -133,11 +127,11 @@ int vklm_shard_writer_finish(vklm_shard_writer *w, char *err, size_t errlen) {
   int rc = 0;
   if (flush_buf(w) || fflush(w->f) || fseek(w->f, 0, SEEK_SET) ||
       fwrite(h, 1, sizeof h, w->f) != sizeof h || fflush(w->f) || fsync(fileno(w->f)))
-    rc = fail(err, errlen, "shard %s: write failed: %s", w->path, strerror(errno));
-  if (fclose(w->f) && !rc) rc = fail(err, errlen, "shard %s: close: %s", w->path, strerror(errno));
+    rc = vklm_data_fail(err, errlen, "shard %s: write failed: %s", w->path, strerror(errno));
+  if (fclose(w->f) && !rc) rc = vklm_data_fail(err, errlen, "shard %s: close: %s", w->path, strerror(errno));
   w->f = NULL;
   if (!rc && rename(w->tmp, w->path))
-    rc = fail(err, errlen, "shard %s: rename: %s", w->path, strerror(errno));
+    rc = vklm_data_fail(err, errlen, "shard %s: rename: %s", w->path, strerror(errno));
   if (!rc) {
     free(w->tmp); /* renamed: nothing to remove */
     w->tmp = NULL;
@@ -158,7 +152,7 @@ struct vklm_shard {
 int vklm_shard_open(const char *path, vklm_shard **out, char *err, size_t errlen) {
   *out = NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(err, errlen, "shard %s: cannot open: %s", path, strerror(errno));
+  if (fd < 0) return vklm_data_fail(err, errlen, "shard %s: cannot open: %s", path, strerror(errno));
   struct stat st;
   unsigned char h[VKLM_SHARD_HEADER_BYTES];
   const char *why = NULL;
@@ -182,13 +176,13 @@ int vklm_shard_open(const char *path, vklm_shard **out, char *err, size_t errlen
     why = "vocabulary too large for 2-byte tokens";
   if (why) {
     close(fd);
-    return fail(err, errlen, "shard %s: %s", path, why);
+    return vklm_data_fail(err, errlen, "shard %s: %s", path, why);
   }
   uint64_t count = get64(h + 16), width = get32(h + 12);
   uint64_t body = (uint64_t)st.st_size - VKLM_SHARD_HEADER_BYTES;
   if (count > body / width || count * width != body) {
     close(fd);
-    return fail(err, errlen,
+    return vklm_data_fail(err, errlen,
                 "shard %s: header says %llu tokens (%llu bytes) but the file holds "
                 "%llu bytes after the header (%s)",
                 path, (unsigned long long)count, (unsigned long long)(count * width),
@@ -198,7 +192,7 @@ int vklm_shard_open(const char *path, vklm_shard **out, char *err, size_t errlen
   vklm_shard *s = calloc(1, sizeof *s);
   if (!s) {
     close(fd);
-    return fail(err, errlen, "shard %s: out of memory", path);
+    return vklm_data_fail(err, errlen, "shard %s: out of memory", path);
   }
   s->fd = fd;
   s->width = (uint32_t)width;

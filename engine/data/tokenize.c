@@ -28,13 +28,6 @@ void vklm_tokenize_default(vklm_tokenize_opts *o) {
   o->seed = 1;
 }
 
-static int fail(char *err, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  if (err && n) vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
 
 static double now(void) {
   struct timespec ts;
@@ -96,7 +89,7 @@ static int split_put(split *s, const vklm_tokenize_opts *o, uint64_t vocab, int3
     uint64_t room = o->shard_tokens - vklm_shard_writer_count(s->w);
     size_t k = n < room ? n : (size_t)room;
     if (vklm_shard_writer_append(s->w, t, k))
-      return fail(err, errlen, "tokenize: token id out of range or write error in %s shard",
+      return vklm_data_fail(err, errlen, "tokenize: token id out of range or write error in %s shard",
                   s->name);
     if (new_doc) vklm_shard_writer_add_docs(s->w, 1);
     new_doc = 0;
@@ -119,12 +112,12 @@ int vklm_tokenize_run(const vklm_tokenize_opts *o, vklm_tokenize_stats *st, char
   memset(st, 0, sizeof *st);
   double t0 = now(), last = t0;
   if (!o->tokenizer || !o->ninputs || !o->outdir)
-    return fail(err, errlen, "tokenize: need a tokenizer, an input and an output directory");
-  if (!o->shard_tokens) return fail(err, errlen, "tokenize: --shard-tokens must be > 0");
+    return vklm_data_fail(err, errlen, "tokenize: need a tokenizer, an input and an output directory");
+  if (!o->shard_tokens) return vklm_data_fail(err, errlen, "tokenize: --shard-tokens must be > 0");
   if (o->val_fraction < 0 || o->val_fraction > 1)
-    return fail(err, errlen, "tokenize: --val-fraction must be in [0, 1]");
+    return vklm_data_fail(err, errlen, "tokenize: --val-fraction must be in [0, 1]");
   if (mkdir(o->outdir, 0777) && errno != EEXIST)
-    return fail(err, errlen, "tokenize: cannot create %s: %s", o->outdir, strerror(errno));
+    return vklm_data_fail(err, errlen, "tokenize: cannot create %s: %s", o->outdir, strerror(errno));
   int nthreads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (nthreads < 1) nthreads = 1;
   if (nthreads > 256) nthreads = 256;
@@ -147,7 +140,7 @@ int vklm_tokenize_run(const vklm_tokenize_opts *o, vklm_tokenize_stats *st, char
   int32_t eot = vklm_tokenizer_special_id(tk, o->eot);
   if (eot < 0) eot = vklm_tokenizer_token_id(tk, o->eot, strlen(o->eot));
   if (eot < 0) {
-    rc = fail(err, errlen, "tokenize: the tokenizer has no token \"%s\" (use --eot)", o->eot);
+    rc = vklm_data_fail(err, errlen, "tokenize: the tokenizer has no token \"%s\" (use --eot)", o->eot);
     goto done;
   }
   st->vocab_size = (uint32_t)vocab;
@@ -158,12 +151,12 @@ int vklm_tokenize_run(const vklm_tokenize_opts *o, vklm_tokenize_stats *st, char
   args = calloc((size_t)nthreads, sizeof *args);
   if (!p.d || !p.enc || !tid || !args ||
       vklm_reader_create(o->inputs, o->ninputs, o->text_field, (size_t)64 << 20, &rd)) {
-    rc = fail(err, errlen, "tokenize: out of memory");
+    rc = vklm_data_fail(err, errlen, "tokenize: out of memory");
     goto done;
   }
   for (int t = 0; t < nthreads; t++)
     if (vklm_tokenizer_encoder_create(tk, &p.enc[t])) {
-      rc = fail(err, errlen, "tokenize: cannot create an encoder");
+      rc = vklm_data_fail(err, errlen, "tokenize: cannot create an encoder");
       goto done;
     }
   for (int end = 0; !end && !rc;) {
@@ -175,7 +168,7 @@ int vklm_tokenize_run(const vklm_tokenize_opts *o, vklm_tokenize_stats *st, char
       if (p.d[p.n].ids.cap > KEEP_CAP) vklm_token_ids_free(&p.d[p.n].ids);
       int r = vklm_reader_next(rd, &p.d[p.n].text, &html);
       if (r < 0) {
-        rc = fail(err, errlen, "tokenize: out of memory reading input");
+        rc = vklm_data_fail(err, errlen, "tokenize: out of memory reading input");
         break;
       }
       if (r == 0) {
@@ -199,14 +192,14 @@ int vklm_tokenize_run(const vklm_tokenize_opts *o, vklm_tokenize_stats *st, char
     for (int i = 0; i < p.n && !rc; i++) {
       doc *d = &p.d[i];
       if (d->failed) {
-        rc = fail(err, errlen, "tokenize: encoding document %" PRIu64 " failed", st->docs);
+        rc = vklm_data_fail(err, errlen, "tokenize: encoding document %" PRIu64 " failed", st->docs);
         break;
       }
       if (d->ids.n + 1 > ucap) {
         size_t nc = (d->ids.n + 1) * 2;
         uint32_t *nu = realloc(u, nc * sizeof *nu);
         if (!nu) {
-          rc = fail(err, errlen, "tokenize: out of memory");
+          rc = vklm_data_fail(err, errlen, "tokenize: out of memory");
           break;
         }
         u = nu;
