@@ -8,6 +8,12 @@
  * step, which are recorded once and replayed: per-step values (learning rate, step number) live
  * in a small GPU buffer, and the tokens are uploaded into fixed buffers before each replay.
  *
+ * Limits: every tensor lives in one buffer, so each parameter tensor (e.g. the (V,C) embedding)
+ * and each (B,T,*) activation must fit the device's maxStorageBufferRange; creation fails with a
+ * message naming the tensor and the limit otherwise (GPT-2's 147 MiB wte under 128 MiB limits).
+ * The logits are the exception: the lm head and the cross-entropy run over chunks of rows
+ * (vklm_model_options), so no (B,T,V) buffer exists.
+ *
  * Objectives: next-token prediction (causal attention), and masked language modelling
  * (bidirectional attention; vklm_mlm_mask chooses 15% of positions, 80/10/10 mask/random/keep,
  * and the loss covers the chosen positions only).
@@ -45,16 +51,38 @@ typedef struct vklm_model_config {
 vklm_status vklm_model_config_preset(const char *name, vklm_model_config *out);
 /* Checks a config's consistency (divisibility, non-zero sizes); writes a message into err. */
 vklm_status vklm_model_config_check(const vklm_model_config *cfg, char *err, size_t errlen);
-/* Number of parameters; and the device bytes vklm_model_create would need for (B,T). */
+/* Number of parameters; and the device bytes vklm_model_create would need for (B,T) (0 for an
+ * invalid config). */
 uint64_t vklm_model_config_params(const vklm_model_config *cfg);
 uint64_t vklm_model_config_bytes(const vklm_model_config *cfg, uint32_t B, uint32_t T);
 
 typedef struct vklm_model vklm_model;
 
+/* The message of the last failure of m (or, with m == NULL, of the last failed
+ * vklm_model_create on this thread): bad token ids name the position, a model that does not fit
+ * says how many bytes it needs and how many the device has. */
+const char *vklm_model_error(const vklm_model *m);
+/* The [MASK] id the tests and `vklm train --objective mlm` use: V-1 (the tokenizer's last id). */
+int32_t vklm_model_mask_id(const vklm_model_config *cfg);
+uint32_t vklm_model_batch(const vklm_model *m); /* B */
+uint32_t vklm_model_seq(const vklm_model *m);   /* T */
+vklm_objective vklm_model_objective(const vklm_model *m);
+
 /* Allocates parameters, gradients, moments and activations for batches of (B,T) with objective
  * obj, on ctx. A model that does not fit says how much it needs and how much the device has. */
 vklm_status vklm_model_create(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
                               uint32_t T, vklm_objective obj, vklm_model **out);
+/* Options of vklm_model_create_ex (zero-initialise; vklm_model_create uses the defaults).
+ * logits_rows: the lm head and the cross-entropy run over chunks of this many (B*T) rows, so the
+ * logits take one (rows,V) buffer, never (B*T,V); 0 chooses automatically (at most 256 MiB and
+ * the largest bindable buffer, a multiple of 64 rows, or all B*T rows when they fit). With more
+ * than one chunk, vklm_model_get_logits is unavailable (only the last chunk is kept). */
+typedef struct vklm_model_options {
+  uint32_t logits_rows;
+} vklm_model_options;
+vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
+                                 uint32_t T, vklm_objective obj, const vklm_model_options *opt,
+                                 vklm_model **out);
 void vklm_model_destroy(vklm_model *m); /* accepts NULL */
 const vklm_model_config *vklm_model_get_config(const vklm_model *m);
 
@@ -89,7 +117,8 @@ vklm_status vklm_model_set_moments(vklm_model *m, const float *m_in, const float
  * Bad token ids are a clear VKLM_ERROR_INVALID. */
 vklm_status vklm_model_forward(vklm_model *m, const int32_t *inputs, const int32_t *targets,
                                float *loss);
-/* Logits (B,T,V) of the last forward. */
+/* Logits (B,T,V) of the last vklm_model_forward (a forward_backward overwrites them with their
+ * gradient); VKLM_ERROR_UNSUPPORTED when the logits are computed in several row chunks. */
 vklm_status vklm_model_get_logits(vklm_model *m, float *out);
 
 /* One micro-batch of forward + backward; gradients ACCUMULATE scaled by grad_scale
