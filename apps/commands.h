@@ -9,5 +9,10 @@ int cmd_tokenizer(int argc, char **argv);
 /* `vklm tokenizer bench` (also reachable from `vklm bench`): encode MB/s and training time. */
 int bench_tokenizer(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+/* `vklm train` (pretraining) and `vklm export` (checkpoint -> safetensors): apps/cmd_train.c. */
+int cmd_train(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+/* `vklm bench train`: tokens/s, ms/step, MFU, peak memory (apps/bench_train.c). */
+int bench_train(int argc, char **argv);
 
 #endif

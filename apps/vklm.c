@@ -16,6 +16,8 @@ static const command commands[] = {
     {"bench", cmd_bench, "benchmarks: `vklm bench ops` (matmul GFLOP/s, elementwise GB/s)"},
     {"tokenizer", cmd_tokenizer, "byte-level BPE: train, encode, decode, convert"},
     {"data", cmd_data, "text pipeline: prepare (clean, filter, dedup), tokenize (shards)"},
+    {"train", cmd_train, "pretrain a GPT-2/Llama model from shards or text (checkpoints, resume)"},
+    {"export", cmd_export, "checkpoint -> safetensors with Hugging Face names + config.json"},
 };
 
 static void usage(FILE *f) {

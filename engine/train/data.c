@@ -1,0 +1,225 @@
+/* Token sources for training (shards or an in-memory array) and the sequential batch reader. */
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data/shard.h"
+#include "text/tokenizer.h"
+#include "train/train.h"
+
+struct vklm_tokens {
+  /* shards (owned), concatenated; or ids (owned) when nshards == 0 */
+  vklm_shard **shards;
+  uint64_t *starts; /* global index of each shard's first token */
+  size_t nshards;
+  int32_t *ids;
+  uint64_t n, vocab;
+  uint32_t *scratch; /* shard reads */
+  size_t scratch_n;
+};
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+vklm_status vklm_tokens_open_shards(const char *pattern, const char *prefix, vklm_tokens **out,
+                                    char *err, size_t errlen) {
+  *out = NULL;
+  char pat[4096];
+  struct stat sb;
+  if (stat(pattern, &sb) == 0 && S_ISDIR(sb.st_mode))
+    snprintf(pat, sizeof pat, "%s/%s*.bin", pattern, prefix ? prefix : "");
+  else
+    snprintf(pat, sizeof pat, "%s", pattern);
+  glob_t g;
+  memset(&g, 0, sizeof g);
+  int gr = glob(pat, 0, NULL, &g);
+  if (gr != 0 || g.gl_pathc == 0) {
+    snprintf(err, errlen, "no token shards match '%s'", pat);
+    globfree(&g);
+    return VKLM_ERROR_IO;
+  }
+  qsort(g.gl_pathv, g.gl_pathc, sizeof(char *), cmp_str);
+  vklm_tokens *t = calloc(1, sizeof *t);
+  t->shards = calloc(g.gl_pathc, sizeof *t->shards);
+  t->starts = calloc(g.gl_pathc, sizeof *t->starts);
+  vklm_status st = VKLM_OK;
+  for (size_t i = 0; i < g.gl_pathc; i++) {
+    if (vklm_shard_open(g.gl_pathv[i], &t->shards[i], err, errlen) != 0) {
+      st = VKLM_ERROR_IO;
+      break;
+    }
+    t->nshards++;
+    t->starts[i] = t->n;
+    t->n += vklm_shard_count(t->shards[i]);
+    uint64_t v = vklm_shard_vocab_size(t->shards[i]);
+    if (v > t->vocab) t->vocab = v;
+  }
+  globfree(&g);
+  if (st != VKLM_OK) {
+    vklm_tokens_destroy(t);
+    return st;
+  }
+  *out = t;
+  return VKLM_OK;
+}
+
+vklm_status vklm_tokens_from_array(const int32_t *ids, uint64_t n, uint64_t vocab,
+                                   vklm_tokens **out) {
+  vklm_tokens *t = calloc(1, sizeof *t);
+  t->ids = malloc((n ? n : 1) * sizeof(int32_t));
+  if (!t->ids) {
+    free(t);
+    return VKLM_ERROR_OUT_OF_HOST_MEMORY;
+  }
+  if (n) memcpy(t->ids, ids, n * sizeof(int32_t));
+  t->n = n;
+  t->vocab = vocab;
+  *out = t;
+  return VKLM_OK;
+}
+
+vklm_status vklm_tokens_from_text(const char *text_path, const char *tokenizer_path,
+                                  double val_fraction, vklm_tokens **train, vklm_tokens **val,
+                                  char *err, size_t errlen) {
+  *train = NULL;
+  if (val) *val = NULL;
+  if (val_fraction < 0 || val_fraction >= 1) {
+    snprintf(err, errlen, "validation fraction %g is not in [0, 1)", val_fraction);
+    return VKLM_ERROR_INVALID;
+  }
+  FILE *f = fopen(text_path, "rb");
+  if (!f) {
+    snprintf(err, errlen, "cannot open text file '%s'", text_path);
+    return VKLM_ERROR_IO;
+  }
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *text = malloc((size_t)(len > 0 ? len : 1));
+  size_t got = len > 0 ? fread(text, 1, (size_t)len, f) : 0;
+  fclose(f);
+  if (len < 0 || got != (size_t)len) {
+    free(text);
+    snprintf(err, errlen, "cannot read text file '%s'", text_path);
+    return VKLM_ERROR_IO;
+  }
+  vklm_tokenizer *tk = NULL;
+  char terr[512] = "";
+  if (vklm_tokenizer_load(tokenizer_path, &tk, terr, sizeof terr) != VKLM_TOK_OK) {
+    free(text);
+    snprintf(err, errlen, "cannot load tokenizer '%s': %s", tokenizer_path, terr);
+    return VKLM_ERROR_IO;
+  }
+  vklm_token_ids ids = {0};
+  int r = vklm_tokenizer_encode(tk, text, (size_t)len, 0, &ids);
+  uint64_t vocab = vklm_tokenizer_vocab_size(tk);
+  vklm_tokenizer_destroy(tk);
+  free(text);
+  if (r != VKLM_TOK_OK) {
+    vklm_token_ids_free(&ids);
+    snprintf(err, errlen, "cannot encode '%s' (tokenizer error %d)", text_path, r);
+    return VKLM_ERROR_INVALID;
+  }
+  uint64_t nval = val ? (uint64_t)((double)ids.n * val_fraction) : 0;
+  uint64_t ntrain = ids.n - nval;
+  vklm_status st = vklm_tokens_from_array(ids.ids, ntrain, vocab, train);
+  if (st == VKLM_OK && val && nval > 0) st = vklm_tokens_from_array(ids.ids + ntrain, nval, vocab, val);
+  vklm_token_ids_free(&ids);
+  if (st != VKLM_OK) {
+    vklm_tokens_destroy(*train);
+    *train = NULL;
+    snprintf(err, errlen, "out of host memory for %zu tokens", ids.n);
+  }
+  return st;
+}
+
+void vklm_tokens_destroy(vklm_tokens *t) {
+  if (!t) return;
+  for (size_t i = 0; i < t->nshards; i++) vklm_shard_close(t->shards[i]);
+  free(t->shards);
+  free(t->starts);
+  free(t->ids);
+  free(t->scratch);
+  free(t);
+}
+
+uint64_t vklm_tokens_count(const vklm_tokens *t) { return t->n; }
+uint64_t vklm_tokens_vocab(const vklm_tokens *t) { return t->vocab; }
+
+vklm_status vklm_tokens_read(const vklm_tokens *t, uint64_t start, uint64_t n, uint32_t V,
+                             int32_t *dst, char *err, size_t errlen) {
+  if (start + n > t->n) {
+    snprintf(err, errlen, "token range [%llu, %llu) is outside the data (%llu tokens)",
+             (unsigned long long)start, (unsigned long long)(start + n), (unsigned long long)t->n);
+    return VKLM_ERROR_INVALID;
+  }
+  if (t->nshards == 0) {
+    memcpy(dst, t->ids + start, n * sizeof(int32_t));
+  } else {
+    vklm_tokens *mt = (vklm_tokens *)t; /* scratch only */
+    if (mt->scratch_n < n) {
+      free(mt->scratch);
+      mt->scratch = malloc(n * sizeof(uint32_t));
+      mt->scratch_n = mt->scratch ? n : 0;
+      if (!mt->scratch) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    uint64_t done = 0;
+    size_t i = 0;
+    while (i + 1 < t->nshards && t->starts[i + 1] <= start) i++;
+    while (done < n) {
+      uint64_t at = start + done, local = at - t->starts[i];
+      uint64_t avail = vklm_shard_count(t->shards[i]) - local;
+      uint64_t k = n - done < avail ? n - done : avail;
+      if (k > 0 && vklm_shard_read(t->shards[i], local, (size_t)k, mt->scratch + done) != 0) {
+        snprintf(err, errlen, "cannot read tokens [%llu, +%llu) of shard %zu (corrupt or an id "
+                 ">= its vocabulary)", (unsigned long long)local, (unsigned long long)k, i);
+        return VKLM_ERROR_IO;
+      }
+      done += k;
+      i++;
+    }
+    for (uint64_t j = 0; j < n; j++) dst[j] = (int32_t)mt->scratch[j];
+  }
+  for (uint64_t j = 0; j < n; j++)
+    if (dst[j] < 0 || (uint32_t)dst[j] >= V) {
+      snprintf(err, errlen, "token id %u at data position %llu is outside the model's vocabulary "
+               "(V = %u): the data and the model do not match", (uint32_t)dst[j],
+               (unsigned long long)(start + j), V);
+      return VKLM_ERROR_INVALID;
+    }
+  return VKLM_OK;
+}
+
+vklm_status vklm_batcher_init(vklm_batcher *b, const vklm_tokens *src, uint32_t B, uint32_t T,
+                              char *err, size_t errlen) {
+  memset(b, 0, sizeof *b);
+  b->src = src;
+  b->B = B;
+  b->T = T;
+  uint64_t need = (uint64_t)B * T + 1;
+  if (!src || src->n < need) {
+    snprintf(err, errlen, "too little data: a batch of B=%u x T=%u needs at least %llu tokens, the "
+             "data has %llu", B, T, (unsigned long long)need,
+             (unsigned long long)(src ? src->n : 0));
+    return VKLM_ERROR_INVALID;
+  }
+  return VKLM_OK;
+}
+
+vklm_status vklm_batcher_next(vklm_batcher *b, uint32_t V, int32_t *buf, int32_t *inputs,
+                              int32_t *targets, char *err, size_t errlen) {
+  uint64_t bt = (uint64_t)b->B * b->T;
+  if (b->pos + bt + 1 > b->src->n) {
+    b->pos = 0;
+    b->epoch++;
+  }
+  vklm_status st = vklm_tokens_read(b->src, b->pos, bt + 1, V, buf, err, errlen);
+  if (st != VKLM_OK) return st;
+  memcpy(inputs, buf, bt * sizeof(int32_t));
+  memcpy(targets, buf + 1, bt * sizeof(int32_t));
+  b->pos += bt;
+  return VKLM_OK;
+}

@@ -1,0 +1,247 @@
+/* Export of a checkpoint to safetensors with Hugging Face's tensor names (GPT2LMHeadModel's
+ * GPT2Model keys, LlamaForCausalLM's keys) and HF's config.json.
+ *
+ * safetensors: an 8-byte little-endian header length N, N bytes of JSON ({name: {"dtype": "F32",
+ * "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {...}}, padded with spaces to a
+ * multiple of 8), then the tensors' bytes (offsets relative to the end of the header).
+ *
+ * GPT-2 stores its linear layers as Conv1D, weight (in, out): vklm's (out, in) matrices are
+ * transposed. Llama's fused qkv is split into q_proj, k_proj, v_proj and the fused gate/up
+ * into gate_proj and up_proj (row ranges, see model_params.h); vklm's RoPE is HF's rotate_half
+ * convention, so no permutation is needed. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/train.h"
+
+typedef struct out_tensor {
+  char name[96];
+  const float *src; /* rows x cols, row-major, already offset to the first row */
+  uint32_t rows, cols; /* of the source slice; cols 0: 1-D of `rows` */
+  int transpose;       /* write (cols, rows) */
+} out_tensor;
+
+typedef struct tlist {
+  out_tensor *t;
+  size_t n, cap;
+} tlist;
+
+static const vklm_param_info *find(const vklm_ckpt *c, const char *fmt, uint32_t layer) {
+  char name[64];
+  snprintf(name, sizeof name, fmt, layer);
+  for (uint32_t i = 0; i < c->ntensors; i++)
+    if (!strcmp(c->table[i].name, name)) return &c->table[i];
+  return NULL;
+}
+
+/* Adds rows [r0, r0+nr) of the vklm tensor `vname` as HF tensor `hname`. */
+static int add(tlist *l, const vklm_ckpt *c, const char *vname, uint32_t layer, const char *hfmt,
+               uint32_t r0, uint32_t nr, int transpose, char *err, size_t errlen) {
+  const vklm_param_info *p = find(c, vname, layer);
+  if (!p) {
+    char n[64];
+    snprintf(n, sizeof n, vname, layer);
+    snprintf(err, errlen, "the checkpoint has no tensor '%s'", n);
+    return -1;
+  }
+  uint32_t cols = p->ndim >= 2 ? p->shape[1] : 0;
+  if (nr == 0) nr = p->shape[0] - r0;
+  VKLM_ASSERT(r0 + nr <= p->shape[0], "row range of %s", p->name);
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 64;
+    l->t = realloc(l->t, l->cap * sizeof *l->t);
+  }
+  out_tensor *o = &l->t[l->n++];
+  snprintf(o->name, sizeof o->name, hfmt, layer);
+  o->src = c->params + p->offset + (uint64_t)r0 * (cols ? cols : 1);
+  o->rows = nr;
+  o->cols = cols;
+  o->transpose = transpose && cols;
+  return 0;
+}
+
+static int build_gpt2(tlist *l, const vklm_ckpt *c, char *err, size_t n) {
+  const vklm_model_config *m = &c->st.model;
+  if (add(l, c, "wte.weight", 0, "wte.weight", 0, 0, 0, err, n) ||
+      add(l, c, "wpe.weight", 0, "wpe.weight", 0, 0, 0, err, n))
+    return -1;
+  for (uint32_t i = 0; i < m->n_layer; i++) {
+    if (add(l, c, "h.%u.ln1.weight", i, "h.%u.ln_1.weight", 0, 0, 0, err, n) ||
+        add(l, c, "h.%u.ln1.bias", i, "h.%u.ln_1.bias", 0, 0, 0, err, n) ||
+        add(l, c, "h.%u.attn.qkv.weight", i, "h.%u.attn.c_attn.weight", 0, 0, 1, err, n) ||
+        add(l, c, "h.%u.attn.qkv.bias", i, "h.%u.attn.c_attn.bias", 0, 0, 0, err, n) ||
+        add(l, c, "h.%u.attn.proj.weight", i, "h.%u.attn.c_proj.weight", 0, 0, 1, err, n) ||
+        add(l, c, "h.%u.attn.proj.bias", i, "h.%u.attn.c_proj.bias", 0, 0, 0, err, n) ||
+        add(l, c, "h.%u.ln2.weight", i, "h.%u.ln_2.weight", 0, 0, 0, err, n) ||
+        add(l, c, "h.%u.ln2.bias", i, "h.%u.ln_2.bias", 0, 0, 0, err, n) ||
+        add(l, c, "h.%u.mlp.fc.weight", i, "h.%u.mlp.c_fc.weight", 0, 0, 1, err, n) ||
+        add(l, c, "h.%u.mlp.fc.bias", i, "h.%u.mlp.c_fc.bias", 0, 0, 0, err, n) ||
+        add(l, c, "h.%u.mlp.proj.weight", i, "h.%u.mlp.c_proj.weight", 0, 0, 1, err, n) ||
+        add(l, c, "h.%u.mlp.proj.bias", i, "h.%u.mlp.c_proj.bias", 0, 0, 0, err, n))
+      return -1;
+  }
+  if (add(l, c, "lnf.weight", 0, "ln_f.weight", 0, 0, 0, err, n) ||
+      add(l, c, "lnf.bias", 0, "ln_f.bias", 0, 0, 0, err, n))
+    return -1;
+  if (!m->tie_embeddings && add(l, c, "lm_head.weight", 0, "lm_head.weight", 0, 0, 0, err, n))
+    return -1;
+  return 0;
+}
+
+static int build_llama(tlist *l, const vklm_ckpt *c, char *err, size_t n) {
+  const vklm_model_config *m = &c->st.model;
+  uint32_t HS = m->n_embd / m->n_head, q = m->n_head * HS, kv = m->n_kv_head * HS;
+  uint32_t F = m->ffn_hidden;
+  if (add(l, c, "wte.weight", 0, "model.embed_tokens.weight", 0, 0, 0, err, n)) return -1;
+  for (uint32_t i = 0; i < m->n_layer; i++) {
+    if (add(l, c, "h.%u.ln1.weight", i, "model.layers.%u.input_layernorm.weight", 0, 0, 0, err, n) ||
+        add(l, c, "h.%u.attn.qkv.weight", i, "model.layers.%u.self_attn.q_proj.weight", 0, q, 0, err, n) ||
+        add(l, c, "h.%u.attn.qkv.weight", i, "model.layers.%u.self_attn.k_proj.weight", q, kv, 0, err, n) ||
+        add(l, c, "h.%u.attn.qkv.weight", i, "model.layers.%u.self_attn.v_proj.weight", q + kv, kv, 0, err, n) ||
+        add(l, c, "h.%u.attn.proj.weight", i, "model.layers.%u.self_attn.o_proj.weight", 0, 0, 0, err, n) ||
+        add(l, c, "h.%u.ln2.weight", i, "model.layers.%u.post_attention_layernorm.weight", 0, 0, 0, err, n) ||
+        add(l, c, "h.%u.mlp.fc.weight", i, "model.layers.%u.mlp.gate_proj.weight", 0, F, 0, err, n) ||
+        add(l, c, "h.%u.mlp.fc.weight", i, "model.layers.%u.mlp.up_proj.weight", F, F, 0, err, n) ||
+        add(l, c, "h.%u.mlp.proj.weight", i, "model.layers.%u.mlp.down_proj.weight", 0, 0, 0, err, n))
+      return -1;
+  }
+  if (add(l, c, "lnf.weight", 0, "model.norm.weight", 0, 0, 0, err, n)) return -1;
+  if (m->tie_embeddings) return add(l, c, "wte.weight", 0, "lm_head.weight", 0, 0, 0, err, n);
+  return add(l, c, "lm_head.weight", 0, "lm_head.weight", 0, 0, 0, err, n);
+}
+
+static char *hf_config(const vklm_ckpt *c) {
+  const vklm_model_config *m = &c->st.model;
+  cJSON *j = cJSON_CreateObject(), *arch = cJSON_AddArrayToObject(j, "architectures");
+  if (m->arch == VKLM_ARCH_GPT2) {
+    cJSON_AddItemToArray(arch, cJSON_CreateString("GPT2LMHeadModel"));
+    cJSON_AddStringToObject(j, "model_type", "gpt2");
+    cJSON_AddNumberToObject(j, "vocab_size", m->vocab_size);
+    cJSON_AddNumberToObject(j, "n_positions", m->max_seq);
+    cJSON_AddNumberToObject(j, "n_ctx", m->max_seq);
+    cJSON_AddNumberToObject(j, "n_embd", m->n_embd);
+    cJSON_AddNumberToObject(j, "n_layer", m->n_layer);
+    cJSON_AddNumberToObject(j, "n_head", m->n_head);
+    cJSON_AddNumberToObject(j, "n_inner", m->ffn_hidden);
+    cJSON_AddStringToObject(j, "activation_function", "gelu_new");
+    cJSON_AddNumberToObject(j, "layer_norm_epsilon", m->norm_eps);
+    cJSON_AddNumberToObject(j, "resid_pdrop", 0);
+    cJSON_AddNumberToObject(j, "embd_pdrop", 0);
+    cJSON_AddNumberToObject(j, "attn_pdrop", 0);
+  } else {
+    cJSON_AddItemToArray(arch, cJSON_CreateString("LlamaForCausalLM"));
+    cJSON_AddStringToObject(j, "model_type", "llama");
+    cJSON_AddNumberToObject(j, "vocab_size", m->vocab_size);
+    cJSON_AddNumberToObject(j, "hidden_size", m->n_embd);
+    cJSON_AddNumberToObject(j, "intermediate_size", m->ffn_hidden);
+    cJSON_AddNumberToObject(j, "num_hidden_layers", m->n_layer);
+    cJSON_AddNumberToObject(j, "num_attention_heads", m->n_head);
+    cJSON_AddNumberToObject(j, "num_key_value_heads", m->n_kv_head);
+    cJSON_AddNumberToObject(j, "max_position_embeddings", m->max_seq);
+    cJSON_AddNumberToObject(j, "rms_norm_eps", m->norm_eps);
+    cJSON_AddNumberToObject(j, "rope_theta", m->rope_theta);
+    cJSON_AddStringToObject(j, "hidden_act", "silu");
+    cJSON_AddBoolToObject(j, "attention_bias", 0);
+    cJSON_AddBoolToObject(j, "mlp_bias", 0);
+  }
+  cJSON_AddBoolToObject(j, "tie_word_embeddings", m->tie_embeddings);
+  cJSON_AddStringToObject(j, "torch_dtype", "float32");
+  char *s = cJSON_Print(j);
+  cJSON_Delete(j);
+  return s;
+}
+
+static int write_file(const char *path, const void *data, size_t n, char *err, size_t errlen) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "wb");
+  int ok = f && fwrite(data, 1, n, f) == n;
+  if (f && fclose(f) != 0) ok = 0;
+  if (!ok || rename(tmp, path) != 0) {
+    snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+    remove(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+vklm_status vklm_export_safetensors(const vklm_ckpt *c, const char *path, const char *config_path,
+                                    char *err, size_t errlen) {
+  tlist l = {0};
+  int bad = c->st.model.arch == VKLM_ARCH_GPT2 ? build_gpt2(&l, c, err, errlen)
+                                                : build_llama(&l, c, err, errlen);
+  if (bad) {
+    free(l.t);
+    return VKLM_ERROR_INVALID;
+  }
+  cJSON *h = cJSON_CreateObject();
+  cJSON *meta = cJSON_AddObjectToObject(h, "__metadata__");
+  cJSON_AddStringToObject(meta, "format", "pt");
+  cJSON_AddStringToObject(meta, "producer", "vklm export");
+  uint64_t off = 0;
+  for (size_t i = 0; i < l.n; i++) {
+    out_tensor *t = &l.t[i];
+    cJSON *o = cJSON_AddObjectToObject(h, t->name);
+    cJSON_AddStringToObject(o, "dtype", "F32");
+    cJSON *sh = cJSON_AddArrayToObject(o, "shape");
+    if (!t->cols) cJSON_AddItemToArray(sh, cJSON_CreateNumber(t->rows));
+    else {
+      cJSON_AddItemToArray(sh, cJSON_CreateNumber(t->transpose ? t->cols : t->rows));
+      cJSON_AddItemToArray(sh, cJSON_CreateNumber(t->transpose ? t->rows : t->cols));
+    }
+    uint64_t bytes = (uint64_t)t->rows * (t->cols ? t->cols : 1) * 4;
+    cJSON *d = cJSON_AddArrayToObject(o, "data_offsets");
+    cJSON_AddItemToArray(d, cJSON_CreateNumber((double)off));
+    cJSON_AddItemToArray(d, cJSON_CreateNumber((double)(off + bytes)));
+    off += bytes;
+  }
+  char *js = cJSON_PrintUnformatted(h);
+  cJSON_Delete(h);
+  size_t jl = strlen(js), padded = (jl + 7) / 8 * 8;
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "wb");
+  vklm_status st = VKLM_ERROR_IO;
+  if (!f) {
+    snprintf(err, errlen, "cannot create '%s': %s", tmp, strerror(errno));
+    goto done;
+  }
+  uint8_t len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+  int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(js, 1, jl, f) == jl;
+  for (size_t i = jl; i < padded && ok; i++) ok = fputc(' ', f) != EOF;
+  float *row = NULL;
+  for (size_t i = 0; i < l.n && ok; i++) {
+    out_tensor *t = &l.t[i];
+    if (!t->transpose) {
+      size_t cnt = (size_t)t->rows * (t->cols ? t->cols : 1);
+      ok = fwrite(t->src, 4, cnt, f) == cnt;
+    } else {
+      row = realloc(row, (size_t)t->rows * 4);
+      for (uint32_t cidx = 0; cidx < t->cols && ok; cidx++) {
+        for (uint32_t r = 0; r < t->rows; r++) row[r] = t->src[(size_t)r * t->cols + cidx];
+        ok = fwrite(row, 4, t->rows, f) == t->rows;
+      }
+    }
+  }
+  free(row);
+  if (fclose(f) != 0) ok = 0;
+  if (!ok || rename(tmp, path) != 0) {
+    snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+    remove(tmp);
+    goto done;
+  }
+  st = VKLM_OK;
+  if (config_path) {
+    char *cfg = hf_config(c);
+    if (write_file(config_path, cfg, strlen(cfg), err, errlen) != 0) st = VKLM_ERROR_IO;
+    cJSON_free(cfg);
+  }
+done:
+  cJSON_free(js);
+  free(l.t);
+  return st;
+}
