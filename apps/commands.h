@@ -12,6 +12,8 @@ int cmd_data(int argc, char **argv);
 /* `vklm train` (pretraining) and `vklm export` (checkpoint -> safetensors): apps/cmd_train.c. */
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+/* `vklm inspect`: GGUF/safetensors metadata, tensors, dumps (apps/cmd_inspect.c). */
+int cmd_inspect(int argc, char **argv);
 /* `vklm bench train`: tokens/s, ms/step, MFU, peak memory (apps/bench_train.c). */
 int bench_train(int argc, char **argv);
 

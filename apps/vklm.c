@@ -18,6 +18,7 @@ static const command commands[] = {
     {"data", cmd_data, "text pipeline: prepare (clean, filter, dedup), tokenize (shards)"},
     {"train", cmd_train, "pretrain a GPT-2/Llama model from shards or text (checkpoints, resume)"},
     {"export", cmd_export, "checkpoint -> safetensors with Hugging Face names + config.json"},
+    {"inspect", cmd_inspect, "GGUF/safetensors: metadata, tensor table, dump a tensor as fp32"},
 };
 
 static void usage(FILE *f) {
