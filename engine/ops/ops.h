@@ -23,5 +23,6 @@
 #include "rope.h"
 #include "matmul.h"
 #include "elementwise.h"
+#include "quant.h"
 
 #endif

@@ -1,0 +1,267 @@
+/* Linear layers on quantized weights (shaders/matvec_forward_*.comp, matvec.glsl, quant.glsl,
+ * matmul_tiled_q8_0/q4_0.comp with matmul.glsl), their C references and the test quantizers. */
+#include "quant.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "elementwise.h"
+#include "matmul.h"
+#include "op_util.h"
+
+static const char *TYPE_NAME[VKLM_WEIGHT_TYPE_COUNT] = {"f32", "f16", "q8_0", "q4_0"};
+static const char *MATVEC_SHADER[VKLM_WEIGHT_TYPE_COUNT] = {
+    "matvec_forward_f32", "matvec_forward_f16", "matvec_forward_q8_0", "matvec_forward_q4_0"};
+static const char *TILED_SHADER[VKLM_WEIGHT_TYPE_COUNT] = {
+    "matmul_tiled_f32", "matmul_tiled_f16", "matmul_tiled_q8_0", "matmul_tiled_q4_0"};
+
+const char *vklm_weight_type_name(vklm_weight_type t) {
+  return (unsigned)t < VKLM_WEIGHT_TYPE_COUNT ? TYPE_NAME[t] : "?";
+}
+
+int vklm_weight_type_from_ggml(uint32_t ggml_type, vklm_weight_type *out) {
+  switch (ggml_type) { /* ggml's type numbers, as GGUF stores them */
+  case 0: *out = VKLM_WEIGHT_F32; return 0;
+  case 1: *out = VKLM_WEIGHT_F16; return 0;
+  case 2: *out = VKLM_WEIGHT_Q4_0; return 0;
+  case 8: *out = VKLM_WEIGHT_Q8_0; return 0;
+  default: return -1;
+  }
+}
+
+static int quantized(vklm_weight_type t) { return t == VKLM_WEIGHT_Q8_0 || t == VKLM_WEIGHT_Q4_0; }
+
+uint64_t vklm_weight_bytes(vklm_weight_type t, uint32_t N, uint32_t K) {
+  uint64_t n = (uint64_t)N * K;
+  switch (t) {
+  case VKLM_WEIGHT_F32: return 4 * n;
+  case VKLM_WEIGHT_F16: return 2 * n;
+  case VKLM_WEIGHT_Q8_0: return n / VKLM_QK * VKLM_Q8_0_BLOCK_BYTES;
+  case VKLM_WEIGHT_Q4_0: return n / VKLM_QK * VKLM_Q4_0_BLOCK_BYTES;
+  default: VKLM_ASSERT(0, "unknown weight type %d", (int)t);
+  }
+  return 0;
+}
+
+uint64_t vklm_weight_buffer_bytes(vklm_weight_type t, uint32_t N, uint32_t K) {
+  return (vklm_weight_bytes(t, N, K) + 3) / 4 * 4;
+}
+
+/* Shape and size checks shared by both kernels. */
+static void check(const char *op, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
+                  vklm_weight_type type, vklm_buffer bias, uint32_t M, uint32_t N, uint32_t K) {
+  VKLM_ASSERT((unsigned)type < VKLM_WEIGHT_TYPE_COUNT, "%s: unknown weight type %d", op,
+              (int)type);
+  VKLM_ASSERT(N > 0 && K > 0, "%s: empty weight (%u,%u)", op, N, K);
+  VKLM_ASSERT(!quantized(type) || K % VKLM_QK == 0, "%s: %s needs K %% 32 == 0, K = %u", op,
+              TYPE_NAME[type], K);
+  uint64_t wb = vklm_weight_buffer_bytes(type, N, K);
+  VKLM_ASSERT(wb < (1ull << 32), "%s: a %s weight (%u,%u) is %llu bytes, past the 4 GiB the "
+              "shaders address", op, TYPE_NAME[type], N, K, (unsigned long long)wb);
+  VKLM_ASSERT((uint64_t)M * K < (1ull << 32) && (uint64_t)M * N < (1ull << 32),
+              "%s: (M,K,N) = (%u,%u,%u) past 2^32 elements", op, M, K, N);
+  VKLM_ASSERT(out.block && inp.block && w.block, "%s: out, inp and w need buffers", op);
+  VKLM_ASSERT(out.size >= (uint64_t)M * N * 4, "%s: out holds %llu bytes, needs %u x %u floats",
+              op, (unsigned long long)out.size, M, N);
+  VKLM_ASSERT(inp.size >= (uint64_t)M * K * 4, "%s: inp holds %llu bytes, needs %u x %u floats",
+              op, (unsigned long long)inp.size, M, K);
+  VKLM_ASSERT(w.size >= wb, "%s: w holds %llu bytes, a %s (%u,%u) weight needs %llu", op,
+              (unsigned long long)w.size, TYPE_NAME[type], N, K, (unsigned long long)wb);
+  if (bias.block && bias.size > 0)
+    VKLM_ASSERT(bias.size >= (uint64_t)N * 4, "%s: bias holds %llu bytes, needs %u floats", op,
+                (unsigned long long)bias.size, N);
+}
+
+/* ---- matvec ---------------------------------------------------------------------------------- */
+
+typedef struct matvec_push {
+  uint32_t N, K, m0, has_bias;
+} matvec_push;
+_Static_assert(sizeof(matvec_push) == 16, "matvec_forward_*.comp push constants");
+
+/* Threads per row of W: a power of two giving each thread at least two 8-weight units, at most
+ * 64 (a row of 768 gets 32, of 3072 64) and at most the workgroup. */
+static uint32_t threads_per_row(uint32_t K, uint32_t wg) {
+  uint32_t units = (K + 7) / 8, tpr = 1;
+  while (tpr * 2 <= wg && tpr * 2 <= 64 && tpr * 4 <= units) tpr *= 2;
+  return tpr;
+}
+
+vklm_status vklm_matvec(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
+                        vklm_weight_type type, uint32_t M, uint32_t N, uint32_t K,
+                        vklm_buffer bias) {
+  check("matvec", out, inp, w, type, bias, M, N, K);
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  matvec_push pc = {N, K, 0, bias.block && bias.size > 0};
+  vklm_buffer bufs[4] = {out, inp, w, pc.has_bias ? bias : inp}; /* no bias: bound, not read */
+  for (uint32_t m0 = 0; m0 < M; m0 += VKLM_MATVEC_MAX_M) {
+    uint32_t nm = M - m0 < VKLM_MATVEC_MAX_M ? M - m0 : VKLM_MATVEC_MAX_M;
+    uint32_t wg = vklm_op_wg_fit(ctx, 128, 4 * nm);
+    uint32_t tpr = threads_per_row(K, wg), rows = wg / tpr, gx, gy;
+    uint32_t spec[3] = {wg, tpr, nm};
+    pc.m0 = m0;
+    vklm_groups_1d(ctx, (N + rows - 1) / rows, &gx, &gy);
+    vklm_status st = vklm_op_dispatch(cmd, MATVEC_SHADER[type], spec, 3, bufs, 4, &pc, sizeof pc,
+                                      gx, gy, 1);
+    if (st != VKLM_OK) return st;
+  }
+  return VKLM_OK;
+}
+
+/* ---- tiled ------------------------------------------------------------------------------------ */
+
+/* The push constants of the matmul_tiled_* shaders (as matmul.c's). */
+typedef struct gemm_push {
+  uint32_t M, N, K;
+  uint32_t lda, ldb, ldc;
+  uint32_t stride_a, stride_b, stride_c;
+  uint32_t off_a, off_b, off_c;
+  float alpha, beta;
+  uint32_t has_bias;
+} gemm_push;
+_Static_assert(sizeof(gemm_push) == 60, "matmul_tiled_*.comp push constants");
+
+vklm_status vklm_matmul_w(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
+                          vklm_weight_type type, uint32_t M, uint32_t N, uint32_t K,
+                          vklm_buffer bias) {
+  check("matmul_w", out, inp, w, type, bias, M, N, K);
+  if (M == 0) return VKLM_OK;
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  vklm_gemm g = vklm_gemm_make(M, N, K);
+  g.trans_b = 1;
+  vklm_matmul_config cf = vklm_matmul_config_choose(ctx, &g);
+  gemm_push pc = {0};
+  pc.M = M;
+  pc.N = N;
+  pc.K = K;
+  pc.lda = K;
+  pc.ldb = K;
+  pc.ldc = N;
+  pc.alpha = 1.0f;
+  pc.has_bias = bias.block && bias.size > 0;
+  vklm_buffer bufs[4] = {out, inp, w, pc.has_bias ? bias : inp};
+  /* 0 threads, 1..5 tile, 6 TRANS_A, 7 TRANS_B, and for matmul_tiled_f16 8 HALF_A, 9 HALF_B */
+  uint32_t spec[10] = {cf.threads, cf.BM, cf.BN, cf.BK, cf.TM, cf.TN, 0, 1, 0, 1};
+  uint32_t nspec = type == VKLM_WEIGHT_F16 ? 10 : 8;
+  return vklm_op_dispatch(cmd, TILED_SHADER[type], spec, nspec, bufs, 4, &pc, sizeof pc,
+                          (N + cf.BN - 1) / cf.BN, (M + cf.BM - 1) / cf.BM, 1);
+}
+
+vklm_status vklm_linear_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
+                                vklm_weight_type type, vklm_buffer bias, uint32_t M, uint32_t K,
+                                uint32_t N) {
+  if (M <= VKLM_LINEAR_MATVEC_MAX_M) return vklm_matvec(cmd, out, inp, w, type, M, N, K, bias);
+  return vklm_matmul_w(cmd, out, inp, w, type, M, N, K, bias);
+}
+
+/* ---- references ------------------------------------------------------------------------------ */
+
+static float half_at(const uint8_t *p) { return vklm_f16_to_f32_ref((uint16_t)(p[0] | p[1] << 8)); }
+
+void vklm_weight_dequant_block_ref(vklm_weight_type t, const uint8_t *block, float out[32]) {
+  float d = half_at(block);
+  const uint8_t *q = block + 2;
+  if (t == VKLM_WEIGHT_Q8_0) {
+    for (int j = 0; j < 32; j++) out[j] = d * (float)(int8_t)q[j];
+  } else {
+    VKLM_ASSERT(t == VKLM_WEIGHT_Q4_0, "dequant_block: %s is not a block type",
+                vklm_weight_type_name(t));
+    for (int j = 0; j < 16; j++) {
+      out[j] = d * (float)((q[j] & 15) - 8);
+      out[j + 16] = d * (float)((q[j] >> 4) - 8);
+    }
+  }
+}
+
+void vklm_weight_dequant_row_ref(vklm_weight_type t, const void *w, uint32_t n, uint32_t K,
+                                 float *out) {
+  const uint8_t *row = (const uint8_t *)w + vklm_weight_bytes(t, n, K);
+  switch (t) {
+  case VKLM_WEIGHT_F32: memcpy(out, row, (size_t)K * 4); break;
+  case VKLM_WEIGHT_F16:
+    for (uint32_t k = 0; k < K; k++) out[k] = half_at(row + 2 * (size_t)k);
+    break;
+  case VKLM_WEIGHT_Q8_0:
+  case VKLM_WEIGHT_Q4_0: {
+    VKLM_ASSERT(K % VKLM_QK == 0, "dequant_row: K = %u is not a multiple of 32", K);
+    uint32_t bb = t == VKLM_WEIGHT_Q8_0 ? VKLM_Q8_0_BLOCK_BYTES : VKLM_Q4_0_BLOCK_BYTES;
+    for (uint32_t b = 0; b < K / VKLM_QK; b++)
+      vklm_weight_dequant_block_ref(t, row + (size_t)b * bb, out + (size_t)b * VKLM_QK);
+    break;
+  }
+  default: VKLM_ASSERT(0, "unknown weight type %d", (int)t);
+  }
+}
+
+void vklm_linear_forward_ref(float *out, const float *inp, const void *w, vklm_weight_type type,
+                             const float *bias, uint32_t M, uint32_t K, uint32_t N) {
+  float *row = malloc((size_t)K * sizeof *row);
+  VKLM_ASSERT(row, "linear_forward_ref: out of memory");
+  for (uint32_t n = 0; n < N; n++) {
+    vklm_weight_dequant_row_ref(type, w, n, K, row);
+    for (uint32_t m = 0; m < M; m++) {
+      const float *x = inp + (size_t)m * K;
+      double s = bias ? bias[n] : 0.0;
+      for (uint32_t k = 0; k < K; k++) s += (double)x[k] * row[k];
+      out[(size_t)m * N + n] = (float)s;
+    }
+  }
+  free(row);
+}
+
+/* ---- quantizers (ggml's reference rules) ------------------------------------------------------ */
+
+static void put_half(uint8_t *p, float f) {
+  uint16_t h = vklm_f32_to_f16_ref(f);
+  p[0] = (uint8_t)h;
+  p[1] = (uint8_t)(h >> 8);
+}
+
+static void quantize_q8_0(const float *x, uint8_t *blk) {
+  float amax = 0;
+  for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+  float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_half(blk, d);
+  for (int j = 0; j < 32; j++) blk[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+}
+
+static void quantize_q4_0(const float *x, uint8_t *blk) {
+  float amax = 0, max = 0;
+  for (int j = 0; j < 32; j++)
+    if (fabsf(x[j]) > amax) {
+      amax = fabsf(x[j]);
+      max = x[j];
+    }
+  float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_half(blk, d);
+  for (int j = 0; j < 16; j++) {
+    int q0 = (int)(x[j] * id + 8.5f), q1 = (int)(x[j + 16] * id + 8.5f);
+    q0 = q0 < 15 ? q0 : 15;
+    q1 = q1 < 15 ? q1 : 15;
+    blk[2 + j] = (uint8_t)(q0 | q1 << 4);
+  }
+}
+
+void vklm_q_quantize(vklm_weight_type t, const float *src, void *dst, uint32_t N, uint32_t K) {
+  uint64_t n = (uint64_t)N * K;
+  uint8_t *o = dst;
+  switch (t) {
+  case VKLM_WEIGHT_F32: memcpy(dst, src, n * 4); break;
+  case VKLM_WEIGHT_F16:
+    for (uint64_t i = 0; i < n; i++) put_half(o + 2 * i, src[i]);
+    break;
+  case VKLM_WEIGHT_Q8_0:
+  case VKLM_WEIGHT_Q4_0: {
+    VKLM_ASSERT(K % VKLM_QK == 0, "quantize: K = %u is not a multiple of 32", K);
+    uint32_t bb = t == VKLM_WEIGHT_Q8_0 ? VKLM_Q8_0_BLOCK_BYTES : VKLM_Q4_0_BLOCK_BYTES;
+    for (uint64_t b = 0; b < n / VKLM_QK; b++) {
+      if (t == VKLM_WEIGHT_Q8_0)
+        quantize_q8_0(src + b * VKLM_QK, o + b * bb);
+      else
+        quantize_q4_0(src + b * VKLM_QK, o + b * bb);
+    }
+    break;
+  }
+  default: VKLM_ASSERT(0, "unknown weight type %d", (int)t);
+  }
+}
