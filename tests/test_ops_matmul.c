@@ -225,9 +225,28 @@ static void test_fd(vt_env *env) {
   free(s.inp), free(s.w), free(s.bias), free(s.proj), free(s.out), free(dinp), free(dw), free(db);
 }
 
+/* Long K (the LM head's input gradient reduces over the vocabulary, K = 50257): split into
+ * several dispatches along K (see matmul.c); every configuration, both layouts of A, with beta
+ * and a bias on the last part. */
+static void test_long_k(vt_env *env) {
+  vklm_matmul_config cf[8];
+  uint32_t n = vklm_matmul_configs(env->ctx, cf, 8);
+  for (uint32_t i = 0; i < n; i++) {
+    vklm_gemm g = vklm_gemm_make(5, 9, 50257);
+    g.trans_a = i & 1;
+    g.trans_b = (i >> 1) & 1;
+    g.beta = 0.5f;
+    run_gemm_cfg(env, K_F32, &g, "long K", &cf[i]);
+  }
+  vklm_gemm g = vklm_gemm_make(3, 7, 20001);
+  run_gemm(env, K_F16, &g, "long K");
+  run_gemm(env, K_NAIVE, &g, "long K");
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "ops_matmul");
+  test_long_k(&env);
   vklm_gemm big = vklm_gemm_make(8192, 768, 768);
   vklm_matmul_config cf = vklm_matmul_config_choose(env.ctx, &big);
   printf("tile config for 8192x768x768: %ux%ux%u, %ux%u per thread, %u threads\n", cf.BM, cf.BN,

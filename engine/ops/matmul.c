@@ -97,8 +97,8 @@ static uint32_t check_operand(const char *op, const char *what, vklm_buffer b, u
 }
 
 /* naive: matmul_naive_f32 (fp32 only); else the tiled kernels with configuration cfg (NULL:
- * chosen). */
-static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
+ * chosen). One dispatch over the whole K: see gemm() for the split along K. */
+static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
                         vklm_buffer b, int half_b, vklm_buffer bias, const vklm_gemm *g,
                         const vklm_matmul_config *cfg) {
   const char *op = naive ? "matmul_naive" : half_a || half_b ? "matmul_f16" : "matmul";
@@ -161,6 +161,39 @@ static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, 
                             batch);
   return vklm_op_dispatch(cmd, "matmul_tiled_f16", spec, 10, bufs, 4, &pc, sizeof pc, gx, gy,
                           batch);
+}
+
+/* Long reductions are split along K into dispatches of at most MATMUL_K_CHUNK, each adding into
+ * C (beta 1 after the first; the bias with the last), in a fixed order, so the result stays
+ * deterministic. Why: Mesa's llvmpipe/lavapipe ends every loop of a shader invocation after
+ * 65535 iterations in all (LP_MAX_TGSI_LOOP_ITERATIONS, its guard against infinite loops, shared
+ * by all loops the compiler did not unroll), which silently truncated GEMMs with K above ~29k
+ * (the LM head's input gradient, K = 50257). GPUs have no such limit; there the split costs one
+ * extra read and write of C per 8192 of K, which only GEMMs with such long K pay. */
+#define MATMUL_K_CHUNK 8192u
+
+static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
+                        vklm_buffer b, int half_b, vklm_buffer bias, const vklm_gemm *g,
+                        const vklm_matmul_config *cfg) {
+  if (g->K <= MATMUL_K_CHUNK)
+    return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, g, cfg);
+  uint64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);
+  uint64_t ldb = g->ldb ? g->ldb : (g->trans_b ? g->K : g->N);
+  for (uint32_t k0 = 0; k0 < g->K; k0 += MATMUL_K_CHUNK) {
+    uint32_t kn = g->K - k0 < MATMUL_K_CHUNK ? g->K - k0 : MATMUL_K_CHUNK;
+    vklm_gemm part = *g;
+    part.K = kn;
+    part.lda = (uint32_t)lda;
+    part.ldb = (uint32_t)ldb;
+    part.off_a = g->off_a + (g->trans_a ? (uint64_t)k0 * lda : k0); /* A (M,K) or (K,M) */
+    part.off_b = g->off_b + (g->trans_b ? k0 : (uint64_t)k0 * ldb); /* B (K,N) or (N,K) */
+    if (k0 > 0) part.beta = 1.0f;
+    int last = k0 + kn == g->K;
+    vklm_status st = gemm_one(cmd, naive, c, a, half_a, b, half_b, last ? bias : (vklm_buffer){0},
+                              &part, cfg);
+    if (st != VKLM_OK) return st;
+  }
+  return VKLM_OK;
 }
 
 static const vklm_buffer NO_BIAS = {0};
