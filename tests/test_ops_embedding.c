@@ -4,7 +4,9 @@
  * distinct tokens than a dispatch has workgroups along x; the
  * backward run twice must be bit-identical, and a recorded backward replayed with a new batch's
  * tokens and plan must still be right; the backward reference is checked by finite differences;
- * bad token ids are rejected by the plan and give NaN rows (no out-of-bounds read) on the GPU. */
+ * bad token ids are rejected by the plan and give NaN rows (no out-of-bounds read) on the GPU;
+ * the vocabulary-range variants over a table split into uneven row chunks (one call per chunk)
+ * equal the whole-table reference bit for bit, forward and backward. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +187,66 @@ static void test_bad_tokens(vt_env *env) {
   free(plan); free(wte); free(wpe); free(out);
 }
 
+/* A (V,C) table stored as row chunks of `rows` rows (the last one shorter), one buffer each:
+ * forward_range per chunk writes every position once; backward_range per chunk (dwpe with the
+ * first) accumulates each chunk's tokens. Both must equal the whole-table reference exactly. */
+static void test_range(vt_env *env, uint32_t B, uint32_t T, uint32_t C, uint32_t V,
+                       uint32_t rows, int with_wpe, uint64_t seed) {
+  uint32_t BT = B * T, nch = (V + rows - 1) / rows;
+  size_t n = (size_t)BT * C, nte = (size_t)V * C, npe = (size_t)T * C;
+  int32_t *tok = (int32_t *)vt_randi(BT, seed, 0, (int)V);
+  tok[0] = 0, tok[BT - 1] = (int32_t)V - 1, tok[BT / 2] = (int32_t)(rows < V ? rows : 0); /* edges */
+  float *wte = vt_randf(nte, seed + 1, -1, 1), *wpe = vt_randf(npe, seed + 2, -1, 1);
+  float *dout = vt_randf(n, seed + 3, -1, 1), *dwte0 = vt_randf(nte, seed + 4, -0.5f, 0.5f);
+  float *dwpe0 = vt_randf(npe, seed + 5, -0.5f, 0.5f);
+  vklm_buffer g_tok = vt_upload(env, tok, BT * 4), g_out = vt_alloc(env, n * 4);
+  vklm_buffer g_wpe = with_wpe ? vt_upload(env, wpe, npe * 4) : (vklm_buffer){0};
+  vklm_buffer g_dwpe = with_wpe ? vt_upload(env, dwpe0, npe * 4) : (vklm_buffer){0};
+  vklm_buffer g_dout = vt_upload(env, dout, n * 4), *g_wte = calloc(nch, sizeof *g_wte),
+              *g_dwte = calloc(nch, sizeof *g_dwte);
+  uint32_t U;
+  vklm_buffer g_plan = upload_plan(env, NULL, tok, BT, V, &U);
+  for (uint32_t k = 0; k < nch; k++) {
+    size_t r0 = (size_t)k * rows, r1 = r0 + rows < V ? r0 + rows : V;
+    g_wte[k] = vt_upload(env, wte + r0 * C, (r1 - r0) * C * 4);
+    g_dwte[k] = vt_upload(env, dwte0 + r0 * C, (r1 - r0) * C * 4);
+  }
+  vt_begin(env);
+  for (uint32_t k = 0; k < nch; k++) {
+    uint32_t v0 = k * rows, v1 = v0 + rows < V ? v0 + rows : V;
+    vt_ok(env, vklm_embedding_forward_range(env->cmd, g_out, g_tok, g_wte[k], g_wpe, B, T, C, V,
+                                            v0, v1), "forward_range");
+    vt_ok(env, vklm_embedding_backward_range(env->cmd, g_dwte[k], k ? (vklm_buffer){0} : g_dwpe,
+                                             g_plan, g_dout, B, T, C, V, v0, v1),
+          "backward_range");
+  }
+  vt_run(env);
+  float *out = vt_download(env, g_out, n), *ref = vt_zeros(n), *dwte = vt_zeros(nte);
+  for (uint32_t k = 0; k < nch; k++) {
+    size_t r0 = (size_t)k * rows, r1 = r0 + rows < V ? r0 + rows : V;
+    float *part = vt_download(env, g_dwte[k], (r1 - r0) * C);
+    memcpy(dwte + r0 * C, part, (r1 - r0) * C * 4);
+    free(part);
+  }
+  vklm_embedding_forward_ref(ref, tok, wte, with_wpe ? wpe : NULL, B, T, C);
+  float *rdwte = vt_copy(dwte0, nte), *rdwpe = vt_copy(dwpe0, npe);
+  vklm_embedding_backward_ref(rdwte, with_wpe ? rdwpe : NULL, dout, tok, B, T, C);
+  char what[128];
+  snprintf(what, sizeof what, "range forward, V=%u in %u chunks of %u rows, C=%u", V, nch, rows, C);
+  vt_compare(env, what, out, ref, n, 0);
+  snprintf(what, sizeof what, "range backward dwte (%u distinct tokens)", U);
+  vt_compare(env, what, dwte, rdwte, nte, 0);
+  vt_expect(env, !memcmp(out, ref, n * 4) && !memcmp(dwte, rdwte, nte * 4),
+            "  chunked forward and dwte bit-identical to the whole-table reference");
+  if (with_wpe) {
+    float *dwpe = vt_download(env, g_dwpe, npe);
+    vt_compare(env, "range backward dwpe (first chunk only)", dwpe, rdwpe, npe, 0);
+    free(dwpe);
+  }
+  free(tok), free(wte), free(wpe), free(dout), free(dwte0), free(dwpe0), free(g_wte), free(g_dwte);
+  free(out), free(ref), free(dwte), free(rdwte), free(rdwpe);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_ops_embedding");
@@ -199,6 +261,9 @@ int main(void) {
       {1, 140001, 1, 1u << 22, 1 << 22, 1},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_case(&env, &cases[i], 10 + 7 * i);
+  test_range(&env, 3, 17, 13, 37, 10, 1, 500);   /* 10,10,10,7 */
+  test_range(&env, 2, 29, 300, 97, 33, 0, 600);  /* 33,33,31; no position table */
+  test_range(&env, 1, 5, 7, 11, 11, 1, 700);     /* one chunk: the whole-table op */
   test_fd(&env);
   test_bad_tokens(&env);
   return vt_finish(&env);

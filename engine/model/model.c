@@ -42,13 +42,47 @@ static uint32_t index_of(const vklm_model *m, vklm_param_id id, uint32_t l) {
   }
   return i;
 }
-vklm_buffer vklm_model_pbuf(const vklm_model *m, vklm_param_id id, uint32_t l) {
+static vklm_buffer one_slot(const vklm_model *m, const vklm_buffer *bufs, vklm_param_id id,
+                            uint32_t l) {
   uint32_t i = index_of(m, id, l);
-  return i == UINT32_MAX ? (vklm_buffer){0} : m->p[i];
+  if (i == UINT32_MAX) return (vklm_buffer){0};
+  VKLM_ASSERT(m->slot_of[i + 1] - m->slot_of[i] == 1, "model: %s is split into %u chunks",
+              m->info[i].name, m->slot_of[i + 1] - m->slot_of[i]);
+  return bufs[m->slot_of[i]];
+}
+vklm_buffer vklm_model_pbuf(const vklm_model *m, vklm_param_id id, uint32_t l) {
+  return one_slot(m, m->p, id, l);
 }
 vklm_buffer vklm_model_gbuf(const vklm_model *m, vklm_param_id id, uint32_t l) {
-  uint32_t i = index_of(m, id, l);
-  return i == UINT32_MAX ? (vklm_buffer){0} : m->g[i];
+  return one_slot(m, m->g, id, l);
+}
+
+static vklm_buffer chunk(const vklm_model *m, const vklm_buffer *bufs, vklm_param_id id,
+                         uint32_t k, uint32_t *v0, uint32_t *v1) {
+  VKLM_ASSERT(id == VKLM_P_WTE || id == VKLM_P_LM_HEAD, "model: %d is no vocabulary matrix", id);
+  uint32_t i = index_of(m, id, 0), V = m->cfg.vocab_size;
+  VKLM_ASSERT(i != UINT32_MAX && k < m->nvchunks, "model: chunk %u of %u", k, m->nvchunks);
+  VKLM_ASSERT(m->slot_of[i + 1] - m->slot_of[i] == m->nvchunks, "model: %s has %u slots",
+              m->info[i].name, m->slot_of[i + 1] - m->slot_of[i]);
+  uint64_t a = (uint64_t)k * m->vrows, b = a + m->vrows < V ? a + m->vrows : V;
+  *v0 = (uint32_t)a;
+  *v1 = (uint32_t)b;
+  return bufs[m->slot_of[i] + k];
+}
+vklm_buffer vklm_model_pchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
+                              uint32_t *v1) {
+  return chunk(m, m->p, id, k, v0, v1);
+}
+vklm_buffer vklm_model_gchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
+                              uint32_t *v1) {
+  return chunk(m, m->g, id, k, v0, v1);
+}
+
+uint32_t vklm_model_vocab_rows(const vklm_model_config *cfg, uint64_t max_bytes) {
+  uint64_t row = (uint64_t)cfg->n_embd * 4, V = cfg->vocab_size;
+  if (max_bytes == 0 || row == 0 || V * row <= max_bytes) return (uint32_t)V;
+  uint64_t r = max_bytes / row;
+  return (uint32_t)(r ? r : 1);
 }
 
 /* ---- layout: one walk serves the size estimate (dry) and the allocation ------------------- */
@@ -99,13 +133,18 @@ static vklm_status layout(planner *pl) {
     snprintf(what, sizeof what, __VA_ARGS__);                                                      \
     if ((st = take(pl, arena, bytes, out, what)) != VKLM_OK) return st;                            \
   } while (0)
-  for (uint32_t i = 0; i < m->ntensors; i++) {
-    uint64_t bytes = m->info[i].count * 4;
-    TAKE(A_PARAM, bytes, &m->p[i], "parameter %s", m->info[i].name);
-    TAKE(A_GRAD, bytes, &m->g[i], "gradient of %s", m->info[i].name);
-    TAKE(A_OPT, bytes, &m->mom[i], "AdamW m of %s", m->info[i].name);
-    TAKE(A_OPT, bytes, &m->vel[i], "AdamW v of %s", m->info[i].name);
-  }
+  for (uint32_t i = 0; i < m->ntensors; i++)
+    for (uint32_t s = m->slot_of[i], k = 0; s < m->slot_of[i + 1]; s++, k++) {
+      uint64_t bytes = (uint64_t)m->slot_count[s] * 4;
+      const char *nm = m->info[i].name;
+      char part[32] = "";
+      if (m->slot_of[i + 1] - m->slot_of[i] > 1)
+        snprintf(part, sizeof part, " (chunk %u of %u)", k, m->slot_of[i + 1] - m->slot_of[i]);
+      TAKE(A_PARAM, bytes, &m->p[s], "parameter %s%s", nm, part);
+      TAKE(A_GRAD, bytes, &m->g[s], "gradient of %s%s", nm, part);
+      TAKE(A_OPT, bytes, &m->mom[s], "AdamW m of %s%s", nm, part);
+      TAKE(A_OPT, bytes, &m->vel[s], "AdamW v of %s%s", nm, part);
+    }
   const int a = A_ACT;
   TAKE(a, BT * 4, &m->tokens, "tokens (B,T)");
   TAKE(a, BT * 4, &m->targets, "targets (B,T)");
@@ -149,33 +188,65 @@ static vklm_status layout(planner *pl) {
   TAKE(a, (uint64_t)m->nchunks * m->scale_stride, &m->chunk_scale, "logits chunk scales");
   uint64_t ns = 0;
   if (m->ctx) {
-    uint32_t *counts = malloc(m->ntensors * sizeof *counts);
-    if (!counts) return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
-    for (uint32_t i = 0; i < m->ntensors; i++) counts[i] = (uint32_t)m->info[i].count;
-    ns = vklm_grad_norm_scratch_size(m->ctx, counts, m->ntensors);
-    free(counts);
+    ns = vklm_grad_norm_scratch_size(m->ctx, m->slot_count, m->nslots);
   } else {
-    for (uint32_t i = 0; i < m->ntensors; i++) ns += (m->info[i].count / 128 + 64) * 4;
+    for (uint32_t s = 0; s < m->nslots; s++) ns += ((uint64_t)m->slot_count[s] / 128 + 64) * 4;
   }
   TAKE(a, ns, &m->norm_scratch, "gradient norm partials");
 #undef TAKE
   return VKLM_OK;
 }
 
-/* Fills the table part of m (cfg, B, T set); allocates the host arrays. */
+/* The storage slots of m's table (see model_internal.h), with m->vrows rows per vocabulary
+ * chunk (0: no split). */
+static vklm_status setup_slots(vklm_model *m) {
+  uint32_t V = m->cfg.vocab_size;
+  if (m->vrows == 0 || m->vrows > V) m->vrows = V;
+  m->nvchunks = (V + m->vrows - 1) / m->vrows;
+  m->nslots = 0;
+  for (uint32_t i = 0; i < m->ntensors; i++)
+    m->nslots += m->pid[i] == VKLM_P_WTE || m->pid[i] == VKLM_P_LM_HEAD ? m->nvchunks : 1;
+  m->slot_of = calloc(m->ntensors + 1, sizeof *m->slot_of);
+  m->slot_off = calloc(m->nslots, sizeof *m->slot_off);
+  m->slot_count = calloc(m->nslots, sizeof *m->slot_count);
+  m->p = calloc(m->nslots, sizeof *m->p);
+  m->g = calloc(m->nslots, sizeof *m->g);
+  m->mom = calloc(m->nslots, sizeof *m->mom);
+  m->vel = calloc(m->nslots, sizeof *m->vel);
+  if (!m->slot_of || !m->slot_off || !m->slot_count || !m->p || !m->g || !m->mom || !m->vel)
+    return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+  uint32_t s = 0;
+  for (uint32_t i = 0; i < m->ntensors; i++) {
+    m->slot_of[i] = s;
+    const vklm_param_info *t = &m->info[i];
+    if (m->pid[i] == VKLM_P_WTE || m->pid[i] == VKLM_P_LM_HEAD) {
+      uint64_t C = t->shape[1];
+      for (uint32_t k = 0; k < m->nvchunks; k++, s++) {
+        uint64_t v0 = (uint64_t)k * m->vrows, v1 = v0 + m->vrows < V ? v0 + m->vrows : V;
+        m->slot_off[s] = t->offset + v0 * C;
+        m->slot_count[s] = (uint32_t)((v1 - v0) * C);
+      }
+    } else {
+      m->slot_off[s] = t->offset;
+      m->slot_count[s++] = (uint32_t)t->count;
+    }
+  }
+  m->slot_of[m->ntensors] = s;
+  return VKLM_OK;
+}
+
+/* Fills the table part of m (cfg, B, T, vrows set); allocates the host arrays. */
 static vklm_status setup_table(vklm_model *m) {
   uint32_t max = vklm_model_table_max(&m->cfg);
   m->info = calloc(max, sizeof *m->info);
   m->init = calloc(max, 1);
   m->pid = calloc(max, 1);
-  m->p = calloc(max, sizeof *m->p);
-  m->g = calloc(max, sizeof *m->g);
-  m->mom = calloc(max, sizeof *m->mom);
-  m->vel = calloc(max, sizeof *m->vel);
   m->la = calloc(m->cfg.n_layer, sizeof *m->la);
-  if (!m->info || !m->init || !m->pid || !m->p || !m->g || !m->mom || !m->vel || !m->la)
+  if (!m->info || !m->init || !m->pid || !m->la)
     return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
   m->nparams = vklm_model_table(&m->cfg, m->info, m->init, m->pid, &m->ntensors);
+  vklm_status st = setup_slots(m);
+  if (st != VKLM_OK) return st;
   uint32_t BT = m->B * m->T;
   m->nchunks = (BT + m->lrows - 1) / m->lrows;
   m->scale_stride = 256; /* >= any device's offset alignment (the spec's maximum is 256) */
@@ -199,6 +270,9 @@ static void free_host(vklm_model *m) {
   free(m->g);
   free(m->mom);
   free(m->vel);
+  free(m->slot_of);
+  free(m->slot_off);
+  free(m->slot_count);
   free(m->la);
   free(m->host_scale);
 }
@@ -272,6 +346,12 @@ vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg
   m->T = T;
   m->obj = obj;
   m->lrows = vklm_model_logits_rows(cfg, B, T, want, caps->max_storage_buffer_range);
+  /* vocabulary matrices larger than one bindable buffer (or opt's cap) go in row chunks */
+  uint64_t vmax = caps->max_storage_buffer_range < caps->max_allocation_size
+                      ? caps->max_storage_buffer_range
+                      : caps->max_allocation_size;
+  if (opt && opt->max_tensor_bytes && opt->max_tensor_bytes < vmax) vmax = opt->max_tensor_bytes;
+  m->vrows = vklm_model_vocab_rows(cfg, vmax);
   if ((st = setup_table(m)) != VKLM_OK) goto fail;
   /* Size checks before any allocation. */
   planner dry = {.m = m, .dry = 1, .align = vklm_buffer_alignment(ctx)};
@@ -290,8 +370,8 @@ vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg
     st = vklm_model_fail(m, VKLM_ERROR_UNSUPPORTED,
                          "model: %s needs %.1f MiB in one buffer, more than the device's "
                          "maxStorageBufferRange (%.1f MiB) / maxMemoryAllocationSize (%.1f MiB); "
-                         "only the logits are split into chunks: use a smaller vocabulary, "
-                         "n_embd or B*T",
+                         "only the logits and the (V,C) vocabulary matrices are split into "
+                         "chunks: use a smaller n_embd, MLP size or B*T",
                          dry.biggest_name, mib(dry.biggest), mib(caps->max_storage_buffer_range),
                          mib(caps->max_allocation_size));
     goto fail;
@@ -316,10 +396,10 @@ vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg
   /* zero moments */
   vklm_cmd *c = m->c_upd;
   if ((st = vklm_cmd_begin(c)) != VKLM_OK) goto vkfail;
-  for (uint32_t i = 0; i < m->ntensors; i++) {
-    if ((st = vklm_cmd_fill_words(c, m->mom[i], 0)) != VKLM_OK) goto vkfail;
-    if ((st = vklm_cmd_fill_words(c, m->vel[i], 0)) != VKLM_OK) goto vkfail;
-    if ((st = vklm_cmd_fill_words(c, m->p[i], 0)) != VKLM_OK) goto vkfail;
+  for (uint32_t s = 0; s < m->nslots; s++) {
+    if ((st = vklm_cmd_fill_words(c, m->mom[s], 0)) != VKLM_OK) goto vkfail;
+    if ((st = vklm_cmd_fill_words(c, m->vel[s], 0)) != VKLM_OK) goto vkfail;
+    if ((st = vklm_cmd_fill_words(c, m->p[s], 0)) != VKLM_OK) goto vkfail;
   }
   if ((st = vklm_cmd_end(c)) != VKLM_OK || (st = vklm_cmd_run(c)) != VKLM_OK) goto vkfail;
   *out = m;
@@ -373,15 +453,17 @@ vklm_status vklm_model_init(vklm_model *m, uint64_t seed) {
 /* ---- host copies -------------------------------------------------------------------------- */
 static vklm_status copy_vec(vklm_model *m, vklm_buffer *bufs, float *host, int up,
                             const char *what) {
-  for (uint32_t i = 0; i < m->ntensors; i++) {
-    float *h = host + m->info[i].offset;
-    uint64_t bytes = m->info[i].count * 4;
-    vklm_status st = up ? vklm_buffer_upload(m->ctx, bufs[i], 0, h, bytes)
-                        : vklm_buffer_download(m->ctx, bufs[i], 0, h, bytes);
-    if (st != VKLM_OK)
-      return vklm_model_fail(m, st, "model: %s %s of %s failed: %s", up ? "upload" : "download",
-                             what, m->info[i].name, vklm_context_error(m->ctx));
-  }
+  for (uint32_t i = 0; i < m->ntensors; i++)
+    for (uint32_t s = m->slot_of[i]; s < m->slot_of[i + 1]; s++) { /* chunks gather/scatter */
+      float *h = host + m->slot_off[s];
+      uint64_t bytes = (uint64_t)m->slot_count[s] * 4;
+      vklm_status st = up ? vklm_buffer_upload(m->ctx, bufs[s], 0, h, bytes)
+                          : vklm_buffer_download(m->ctx, bufs[s], 0, h, bytes);
+      if (st != VKLM_OK)
+        return vklm_model_fail(m, st, "model: %s %s of %s failed: %s",
+                               up ? "upload" : "download", what, m->info[i].name,
+                               vklm_context_error(m->ctx));
+    }
   return VKLM_OK;
 }
 

@@ -8,11 +8,16 @@
  * step, which are recorded once and replayed: per-step values (learning rate, step number) live
  * in a small GPU buffer, and the tokens are uploaded into fixed buffers before each replay.
  *
- * Limits: every tensor lives in one buffer, so each parameter tensor (e.g. the (V,C) embedding)
- * and each (B,T,*) activation must fit the device's maxStorageBufferRange; creation fails with a
- * message naming the tensor and the limit otherwise (GPT-2's 147 MiB wte under 128 MiB limits).
- * The logits are the exception: the lm head and the cross-entropy run over chunks of rows
- * (vklm_model_options), so no (B,T,V) buffer exists.
+ * Limits: a buffer cannot exceed the device's maxStorageBufferRange, so the two tensors that grow
+ * with the vocabulary are split. The (V,C) vocabulary matrices (wte, an untied lm_head) are
+ * stored as row chunks (vocabulary ranges, each one buffer within the limit, with their
+ * gradients and AdamW moments alike: GPT-2's 147 MiB wte becomes two chunks under 128 MiB
+ * limits); the embedding and the lm head run chunk by chunk in a fixed order, so the results are
+ * deterministic. The split is an allocation detail: the parameter table, the flat vectors (get /
+ * set), checkpoints and export see whole tensors. The logits are never stored whole: the lm head
+ * and the cross-entropy run over chunks of rows (vklm_model_options), so no (B,T,V) buffer
+ * exists. Every other tensor and (B,T,*) activation must fit in one buffer; creation fails with a
+ * message naming the tensor and the limit otherwise.
  *
  * Objectives: next-token prediction (causal attention), and masked language modelling
  * (bidirectional attention; vklm_mlm_mask chooses 15% of positions, 80/10/10 mask/random/keep,
@@ -77,8 +82,12 @@ vklm_status vklm_model_create(vklm_context *ctx, const vklm_model_config *cfg, u
  * logits take one (rows,V) buffer, never (B*T,V); 0 chooses automatically (at most 256 MiB and
  * the largest bindable buffer, a multiple of 64 rows, or all B*T rows when they fit). With more
  * than one chunk, vklm_model_get_logits is unavailable (only the last chunk is kept). */
+/* max_tensor_bytes: the largest buffer of one chunk of a (V,C) vocabulary matrix (wte, lm_head,
+ * their gradients and moments); 0 means the device's limit. A value below it forces the split
+ * (for tests); other tensors ignore it. */
 typedef struct vklm_model_options {
   uint32_t logits_rows;
+  uint64_t max_tensor_bytes;
 } vklm_model_options;
 vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
                                  uint32_t T, vklm_objective obj, const vklm_model_options *opt,

@@ -69,7 +69,11 @@ vklm_status vklm_model_record_backward(vklm_model *m, vklm_cmd *cmd) {
 #undef P
 #undef G
   }
-  TRY(vklm_embedding_backward(cmd, vklm_model_gbuf(m, VKLM_P_WTE, 0),
-                              vklm_model_gbuf(m, VKLM_P_WPE, 0), m->plan, m->dres, B, T, C, V));
+  for (uint32_t k = 0; k < m->nvchunks; k++) { /* each chunk: the plan's tokens in its range */
+    uint32_t v0, v1;
+    vklm_buffer dwte = vklm_model_gchunk(m, VKLM_P_WTE, k, &v0, &v1);
+    vklm_buffer dwpe = k == 0 ? vklm_model_gbuf(m, VKLM_P_WPE, 0) : (vklm_buffer){0};
+    TRY(vklm_embedding_backward_range(cmd, dwte, dwpe, m->plan, m->dres, B, T, C, V, v0, v1));
+  }
   return VKLM_OK;
 }

@@ -34,8 +34,12 @@ vklm_status vklm_model_record_forward(vklm_model *m, vklm_cmd *cmd) {
   int gpt2 = c->arch == VKLM_ARCH_GPT2, causal = m->obj == VKLM_OBJ_CAUSAL;
   vklm_status st;
 
-  TRY(vklm_embedding_forward(cmd, m->encoded, m->tokens, vklm_model_pbuf(m, VKLM_P_WTE, 0),
-                             vklm_model_pbuf(m, VKLM_P_WPE, 0), B, T, C, V));
+  for (uint32_t k = 0; k < m->nvchunks; k++) { /* each position is written by its token's chunk */
+    uint32_t v0, v1;
+    vklm_buffer wte = vklm_model_pchunk(m, VKLM_P_WTE, k, &v0, &v1);
+    TRY(vklm_embedding_forward_range(cmd, m->encoded, m->tokens, wte,
+                                     vklm_model_pbuf(m, VKLM_P_WPE, 0), B, T, C, V, v0, v1));
+  }
   for (uint32_t l = 0; l < c->n_layer; l++) {
     vklm_layer_acts *la = &m->la[l];
     vklm_buffer x = l == 0 ? m->encoded : m->la[l - 1].res3;
@@ -80,11 +84,61 @@ uint32_t vklm_model_logits_rows(const vklm_model_config *cfg, uint32_t B, uint32
   return (uint32_t)(R ? R : 64 < BT ? 64 : BT);
 }
 
+/* logits (n,V) = lnf (n,C) @ head^T, the head (V,C) in vocabulary chunks: chunk [v0,v1) writes
+ * the column block logits[:, v0:v1] (a GEMM with ldc = V). */
+static vklm_status head_forward(vklm_model *m, vklm_cmd *cmd, vklm_buffer logits, vklm_buffer lnf,
+                                vklm_param_id hid, uint32_t n) {
+  uint32_t C = m->cfg.n_embd, V = m->cfg.vocab_size, v0, v1;
+  if (m->nvchunks == 1) {
+    TRY(vklm_matmul_forward(cmd, logits, lnf, vklm_model_pchunk(m, hid, 0, &v0, &v1),
+                            (vklm_buffer){0}, n, C, V));
+    return VKLM_OK;
+  }
+  for (uint32_t j = 0; j < m->nvchunks; j++) {
+    vklm_buffer w = vklm_model_pchunk(m, hid, j, &v0, &v1);
+    vklm_gemm g = vklm_gemm_make(n, v1 - v0, C);
+    g.trans_b = 1; /* w (v1-v0, C) */
+    g.ldc = V;
+    g.off_c = v0;
+    TRY(vklm_matmul(cmd, logits, lnf, w, &g));
+  }
+  return VKLM_OK;
+}
+
+/* With dlogits (n,V): dhead[v0:v1] += dlogits[:, v0:v1]^T @ lnf per chunk, and dln (n,C) (over-
+ * written) = sum over the chunks, in order, of dlogits[:, v0:v1] @ head[v0:v1]. */
+static vklm_status head_backward(vklm_model *m, vklm_cmd *cmd, vklm_buffer dln,
+                                 vklm_buffer dlogits, vklm_buffer lnf, vklm_param_id hid,
+                                 uint32_t n) {
+  uint32_t C = m->cfg.n_embd, V = m->cfg.vocab_size, v0, v1;
+  if (m->nvchunks == 1) {
+    TRY(vklm_matmul_backward(cmd, dln, vklm_model_gchunk(m, hid, 0, &v0, &v1), (vklm_buffer){0},
+                             dlogits, lnf, vklm_model_pchunk(m, hid, 0, &v0, &v1), n, C, V));
+    return VKLM_OK;
+  }
+  for (uint32_t j = 0; j < m->nvchunks; j++) {
+    vklm_buffer w = vklm_model_pchunk(m, hid, j, &v0, &v1);
+    vklm_buffer dw = vklm_model_gchunk(m, hid, j, &v0, &v1);
+    vklm_gemm gx = vklm_gemm_make(n, C, v1 - v0); /* dln (n,C) (+)= dlogits[:, v0:v1] @ w */
+    gx.lda = V;
+    gx.off_a = v0;
+    gx.beta = j ? 1.0f : 0.0f;
+    TRY(vklm_matmul(cmd, dln, dlogits, w, &gx));
+    vklm_gemm gw = vklm_gemm_make(v1 - v0, C, n); /* dw (v1-v0,C) += dlogits[:, v0:v1]^T @ lnf */
+    gw.trans_a = 1;
+    gw.lda = V;
+    gw.off_a = v0;
+    gw.beta = 1.0f;
+    TRY(vklm_matmul(cmd, dw, dlogits, lnf, &gw));
+  }
+  return VKLM_OK;
+}
+
 vklm_status vklm_model_record_head(vklm_model *m, vklm_cmd *cmd, int with_grad, float grad_scale) {
   const vklm_model_config *c = &m->cfg;
   uint32_t BT = m->B * m->T, C = c->n_embd, V = c->vocab_size, R = m->lrows;
+  vklm_status st;
   vklm_param_id hid = c->tie_embeddings ? VKLM_P_WTE : VKLM_P_LM_HEAD;
-  vklm_buffer head = vklm_model_pbuf(m, hid, 0), dhead = vklm_model_gbuf(m, hid, 0);
   for (uint32_t k = 0; k < m->nchunks; k++) {
     uint32_t r0 = k * R, n = BT - r0 < R ? BT - r0 : R;
     vklm_buffer lnf = vklm_buffer_slice(m->lnf, (uint64_t)r0 * C * 4, (uint64_t)n * C * 4);
@@ -92,7 +146,7 @@ vklm_status vklm_model_record_head(vklm_model *m, vklm_cmd *cmd, int with_grad, 
     vklm_buffer losses = vklm_buffer_slice(m->losses, (uint64_t)r0 * 4, (uint64_t)n * 4);
     vklm_buffer targets = vklm_buffer_slice(m->targets, (uint64_t)r0 * 4, (uint64_t)n * 4);
     vklm_buffer logits = vklm_buffer_slice(m->logits, 0, (uint64_t)n * V * 4);
-    TRY(vklm_matmul_forward(cmd, logits, lnf, head, (vklm_buffer){0}, n, C, V));
+    if ((st = head_forward(m, cmd, logits, lnf, hid, n)) != VKLM_OK) return st;
     if (!with_grad) {
       TRY(vklm_crossentropy_forward(cmd, losses, logits, targets, n, V, VKLM_IGNORE_INDEX));
       continue;
@@ -103,7 +157,7 @@ vklm_status vklm_model_record_head(vklm_model *m, vklm_cmd *cmd, int with_grad, 
     if (m->nchunks > 1)
       TRY(vklm_grad_clip(cmd, logits, n * V,
                          vklm_buffer_slice(m->chunk_scale, (uint64_t)k * m->scale_stride, 8)));
-    TRY(vklm_matmul_backward(cmd, dln, dhead, (vklm_buffer){0}, logits, lnf, head, n, C, V));
+    if ((st = head_backward(m, cmd, dln, logits, lnf, hid, n)) != VKLM_OK) return st;
   }
   TRY(vklm_crossentropy_mean(cmd, m->loss, m->losses, m->targets, BT, VKLM_IGNORE_INDEX));
   return VKLM_OK;

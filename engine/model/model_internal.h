@@ -35,9 +35,19 @@ struct vklm_model {
   uint32_t first[VKLM_P_COUNT]; /* tensor index of id at layer 0, UINT32_MAX when absent */
   uint32_t layer_stride;        /* present per-layer tensors */
   uint64_t nparams;
+  /* Storage slots: tensor i is stored as slots slot_of[i] .. slot_of[i+1]-1, one buffer each
+   * (of parameters, gradients and both moments). A (V,C) vocabulary matrix (wte, lm_head) larger
+   * than the largest bindable buffer is split into row chunks of vrows rows (nvchunks slots, the
+   * last one possibly shorter); every other tensor is one slot. The flat vector and the table do
+   * not see the split: slot s holds floats slot_off[s] .. + slot_count[s] of the flat vector. */
+  uint32_t nslots;
+  uint32_t *slot_of;              /* owned, ntensors + 1 */
+  uint64_t *slot_off;             /* owned, nslots */
+  uint32_t *slot_count;           /* owned, nslots */
+  uint32_t vrows, nvchunks;       /* rows per vocabulary chunk, chunks (1: not split) */
   /* owned arenas and the buffers in them */
   vklm_arena *a_param, *a_grad, *a_opt, *a_act;
-  vklm_buffer *p, *g, *mom, *vel; /* owned arrays of ntensors views */
+  vklm_buffer *p, *g, *mom, *vel; /* owned arrays of nslots views */
   vklm_layer_acts *la;            /* owned, L */
   vklm_buffer tokens, targets, plan;  /* (BT) int32, (BT) int32, plan int32 */
   vklm_buffer encoded;                /* (BT,C) embedding output */
@@ -65,9 +75,18 @@ struct vklm_model {
   char err[512];
 };
 
-/* Buffer of parameter id at layer l (l ignored outside section 1); {0} when absent. */
+/* Buffer of parameter id at layer l (l ignored outside section 1); {0} when absent. The tensor
+ * must be one slot (not a split vocabulary matrix: use the chunk functions for WTE, LM_HEAD). */
 vklm_buffer vklm_model_pbuf(const vklm_model *m, vklm_param_id id, uint32_t l);
 vklm_buffer vklm_model_gbuf(const vklm_model *m, vklm_param_id id, uint32_t l);
+/* Chunk k < m->nvchunks of the vocabulary matrix id (VKLM_P_WTE or VKLM_P_LM_HEAD): its
+ * parameters / gradient (v1-v0, C) for the rows [*v0, *v1) it holds. */
+vklm_buffer vklm_model_pchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
+                              uint32_t *v1);
+vklm_buffer vklm_model_gchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
+                              uint32_t *v1);
+/* Rows per vocabulary chunk: every (V,C) chunk buffer within max_bytes (0: no limit). */
+uint32_t vklm_model_vocab_rows(const vklm_model_config *cfg, uint64_t max_bytes);
 /* Formats into m->err and returns st. */
 vklm_status vklm_model_fail(vklm_model *m, vklm_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

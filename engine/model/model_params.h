@@ -1,6 +1,7 @@
 /* The parameter table of the decoder transformer: ONE X-macro listing every parameter tensor.
  * It generates the tensor ids (VKLM_P_*), the flat parameter vector layout (vklm_param_info: name,
- * shape, offset, decay, layer), the per-tensor buffers of parameters, gradients and AdamW moments,
+ * shape, offset, decay, layer), the per-tensor buffers of parameters, gradients and AdamW moments
+ * (a (V,C) vocabulary matrix too large for one buffer gets several: model_internal.h's slots),
  * the initialisation, and whatever else walks the parameters (checkpoints, safetensors export,
  * the parity tests, which compare every tensor by its name from this table).
  *

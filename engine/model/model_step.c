@@ -136,8 +136,8 @@ vklm_status vklm_model_zero_grads(vklm_model *m) {
   vklm_status st;
   if (!m->zero_rec) {
     if ((st = vklm_cmd_begin(m->c_zero)) != VKLM_OK) return vkfail(m, st, "begin");
-    for (uint32_t i = 0; i < m->ntensors; i++)
-      if ((st = vklm_cmd_fill_words(m->c_zero, m->g[i], 0)) != VKLM_OK)
+    for (uint32_t s = 0; s < m->nslots; s++)
+      if ((st = vklm_cmd_fill_words(m->c_zero, m->g[s], 0)) != VKLM_OK)
         return vkfail(m, st, "recording the gradient zeroing");
     if ((st = vklm_cmd_end(m->c_zero)) != VKLM_OK) return vkfail(m, st, "end");
     m->zero_rec = 1;
@@ -149,26 +149,24 @@ vklm_status vklm_model_zero_grads(vklm_model *m) {
 static vklm_status record_update(vklm_model *m, float clip) {
   vklm_status st;
   vklm_cmd *c = m->c_upd;
-  uint32_t n = m->ntensors;
-  uint32_t *counts = malloc(n * sizeof *counts);
-  if (!counts) return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
-  for (uint32_t i = 0; i < n; i++) counts[i] = (uint32_t)m->info[i].count;
+  /* every storage slot (a split vocabulary matrix's chunks too) is a tensor of its own here */
+  const uint32_t *counts = m->slot_count;
   if ((st = vklm_cmd_begin(c)) != VKLM_OK) goto fail;
-  if ((st = vklm_grad_norm(c, m->norm_buf, m->norm_scratch, m->g, counts, n, clip)) != VKLM_OK)
+  if ((st = vklm_grad_norm(c, m->norm_buf, m->norm_scratch, m->g, counts, m->nslots, clip)) !=
+      VKLM_OK)
     goto fail;
-  for (uint32_t i = 0; i < n; i++)
-    if ((st = vklm_adamw(c, m->p[i], m->mom[i], m->vel[i], m->g[i], counts[i], m->step_buf,
-                         m->norm_buf, m->info[i].decay)) != VKLM_OK)
-      goto fail;
-  for (uint32_t i = 0; i < n; i++)
-    if ((st = vklm_cmd_fill_words(c, m->g[i], 0)) != VKLM_OK) goto fail;
+  for (uint32_t i = 0; i < m->ntensors; i++)
+    for (uint32_t s = m->slot_of[i]; s < m->slot_of[i + 1]; s++)
+      if ((st = vklm_adamw(c, m->p[s], m->mom[s], m->vel[s], m->g[s], counts[s], m->step_buf,
+                           m->norm_buf, m->info[i].decay)) != VKLM_OK)
+        goto fail;
+  for (uint32_t s = 0; s < m->nslots; s++)
+    if ((st = vklm_cmd_fill_words(c, m->g[s], 0)) != VKLM_OK) goto fail;
   if ((st = vklm_cmd_end(c)) != VKLM_OK) goto fail;
-  free(counts);
   m->upd_rec = 1;
   m->upd_clip = clip;
   return VKLM_OK;
 fail:
-  free(counts);
   m->upd_rec = 0;
   return vkfail(m, st, "recording the update");
 }

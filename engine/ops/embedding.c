@@ -12,14 +12,14 @@
 
 typedef struct embed_fwd_push {
   uint32_t BT, T, C, V;
-  uint32_t has_wpe;
+  uint32_t has_wpe, v0, v1;
 } embed_fwd_push;
-_Static_assert(sizeof(embed_fwd_push) == 20, "embedding_forward_f32.comp push constants");
+_Static_assert(sizeof(embed_fwd_push) == 28, "embedding_forward_f32.comp push constants");
 
 typedef struct embed_dwte_push {
-  uint32_t BT, C, V;
+  uint32_t BT, C, V, v0, v1;
 } embed_dwte_push;
-_Static_assert(sizeof(embed_dwte_push) == 12, "embedding_backward_f32_dwte.comp push constants");
+_Static_assert(sizeof(embed_dwte_push) == 20, "embedding_backward_f32_dwte.comp push constants");
 
 typedef struct embed_dwpe_push {
   uint32_t B, TC;
@@ -103,17 +103,25 @@ static uint32_t wg_channels(const vklm_context *ctx, uint32_t C) {
 vklm_status vklm_embedding_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer tokens,
                                    vklm_buffer wte, vklm_buffer wpe, uint32_t B, uint32_t T,
                                    uint32_t C, uint32_t V) {
+  return vklm_embedding_forward_range(cmd, out, tokens, wte, wpe, B, T, C, V, 0, V);
+}
+
+vklm_status vklm_embedding_forward_range(vklm_cmd *cmd, vklm_buffer out, vklm_buffer tokens,
+                                         vklm_buffer wte, vklm_buffer wpe, uint32_t B, uint32_t T,
+                                         uint32_t C, uint32_t V, uint32_t v0, uint32_t v1) {
   uint64_t BT = (uint64_t)B * T, n = BT * C;
   VKLM_ASSERT(n < (1ull << 32) && (uint64_t)V * C < (1ull << 32),
               "embedding: B*T*C = %llu or V*C too large", (unsigned long long)n);
   VKLM_ASSERT(out.size >= n * 4, "embedding forward: out %llu bytes < (B,T,C)", (unsigned long long)out.size);
   VKLM_ASSERT(tokens.size >= BT * 4, "embedding forward: tokens %llu bytes < (B,T)", (unsigned long long)tokens.size);
-  VKLM_ASSERT(wte.size >= (uint64_t)V * C * 4, "embedding forward: wte %llu bytes < (V,C)", (unsigned long long)wte.size);
+  VKLM_ASSERT(v0 < v1 && v1 <= V, "embedding forward: range [%u,%u) of V=%u", v0, v1, V);
+  VKLM_ASSERT(wte.size >= (uint64_t)(v1 - v0) * C * 4, "embedding forward: wte %llu bytes < (v1-v0,C)",
+              (unsigned long long)wte.size);
   int has_wpe = wpe.size > 0;
   VKLM_ASSERT(!has_wpe || wpe.size >= (uint64_t)T * C * 4, "embedding forward: wpe %llu bytes < (T,C)",
               (unsigned long long)wpe.size);
   if (n == 0) return VKLM_OK;
-  embed_fwd_push pc = {(uint32_t)BT, T, C, V, (uint32_t)has_wpe};
+  embed_fwd_push pc = {(uint32_t)BT, T, C, V, (uint32_t)has_wpe, v0, v1};
   /* Without a position table, wte stands in at binding 3 (read-only, never read). */
   vklm_buffer bufs[4] = {out, tokens, wte, has_wpe ? wpe : wte};
   return vklm_op_dispatch_1d(cmd, "embedding_forward_f32", bufs, 4, &pc, sizeof pc, n);
@@ -122,13 +130,21 @@ vklm_status vklm_embedding_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer t
 vklm_status vklm_embedding_backward(vklm_cmd *cmd, vklm_buffer dwte, vklm_buffer dwpe,
                                     vklm_buffer plan, vklm_buffer dout, uint32_t B, uint32_t T,
                                     uint32_t C, uint32_t V) {
+  return vklm_embedding_backward_range(cmd, dwte, dwpe, plan, dout, B, T, C, V, 0, V);
+}
+
+vklm_status vklm_embedding_backward_range(vklm_cmd *cmd, vklm_buffer dwte, vklm_buffer dwpe,
+                                          vklm_buffer plan, vklm_buffer dout, uint32_t B,
+                                          uint32_t T, uint32_t C, uint32_t V, uint32_t v0,
+                                          uint32_t v1) {
   vklm_context *ctx = vklm_cmd_context(cmd);
   const vklm_caps *caps = vklm_context_caps(ctx);
   uint64_t BT = (uint64_t)B * T, n = BT * C;
   VKLM_ASSERT(n < (1ull << 32) && (uint64_t)V * C < (1ull << 32) && BT < (1u << 30),
               "embedding: B*T*C = %llu or V*C too large", (unsigned long long)n);
-  VKLM_ASSERT(dwte.size >= (uint64_t)V * C * 4, "embedding backward: dwte %llu bytes < (V,C)",
-              (unsigned long long)dwte.size);
+  VKLM_ASSERT(v0 < v1 && v1 <= V, "embedding backward: range [%u,%u) of V=%u", v0, v1, V);
+  VKLM_ASSERT(dwte.size >= (uint64_t)(v1 - v0) * C * 4,
+              "embedding backward: dwte %llu bytes < (v1-v0,C)", (unsigned long long)dwte.size);
   VKLM_ASSERT(dout.size >= n * 4, "embedding backward: dout %llu bytes < (B,T,C)", (unsigned long long)dout.size);
   VKLM_ASSERT(plan.size >= vklm_embedding_plan_size((uint32_t)BT) * 4,
               "embedding backward: plan %llu bytes < vklm_embedding_plan_size(%llu) int32",
@@ -145,7 +161,7 @@ vklm_status vklm_embedding_backward(vklm_cmd *cmd, vklm_buffer dwte, vklm_buffer
   uint64_t gy = (C + wg - 1) / wg;
   VKLM_ASSERT(gy <= caps->max_workgroup_count[1], "embedding backward: C = %u too large", C);
   uint32_t gx = BT < caps->max_workgroup_count[0] ? (uint32_t)BT : caps->max_workgroup_count[0];
-  embed_dwte_push pw = {(uint32_t)BT, C, V};
+  embed_dwte_push pw = {(uint32_t)BT, C, V, v0, v1};
   vklm_buffer bw[3] = {dwte, dout, plan};
   st = vklm_op_dispatch(cmd, "embedding_backward_f32_dwte", &wg, 1, bw, 3, &pw, sizeof pw, gx,
                         (uint32_t)gy, 1);

@@ -62,6 +62,21 @@ vklm_status vklm_embedding_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer t
                                    vklm_buffer wte, vklm_buffer wpe, uint32_t B, uint32_t T,
                                    uint32_t C, uint32_t V);
 
+/* The same over a vocabulary range [v0, v1), for a (V,C) table stored as row chunks (each within
+ * the largest bindable buffer): wte is the chunk (v1-v0, C) holding rows v0..v1-1. The forward
+ * writes only the positions whose token is in the range (out = wte[tok-v0] + wpe[t]) and leaves
+ * the others as they are, so one call per chunk writes every position once; the call whose
+ * range ends at V also writes the NaN rows of bad ids. The backward adds into dwte (v1-v0, C)
+ * for the tokens in the range only, in the same order as the whole-table call (bit-identical);
+ * pass dwpe to ONE of the calls (the others {0}). v0 = 0, v1 = V is the whole-table op. */
+vklm_status vklm_embedding_forward_range(vklm_cmd *cmd, vklm_buffer out, vklm_buffer tokens,
+                                         vklm_buffer wte, vklm_buffer wpe, uint32_t B, uint32_t T,
+                                         uint32_t C, uint32_t V, uint32_t v0, uint32_t v1);
+vklm_status vklm_embedding_backward_range(vklm_cmd *cmd, vklm_buffer dwte, vklm_buffer dwpe,
+                                          vklm_buffer plan, vklm_buffer dout, uint32_t B,
+                                          uint32_t T, uint32_t C, uint32_t V, uint32_t v0,
+                                          uint32_t v1);
+
 /* dwte (V,C) += scatter of dout by token; dwpe (T,C) += sum over b of dout   (both ACCUMULATE)
  * dwpe may be {0} (no position table). plan: the buffer holding vklm_embedding_plan(tokens) for
  * the same batch (vklm_embedding_plan_size(B*T) int32). dout (B,T,C). */
