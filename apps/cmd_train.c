@@ -1,5 +1,5 @@
 /* vklm train: pretraining (engine/train) from token shards or a text file with a tokenizer.
- * vklm export: a checkpoint to safetensors with Hugging Face names and config.json.
+ * vklm export: a checkpoint to safetensors with Hugging Face names and config.json, or to GGUF.
  * Flags and outputs: docs/training.md. */
 #include <libgen.h>
 #include <math.h>
@@ -11,6 +11,7 @@
 
 #include "app_util.h"
 #include "commands.h"
+#include "formats/model_load.h"
 #include "train/train.h"
 
 static void train_usage(FILE *f) {
@@ -229,22 +230,57 @@ int cmd_train(int argc, char **argv) {
   return rc;
 }
 
+/* vklm export --format gguf (formats/model_load.h). */
+static int export_gguf(const char *model, const char *out, const char *type, const char *tok) {
+  uint32_t t;
+  if (!strcmp(type, "f32")) t = VKLM_GGML_TYPE_F32;
+  else if (!strcmp(type, "f16")) t = VKLM_GGML_TYPE_F16;
+  else if (!strcmp(type, "q8_0")) t = VKLM_GGML_TYPE_Q8_0;
+  else if (!strcmp(type, "q4_0")) t = VKLM_GGML_TYPE_Q4_0;
+  else {
+    fprintf(stderr, "vklm export: unknown --type '%s' (f32, f16, q8_0, q4_0)\n", type);
+    return 2;
+  }
+  char err[2048];
+  vklm_ckpt *c = NULL;
+  if (vklm_ckpt_read(model, 0, &c, err, sizeof err) != VKLM_OK ||
+      vklm_export_gguf(out, &c->st.model, c->table, c->ntensors, c->params, t, tok, err,
+                       sizeof err) != VKLM_OK) {
+    fprintf(stderr, "vklm export: %s\n", err);
+    vklm_ckpt_free(c);
+    return 1;
+  }
+  fprintf(stderr, "vklm export: %s (%llu parameters, step %llu) -> %s (GGUF, linear weights %s%s%s)\n",
+          model, (unsigned long long)c->nparams, (unsigned long long)c->st.step, out, type,
+          tok ? ", tokenizer " : "", tok ? tok : "");
+  vklm_ckpt_free(c);
+  return 0;
+}
+
 int cmd_export(int argc, char **argv) {
   const char *model = NULL, *out = NULL, *format = "safetensors", *config = NULL;
+  const char *type = "f32", *tok = NULL;
   int no_config = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       printf("usage: vklm export -m CHECKPOINT [--format safetensors] -o model.safetensors\n"
              "                   [--config config.json | --no-config]\n"
-             "Writes the parameters with Hugging Face names (GPT2LMHeadModel or LlamaForCausalLM)\n"
-             "and HF's config.json (default: beside the output).\n");
+             "       vklm export -m CHECKPOINT --format gguf [--type f32|f16|q8_0|q4_0]\n"
+             "                   [-t tokenizer.json] -o model.gguf\n"
+             "safetensors: the parameters with Hugging Face names (GPT2LMHeadModel or\n"
+             "LlamaForCausalLM) and HF's config.json (default: beside the output).\n"
+             "gguf: llama.cpp's names and metadata; --type is the linear weights' type (norms and\n"
+             "embeddings stay f32); Llama's Q/K rows are permuted into llama.cpp's RoPE order;\n"
+             "-t adds tokenizer.ggml.* from a byte-level BPE tokenizer.json.\n");
       return 0;
     } else if (!strcmp(a, "--no-config")) no_config = 1;
     else if (i + 1 < argc && (!strcmp(a, "-m") || !strcmp(a, "--model"))) model = argv[++i];
     else if (i + 1 < argc && (!strcmp(a, "-o") || !strcmp(a, "--out"))) out = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--format")) format = argv[++i];
     else if (i + 1 < argc && !strcmp(a, "--config")) config = argv[++i];
+    else if (i + 1 < argc && !strcmp(a, "--type")) type = argv[++i];
+    else if (i + 1 < argc && (!strcmp(a, "-t") || !strcmp(a, "--tokenizer"))) tok = argv[++i];
     else {
       fprintf(stderr, "vklm export: unknown flag or missing value '%s'\n", a);
       return 2;
@@ -254,8 +290,9 @@ int cmd_export(int argc, char **argv) {
     fprintf(stderr, "usage: vklm export -m CHECKPOINT --format safetensors -o FILE\n");
     return 2;
   }
+  if (!strcmp(format, "gguf")) return export_gguf(model, out, type, tok);
   if (strcmp(format, "safetensors")) {
-    fprintf(stderr, "vklm export: unknown format '%s' (safetensors)\n", format);
+    fprintf(stderr, "vklm export: unknown format '%s' (safetensors, gguf)\n", format);
     return 2;
   }
   char cfgpath[4096], dir[4096];

@@ -12,6 +12,12 @@ int cmd_data(int argc, char **argv);
 /* `vklm train` (pretraining) and `vklm export` (checkpoint -> safetensors): apps/cmd_train.c. */
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+/* `vklm convert` (HF dir / GGUF -> checkpoint) and `vklm eval-logits` (a checkpoint's logits for
+ * one sequence, for tests): apps/cmd_convert.c. */
+int cmd_convert(int argc, char **argv);
+int cmd_eval_logits(int argc, char **argv);
+/* `vklm generate`: text from a checkpoint with the GPU KV cache (apps/cmd_generate.c). */
+int cmd_generate(int argc, char **argv);
 /* `vklm inspect`: GGUF/safetensors metadata, tensors, dumps (apps/cmd_inspect.c). */
 int cmd_inspect(int argc, char **argv);
 /* `vklm bench train`: tokens/s, ms/step, MFU, peak memory (apps/bench_train.c). */

@@ -17,7 +17,10 @@ static const command commands[] = {
     {"tokenizer", cmd_tokenizer, "byte-level BPE: train, encode, decode, convert"},
     {"data", cmd_data, "text pipeline: prepare (clean, filter, dedup), tokenize (shards)"},
     {"train", cmd_train, "pretrain a GPT-2/Llama model from shards or text (checkpoints, resume)"},
-    {"export", cmd_export, "checkpoint -> safetensors with Hugging Face names + config.json"},
+    {"export", cmd_export, "checkpoint -> safetensors (HF names + config.json) or GGUF"},
+    {"convert", cmd_convert, "HF directory (safetensors) or GGUF (gpt2, llama) -> checkpoint"},
+    {"eval-logits", cmd_eval_logits, "a checkpoint's logits for one token sequence (tests)"},
+    {"generate", cmd_generate, "text from a checkpoint: KV cache on the GPU, llama.cpp sampling"},
     {"inspect", cmd_inspect, "GGUF/safetensors: metadata, tensor table, dump a tensor as fp32"},
 };
 

@@ -94,6 +94,12 @@ int vklm_tokenizer_load(const char *path, vklm_tokenizer **out, char *err, size_
  * tokenizers and in vklm with identical ids). */
 int vklm_tokenizer_save_json(const vklm_tokenizer *tk, const char *path, char *err, size_t errlen);
 
+/* From GGUF metadata (tokenizer.ggml.*; byte-level BPE "gpt2" only), see tokenizer_gguf.c. bos/eos
+ * (may be NULL) receive tokenizer.ggml.bos/eos_token_id when present. On failure note says why. */
+struct vklm_gguf;
+int vklm_tokenizer_from_gguf(const struct vklm_gguf *g, vklm_tokenizer **out, int32_t *bos,
+                             int32_t *eos, char *note, size_t notelen);
+
 void vklm_tokenizer_destroy(vklm_tokenizer *tk); /* accepts NULL */
 
 /* ---- queries ---- */

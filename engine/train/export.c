@@ -8,13 +8,15 @@
  * GPT-2 stores its linear layers as Conv1D, weight (in, out): vklm's (out, in) matrices are
  * transposed. Llama's fused qkv is split into q_proj, k_proj, v_proj and the fused gate/up
  * into gate_proj and up_proj (row ranges, see model_params.h); vklm's RoPE is HF's rotate_half
- * convention, so no permutation is needed. */
+ * convention, so no permutation is needed. The name table is formats/hf_names.c (shared with
+ * the importer and the GGUF export). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/hf_names.h"
 #include "train/train.h"
 
 typedef struct out_tensor {
@@ -29,25 +31,20 @@ typedef struct tlist {
   size_t n, cap;
 } tlist;
 
-static const vklm_param_info *find(const vklm_ckpt *c, const char *fmt, uint32_t layer) {
-  char name[64];
-  snprintf(name, sizeof name, fmt, layer);
+static const vklm_param_info *find(const vklm_ckpt *c, const char *name) {
   for (uint32_t i = 0; i < c->ntensors; i++)
     if (!strcmp(c->table[i].name, name)) return &c->table[i];
   return NULL;
 }
 
-/* Adds rows [r0, r0+nr) of the vklm tensor `vname` as HF tensor `hname`. */
-static int add(tlist *l, const vklm_ckpt *c, const char *vname, uint32_t layer, const char *hfmt,
-               uint32_t r0, uint32_t nr, int transpose, char *err, size_t errlen) {
-  const vklm_param_info *p = find(c, vname, layer);
+/* Adds rows [e->r0, e->r0 + e->nr) of the vklm tensor e->vname as HF tensor e->ext. */
+static int add(tlist *l, const vklm_ckpt *c, const vklm_name_map *e, char *err, size_t errlen) {
+  const vklm_param_info *p = find(c, e->vname);
   if (!p) {
-    char n[64];
-    snprintf(n, sizeof n, vname, layer);
-    snprintf(err, errlen, "the checkpoint has no tensor '%s'", n);
+    snprintf(err, errlen, "the checkpoint has no tensor '%s'", e->vname);
     return -1;
   }
-  uint32_t cols = p->ndim >= 2 ? p->shape[1] : 0;
+  uint32_t cols = p->ndim >= 2 ? p->shape[1] : 0, r0 = e->r0, nr = e->nr;
   if (nr == 0) nr = p->shape[0] - r0;
   VKLM_ASSERT(r0 + nr <= p->shape[0], "row range of %s", p->name);
   if (l->n == l->cap) {
@@ -55,62 +52,27 @@ static int add(tlist *l, const vklm_ckpt *c, const char *vname, uint32_t layer, 
     l->t = realloc(l->t, l->cap * sizeof *l->t);
   }
   out_tensor *o = &l->t[l->n++];
-  snprintf(o->name, sizeof o->name, hfmt, layer);
+  snprintf(o->name, sizeof o->name, "%s", e->ext);
   o->src = c->params + p->offset + (uint64_t)r0 * (cols ? cols : 1);
   o->rows = nr;
   o->cols = cols;
-  o->transpose = transpose && cols;
+  o->transpose = e->transpose && cols;
   return 0;
 }
 
-static int build_gpt2(tlist *l, const vklm_ckpt *c, char *err, size_t n) {
-  const vklm_model_config *m = &c->st.model;
-  if (add(l, c, "wte.weight", 0, "wte.weight", 0, 0, 0, err, n) ||
-      add(l, c, "wpe.weight", 0, "wpe.weight", 0, 0, 0, err, n))
+/* The HF tensors of the checkpoint, from the shared name table (formats/hf_names.h). */
+static int build(tlist *l, const vklm_ckpt *c, char *err, size_t n) {
+  size_t cnt = vklm_name_map_build(&c->st.model, VKLM_NAMES_HF, NULL, 0);
+  vklm_name_map *map = malloc((cnt ? cnt : 1) * sizeof *map);
+  if (!map) {
+    snprintf(err, n, "out of host memory");
     return -1;
-  for (uint32_t i = 0; i < m->n_layer; i++) {
-    if (add(l, c, "h.%u.ln1.weight", i, "h.%u.ln_1.weight", 0, 0, 0, err, n) ||
-        add(l, c, "h.%u.ln1.bias", i, "h.%u.ln_1.bias", 0, 0, 0, err, n) ||
-        add(l, c, "h.%u.attn.qkv.weight", i, "h.%u.attn.c_attn.weight", 0, 0, 1, err, n) ||
-        add(l, c, "h.%u.attn.qkv.bias", i, "h.%u.attn.c_attn.bias", 0, 0, 0, err, n) ||
-        add(l, c, "h.%u.attn.proj.weight", i, "h.%u.attn.c_proj.weight", 0, 0, 1, err, n) ||
-        add(l, c, "h.%u.attn.proj.bias", i, "h.%u.attn.c_proj.bias", 0, 0, 0, err, n) ||
-        add(l, c, "h.%u.ln2.weight", i, "h.%u.ln_2.weight", 0, 0, 0, err, n) ||
-        add(l, c, "h.%u.ln2.bias", i, "h.%u.ln_2.bias", 0, 0, 0, err, n) ||
-        add(l, c, "h.%u.mlp.fc.weight", i, "h.%u.mlp.c_fc.weight", 0, 0, 1, err, n) ||
-        add(l, c, "h.%u.mlp.fc.bias", i, "h.%u.mlp.c_fc.bias", 0, 0, 0, err, n) ||
-        add(l, c, "h.%u.mlp.proj.weight", i, "h.%u.mlp.c_proj.weight", 0, 0, 1, err, n) ||
-        add(l, c, "h.%u.mlp.proj.bias", i, "h.%u.mlp.c_proj.bias", 0, 0, 0, err, n))
-      return -1;
   }
-  if (add(l, c, "lnf.weight", 0, "ln_f.weight", 0, 0, 0, err, n) ||
-      add(l, c, "lnf.bias", 0, "ln_f.bias", 0, 0, 0, err, n))
-    return -1;
-  if (!m->tie_embeddings && add(l, c, "lm_head.weight", 0, "lm_head.weight", 0, 0, 0, err, n))
-    return -1;
-  return 0;
-}
-
-static int build_llama(tlist *l, const vklm_ckpt *c, char *err, size_t n) {
-  const vklm_model_config *m = &c->st.model;
-  uint32_t HS = m->n_embd / m->n_head, q = m->n_head * HS, kv = m->n_kv_head * HS;
-  uint32_t F = m->ffn_hidden;
-  if (add(l, c, "wte.weight", 0, "model.embed_tokens.weight", 0, 0, 0, err, n)) return -1;
-  for (uint32_t i = 0; i < m->n_layer; i++) {
-    if (add(l, c, "h.%u.ln1.weight", i, "model.layers.%u.input_layernorm.weight", 0, 0, 0, err, n) ||
-        add(l, c, "h.%u.attn.qkv.weight", i, "model.layers.%u.self_attn.q_proj.weight", 0, q, 0, err, n) ||
-        add(l, c, "h.%u.attn.qkv.weight", i, "model.layers.%u.self_attn.k_proj.weight", q, kv, 0, err, n) ||
-        add(l, c, "h.%u.attn.qkv.weight", i, "model.layers.%u.self_attn.v_proj.weight", q + kv, kv, 0, err, n) ||
-        add(l, c, "h.%u.attn.proj.weight", i, "model.layers.%u.self_attn.o_proj.weight", 0, 0, 0, err, n) ||
-        add(l, c, "h.%u.ln2.weight", i, "model.layers.%u.post_attention_layernorm.weight", 0, 0, 0, err, n) ||
-        add(l, c, "h.%u.mlp.fc.weight", i, "model.layers.%u.mlp.gate_proj.weight", 0, F, 0, err, n) ||
-        add(l, c, "h.%u.mlp.fc.weight", i, "model.layers.%u.mlp.up_proj.weight", F, F, 0, err, n) ||
-        add(l, c, "h.%u.mlp.proj.weight", i, "model.layers.%u.mlp.down_proj.weight", 0, 0, 0, err, n))
-      return -1;
-  }
-  if (add(l, c, "lnf.weight", 0, "model.norm.weight", 0, 0, 0, err, n)) return -1;
-  if (m->tie_embeddings) return add(l, c, "wte.weight", 0, "lm_head.weight", 0, 0, 0, err, n);
-  return add(l, c, "lm_head.weight", 0, "lm_head.weight", 0, 0, 0, err, n);
+  vklm_name_map_build(&c->st.model, VKLM_NAMES_HF, map, cnt);
+  int bad = 0;
+  for (size_t i = 0; i < cnt && !bad; i++) bad = add(l, c, &map[i], err, n);
+  free(map);
+  return bad;
 }
 
 static char *hf_config(const vklm_ckpt *c) {
@@ -171,8 +133,7 @@ static int write_file(const char *path, const void *data, size_t n, char *err, s
 vklm_status vklm_export_safetensors(const vklm_ckpt *c, const char *path, const char *config_path,
                                     char *err, size_t errlen) {
   tlist l = {0};
-  int bad = c->st.model.arch == VKLM_ARCH_GPT2 ? build_gpt2(&l, c, err, errlen)
-                                                : build_llama(&l, c, err, errlen);
+  int bad = build(&l, c, err, errlen);
   if (bad) {
     free(l.t);
     return VKLM_ERROR_INVALID;
