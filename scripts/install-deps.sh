@@ -10,6 +10,7 @@ PKGS=(
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
   libstb-dev libpcre2-dev libutf8proc-dev libcjson-dev zlib1g-dev libxml2-dev
   python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread
+  fortunes
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: installs, builds, then lists the Vulkan devices and runs
-# the op benchmark on the default one. Pass a device with VKLM_DEVICE=N|name.
+# The main job: installs, builds, lists the Vulkan devices, then runs the quickstart: the first half
+# of a language model's life cycle (corpus, cleaning, tokenizer, shards, pretraining, generation)
+# on an embedded default with no network. Flags go to scripts/quickstart.sh (--data, --steps,
+# --out, --model, --prompt); choose a device with VKLM_DEVICE=N|name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 ./build/apps/vklm devices
-./build/apps/vklm bench ops
+bash scripts/quickstart.sh "$@"

@@ -1,0 +1,45 @@
+"""The README's main job, shortened: scripts/quickstart.sh on its embedded default corpus (Debian's
+fortunes) with 6 training steps; every stage must run and leave its outputs, and the summary must
+point at them. Usage: test_quickstart.py path/to/vklm"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+vklm = os.path.abspath(sys.argv[1])
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+failures = checks = 0
+
+
+def check(ok, what):
+    global failures, checks
+    checks += 1
+    print(("  ok   " if ok else "  FAIL ") + what)
+    failures += 0 if ok else 1
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, "qs")
+    env = dict(os.environ, VKLM=vklm)
+    r = subprocess.run(["bash", os.path.join(root, "scripts", "quickstart.sh"), "--out", out, "--steps", "6"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    check(r.returncode == 0, "quickstart.sh exits 0" + ("" if r.returncode == 0 else ":\n" + r.stdout[-1500:] + r.stderr[-1500:]))
+    for stage in ("1/6", "2/6", "3/6", "4/6", "5/6", "6/6", "== done in"):
+        check(stage in r.stdout, f"stage '{stage}' ran")
+    for f in ("cleaned.jsonl", "tokenizer.json", "run/checkpoint.bin", "run/loss.png", "run/metrics.jsonl"):
+        check(os.path.isfile(os.path.join(out, f)), f"{f} written")
+    shards = os.listdir(os.path.join(out, "shards")) if os.path.isdir(os.path.join(out, "shards")) else []
+    check(any(s.startswith("train_") for s in shards) and any(s.startswith("val_") for s in shards),
+          f"train and validation shards: {sorted(shards)}")
+    if os.path.isfile(os.path.join(out, "run/metrics.jsonl")):
+        rows = [json.loads(line) for line in open(os.path.join(out, "run/metrics.jsonl"))]
+        check(any("train_loss" in x for x in rows), f"metrics log has {len(rows)} rows with training losses")
+    gen = r.stdout.split("== 6/6")[-1].split("== done")[0] if "== 6/6" in r.stdout else ""
+    check("The meaning of life is" in gen and len(gen) > 60, "generation printed text after the prompt")
+    r = subprocess.run(["bash", os.path.join(root, "scripts", "quickstart.sh"), "--bogus"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    check(r.returncode == 2 and "unknown flag" in r.stderr, "an unknown flag exits 2 with a message")
+
+print(f"test_quickstart: {checks - failures} passed, {failures} failed")
+sys.exit(1 if failures else 0)
