@@ -268,6 +268,7 @@ int cmd_bench(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "ops")) return bench_ops(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "tokenizer")) return bench_tokenizer(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "train")) return bench_train(argc - 1, argv + 1);
-  fprintf(stderr, "usage: vklm bench ops|tokenizer|train [flags]   (vklm bench ops --help)\n");
+  if (argc >= 2 && !strcmp(argv[1], "infer")) return bench_infer(argc - 1, argv + 1);
+  fprintf(stderr, "usage: vklm bench ops|tokenizer|train|infer [flags]   (vklm bench ops --help)\n");
   return 2;
 }

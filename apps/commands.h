@@ -18,9 +18,13 @@ int cmd_convert(int argc, char **argv);
 int cmd_eval_logits(int argc, char **argv);
 /* `vklm generate`: text from a checkpoint with the GPU KV cache (apps/cmd_generate.c). */
 int cmd_generate(int argc, char **argv);
+/* `vklm chat`: an interactive conversation through the chat template (apps/cmd_chat.c). */
+int cmd_chat(int argc, char **argv);
 /* `vklm inspect`: GGUF/safetensors metadata, tensors, dumps (apps/cmd_inspect.c). */
 int cmd_inspect(int argc, char **argv);
 /* `vklm bench train`: tokens/s, ms/step, MFU, peak memory (apps/bench_train.c). */
 int bench_train(int argc, char **argv);
+/* `vklm bench infer`: prefill and decode tokens/s, session memory (apps/bench_infer.c). */
+int bench_infer(int argc, char **argv);
 
 #endif

@@ -19,7 +19,16 @@ Then `vklm export --format gguf` (f32, q8_0) of a converted model is read back w
 names, shapes, metadata, values (attn_q/attn_k equal to llama.cpp's permutation of HF's q_proj /
 k_proj), and the f32 export converts back bit-exactly. Hostile inputs (unknown architecture,
 missing tensor, wrong shape, unsupported tensor type, truncated file, missing config) must fail
-with a non-zero exit and a message naming the problem."""
+with a non-zero exit and a message naming the problem.
+Greedy continuations: for F32 GPT-2 and Llama models (HF safetensors and GGUF, maxT 48)
+`vklm generate --prompt-ids ... --print-ids -n 32 --temp 0` (the GPU KV-cache path: one prefill,
+then 31 decode steps) must give exactly the 32 ids that greedy decoding with the float64 forward
+above gives (re-running the whole sequence per step). These models' weights are rescaled
+(`greedy_weights`: block matrices x2.5, token embeddings x0.5) so that the blocks, not the tied
+embedding, drive the prediction (unscaled, the GPT-2 model just repeats one token) and the logits
+are well separated: the smallest top-1 minus top-2 gap along the reference path must be at least
+1e-3 of the largest |logit| (it is 6e-3 and 3e-3 here; float32 logits differ from the float64 ones
+by ~1e-6 relative), so the argmax is not fragile across implementations."""
 import json
 import math
 import os
@@ -392,6 +401,41 @@ def compare_logits(ckpt, P, c, label, tmp, P_orig=None, qname="F32"):
               "(documented bound %g)" % (label, e2, ORIG_TOL[qname]))
 
 
+def greedy_reference(P, c, prompt, n):
+    """n greedy ids from the float64 forward, and the smallest top-1 minus top-2 logit gap."""
+    ids, gap, big = list(prompt), float("inf"), 0.0
+    for _ in range(n):
+        z = hf_forward(P, c, ids)[-1]
+        top = np.sort(z)[-2:]
+        gap = min(gap, float(top[1] - top[0]))
+        big = max(big, float(np.max(np.abs(z))))
+        ids.append(int(np.argmax(z)))
+    return ids[len(prompt):], gap / big
+
+
+def greedy_weights(P):
+    """make_hf's weights with the block matrices x2.5 and the token embeddings x0.5."""
+    emb = ("wte.weight", "model.embed_tokens.weight")
+    return {k: v * 0.5 if k in emb else v * 2.5 if v.ndim == 2 and k != "wpe.weight" else v
+            for k, v in P.items()}
+
+
+def check_greedy(model, P, c, label, n=32):
+    prompt = [int(x) for x in np.random.default_rng(11).integers(0, c["V"], size=8)]
+    want, gap = greedy_reference(P, c, prompt, n)
+    r = run("generate", "-m", model, "--prompt-ids", ",".join(map(str, prompt)), "--print-ids",
+            "-n", str(n), "--temp", "0", "--ignore-eos", "-c", str(c["maxT"]))
+    got = [int(x) for x in r.stdout.split()] if r.returncode == 0 else []
+    first = next((i for i in range(n) if i >= len(got) or got[i] != want[i]), None)
+    check(gap >= 1e-3 and len(set(want)) >= 4,
+          "%s: reference path well separated (smallest top-2 gap / max |logit| %.2g >= 1e-3; %d "
+          "distinct ids)" % (label, gap, len(set(want))))
+    check(r.returncode == 0 and got == want,
+          "%s: greedy continuation of %d tokens == float64 reference%s (relative top-2 gap "
+          "%.2g)" % (label, n, "" if first is None else " -- FIRST DIFFERENCE at %d: got %s want %s"
+                     % (first, got[first:first + 4], want[first:first + 4]), gap))
+
+
 def tiny_tokenizer(tmp):
     """A byte-level BPE trained by HF tokenizers (300 ids: 256 bytes, merges, <|endoftext|>)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
@@ -589,6 +633,18 @@ def main():
     r = run("convert", "-m", d, "-o", os.path.join(tmp, "bad.ckpt"), expect_ok=False)
     check(r.returncode != 0 and "shape" in r.stderr, "hf shape vs config mismatch: exit %d, %s"
           % (r.returncode, r.stderr.strip()))
+
+    # ---- greedy continuations through `vklm generate` (the KV-cache path) ----
+    for c, label in ((dict(GPT2, maxT=48), "gpt2"), (dict(LL, maxT=48), "llama")):
+        P = greedy_weights(make_hf(c, 5))
+        d = os.path.join(tmp, "greedy_" + label)
+        os.makedirs(d)
+        save_file(P, os.path.join(d, "model.safetensors"))
+        json.dump(hf_config(c), open(os.path.join(d, "config.json"), "w"))
+        check_greedy(d, P, c, "hf %s F32" % label)
+        path = os.path.join(d, "model.gguf")
+        held = write_gguf(path, P, c, QT.F32)
+        check_greedy(path, hf_from_gguf(held, c), c, "gguf %s F32" % label)
 
     print("%d passed, %d failed" % (passes, failures))
     sys.exit(1 if failures else 0)

@@ -1,0 +1,365 @@
+/* vklm bench infer: inference throughput of the KV-cache session (engine/infer) — prefill
+ * tokens/s (one prompt of P tokens from an empty cache) and decode tokens/s (greedy, the argmax
+ * on the GPU, one id read back per token) after prefilling several context lengths, plus the
+ * device memory the session holds (vklm_context_memory_peak of a context used for nothing else).
+ *
+ * The model: a named preset (vklm_model_config_preset) with random weights, its linear weights
+ * stored as --type f32|f16|q8_0|q4_0 (quantized on the host with engine/formats/quant.h, as a
+ * GGUF file would hold them), or a model file (-m: a vklm checkpoint, an HF directory /
+ * .safetensors or a .gguf, opened as `vklm generate` opens it, quantized weights kept).
+ *
+ * Random weights: uniform with the model's init std (0.02) for matrices, ones for norm weights,
+ * zeros for biases; the values do not matter for timing (greedy decoding feeds each argmax back).
+ * A quantized type needs the row length K to be a multiple of 32; a matrix whose K is not (e.g.
+ * llama-tiny's MLP down projection, K = 172) is stored as F16 instead, and the table says so. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_util.h"
+#include "commands.h"
+#include "formats/quant.h"
+#include "gen_common.h"
+#include "infer/infer.h"
+#include "model/model.h"
+
+#define MAX_CTXS 16
+
+/* ---- random weights through vklm_infer_create's tensor callback ---------------------------- */
+typedef struct rnd_src {
+  vklm_weight_type type; /* of the linear weights */
+  uint64_t seed;
+  void **bufs; /* owned: every tensor handed out (vklm_infer_create reads them before it returns) */
+  uint32_t nbufs, cap;
+  uint32_t fallback; /* matrices stored as F16 because K % 32 != 0 */
+  uint64_t weight_bytes;
+} rnd_src;
+
+static float rnd_uniform(uint64_t *s) { /* [-1, 1) */
+  *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+  return (float)((*s >> 40) * (1.0 / 8388608.0) - 1.0);
+}
+
+static vklm_status rnd_get(void *user, const vklm_param_info *info, vklm_infer_tensor *out,
+                           char *err, size_t errlen) {
+  rnd_src *r = user;
+  if (r->nbufs == r->cap) {
+    uint32_t cap = r->cap ? 2 * r->cap : 64;
+    void **b = realloc(r->bufs, cap * sizeof *b);
+    if (!b) goto oom;
+    r->bufs = b;
+    r->cap = cap;
+  }
+  uint64_t n = info->count;
+  float *f = malloc(n * sizeof(float));
+  if (!f) goto oom;
+  r->bufs[r->nbufs++] = f;
+  int matrix = info->ndim == 2;
+  if (matrix) {
+    const float a = 0.02f * 1.7320508f; /* uniform [-a, a) has std 0.02 */
+    for (uint64_t i = 0; i < n; i++) f[i] = a * rnd_uniform(&r->seed);
+  } else {
+    float v = strstr(info->name, "bias") ? 0.0f : 1.0f;
+    for (uint64_t i = 0; i < n; i++) f[i] = v;
+  }
+  out->data = f;
+  out->type = VKLM_WEIGHT_F32;
+  int linear = matrix && strcmp(info->name, "wte.weight") && strcmp(info->name, "wpe.weight");
+  uint32_t N = info->shape[0], K = matrix ? info->shape[1] : 1;
+  if (linear && r->type != VKLM_WEIGHT_F32) {
+    vklm_weight_type t = r->type;
+    if (t != VKLM_WEIGHT_F16 && K % VKLM_QK) t = VKLM_WEIGHT_F16, r->fallback++;
+    uint32_t gt = t == VKLM_WEIGHT_F16 ? VKLM_GGML_TYPE_F16
+                  : t == VKLM_WEIGHT_Q8_0 ? VKLM_GGML_TYPE_Q8_0 : VKLM_GGML_TYPE_Q4_0;
+    void *q = malloc(vklm_weight_buffer_bytes(t, N, K));
+    if (!q) goto oom;
+    if (vklm_ggml_from_f32(gt, q, f, n)) {
+      free(q);
+      snprintf(err, errlen, "cannot convert %s to %s", info->name, vklm_weight_type_name(t));
+      return VKLM_ERROR_INVALID;
+    }
+    free(f);
+    r->bufs[r->nbufs - 1] = q;
+    out->data = q;
+    out->type = t;
+    r->weight_bytes += vklm_weight_bytes(t, N, K);
+  } else {
+    r->weight_bytes += n * sizeof(float);
+  }
+  return VKLM_OK;
+oom:
+  snprintf(err, errlen, "out of host memory for %s", info->name);
+  return VKLM_ERROR_INVALID;
+}
+
+static void rnd_free(rnd_src *r) {
+  for (uint32_t i = 0; i < r->nbufs; i++) free(r->bufs[i]);
+  free(r->bufs);
+}
+
+/* ---- measurements -------------------------------------------------------------------------- */
+typedef struct dec_result {
+  uint32_t context; /* tokens in the cache before the first timed decode */
+  double tok_s, ms_tok;
+} dec_result;
+
+static int fail_infer(vklm_infer *s) {
+  fprintf(stderr, "vklm bench infer: %s\n", vklm_infer_error(s));
+  return -1;
+}
+
+/* Prefill of n tokens from an empty cache: warm-up once, then repeated for `seconds` (at least
+ * twice); mean seconds per prefill. */
+static double time_prefill(vklm_infer *s, const int32_t *tok, uint32_t n, double seconds) {
+  int32_t next;
+  vklm_infer_rewind(s, 0);
+  if (vklm_infer_prefill(s, tok, n, NULL, &next)) return fail_infer(s);
+  double t0 = gen_now_s(), t = 0;
+  int runs = 0;
+  while (runs < 2 || t < seconds) {
+    vklm_infer_rewind(s, 0);
+    if (vklm_infer_prefill(s, tok, n, NULL, &next)) return fail_infer(s);
+    runs++;
+    t = gen_now_s() - t0;
+  }
+  return t / runs;
+}
+
+/* Decode after a context of ctxlen tokens: prefill them (none for 0), one untimed decode step
+ * (warm-up), then nd greedy steps timed. Seconds per token. */
+static double time_decode(vklm_infer *s, const int32_t *tok, uint32_t ctxlen, uint32_t nd) {
+  int32_t next = tok[0];
+  vklm_infer_rewind(s, 0);
+  if (ctxlen && vklm_infer_prefill(s, tok, ctxlen, NULL, &next)) return fail_infer(s);
+  if (vklm_infer_decode(s, next, NULL, &next)) return fail_infer(s);
+  double t0 = gen_now_s();
+  for (uint32_t i = 0; i < nd; i++)
+    if (vklm_infer_decode(s, next, NULL, &next)) return fail_infer(s);
+  return (gen_now_s() - t0) / nd;
+}
+
+static int parse_list(const char *v, uint32_t *out, int max) {
+  int n = 0;
+  while (*v && n < max) {
+    char *end;
+    out[n++] = (uint32_t)strtoul(v, &end, 10);
+    if (end == v) return -1;
+    v = *end == ',' ? end + 1 : end;
+  }
+  return n;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+      "usage: vklm bench infer [--model NAME | -m FILE] [--type T] [flags]\n"
+      "  --model NAME   preset with random weights: gpt2-tiny, llama-tiny, gpt2-124M, gpt2-350M,\n"
+      "                 llama-60M (default gpt2-124M on a GPU, gpt2-tiny on a CPU device)\n"
+      "  -m, --file F   a model file instead (checkpoint, HF directory/.safetensors, .gguf)\n"
+      "  --type T       linear weights of a preset: f32 (default), f16, q8_0, q4_0\n"
+      "  -c N           context length (KV cache rows; default: the model's, for GPT-2 at most\n"
+      "                 its positions; at most 4096 for Llama by default)\n"
+      "  --prefill N    prompt tokens of the prefill measurement (default 512 GPU, 64 CPU)\n"
+      "  --decode N     timed decode steps per context (default 128 GPU, 16 CPU)\n"
+      "  --ctx LIST     cache lengths before decoding, e.g. 0,128,512,2048 (GPU default; CPU\n"
+      "                 0,32,128); lengths that leave no room are replaced by the longest that fits\n"
+      "  --seconds S    time per prefill measurement (default 1 GPU, 0.5 CPU)\n"
+      "  --json         JSON instead of a table\n"
+      "  --device D  --limits baseline  --validate\n");
+}
+
+int bench_infer(int argc, char **argv) {
+  vklm_config cfg;
+  vklm_config_from_env(&cfg);
+  const char *name = NULL, *file = NULL, *tname = "f32";
+  int json = 0, nctx = 0;
+  uint32_t n_ctx = 0, prefill = 0, ndec = 0, ctxs[MAX_CTXS];
+  double seconds = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int r = app_config_flag(&cfg, argc, argv, &i);
+    if (r < 0) return 2;
+    if (r) continue;
+    if (!strcmp(a, "--json")) { json = 1; continue; }
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout), 0;
+    if (i + 1 >= argc) {
+      fprintf(stderr, "vklm bench infer: unknown flag or missing value '%s'\n", a);
+      return 2;
+    }
+    const char *v = argv[++i];
+    if (!strcmp(a, "--model")) name = v;
+    else if (!strcmp(a, "-m") || !strcmp(a, "--file")) file = v;
+    else if (!strcmp(a, "--type")) tname = v;
+    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) n_ctx = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--prefill")) prefill = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--decode")) ndec = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--seconds")) seconds = atof(v);
+    else if (!strcmp(a, "--ctx")) {
+      if ((nctx = parse_list(v, ctxs, MAX_CTXS)) <= 0) {
+        fprintf(stderr, "vklm bench infer: --ctx wants a list like 0,128,512\n");
+        return 2;
+      }
+    } else {
+      fprintf(stderr, "vklm bench infer: unknown flag '%s'\n", a);
+      return 2;
+    }
+  }
+  vklm_weight_type wt = VKLM_WEIGHT_TYPE_COUNT;
+  for (int t = 0; t < VKLM_WEIGHT_TYPE_COUNT; t++)
+    if (!strcmp(tname, vklm_weight_type_name((vklm_weight_type)t))) wt = (vklm_weight_type)t;
+  if (wt == VKLM_WEIGHT_TYPE_COUNT || (file && name)) {
+    fprintf(stderr, "vklm bench infer: %s\n", file && name ? "give --model or -m, not both"
+                                                           : "--type is f32, f16, q8_0 or q4_0");
+    return 2;
+  }
+
+  int rc = 1;
+  char err[2048] = "";
+  vklm_context *ctx = NULL;
+  vklm_infer *s = NULL;
+  gen_model gm = {0};
+  rnd_src rs = {.type = wt, .seed = 1234};
+  int32_t *tok = NULL;
+  cJSON *root = cJSON_CreateObject();
+  vklm_model_config mc;
+  if (!(ctx = app_context(&cfg))) goto done;
+  const vklm_caps *caps = vklm_context_caps(ctx);
+  int cpu = caps->type == VKLM_DEVICE_CPU;
+  if (file) {
+    /* a model file: no tokenizer needed, only the weights */
+    if (gen_model_open(&gm, file, NULL, err, sizeof err) && !gm.cfg) goto fail;
+    mc = *gm.cfg;
+    tname = "as stored";
+  } else {
+    if (!name) name = cpu ? "gpt2-tiny" : "gpt2-124M";
+    if (vklm_model_config_preset(name, &mc)) {
+      snprintf(err, sizeof err, "unknown model '%s' (see --help)", name);
+      goto fail;
+    }
+  }
+  if (!n_ctx) n_ctx = mc.arch == VKLM_ARCH_GPT2 ? mc.max_seq : mc.max_seq > 4096 ? 4096 : mc.max_seq;
+  if (mc.arch == VKLM_ARCH_GPT2 && n_ctx > mc.max_seq) {
+    snprintf(err, sizeof err, "-c %u exceeds this GPT-2 model's %u positions", n_ctx, mc.max_seq);
+    goto fail;
+  }
+  if (!prefill) prefill = cpu ? 64 : 512;
+  if (!ndec) ndec = cpu ? 16 : 128;
+  if (seconds <= 0) seconds = cpu ? 0.5 : 1.0;
+  if (!nctx) {
+    static const uint32_t gpu_def[] = {0, 128, 512, 2048}, cpu_def[] = {0, 32, 128};
+    const uint32_t *d = cpu ? cpu_def : gpu_def;
+    nctx = cpu ? 3 : 4;
+    memcpy(ctxs, d, nctx * sizeof *d);
+  }
+  if (prefill > n_ctx) prefill = n_ctx;
+  if (ndec + 2 > n_ctx) ndec = n_ctx > 2 ? n_ctx - 2 : 1;
+  /* lengths that leave no room for the warm-up step and ndec timed ones become the longest that
+   * does; duplicates go */
+  int k = 0;
+  for (int i = 0; i < nctx; i++) {
+    uint32_t c = ctxs[i];
+    if (c + 1 + ndec > n_ctx) c = n_ctx - 1 - ndec;
+    if (k && ctxs[k - 1] >= c) continue;
+    ctxs[k++] = c;
+  }
+  nctx = k;
+  uint32_t ntok = n_ctx;
+  if (!(tok = malloc(ntok * sizeof *tok))) goto fail;
+  uint64_t ts = 7;
+  for (uint32_t i = 0; i < ntok; i++) {
+    ts = ts * 6364136223846793005ull + 1442695040888963407ull;
+    tok[i] = (int32_t)((ts >> 33) % mc.vocab_size);
+  }
+
+  double t0 = gen_now_s();
+  vklm_status st = file ? vklm_infer_create(ctx, &mc, n_ctx, NULL, gen_model_tensor, &gm, &s, err,
+                                            sizeof err)
+                        : vklm_infer_create(ctx, &mc, n_ctx, NULL, rnd_get, &rs, &s, err,
+                                            sizeof err);
+  double t_create = gen_now_s() - t0;
+  rnd_free(&rs);
+  rs.bufs = NULL, rs.nbufs = 0;
+  if (st) goto fail;
+  uint64_t mem_session = vklm_context_memory_peak(ctx);
+
+  if (!json) {
+    char b1[32], b2[32];
+    printf("device: %s (%s)%s\n", caps->name,
+           caps->driver_info[0] ? caps->driver_info : caps->driver_name,
+           caps->baseline ? " [baseline limits]" : "");
+    printf("model: %s (%s, %llu params, %u layers, C %u, V %u), linear weights %s%s, context %u\n",
+           file ? gm.path : name, mc.arch == VKLM_ARCH_GPT2 ? "gpt2" : "llama",
+           (unsigned long long)vklm_model_config_params(&mc), mc.n_layer, mc.n_embd,
+           mc.vocab_size, tname, rs.fallback ? " (some f16: K % 32 != 0)" : "", n_ctx);
+    if (!file) printf("weights on the device: %s; ", app_bytes(rs.weight_bytes, b1, sizeof b1));
+    printf("session memory: %s (built in %.2f s)\n\n", app_bytes(mem_session, b2, sizeof b2),
+           t_create);
+    fflush(stdout);
+  }
+  double tp = time_prefill(s, tok, prefill, seconds);
+  if (tp < 0) goto done;
+  if (!json) {
+    printf("prefill %u tokens: %.1f tok/s (%.2f ms)\n\n", prefill, prefill / tp, tp * 1e3);
+    printf("%-10s %10s %12s\n", "context", "decode/s", "ms/token");
+    fflush(stdout);
+  }
+  dec_result dr[MAX_CTXS];
+  for (int i = 0; i < nctx; i++) {
+    double t = time_decode(s, tok, ctxs[i], ndec);
+    if (t < 0) goto done;
+    dr[i] = (dec_result){.context = ctxs[i], .tok_s = 1.0 / t, .ms_tok = t * 1e3};
+    if (!json) {
+      printf("%-10u %10.1f %12.3f\n", ctxs[i], dr[i].tok_s, dr[i].ms_tok);
+      fflush(stdout);
+    }
+  }
+  uint64_t peak = vklm_context_memory_peak(ctx);
+  if (!json) {
+    char b[32];
+    printf("\npeak device memory: %s; %u decode steps per context (greedy, argmax on the "
+           "device)\n", app_bytes(peak, b, sizeof b), ndec);
+  } else {
+    cJSON_AddStringToObject(root, "device", caps->name);
+    cJSON_AddStringToObject(root, "driver", caps->driver_name);
+    cJSON_AddStringToObject(root, "driver_info", caps->driver_info);
+    cJSON_AddBoolToObject(root, "baseline_limits", caps->baseline);
+    cJSON_AddStringToObject(root, "model", file ? gm.path : name);
+    cJSON_AddStringToObject(root, "arch", mc.arch == VKLM_ARCH_GPT2 ? "gpt2" : "llama");
+    cJSON_AddNumberToObject(root, "params", (double)vklm_model_config_params(&mc));
+    cJSON_AddStringToObject(root, "weight_type", file ? "file" : tname);
+    cJSON_AddNumberToObject(root, "f16_fallback_matrices", rs.fallback);
+    if (!file) cJSON_AddNumberToObject(root, "weight_bytes", (double)rs.weight_bytes);
+    cJSON_AddNumberToObject(root, "n_ctx", n_ctx);
+    cJSON_AddNumberToObject(root, "create_s", t_create);
+    cJSON *p = cJSON_AddObjectToObject(root, "prefill");
+    cJSON_AddNumberToObject(p, "tokens", prefill);
+    cJSON_AddNumberToObject(p, "tok_s", prefill / tp);
+    cJSON_AddNumberToObject(p, "ms", tp * 1e3);
+    cJSON *d = cJSON_AddArrayToObject(root, "decode");
+    for (int i = 0; i < nctx; i++) {
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddNumberToObject(o, "context", dr[i].context);
+      cJSON_AddNumberToObject(o, "tokens", ndec);
+      cJSON_AddNumberToObject(o, "tok_s", dr[i].tok_s);
+      cJSON_AddNumberToObject(o, "ms_per_token", dr[i].ms_tok);
+      cJSON_AddItemToArray(d, o);
+    }
+    cJSON_AddNumberToObject(root, "session_memory_bytes", (double)mem_session);
+    cJSON_AddNumberToObject(root, "peak_memory_bytes", (double)peak);
+    char *js = cJSON_Print(root);
+    printf("%s\n", js);
+    cJSON_free(js);
+  }
+  rc = 0;
+  goto done;
+fail:
+  fprintf(stderr, "vklm bench infer: %s\n", err[0] ? err : "out of memory");
+done:
+  cJSON_Delete(root);
+  free(tok);
+  rnd_free(&rs);
+  vklm_infer_destroy(s);
+  vklm_context_destroy(ctx);
+  gen_model_close(&gm);
+  return rc;
+}

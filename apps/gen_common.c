@@ -1,0 +1,180 @@
+/* gen_common: model opening, sampling flags and UTF-8 streaming for generate and chat. */
+#include "gen_common.h"
+
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_infer_tensor *out,
+                             char *err, size_t errlen) {
+  gen_model *s = user;
+  uint32_t n = s->ck ? s->ck->ntensors : s->lm->ntensors;
+  const vklm_param_info *tab = s->ck ? s->ck->table : s->lm->table;
+  for (uint32_t i = 0; i < n; i++)
+    if (!strcmp(tab[i].name, info->name)) {
+      if (tab[i].count != info->count) break;
+      if (s->ck) {
+        out->data = s->ck->params + tab[i].offset;
+        out->type = VKLM_WEIGHT_F32;
+      } else {
+        out->data = s->lm->t[i].data;
+        out->type = s->lm->t[i].type;
+      }
+      return VKLM_OK;
+    }
+  snprintf(err, errlen, "the model has no tensor %s of %llu values", info->name,
+           (unsigned long long)info->count);
+  return VKLM_ERROR_INVALID;
+}
+
+static int is_ckpt(const char *path) {
+  FILE *f = fopen(path, "rb");
+  char m[8] = {0};
+  int ok = f && fread(m, 1, 8, f) == 8 && !memcmp(m, VKLM_CKPT_MAGIC, 8);
+  if (f) fclose(f);
+  return ok;
+}
+
+char *gen_read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
+  if (b) b[n] = 0;
+  fclose(f);
+  return b;
+}
+
+double gen_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int gen_model_open(gen_model *m, const char *model, const char *tok, char *err, size_t errlen) {
+  memset(m, 0, sizeof *m);
+  m->eos = -1;
+  struct stat sb;
+  snprintf(m->path, sizeof m->path, "%s", model);
+  if (stat(model, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    snprintf(m->path, sizeof m->path, "%s/checkpoint.bin", model);
+    if (stat(m->path, &sb) != 0) snprintf(m->path, sizeof m->path, "%s", model); /* HF dir */
+  }
+  if (is_ckpt(m->path)) {
+    if (vklm_ckpt_read(m->path, 0, &m->ck, err, errlen)) return 1;
+    m->cfg = &m->ck->st.model;
+  } else {
+    if (vklm_model_load(m->path, 1, &m->lm, err, errlen)) return 1;
+    m->cfg = &m->lm->cfg;
+  }
+  const char *tp = tok;
+  if (!tp) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", m->path);
+    snprintf(m->tokpath, sizeof m->tokpath, "%s/tokenizer.json", dirname(dir));
+    if (stat(m->tokpath, &sb) == 0) tp = m->tokpath;
+  } else {
+    snprintf(m->tokpath, sizeof m->tokpath, "%s", tok);
+  }
+  if (tp) {
+    if (vklm_tokenizer_load(tp, &m->tk, err, errlen)) return 1;
+  } else if (m->lm && m->lm->tokenizer) {
+    m->tk = m->lm->tokenizer;
+    m->lm->tokenizer = NULL;
+    m->tokpath[0] = 0;
+  } else {
+    snprintf(err, errlen, "no tokenizer: give -t tokenizer.json (none beside %.1000s)", m->path);
+    return 1;
+  }
+  if (vklm_tokenizer_vocab_size(m->tk) > m->cfg->vocab_size) {
+    snprintf(err, errlen, "the tokenizer has %zu ids but the model's vocabulary is %u",
+             vklm_tokenizer_vocab_size(m->tk), m->cfg->vocab_size);
+    return 1;
+  }
+  m->eos = m->lm && m->lm->eos_id >= 0 ? m->lm->eos_id
+                                       : vklm_tokenizer_special_id(m->tk, "<|endoftext|>");
+  if (m->eos < 0) m->eos = vklm_tokenizer_special_id(m->tk, "</s>");
+  return 0;
+}
+
+void gen_model_close(gen_model *m) {
+  vklm_tokenizer_destroy(m->tk);
+  vklm_ckpt_free(m->ck);
+  vklm_loaded_model_free(m->lm);
+  m->tk = NULL;
+  m->ck = NULL;
+  m->lm = NULL;
+}
+
+void gen_emit(FILE *f, const char *s, size_t *done, size_t limit, int final) {
+  size_t i = *done;
+  while (i < limit) {
+    unsigned char c = (unsigned char)s[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    size_t k = 1;
+    while (len && k < len && i + k < limit && ((unsigned char)s[i + k] & 0xC0) == 0x80) k++;
+    if (len && k == len) {
+      fwrite(s + i, 1, len, f);
+      i += len;
+    } else if (len && i + k == limit && !final) {
+      break; /* a character still being generated */
+    } else {
+      fputs("\xEF\xBF\xBD", f);
+      i += 1;
+    }
+  }
+  fflush(f);
+  *done = i;
+}
+
+const char gen_sampling_help[] =
+    "  --temp X (0.8; 0: greedy)  --top-k N (40; 0: off)  --top-p X (0.95; 1: off)\n"
+    "  --min-p X (0.05; 0: off)   --repeat-penalty X (1.0: off)  --repeat-last-n N (64)\n"
+    "  --seed N             sampler seed (default: from the clock; printed on stderr)\n"
+    "  --stop STR           stop when the generated text contains STR (repeatable)\n";
+
+void gen_sampling_default(gen_sampling *s) {
+  memset(s, 0, sizeof *s);
+  vklm_sampler_params_default(&s->sp);
+}
+
+int gen_sampling_flag(gen_sampling *s, const char *cmd, const char *a, const char *v) {
+#define IS(x) (!strcmp(a, x))
+  if (IS("--temp")) s->sp.temp = strtof(v, NULL);
+  else if (IS("--top-k")) s->sp.top_k = (uint32_t)strtoul(v, NULL, 10);
+  else if (IS("--top-p")) s->sp.top_p = strtof(v, NULL);
+  else if (IS("--min-p")) s->sp.min_p = strtof(v, NULL);
+  else if (IS("--repeat-penalty")) s->sp.repeat_penalty = strtof(v, NULL);
+  else if (IS("--repeat-last-n")) s->sp.repeat_last_n = (uint32_t)strtoul(v, NULL, 10);
+  else if (IS("--seed")) s->sp.seed = strtoull(v, NULL, 10), s->seed_set = 1;
+  else if (IS("--stop")) {
+    if (s->nstops == GEN_MAX_STOPS) {
+      fprintf(stderr, "vklm %s: at most %d --stop strings\n", cmd, GEN_MAX_STOPS);
+      return -1;
+    }
+    s->stops[s->nstops++] = v;
+  } else return 0;
+#undef IS
+  return 1;
+}
+
+size_t gen_find_stop(const gen_sampling *s, const char *text, size_t n) {
+  size_t best = n;
+  for (int k = 0; k < s->nstops; k++) {
+    const char *p = strstr(text, s->stops[k]);
+    if (p && (size_t)(p - text) < best) best = (size_t)(p - text);
+  }
+  return best;
+}
+
+size_t gen_stop_hold(const gen_sampling *s) {
+  size_t hold = 0;
+  for (int k = 0; k < s->nstops; k++)
+    if (strlen(s->stops[k]) > hold) hold = strlen(s->stops[k]);
+  return hold;
+}

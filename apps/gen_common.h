@@ -1,0 +1,72 @@
+/* gen_common: the pieces `vklm generate` and `vklm chat` share — opening a model (a vklm
+ * checkpoint, or an HF directory / safetensors / GGUF through engine/formats/model_load.h with
+ * quantized linear weights kept), finding its tokenizer and end-of-sequence id, the sampling
+ * flags, stop strings, and streaming text to stdout as whole UTF-8 characters.
+ *
+ * Owns (in gen_model): the loaded checkpoint or model, the tokenizer, the chat template text.
+ * Does not create the Vulkan context or the inference session (the commands do). */
+#ifndef VKLM_APPS_GEN_COMMON_H
+#define VKLM_APPS_GEN_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "formats/model_load.h"
+#include "infer/infer.h"
+#include "infer/sample.h"
+#include "text/tokenizer.h"
+#include "train/train.h"
+
+#define GEN_MAX_STOPS 16
+
+/* An opened model: one of ck / lm, plus its tokenizer. */
+typedef struct gen_model {
+  vklm_ckpt *ck;                /* owned; or */
+  vklm_loaded_model *lm;        /* owned */
+  vklm_tokenizer *tk;           /* owned */
+  const vklm_model_config *cfg; /* borrowed from ck or lm */
+  char path[4096];              /* the file actually read */
+  char tokpath[4096];           /* the tokenizer.json read, "" when it came from the model */
+  int32_t eos;                  /* <|endoftext|>, </s> or the GGUF's; -1 when none */
+} gen_model;
+
+/* Opens model (a checkpoint, a directory holding checkpoint.bin, or an HF directory /
+ * .safetensors / .gguf) and its tokenizer: tok when not NULL, else tokenizer.json beside the
+ * model file, else the loaded model's own. Nonzero with a message in err on failure (m is then
+ * safe to pass to gen_model_close). */
+int gen_model_open(gen_model *m, const char *model, const char *tok, char *err, size_t errlen);
+void gen_model_close(gen_model *m);
+/* vklm_infer_create's tensor callback over a gen_model (user). */
+vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_infer_tensor *out,
+                             char *err, size_t errlen);
+
+/* The whole file as a NUL-terminated string (NULL when unreadable); free() it. */
+char *gen_read_file(const char *path);
+double gen_now_s(void);
+
+/* Writes s[*done, limit) to f as valid UTF-8: whole characters only (an incomplete one at the
+ * end waits unless `final`), a byte that cannot start or continue a character becomes U+FFFD;
+ * flushes. Advances *done past what it consumed. */
+void gen_emit(FILE *f, const char *s, size_t *done, size_t limit, int final);
+
+/* Sampling and stopping flags shared by generate and chat. */
+typedef struct gen_sampling {
+  vklm_sampler_params sp;
+  int seed_set;
+  const char *stops[GEN_MAX_STOPS];
+  int nstops;
+} gen_sampling;
+void gen_sampling_default(gen_sampling *s);
+/* Consumes flag a with value v when it is a sampling flag (--temp --top-k --top-p --min-p
+ * --repeat-penalty --repeat-last-n --seed --stop): 1 consumed, 0 not ours, -1 error (printed,
+ * prefixed by cmd). */
+int gen_sampling_flag(gen_sampling *s, const char *cmd, const char *a, const char *v);
+/* The help lines of those flags. */
+extern const char gen_sampling_help[];
+/* The offset of the earliest stop string in text[0..n) (NUL-terminated), or n. */
+size_t gen_find_stop(const gen_sampling *s, const char *text, size_t n);
+/* The longest stop string's length. */
+size_t gen_stop_hold(const gen_sampling *s);
+
+#endif
