@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "elementwise.h"
+#include "formats/quant.h"
 #include "matmul.h"
 #include "op_util.h"
 
@@ -209,59 +210,13 @@ void vklm_linear_forward_ref(float *out, const float *inp, const void *w, vklm_w
   free(row);
 }
 
-/* ---- quantizers (ggml's reference rules) ------------------------------------------------------ */
-
-static void put_half(uint8_t *p, float f) {
-  uint16_t h = vklm_f32_to_f16_ref(f);
-  p[0] = (uint8_t)h;
-  p[1] = (uint8_t)(h >> 8);
-}
-
-static void quantize_q8_0(const float *x, uint8_t *blk) {
-  float amax = 0;
-  for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
-  float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-  put_half(blk, d);
-  for (int j = 0; j < 32; j++) blk[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
-}
-
-static void quantize_q4_0(const float *x, uint8_t *blk) {
-  float amax = 0, max = 0;
-  for (int j = 0; j < 32; j++)
-    if (fabsf(x[j]) > amax) {
-      amax = fabsf(x[j]);
-      max = x[j];
-    }
-  float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-  put_half(blk, d);
-  for (int j = 0; j < 16; j++) {
-    int q0 = (int)(x[j] * id + 8.5f), q1 = (int)(x[j + 16] * id + 8.5f);
-    q0 = q0 < 15 ? q0 : 15;
-    q1 = q1 < 15 ? q1 : 15;
-    blk[2 + j] = (uint8_t)(q0 | q1 << 4);
-  }
-}
+/* ---- quantizers: the file-format side's (engine/formats/quant.c), by weight type -------------- */
 
 void vklm_q_quantize(vklm_weight_type t, const float *src, void *dst, uint32_t N, uint32_t K) {
-  uint64_t n = (uint64_t)N * K;
-  uint8_t *o = dst;
-  switch (t) {
-  case VKLM_WEIGHT_F32: memcpy(dst, src, n * 4); break;
-  case VKLM_WEIGHT_F16:
-    for (uint64_t i = 0; i < n; i++) put_half(o + 2 * i, src[i]);
-    break;
-  case VKLM_WEIGHT_Q8_0:
-  case VKLM_WEIGHT_Q4_0: {
-    VKLM_ASSERT(K % VKLM_QK == 0, "quantize: K = %u is not a multiple of 32", K);
-    uint32_t bb = t == VKLM_WEIGHT_Q8_0 ? VKLM_Q8_0_BLOCK_BYTES : VKLM_Q4_0_BLOCK_BYTES;
-    for (uint64_t b = 0; b < n / VKLM_QK; b++) {
-      if (t == VKLM_WEIGHT_Q8_0)
-        quantize_q8_0(src + b * VKLM_QK, o + b * bb);
-      else
-        quantize_q4_0(src + b * VKLM_QK, o + b * bb);
-    }
-    break;
-  }
-  default: VKLM_ASSERT(0, "unknown weight type %d", (int)t);
-  }
+  static const uint32_t GGML[VKLM_WEIGHT_TYPE_COUNT] = {0 /* F32 */, 1 /* F16 */, 8 /* Q8_0 */,
+                                                        2 /* Q4_0 */};
+  VKLM_ASSERT((unsigned)t < VKLM_WEIGHT_TYPE_COUNT, "unknown weight type %d", (int)t);
+  VKLM_ASSERT(!quantized(t) || K % VKLM_QK == 0, "quantize: K = %u is not a multiple of 32", K);
+  int rc = vklm_ggml_from_f32(GGML[t], dst, src, (size_t)N * K);
+  VKLM_ASSERT(rc == 0, "quantize to %s: non-finite input", TYPE_NAME[t]);
 }

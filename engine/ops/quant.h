@@ -92,8 +92,8 @@ void vklm_linear_forward_ref(float *out, const float *inp, const void *w, vklm_w
 
 /* Quantizers for tests (ggml's round-to-nearest rules: Q8_0 d = amax/127, q = round(x/d);
  * Q4_0 d = max/-8 with max the signed value of largest magnitude, q = min(15, (int)(x/d + 8.5));
- * F16 round-to-nearest-even). dst holds vklm_weight_bytes(t, N, K) bytes.
- * TODO: merge with the file-format side (engine/formats/quant.c) once both exist. */
+ * F16 round-to-nearest-even), i.e. engine/formats/quant.c's, by weight type. dst holds
+ * vklm_weight_bytes(t, N, K) bytes. */
 void vklm_q_quantize(vklm_weight_type t, const float *src /* (N,K) */, void *dst, uint32_t N,
                      uint32_t K);
 
