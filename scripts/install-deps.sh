@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything vklm needs to build and test, from Debian 12's packages only.
+# Installs what vklm needs from Debian 12's packages only: to build and run it, and with --tests
+# also what the test suite's reference scripts need (Python with PyTorch and NumPy).
 # Idempotent: packages already present are left alone. Uses sudo when not root.
 set -euo pipefail
 SUDO=""
@@ -9,9 +10,12 @@ PKGS=(
   libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
   libstb-dev libpcre2-dev libutf8proc-dev libcjson-dev zlib1g-dev libxml2-dev
-  python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread
   fortunes
 )
+if [ "${1:-}" = "--tests" ]; then
+  # libopenblas0-pthread: without it Debian's torch runs on the reference BLAS, ~8x slower.
+  PKGS+=(python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,7 @@
 # adds the PyPI packages listed in scripts/requirements-test.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh --tests
 bash scripts/build.sh
 if [ ! -x .venv/bin/python3 ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
