@@ -28,7 +28,7 @@
 
 /* ---- random weights through vklm_infer_create's tensor callback ---------------------------- */
 typedef struct rnd_src {
-  vklm_weight_type type; /* of the linear weights */
+  vklm_dtype type; /* of the linear weights */
   uint64_t seed;
   void **bufs; /* owned: every tensor handed out (vklm_infer_create reads them before it returns) */
   uint32_t nbufs, cap;
@@ -64,26 +64,26 @@ static vklm_status rnd_get(void *user, const vklm_param_info *info, vklm_infer_t
     for (uint64_t i = 0; i < n; i++) f[i] = v;
   }
   out->data = f;
-  out->type = VKLM_WEIGHT_F32;
+  out->type = VKLM_DTYPE_F32;
   int linear = matrix && strcmp(info->name, "wte.weight") && strcmp(info->name, "wpe.weight");
   uint32_t N = info->shape[0], K = matrix ? info->shape[1] : 1;
-  if (linear && r->type != VKLM_WEIGHT_F32) {
-    vklm_weight_type t = r->type;
-    if (t != VKLM_WEIGHT_F16 && K % VKLM_QK) t = VKLM_WEIGHT_F16, r->fallback++;
-    uint32_t gt = t == VKLM_WEIGHT_F16 ? VKLM_GGML_TYPE_F16
-                  : t == VKLM_WEIGHT_Q8_0 ? VKLM_GGML_TYPE_Q8_0 : VKLM_GGML_TYPE_Q4_0;
-    void *q = malloc(vklm_weight_buffer_bytes(t, N, K));
+  if (linear && r->type != VKLM_DTYPE_F32) {
+    vklm_dtype t = r->type;
+    if (t != VKLM_DTYPE_F16 && K % VKLM_QK) t = VKLM_DTYPE_F16, r->fallback++;
+    uint32_t gt = t == VKLM_DTYPE_F16 ? VKLM_GGML_TYPE_F16
+                  : t == VKLM_DTYPE_Q8_0 ? VKLM_GGML_TYPE_Q8_0 : VKLM_GGML_TYPE_Q4_0;
+    void *q = malloc(vklm_dtype_buffer_bytes(t, N, K));
     if (!q) goto oom;
     if (vklm_ggml_from_f32(gt, q, f, n)) {
       free(q);
-      snprintf(err, errlen, "cannot convert %s to %s", info->name, vklm_weight_type_name(t));
+      snprintf(err, errlen, "cannot convert %s to %s", info->name, vklm_dtype_name(t));
       return VKLM_ERROR_INVALID;
     }
     free(f);
     r->bufs[r->nbufs - 1] = q;
     out->data = q;
     out->type = t;
-    r->weight_bytes += vklm_weight_bytes(t, N, K);
+    r->weight_bytes += vklm_dtype_bytes(t, N, K);
   } else {
     r->weight_bytes += n * sizeof(float);
   }
@@ -204,10 +204,10 @@ int bench_infer(int argc, char **argv) {
       return 2;
     }
   }
-  vklm_weight_type wt = VKLM_WEIGHT_TYPE_COUNT;
-  for (int t = 0; t < VKLM_WEIGHT_TYPE_COUNT; t++)
-    if (!strcmp(tname, vklm_weight_type_name((vklm_weight_type)t))) wt = (vklm_weight_type)t;
-  if (wt == VKLM_WEIGHT_TYPE_COUNT || (file && name)) {
+  vklm_dtype wt = VKLM_DTYPE_LINEAR_COUNT;
+  for (int t = 0; t < VKLM_DTYPE_LINEAR_COUNT; t++)
+    if (!strcmp(tname, vklm_dtype_name((vklm_dtype)t))) wt = (vklm_dtype)t;
+  if (wt == VKLM_DTYPE_LINEAR_COUNT || (file && name)) {
     fprintf(stderr, "vklm bench infer: %s\n", file && name ? "give --model or -m, not both"
                                                            : "--type is f32, f16, q8_0 or q4_0");
     return 2;

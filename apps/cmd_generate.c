@@ -5,7 +5,7 @@
  * a checkpoint; and a path that is not a checkpoint is read here with vklm_model_load
  * (engine/formats/model_load.h: HF safetensors or GGUF) keeping quantized linear weights
  * (F16/Q8_0/Q4_0) as they are: each loaded tensor goes to vklm_infer_create's tensor callback
- * with its own vklm_weight_type.
+ * with its own vklm_dtype.
  *
  * The tokenizer: -t FILE, else tokenizer.json beside the checkpoint, else the loaded model's.
  * Tokens stream to stdout as they are made (whole UTF-8 characters only, flushed per token);

@@ -17,7 +17,7 @@ vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_infer
       if (tab[i].count != info->count) break;
       if (s->ck) {
         out->data = s->ck->params + tab[i].offset;
-        out->type = VKLM_WEIGHT_F32;
+        out->type = VKLM_DTYPE_F32;
       } else {
         out->data = s->lm->t[i].data;
         out->type = s->lm->t[i].type;

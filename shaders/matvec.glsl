@@ -7,7 +7,8 @@
 //   must be 0;
 //   X_VEC4 when x is bound as vec4 x_[] (K % 4 == 0, ka and kb multiples of 4: the quantized
 //   types), else x is float x_[] and partial units (K % 8 != 0) are handled.
-// It computes y[m0+m, n] = sum_k x[m0+m, k] * W[n, k] (+ bias[n]) for m < NM: the memory-bound
+// It computes y[m0+m, n] = sum_k x[m0+m, k] * W[n, k] (+ bias[n]) for m < NM (y's rows ldy apart,
+// from element off_y: a column block of a wider matrix): the memory-bound
 // decode path, reading each weight byte once for all NM rows of x.
 // Geometry: a workgroup of WG = local_size_x threads computes ROWS = WG/TPR consecutive rows n of
 // W; the TPR threads of a row walk its units (8 weights each: ceil(K/8) per row) with stride
@@ -24,6 +25,8 @@ layout(push_constant) uniform Push {
   uint N, K;
   uint m0;       // first row of x and y
   uint has_bias;
+  uint ldy;      // elements between rows of y (N when packed)
+  uint off_y;    // element offset of y[0, 0]
 } pc;
 
 const uint WG = gl_WorkGroupSize.x;
@@ -75,7 +78,7 @@ void main() {
   }
   if (lane == 0u && n < pc.N) {
     float b = pc.has_bias != 0u ? bias_[n] : 0.0;
-    for (uint m = 0; m < NM; m++) y_[(pc.m0 + m) * pc.N + n] = red[m * WG + tid] + b;
+    for (uint m = 0; m < NM; m++) y_[pc.off_y + (pc.m0 + m) * pc.ldy + n] = red[m * WG + tid] + b;
   }
 }
 

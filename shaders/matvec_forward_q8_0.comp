@@ -4,7 +4,7 @@
 // Bindings: 0 y (M,N) f32 write-only; 1 x (M,K) f32; 2 W uint (ggml Q8_0: K/32 blocks of 34
 //           bytes a row; K % 32 == 0);
 //           3 bias (N) f32 (any buffer when has_bias = 0).
-// Push constants: uint N, K, m0, has_bias (16 bytes).
+// Push constants: uint N, K, m0, has_bias, ldy, off_y (24 bytes).
 // Spec constants: 0 local_size_x (WG); 1 TPR threads per row of W (a power of two <= WG);
 //           2 NM rows of x (1..8). Shared memory: 4*NM*WG bytes.
 // Dispatch: ceil(N / (WG/TPR)) workgroups over x,y (vklm_groups_1d). See matvec.glsl.

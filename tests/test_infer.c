@@ -72,7 +72,7 @@ static vklm_status flat_get(void *user, const vklm_param_info *info, vklm_infer_
                             char *err, size_t errlen) {
   (void)err, (void)errlen;
   out->data = ((flat *)user)->p + info->offset;
-  out->type = VKLM_WEIGHT_F32;
+  out->type = VKLM_DTYPE_F32;
   return VKLM_OK;
 }
 
@@ -173,7 +173,7 @@ static void test_parity(vt_env *env, vklm_arch arch) {
 typedef struct typed {
   const float *p;                 /* fp32 params */
   uint8_t *q[64];                 /* quantized copies, by table index */
-  vklm_weight_type t[64];
+  vklm_dtype t[64];
   const vklm_param_info *tab;
   uint32_t n;
 } typed;
@@ -188,7 +188,7 @@ static vklm_status typed_get(void *user, const vklm_param_info *info, vklm_infer
       return VKLM_OK;
     }
   out->data = ty->p + info->offset;
-  out->type = VKLM_WEIGHT_F32;
+  out->type = VKLM_DTYPE_F32;
   return VKLM_OK;
 }
 
@@ -210,8 +210,8 @@ static void test_typed(vt_env *env) {
     int lin = pi->ndim == 2 && strcmp(pi->name, "wte.weight") != 0;
     if (!lin) continue;
     uint32_t N = pi->shape[0], K = pi->shape[1];
-    ty.t[i] = K % 32 == 0 && strstr(pi->name, "qkv") ? VKLM_WEIGHT_Q8_0 : VKLM_WEIGHT_F16;
-    ty.q[i] = malloc(vklm_weight_bytes(ty.t[i], N, K));
+    ty.t[i] = K % 32 == 0 && strstr(pi->name, "qkv") ? VKLM_DTYPE_Q8_0 : VKLM_DTYPE_F16;
+    ty.q[i] = malloc(vklm_dtype_bytes(ty.t[i], N, K));
     vklm_q_quantize(ty.t[i], p + pi->offset, ty.q[i], N, K);
     for (uint32_t r = 0; r < N; r++)
       vklm_weight_dequant_row_ref(ty.t[i], ty.q[i], r, K, deq + pi->offset + (uint64_t)r * K);

@@ -83,15 +83,15 @@ static void run_case(const char *preset, uint32_t type, const char *tname) {
     CHECK(same_cfg, "%s %s: hyperparameters and table read back", preset, tname);
     int types_ok = 1, kept = 0;
     for (uint32_t i = 0; i < nt && same_cfg; i++) {
-      vklm_weight_type wt = VKLM_WEIGHT_F32;
+      vklm_dtype wt = VKLM_DTYPE_F32;
       if (keep && is_linear(&tab[i]) && type != VKLM_GGML_TYPE_F32) {
         uint32_t ty = type;
         if ((ty == VKLM_GGML_TYPE_Q8_0 || ty == VKLM_GGML_TYPE_Q4_0) && tab[i].shape[1] % 32)
           ty = VKLM_GGML_TYPE_F16;
-        vklm_weight_type_from_ggml(ty, &wt);
+        vklm_dtype_from_ggml(ty, &wt);
       }
       types_ok &= m->t[i].type == wt;
-      kept += m->t[i].type != VKLM_WEIGHT_F32;
+      kept += m->t[i].type != VKLM_DTYPE_F32;
     }
     CHECK(types_ok, "%s %s keep_quant=%d: tensor types as expected (%d kept raw)", preset, tname,
           keep, kept);

@@ -32,9 +32,9 @@ static double rel_norm(const float *got, const float *want, size_t n) {
 }
 
 /* Random (N,K) weight quantized to type t; returns the bytes (padded to whole words, zeroed). */
-static uint8_t *make_weight(vklm_weight_type t, uint32_t N, uint32_t K) {
+static uint8_t *make_weight(vklm_dtype t, uint32_t N, uint32_t K) {
   float *w = vt_randf((size_t)N * K, seed++, -1, 1);
-  uint64_t bytes = vklm_weight_buffer_bytes(t, N, K);
+  uint64_t bytes = vklm_dtype_buffer_bytes(t, N, K);
   uint8_t *q = calloc(bytes, 1);
   vklm_q_quantize(t, w, q, N, K);
   free(w);
@@ -44,13 +44,13 @@ static uint8_t *make_weight(vklm_weight_type t, uint32_t N, uint32_t K) {
 typedef enum { PATH_AUTO, PATH_MATVEC, PATH_TILED } path;
 static const char *PATH_NAME[] = {"linear", "matvec", "tiled"};
 
-static void run_case(vt_env *env, vklm_weight_type t, uint32_t M, uint32_t N, uint32_t K,
+static void run_case(vt_env *env, vklm_dtype t, uint32_t M, uint32_t N, uint32_t K,
                      int with_bias, path p) {
   uint8_t *w = make_weight(t, N, K);
   float *inp = vt_randf((size_t)M * K, seed++, -1, 1);
   float *bias = vt_randf(N, seed++, -1, 1);
   float *want = malloc((size_t)M * N * sizeof *want);
-  vklm_buffer W = vt_upload(env, w, vklm_weight_buffer_bytes(t, N, K));
+  vklm_buffer W = vt_upload(env, w, vklm_dtype_buffer_bytes(t, N, K));
   vklm_buffer Inp = vt_upload(env, inp, (size_t)M * K * 4);
   vklm_buffer Bias = with_bias ? vt_upload(env, bias, (size_t)N * 4) : (vklm_buffer){0};
   vklm_buffer Out = vt_alloc(env, (size_t)M * N * 4);
@@ -66,7 +66,7 @@ static void run_case(vt_env *env, vklm_weight_type t, uint32_t M, uint32_t N, ui
                        : M <= VKLM_LINEAR_MATVEC_MAX_M ? "matvec"
                                                        : "tiled";
   char what[128];
-  snprintf(what, sizeof what, "%-4s %-6s M=%-3u (N,K)=(%u,%u)%s", vklm_weight_type_name(t), kernel,
+  snprintf(what, sizeof what, "%-4s %-6s M=%-3u (N,K)=(%u,%u)%s", vklm_dtype_name(t), kernel,
            M, N, K, with_bias ? " +bias" : "");
   double rn = rel_norm(got, want, (size_t)M * N);
   size_t len = strlen(what);
@@ -82,8 +82,8 @@ static void test_blocks(vt_env *env) {
   float x[32], back[32];
   uint8_t b8[VKLM_Q8_0_BLOCK_BYTES], b4[VKLM_Q4_0_BLOCK_BYTES];
   for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
-  vklm_q_quantize(VKLM_WEIGHT_Q8_0, x, b8, 1, 32);
-  vklm_q_quantize(VKLM_WEIGHT_Q4_0, x, b4, 1, 32);
+  vklm_q_quantize(VKLM_DTYPE_Q8_0, x, b8, 1, 32);
+  vklm_q_quantize(VKLM_DTYPE_Q4_0, x, b4, 1, 32);
   /* Q8_0: d = 16/127; x = -16 -> q = -127 (0x81); x = 15 -> round(15*127/16) = 119. */
   uint16_t d8 = (uint16_t)(b8[0] | b8[1] << 8);
   vt_expect(env, d8 == vklm_f32_to_f16_ref(16.0f / 127.0f) && b8[2] == 0x81 && b8[2 + 31] == 119,
@@ -93,15 +93,15 @@ static void test_blocks(vt_env *env) {
   uint16_t d4 = (uint16_t)(b4[0] | b4[1] << 8);
   vt_expect(env, d4 == 0x4000 && b4[2] == 0x80 && b4[2 + 15] == 0xf8,
             "q4_0 known block: d %04x byte0 %02x byte15 %02x", d4, b4[2], b4[17]);
-  vklm_weight_dequant_block_ref(VKLM_WEIGHT_Q4_0, b4, back);
+  vklm_weight_dequant_block_ref(VKLM_DTYPE_Q4_0, b4, back);
   vt_expect(env, back[0] == -16.0f && back[16] == 0.0f && back[31] == 14.0f,
             "q4_0 dequant: %g %g %g", back[0], back[16], back[31]);
   /* Round trip on random data: |x - dq(q(x))| <= d/2 (Q8_0), <= d (Q4_0, with the clamp). */
   uint32_t N = 9, K = 64;
   float *r = vt_randf((size_t)N * K, seed++, -3, 3), *row = malloc(K * sizeof *row);
-  for (int ti = VKLM_WEIGHT_F16; ti <= VKLM_WEIGHT_Q4_0; ti++) {
-    vklm_weight_type t = (vklm_weight_type)ti;
-    uint8_t *q = calloc(vklm_weight_buffer_bytes(t, N, K), 1);
+  for (int ti = VKLM_DTYPE_F16; ti <= VKLM_DTYPE_Q4_0; ti++) {
+    vklm_dtype t = (vklm_dtype)ti;
+    uint8_t *q = calloc(vklm_dtype_buffer_bytes(t, N, K), 1);
     vklm_q_quantize(t, r, q, N, K);
     double worst = 0;
     for (uint32_t n = 0; n < N; n++) {
@@ -111,8 +111,8 @@ static void test_blocks(vt_env *env) {
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(r[n * K + b * 32 + j]));
         /* half a step (Q8_0) or a step (Q4_0, the clamp at 15), plus the scale's fp16 rounding
          * (2^-11 relative) times the largest |q| (127, 8) */
-        double unit = t == VKLM_WEIGHT_F16    ? amax / 2048.0
-                      : t == VKLM_WEIGHT_Q8_0 ? amax / 127.0 * (0.5 + 127.0 / 2048)
+        double unit = t == VKLM_DTYPE_F16    ? amax / 2048.0
+                      : t == VKLM_DTYPE_Q8_0 ? amax / 127.0 * (0.5 + 127.0 / 2048)
                                               : amax / 8.0 * (1.0 + 8.0 / 2048);
         for (int j = 0; j < 32; j++) {
           double e = fabs(row[b * 32 + j] - r[n * K + b * 32 + j]) / unit;
@@ -121,9 +121,9 @@ static void test_blocks(vt_env *env) {
       }
     }
     printf("  %-4s round trip: worst |x - dq(q(x))| = %.3f of its bound\n",
-           vklm_weight_type_name(t), worst);
+           vklm_dtype_name(t), worst);
     vt_expect(env, worst <= 1.0 + 1e-3, "%s round trip %.3f of the bound",
-              vklm_weight_type_name(t), worst);
+              vklm_dtype_name(t), worst);
     free(q);
   }
   free(r), free(row);
@@ -132,10 +132,10 @@ static void test_blocks(vt_env *env) {
 /* The matvec twice on the same inputs: bitwise equal. */
 static void test_determinism(vt_env *env) {
   uint32_t M = 2, N = 300, K = 768;
-  vklm_weight_type t = VKLM_WEIGHT_Q4_0;
+  vklm_dtype t = VKLM_DTYPE_Q4_0;
   uint8_t *w = make_weight(t, N, K);
   float *inp = vt_randf((size_t)M * K, seed++, -1, 1);
-  vklm_buffer W = vt_upload(env, w, vklm_weight_buffer_bytes(t, N, K));
+  vklm_buffer W = vt_upload(env, w, vklm_dtype_buffer_bytes(t, N, K));
   vklm_buffer Inp = vt_upload(env, inp, (size_t)M * K * 4);
   vklm_buffer O1 = vt_alloc(env, (size_t)M * N * 4), O2 = vt_alloc(env, (size_t)M * N * 4);
   vt_begin(env);
@@ -158,29 +158,29 @@ int main(void) {
   static const uint32_t shapes[][2] = {{1, 32}, {7, 64}, {67, 96}, {300, 768}, {2304, 768}};
   static const uint32_t Ms[] = {1, 3, 37, 130};
   int nshapes = sizeof shapes / sizeof shapes[0], nms = sizeof Ms / sizeof Ms[0];
-  for (int ti = 0; ti < VKLM_WEIGHT_TYPE_COUNT; ti++)
+  for (int ti = 0; ti < VKLM_DTYPE_LINEAR_COUNT; ti++)
     for (int s = 0; s < nshapes; s++)
       for (int m = 0; m < nms; m++) {
         /* bias on and off alternate over the grid; the small shapes get both */
         int bias = (ti + s + m) & 1;
-        run_case(&env, (vklm_weight_type)ti, Ms[m], shapes[s][0], shapes[s][1], bias, PATH_AUTO);
-        if (s < 3) run_case(&env, (vklm_weight_type)ti, Ms[m], shapes[s][0], shapes[s][1], !bias,
+        run_case(&env, (vklm_dtype)ti, Ms[m], shapes[s][0], shapes[s][1], bias, PATH_AUTO);
+        if (s < 3) run_case(&env, (vklm_dtype)ti, Ms[m], shapes[s][0], shapes[s][1], !bias,
                             PATH_AUTO);
       }
-  for (int ti = 0; ti < VKLM_WEIGHT_TYPE_COUNT; ti++) {
-    vklm_weight_type t = (vklm_weight_type)ti;
+  for (int ti = 0; ti < VKLM_DTYPE_LINEAR_COUNT; ti++) {
+    vklm_dtype t = (vklm_dtype)ti;
     run_case(&env, t, 37, 67, 96, 1, PATH_MATVEC); /* passes of 8 rows: 8+8+8+8+5 */
     run_case(&env, t, 3, 67, 96, 1, PATH_TILED);
     run_case(&env, t, 8, 300, 3072, 0, PATH_MATVEC); /* a long row (64 threads a row) */
   }
   /* unquantized weights with K not a multiple of 8 (partial units; odd rows start mid-word) */
-  for (int ti = VKLM_WEIGHT_F32; ti <= VKLM_WEIGHT_F16; ti++) {
-    run_case(&env, (vklm_weight_type)ti, 1, 5, 13, 1, PATH_AUTO);
-    run_case(&env, (vklm_weight_type)ti, 5, 33, 77, 0, PATH_AUTO);
-    run_case(&env, (vklm_weight_type)ti, 17, 33, 77, 1, PATH_AUTO);
+  for (int ti = VKLM_DTYPE_F32; ti <= VKLM_DTYPE_F16; ti++) {
+    run_case(&env, (vklm_dtype)ti, 1, 5, 13, 1, PATH_AUTO);
+    run_case(&env, (vklm_dtype)ti, 5, 33, 77, 0, PATH_AUTO);
+    run_case(&env, (vklm_dtype)ti, 17, 33, 77, 1, PATH_AUTO);
   }
   /* more rows than one grid dimension holds (65535 groups of 4 rows): the grid splits over y */
-  run_case(&env, VKLM_WEIGHT_Q4_0, 1, 270001, 32, 1, PATH_AUTO);
+  run_case(&env, VKLM_DTYPE_Q4_0, 1, 270001, 32, 1, PATH_AUTO);
   test_determinism(&env);
   return vt_finish(&env);
 }

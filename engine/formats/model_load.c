@@ -357,9 +357,9 @@ static int load_tensor(const source *s, const vklm_model_config *c, const vklm_p
   o->rows = rows;
   o->cols = cols;
   /* raw: every part of one kept type, no transpose */
-  vklm_weight_type wt = VKLM_WEIGHT_F32;
-  int raw = keep_quant && is_linear(p) && vklm_weight_type_from_ggml(parts[0].type, &wt) == 0 &&
-            wt != VKLM_WEIGHT_F32;
+  vklm_dtype wt = VKLM_DTYPE_F32;
+  int raw = keep_quant && is_linear(p) && vklm_dtype_from_ggml(parts[0].type, &wt) == 0 &&
+            wt != VKLM_DTYPE_F32;
   for (size_t i = 0; i < np && raw; i++)
     raw = parts[i].type == parts[0].type && !pm[i]->transpose &&
           vklm_ggml_row_bytes(parts[i].type, cols) > 0;
@@ -383,7 +383,7 @@ static int load_tensor(const source *s, const vklm_model_config *c, const vklm_p
     return 0;
   }
   uint64_t cc = cols ? cols : 1;
-  o->type = VKLM_WEIGHT_F32;
+  o->type = VKLM_DTYPE_F32;
   o->nbytes = (uint64_t)rows * cc * 4;
   o->data = malloc(o->nbytes ? o->nbytes : 1);
   if (!o->data) goto oom;
@@ -549,7 +549,7 @@ void vklm_loaded_model_free(vklm_loaded_model *m) {
 
 vklm_status vklm_loaded_model_params(const vklm_loaded_model *m, float *out, char *err,
                                      size_t errlen) {
-  static const uint32_t ggml_of[VKLM_WEIGHT_TYPE_COUNT] = {
+  static const uint32_t ggml_of[VKLM_DTYPE_LINEAR_COUNT] = {
       VKLM_GGML_TYPE_F32, VKLM_GGML_TYPE_F16, VKLM_GGML_TYPE_Q8_0, VKLM_GGML_TYPE_Q4_0};
   for (uint32_t i = 0; i < m->ntensors; i++) {
     const vklm_param_info *p = &m->table[i];

@@ -35,9 +35,9 @@
 #include "text/tokenizer.h"
 
 typedef struct vklm_loaded_tensor {
-  vklm_weight_type type; /* VKLM_WEIGHT_F32, or the raw type of a kept linear weight */
+  vklm_dtype type; /* VKLM_DTYPE_F32, or the raw type of a kept linear weight */
   uint32_t rows, cols;   /* vklm's shape (cols 0: 1-D) */
-  void *data;            /* owned: rows*cols floats, or vklm_weight_bytes(type, rows, cols) */
+  void *data;            /* owned: rows*cols floats, or vklm_dtype_bytes(type, rows, cols) */
   uint64_t nbytes;
 } vklm_loaded_tensor;
 

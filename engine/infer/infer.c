@@ -14,7 +14,7 @@
 typedef struct layer_w {
   vklm_buffer ln1_w, ln1_b, qkv_w, qkv_b, atto_w, atto_b, ln2_w, ln2_b, fc_w, fc_b, proj_w,
       proj_b;
-  vklm_weight_type qkv_t, atto_t, fc_t, proj_t;
+  vklm_dtype qkv_t, atto_t, fc_t, proj_t;
   vklm_buffer kc, vc; /* (maxT, NKV, HS) */
 } layer_w;
 
@@ -32,7 +32,7 @@ struct vklm_infer {
   uint32_t nvc;      /* vocabulary chunks of wte / the head */
   uint32_t vc0[MAX_VCHUNKS + 1];
   vklm_buffer wte[MAX_VCHUNKS], head[MAX_VCHUNKS]; /* head == wte when tied */
-  vklm_weight_type head_t;
+  vklm_dtype head_t;
   vklm_buffer wpe, lnf_w, lnf_b, rope_tab;
   acts pre, dec;
   vklm_buffer last, lnf, lnf_mean, lnf_rstd, logits, next, info;
@@ -86,7 +86,7 @@ static vklm_status put(vklm_infer *s, const vklm_param_info *pi, const vklm_infe
                        uint32_t r0, uint32_t r1, vklm_buffer *out) {
   uint32_t N = pi->shape[0], K = pi->ndim == 2 ? pi->shape[1] : 1;
   if (r1 <= r0) r0 = 0, r1 = N;
-  uint64_t row = vklm_weight_bytes(t->type, 1, K);
+  uint64_t row = vklm_dtype_bytes(t->type, 1, K);
   uint64_t bytes = row * (r1 - r0), buf = (bytes + 3) / 4 * 4;
   vklm_status st = alloc(s, buf, out);
   if (st) return st;
@@ -190,18 +190,18 @@ vklm_status vklm_infer_create(vklm_context *ctx, const vklm_model_config *cfg, u
     goto done;
   }
   for (uint32_t k = 0; k <= s->nvc; k++) s->vc0[k] = (uint32_t)(k * rows < V ? k * rows : V);
-  s->head_t = VKLM_WEIGHT_F32;
+  s->head_t = VKLM_DTYPE_F32;
   for (uint32_t i = 0; i < n && !st; i++) {
     vklm_infer_tensor t = {0};
     const vklm_param_info *pi = &info[i];
     if ((st = get(user, pi, &t, s->err, sizeof s->err))) break;
     int linear = ids[i] == VKLM_P_QKV_W || ids[i] == VKLM_P_ATTO_W || ids[i] == VKLM_P_FC_W ||
                  ids[i] == VKLM_P_PROJ_W || ids[i] == VKLM_P_LM_HEAD;
-    if (t.type != VKLM_WEIGHT_F32 &&
-        (!linear || t.type >= VKLM_WEIGHT_TYPE_COUNT ||
-         ((t.type == VKLM_WEIGHT_Q8_0 || t.type == VKLM_WEIGHT_Q4_0) && pi->shape[1] % 32))) {
+    if (t.type != VKLM_DTYPE_F32 &&
+        (!linear || t.type >= VKLM_DTYPE_LINEAR_COUNT ||
+         ((t.type == VKLM_DTYPE_Q8_0 || t.type == VKLM_DTYPE_Q4_0) && pi->shape[1] % 32))) {
       st = fail(s, VKLM_ERROR_UNSUPPORTED, "infer: tensor %s cannot be %s", pi->name,
-                vklm_weight_type_name(t.type));
+                vklm_dtype_name(t.type));
       break;
     }
     layer_w *w = pi->layer >= 0 ? &s->lw[pi->layer] : NULL;
@@ -271,7 +271,7 @@ static vklm_status flat_get(void *user, const vklm_param_info *info, vklm_infer_
                             char *err, size_t errlen) {
   (void)err, (void)errlen;
   out->data = ((flat_src *)user)->params + info->offset;
-  out->type = VKLM_WEIGHT_F32;
+  out->type = VKLM_DTYPE_F32;
   return VKLM_OK;
 }
 

@@ -11,7 +11,7 @@
  * KV cache layout: per layer, K and V each (maxT, NKV, HS) fp32, maxT = the context length
  * n_ctx; row p holds position p. Positions [0, pos) are valid.
  *
- * Weights: every linear layer's weight has a vklm_weight_type (quant.h) given by the tensor
+ * Weights: every linear layer's weight has a vklm_dtype (quant.h) given by the tensor
  * source, so quantized GGUF weights plug in through vklm_infer_create's callback; the embedding
  * tables (wte, wpe), norms and biases must be F32 (a tied lm head reads wte, so it is F32 too).
  *
@@ -33,10 +33,10 @@
 typedef struct vklm_infer vklm_infer;
 
 /* One tensor of the parameter table as the source has it: data in type (F32: count floats;
- * other types: vklm_weight_bytes(type, shape[0], shape[1]) bytes, ggml's layout). */
+ * other types: vklm_dtype_bytes(type, shape[0], shape[1]) bytes, ggml's layout). */
 typedef struct vklm_infer_tensor {
   const void *data; /* borrowed; only read during vklm_infer_create */
-  vklm_weight_type type;
+  vklm_dtype type;
 } vklm_infer_tensor;
 
 /* Fills *out for table entry info (name, shape as model_params.h lists it); returns VKLM_OK, or a

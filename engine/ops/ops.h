@@ -24,5 +24,6 @@
 #include "matmul.h"
 #include "elementwise.h"
 #include "quant.h"
+#include "tensor.h"
 
 #endif

@@ -10,55 +10,35 @@
 #include "matmul.h"
 #include "op_util.h"
 
-static const char *TYPE_NAME[VKLM_WEIGHT_TYPE_COUNT] = {"f32", "f16", "q8_0", "q4_0"};
-static const char *MATVEC_SHADER[VKLM_WEIGHT_TYPE_COUNT] = {
+static const char *MATVEC_SHADER[VKLM_DTYPE_LINEAR_COUNT] = {
     "matvec_forward_f32", "matvec_forward_f16", "matvec_forward_q8_0", "matvec_forward_q4_0"};
-static const char *TILED_SHADER[VKLM_WEIGHT_TYPE_COUNT] = {
+static const char *TILED_SHADER[VKLM_DTYPE_LINEAR_COUNT] = {
     "matmul_tiled_f32", "matmul_tiled_f16", "matmul_tiled_q8_0", "matmul_tiled_q4_0"};
 
-const char *vklm_weight_type_name(vklm_weight_type t) {
-  return (unsigned)t < VKLM_WEIGHT_TYPE_COUNT ? TYPE_NAME[t] : "?";
-}
-
-int vklm_weight_type_from_ggml(uint32_t ggml_type, vklm_weight_type *out) {
+int vklm_dtype_from_ggml(uint32_t ggml_type, vklm_dtype *out) {
   switch (ggml_type) { /* ggml's type numbers, as GGUF stores them */
-  case 0: *out = VKLM_WEIGHT_F32; return 0;
-  case 1: *out = VKLM_WEIGHT_F16; return 0;
-  case 2: *out = VKLM_WEIGHT_Q4_0; return 0;
-  case 8: *out = VKLM_WEIGHT_Q8_0; return 0;
+  case 0: *out = VKLM_DTYPE_F32; return 0;
+  case 1: *out = VKLM_DTYPE_F16; return 0;
+  case 2: *out = VKLM_DTYPE_Q4_0; return 0;
+  case 8: *out = VKLM_DTYPE_Q8_0; return 0;
   default: return -1;
   }
 }
 
-static int quantized(vklm_weight_type t) { return t == VKLM_WEIGHT_Q8_0 || t == VKLM_WEIGHT_Q4_0; }
-
-uint64_t vklm_weight_bytes(vklm_weight_type t, uint32_t N, uint32_t K) {
-  uint64_t n = (uint64_t)N * K;
-  switch (t) {
-  case VKLM_WEIGHT_F32: return 4 * n;
-  case VKLM_WEIGHT_F16: return 2 * n;
-  case VKLM_WEIGHT_Q8_0: return n / VKLM_QK * VKLM_Q8_0_BLOCK_BYTES;
-  case VKLM_WEIGHT_Q4_0: return n / VKLM_QK * VKLM_Q4_0_BLOCK_BYTES;
-  default: VKLM_ASSERT(0, "unknown weight type %d", (int)t);
-  }
-  return 0;
-}
-
-uint64_t vklm_weight_buffer_bytes(vklm_weight_type t, uint32_t N, uint32_t K) {
-  return (vklm_weight_bytes(t, N, K) + 3) / 4 * 4;
-}
+static int quantized(vklm_dtype t) { return vklm_dtype_is_block(t); }
+#define TYPE_NAME(t) vklm_dtype_name(t)
 
 /* Shape and size checks shared by both kernels. */
 static void check(const char *op, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
-                  vklm_weight_type type, vklm_buffer bias, uint32_t M, uint32_t N, uint32_t K) {
-  VKLM_ASSERT((unsigned)type < VKLM_WEIGHT_TYPE_COUNT, "%s: unknown weight type %d", op,
+                  vklm_dtype type, vklm_buffer bias, uint32_t M, uint32_t N, uint32_t K) {
+  VKLM_ASSERT((unsigned)type < VKLM_DTYPE_LINEAR_COUNT, "%s: unknown weight type %d", op,
               (int)type);
   VKLM_ASSERT(N > 0 && K > 0, "%s: empty weight (%u,%u)", op, N, K);
   VKLM_ASSERT(!quantized(type) || K % VKLM_QK == 0, "%s: %s needs K %% 32 == 0, K = %u", op,
-              TYPE_NAME[type], K);
-  uint64_t wb = vklm_weight_buffer_bytes(type, N, K);
+              TYPE_NAME(type), K);
+  uint64_t wb = vklm_dtype_buffer_bytes(type, N, K);
   VKLM_ASSERT(wb < (1ull << 32), "%s: a %s weight (%u,%u) is %llu bytes, past the 4 GiB the "
-              "shaders address", op, TYPE_NAME[type], N, K, (unsigned long long)wb);
+              "shaders address", op, TYPE_NAME(type), N, K, (unsigned long long)wb);
   VKLM_ASSERT((uint64_t)M * K < (1ull << 32) && (uint64_t)M * N < (1ull << 32),
               "%s: (M,K,N) = (%u,%u,%u) past 2^32 elements", op, M, K, N);
   VKLM_ASSERT(out.block && inp.block && w.block, "%s: out, inp and w need buffers", op);
@@ -67,7 +47,7 @@ static void check(const char *op, vklm_buffer out, vklm_buffer inp, vklm_buffer 
   VKLM_ASSERT(inp.size >= (uint64_t)M * K * 4, "%s: inp holds %llu bytes, needs %u x %u floats",
               op, (unsigned long long)inp.size, M, K);
   VKLM_ASSERT(w.size >= wb, "%s: w holds %llu bytes, a %s (%u,%u) weight needs %llu", op,
-              (unsigned long long)w.size, TYPE_NAME[type], N, K, (unsigned long long)wb);
+              (unsigned long long)w.size, TYPE_NAME(type), N, K, (unsigned long long)wb);
   if (bias.block && bias.size > 0)
     VKLM_ASSERT(bias.size >= (uint64_t)N * 4, "%s: bias holds %llu bytes, needs %u floats", op,
                 (unsigned long long)bias.size, N);
@@ -76,9 +56,9 @@ static void check(const char *op, vklm_buffer out, vklm_buffer inp, vklm_buffer 
 /* ---- matvec ---------------------------------------------------------------------------------- */
 
 typedef struct matvec_push {
-  uint32_t N, K, m0, has_bias;
+  uint32_t N, K, m0, has_bias, ldy, off_y;
 } matvec_push;
-_Static_assert(sizeof(matvec_push) == 16, "matvec_forward_*.comp push constants");
+_Static_assert(sizeof(matvec_push) == 24, "matvec_forward_*.comp push constants");
 
 /* Threads per row of W: a power of two giving each thread at least two 8-weight units, at most
  * 64 (a row of 768 gets 32, of 3072 64) and at most the workgroup. */
@@ -88,12 +68,21 @@ static uint32_t threads_per_row(uint32_t K, uint32_t wg) {
   return tpr;
 }
 
-vklm_status vklm_matvec(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
-                        vklm_weight_type type, uint32_t M, uint32_t N, uint32_t K,
-                        vklm_buffer bias) {
-  check("matvec", out, inp, w, type, bias, M, N, K);
+/* The output's layout: rows ld elements apart from element off (packed: ld = N, off = 0). */
+static void check_out(const char *op, vklm_buffer out, uint32_t M, uint32_t N, uint32_t ld,
+                      uint64_t off) {
+  VKLM_ASSERT(ld >= N, "%s: output row stride %u < N = %u", op, ld, N);
+  uint64_t end = M ? off + (uint64_t)(M - 1) * ld + N : 0;
+  VKLM_ASSERT(end < (1ull << 32) && out.size >= end * 4,
+              "%s: out holds %llu bytes, needs %llu floats", op, (unsigned long long)out.size,
+              (unsigned long long)end);
+}
+
+static vklm_status matvec(vklm_cmd *cmd, vklm_buffer out, uint32_t ldy, uint64_t off_y,
+                          vklm_buffer inp, vklm_buffer w, vklm_dtype type, uint32_t M, uint32_t N,
+                          uint32_t K, vklm_buffer bias) {
   vklm_context *ctx = vklm_cmd_context(cmd);
-  matvec_push pc = {N, K, 0, bias.block && bias.size > 0};
+  matvec_push pc = {N, K, 0, bias.block && bias.size > 0, ldy, (uint32_t)off_y};
   vklm_buffer bufs[4] = {out, inp, w, pc.has_bias ? bias : inp}; /* no bias: bound, not read */
   for (uint32_t m0 = 0; m0 < M; m0 += VKLM_MATVEC_MAX_M) {
     uint32_t nm = M - m0 < VKLM_MATVEC_MAX_M ? M - m0 : VKLM_MATVEC_MAX_M;
@@ -109,6 +98,13 @@ vklm_status vklm_matvec(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_bu
   return VKLM_OK;
 }
 
+vklm_status vklm_matvec(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
+                        vklm_dtype type, uint32_t M, uint32_t N, uint32_t K,
+                        vklm_buffer bias) {
+  check("matvec", out, inp, w, type, bias, M, N, K);
+  return matvec(cmd, out, N, 0, inp, w, type, M, N, K, bias);
+}
+
 /* ---- tiled ------------------------------------------------------------------------------------ */
 
 /* The push constants of the matmul_tiled_* shaders (as matmul.c's). */
@@ -122,10 +118,9 @@ typedef struct gemm_push {
 } gemm_push;
 _Static_assert(sizeof(gemm_push) == 60, "matmul_tiled_*.comp push constants");
 
-vklm_status vklm_matmul_w(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
-                          vklm_weight_type type, uint32_t M, uint32_t N, uint32_t K,
-                          vklm_buffer bias) {
-  check("matmul_w", out, inp, w, type, bias, M, N, K);
+static vklm_status matmul_w(vklm_cmd *cmd, vklm_buffer out, uint32_t ldc, uint64_t off_c,
+                           vklm_buffer inp, vklm_buffer w, vklm_dtype type, uint32_t M,
+                           uint32_t N, uint32_t K, vklm_buffer bias) {
   if (M == 0) return VKLM_OK;
   vklm_context *ctx = vklm_cmd_context(cmd);
   vklm_gemm g = vklm_gemm_make(M, N, K);
@@ -137,36 +132,55 @@ vklm_status vklm_matmul_w(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_
   pc.K = K;
   pc.lda = K;
   pc.ldb = K;
-  pc.ldc = N;
+  pc.ldc = ldc;
+  pc.off_c = (uint32_t)off_c;
   pc.alpha = 1.0f;
   pc.has_bias = bias.block && bias.size > 0;
   vklm_buffer bufs[4] = {out, inp, w, pc.has_bias ? bias : inp};
   /* 0 threads, 1..5 tile, 6 TRANS_A, 7 TRANS_B, and for matmul_tiled_f16 8 HALF_A, 9 HALF_B */
   uint32_t spec[10] = {cf.threads, cf.BM, cf.BN, cf.BK, cf.TM, cf.TN, 0, 1, 0, 1};
-  uint32_t nspec = type == VKLM_WEIGHT_F16 ? 10 : 8;
+  uint32_t nspec = type == VKLM_DTYPE_F16 ? 10 : 8;
   return vklm_op_dispatch(cmd, TILED_SHADER[type], spec, nspec, bufs, 4, &pc, sizeof pc,
                           (N + cf.BN - 1) / cf.BN, (M + cf.BM - 1) / cf.BM, 1);
 }
 
+vklm_status vklm_matmul_w(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
+                          vklm_dtype type, uint32_t M, uint32_t N, uint32_t K,
+                          vklm_buffer bias) {
+  check("matmul_w", out, inp, w, type, bias, M, N, K);
+  return matmul_w(cmd, out, N, 0, inp, w, type, M, N, K, bias);
+}
+
 vklm_status vklm_linear_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
-                                vklm_weight_type type, vklm_buffer bias, uint32_t M, uint32_t K,
+                                vklm_dtype type, vklm_buffer bias, uint32_t M, uint32_t K,
                                 uint32_t N) {
-  if (M <= VKLM_LINEAR_MATVEC_MAX_M) return vklm_matvec(cmd, out, inp, w, type, M, N, K, bias);
-  return vklm_matmul_w(cmd, out, inp, w, type, M, N, K, bias);
+  return vklm_linear_forward_ex(cmd, out, N, 0, inp, w, type, bias, M, K, N);
+}
+
+vklm_status vklm_linear_forward_ex(vklm_cmd *cmd, vklm_buffer out, uint32_t ldo, uint64_t off_o,
+                                   vklm_buffer inp, vklm_buffer w, vklm_dtype type,
+                                   vklm_buffer bias, uint32_t M, uint32_t K, uint32_t N) {
+  /* the packed-output check of the shared one, then the real layout */
+  vklm_buffer whole = out;
+  whole.size = (uint64_t)M * N * 4 > out.size ? (uint64_t)M * N * 4 : out.size;
+  check("linear_forward", whole, inp, w, type, bias, M, N, K);
+  check_out("linear_forward", out, M, N, ldo, off_o);
+  if (M <= VKLM_LINEAR_MATVEC_MAX_M) return matvec(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias);
+  return matmul_w(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias);
 }
 
 /* ---- references ------------------------------------------------------------------------------ */
 
 static float half_at(const uint8_t *p) { return vklm_f16_to_f32_ref((uint16_t)(p[0] | p[1] << 8)); }
 
-void vklm_weight_dequant_block_ref(vklm_weight_type t, const uint8_t *block, float out[32]) {
+void vklm_weight_dequant_block_ref(vklm_dtype t, const uint8_t *block, float out[32]) {
   float d = half_at(block);
   const uint8_t *q = block + 2;
-  if (t == VKLM_WEIGHT_Q8_0) {
+  if (t == VKLM_DTYPE_Q8_0) {
     for (int j = 0; j < 32; j++) out[j] = d * (float)(int8_t)q[j];
   } else {
-    VKLM_ASSERT(t == VKLM_WEIGHT_Q4_0, "dequant_block: %s is not a block type",
-                vklm_weight_type_name(t));
+    VKLM_ASSERT(t == VKLM_DTYPE_Q4_0, "dequant_block: %s is not a block type",
+                vklm_dtype_name(t));
     for (int j = 0; j < 16; j++) {
       out[j] = d * (float)((q[j] & 15) - 8);
       out[j + 16] = d * (float)((q[j] >> 4) - 8);
@@ -174,18 +188,18 @@ void vklm_weight_dequant_block_ref(vklm_weight_type t, const uint8_t *block, flo
   }
 }
 
-void vklm_weight_dequant_row_ref(vklm_weight_type t, const void *w, uint32_t n, uint32_t K,
+void vklm_weight_dequant_row_ref(vklm_dtype t, const void *w, uint32_t n, uint32_t K,
                                  float *out) {
-  const uint8_t *row = (const uint8_t *)w + vklm_weight_bytes(t, n, K);
+  const uint8_t *row = (const uint8_t *)w + vklm_dtype_bytes(t, n, K);
   switch (t) {
-  case VKLM_WEIGHT_F32: memcpy(out, row, (size_t)K * 4); break;
-  case VKLM_WEIGHT_F16:
+  case VKLM_DTYPE_F32: memcpy(out, row, (size_t)K * 4); break;
+  case VKLM_DTYPE_F16:
     for (uint32_t k = 0; k < K; k++) out[k] = half_at(row + 2 * (size_t)k);
     break;
-  case VKLM_WEIGHT_Q8_0:
-  case VKLM_WEIGHT_Q4_0: {
+  case VKLM_DTYPE_Q8_0:
+  case VKLM_DTYPE_Q4_0: {
     VKLM_ASSERT(K % VKLM_QK == 0, "dequant_row: K = %u is not a multiple of 32", K);
-    uint32_t bb = t == VKLM_WEIGHT_Q8_0 ? VKLM_Q8_0_BLOCK_BYTES : VKLM_Q4_0_BLOCK_BYTES;
+    uint32_t bb = t == VKLM_DTYPE_Q8_0 ? VKLM_Q8_0_BLOCK_BYTES : VKLM_Q4_0_BLOCK_BYTES;
     for (uint32_t b = 0; b < K / VKLM_QK; b++)
       vklm_weight_dequant_block_ref(t, row + (size_t)b * bb, out + (size_t)b * VKLM_QK);
     break;
@@ -194,7 +208,7 @@ void vklm_weight_dequant_row_ref(vklm_weight_type t, const void *w, uint32_t n, 
   }
 }
 
-void vklm_linear_forward_ref(float *out, const float *inp, const void *w, vklm_weight_type type,
+void vklm_linear_forward_ref(float *out, const float *inp, const void *w, vklm_dtype type,
                              const float *bias, uint32_t M, uint32_t K, uint32_t N) {
   float *row = malloc((size_t)K * sizeof *row);
   VKLM_ASSERT(row, "linear_forward_ref: out of memory");
@@ -212,11 +226,11 @@ void vklm_linear_forward_ref(float *out, const float *inp, const void *w, vklm_w
 
 /* ---- quantizers: the file-format side's (engine/formats/quant.c), by weight type -------------- */
 
-void vklm_q_quantize(vklm_weight_type t, const float *src, void *dst, uint32_t N, uint32_t K) {
-  static const uint32_t GGML[VKLM_WEIGHT_TYPE_COUNT] = {0 /* F32 */, 1 /* F16 */, 8 /* Q8_0 */,
+void vklm_q_quantize(vklm_dtype t, const float *src, void *dst, uint32_t N, uint32_t K) {
+  static const uint32_t GGML[VKLM_DTYPE_LINEAR_COUNT] = {0 /* F32 */, 1 /* F16 */, 8 /* Q8_0 */,
                                                         2 /* Q4_0 */};
-  VKLM_ASSERT((unsigned)t < VKLM_WEIGHT_TYPE_COUNT, "unknown weight type %d", (int)t);
+  VKLM_ASSERT((unsigned)t < VKLM_DTYPE_LINEAR_COUNT, "unknown weight type %d", (int)t);
   VKLM_ASSERT(!quantized(t) || K % VKLM_QK == 0, "quantize: K = %u is not a multiple of 32", K);
   int rc = vklm_ggml_from_f32(GGML[t], dst, src, (size_t)N * K);
-  VKLM_ASSERT(rc == 0, "quantize to %s: non-finite input", TYPE_NAME[t]);
+  VKLM_ASSERT(rc == 0, "quantize to %s: non-finite input", TYPE_NAME(t));
 }

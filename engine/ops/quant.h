@@ -8,7 +8,7 @@
  *         in its low nibble and element j+16 in its high nibble; x = d*(nibble - 8).
  * K must be a multiple of 32 for the quantized types (asserted). Blocks are not 4-byte aligned;
  * the shaders read them from uint buffers by byte offset (no 8/16-bit storage feature needed),
- * so a weight buffer must hold vklm_weight_buffer_bytes (the data rounded up to whole words).
+ * so a weight buffer must hold vklm_dtype_buffer_bytes (the data rounded up to whole words).
  * A weight matrix must be under 4 GiB (32-bit byte offsets in the shaders).
  *
  * Two kernels compute out (M,N) = inp (M,K) @ W^T (+ bias), fp32 activations and accumulation:
@@ -25,15 +25,8 @@
 #define VKLM_OPS_QUANT_H
 
 #include <stdint.h>
+#include "tensor.h"
 #include "vklm_runtime.h"
-
-typedef enum vklm_weight_type {
-  VKLM_WEIGHT_F32 = 0,
-  VKLM_WEIGHT_F16,
-  VKLM_WEIGHT_Q8_0,
-  VKLM_WEIGHT_Q4_0,
-  VKLM_WEIGHT_TYPE_COUNT
-} vklm_weight_type;
 
 #define VKLM_QK 32 /* elements per block of Q8_0 and Q4_0 */
 #ifndef VKLM_Q8_0_BLOCK_BYTES /* also in engine/formats/quant.h */
@@ -43,15 +36,9 @@ typedef enum vklm_weight_type {
 #define VKLM_Q4_0_BLOCK_BYTES 18
 #endif
 
-/* "f32", "f16", "q8_0", "q4_0". */
-const char *vklm_weight_type_name(vklm_weight_type t);
 /* The weight type of a ggml/GGUF tensor type number (F32 0, F16 1, Q4_0 2, Q8_0 8): 0 and *out
  * set, or -1 for a type these kernels do not read. */
-int vklm_weight_type_from_ggml(uint32_t ggml_type, vklm_weight_type *out);
-/* Bytes of an (N,K) weight in type t, exactly as ggml stores it (F16: 2*N*K). */
-uint64_t vklm_weight_bytes(vklm_weight_type t, uint32_t N, uint32_t K);
-/* vklm_weight_bytes rounded up to a multiple of 4: what the device buffer must hold. */
-uint64_t vklm_weight_buffer_bytes(vklm_weight_type t, uint32_t N, uint32_t K);
+int vklm_dtype_from_ggml(uint32_t ggml_type, vklm_dtype *out);
 
 /* Rows of inp that one matvec pass reads W for; vklm_matvec does larger M in passes of this many
  * (reading W once per pass). */
@@ -66,35 +53,42 @@ uint64_t vklm_weight_buffer_bytes(vklm_weight_type t, uint32_t N, uint32_t K);
 /* out (M,N) = inp (M,K) @ w (N,K in type)^T + bias (N); bias may be {0} for none. Any M; the
  * decode kernel (see above). out is overwritten. */
 vklm_status vklm_matvec(vklm_cmd *cmd, vklm_buffer out /* (M,N) */, vklm_buffer inp /* (M,K) */,
-                        vklm_buffer w /* (N,K) in type */, vklm_weight_type type, uint32_t M,
+                        vklm_buffer w /* (N,K) in type */, vklm_dtype type, uint32_t M,
                         uint32_t N, uint32_t K, vklm_buffer bias /* (N) or {0} */);
 /* The same product with the tiled GEMM (W dequantized into shared-memory tiles). */
 vklm_status vklm_matmul_w(vklm_cmd *cmd, vklm_buffer out /* (M,N) */, vklm_buffer inp /* (M,K) */,
-                          vklm_buffer w /* (N,K) in type */, vklm_weight_type type, uint32_t M,
+                          vklm_buffer w /* (N,K) in type */, vklm_dtype type, uint32_t M,
                           uint32_t N, uint32_t K, vklm_buffer bias /* (N) or {0} */);
 /* A linear layer's forward with a weight in any type: vklm_matvec for M <=
  * VKLM_LINEAR_MATVEC_MAX_M, else vklm_matmul_w. (Argument order as vklm_matmul_forward's, with
  * the weight type after the weight: BT = M, C = K, OC = N.) */
 vklm_status vklm_linear_forward(vklm_cmd *cmd, vklm_buffer out /* (M,N) */,
                                 vklm_buffer inp /* (M,K) */, vklm_buffer w /* (N,K) in type */,
-                                vklm_weight_type type, vklm_buffer bias /* (N) or {0} */,
+                                vklm_dtype type, vklm_buffer bias /* (N) or {0} */,
                                 uint32_t M, uint32_t K, uint32_t N);
+
+/* The same with the output's rows ldo elements apart from element off_o of out (a column block
+ * of a wider matrix, e.g. one vocabulary chunk of (M,V) logits: ldo = V, off_o = v0). */
+vklm_status vklm_linear_forward_ex(vklm_cmd *cmd, vklm_buffer out, uint32_t ldo, uint64_t off_o,
+                                   vklm_buffer inp /* (M,K) */, vklm_buffer w, vklm_dtype type,
+                                   vklm_buffer bias /* (N) or {0} */, uint32_t M, uint32_t K,
+                                   uint32_t N);
 
 /* ---- C references --------------------------------------------------------------------------- */
 /* The 32 values of one Q8_0 or Q4_0 block (VKLM_Q*_BLOCK_BYTES bytes at block). */
-void vklm_weight_dequant_block_ref(vklm_weight_type t, const uint8_t *block, float out[32]);
+void vklm_weight_dequant_block_ref(vklm_dtype t, const uint8_t *block, float out[32]);
 /* Row n of an (N,K) weight in type t as K floats. */
-void vklm_weight_dequant_row_ref(vklm_weight_type t, const void *w, uint32_t n, uint32_t K,
+void vklm_weight_dequant_row_ref(vklm_dtype t, const void *w, uint32_t n, uint32_t K,
                                  float *out);
 /* out (M,N) = inp (M,K) @ dequant(w)^T + bias, accumulated in double. */
-void vklm_linear_forward_ref(float *out, const float *inp, const void *w, vklm_weight_type type,
+void vklm_linear_forward_ref(float *out, const float *inp, const void *w, vklm_dtype type,
                              const float *bias /* or NULL */, uint32_t M, uint32_t K, uint32_t N);
 
 /* Quantizers for tests (ggml's round-to-nearest rules: Q8_0 d = amax/127, q = round(x/d);
  * Q4_0 d = max/-8 with max the signed value of largest magnitude, q = min(15, (int)(x/d + 8.5));
  * F16 round-to-nearest-even), i.e. engine/formats/quant.c's, by weight type. dst holds
- * vklm_weight_bytes(t, N, K) bytes. */
-void vklm_q_quantize(vklm_weight_type t, const float *src /* (N,K) */, void *dst, uint32_t N,
+ * vklm_dtype_bytes(t, N, K) bytes. */
+void vklm_q_quantize(vklm_dtype t, const float *src /* (N,K) */, void *dst, uint32_t N,
                      uint32_t K);
 
 #endif
