@@ -41,7 +41,7 @@ static float rnd_uniform(uint64_t *s) { /* [-1, 1) */
   return (float)((*s >> 40) * (1.0 / 8388608.0) - 1.0);
 }
 
-static vklm_status rnd_get(void *user, const vklm_param_info *info, vklm_infer_tensor *out,
+static vklm_status rnd_get(void *user, const vklm_param_info *info, vklm_model_tensor *out,
                            char *err, size_t errlen) {
   rnd_src *r = user;
   if (r->nbufs == r->cap) {
@@ -64,7 +64,7 @@ static vklm_status rnd_get(void *user, const vklm_param_info *info, vklm_infer_t
     for (uint64_t i = 0; i < n; i++) f[i] = v;
   }
   out->data = f;
-  out->type = VKLM_DTYPE_F32;
+  out->dtype = VKLM_DTYPE_F32;
   int linear = matrix && strcmp(info->name, "wte.weight") && strcmp(info->name, "wpe.weight");
   uint32_t N = info->shape[0], K = matrix ? info->shape[1] : 1;
   if (linear && r->type != VKLM_DTYPE_F32) {
@@ -82,7 +82,7 @@ static vklm_status rnd_get(void *user, const vklm_param_info *info, vklm_infer_t
     free(f);
     r->bufs[r->nbufs - 1] = q;
     out->data = q;
-    out->type = t;
+    out->dtype = t;
     r->weight_bytes += vklm_dtype_bytes(t, N, K);
   } else {
     r->weight_bytes += n * sizeof(float);

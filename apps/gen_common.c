@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_infer_tensor *out,
+vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_model_tensor *out,
                              char *err, size_t errlen) {
   gen_model *s = user;
   uint32_t n = s->ck ? s->ck->ntensors : s->lm->ntensors;
@@ -17,10 +17,10 @@ vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_infer
       if (tab[i].count != info->count) break;
       if (s->ck) {
         out->data = s->ck->params + tab[i].offset;
-        out->type = VKLM_DTYPE_F32;
+        out->dtype = VKLM_DTYPE_F32;
       } else {
         out->data = s->lm->t[i].data;
-        out->type = s->lm->t[i].type;
+        out->dtype = s->lm->t[i].type;
       }
       return VKLM_OK;
     }

@@ -38,7 +38,7 @@ typedef struct gen_model {
 int gen_model_open(gen_model *m, const char *model, const char *tok, char *err, size_t errlen);
 void gen_model_close(gen_model *m);
 /* vklm_infer_create's tensor callback over a gen_model (user). */
-vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_infer_tensor *out,
+vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_model_tensor *out,
                              char *err, size_t errlen);
 
 /* The whole file as a NUL-terminated string (NULL when unreadable); free() it. */

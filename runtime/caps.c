@@ -229,6 +229,8 @@ void vklm__caps_read(VkPhysicalDevice phys, int index, int baseline, vklm_caps *
     if (c->min_storage_offset_alignment < 256) c->min_storage_offset_alignment = 256;
     c->fp16_arithmetic = 0;
     c->int8_arithmetic = 0;
+    c->storage_16bit = 0; /* optional in Vulkan 1.1: fp16 KV caches fall back to fp32 */
+    c->storage_8bit = 0;
     c->coopmat_count = 0;
     c->coopmat_khr = c->coopmat_nv = 0;
   }

@@ -1,10 +1,10 @@
 #version 450
-// argmax_f32: greedy sampling on the GPU: out[0] = the smallest index of the largest of x[0..V)
-// (NaN never wins).
-// Bindings: 0 out (1) uint writeonly; 1 x (V) f32 readonly.
+// argmax_f32: greedy sampling on the GPU, per row r < n: out[r] = the smallest index of the
+// largest of x[r*V .. r*V+V) (NaN never wins; 0 for a row of NaNs).
+// Bindings: 0 out (n) uint writeonly; 1 x (n,V) f32 readonly.
 // Push constants: uint V.
-// Dispatch: one workgroup (1,1,1); local_size_x = spec constant 0 (a power of two). Each thread
-//   scans a strided slice, then a shared-memory tree keeps (value, index) with ties to the lower
+// Dispatch: one workgroup per row (n, 1, 1); local_size_x = spec constant 0 (a power of two).
+//   Each thread scans a strided slice, then a shared-memory tree keeps (value, index) with ties to the lower
 //   index: deterministic.
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;
@@ -19,11 +19,11 @@ shared float bv[WG];
 shared uint bi[WG];
 
 void main() {
-  uint tid = gl_LocalInvocationID.x;
+  uint tid = gl_LocalInvocationID.x, row = gl_WorkGroupID.x, base = row * pc.V;
   float best = -1.0 / 0.0;
   uint bidx = 0xffffffffu;
   for (uint j = tid; j < pc.V; j += WG) {
-    float v = x[j];
+    float v = x[base + j];
     if (v > best || (bidx == 0xffffffffu && !isnan(v))) { best = v; bidx = j; }
   }
   bv[tid] = best;
@@ -41,5 +41,5 @@ void main() {
     }
     barrier();
   }
-  if (tid == 0u) outp[0] = bi[0] == 0xffffffffu ? 0u : bi[0];
+  if (tid == 0u) outp[row] = bi[0] == 0xffffffffu ? 0u : bi[0];
 }

@@ -1,8 +1,8 @@
 #version 450
-// pos_add_f32: learned position embeddings for rows at positions pos0+i, pos0 from a buffer:
-// x[i, c] += wpe[pos0+i, c] (GPT-2's embedding after a token-only lookup).
-// Bindings: 0 x (n, C) f32 read-write; 1 wpe (maxT, C) f32 readonly; 2 info (uint) readonly:
-//           info[0] = pos0.
+// pos_add_f32: learned position embeddings for rows at positions read from a buffer:
+// x[i, c] += wpe[pos_i, c] (GPT-2's embedding after a token-only lookup).
+// Bindings: 0 x (n, C) f32 read-write; 1 wpe (maxT, C) f32 readonly; 2 rows (n) uvec2
+//           readonly: rows[i].x = pos_i.
 // Push constants: uint total (= n*C), C, maxT.
 // Dispatch: one thread per element; local_size_x = spec constant 0; grid over x,y by
 //   vklm_groups_1d (threads past total, or positions past maxT, return).
@@ -12,14 +12,14 @@ layout(local_size_x_id = 0) in;
 
 layout(std430, binding = 0) buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer W { float wpe[]; };
-layout(std430, binding = 2) readonly buffer Info { uint info[]; };
+layout(std430, binding = 2) readonly buffer Rows { uvec2 rows[]; };
 layout(push_constant) uniform Push { uint total; uint C; uint maxT; } pc;
 
 void main() {
   uint idx = vklm_global_linear();
   if (idx >= pc.total) return;
   uint i = idx / pc.C, c = idx % pc.C;
-  uint pos = info[0] + i;
+  uint pos = rows[i].x;
   if (pos >= pc.maxT) return;
   x[idx] += wpe[pos * pc.C + c];
 }

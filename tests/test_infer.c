@@ -12,35 +12,54 @@
 #include <string.h>
 
 #include "infer/infer.h"
+#include "ops/ops.h"
 #include "infer/sample.h"
 #include "ops/quant.h"
 #include "model/model.h"
 #include "testutil.h"
 
+/* The decode-attention kernel on rows of several sequences: n query rows, row i of slot
+ * (i % S) at position pos0 + i / S (the rows of one sequence consecutive positions), against a
+ * cache of S slots of maxT rows, in fp32 and fp16 (the reference reads the fp16-rounded cache). */
 static void test_attention(vt_env *env, uint32_t NH, uint32_t NKV, uint32_t HS, uint32_t pos0,
-                           uint32_t n, uint32_t extra_q, uint32_t splits) {
+                           uint32_t n, uint32_t extra_q, uint32_t splits, uint32_t S, int f16) {
   uint32_t maxT = pos0 + n + 3, QS = NH * HS + extra_q;
-  size_t kvn = (size_t)maxT * NKV * HS;
+  size_t kvn = (size_t)S * maxT * NKV * HS;
   float *q = vt_randf((size_t)n * QS, 1 + HS, -1, 1);
   float *kc = vt_randf(kvn, 2 + pos0, -1, 1);
   float *vc = vt_randf(kvn, 3 + n, -0.5f, 1.5f); /* mean 0.5: outputs without cancellation */
+  uint32_t *rows = malloc(sizeof(uint32_t) * 2 * n);
+  for (uint32_t i = 0; i < n; i++) rows[2 * i] = pos0 + i / S, rows[2 * i + 1] = i % S;
+  vklm_buffer bk, bv;
+  if (f16) { /* upload halves; the reference reads their fp32 values */
+    uint32_t *hk = malloc(4 * ((kvn + 1) / 2)), *hv = malloc(4 * ((kvn + 1) / 2));
+    vklm_convert_f32_to_f16_ref(hk, kc, (uint32_t)kvn);
+    vklm_convert_f32_to_f16_ref(hv, vc, (uint32_t)kvn);
+    vklm_convert_f16_to_f32_ref(kc, hk, (uint32_t)kvn);
+    vklm_convert_f16_to_f32_ref(vc, hv, (uint32_t)kvn);
+    bk = vt_upload(env, hk, 4 * ((kvn + 1) / 2)), bv = vt_upload(env, hv, 4 * ((kvn + 1) / 2));
+    free(hk), free(hv);
+  } else {
+    bk = vt_upload(env, kc, kvn * 4), bv = vt_upload(env, vc, kvn * 4);
+  }
   float *want = vt_zeros((size_t)n * NH * HS);
-  vklm_attention_decode_ref(want, q, kc, vc, pos0, n, NH, NKV, HS, QS);
-  vklm_buffer bq = vt_upload(env, q, (size_t)n * QS * 4), bk = vt_upload(env, kc, kvn * 4);
-  vklm_buffer bv = vt_upload(env, vc, kvn * 4), bi = vt_upload(env, &pos0, 4);
+  vklm_attention_decode_ref(want, q, kc, vc, rows, n, NH, NKV, HS, QS, maxT);
+  vklm_buffer bq = vt_upload(env, q, (size_t)n * QS * 4), bi = vt_upload(env, rows, n * 8);
   vklm_buffer bo = vt_alloc(env, (size_t)n * NH * HS * 4);
   uint64_t sb = vklm_attention_decode_scratch_bytes(n, NH, HS, splits);
   vklm_buffer bs = sb ? vt_alloc(env, sb) : (vklm_buffer){0};
   vt_begin(env);
-  vt_ok(env, vklm_attention_decode(env->cmd, bo, bs, bq, bk, bv, bi, n, NH, NKV, HS, QS, splits),
+  vt_ok(env, vklm_attention_decode(env->cmd, bo, bs, bq, bk, bv,
+                                   f16 ? VKLM_DTYPE_F16 : VKLM_DTYPE_F32, bi, n, NH, NKV, HS, QS,
+                                   S, maxT, splits),
         "decode");
   vt_run(env);
   float *got = vt_download(env, bo, (size_t)n * NH * HS);
-  char what[128];
-  snprintf(what, sizeof what, "attention_decode NH=%u NKV=%u HS=%u pos0=%u n=%u splits=%u", NH,
-           NKV, HS, pos0, n, splits);
+  char what[160];
+  snprintf(what, sizeof what, "attention_decode %s NH=%u NKV=%u HS=%u pos0=%u n=%u S=%u splits=%u",
+           f16 ? "f16" : "f32", NH, NKV, HS, pos0, n, S, splits);
   vt_compare(env, what, got, want, (size_t)n * NH * HS, 1e-4);
-  free(q), free(kc), free(vc), free(want), free(got);
+  free(q), free(kc), free(vc), free(want), free(got), free(rows);
 }
 
 static void test_argmax(vt_env *env) {
@@ -49,7 +68,7 @@ static void test_argmax(vt_env *env) {
   x[517] = 9.0f, x[900] = 9.0f; /* a tie: the lower index wins */
   vklm_buffer bx = vt_upload(env, x, V * 4), bo = vt_alloc(env, 4);
   vt_begin(env);
-  vt_ok(env, vklm_argmax(env->cmd, bo, bx, V), "argmax");
+  vt_ok(env, vklm_argmax(env->cmd, bo, bx, 1, V), "argmax");
   vt_run(env);
   uint32_t got;
   vt_ok(env, vklm_buffer_download(env->ctx, bo, 0, &got, 4), "download");
@@ -68,13 +87,15 @@ static vklm_model_config tiny(vklm_arch arch) {
 typedef struct flat {
   const float *p;
 } flat;
-static vklm_status flat_get(void *user, const vklm_param_info *info, vklm_infer_tensor *out,
+static vklm_status flat_get(void *user, const vklm_param_info *info, vklm_model_tensor *out,
                             char *err, size_t errlen) {
   (void)err, (void)errlen;
   out->data = ((flat *)user)->p + info->offset;
-  out->type = VKLM_DTYPE_F32;
+  out->dtype = VKLM_DTYPE_F32;
   return VKLM_OK;
 }
+
+static int g_kv_type = VKLM_DTYPE_F32 + 1; /* the cache type sessions of the parity tests use */
 
 static vklm_infer *session(vt_env *env, const vklm_model_config *cfg, uint32_t n_ctx,
                            uint32_t prows, uint64_t max_tensor_bytes, uint32_t dsplits,
@@ -82,7 +103,8 @@ static vklm_infer *session(vt_env *env, const vklm_model_config *cfg, uint32_t n
   flat f = {params};
   vklm_infer *s = NULL;
   char err[512] = "";
-  vklm_infer_options o = {prows, max_tensor_bytes, dsplits};
+  vklm_infer_options o = {.prefill_rows = prows, .max_tensor_bytes = max_tensor_bytes,
+                          .decode_splits = dsplits, .kv_type = g_kv_type};
   vklm_status st = vklm_infer_create(env->ctx, cfg, n_ctx, &o, flat_get, &f, &s, err, sizeof err);
   if (st) printf("  %s\n", err);
   vt_ok(env, st, "vklm_infer_create");
@@ -177,18 +199,18 @@ typedef struct typed {
   const vklm_param_info *tab;
   uint32_t n;
 } typed;
-static vklm_status typed_get(void *user, const vklm_param_info *info, vklm_infer_tensor *out,
+static vklm_status typed_get(void *user, const vklm_param_info *info, vklm_model_tensor *out,
                              char *err, size_t errlen) {
   (void)err, (void)errlen;
   typed *ty = user;
   for (uint32_t i = 0; i < ty->n; i++)
     if (ty->tab[i].offset == info->offset && ty->q[i]) {
       out->data = ty->q[i];
-      out->type = ty->t[i];
+      out->dtype = ty->t[i];
       return VKLM_OK;
     }
   out->data = ty->p + info->offset;
-  out->type = VKLM_DTYPE_F32;
+  out->dtype = VKLM_DTYPE_F32;
   return VKLM_OK;
 }
 
@@ -222,7 +244,8 @@ static void test_typed(vt_env *env) {
   float *a = malloc(sizeof(float) * 8 * V), *b = malloc(sizeof(float) * 8 * V);
   char err[512] = "";
   vklm_infer *sq = NULL, *sf = session(env, &cfg, 8, 0, 0, 2, deq);
-  vklm_status st = vklm_infer_create(env->ctx, &cfg, 8, NULL, typed_get, &ty, &sq, err, sizeof err);
+  vklm_infer_options to = {.kv_type = g_kv_type};
+  vklm_status st = vklm_infer_create(env->ctx, &cfg, 8, &to, typed_get, &ty, &sq, err, sizeof err);
   if (st) printf("  %s\n", err);
   vt_ok(env, st, "vklm_infer_create (typed)");
   SOK(sq, vklm_infer_prefill(sq, tok, 4, a + 3 * V, NULL));
@@ -238,6 +261,179 @@ static void test_typed(vt_env *env) {
   vklm_model_destroy(m);
   for (uint32_t i = 0; i < 64; i++) free(ty.q[i]);
   free(p), free(deq), free(a), free(b);
+}
+
+/* Batched generation: 16 sequences of different prompt lengths decoded together (with a
+ * sequence joining mid-way, its prefill riding along with the others' decode, and sequences
+ * leaving when done) give each exactly the greedy tokens it gets decoded alone, and logits equal
+ * to the lone session's. Also the fp16 cache against the fp32 one. */
+static void test_batched(vt_env *env, vklm_arch arch, int kv_type) {
+  vklm_model_config cfg = tiny(arch);
+  const char *tag = arch == VKLM_ARCH_GPT2 ? "gpt2" : "llama";
+  uint32_t V = cfg.vocab_size, NS = 16, N = 12, n_ctx = 40;
+  vklm_model *m = NULL;
+  vklm_model_options mo = {.frozen = 1};
+  vt_ok(env, vklm_model_create_ex(env->ctx, &cfg, 0, 0, VKLM_OBJ_CAUSAL, &mo, &m), "frozen model");
+  vklm_model_destroy(m);
+  vt_ok(env, vklm_model_create(env->ctx, &cfg, 1, 8, VKLM_OBJ_CAUSAL, &m), "model_create");
+  vt_ok(env, vklm_model_init(m, 4321), "model_init");
+  char err[512] = "";
+  vklm_infer_options bo = {.n_seq = NS, .prefill_rows = 24, .kv_type = kv_type};
+  vklm_infer *b = NULL, *one = NULL;
+  vklm_status st = vklm_infer_create_for(m, n_ctx, &bo, &b, err, sizeof err);
+  if (st) printf("  %s\n", err);
+  vt_ok(env, st, "infer_create_for (16 sequences)");
+  vklm_infer_options oo = {.kv_type = kv_type};
+  st = vklm_infer_create_for(m, n_ctx, &oo, &one, err, sizeof err);
+  vt_ok(env, st, "infer_create_for (one)");
+  int32_t prompt[16][20], alone[16][16], got[16][16];
+  uint32_t plen[16];
+  for (uint32_t q = 0; q < NS; q++) {
+    plen[q] = 1 + (q * 7) % 19; /* 1 .. 19 tokens */
+    int *r = vt_randi(plen[q], 500 + q, 0, (int)V);
+    for (uint32_t i = 0; i < plen[q]; i++) prompt[q][i] = r[i];
+    free(r);
+  }
+  /* each alone */
+  float *lone_lg = malloc(sizeof(float) * NS * N * V), *bat_lg = malloc(sizeof(float) * NS * N * V);
+  for (uint32_t q = 0; q < NS; q++) {
+    vklm_infer_rewind(one, 0);
+    int32_t next;
+    SOK(one, vklm_infer_prefill(one, prompt[q], plen[q], lone_lg + ((size_t)q * N) * V, &next));
+    for (uint32_t i = 0; i < N; i++) {
+      alone[q][i] = next;
+      if (i + 1 < N)
+        SOK(one, vklm_infer_decode(one, next, lone_lg + ((size_t)q * N + i + 1) * V, &next));
+    }
+  }
+  /* together: sequence 5 joins at step 3; every sequence leaves after its N tokens */
+  int slot[16], done[16] = {0}, started[16] = {0};
+  uint32_t made[16] = {0};
+  for (uint32_t q = 0; q < NS; q++) slot[q] = -1;
+  vklm_infer_seq_close(b, 0); /* slot 0 starts open for the single-sequence calls */
+  for (uint32_t stepi = 0, live = 1; live; stepi++) {
+    vklm_infer_req reqs[16];
+    uint32_t who[16], cnt = 0;
+    live = 0;
+    for (uint32_t q = 0; q < NS; q++) {
+      if (done[q] || (q == 5 && stepi < 3)) {
+        live |= !done[q];
+        continue;
+      }
+      live = 1;
+      if (!started[q]) {
+        slot[q] = vklm_infer_seq_open(b);
+        started[q] = 1;
+        reqs[cnt] = (vklm_infer_req){.slot = (uint32_t)slot[q], .tokens = prompt[q], .n = plen[q],
+                                     .want = 1};
+      } else {
+        reqs[cnt] = (vklm_infer_req){.slot = (uint32_t)slot[q], .tokens = &got[q][made[q] - 1],
+                                     .n = 1, .want = 1};
+      }
+      who[cnt++] = q;
+    }
+    if (!cnt) break;
+    int32_t next[16];
+    float *lg = malloc(sizeof(float) * cnt * V);
+    SOK(b, vklm_infer_step(b, reqs, cnt, next, lg));
+    for (uint32_t i = 0; i < cnt; i++) {
+      uint32_t q = who[i];
+      memcpy(bat_lg + ((size_t)q * N + made[q]) * V, lg + (size_t)i * V, sizeof(float) * V);
+      got[q][made[q]++] = next[i];
+      if (made[q] == N) {
+        done[q] = 1;
+        vklm_infer_seq_close(b, (uint32_t)slot[q]);
+      }
+    }
+    free(lg);
+  }
+  int same = 1;
+  for (uint32_t q = 0; q < NS; q++)
+    for (uint32_t i = 0; i < N; i++) same &= got[q][i] == alone[q][i];
+  vt_expect(env, same, "%s %s cache: 16 sequences of 1..19 prompt tokens decoded together (one "
+            "joining late) each get the %u greedy tokens they get alone", tag,
+            kv_type == VKLM_DTYPE_F16 + 1 ? "f16" : "f32", N);
+  char what[160];
+  snprintf(what, sizeof what, "%s %s cache: batched logits vs alone (16 x %u rows)", tag,
+           kv_type == VKLM_DTYPE_F16 + 1 ? "f16" : "f32", N);
+  vt_compare(env, what, bat_lg, lone_lg, (size_t)NS * N * V, 1e-4);
+  /* a slot cannot be used twice in a step, nor past its context */
+  vklm_infer_req twice[2] = {{.slot = 0, .tokens = prompt[0], .n = 1},
+                             {.slot = 0, .tokens = prompt[0], .n = 1}};
+  vklm_infer_seq_open(b);
+  st = vklm_infer_step(b, twice, 2, NULL, NULL);
+  vt_expect(env, st == VKLM_ERROR_INVALID && strstr(vklm_infer_error(b), "twice"),
+            "a slot twice in one step is refused: %s", vklm_infer_error(b));
+  vklm_infer_destroy(b);
+  vklm_infer_destroy(one);
+  vklm_model_destroy(m);
+  free(lone_lg), free(bat_lg);
+}
+
+/* The fp16 cache against the fp32 one: the same prompt's logits over 30 positions. */
+static void test_kv_f16(vt_env *env, vklm_arch arch) {
+  vklm_model_config cfg = tiny(arch);
+  uint32_t V = cfg.vocab_size, T = 30;
+  vklm_model *m = NULL;
+  vt_ok(env, vklm_model_create(env->ctx, &cfg, 1, 8, VKLM_OBJ_CAUSAL, &m), "model_create");
+  vt_ok(env, vklm_model_init(m, 99), "model_init");
+  float *a = malloc(sizeof(float) * T * V), *b = malloc(sizeof(float) * T * V);
+  int *r = vt_randi(T, 7, 0, (int)V);
+  int32_t tok[30];
+  for (uint32_t i = 0; i < T; i++) tok[i] = r[i];
+  free(r);
+  for (int h = 0; h < 2; h++) {
+    vklm_infer *s = NULL;
+    char err[512];
+    vklm_infer_options o = {.kv_type = h ? VKLM_DTYPE_F16 + 1 : VKLM_DTYPE_F32 + 1};
+    vt_ok(env, vklm_infer_create_for(m, T, &o, &s, err, sizeof err), "infer_create_for");
+    float *lg = h ? b : a;
+    SOK(s, vklm_infer_prefill(s, tok, 1, lg, NULL));
+    for (uint32_t t = 1; t < T; t++) SOK(s, vklm_infer_decode(s, tok[t], lg + (size_t)t * V, NULL));
+    vt_expect(env, vklm_infer_kv_dtype(s) == (h ? VKLM_DTYPE_F16 : VKLM_DTYPE_F32),
+              "the session's cache is %s", h ? "f16" : "f32");
+    vklm_infer_destroy(s);
+  }
+  char what[128];
+  snprintf(what, sizeof what, "%s fp16 KV cache vs fp32 (logits at 30 positions)",
+           arch == VKLM_ARCH_GPT2 ? "gpt2" : "llama");
+  vt_compare(env, what, b, a, (size_t)T * V, 2e-2);
+  vklm_model_destroy(m);
+  free(a), free(b);
+}
+
+/* A session borrowing a trainable model's weights sees every update with nothing copied: after
+ * an AdamW step its logits equal the updated model's full forward. */
+static void test_borrow(vt_env *env) {
+  vklm_model_config cfg = tiny(VKLM_ARCH_LLAMA);
+  uint32_t V = cfg.vocab_size, T = 9;
+  vklm_model *m = NULL;
+  vt_ok(env, vklm_model_create(env->ctx, &cfg, 1, T, VKLM_OBJ_CAUSAL, &m), "model_create");
+  vt_ok(env, vklm_model_init(m, 5), "model_init");
+  vklm_infer *s = NULL;
+  char err[512];
+  vklm_infer_options o = {.kv_type = VKLM_DTYPE_F32 + 1};
+  vt_ok(env, vklm_infer_create_for(m, T, &o, &s, err, sizeof err), "infer_create_for");
+  int32_t tok[9] = {1, 5, 9, 33, 2, 70, 11, 0, 4}, tg[9];
+  for (uint32_t i = 0; i < T; i++) tg[i] = tok[(i + 1) % T];
+  float *before = malloc(sizeof(float) * V), *after = malloc(sizeof(float) * V);
+  SOK(s, vklm_infer_prefill(s, tok, T, before, NULL));
+  float loss;
+  vt_ok(env, vklm_model_forward_backward(m, tok, tg, 1.0f, &loss), "forward_backward");
+  vklm_optim_config oc = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f};
+  vt_ok(env, vklm_model_update(m, &oc, 1, NULL), "update");
+  vklm_infer_rewind(s, 0);
+  SOK(s, vklm_infer_prefill(s, tok, T, after, NULL));
+  float *full = full_logits(env, m, tok, T, V);
+  double moved = 0;
+  for (uint32_t v = 0; v < V; v++) moved += fabs(after[v] - before[v]);
+  vt_expect(env, moved > 1e-3, "the borrowed weights moved with the update (sum |dlogit| %.3g)",
+            moved);
+  vt_compare(env, "session over a trained model's live weights vs its full forward", after,
+             full + (size_t)(T - 1) * V, V, 1e-4);
+  vklm_infer_destroy(s);
+  vklm_model_destroy(m);
+  free(before), free(after), free(full);
 }
 
 static void test_sampler(vt_env *env) {
@@ -312,20 +508,27 @@ static void test_sampler(vt_env *env) {
 int main(void) {
   vt_env e, *env = &e;
   vt_init(env, "test_infer");
-  test_attention(env, 4, 2, 80, 37, 3, 7, 1);
-  test_attention(env, 3, 1, 5, 0, 1, 0, 1);
-  test_attention(env, 2, 2, 256, 200, 1, 0, 1);
-  test_attention(env, 6, 3, 33, 130, 17, 1, 1);
-  test_attention(env, 4, 4, 16, 0, 29, 0, 1);
-  /* split-K: slices shorter than a tile, empty slices (S > L), several rows */
-  test_attention(env, 2, 2, 256, 200, 1, 0, 3);
-  test_attention(env, 4, 2, 80, 300, 1, 5, 7);
-  test_attention(env, 3, 1, 5, 1, 1, 0, 5);
-  test_attention(env, 6, 3, 33, 130, 17, 1, 4);
+  int f16 = vklm_context_caps(env->ctx)->storage_16bit;
+  for (int h = 0; h <= f16; h++) {
+    test_attention(env, 4, 2, 80, 37, 3, 7, 1, 1, h);
+    test_attention(env, 3, 1, 5, 0, 1, 0, 1, 1, h);
+    test_attention(env, 2, 2, 256, 200, 1, 0, 1, 1, h);
+    test_attention(env, 6, 3, 33, 130, 17, 1, 1, 3, h);
+    test_attention(env, 4, 4, 16, 0, 29, 0, 1, 4, h);
+    /* split-K: slices shorter than a tile, empty slices (S > L), several rows and sequences */
+    test_attention(env, 2, 2, 256, 200, 1, 0, 3, 1, h);
+    test_attention(env, 4, 2, 80, 300, 1, 5, 7, 2, h);
+    test_attention(env, 3, 1, 5, 1, 1, 0, 5, 1, h);
+    test_attention(env, 6, 3, 33, 130, 17, 1, 4, 5, h);
+  }
   test_argmax(env);
   test_sampler(env);
   test_parity(env, VKLM_ARCH_GPT2);
   test_parity(env, VKLM_ARCH_LLAMA);
   test_typed(env);
+  test_batched(env, VKLM_ARCH_GPT2, VKLM_DTYPE_F32 + 1);
+  test_batched(env, VKLM_ARCH_LLAMA, f16 ? VKLM_DTYPE_F16 + 1 : VKLM_DTYPE_F32 + 1);
+  if (f16) test_kv_f16(env, VKLM_ARCH_GPT2), test_kv_f16(env, VKLM_ARCH_LLAMA);
+  test_borrow(env);
   return vt_finish(env);
 }

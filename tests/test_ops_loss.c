@@ -209,9 +209,54 @@ static void fd_check(vt_env *env, uint32_t N, uint32_t V, int ignore_every, uint
   free(s.logits); free(s.losses); free(s.tg); free(dlogits);
 }
 
+/* Per-row scales (vklm_crossentropy_forward_backward_rows): dlogits row r = the reference's
+ * gradient at grad_scale 1 times count * scale[r] (the reference divides by the count), and the
+ * per-sequence sums of -losses over a mask (vklm_segment_dot) against a plain C sum. */
+static void test_rows(vt_env *env, uint32_t B, uint32_t T, uint32_t V) {
+  uint32_t N = B * T;
+  size_t n = (size_t)N * V;
+  float *logits = vt_randf(n, 77 + V, -4, 4), *scale = vt_randf(N, 78, -2, 2);
+  int32_t *tg = make_targets(N, V, 4, 79);
+  float *mask = vt_zeros(N);
+  for (uint32_t r = 0; r < N; r++) mask[r] = (r % T) >= T / 3 ? -1.0f : 0.0f; /* a "completion" */
+  vklm_buffer g_logits = up(env, logits, n * 4), g_tg = up(env, tg, N * 4);
+  vklm_buffer g_scale = up(env, scale, N * 4), g_mask = up(env, mask, N * 4);
+  vklm_buffer g_losses = vt_alloc(env, N * 4), g_seq = vt_alloc(env, B * 4);
+  vt_begin(env);
+  vt_ok(env, vklm_crossentropy_forward_backward_rows(env->cmd, g_losses, g_logits, g_logits, g_tg,
+                                                     g_scale, N, V, IGNORE), "ce rows");
+  vt_ok(env, vklm_segment_dot(env->cmd, g_seq, g_losses, g_mask, B, T), "segment dot");
+  vt_run(env);
+  float *losses = vt_zeros(N), *dlogits = vt_zeros(n), *seq = vt_zeros(B);
+  uint32_t kept = count_kept(tg, N);
+  vklm_crossentropy_forward_backward_ref(losses, dlogits, logits, tg, N, V, IGNORE, 1.0f);
+  for (uint32_t r = 0; r < N; r++)
+    for (uint32_t v = 0; v < V; v++) dlogits[(size_t)r * V + v] *= (float)kept * scale[r];
+  vklm_segment_dot_ref(seq, losses, mask, B, T);
+  char what[128];
+  float *x = vt_download(env, g_losses, N);
+  snprintf(what, sizeof what, "ce rows losses N=%u V=%u", N, V);
+  vt_compare(env, what, x, losses, N, TOL);
+  free(x);
+  x = vt_download(env, g_logits, n);
+  snprintf(what, sizeof what, "ce rows dlogits (per-row scales, in place) N=%u V=%u", N, V);
+  vt_compare(env, what, x, dlogits, n, TOL_GRAD);
+  free(x);
+  x = vt_download(env, g_seq, B);
+  snprintf(what, sizeof what, "segment sums of -losses over a mask B=%u T=%u", B, T);
+  vt_compare(env, what, x, seq, B, TOL);
+  double plain = 0;
+  for (uint32_t t = 0; t < T; t++) plain += losses[t] * mask[t];
+  vt_expect(env, fabs(plain - seq[0]) <= 1e-5 * (fabs(plain) + 1), "segment_dot_ref row 0: %g vs %g",
+            seq[0], plain);
+  free(x), free(logits), free(scale), free(tg), free(mask), free(losses), free(dlogits), free(seq);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_ops_loss");
+  test_rows(&env, 3, 7, 67);
+  test_rows(&env, 2, 300, 1000);
   test_shapes(&env);
   test_ignored(&env);
   test_many_rows(&env);

@@ -1,116 +1,117 @@
-/* infer: text generation with a KV cache on the GPU, for both model families (GPT-2 and Llama,
- * model.h), built from a parameter table's tensors (a vklm checkpoint's fp32 weights today).
+/* infer: generation sessions. A session runs a model (engine/model) through the ONE forward graph
+ * (model/graph.h) in KV mode, with a KV cache for up to n_seq sequences at once.
  *
- * Owns: the weights (each table tensor one device buffer; the (V,C) vocabulary matrices split
- * into row chunks when they exceed the largest bindable buffer), the KV cache, the activations
- * of one prefill chunk, and two command buffers: the prefill (recorded per call, its row count
- * varies) and the decode step (recorded ONCE and replayed: the token and the position live in
- * small device buffers re-uploaded per step, and every kernel that needs the position - the
- * position embedding, RoPE, the cache append and the attention - reads it from there).
+ * Weights: a session either BORROWS a model's weights on the device (vklm_infer_create_for: a
+ * policy being trained samples from itself between updates with nothing copied, and sees every
+ * update), or owns a frozen model it loads through a tensor callback (vklm_infer_create: a GGUF's
+ * quantized weights stay quantized on the device).
  *
- * KV cache layout: per layer, K and V each (maxT, NKV, HS) fp32, maxT = the context length
- * n_ctx; row p holds position p. Positions [0, pos) are valid.
+ * Owns: the KV cache (per layer K and V of (n_seq * n_ctx, NKV, HS), fp16 where the device has
+ * 16-bit storage, else fp32: ops/kvcache.h), the activations of one pass of up to prefill_rows
+ * rows, RoPE's table, the recorded command buffers, and per-sequence positions.
  *
- * Weights: every linear layer's weight has a vklm_dtype (quant.h) given by the tensor
- * source, so quantized GGUF weights plug in through vklm_infer_create's callback; the embedding
- * tables (wte, wpe), norms and biases must be F32 (a tied lm head reads wte, so it is F32 too).
+ * Batching: vklm_infer_step takes any set of requests, one per sequence slot, each appending one
+ * or more tokens to its sequence; their rows run together in passes of at most prefill_rows
+ * rows, so one step decodes every live sequence at once, and a new sequence's prefill can ride
+ * along with the others' decode (continuous batching: sequences join and leave between steps
+ * without disturbing the others). A step of single-token requests (pure decode) replays a
+ * command buffer recorded once per batch size; other steps are recorded per pass. Per request
+ * that asks for it, the step returns the next token: the GPU argmax (greedy: only the id comes
+ * back), or a draw by the request's sampler from that row's logits.
  *
- * Invariants: prefill/decode append at the current position and fail with VKLM_ERROR_INVALID
- * (a clear message) when the context would overflow; the caller shifts or stops (generate.h).
- * Greedy decoding runs the argmax on the GPU (only one id comes back); other samplers read the
- * last row's logits (V floats) back to the host (sample.h).
+ * Invariants: a sequence's positions are [0, pos); a request that would pass n_ctx fails with
+ * VKLM_ERROR_INVALID and a clear message (the caller shifts or stops, generate.h); nothing is
+ * changed by a failed step's validation. The model must outlive a session that borrows it.
  *
- * Does not: read files or tokenize (apps/cmd_generate.c does), or batch several sequences. */
+ * Does not: tokenize, detokenize, schedule requests or own samplers (callers do). */
 #ifndef VKLM_INFER_H
 #define VKLM_INFER_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "infer/sample.h"
 #include "model/model.h"
 #include "ops/quant.h"
 
 typedef struct vklm_infer vklm_infer;
 
-/* One tensor of the parameter table as the source has it: data in type (F32: count floats;
- * other types: vklm_dtype_bytes(type, shape[0], shape[1]) bytes, ggml's layout). */
-typedef struct vklm_infer_tensor {
-  const void *data; /* borrowed; only read during vklm_infer_create */
-  vklm_dtype type;
-} vklm_infer_tensor;
-
-/* Fills *out for table entry info (name, shape as model_params.h lists it); returns VKLM_OK, or a
- * status (with its own message in err) when the source lacks the tensor. */
-typedef vklm_status (*vklm_infer_tensor_fn)(void *user, const vklm_param_info *info,
-                                            vklm_infer_tensor *out, char *err, size_t errlen);
-
-/* Options of vklm_infer_create (zero-initialise; NULL means all defaults).
- * prefill_rows: rows per prefill pass (0: min(n_ctx, 256)); longer prompts run in passes.
- * max_tensor_bytes: the largest buffer of one row chunk of a (V,C) vocabulary matrix (0: the
- * device's bindable limit); smaller values force the split (tests). */
-/* decode_splits: key slices of the decode step's split-K attention (0: ceil(n_ctx/256), at
- * most 16; 1: no split). */
+/* Options (zero-initialise; NULL means all defaults).
+ * n_seq: sequences held at once (cache slots; 0: 1).
+ * prefill_rows: rows per pass (0: min(n_ctx * n_seq, 256)); longer prompts run in passes.
+ * max_tensor_bytes: the largest buffer of one row chunk of a (V,C) vocabulary matrix of an owned
+ * model (0: the device's bindable limit); smaller values force the split (tests).
+ * decode_splits: key slices of a decode step's split-K attention (0: ceil(n_ctx/256), at most
+ * 16; 1: no split).
+ * kv_type: 0 automatic (F16 with 16-bit storage, else F32), or VKLM_DTYPE_F32 + 1 / F16 + 1 to
+ * force one (F16 without 16-bit storage is an error). */
 typedef struct vklm_infer_options {
+  uint32_t n_seq;
   uint32_t prefill_rows;
   uint64_t max_tensor_bytes;
   uint32_t decode_splits;
+  int kv_type;
 } vklm_infer_options;
 
-/* Creates a session of context length n_ctx (the KV cache's rows; GPT-2: <= cfg->max_seq),
- * reading every tensor of cfg's parameter table through get(user, ...). */
+/* A session of n_ctx positions per sequence (GPT-2: <= cfg->max_seq) over a frozen model it
+ * creates from get(user, ...) (model.h's tensor callback; linear weights in any dtype). */
 vklm_status vklm_infer_create(vklm_context *ctx, const vklm_model_config *cfg, uint32_t n_ctx,
-                              const vklm_infer_options *opt, vklm_infer_tensor_fn get,
-                              void *user, vklm_infer **out, char *err, size_t errlen);
-/* The same from a flat fp32 parameter vector in table order (a checkpoint's params, or
- * vklm_model_get_params). */
+                              const vklm_infer_options *opt, vklm_model_tensor_fn get, void *user,
+                              vklm_infer **out, char *err, size_t errlen);
+/* The same from a flat fp32 parameter vector in table order (a checkpoint's params). */
 vklm_status vklm_infer_create_f32(vklm_context *ctx, const vklm_model_config *cfg, uint32_t n_ctx,
                                   const float *params, vklm_infer **out, char *err,
                                   size_t errlen);
+/* A session BORROWING model m's weights on the device (m: any model, trainable or frozen; it
+ * must outlive the session). */
+vklm_status vklm_infer_create_for(vklm_model *m, uint32_t n_ctx, const vklm_infer_options *opt,
+                                  vklm_infer **out, char *err, size_t errlen);
 void vklm_infer_destroy(vklm_infer *s); /* accepts NULL */
 
 const char *vklm_infer_error(const vklm_infer *s);
 const vklm_model_config *vklm_infer_config(const vklm_infer *s);
-uint32_t vklm_infer_ctx(const vklm_infer *s); /* n_ctx */
-uint32_t vklm_infer_pos(const vklm_infer *s); /* tokens in the cache */
-/* Forgets cache rows >= pos (pos <= the current position); 0 starts over. */
-void vklm_infer_rewind(vklm_infer *s, uint32_t pos);
+vklm_model *vklm_infer_model(const vklm_infer *s);
+uint32_t vklm_infer_ctx(const vklm_infer *s);   /* n_ctx */
+uint32_t vklm_infer_slots(const vklm_infer *s); /* n_seq */
+vklm_dtype vklm_infer_kv_dtype(const vklm_infer *s);
+/* Device bytes the session itself holds (cache, activations, tables; not borrowed weights). */
+uint64_t vklm_infer_memory(const vklm_infer *s);
 
-/* Appends tokens[0..n) (n >= 1) at the current position in batched passes; logits (V), when not
- * NULL, receives the logits of the last token; *next (may be NULL) its argmax. */
+/* Sequence slots: open takes a free slot (its cache empty) or returns -1 when all are in use;
+ * close frees it. pos: tokens in the slot's cache; rewind forgets rows >= pos (pos <= the
+ * current position; 0 starts over). */
+int vklm_infer_seq_open(vklm_infer *s);
+void vklm_infer_seq_close(vklm_infer *s, uint32_t slot);
+uint32_t vklm_infer_seq_pos(const vklm_infer *s, uint32_t slot);
+void vklm_infer_seq_rewind(vklm_infer *s, uint32_t slot, uint32_t pos);
+
+/* One request of a step: append tokens[0..n) (n >= 1) to the sequence in `slot`; with want, the
+ * step produces the next token after the last of them: the GPU argmax when sampler is NULL
+ * (greedy), else sampler's draw from that row's logits (the caller feeds the sampler's history,
+ * vklm_sampler_accept). */
+typedef struct vklm_infer_req {
+  uint32_t slot;
+  const int32_t *tokens;
+  uint32_t n;
+  int want;
+  vklm_sampler *sampler;
+} vklm_infer_req;
+/* Runs reqs[0..count) together (each slot at most once). next[i] (may be NULL) receives request
+ * i's next token (-1 when it did not want one); logits (may be NULL) receives, for each request
+ * that wants one, in request order, its row of V logits ((number wanting) x V floats). On an
+ * invalid request nothing runs and nothing changes. */
+vklm_status vklm_infer_step(vklm_infer *s, const vklm_infer_req *reqs, uint32_t count,
+                            int32_t *next, float *logits);
+
+/* ---- one sequence (slot 0): the calls generate and chat make ----------------------------- */
+uint32_t vklm_infer_pos(const vklm_infer *s);            /* slot 0's position */
+void vklm_infer_rewind(vklm_infer *s, uint32_t pos);     /* slot 0 */
+/* Appends tokens[0..n) to slot 0; logits (V) (may be NULL) receives the last token's logits,
+ * *next (may be NULL) its argmax. */
 vklm_status vklm_infer_prefill(vklm_infer *s, const int32_t *tokens, uint32_t n, float *logits,
                                int32_t *next);
-/* Appends one token by replaying the recorded decode step; logits and next as above (pass
- * logits NULL for greedy decoding: nothing but the argmax id is read back). */
+/* Appends one token to slot 0 (a replayed decode step); logits and next as above (logits NULL
+ * for greedy decoding: nothing but the argmax id is read back). */
 vklm_status vklm_infer_decode(vklm_infer *s, int32_t token, float *logits, int32_t *next);
-
-/* ---- the kernels of the KV-cache path (infer_ops.c), with C references ------------------- */
-/* out (n, NH*HS) <- causal attention of n query rows at positions pos0+i (queries q (n, QS),
- * head h at column h*HS) against the cache kc, vc (maxT, NKV, HS) rows [0, pos0+i]. info: a
- * uint buffer holding pos0. splits 1: one workgroup per (head, row) walks all keys; splits S > 1
- * (split-K, for few rows and long caches): S workgroups per (head, row) each take a contiguous
- * slice of the keys into scratch (vklm_attention_decode_scratch_bytes), then a second kernel
- * merges the slices in a fixed order. Deterministic either way. HS <= 256. */
-uint64_t vklm_attention_decode_scratch_bytes(uint32_t n, uint32_t NH, uint32_t HS,
-                                             uint32_t splits);
-vklm_status vklm_attention_decode(vklm_cmd *cmd, vklm_buffer out, vklm_buffer scratch,
-                                  vklm_buffer q, vklm_buffer kc, vklm_buffer vc, vklm_buffer info,
-                                  uint32_t n, uint32_t NH, uint32_t NKV, uint32_t HS, uint32_t QS,
-                                  uint32_t splits);
-void vklm_attention_decode_ref(float *out, const float *q, const float *kc, const float *vc,
-                               uint32_t pos0, uint32_t n, uint32_t NH, uint32_t NKV, uint32_t HS,
-                               uint32_t QS);
-/* kc, vc (maxT, NKV, HS) rows pos0..pos0+n-1 <- the key and value heads of qkv (n, QKV). */
-vklm_status vklm_kv_store(vklm_cmd *cmd, vklm_buffer kc, vklm_buffer vc, vklm_buffer qkv,
-                          vklm_buffer info, uint32_t n, uint32_t NH, uint32_t NKV, uint32_t HS,
-                          uint32_t maxT);
-/* RoPE on qkv (n, QKV) at positions pos0+i with a (maxT, HS) cos|sin table. */
-vklm_status vklm_rope_cached(vklm_cmd *cmd, vklm_buffer qkv, vklm_buffer tab, vklm_buffer info,
-                             uint32_t n, uint32_t NH, uint32_t NKV, uint32_t HS, uint32_t maxT);
-/* x (n, C) += wpe (maxT, C) rows pos0..pos0+n-1. */
-vklm_status vklm_pos_add(vklm_cmd *cmd, vklm_buffer x, vklm_buffer wpe, vklm_buffer info,
-                         uint32_t n, uint32_t C, uint32_t maxT);
-/* out (1) uint = argmax of x (V): the lowest index of the largest value. */
-vklm_status vklm_argmax(vklm_cmd *cmd, vklm_buffer out, vklm_buffer x, uint32_t V);
-uint32_t vklm_argmax_ref(const float *x, uint32_t V);
 
 #endif

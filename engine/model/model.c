@@ -1,6 +1,8 @@
-/* The model object: memory layout (parameters, gradients, AdamW moments and activations in four
- * arenas, one buffer per tensor as the parameter table says), creation with its size checks,
- * GPT-2 initialisation, and host copies of the flat vectors. */
+/* The model object: memory layout (weights, gradients, AdamW moments and the (B,T) workspace in
+ * four arenas, one buffer per tensor as the parameter table says), trainable / frozen tensors,
+ * creation with its size checks (from scratch or from a tensor source keeping quantized
+ * weights), GPT-2 initialisation, and host copies of the flat vectors. */
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,18 +24,43 @@ vklm_status vklm_model_fail(vklm_model *m, vklm_status st, const char *fmt, ...)
 const char *vklm_model_error(const vklm_model *m) { return m ? m->err : create_err; }
 
 const vklm_model_config *vklm_model_get_config(const vklm_model *m) { return &m->cfg; }
+vklm_context *vklm_model_context(const vklm_model *m) { return m->ctx; }
 uint32_t vklm_model_param_count(const vklm_model *m) { return m->ntensors; }
 const vklm_param_info *vklm_model_param(const vklm_model *m, uint32_t i) {
   VKLM_ASSERT(i < m->ntensors, "parameter %u of %u", i, m->ntensors);
   return &m->info[i];
 }
+int vklm_model_param_trainable(const vklm_model *m, uint32_t i) {
+  VKLM_ASSERT(i < m->ntensors, "parameter %u of %u", i, m->ntensors);
+  return m->trains[i];
+}
+vklm_dtype vklm_model_param_dtype(const vklm_model *m, uint32_t i) {
+  VKLM_ASSERT(i < m->ntensors, "parameter %u of %u", i, m->ntensors);
+  return m->dtype[i];
+}
+int vklm_model_is_frozen(const vklm_model *m) { return !m->trainable; }
 uint64_t vklm_model_num_params(const vklm_model *m) { return m->nparams; }
 uint32_t vklm_model_batch(const vklm_model *m) { return m->B; }
 uint32_t vklm_model_seq(const vklm_model *m) { return m->T; }
 vklm_objective vklm_model_objective(const vklm_model *m) { return m->obj; }
 int32_t vklm_model_mask_id(const vklm_model_config *cfg) { return (int32_t)cfg->vocab_size - 1; }
 
-static uint32_t index_of(const vklm_model *m, vklm_param_id id, uint32_t l) {
+void vklm_model_config_from_table(vklm_model_config *cfg, const vklm_param_info *table,
+                                  uint32_t n) {
+  cfg->scalar_head = 0;
+  for (uint32_t i = 0; i < n; i++)
+    if (!strcmp(table[i].name, "score.weight")) cfg->scalar_head = 1;
+}
+
+void vklm_model_memory_get(const vklm_model *m, vklm_model_memory *out) {
+  out->weights = vklm_arena_used(m->arena[A_PARAM]);
+  out->grads = m->arena[A_GRAD] ? vklm_arena_used(m->arena[A_GRAD]) : 0;
+  out->moments = m->arena[A_OPT] ? vklm_arena_used(m->arena[A_OPT]) : 0;
+  out->activations = m->arena[A_ACT] ? vklm_arena_used(m->arena[A_ACT]) : 0;
+}
+
+/* ---- tensors ------------------------------------------------------------------------------ */
+uint32_t vklm_model_index(const vklm_model *m, vklm_param_id id, uint32_t l) {
   uint32_t i = m->first[id];
   if (i == UINT32_MAX) return i;
   if (m->info[i].layer >= 0) {
@@ -42,40 +69,56 @@ static uint32_t index_of(const vklm_model *m, vklm_param_id id, uint32_t l) {
   }
   return i;
 }
-static vklm_buffer one_slot(const vklm_model *m, const vklm_buffer *bufs, vklm_param_id id,
-                            uint32_t l) {
-  uint32_t i = index_of(m, id, l);
-  if (i == UINT32_MAX) return (vklm_buffer){0};
-  VKLM_ASSERT(m->slot_of[i + 1] - m->slot_of[i] == 1, "model: %s is split into %u chunks",
-              m->info[i].name, m->slot_of[i + 1] - m->slot_of[i]);
-  return bufs[m->slot_of[i]];
-}
-vklm_buffer vklm_model_pbuf(const vklm_model *m, vklm_param_id id, uint32_t l) {
-  return one_slot(m, m->p, id, l);
-}
-vklm_buffer vklm_model_gbuf(const vklm_model *m, vklm_param_id id, uint32_t l) {
-  return one_slot(m, m->g, id, l);
+
+static vklm_tensor view(const vklm_model *m, uint32_t i, vklm_buffer b, uint32_t rows) {
+  const vklm_param_info *t = &m->info[i];
+  if (!b.block) return vklm_tensor_none();
+  if (t->ndim == 1) return vklm_tensor_1d(b, m->dtype[i], t->shape[0]);
+  return vklm_tensor_2d(b, m->dtype[i], rows, t->shape[1]);
 }
 
-static vklm_buffer chunk(const vklm_model *m, const vklm_buffer *bufs, vklm_param_id id,
-                         uint32_t k, uint32_t *v0, uint32_t *v1) {
+static vklm_tensor one_slot(const vklm_model *m, const vklm_buffer *bufs, vklm_param_id id,
+                            uint32_t l, int grad) {
+  uint32_t i = vklm_model_index(m, id, l);
+  if (i == UINT32_MAX || (grad && !m->trains[i])) return vklm_tensor_none();
+  VKLM_ASSERT(m->slot_of[i + 1] - m->slot_of[i] == 1, "model: %s is split into %u chunks",
+              m->info[i].name, m->slot_of[i + 1] - m->slot_of[i]);
+  vklm_tensor t = view(m, i, bufs[m->slot_of[i]], m->info[i].shape[0]);
+  if (grad) t.dtype = VKLM_DTYPE_F32;
+  return t;
+}
+vklm_tensor vklm_model_w(const vklm_model *m, vklm_param_id id, uint32_t l) {
+  return one_slot(m, m->p, id, l, 0);
+}
+vklm_tensor vklm_model_gw(const vklm_model *m, vklm_param_id id, uint32_t l) {
+  return one_slot(m, m->g, id, l, 1);
+}
+
+static vklm_tensor chunk(const vklm_model *m, const vklm_buffer *bufs, vklm_param_id id,
+                         uint32_t k, uint32_t *v0, uint32_t *v1, int grad) {
   VKLM_ASSERT(id == VKLM_P_WTE || id == VKLM_P_LM_HEAD, "model: %d is no vocabulary matrix", id);
-  uint32_t i = index_of(m, id, 0), V = m->cfg.vocab_size;
+  uint32_t i = vklm_model_index(m, id, 0), V = m->cfg.vocab_size;
   VKLM_ASSERT(i != UINT32_MAX && k < m->nvchunks, "model: chunk %u of %u", k, m->nvchunks);
   VKLM_ASSERT(m->slot_of[i + 1] - m->slot_of[i] == m->nvchunks, "model: %s has %u slots",
               m->info[i].name, m->slot_of[i + 1] - m->slot_of[i]);
   uint64_t a = (uint64_t)k * m->vrows, b = a + m->vrows < V ? a + m->vrows : V;
   *v0 = (uint32_t)a;
   *v1 = (uint32_t)b;
-  return bufs[m->slot_of[i] + k];
+  if (grad && !m->trains[i]) return vklm_tensor_none();
+  vklm_tensor t = view(m, i, bufs[m->slot_of[i] + k], (uint32_t)(b - a));
+  if (grad) t.dtype = VKLM_DTYPE_F32;
+  return t;
 }
-vklm_buffer vklm_model_pchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
+vklm_tensor vklm_model_wchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
                               uint32_t *v1) {
-  return chunk(m, m->p, id, k, v0, v1);
+  return chunk(m, m->p, id, k, v0, v1, 0);
 }
-vklm_buffer vklm_model_gchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
+vklm_tensor vklm_model_gchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
                               uint32_t *v1) {
-  return chunk(m, m->g, id, k, v0, v1);
+  return chunk(m, m->g, id, k, v0, v1, 1);
+}
+vklm_param_id vklm_model_head_id(const vklm_model *m) {
+  return m->cfg.tie_embeddings ? VKLM_P_WTE : VKLM_P_LM_HEAD;
 }
 
 uint32_t vklm_model_vocab_rows(const vklm_model_config *cfg, uint64_t max_bytes) {
@@ -85,120 +128,88 @@ uint32_t vklm_model_vocab_rows(const vklm_model_config *cfg, uint64_t max_bytes)
   return (uint32_t)(r ? r : 1);
 }
 
-/* ---- layout: one walk serves the size estimate (dry) and the allocation ------------------- */
-enum { A_PARAM, A_GRAD, A_OPT, A_ACT, A_COUNT };
-
-typedef struct planner {
-  vklm_model *m;
-  int dry;
-  uint32_t align;
-  uint64_t total;
-  uint64_t arena_bytes[A_COUNT];
-  uint64_t biggest;
-  char biggest_name[80];
-} planner;
-
-static vklm_status take(planner *pl, int kind, uint64_t bytes, vklm_buffer *out,
-                        const char *what) {
-  if (bytes == 0) bytes = 4;
-  uint64_t rounded = (bytes + pl->align - 1) / pl->align * pl->align;
-  pl->total += rounded;
-  pl->arena_bytes[kind] += rounded;
-  vklm_arena *arenas[A_COUNT] = {pl->m->a_param, pl->m->a_grad, pl->m->a_opt, pl->m->a_act};
-  vklm_arena *a = arenas[kind];
-  if (bytes > pl->biggest) {
-    pl->biggest = bytes;
-    snprintf(pl->biggest_name, sizeof pl->biggest_name, "%s", what);
-  }
-  if (pl->dry) {
-    *out = (vklm_buffer){0};
-    return VKLM_OK;
-  }
-  vklm_status st = vklm_arena_alloc(a, bytes, out);
-  if (st != VKLM_OK)
-    return vklm_model_fail(pl->m, st, "model: allocating %s (%llu bytes) failed: %s", what,
-                           (unsigned long long)bytes, vklm_context_error(pl->m->ctx));
-  return VKLM_OK;
+/* ---- layout ------------------------------------------------------------------------------- */
+static uint64_t slot_bytes(const vklm_model *m, uint32_t i, uint32_t s) {
+  const vklm_param_info *t = &m->info[i];
+  uint32_t cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
+  uint32_t rows = t->ndim == 2 ? m->slot_count[s] / cols : 1;
+  return vklm_dtype_buffer_bytes(m->dtype[i], rows, cols);
 }
 
-static vklm_status layout(planner *pl) {
-  vklm_model *m = pl->m;
+static vklm_status layout(vklm_planner *pl, vklm_model *m) {
   const vklm_model_config *c = &m->cfg;
   uint64_t B = m->B, T = m->T, BT = B * T, C = c->n_embd, V = c->vocab_size;
-  uint64_t QKV = VKLM_MP_QKV(c), F = c->ffn_hidden, FC = VKLM_MP_FC(c), NH = c->n_head;
+  uint64_t QKV = VKLM_MP_QKV(c), F = c->ffn_hidden, FC = VKLM_MP_FC(c);
   vklm_status st;
-  char what[96];
-#define TAKE(arena, bytes, out, ...)                                                               \
+#define TAKE(k, bytes, out, ...)                                                                   \
   do {                                                                                             \
-    snprintf(what, sizeof what, __VA_ARGS__);                                                      \
-    if ((st = take(pl, arena, bytes, out, what)) != VKLM_OK) return st;                            \
+    if ((st = vklm_plan_take(pl, k, bytes, out, __VA_ARGS__)) != VKLM_OK) return st;               \
   } while (0)
   for (uint32_t i = 0; i < m->ntensors; i++)
     for (uint32_t s = m->slot_of[i], k = 0; s < m->slot_of[i + 1]; s++, k++) {
-      uint64_t bytes = (uint64_t)m->slot_count[s] * 4;
       const char *nm = m->info[i].name;
       char part[32] = "";
       if (m->slot_of[i + 1] - m->slot_of[i] > 1)
         snprintf(part, sizeof part, " (chunk %u of %u)", k, m->slot_of[i + 1] - m->slot_of[i]);
-      TAKE(A_PARAM, bytes, &m->p[s], "parameter %s%s", nm, part);
-      TAKE(A_GRAD, bytes, &m->g[s], "gradient of %s%s", nm, part);
-      TAKE(A_OPT, bytes, &m->mom[s], "AdamW m of %s%s", nm, part);
-      TAKE(A_OPT, bytes, &m->vel[s], "AdamW v of %s%s", nm, part);
+      TAKE(A_PARAM, slot_bytes(m, i, s), &m->p[s], "parameter %s%s", nm, part);
+      if (!m->trains[i]) continue;
+      uint64_t fb = (uint64_t)m->slot_count[s] * 4;
+      TAKE(A_GRAD, fb, &m->g[s], "gradient of %s%s", nm, part);
+      TAKE(A_OPT, fb, &m->mom[s], "AdamW m of %s%s", nm, part);
+      TAKE(A_OPT, fb, &m->vel[s], "AdamW v of %s%s", nm, part);
     }
+  if (m->trainable) {
+    TAKE(A_OPT, sizeof(vklm_adamw_step), &m->step_buf, "AdamW step values");
+    TAKE(A_OPT, 8, &m->norm_buf, "gradient norm");
+    uint64_t ns = 0;
+    if (pl->ctx) {
+      ns = vklm_grad_norm_scratch_size(pl->ctx, m->tcount, m->ntslots);
+    } else {
+      for (uint32_t s = 0; s < m->ntslots; s++) ns += ((uint64_t)m->tcount[s] / 128 + 64) * 4;
+    }
+    TAKE(A_OPT, ns, &m->norm_scratch, "gradient norm partials");
+  }
+  if (BT == 0) return VKLM_OK;
+  vklm_workspace *w = &m->w;
   const int a = A_ACT;
-  TAKE(a, BT * 4, &m->tokens, "tokens (B,T)");
-  TAKE(a, BT * 4, &m->targets, "targets (B,T)");
-  TAKE(a, vklm_embedding_plan_size((uint32_t)BT) * 4, &m->plan, "embedding plan");
-  TAKE(a, BT * C * 4, &m->encoded, "embedding output (B,T,C)");
-  for (uint32_t l = 0; l < c->n_layer; l++) {
-    vklm_layer_acts *la = &m->la[l];
-    TAKE(a, BT * C * 4, &la->ln1, "h.%u ln1 (B,T,C)", l);
-    TAKE(a, BT * 4, &la->ln1_mean, "h.%u ln1 mean", l);
-    TAKE(a, BT * 4, &la->ln1_rstd, "h.%u ln1 rstd", l);
-    TAKE(a, BT * QKV * 4, &la->qkv, "h.%u qkv (B,T,QKV)", l);
-    TAKE(a, BT * C * 4, &la->atty, "h.%u attention output (B,T,C)", l);
-    TAKE(a, B * NH * T * 4, &la->lse, "h.%u attention lse (B,NH,T)", l);
-    TAKE(a, BT * C * 4, &la->res2, "h.%u residual (B,T,C)", l);
-    TAKE(a, BT * C * 4, &la->ln2, "h.%u ln2 (B,T,C)", l);
-    TAKE(a, BT * 4, &la->ln2_mean, "h.%u ln2 mean", l);
-    TAKE(a, BT * 4, &la->ln2_rstd, "h.%u ln2 rstd", l);
-    TAKE(a, BT * FC * 4, &la->fch, "h.%u MLP hidden (B,T,FC)", l);
-    TAKE(a, BT * F * 4, &la->act, "h.%u MLP activation (B,T,F)", l);
-    TAKE(a, BT * C * 4, &la->res3, "h.%u output (B,T,C)", l);
+  TAKE(a, BT * 4, &w->tokens, "tokens (B,T)");
+  TAKE(a, BT * 4, &w->targets, "targets (B,T)");
+  TAKE(a, vklm_embedding_plan_size((uint32_t)BT) * 4, &w->plan, "embedding plan");
+  TAKE(a, BT * C * 4, &w->encoded, "embedding output (B,T,C)");
+  for (uint32_t l = 0; l < w->nla; l++)
+    if ((st = vklm_graph_acts_plan(pl, a, c, m->B, m->T, 0, w->nla > 1 ? "h.%u" : "layers",
+                                   l, &w->la[l])) != VKLM_OK)
+      return st;
+  TAKE(a, BT * C * 4, &w->lnf, "lnf (B,T,C)");
+  TAKE(a, BT * 4, &w->lnf_mean, "lnf mean");
+  TAKE(a, BT * 4, &w->lnf_rstd, "lnf rstd");
+  TAKE(a, (uint64_t)m->lrows * V * 4, &w->logits, "logits chunk (R,V)");
+  TAKE(a, BT * 4, &w->losses, "losses (B,T)");
+  TAKE(a, 4, &w->loss, "loss");
+  TAKE(a, BT * 4, &w->rscale, "per-row loss scales (B,T)");
+  TAKE(a, BT * 4, &w->rmask, "sequence masks (B,T)");
+  TAKE(a, B * 4, &w->seq, "sequence log-probs (B)");
+  if (c->scalar_head) {
+    TAKE(a, BT * 4, &w->values, "scalar head values (B,T)");
+    TAKE(a, BT * 4, &w->dvalues, "scalar head gradient (B,T)");
   }
-  TAKE(a, BT * C * 4, &m->lnf, "lnf (B,T,C)");
-  TAKE(a, BT * 4, &m->lnf_mean, "lnf mean");
-  TAKE(a, BT * 4, &m->lnf_rstd, "lnf rstd");
-  TAKE(a, (uint64_t)m->lrows * V * 4, &m->logits, "logits chunk (R,V)");
-  TAKE(a, BT * 4, &m->losses, "losses (B,T)");
-  TAKE(a, 4, &m->dloss, "dloss");
-  TAKE(a, 4, &m->loss, "loss");
-  TAKE(a, BT * C * 4, &m->tmp, "projection output (B,T,C)");
-  TAKE(a, BT * C * 4, &m->dres, "residual gradient (B,T,C)");
-  TAKE(a, BT * C * 4, &m->dln, "norm gradient (B,T,C)");
-  TAKE(a, BT * C * 4, &m->datty, "attention output gradient (B,T,C)");
-  TAKE(a, BT * QKV * 4, &m->dqkv, "qkv gradient (B,T,QKV)");
-  TAKE(a, BT * F * 4, &m->dact, "MLP activation gradient (B,T,F)");
-  TAKE(a, BT * FC * 4, &m->dfch, "MLP hidden gradient (B,T,FC)");
-  uint64_t s1 = vklm_norm_backward_scratch_bytes(m->ctx, (uint32_t)BT, (uint32_t)C);
-  uint64_t s2 = B * NH * T * 4;
-  TAKE(a, s1 > s2 ? s1 : s2, &m->scratch, "backward scratch");
-  TAKE(a, sizeof(vklm_adamw_step), &m->step_buf, "AdamW step values");
-  TAKE(a, 8, &m->norm_buf, "gradient norm");
-  TAKE(a, (uint64_t)m->nchunks * m->scale_stride, &m->chunk_scale, "logits chunk scales");
-  uint64_t ns = 0;
-  if (m->ctx) {
-    ns = vklm_grad_norm_scratch_size(m->ctx, m->slot_count, m->nslots);
-  } else {
-    for (uint32_t s = 0; s < m->nslots; s++) ns += ((uint64_t)m->slot_count[s] / 128 + 64) * 4;
-  }
-  TAKE(a, ns, &m->norm_scratch, "gradient norm partials");
+  TAKE(a, BT * C * 4, &w->tmp, "projection output (B,T,C)");
+  if (!m->trainable) return VKLM_OK;
+  TAKE(a, BT * C * 4, &w->dres, "residual gradient (B,T,C)");
+  TAKE(a, BT * C * 4, &w->dln, "norm gradient (B,T,C)");
+  TAKE(a, BT * C * 4, &w->datty, "attention output gradient (B,T,C)");
+  TAKE(a, BT * QKV * 4, &w->dqkv, "qkv gradient (B,T,QKV)");
+  TAKE(a, BT * F * 4, &w->dact, "MLP activation gradient (B,T,F)");
+  TAKE(a, BT * FC * 4, &w->dfch, "MLP hidden gradient (B,T,FC)");
+  uint64_t s1 = pl->ctx ? vklm_norm_backward_scratch_bytes(pl->ctx, (uint32_t)BT, (uint32_t)C)
+                        : 2 * 128 * C * 4;
+  uint64_t s2 = B * c->n_head * T * 4;
+  TAKE(a, s1 > s2 ? s1 : s2, &w->scratch, "backward scratch");
 #undef TAKE
   return VKLM_OK;
 }
 
-/* The storage slots of m's table (see model_internal.h), with m->vrows rows per vocabulary
- * chunk (0: no split). */
+/* The storage slots of m's table (see model_internal.h). */
 static vklm_status setup_slots(vklm_model *m) {
   uint32_t V = m->cfg.vocab_size;
   if (m->vrows == 0 || m->vrows > V) m->vrows = V;
@@ -213,12 +224,17 @@ static vklm_status setup_slots(vklm_model *m) {
   m->g = calloc(m->nslots, sizeof *m->g);
   m->mom = calloc(m->nslots, sizeof *m->mom);
   m->vel = calloc(m->nslots, sizeof *m->vel);
-  if (!m->slot_of || !m->slot_off || !m->slot_count || !m->p || !m->g || !m->mom || !m->vel)
+  m->tslots = calloc(m->nslots, sizeof *m->tslots);
+  m->tcount = calloc(m->nslots, sizeof *m->tcount);
+  m->tg = calloc(m->nslots, sizeof *m->tg);
+  if (!m->slot_of || !m->slot_off || !m->slot_count || !m->p || !m->g || !m->mom || !m->vel ||
+      !m->tslots || !m->tcount || !m->tg)
     return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
   uint32_t s = 0;
   for (uint32_t i = 0; i < m->ntensors; i++) {
     m->slot_of[i] = s;
     const vklm_param_info *t = &m->info[i];
+    uint32_t first = s;
     if (m->pid[i] == VKLM_P_WTE || m->pid[i] == VKLM_P_LM_HEAD) {
       uint64_t C = t->shape[1];
       for (uint32_t k = 0; k < m->nvchunks; k++, s++) {
@@ -230,29 +246,87 @@ static vklm_status setup_slots(vklm_model *m) {
       m->slot_off[s] = t->offset;
       m->slot_count[s++] = (uint32_t)t->count;
     }
+    if (m->trains[i])
+      for (uint32_t k = first; k < s; k++) {
+        m->tslots[m->ntslots] = k;
+        m->tcount[m->ntslots++] = m->slot_count[k];
+      }
   }
   m->slot_of[m->ntensors] = s;
   return VKLM_OK;
 }
 
+/* Applies the freeze / train patterns of opt to m->trains. */
+static vklm_status apply_patterns(vklm_model *m, const char *list, int value) {
+  char buf[1024];
+  const char *p = list;
+  while (*p) {
+    const char *e = strchr(p, ',');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    if (n >= sizeof buf)
+      return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: a tensor pattern is too long");
+    memcpy(buf, p, n);
+    buf[n] = 0;
+    if (n) {
+      uint32_t hits = 0;
+      for (uint32_t i = 0; i < m->ntensors; i++)
+        if (fnmatch(buf, m->info[i].name, 0) == 0) m->trains[i] = (uint8_t)value, hits++;
+      if (!hits)
+        return vklm_model_fail(m, VKLM_ERROR_INVALID,
+                               "model: the pattern '%s' matches no tensor (names look like "
+                               "wte.weight, h.0.attn.qkv.weight, lnf.weight%s)",
+                               buf, m->cfg.scalar_head ? ", score.weight" : "");
+    }
+    p += n + (e ? 1 : 0);
+  }
+  return VKLM_OK;
+}
+
 /* Fills the table part of m (cfg, B, T, vrows set); allocates the host arrays. */
-static vklm_status setup_table(vklm_model *m) {
+static vklm_status setup_table(vklm_model *m, const vklm_model_options *opt) {
   uint32_t max = vklm_model_table_max(&m->cfg);
   m->info = calloc(max, sizeof *m->info);
   m->init = calloc(max, 1);
   m->pid = calloc(max, 1);
-  m->la = calloc(m->cfg.n_layer, sizeof *m->la);
-  if (!m->info || !m->init || !m->pid || !m->la)
+  m->trains = calloc(max, 1);
+  m->dtype = calloc(max, sizeof *m->dtype);
+  if (!m->info || !m->init || !m->pid || !m->trains || !m->dtype)
     return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
   m->nparams = vklm_model_table(&m->cfg, m->info, m->init, m->pid, &m->ntensors);
-  vklm_status st = setup_slots(m);
-  if (st != VKLM_OK) return st;
+  int frozen = opt && opt->frozen;
+  for (uint32_t i = 0; i < m->ntensors; i++) m->trains[i] = !frozen && !(opt && opt->train);
+  vklm_status st;
+  if (!frozen && opt && opt->train && (st = apply_patterns(m, opt->train, 1)) != VKLM_OK)
+    return st;
+  if (!frozen && opt && opt->freeze && (st = apply_patterns(m, opt->freeze, 0)) != VKLM_OK)
+    return st;
+  for (uint32_t i = 0; i + 1 < m->ntensors; i++) { /* LayerNorm: weight and bias together */
+    int id = m->pid[i];
+    if ((id == VKLM_P_LN1_W || id == VKLM_P_LN2_W || id == VKLM_P_LNF_W) &&
+        m->pid[i + 1] == id + 1 && m->trains[i] != m->trains[i + 1])
+      return vklm_model_fail(m, VKLM_ERROR_INVALID,
+                             "model: %s and %s must train or stay frozen together",
+                             m->info[i].name, m->info[i + 1].name);
+  }
+  m->trainable = 0;
+  m->lowest_layer = (int)m->cfg.n_layer;
+  for (uint32_t i = 0; i < m->ntensors; i++) {
+    if (!m->trains[i]) continue;
+    m->trainable = 1;
+    int l = m->info[i].layer >= 0 ? m->info[i].layer : m->pid[i] == VKLM_P_WTE ||
+                                                              m->pid[i] == VKLM_P_WPE
+                                                          ? -1
+                                                          : (int)m->cfg.n_layer;
+    if (l < m->lowest_layer) m->lowest_layer = l;
+  }
+  if ((st = setup_slots(m)) != VKLM_OK) return st;
+  m->w.nla = m->trainable ? m->cfg.n_layer : 1;
+  m->w.la = calloc(m->w.nla, sizeof *m->w.la);
+  if (!m->w.la) return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
   uint32_t BT = m->B * m->T;
-  m->nchunks = (BT + m->lrows - 1) / m->lrows;
-  m->scale_stride = 256; /* >= any device's offset alignment (the spec's maximum is 256) */
-  m->host_scale = calloc(2 * (size_t)m->nchunks, sizeof *m->host_scale);
-  if (!m->host_scale)
-    return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+  m->nchunks = BT ? (BT + m->lrows - 1) / m->lrows : 0;
+  m->host_f = calloc(BT ? BT : 1, sizeof *m->host_f);
+  if (!m->host_f) return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
   for (int i = 0; i < VKLM_P_COUNT; i++) m->first[i] = UINT32_MAX;
   m->layer_stride = 0;
   for (uint32_t i = 0; i < m->ntensors; i++) {
@@ -266,15 +340,20 @@ static void free_host(vklm_model *m) {
   free(m->info);
   free(m->init);
   free(m->pid);
+  free(m->trains);
+  free(m->dtype);
   free(m->p);
   free(m->g);
   free(m->mom);
   free(m->vel);
+  free(m->tslots);
+  free(m->tcount);
+  free(m->tg);
   free(m->slot_of);
   free(m->slot_off);
   free(m->slot_count);
-  free(m->la);
-  free(m->host_scale);
+  free(m->w.la);
+  free(m->host_f);
 }
 
 uint64_t vklm_model_config_bytes(const vklm_model_config *cfg, uint32_t B, uint32_t T) {
@@ -286,9 +365,9 @@ uint64_t vklm_model_config_bytes(const vklm_model_config *cfg, uint32_t B, uint3
   tmp.T = T;
   tmp.lrows = vklm_model_logits_rows(cfg, B, T, 0, 0);
   uint64_t total = 0;
-  if (setup_table(&tmp) == VKLM_OK) {
-    planner pl = {.m = &tmp, .dry = 1, .align = 256};
-    if (layout(&pl) == VKLM_OK) total = pl.total;
+  if (setup_table(&tmp, NULL) == VKLM_OK) {
+    vklm_planner pl = {.dry = 1, .align = 256};
+    if (layout(&pl, &tmp) == VKLM_OK) total = pl.total;
   }
   free_host(&tmp);
   return total;
@@ -296,37 +375,83 @@ uint64_t vklm_model_config_bytes(const vklm_model_config *cfg, uint32_t B, uint3
 
 void vklm_model_destroy(vklm_model *m) {
   if (!m) return;
-  vklm_cmd_destroy(m->c_zero);
-  vklm_cmd_destroy(m->c_upd);
-  vklm_cmd_destroy(m->c_fb);
-  vklm_cmd_destroy(m->c_fwd);
-  vklm_arena_destroy(m->a_act);
-  vklm_arena_destroy(m->a_opt);
-  vklm_arena_destroy(m->a_grad);
-  vklm_arena_destroy(m->a_param);
+  for (int i = CMD_COUNT; i-- > 0;) vklm_cmd_destroy(m->cmd[i]);
+  for (int k = A_COUNT; k-- > 0;) vklm_arena_destroy(m->arena[k]);
   free_host(m);
   free(m);
 }
 
 static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
 
-vklm_status vklm_model_create(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
-                              uint32_t T, vklm_objective obj, vklm_model **out) {
-  return vklm_model_create_ex(ctx, cfg, B, T, obj, NULL, out);
+/* A linear layer's weight (the only tensors that may be held in another dtype). */
+static int linear_weight(const vklm_model *m, uint32_t i) {
+  int id = m->pid[i];
+  return id == VKLM_P_QKV_W || id == VKLM_P_ATTO_W || id == VKLM_P_FC_W || id == VKLM_P_PROJ_W ||
+         id == VKLM_P_LM_HEAD;
 }
 
-vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
-                                 uint32_t T, vklm_objective obj, const vklm_model_options *opt,
-                                 vklm_model **out) {
+/* Uploads every tensor from get(); checks each source dtype first. */
+static vklm_status upload_from(vklm_model *m, vklm_model_tensor_fn get, void *user) {
+  char e2[400];
+  for (uint32_t i = 0; i < m->ntensors; i++) {
+    const vklm_param_info *t = &m->info[i];
+    vklm_model_tensor src = {0};
+    e2[0] = 0;
+    vklm_status st = get(user, t, &src, e2, sizeof e2);
+    if (st != VKLM_OK)
+      return vklm_model_fail(m, st, "model: tensor %s: %s", t->name, e2[0] ? e2 : "missing");
+    uint32_t cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
+    for (uint32_t s = m->slot_of[i]; s < m->slot_of[i + 1]; s++) {
+      uint32_t r0 = (uint32_t)((m->slot_off[s] - t->offset) / cols);
+      uint64_t off = vklm_dtype_bytes(src.dtype, r0, cols);
+      uint64_t bytes = vklm_dtype_bytes(src.dtype, t->ndim == 2 ? m->slot_count[s] / cols : 1,
+                                        cols);
+      st = vklm_buffer_upload(m->ctx, m->p[s], 0, (const uint8_t *)src.data + off, bytes);
+      if (st != VKLM_OK)
+        return vklm_model_fail(m, st, "model: uploading %s failed: %s", t->name,
+                               vklm_context_error(m->ctx));
+    }
+  }
+  return VKLM_OK;
+}
+
+/* Reads the source dtypes (before the layout, which sizes the weight buffers by them). */
+static vklm_status read_dtypes(vklm_model *m, vklm_model_tensor_fn get, void *user) {
+  char e2[400];
+  for (uint32_t i = 0; i < m->ntensors; i++) {
+    const vklm_param_info *t = &m->info[i];
+    vklm_model_tensor src = {0};
+    e2[0] = 0;
+    vklm_status st = get(user, t, &src, e2, sizeof e2);
+    if (st != VKLM_OK)
+      return vklm_model_fail(m, st, "model: tensor %s: %s", t->name, e2[0] ? e2 : "missing");
+    if (!src.data) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: %s has no data", t->name);
+    vklm_dtype dt = src.dtype;
+    int ok = dt == VKLM_DTYPE_F32 ||
+             (linear_weight(m, i) && (unsigned)dt < VKLM_DTYPE_LINEAR_COUNT &&
+              (!vklm_dtype_is_block(dt) || t->shape[1] % 32 == 0));
+    if (!ok)
+      return vklm_model_fail(m, VKLM_ERROR_INVALID,
+                             "model: %s in %s: only linear weights may be other than f32 (f16, "
+                             "q8_0, q4_0 with rows a multiple of 32)",
+                             t->name, vklm_dtype_name(dt));
+    m->dtype[i] = dt;
+  }
+  return VKLM_OK;
+}
+
+static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
+                          uint32_t T, vklm_objective obj, const vklm_model_options *opt,
+                          vklm_model_tensor_fn get, void *user, vklm_model **out) {
   *out = NULL;
   create_err[0] = 0;
   char err[256];
   vklm_status st = vklm_model_config_check(cfg, err, sizeof err);
   if (st != VKLM_OK) return vklm_model_fail(NULL, st, "%s", err);
-  if (B == 0 || T == 0 || T > cfg->max_seq)
+  if ((B == 0) != (T == 0) || T > cfg->max_seq)
     return vklm_model_fail(NULL, VKLM_ERROR_INVALID,
-                           "model: batch B=%u T=%u invalid (need B >= 1, 1 <= T <= max_seq %u)", B,
-                           T, cfg->max_seq);
+                           "model: batch B=%u T=%u invalid (need B >= 1, 1 <= T <= max_seq %u; "
+                           "or both 0 for weights alone)", B, T, cfg->max_seq);
   if (obj != VKLM_OBJ_CAUSAL && obj != VKLM_OBJ_MLM)
     return vklm_model_fail(NULL, VKLM_ERROR_INVALID, "model: unknown objective %d", (int)obj);
   uint64_t BT = (uint64_t)B * T;
@@ -337,7 +462,6 @@ vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg
                            "must be < 2^32 elements and B*T < 2^24",
                            (unsigned long long)BT, VKLM_MP_FC(cfg));
   const vklm_caps *caps = vklm_context_caps(ctx);
-  uint32_t want = opt ? opt->logits_rows : 0;
   vklm_model *m = calloc(1, sizeof *m);
   if (!m) return vklm_model_fail(NULL, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
   m->ctx = ctx;
@@ -345,24 +469,31 @@ vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg
   m->B = B;
   m->T = T;
   m->obj = obj;
-  m->lrows = vklm_model_logits_rows(cfg, B, T, want, caps->max_storage_buffer_range);
+  m->lrows = BT ? vklm_model_logits_rows(cfg, B, T, opt ? opt->logits_rows : 0,
+                                         caps->max_storage_buffer_range)
+                : 0;
   /* vocabulary matrices larger than one bindable buffer (or opt's cap) go in row chunks */
   uint64_t vmax = caps->max_storage_buffer_range < caps->max_allocation_size
                       ? caps->max_storage_buffer_range
                       : caps->max_allocation_size;
   if (opt && opt->max_tensor_bytes && opt->max_tensor_bytes < vmax) vmax = opt->max_tensor_bytes;
   m->vrows = vklm_model_vocab_rows(cfg, vmax);
-  if ((st = setup_table(m)) != VKLM_OK) goto fail;
+  vklm_model_options o = opt ? *opt : (vklm_model_options){0};
+  if (get) o.frozen = 1;
+  if ((st = setup_table(m, &o)) != VKLM_OK) goto fail;
+  if (get && (st = read_dtypes(m, get, user)) != VKLM_OK) goto fail;
   /* Size checks before any allocation. */
-  planner dry = {.m = m, .dry = 1, .align = vklm_buffer_alignment(ctx)};
+  vklm_planner dry = {.ctx = ctx, .dry = 1, .align = vklm_buffer_alignment(ctx)};
   if (dry.align < 4) dry.align = 4;
-  if ((st = layout(&dry)) != VKLM_OK) goto fail;
+  if ((st = layout(&dry, m)) != VKLM_OK) goto fail;
   if (dry.total > caps->device_local_bytes) {
     st = vklm_model_fail(m, VKLM_ERROR_OUT_OF_DEVICE_MEMORY,
                          "model: %llu parameters with B=%u T=%u need %.1f MiB of device memory "
-                         "(parameters, gradients, AdamW moments, activations); the device %s has "
-                         "%.1f MiB",
-                         (unsigned long long)m->nparams, B, T, mib(dry.total), caps->name,
+                         "(weights %.1f, gradients %.1f, AdamW moments %.1f, activations %.1f); "
+                         "the device %s has %.1f MiB",
+                         (unsigned long long)m->nparams, B, T, mib(dry.total),
+                         mib(dry.arena_bytes[A_PARAM]), mib(dry.arena_bytes[A_GRAD]),
+                         mib(dry.arena_bytes[A_OPT]), mib(dry.arena_bytes[A_ACT]), caps->name,
                          mib(caps->device_local_bytes));
     goto fail;
   }
@@ -378,30 +509,39 @@ vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg
   }
   /* Each arena's blocks are as large as the arena needs in all (the runtime clamps them to the
    * largest bindable range): a small model takes exactly its size, a large one few blocks. */
-  const char *what = "arena";
-  if ((st = vklm_arena_create(ctx, dry.arena_bytes[A_PARAM], &m->a_param)) != VKLM_OK ||
-      (st = vklm_arena_create(ctx, dry.arena_bytes[A_GRAD], &m->a_grad)) != VKLM_OK ||
-      (st = vklm_arena_create(ctx, dry.arena_bytes[A_OPT], &m->a_opt)) != VKLM_OK ||
-      (st = vklm_arena_create(ctx, dry.arena_bytes[A_ACT], &m->a_act)) != VKLM_OK ||
-      (what = "command buffer", (st = vklm_cmd_create(ctx, &m->c_fwd)) != VKLM_OK) ||
-      (st = vklm_cmd_create(ctx, &m->c_fb)) != VKLM_OK ||
-      (st = vklm_cmd_create(ctx, &m->c_upd)) != VKLM_OK ||
-      (st = vklm_cmd_create(ctx, &m->c_zero)) != VKLM_OK) {
-    st = vklm_model_fail(m, st, "model: creating an %s failed: %s", what, vklm_context_error(ctx));
+  for (int k = 0; k < A_COUNT; k++) {
+    if (!dry.arena_bytes[k]) continue;
+    if ((st = vklm_arena_create(ctx, dry.arena_bytes[k], &m->arena[k])) != VKLM_OK) {
+      st = vklm_model_fail(m, st, "model: creating an arena failed: %s", vklm_context_error(ctx));
+      goto fail;
+    }
+  }
+  for (int k = 0; k < CMD_COUNT; k++)
+    if ((st = vklm_cmd_create(ctx, &m->cmd[k])) != VKLM_OK) {
+      st = vklm_model_fail(m, st, "model: creating a command buffer failed: %s",
+                           vklm_context_error(ctx));
+      goto fail;
+    }
+  vklm_planner pl = {.ctx = ctx, .dry = 0, .align = dry.align};
+  memcpy(pl.arena, m->arena, sizeof pl.arena);
+  if ((st = layout(&pl, m)) != VKLM_OK) {
+    vklm_model_fail(m, st, "%s", pl.err);
     goto fail;
   }
-  planner pl = {.m = m, .dry = 0, .align = dry.align};
-  if ((st = layout(&pl)) != VKLM_OK) goto fail;
-  if ((st = vklm_model_zero_grads(m)) != VKLM_OK) goto fail;
-  /* zero moments */
-  vklm_cmd *c = m->c_upd;
-  if ((st = vklm_cmd_begin(c)) != VKLM_OK) goto vkfail;
-  for (uint32_t s = 0; s < m->nslots; s++) {
-    if ((st = vklm_cmd_fill_words(c, m->mom[s], 0)) != VKLM_OK) goto vkfail;
-    if ((st = vklm_cmd_fill_words(c, m->vel[s], 0)) != VKLM_OK) goto vkfail;
-    if ((st = vklm_cmd_fill_words(c, m->p[s], 0)) != VKLM_OK) goto vkfail;
+  for (uint32_t k = 0; k < m->ntslots; k++) m->tg[k] = m->g[m->tslots[k]];
+  if (get) {
+    if ((st = upload_from(m, get, user)) != VKLM_OK) goto fail;
+  } else {
+    /* zero weights, gradients and moments */
+    vklm_cmd *c = m->cmd[CMD_UPDATE];
+    if ((st = vklm_cmd_begin(c)) != VKLM_OK) goto vkfail;
+    for (uint32_t s = 0; s < m->nslots; s++) {
+      vklm_buffer bs[4] = {m->p[s], m->g[s], m->mom[s], m->vel[s]};
+      for (int k = 0; k < 4; k++)
+        if (bs[k].block && (st = vklm_cmd_fill_words(c, bs[k], 0)) != VKLM_OK) goto vkfail;
+    }
+    if ((st = vklm_cmd_end(c)) != VKLM_OK || (st = vklm_cmd_run(c)) != VKLM_OK) goto vkfail;
   }
-  if ((st = vklm_cmd_end(c)) != VKLM_OK || (st = vklm_cmd_run(c)) != VKLM_OK) goto vkfail;
   *out = m;
   return VKLM_OK;
 vkfail:
@@ -410,6 +550,42 @@ fail:
   snprintf(create_err, sizeof create_err, "%s", m->err);
   vklm_model_destroy(m);
   return st;
+}
+
+vklm_status vklm_model_create(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
+                              uint32_t T, vklm_objective obj, vklm_model **out) {
+  return create(ctx, cfg, B, T, obj, NULL, NULL, NULL, out);
+}
+
+vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
+                                 uint32_t T, vklm_objective obj, const vklm_model_options *opt,
+                                 vklm_model **out) {
+  return create(ctx, cfg, B, T, obj, opt, NULL, NULL, out);
+}
+
+vklm_status vklm_model_create_from(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
+                                   uint32_t T, vklm_objective obj, const vklm_model_options *opt,
+                                   vklm_model_tensor_fn get, void *user, vklm_model **out,
+                                   char *err, size_t errlen) {
+  vklm_status st = create(ctx, cfg, B, T, obj, opt, get, user, out);
+  if (st != VKLM_OK && err) snprintf(err, errlen, "%s", create_err);
+  return st;
+}
+
+static vklm_status flat_get(void *user, const vklm_param_info *info, vklm_model_tensor *out,
+                            char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  out->data = (const float *)user + info->offset;
+  out->dtype = VKLM_DTYPE_F32;
+  return VKLM_OK;
+}
+
+vklm_status vklm_model_create_f32(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
+                                  uint32_t T, vklm_objective obj, const vklm_model_options *opt,
+                                  const float *params, vklm_model **out, char *err,
+                                  size_t errlen) {
+  return vklm_model_create_from(ctx, cfg, B, T, obj, opt, flat_get, (void *)params, out, err,
+                                errlen);
 }
 
 /* ---- initialisation ----------------------------------------------------------------------- */
@@ -453,10 +629,18 @@ vklm_status vklm_model_init(vklm_model *m, uint64_t seed) {
 /* ---- host copies -------------------------------------------------------------------------- */
 static vklm_status copy_vec(vklm_model *m, vklm_buffer *bufs, float *host, int up,
                             const char *what) {
-  for (uint32_t i = 0; i < m->ntensors; i++)
+  for (uint32_t i = 0; i < m->ntensors; i++) {
+    if (m->dtype[i] != VKLM_DTYPE_F32)
+      return vklm_model_fail(m, VKLM_ERROR_UNSUPPORTED,
+                             "model: %s is held in %s: no fp32 %s vector", m->info[i].name,
+                             vklm_dtype_name(m->dtype[i]), what);
     for (uint32_t s = m->slot_of[i]; s < m->slot_of[i + 1]; s++) { /* chunks gather/scatter */
       float *h = host + m->slot_off[s];
       uint64_t bytes = (uint64_t)m->slot_count[s] * 4;
+      if (!bufs[s].block) { /* a frozen tensor's gradient or moment */
+        if (!up) memset(h, 0, bytes);
+        continue;
+      }
       vklm_status st = up ? vklm_buffer_upload(m->ctx, bufs[s], 0, h, bytes)
                           : vklm_buffer_download(m->ctx, bufs[s], 0, h, bytes);
       if (st != VKLM_OK)
@@ -464,6 +648,7 @@ static vklm_status copy_vec(vklm_model *m, vklm_buffer *bufs, float *host, int u
                                up ? "upload" : "download", what, m->info[i].name,
                                vklm_context_error(m->ctx));
     }
+  }
   return VKLM_OK;
 }
 

@@ -1,12 +1,27 @@
 /* The decoder transformer: one model covering GPT-2 style (learned positions, LayerNorm with bias,
  * GELU MLP, tied input/output embeddings) and Llama style (RoPE, RMSNorm, SwiGLU MLP, grouped-
- * query attention, untied output, no biases), trained end to end on the GPU.
+ * query attention, untied output, no biases), run on the GPU in every mode: training, evaluation
+ * (log-probs, scores) and — through engine/infer's sessions, which borrow its weights — generation.
+ * ONE forward graph (graph.h) serves all of them.
  *
- * Owns: the parameters, gradients and AdamW moments (each one buffer per arena block, laid out
- * by the parameter table in model_params.h, an X-macro that also drives checkpoint I/O and the
- * tests), the activations for a fixed (B,T), and the recorded command buffers of the training
- * step, which are recorded once and replayed: per-step values (learning rate, step number) live
- * in a small GPU buffer, and the tokens are uploaded into fixed buffers before each replay.
+ * Owns: the weights (each tensor one buffer, laid out by the parameter table in model_params.h,
+ * an X-macro that also drives checkpoint I/O and the tests; fp32, or for a frozen model loaded
+ * from a file any linear-layer dtype: F16, Q8_0, Q4_0), and when trainable their gradients and
+ * AdamW moments; the activations for a fixed (B,T) (saved per layer when trainable, one shared
+ * set when frozen); and recorded command buffers that are replayed: per-step values (learning
+ * rate, step number, per-row loss scales) live in GPU buffers uploaded before each replay.
+ *
+ * Modes: a model is created TRAINABLE (weights, gradients, moments) or FROZEN (weights only: no
+ * gradient or moment memory at all; a reference model, a reward model, a server's). In a
+ * trainable model individual tensors can be frozen by name pattern (options.freeze / .train):
+ * they get no gradient or moment memory, the optimizer skips them, and the backward stops below
+ * the lowest layer that trains, so a head or the last layers train alone.
+ *
+ * Heads: the LM head (tied or not) gives per-token log-probabilities of given targets and their
+ * sums per sequence over a mask (vklm_model_run), computed chunk by chunk of rows so that no
+ * (B,T,V) logits exist; a scalar head (cfg.scalar_head: one value per position) for reward and
+ * value models; the final hidden states are readable. vklm_model_backward takes the gradient of
+ * any weighted sum of log-probs and values (what SFT, DPO, PPO and reward-model training need).
  *
  * Limits: a buffer cannot exceed the device's maxStorageBufferRange, so the two tensors that grow
  * with the vocabulary are split. The (V,C) vocabulary matrices (wte, an untied lm_head) are
@@ -30,6 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops/tensor.h"
 #include "vklm_runtime.h"
 
 #define VKLM_IGNORE_INDEX (-100)
@@ -49,7 +65,21 @@ typedef struct vklm_model_config {
   float norm_eps;      /* 1e-5 */
   float rope_theta;    /* Llama: 10000 (or 500000); unused by GPT-2 */
   int tie_embeddings;  /* output projection = wte^T (GPT-2: 1) */
+  uint32_t scalar_head; /* 1: a scalar head score.weight (1,C) + score.bias (1): one value per
+                           position (reward and value models); 0: none */
 } vklm_model_config;
+
+/* The parameter table (model_params.h): every tensor, its name, shape and offset in the flat
+ * parameter vector. */
+typedef struct vklm_param_info {
+  char name[64];        /* vklm's name, e.g. "h.3.attn.qkv.weight" */
+  uint32_t ndim;
+  uint32_t shape[4];
+  uint64_t offset;      /* floats from the start of the flat vector */
+  uint64_t count;       /* floats */
+  int decay;            /* weight decay applies (matrices) */
+  int layer;            /* -1 for non-layer tensors */
+} vklm_param_info;
 
 /* Named configurations: "gpt2-tiny", "llama-tiny" (test sizes), "gpt2-124M", "gpt2-350M",
  * "llama-60M". Returns VKLM_ERROR_NOT_FOUND for an unknown name. */
@@ -73,8 +103,14 @@ uint32_t vklm_model_batch(const vklm_model *m); /* B */
 uint32_t vklm_model_seq(const vklm_model *m);   /* T */
 vklm_objective vklm_model_objective(const vklm_model *m);
 
+/* Sets cfg->scalar_head from a parameter table (a checkpoint's): 1 when it holds score.weight. */
+void vklm_model_config_from_table(vklm_model_config *cfg, const vklm_param_info *table,
+                                  uint32_t n);
+
 /* Allocates parameters, gradients, moments and activations for batches of (B,T) with objective
- * obj, on ctx. A model that does not fit says how much it needs and how much the device has. */
+ * obj, on ctx. A model that does not fit says how much it needs and how much the device has.
+ * B = T = 0 creates the weights alone (no batch workspace): a model that only inference
+ * sessions run (engine/infer). */
 vklm_status vklm_model_create(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
                               uint32_t T, vklm_objective obj, vklm_model **out);
 /* Options of vklm_model_create_ex (zero-initialise; vklm_model_create uses the defaults).
@@ -85,9 +121,16 @@ vklm_status vklm_model_create(vklm_context *ctx, const vklm_model_config *cfg, u
 /* max_tensor_bytes: the largest buffer of one chunk of a (V,C) vocabulary matrix (wte, lm_head,
  * their gradients and moments); 0 means the device's limit. A value below it forces the split
  * (for tests); other tensors ignore it. */
+/* frozen: weights only (no gradients, no moments; forward and log-probs, no backward).
+ * freeze: comma-separated name patterns (fnmatch(3): "wte.weight,h.[0-3].*") of tensors that stay
+ * frozen in a trainable model; train: when set, ONLY tensors matching its patterns train. A
+ * pattern matching no tensor is an error (a typo must not silently train everything). */
 typedef struct vklm_model_options {
   uint32_t logits_rows;
   uint64_t max_tensor_bytes;
+  int frozen;
+  const char *freeze;
+  const char *train;
 } vklm_model_options;
 vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
                                  uint32_t T, vklm_objective obj, const vklm_model_options *opt,
@@ -95,26 +138,54 @@ vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg
 void vklm_model_destroy(vklm_model *m); /* accepts NULL */
 const vklm_model_config *vklm_model_get_config(const vklm_model *m);
 
+/* A weight tensor as a source holds it: data in dtype (F32: count floats; F16/Q8_0/Q4_0:
+ * vklm_dtype_bytes(dtype, shape[0], shape[1]) bytes in ggml's layout). Only the linear layers'
+ * weights (the 2-D matrices other than wte, wpe and score) may be other than F32. */
+typedef struct vklm_model_tensor {
+  const void *data; /* borrowed; read during vklm_model_create_from only */
+  vklm_dtype dtype;
+} vklm_model_tensor;
+/* Fills *out for table entry info; VKLM_OK, or a status with a message in err when the source
+ * lacks the tensor. */
+typedef vklm_status (*vklm_model_tensor_fn)(void *user, const vklm_param_info *info,
+                                            vklm_model_tensor *out, char *err, size_t errlen);
+/* A FROZEN model whose weights are read through get(user, ...) for every table entry, each kept
+ * in its source dtype (a GGUF's Q4_0 weights stay Q4_0 on the device). opt->frozen is implied. */
+vklm_status vklm_model_create_from(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
+                                   uint32_t T, vklm_objective obj, const vklm_model_options *opt,
+                                   vklm_model_tensor_fn get, void *user, vklm_model **out,
+                                   char *err, size_t errlen);
+/* The same from a flat fp32 parameter vector in table order (a checkpoint's params). */
+vklm_status vklm_model_create_f32(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
+                                  uint32_t T, vklm_objective obj, const vklm_model_options *opt,
+                                  const float *params, vklm_model **out, char *err,
+                                  size_t errlen);
+
+vklm_context *vklm_model_context(const vklm_model *m);
+/* No tensor trains (created frozen, or every tensor frozen by pattern). */
+int vklm_model_is_frozen(const vklm_model *m);
+/* Whether table entry i trains. */
+int vklm_model_param_trainable(const vklm_model *m, uint32_t i);
+/* The dtype a table entry is held in on the device. */
+vklm_dtype vklm_model_param_dtype(const vklm_model *m, uint32_t i);
+
+/* Device memory by kind (bytes, as allocated). */
+typedef struct vklm_model_memory {
+  uint64_t weights, grads, moments, activations;
+} vklm_model_memory;
+void vklm_model_memory_get(const vklm_model *m, vklm_model_memory *out);
+
 /* GPT-2 initialisation (normal std 0.02, residual projections 0.02/sqrt(2L), LayerNorm weight
  * 1 bias 0, biases 0), deterministic for a seed. */
 vklm_status vklm_model_init(vklm_model *m, uint64_t seed);
 
-/* The parameter table (model_params.h): every tensor, its name, shape and offset in the flat
- * parameter vector. */
-typedef struct vklm_param_info {
-  char name[64];        /* vklm's name, e.g. "h.3.attn.qkv.weight" */
-  uint32_t ndim;
-  uint32_t shape[4];
-  uint64_t offset;      /* floats from the start of the flat vector */
-  uint64_t count;       /* floats */
-  int decay;            /* weight decay applies (matrices) */
-  int layer;            /* -1 for non-layer tensors */
-} vklm_param_info;
 uint32_t vklm_model_param_count(const vklm_model *m);
 const vklm_param_info *vklm_model_param(const vklm_model *m, uint32_t i);
 uint64_t vklm_model_num_params(const vklm_model *m);
 
-/* Host copies of the flat parameter / gradient / moment vectors (num_params floats). */
+/* Host copies of the flat parameter / gradient / moment vectors (num_params floats). Gradients
+ * and moments of frozen tensors read as zeros and are not written; parameters of a model holding
+ * non-F32 weights are VKLM_ERROR_UNSUPPORTED. */
 vklm_status vklm_model_get_params(vklm_model *m, float *out);
 vklm_status vklm_model_set_params(vklm_model *m, const float *in);
 vklm_status vklm_model_get_grads(vklm_model *m, float *out);
@@ -130,18 +201,55 @@ vklm_status vklm_model_forward(vklm_model *m, const int32_t *inputs, const int32
  * gradient); VKLM_ERROR_UNSUPPORTED when the logits are computed in several row chunks. */
 vklm_status vklm_model_get_logits(vklm_model *m, float *out);
 
-/* One micro-batch of forward + backward; gradients ACCUMULATE scaled by grad_scale
- * (1/accumulation steps). *loss as in vklm_model_forward. */
+/* One micro-batch of forward + backward; gradients ACCUMULATE scaled by grad_scale: the gradient
+ * added is grad_scale x that of the micro-batch's mean loss over its non-ignored targets
+ * (1/accumulation steps for equal micro-batches; count_mb / count_step to normalise by the
+ * step's target tokens). grad_scale may change every call at no cost (it is uploaded, not
+ * recorded). *loss as in vklm_model_forward. */
 vklm_status vklm_model_forward_backward(vklm_model *m, const int32_t *inputs,
                                         const int32_t *targets, float grad_scale, float *loss);
+
+/* ---- log-probs, values, hidden states, and their backward --------------------------------
+ * vklm_model_run: one forward of the batch (activations saved when trainable) and any of:
+ *   token_logp (B,T)  log p(targets[r] | inputs up to r) at every row, 0 where ignored;
+ *   seq_logp (B)      per sequence, sum_t mask[b,t] * token_logp[b,t] (mask NULL: 1 where the
+ *                     target is not ignored): right-padded sequences of different lengths
+ *                     batch together, their padding masked;
+ *   values (B,T)      the scalar head (cfg.scalar_head), read at any position (e.g. the last
+ *                     token of each sequence);
+ *   hidden (B,T,C)    the final hidden states (after the last norm);
+ *   loss              the mean loss over non-ignored targets.
+ * targets NULL skips the LM head entirely (a reward model scores without it). Causal models
+ * only see earlier positions, so right padding never changes a sequence's results. Works for
+ * any vocabulary size (the lm head runs over row chunks and vocabulary chunks). */
+typedef struct vklm_model_io {
+  const int32_t *inputs;  /* (B,T) */
+  const int32_t *targets; /* (B,T) or NULL */
+  const float *mask;      /* (B,T) or NULL */
+  float *token_logp;      /* out (B,T) or NULL */
+  float *seq_logp;        /* out (B) or NULL */
+  float *values;          /* out (B,T) or NULL */
+  float *hidden;          /* out (B,T,C) or NULL */
+  float *loss;            /* out or NULL */
+} vklm_model_io;
+vklm_status vklm_model_run(vklm_model *m, const vklm_model_io *io);
+/* After vklm_model_run on a trainable model (same batch, nothing run in between): ACCUMULATES
+ * into the trainable tensors' gradients the gradient of
+ *   sum_r token_w[r] * token_logp[r]  +  sum_r value_w[r] * values[r]
+ * token_w (B,T) or NULL (the run must have had targets), value_w (B,T) or NULL (needs the scalar
+ * head). A loss L(logp, values) passes token_w = dL/dlogp, value_w = dL/dvalues. */
+vklm_status vklm_model_backward(vklm_model *m, const float *token_w, const float *value_w);
+/* The same with one coefficient per sequence: token_w[b,t] = coef[b] * mask[b,t] (mask as in
+ * vklm_model_run): the gradient of sum_b coef[b] * seq_logp[b] (DPO; SFT with coef = -1/count). */
+vklm_status vklm_model_backward_seq(vklm_model *m, const float *coef, const float *mask);
 
 typedef struct vklm_optim_config {
   float lr, beta1, beta2, eps, weight_decay;
   float grad_clip; /* max global norm; <= 0: no clipping */
 } vklm_optim_config;
 
-/* Global-norm clipping and one AdamW step (weight decay on matrices only), then zeroes the
- * gradients. step counts from 1. *grad_norm (may be NULL) receives the norm before clipping. */
+/* Global-norm clipping and one AdamW step (weight decay on matrices only) over the trainable
+ * tensors, then zeroes the gradients. step counts from 1. *grad_norm (may be NULL) receives the norm before clipping. */
 vklm_status vklm_model_update(vklm_model *m, const vklm_optim_config *oc, uint32_t step,
                               float *grad_norm);
 vklm_status vklm_model_zero_grads(vklm_model *m);

@@ -1,25 +1,48 @@
-/* Private to engine/model: the model object shared by model.c (create, parameters),
- * model_forward.c, model_backward.c and model_step.c (recording and replay). */
+/* Private to engine/model: the model object shared by model.c (create, parameters), graph.c (the
+ * forward pass), model_head.c (heads, losses, log-probs), model_backward.c and model_step.c
+ * (recording and replay). */
 #ifndef VKLM_MODEL_INTERNAL_H
 #define VKLM_MODEL_INTERNAL_H
 
 #include <stdarg.h>
 
+#include "graph.h"
 #include "model.h"
 #include "model_params.h"
 
-/* Activations saved for the backward, one set per layer. */
-typedef struct vklm_layer_acts {
-  vklm_buffer ln1, ln1_mean, ln1_rstd; /* (BT,C), (BT), (BT) */
-  vklm_buffer qkv;                     /* (BT,QKV), after RoPE */
-  vklm_buffer atty;                    /* (BT,C) */
-  vklm_buffer lse;                     /* (B,NH,T) */
-  vklm_buffer res2;                    /* (BT,C) residual after attention */
-  vklm_buffer ln2, ln2_mean, ln2_rstd; /* (BT,C), (BT), (BT) */
-  vklm_buffer fch;                     /* (BT,FC) pre-activation */
-  vklm_buffer act;                     /* (BT,F) post-activation */
-  vklm_buffer res3;                    /* (BT,C) residual after the MLP: the layer's output */
-} vklm_layer_acts;
+enum { A_PARAM, A_GRAD, A_OPT, A_ACT, A_COUNT };
+
+/* The (B,T) workspace: inputs, the saved (trainable) or shared (frozen) activations, the heads'
+ * buffers and, when trainable, the backward's temporaries. */
+typedef struct vklm_workspace {
+  vklm_layer_acts *la;                /* owned array: L (trainable) or 1 (frozen) */
+  uint32_t nla;
+  vklm_buffer tokens, targets, plan;  /* (BT) int32, (BT) int32, embedding plan int32 */
+  vklm_buffer encoded;                /* (BT,C) embedding output */
+  vklm_buffer lnf, lnf_mean, lnf_rstd;
+  vklm_buffer logits;                 /* (R,V): one chunk of rows; dlogits in place */
+  vklm_buffer losses, loss;           /* (BT) per-row losses (= -log p), (1) mean */
+  vklm_buffer rscale;                 /* (BT) per-row loss scales of the backward */
+  vklm_buffer rmask;                  /* (BT) -mask: per-sequence sums of -losses = log-probs */
+  vklm_buffer seq;                    /* (B) per-sequence log-probs */
+  vklm_buffer values, dvalues;        /* (BT) scalar head and its gradient */
+  vklm_buffer tmp;                    /* (BT,C) projection output before the residual add */
+  /* backward temporaries (trainable only; shared by all layers) */
+  vklm_buffer dres, dln, datty, dqkv, dact, dfch, scratch;
+} vklm_workspace;
+
+/* Recorded command buffers: index by what they compute. */
+enum {
+  CMD_RUN_LM,    /* forward + LM head losses (+ values, seq sums) */
+  CMD_RUN_NOLM,  /* forward (+ values), no LM head */
+  CMD_FB,        /* forward + mean-loss LM head with gradients + backward (training step) */
+  CMD_BWD_TOK,   /* LM head with per-row scales + backward */
+  CMD_BWD_VAL,   /* scalar head backward + backward */
+  CMD_BWD_BOTH,  /* both heads + backward */
+  CMD_UPDATE,    /* gradient norm + AdamW + zeroed gradients */
+  CMD_ZERO,      /* zeroed gradients */
+  CMD_COUNT
+};
 
 struct vklm_model {
   /* borrowed */
@@ -30,11 +53,15 @@ struct vklm_model {
   vklm_objective obj;
   /* the table */
   uint32_t ntensors;
-  vklm_param_info *info; /* owned, ntensors */
-  uint8_t *init, *pid;   /* owned, ntensors */
+  vklm_param_info *info;        /* owned, ntensors */
+  uint8_t *init, *pid;          /* owned, ntensors */
+  uint8_t *trains;              /* owned, ntensors: the tensor trains */
+  vklm_dtype *dtype;            /* owned, ntensors: how it is held on the device */
   uint32_t first[VKLM_P_COUNT]; /* tensor index of id at layer 0, UINT32_MAX when absent */
   uint32_t layer_stride;        /* present per-layer tensors */
   uint64_t nparams;
+  int trainable;                /* some tensor trains: gradients and moments exist */
+  int lowest_layer;             /* the backward goes down to this layer (-1: the embeddings) */
   /* Storage slots: tensor i is stored as slots slot_of[i] .. slot_of[i+1]-1, one buffer each
    * (of parameters, gradients and both moments). A (V,C) vocabulary matrix (wte, lm_head) larger
    * than the largest bindable buffer is split into row chunks of vrows rows (nvchunks slots, the
@@ -43,61 +70,65 @@ struct vklm_model {
   uint32_t nslots;
   uint32_t *slot_of;              /* owned, ntensors + 1 */
   uint64_t *slot_off;             /* owned, nslots */
-  uint32_t *slot_count;           /* owned, nslots */
+  uint32_t *slot_count;           /* owned, nslots (elements) */
   uint32_t vrows, nvchunks;       /* rows per vocabulary chunk, chunks (1: not split) */
   /* owned arenas and the buffers in them */
-  vklm_arena *a_param, *a_grad, *a_opt, *a_act;
-  vklm_buffer *p, *g, *mom, *vel; /* owned arrays of nslots views */
-  vklm_layer_acts *la;            /* owned, L */
-  vklm_buffer tokens, targets, plan;  /* (BT) int32, (BT) int32, plan int32 */
-  vklm_buffer encoded;                /* (BT,C) embedding output */
-  vklm_buffer lnf, lnf_mean, lnf_rstd;
-  vklm_buffer logits;                 /* (R,V): one chunk of rows; dlogits in place */
-  uint32_t lrows, nchunks;            /* R rows per logits chunk (a multiple of 64 or BT) */
-  vklm_buffer chunk_scale;            /* nchunks slots of scale_stride bytes: [_, ratio] */
-  uint32_t scale_stride;
-  float *host_scale;                  /* owned, 2 * nchunks */
-  vklm_buffer losses, dloss, loss;    /* (BT), (1), (1) */
-  vklm_buffer tmp;                    /* (BT,C) projection output before the residual add */
-  /* backward temporaries (shared by all layers) */
-  vklm_buffer dres;                   /* (BT,C) residual-stream gradient */
-  vklm_buffer dln;                    /* (BT,C) */
-  vklm_buffer datty;                  /* (BT,C) */
-  vklm_buffer dqkv;                   /* (BT,QKV) */
-  vklm_buffer dact, dfch;             /* (BT,F), (BT,FC) */
-  vklm_buffer scratch;                /* norm / attention backward scratch */
+  vklm_arena *arena[A_COUNT];     /* NULL when unused (a frozen model has no A_GRAD, A_OPT) */
+  vklm_buffer *p, *g, *mom, *vel; /* owned arrays of nslots views; g/mom/vel {0} when frozen */
+  uint32_t *tslots;               /* owned: the trainable slots, ntslots of them */
+  uint32_t ntslots;
+  uint32_t *tcount;               /* owned, ntslots: their element counts */
+  vklm_buffer *tg;                /* owned, ntslots: their gradient buffers */
+  /* the (B,T) workspace (B = 0: none) */
+  vklm_workspace w;
+  uint32_t lrows, nchunks;        /* R rows per logits chunk (a multiple of 64 or BT) */
+  float *host_f;                  /* owned, BT floats of upload scratch */
   vklm_buffer step_buf, norm_buf, norm_scratch; /* vklm_adamw_step, (2), grad-norm partials */
   /* recorded command buffers */
-  vklm_cmd *c_fwd, *c_fb, *c_upd, *c_zero;
-  int fwd_rec, fb_rec, upd_rec, zero_rec;
-  float fb_scale, upd_clip;
-  int have_logits; /* the last run left logits (not dlogits) in m->logits */
+  vklm_cmd *cmd[CMD_COUNT];
+  uint8_t recorded[CMD_COUNT];
+  float upd_clip;
+  int have_logits;  /* the last run left the logits of its single chunk in w.logits */
+  int have_run;     /* a vklm_model_run with activations for vklm_model_backward */
+  int run_had_lm;
   char err[512];
 };
 
-/* Buffer of parameter id at layer l (l ignored outside section 1); {0} when absent. The tensor
- * must be one slot (not a split vocabulary matrix: use the chunk functions for WTE, LM_HEAD). */
-vklm_buffer vklm_model_pbuf(const vklm_model *m, vklm_param_id id, uint32_t l);
-vklm_buffer vklm_model_gbuf(const vklm_model *m, vklm_param_id id, uint32_t l);
+/* Index of tensor id at layer l (l ignored outside section 1); UINT32_MAX when absent. */
+uint32_t vklm_model_index(const vklm_model *m, vklm_param_id id, uint32_t l);
+/* Parameter / gradient of tensor id at layer l as a tensor (none when absent, or for a gradient
+ * when the tensor does not train). The tensor must be one slot (not a split vocabulary matrix:
+ * use the chunk functions for WTE, LM_HEAD). */
+vklm_tensor vklm_model_w(const vklm_model *m, vklm_param_id id, uint32_t l);
+vklm_tensor vklm_model_gw(const vklm_model *m, vklm_param_id id, uint32_t l);
 /* Chunk k < m->nvchunks of the vocabulary matrix id (VKLM_P_WTE or VKLM_P_LM_HEAD): its
- * parameters / gradient (v1-v0, C) for the rows [*v0, *v1) it holds. */
-vklm_buffer vklm_model_pchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
+ * parameters / gradient (v1-v0, C) for the rows [*v0, *v1) it holds (gradient: none when the
+ * tensor does not train). */
+vklm_tensor vklm_model_wchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
                               uint32_t *v1);
-vklm_buffer vklm_model_gchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
+vklm_tensor vklm_model_gchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
                               uint32_t *v1);
+/* The head's parameter id: WTE when tied, else LM_HEAD. */
+vklm_param_id vklm_model_head_id(const vklm_model *m);
 /* Rows per vocabulary chunk: every (V,C) chunk buffer within max_bytes (0: no limit). */
 uint32_t vklm_model_vocab_rows(const vklm_model_config *cfg, uint64_t max_bytes);
 /* Formats into m->err and returns st. */
 vklm_status vklm_model_fail(vklm_model *m, vklm_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Record into cmd (between begin and end). forward: embedding to the final norm (m->lnf).
- * head: per chunk of R rows, the lm head's logits and the cross-entropy losses; with_grad, also
- * dlogits (in place, rescaled from the chunk's count to the batch's: m->chunk_scale) and their
- * backward (dln rows overwritten, the head's weight gradient accumulated); then the mean loss
- * into m->loss. backward: from dln (the lnf output's gradient) down to the embeddings. */
+/* Recording (model_head.c, model_backward.c), between begin and end of cmd.
+ * forward: the graph over the workspace (SEQ), then the final norm into w.lnf.
+ * lm_head: per chunk of R rows, the logits and the per-row losses; with_grad, also dlogits (in
+ * place, scaled per row by w.rscale) and their backward (w.dln rows overwritten or, with
+ * accumulate, added to; the head's weight gradient accumulated); then the mean loss into w.loss
+ * and the per-sequence sums into w.seq.
+ * values: the scalar head into w.values; values_backward: dln (over)written from w.dvalues.
+ * backward: from w.dln (the final norm's output gradient) down to the embeddings. */
 vklm_status vklm_model_record_forward(vklm_model *m, vklm_cmd *cmd);
-vklm_status vklm_model_record_head(vklm_model *m, vklm_cmd *cmd, int with_grad, float grad_scale);
+vklm_status vklm_model_record_lm_head(vklm_model *m, vklm_cmd *cmd, int with_grad,
+                                      int accumulate);
+vklm_status vklm_model_record_values(vklm_model *m, vklm_cmd *cmd);
+vklm_status vklm_model_record_values_backward(vklm_model *m, vklm_cmd *cmd);
 vklm_status vklm_model_record_backward(vklm_model *m, vklm_cmd *cmd);
 /* Rows per logits chunk for (cfg, B, T): want (0: automatic, at most 256 MiB of logits and the
  * largest bindable range max_range) rounded to a multiple of 64, or B*T when that is less. */

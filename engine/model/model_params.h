@@ -19,7 +19,9 @@
  * Llama's gate and up projections are ONE fused tensor "mlp.fc.weight" of shape (2F, C): rows
  * 0..F-1 are the gate (HF gate_proj), rows F..2F-1 the up projection (HF up_proj); see
  * activation.h (SwiGLU). The attention's qkv weight holds NH query heads, then NKV key heads,
- * then NKV value heads (rows of HS each), see attention.h. Private to engine/model and its
+ * then NKV value heads (rows of HS each), see attention.h. The scalar head (reward and value
+ * models, cfg->scalar_head) is score.weight (1, C) and score.bias (1) on the final hidden state
+ * (HF's GPT2ForSequenceClassification "score", with a bias). Private to engine/model and its
  * users (engine/train); include model.h first. */
 #ifndef VKLM_MODEL_PARAMS_H
 #define VKLM_MODEL_PARAMS_H
@@ -53,7 +55,9 @@ enum { VKLM_INIT_NORMAL = 0, VKLM_INIT_RESID, VKLM_INIT_ONE, VKLM_INIT_ZERO };
   X(LNF_W, "lnf.weight", 2, (c)->n_embd, 0, 0, VKLM_INIT_ONE, 1)                                 \
   X(LNF_B, "lnf.bias", 2, (c)->n_embd, 0, 0, VKLM_INIT_ZERO, VKLM_MP_GPT2(c))                    \
   X(LM_HEAD, "lm_head.weight", 2, (c)->vocab_size, (c)->n_embd, 1, VKLM_INIT_NORMAL,             \
-    !(c)->tie_embeddings)
+    !(c)->tie_embeddings)                                                                         \
+  X(SCORE_W, "score.weight", 2, 1, (c)->n_embd, 1, VKLM_INIT_NORMAL, (c)->scalar_head)            \
+  X(SCORE_B, "score.bias", 2, 1, 0, 0, VKLM_INIT_ZERO, (c)->scalar_head)
 
 #define VKLM_MP_ENUM(id, name, section, d0, d1, decay, init, present) VKLM_P_##id,
 typedef enum vklm_param_id { VKLM_MODEL_PARAMS(VKLM_MP_ENUM) VKLM_P_COUNT } vklm_param_id;

@@ -1,9 +1,11 @@
-/* Running the model: input checks and upload, then replay of the recorded command buffers
- * (forward; forward + backward; update = gradient norm + AdamW on every tensor + zeroed
- * gradients). Each is recorded on first use and replayed after; the host reads back the loss
- * (4 bytes) and the gradient norm (8 bytes) only. */
+/* Running the model: input checks and uploads, then replay of the recorded command buffers
+ * (the forward with its heads; forward + backward; the heads' backward; update = gradient norm +
+ * AdamW on every trainable tensor + zeroed gradients). Each is recorded on first use and
+ * replayed after; the per-row loss scales, masks and value gradients are uploaded, never
+ * recorded, so nothing re-records when they change. The host reads back only what it asks for. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model_internal.h"
 #include "ops/ops.h"
@@ -12,12 +14,23 @@ static vklm_status vkfail(vklm_model *m, vklm_status st, const char *what) {
   return vklm_model_fail(m, st, "model: %s failed: %s", what, vklm_context_error(m->ctx));
 }
 
-/* Checks inputs and targets, builds the embedding plan, uploads all three. */
+static vklm_status need_batch(vklm_model *m) {
+  if (m->B == 0)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID,
+                           "model: created without a batch workspace (B = T = 0): it only runs "
+                           "through inference sessions");
+  return VKLM_OK;
+}
+
+/* Checks inputs and targets (NULL: all ignored), uploads both, and the embedding plan when the
+ * embeddings train. */
 static vklm_status upload_batch(vklm_model *m, const int32_t *inputs, const int32_t *targets) {
   uint32_t BT = m->B * m->T, V = m->cfg.vocab_size;
   vklm_status st;
+  if ((st = need_batch(m)) != VKLM_OK) return st;
   if (!inputs) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: inputs are NULL");
-  size_t np = vklm_embedding_plan_size(BT);
+  int plan_needed = m->trainable && m->lowest_layer < 0;
+  size_t np = plan_needed ? vklm_embedding_plan_size(BT) : 1;
   int32_t *plan = malloc(np * sizeof *plan), *tg = malloc((size_t)BT * sizeof *tg);
   if (!plan || !tg) {
     free(plan);
@@ -25,7 +38,8 @@ static vklm_status upload_batch(vklm_model *m, const int32_t *inputs, const int3
     return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
   }
   char err[256];
-  st = vklm_embedding_plan(plan, NULL, inputs, BT, V, err, sizeof err);
+  st = plan_needed ? vklm_embedding_plan(plan, NULL, inputs, BT, V, err, sizeof err)
+                   : vklm_embedding_check_tokens(inputs, BT, V, err, sizeof err);
   if (st != VKLM_OK) {
     vklm_model_fail(m, st, "model: bad input token: %s (batch of B=%u x T=%u)", err, m->B, m->T);
     goto done;
@@ -41,9 +55,10 @@ static vklm_status upload_batch(vklm_model *m, const int32_t *inputs, const int3
     }
     tg[i] = t;
   }
-  if ((st = vklm_buffer_upload(m->ctx, m->tokens, 0, inputs, (uint64_t)BT * 4)) != VKLM_OK ||
-      (st = vklm_buffer_upload(m->ctx, m->targets, 0, tg, (uint64_t)BT * 4)) != VKLM_OK ||
-      (st = vklm_buffer_upload(m->ctx, m->plan, 0, plan, np * 4)) != VKLM_OK)
+  if ((st = vklm_buffer_upload(m->ctx, m->w.tokens, 0, inputs, (uint64_t)BT * 4)) != VKLM_OK ||
+      (st = vklm_buffer_upload(m->ctx, m->w.targets, 0, tg, (uint64_t)BT * 4)) != VKLM_OK ||
+      (plan_needed &&
+       (st = vklm_buffer_upload(m->ctx, m->w.plan, 0, plan, np * 4)) != VKLM_OK))
     vkfail(m, st, "uploading the batch");
 done:
   free(plan);
@@ -51,49 +66,109 @@ done:
   return st;
 }
 
-/* With several logits chunks: chunk k's dlogits are rescaled by count_k / count (the op divides
- * by its chunk's count of non-ignored targets, the loss is the mean over the batch's). */
-static vklm_status upload_chunk_scales(vklm_model *m, const int32_t *targets) {
-  if (m->nchunks <= 1) return VKLM_OK;
-  uint32_t BT = m->B * m->T, total = 0;
-  for (uint32_t i = 0; i < BT; i++) total += targets[i] != VKLM_IGNORE_INDEX;
-  for (uint32_t k = 0; k < m->nchunks; k++) {
-    uint32_t r0 = k * m->lrows, r1 = r0 + m->lrows < BT ? r0 + m->lrows : BT, n = 0;
-    for (uint32_t i = r0; i < r1; i++) n += targets[i] != VKLM_IGNORE_INDEX;
-    m->host_scale[2 * k] = 0;
-    m->host_scale[2 * k + 1] = total ? (float)((double)n / total) : 0.0f;
-    vklm_status st = vklm_buffer_upload(m->ctx, m->chunk_scale, (uint64_t)k * m->scale_stride,
-                                        &m->host_scale[2 * k], 8);
-    if (st != VKLM_OK) return vkfail(m, st, "uploading the chunk scales");
+static vklm_status upload_f(vklm_model *m, vklm_buffer b, const float *x, uint32_t n,
+                            const char *what) {
+  vklm_status st = vklm_buffer_upload(m->ctx, b, 0, x, (uint64_t)n * 4);
+  return st == VKLM_OK ? st : vkfail(m, st, what);
+}
+
+static vklm_status download_f(vklm_model *m, vklm_buffer b, float *x, uint64_t n,
+                              const char *what) {
+  vklm_status st = vklm_buffer_download(m->ctx, b, 0, x, n * 4);
+  return st == VKLM_OK ? st : vkfail(m, st, what);
+}
+
+/* Records command buffer `which` (once) and runs it. */
+static vklm_status replay(vklm_model *m, int which) {
+  vklm_status st;
+  vklm_cmd *c = m->cmd[which];
+  if (!m->recorded[which]) {
+    if ((st = vklm_cmd_begin(c)) != VKLM_OK) return vkfail(m, st, "begin");
+    int sh = m->cfg.scalar_head;
+    switch (which) {
+    case CMD_RUN_LM:
+    case CMD_RUN_NOLM:
+      if ((st = vklm_model_record_forward(m, c)) != VKLM_OK) return st;
+      if (which == CMD_RUN_LM && (st = vklm_model_record_lm_head(m, c, 0, 0)) != VKLM_OK)
+        return st;
+      if (sh && (st = vklm_model_record_values(m, c)) != VKLM_OK) return st;
+      break;
+    case CMD_FB:
+      if ((st = vklm_model_record_forward(m, c)) != VKLM_OK ||
+          (st = vklm_model_record_lm_head(m, c, 1, 0)) != VKLM_OK ||
+          (st = vklm_model_record_backward(m, c)) != VKLM_OK)
+        return st;
+      break;
+    case CMD_BWD_TOK:
+    case CMD_BWD_VAL:
+    case CMD_BWD_BOTH:
+      if (which != CMD_BWD_TOK && (st = vklm_model_record_values_backward(m, c)) != VKLM_OK)
+        return st;
+      if (which != CMD_BWD_VAL &&
+          (st = vklm_model_record_lm_head(m, c, 1, which == CMD_BWD_BOTH)) != VKLM_OK)
+        return st;
+      if ((st = vklm_model_record_backward(m, c)) != VKLM_OK) return st;
+      break;
+    default: VKLM_ASSERT(0, "model: no recording %d", which);
+    }
+    if ((st = vklm_cmd_end(c)) != VKLM_OK) return vkfail(m, st, "end");
+    m->recorded[which] = 1;
   }
+  if ((st = vklm_cmd_run(c)) != VKLM_OK) return vkfail(m, st, "running a recorded pass");
   return VKLM_OK;
 }
 
-static vklm_status read_loss(vklm_model *m, float *loss) {
-  if (!loss) return VKLM_OK;
-  vklm_status st = vklm_buffer_download(m->ctx, m->loss, 0, loss, 4);
-  return st == VKLM_OK ? st : vkfail(m, st, "reading the loss");
+vklm_status vklm_model_run(vklm_model *m, const vklm_model_io *io) {
+  uint32_t B = m->B, T = m->T, BT = B * T;
+  vklm_status st;
+  m->have_run = 0;
+  if ((st = upload_batch(m, io->inputs, io->targets)) != VKLM_OK) return st;
+  int lm = io->targets != NULL;
+  if (!lm && (io->token_logp || io->seq_logp || io->loss))
+    return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: log-probs and losses need targets");
+  if (io->values && !m->cfg.scalar_head)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: no scalar head (cfg.scalar_head 0)");
+  if (lm) { /* the per-sequence sums are of -losses over the mask */
+    for (uint32_t i = 0; i < BT; i++)
+      m->host_f[i] = io->mask ? -io->mask[i] : io->targets[i] != VKLM_IGNORE_INDEX ? -1.0f : 0.0f;
+    if ((st = upload_f(m, m->w.rmask, m->host_f, BT, "uploading the mask")) != VKLM_OK) return st;
+  }
+  if ((st = replay(m, lm ? CMD_RUN_LM : CMD_RUN_NOLM)) != VKLM_OK) return st;
+  m->have_logits = lm;
+  m->have_run = 1;
+  m->run_had_lm = lm;
+  if (io->token_logp) {
+    if ((st = download_f(m, m->w.losses, io->token_logp, BT, "reading the log-probs"))) return st;
+    for (uint32_t i = 0; i < BT; i++) io->token_logp[i] = -io->token_logp[i] + 0.0f;
+  }
+  if (io->seq_logp &&
+      (st = download_f(m, m->w.seq, io->seq_logp, B, "reading the sequence log-probs")))
+    return st;
+  if (io->values && (st = download_f(m, m->w.values, io->values, BT, "reading the values")))
+    return st;
+  if (io->hidden && (st = download_f(m, m->w.lnf, io->hidden, (uint64_t)BT * m->cfg.n_embd,
+                                     "reading the hidden states")))
+    return st;
+  if (io->loss && (st = download_f(m, m->w.loss, io->loss, 1, "reading the loss"))) return st;
+  return VKLM_OK;
 }
 
 vklm_status vklm_model_forward(vklm_model *m, const int32_t *inputs, const int32_t *targets,
                                float *loss) {
   vklm_status st;
-  if ((st = upload_batch(m, inputs, targets)) != VKLM_OK) return st;
-  if (!m->fwd_rec) {
-    if ((st = vklm_cmd_begin(m->c_fwd)) != VKLM_OK) return vkfail(m, st, "begin");
-    if ((st = vklm_model_record_forward(m, m->c_fwd)) != VKLM_OK ||
-        (st = vklm_model_record_head(m, m->c_fwd, 0, 1.0f)) != VKLM_OK)
-      return st;
-    if ((st = vklm_cmd_end(m->c_fwd)) != VKLM_OK) return vkfail(m, st, "end");
-    m->fwd_rec = 1;
+  if ((st = need_batch(m)) != VKLM_OK) return st;
+  if (!targets) { /* logits only: the LM head with every target ignored */
+    int32_t *ig = malloc((size_t)m->B * m->T * sizeof *ig);
+    if (!ig) return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
+    for (uint32_t i = 0; i < m->B * m->T; i++) ig[i] = VKLM_IGNORE_INDEX;
+    vklm_model_io io = {.inputs = inputs, .targets = ig};
+    st = vklm_model_run(m, &io);
+    free(ig);
+    if (loss) *loss = 0;
+    return st;
   }
-  if ((st = vklm_cmd_run(m->c_fwd)) != VKLM_OK) return vkfail(m, st, "running the forward");
-  m->have_logits = 1;
-  if (loss && !targets) {
-    *loss = 0;
-    return VKLM_OK;
-  }
-  return read_loss(m, loss);
+  vklm_model_io io = {.inputs = inputs, .targets = targets, .loss = loss};
+  return vklm_model_run(m, &io);
 }
 
 vklm_status vklm_model_get_logits(vklm_model *m, float *out) {
@@ -105,84 +180,138 @@ vklm_status vklm_model_get_logits(vklm_model *m, float *out) {
     return vklm_model_fail(m, VKLM_ERROR_INVALID,
                            "model: no logits: the last run was a forward_backward, which "
                            "overwrites them with their gradient; call vklm_model_forward");
-  uint64_t bytes = (uint64_t)m->B * m->T * m->cfg.vocab_size * 4;
-  vklm_status st = vklm_buffer_download(m->ctx, m->logits, 0, out, bytes);
-  return st == VKLM_OK ? st : vkfail(m, st, "reading the logits");
+  return download_f(m, m->w.logits, out, (uint64_t)m->B * m->T * m->cfg.vocab_size,
+                    "reading the logits");
+}
+
+static vklm_status need_trainable(vklm_model *m) {
+  if (!m->trainable)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID,
+                           "model: it is frozen (no tensor trains): no gradients to compute");
+  return VKLM_OK;
 }
 
 vklm_status vklm_model_forward_backward(vklm_model *m, const int32_t *inputs,
                                         const int32_t *targets, float grad_scale, float *loss) {
   vklm_status st;
+  uint32_t BT = m->B * m->T;
+  if ((st = need_trainable(m)) != VKLM_OK) return st;
   if (!targets) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: forward_backward needs targets");
   if ((st = upload_batch(m, inputs, targets)) != VKLM_OK) return st;
-  if ((st = upload_chunk_scales(m, targets)) != VKLM_OK) return st;
-  if (!m->fb_rec || m->fb_scale != grad_scale) {
-    /* grad_scale is a push constant of the cross-entropy: a new value re-records (rare). */
-    if ((st = vklm_cmd_begin(m->c_fb)) != VKLM_OK) return vkfail(m, st, "begin");
-    if ((st = vklm_model_record_forward(m, m->c_fb)) != VKLM_OK ||
-        (st = vklm_model_record_head(m, m->c_fb, 1, grad_scale)) != VKLM_OK ||
-        (st = vklm_model_record_backward(m, m->c_fb)) != VKLM_OK)
-      return st;
-    if ((st = vklm_cmd_end(m->c_fb)) != VKLM_OK) return vkfail(m, st, "end");
-    m->fb_rec = 1;
-    m->fb_scale = grad_scale;
-  }
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < BT; i++) count += targets[i] != VKLM_IGNORE_INDEX;
+  float s = count ? grad_scale / (float)count : 0.0f;
+  for (uint32_t i = 0; i < BT; i++) m->host_f[i] = targets[i] != VKLM_IGNORE_INDEX ? s : 0.0f;
+  if ((st = upload_f(m, m->w.rscale, m->host_f, BT, "uploading the loss scales")) != VKLM_OK)
+    return st;
   m->have_logits = 0;
-  if ((st = vklm_cmd_run(m->c_fb)) != VKLM_OK) return vkfail(m, st, "running forward+backward");
-  return read_loss(m, loss);
+  m->have_run = 0;
+  if ((st = replay(m, CMD_FB)) != VKLM_OK) return st;
+  return loss ? download_f(m, m->w.loss, loss, 1, "reading the loss") : VKLM_OK;
+}
+
+vklm_status vklm_model_backward(vklm_model *m, const float *token_w, const float *value_w) {
+  vklm_status st;
+  uint32_t BT = m->B * m->T;
+  if ((st = need_trainable(m)) != VKLM_OK) return st;
+  if (!m->have_run)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID,
+                           "model: backward needs a vklm_model_run of the same batch just before");
+  if (!token_w && !value_w) return VKLM_OK;
+  if (token_w && !m->run_had_lm)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: token weights need a run with targets");
+  if (value_w && !m->cfg.scalar_head)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: value weights need a scalar head");
+  if (token_w) { /* d(sum w logp) = d(sum -w loss): per-row scale -w */
+    for (uint32_t i = 0; i < BT; i++) m->host_f[i] = -token_w[i] + 0.0f;
+    if ((st = upload_f(m, m->w.rscale, m->host_f, BT, "uploading the token weights"))) return st;
+  }
+  if (value_w && (st = upload_f(m, m->w.dvalues, value_w, BT, "uploading the value weights")))
+    return st;
+  m->have_logits = 0;
+  m->have_run = 0; /* the heads' buffers now hold gradients */
+  return replay(m, token_w && value_w ? CMD_BWD_BOTH : token_w ? CMD_BWD_TOK : CMD_BWD_VAL);
+}
+
+vklm_status vklm_model_backward_seq(vklm_model *m, const float *coef, const float *mask) {
+  uint32_t B = m->B, T = m->T;
+  vklm_status st;
+  if ((st = need_batch(m)) != VKLM_OK) return st;
+  float *w = malloc((size_t)B * T * sizeof *w);
+  int32_t *tg = malloc((size_t)B * T * sizeof *tg);
+  if (!w || !tg) {
+    free(w);
+    free(tg);
+    return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
+  }
+  if (!mask && (st = vklm_buffer_download(m->ctx, m->w.targets, 0, tg, (uint64_t)B * T * 4)))
+    vkfail(m, st, "reading the targets");
+  for (uint32_t b = 0; b < B && !st; b++)
+    for (uint32_t t = 0; t < T; t++) {
+      size_t i = (size_t)b * T + t;
+      w[i] = coef[b] * (mask ? mask[i] : tg[i] != VKLM_IGNORE_INDEX ? 1.0f : 0.0f);
+    }
+  if (!st) st = vklm_model_backward(m, w, NULL);
+  free(w);
+  free(tg);
+  return st;
 }
 
 vklm_status vklm_model_zero_grads(vklm_model *m) {
   vklm_status st;
-  if (!m->zero_rec) {
-    if ((st = vklm_cmd_begin(m->c_zero)) != VKLM_OK) return vkfail(m, st, "begin");
-    for (uint32_t s = 0; s < m->nslots; s++)
-      if ((st = vklm_cmd_fill_words(m->c_zero, m->g[s], 0)) != VKLM_OK)
+  if (!m->trainable) return VKLM_OK;
+  vklm_cmd *c = m->cmd[CMD_ZERO];
+  if (!m->recorded[CMD_ZERO]) {
+    if ((st = vklm_cmd_begin(c)) != VKLM_OK) return vkfail(m, st, "begin");
+    for (uint32_t k = 0; k < m->ntslots; k++)
+      if ((st = vklm_cmd_fill_words(c, m->tg[k], 0)) != VKLM_OK)
         return vkfail(m, st, "recording the gradient zeroing");
-    if ((st = vklm_cmd_end(m->c_zero)) != VKLM_OK) return vkfail(m, st, "end");
-    m->zero_rec = 1;
+    if ((st = vklm_cmd_end(c)) != VKLM_OK) return vkfail(m, st, "end");
+    m->recorded[CMD_ZERO] = 1;
   }
-  st = vklm_cmd_run(m->c_zero);
+  st = vklm_cmd_run(c);
   return st == VKLM_OK ? st : vkfail(m, st, "zeroing the gradients");
 }
 
 static vklm_status record_update(vklm_model *m, float clip) {
   vklm_status st;
-  vklm_cmd *c = m->c_upd;
-  /* every storage slot (a split vocabulary matrix's chunks too) is a tensor of its own here */
-  const uint32_t *counts = m->slot_count;
+  vklm_cmd *c = m->cmd[CMD_UPDATE];
+  /* every trainable storage slot (a split vocabulary matrix's chunks too) is a tensor here */
   if ((st = vklm_cmd_begin(c)) != VKLM_OK) goto fail;
-  if ((st = vklm_grad_norm(c, m->norm_buf, m->norm_scratch, m->g, counts, m->nslots, clip)) !=
-      VKLM_OK)
+  if ((st = vklm_grad_norm(c, m->norm_buf, m->norm_scratch, m->tg, m->tcount, m->ntslots,
+                           clip)) != VKLM_OK)
     goto fail;
-  for (uint32_t i = 0; i < m->ntensors; i++)
+  for (uint32_t i = 0; i < m->ntensors; i++) {
+    if (!m->trains[i]) continue;
     for (uint32_t s = m->slot_of[i]; s < m->slot_of[i + 1]; s++)
-      if ((st = vklm_adamw(c, m->p[s], m->mom[s], m->vel[s], m->g[s], counts[s], m->step_buf,
-                           m->norm_buf, m->info[i].decay)) != VKLM_OK)
+      if ((st = vklm_adamw(c, m->p[s], m->mom[s], m->vel[s], m->g[s], m->slot_count[s],
+                           m->step_buf, m->norm_buf, m->info[i].decay)) != VKLM_OK)
         goto fail;
-  for (uint32_t s = 0; s < m->nslots; s++)
-    if ((st = vklm_cmd_fill_words(c, m->g[s], 0)) != VKLM_OK) goto fail;
+  }
+  for (uint32_t k = 0; k < m->ntslots; k++)
+    if ((st = vklm_cmd_fill_words(c, m->tg[k], 0)) != VKLM_OK) goto fail;
   if ((st = vklm_cmd_end(c)) != VKLM_OK) goto fail;
-  m->upd_rec = 1;
+  m->recorded[CMD_UPDATE] = 1;
   m->upd_clip = clip;
   return VKLM_OK;
 fail:
-  m->upd_rec = 0;
+  m->recorded[CMD_UPDATE] = 0;
   return vkfail(m, st, "recording the update");
 }
 
 vklm_status vklm_model_update(vklm_model *m, const vklm_optim_config *oc, uint32_t step,
                               float *grad_norm) {
   vklm_status st;
+  if ((st = need_trainable(m)) != VKLM_OK) return st;
   if (step == 0) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: update step counts from 1");
   float clip = oc->grad_clip > 0 ? oc->grad_clip : 0.0f;
-  if (!m->upd_rec || m->upd_clip != clip)
+  if (!m->recorded[CMD_UPDATE] || m->upd_clip != clip)
     if ((st = record_update(m, clip)) != VKLM_OK) return st;
   vklm_adamw_step s;
   vklm_adamw_step_fill(&s, oc->lr, oc->beta1, oc->beta2, oc->eps, oc->weight_decay, step);
   if ((st = vklm_buffer_upload(m->ctx, m->step_buf, 0, &s, sizeof s)) != VKLM_OK)
     return vkfail(m, st, "uploading the step values");
-  if ((st = vklm_cmd_run(m->c_upd)) != VKLM_OK) return vkfail(m, st, "running the update");
+  if ((st = vklm_cmd_run(m->cmd[CMD_UPDATE])) != VKLM_OK) return vkfail(m, st, "running the update");
   if (grad_norm) {
     float nb[2];
     if ((st = vklm_buffer_download(m->ctx, m->norm_buf, 0, nb, sizeof nb)) != VKLM_OK)

@@ -18,6 +18,13 @@ typedef struct rows_push {
 } rows_push;
 _Static_assert(sizeof(rows_push) == 12, "crossentropy_forward(_backward)_f32.comp push constants");
 
+typedef struct fb_push {
+  uint32_t N, V;
+  int32_t ignore_index;
+  uint32_t per_row;
+} fb_push;
+_Static_assert(sizeof(fb_push) == 16, "crossentropy_forward_backward_f32.comp push constants");
+
 typedef struct mean_push {
   uint32_t N;
   int32_t ignore_index;
@@ -37,11 +44,11 @@ static void check_shape(const char *op, uint32_t N, uint32_t V) {
 
 /* A workgroup per row: rows of a vocabulary are long, so up to 512 threads. */
 static vklm_status dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *b,
-                                 uint32_t nb, const rows_push *pc) {
+                                 uint32_t nb, const void *pc, uint32_t pc_size, uint32_t N) {
   vklm_context *ctx = vklm_cmd_context(cmd);
   uint32_t wg = vklm_op_wg_fit(ctx, 512, 8), gx, gy;
-  vklm_groups_1d(ctx, pc->N, &gx, &gy);
-  return vklm_op_dispatch(cmd, name, &wg, 1, b, nb, pc, sizeof *pc, gx, gy, 1);
+  vklm_groups_1d(ctx, N, &gx, &gy);
+  return vklm_op_dispatch(cmd, name, &wg, 1, b, nb, pc, pc_size, gx, gy, 1);
 }
 
 vklm_status vklm_crossentropy_forward_backward(vklm_cmd *cmd, vklm_buffer losses,
@@ -64,9 +71,28 @@ vklm_status vklm_crossentropy_forward_backward(vklm_cmd *cmd, vklm_buffer losses
   vklm_buffer b1[2] = {dloss, targets};
   vklm_status st = vklm_op_dispatch(cmd, "crossentropy_dloss_f32", &wg, 1, b1, 2, &dp, sizeof dp, 1, 1, 1);
   if (st != VKLM_OK) return st;
-  rows_push rp = {N, V, ignore_index};
+  fb_push fp = {N, V, ignore_index, 0};
   vklm_buffer b2[5] = {losses, dlogits, logits, targets, dloss};
-  return dispatch_rows(cmd, "crossentropy_forward_backward_f32", b2, 5, &rp);
+  return dispatch_rows(cmd, "crossentropy_forward_backward_f32", b2, 5, &fp, sizeof fp, N);
+}
+
+vklm_status vklm_crossentropy_forward_backward_rows(vklm_cmd *cmd, vklm_buffer losses,
+                                                    vklm_buffer dlogits, vklm_buffer logits,
+                                                    vklm_buffer targets, vklm_buffer scale,
+                                                    uint32_t N, uint32_t V,
+                                                    int32_t ignore_index) {
+  const char *op = "crossentropy_forward_backward_rows";
+  check_shape(op, N, V);
+  check(op, losses, N, "losses");
+  check(op, dlogits, (uint64_t)N * V, "dlogits");
+  check(op, logits, (uint64_t)N * V, "logits");
+  check(op, targets, N, "targets");
+  check(op, scale, N, "scale");
+  if (N == 0) return VKLM_OK;
+  VKLM_ASSERT(V > 0, "%s: V = 0", op);
+  fb_push fp = {N, V, ignore_index, 1};
+  vklm_buffer b[5] = {losses, dlogits, logits, targets, scale};
+  return dispatch_rows(cmd, "crossentropy_forward_backward_f32", b, 5, &fp, sizeof fp, N);
 }
 
 vklm_status vklm_crossentropy_forward(vklm_cmd *cmd, vklm_buffer losses, vklm_buffer logits,
@@ -81,7 +107,7 @@ vklm_status vklm_crossentropy_forward(vklm_cmd *cmd, vklm_buffer losses, vklm_bu
   VKLM_ASSERT(V > 0, "%s: V = 0", op);
   rows_push rp = {N, V, ignore_index};
   vklm_buffer b[3] = {losses, logits, targets};
-  return dispatch_rows(cmd, "crossentropy_forward_f32", b, 3, &rp);
+  return dispatch_rows(cmd, "crossentropy_forward_f32", b, 3, &rp, sizeof rp, N);
 }
 
 vklm_status vklm_crossentropy_mean(vklm_cmd *cmd, vklm_buffer mean, vklm_buffer losses,

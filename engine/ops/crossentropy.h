@@ -30,6 +30,18 @@ vklm_status vklm_crossentropy_forward_backward(vklm_cmd *cmd, vklm_buffer losses
                                                uint32_t V, int32_t ignore_index,
                                                float grad_scale);
 
+/* The same with a scale per row and no dloss kernel: losses as above,
+ *   dlogits[r,:] = (softmax(logits[r,:]) - onehot(targets[r])) * scale[r]   (0 for ignored rows)
+ * i.e. the gradient of sum_r scale[r] * losses[r]: a mean whose count the host knows (across
+ * micro-batches), or -(the log-likelihood's coefficient) per token for DPO/PPO. scale (N) is a
+ * buffer, so a recorded step replays with new scales. dlogits may alias logits. */
+vklm_status vklm_crossentropy_forward_backward_rows(vklm_cmd *cmd, vklm_buffer losses /* (N) */,
+                                                    vklm_buffer dlogits /* (N,V) */,
+                                                    vklm_buffer logits /* (N,V) */,
+                                                    vklm_buffer targets /* (N) int32 */,
+                                                    vklm_buffer scale /* (N) */, uint32_t N,
+                                                    uint32_t V, int32_t ignore_index);
+
 /* The losses alone (evaluation): losses (N) as above. */
 vklm_status vklm_crossentropy_forward(vklm_cmd *cmd, vklm_buffer losses /* (N) */,
                                       vklm_buffer logits /* (N,V) */,

@@ -137,6 +137,27 @@ vklm_status vklm_convert_f16_to_f32(vklm_cmd *cmd, vklm_buffer out, vklm_buffer 
   return vklm_op_dispatch_1d(cmd, "convert_f16_to_f32", bufs, 2, &pc, sizeof pc, n);
 }
 
+typedef struct seg_push {
+  uint32_t B, T;
+} seg_push;
+_Static_assert(sizeof(seg_push) == 8, "segment_dot_f32.comp push constants");
+
+vklm_status vklm_segment_dot(vklm_cmd *cmd, vklm_buffer out, vklm_buffer x, vklm_buffer w,
+                             uint32_t B, uint32_t T) {
+  uint64_t n = (uint64_t)B * T;
+  VKLM_ASSERT(n < (1ull << 32), "segment_dot: B*T = %llu past 2^32", (unsigned long long)n);
+  VKLM_ASSERT(out.block && out.size >= (uint64_t)B * 4 && x.block && x.size >= n * 4 && w.block &&
+                  w.size >= n * 4,
+              "segment_dot: out (%u), x and w (%u x %u) too small", B, B, T);
+  if (B == 0) return VKLM_OK;
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  uint32_t wg = vklm_op_wg_fit(ctx, T >= 256 ? 256 : 64, 8), gx, gy;
+  vklm_groups_1d(ctx, B, &gx, &gy);
+  seg_push pc = {B, T};
+  vklm_buffer b[3] = {out, x, w};
+  return vklm_op_dispatch(cmd, "segment_dot_f32", &wg, 1, b, 3, &pc, sizeof pc, gx, gy, 1);
+}
+
 /* ---- references ------------------------------------------------------------------------- */
 
 void vklm_bias_forward_ref(float *x, const float *bias, uint32_t N, uint32_t C) {
@@ -160,6 +181,14 @@ void vklm_residual_backward_ref(float *da, float *db, const float *dout, uint32_
   for (uint32_t i = 0; i < n; i++) {
     da[i] += dout[i];
     db[i] += dout[i];
+  }
+}
+
+void vklm_segment_dot_ref(float *out, const float *x, const float *w, uint32_t B, uint32_t T) {
+  for (uint32_t b = 0; b < B; b++) {
+    double s = 0;
+    for (uint32_t t = 0; t < T; t++) s += (double)x[(size_t)b * T + t] * w[(size_t)b * T + t];
+    out[b] = (float)s;
   }
 }
 

@@ -5,6 +5,7 @@
  *   (a parameter gradient) through a deterministic reduction over the N rows: two stages
  *   (per-chunk partial sums into scratch, then a fixed-order sum) when given scratch, one stage
  *   (a thread per column walks all rows) when scratch is a zero-size buffer.
+ * - Segment dot: per-segment weighted sums (a sequence's log-prob over its mask).
  * - Residual add: out = a + b. Its backward ACCUMULATES both da and db: they are residual-stream
  *   gradients (ops.h).
  * - fp16 storage: halves packed two to a 32-bit word, element i in word i/2, low half first
@@ -39,6 +40,11 @@ vklm_status vklm_residual_backward(vklm_cmd *cmd, vklm_buffer da /* (n) */,
                                    vklm_buffer db /* (n) */, vklm_buffer dout /* (n) */,
                                    uint32_t n);
 
+/* out (B) = per segment b of T elements, sum_t x[b,t] * w[b,t] in a fixed order (deterministic):
+ * per-sequence sums of per-token values over a mask. */
+vklm_status vklm_segment_dot(vklm_cmd *cmd, vklm_buffer out /* (B) */, vklm_buffer x /* (B,T) */,
+                             vklm_buffer w /* (B,T) */, uint32_t B, uint32_t T);
+
 /* out (ceil(n/2) words of packed halves) = fp16(inp (n)); the last high half is 0 for odd n. */
 vklm_status vklm_convert_f32_to_f16(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp /* (n) */,
                                     uint32_t n);
@@ -51,6 +57,7 @@ void vklm_bias_forward_ref(float *x, const float *bias, uint32_t N, uint32_t C);
 void vklm_bias_backward_ref(float *dbias, const float *dout, uint32_t N, uint32_t C);
 void vklm_residual_forward_ref(float *out, const float *a, const float *b, uint32_t n);
 void vklm_residual_backward_ref(float *da, float *db, const float *dout, uint32_t n);
+void vklm_segment_dot_ref(float *out, const float *x, const float *w, uint32_t B, uint32_t T);
 /* One value: fp32 -> fp16 bits, round to nearest even (overflow to inf, NaN kept, subnormals
  * exact); fp16 bits -> fp32 (exact). */
 uint16_t vklm_f32_to_f16_ref(float f);

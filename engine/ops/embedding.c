@@ -143,7 +143,8 @@ vklm_status vklm_embedding_backward_range(vklm_cmd *cmd, vklm_buffer dwte, vklm_
   VKLM_ASSERT(n < (1ull << 32) && (uint64_t)V * C < (1ull << 32) && BT < (1u << 30),
               "embedding: B*T*C = %llu or V*C too large", (unsigned long long)n);
   VKLM_ASSERT(v0 < v1 && v1 <= V, "embedding backward: range [%u,%u) of V=%u", v0, v1, V);
-  VKLM_ASSERT(dwte.size >= (uint64_t)(v1 - v0) * C * 4,
+  int has_wte = dwte.block != NULL; /* {0}: a frozen token table (dwpe only) */
+  VKLM_ASSERT(!has_wte || dwte.size >= (uint64_t)(v1 - v0) * C * 4,
               "embedding backward: dwte %llu bytes < (v1-v0,C)", (unsigned long long)dwte.size);
   VKLM_ASSERT(dout.size >= n * 4, "embedding backward: dout %llu bytes < (B,T,C)", (unsigned long long)dout.size);
   VKLM_ASSERT(plan.size >= vklm_embedding_plan_size((uint32_t)BT) * 4,
@@ -157,16 +158,18 @@ vklm_status vklm_embedding_backward_range(vklm_cmd *cmd, vklm_buffer dwte, vklm_
 
   /* dwte: x = distinct-token slots (a fixed count, BT at most, looped over when the device
    * allows fewer), y = chunks of C. */
-  uint32_t wg = wg_channels(ctx, C);
-  uint64_t gy = (C + wg - 1) / wg;
-  VKLM_ASSERT(gy <= caps->max_workgroup_count[1], "embedding backward: C = %u too large", C);
-  uint32_t gx = BT < caps->max_workgroup_count[0] ? (uint32_t)BT : caps->max_workgroup_count[0];
-  embed_dwte_push pw = {(uint32_t)BT, C, V, v0, v1};
-  vklm_buffer bw[3] = {dwte, dout, plan};
-  st = vklm_op_dispatch(cmd, "embedding_backward_f32_dwte", &wg, 1, bw, 3, &pw, sizeof pw, gx,
-                        (uint32_t)gy, 1);
-  if (st != VKLM_OK || !has_wpe) return st;
-
+  if (has_wte) {
+    uint32_t wg = wg_channels(ctx, C);
+    uint64_t gy = (C + wg - 1) / wg;
+    VKLM_ASSERT(gy <= caps->max_workgroup_count[1], "embedding backward: C = %u too large", C);
+    uint32_t gx = BT < caps->max_workgroup_count[0] ? (uint32_t)BT : caps->max_workgroup_count[0];
+    embed_dwte_push pw = {(uint32_t)BT, C, V, v0, v1};
+    vklm_buffer bw[3] = {dwte, dout, plan};
+    st = vklm_op_dispatch(cmd, "embedding_backward_f32_dwte", &wg, 1, bw, 3, &pw, sizeof pw, gx,
+                          (uint32_t)gy, 1);
+    if (st != VKLM_OK) return st;
+  }
+  if (!has_wpe) return VKLM_OK;
   /* dwpe: one thread per (t,c), summing over b in order. */
   embed_dwpe_push pp = {B, T * C};
   vklm_buffer bp[2] = {dwpe, dout};

@@ -68,7 +68,8 @@ vklm_status vklm_embedding_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer t
  * the others as they are, so one call per chunk writes every position once; the call whose
  * range ends at V also writes the NaN rows of bad ids. The backward adds into dwte (v1-v0, C)
  * for the tokens in the range only, in the same order as the whole-table call (bit-identical);
- * pass dwpe to ONE of the calls (the others {0}). v0 = 0, v1 = V is the whole-table op. */
+ * pass dwpe to ONE of the calls (the others {0}). v0 = 0, v1 = V is the whole-table op. dwte {0}
+ * (a frozen token table) computes dwpe alone. */
 vklm_status vklm_embedding_forward_range(vklm_cmd *cmd, vklm_buffer out, vklm_buffer tokens,
                                          vklm_buffer wte, vklm_buffer wpe, uint32_t B, uint32_t T,
                                          uint32_t C, uint32_t V, uint32_t v0, uint32_t v1);

@@ -250,6 +250,7 @@ vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dw
     st = gemm(cmd, 0, dinp, dout, 0, weight, 0, NO_BIAS, &g, NULL);
     if (st != VKLM_OK) return st;
   }
+  if (!dweight.block) return VKLM_OK; /* a frozen weight: no gradient */
   /* dweight (OC,C) += dout^T (OC,BT) @ inp (BT,C) */
   vklm_gemm g = vklm_gemm_make(OC, C, BT);
   g.trans_a = 1;

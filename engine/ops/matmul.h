@@ -76,7 +76,7 @@ vklm_status vklm_matmul_forward(vklm_cmd *cmd, vklm_buffer out /* (BT,OC) */,
                                 vklm_buffer bias /* (OC) or {0} */, uint32_t BT, uint32_t C,
                                 uint32_t OC);
 /* dinp (BT,C) = dout @ weight (OVERWRITE; a zero-size dinp skips it);
- * dweight (OC,C) += dout^T @ inp (ACCUMULATE);
+ * dweight (OC,C) += dout^T @ inp (ACCUMULATE; {0} skips it: a frozen weight);
  * dbias (OC) += column sums of dout (ACCUMULATE; a zero-size dbias skips it).
  * The bias gradient is a deterministic two-stage reduction that uses dinp's memory as its
  * scratch before dinp is written (when dinp is given and large enough; otherwise one stage). */

@@ -116,8 +116,10 @@ vklm_status vklm_layernorm_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer
   check(op, dinp, (uint64_t)N * C, "dinp");
   check(op, dout, (uint64_t)N * C, "dout");
   check(op, inp, (uint64_t)N * C, "inp");
-  check(op, dweight, C, "dweight");
-  check(op, dbias, C, "dbias");
+  int params = dweight.block != NULL; /* a frozen norm: dinp only */
+  VKLM_ASSERT(params == (dbias.block != NULL), "%s: give both dweight and dbias, or neither", op);
+  if (params) check(op, dweight, C, "dweight");
+  if (params) check(op, dbias, C, "dbias");
   check(op, weight, C, "weight");
   check(op, mean, N, "mean");
   check(op, rstd, N, "rstd");
@@ -125,7 +127,7 @@ vklm_status vklm_layernorm_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer
   norm_bwd_push pc = {N, C};
   vklm_buffer b[6] = {dinp, dout, inp, weight, mean, rstd};
   vklm_status st = dispatch_rows(cmd, "layernorm_backward_f32", b, 6, &pc, sizeof pc, N);
-  if (st != VKLM_OK) return st;
+  if (st != VKLM_OK || !params) return st;
   return param_grads(cmd, dweight, dbias, scratch, dout, inp, mean, rstd, N, C, 0);
 }
 
@@ -152,14 +154,14 @@ vklm_status vklm_rmsnorm_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer d
   check(op, dinp, (uint64_t)N * C, "dinp");
   check(op, dout, (uint64_t)N * C, "dout");
   check(op, inp, (uint64_t)N * C, "inp");
-  check(op, dweight, C, "dweight");
+  if (dweight.block) check(op, dweight, C, "dweight"); /* {0}: a frozen norm, dinp only */
   check(op, weight, C, "weight");
   check(op, rstd, N, "rstd");
   if (N == 0 || C == 0) return VKLM_OK;
   norm_bwd_push pc = {N, C};
   vklm_buffer b[5] = {dinp, dout, inp, weight, rstd};
   vklm_status st = dispatch_rows(cmd, "rmsnorm_backward_f32", b, 5, &pc, sizeof pc, N);
-  if (st != VKLM_OK) return st;
+  if (st != VKLM_OK || !dweight.block) return st;
   /* rmsnorm has no mean and no bias: rstd and dweight stand in for the unused bindings. */
   return param_grads(cmd, dweight, dweight, scratch, dout, inp, rstd, rstd, N, C, 1);
 }

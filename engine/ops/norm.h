@@ -2,7 +2,7 @@
  *
  * Forward: one workgroup per row with a shared-memory reduction (deterministic). Backward:
  * - dinp ACCUMULATES (+=): the normalized input is the residual stream.
- * - dweight, dbias ACCUMULATE (parameter gradients), through a deterministic two-stage
+ * - dweight, dbias ACCUMULATE (parameter gradients; {0} for a frozen norm: dinp only), through a deterministic two-stage
  *   reduction over the N rows: per-chunk partial sums into `scratch`, then a fixed-order sum.
  *   scratch must hold vklm_norm_backward_scratch_bytes(ctx, N, C) bytes; its contents are
  *   overwritten (it need not be zeroed, and can be shared with any other temporary).

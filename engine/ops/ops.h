@@ -25,5 +25,6 @@
 #include "elementwise.h"
 #include "quant.h"
 #include "tensor.h"
+#include "kvcache.h"
 
 #endif

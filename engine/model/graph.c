@@ -1,0 +1,201 @@
+/* The one forward pass (graph.h): embedding, L pre-norm blocks (norm, qkv, RoPE, attention,
+ * projection, residual; norm, MLP, residual), the final norm and the heads, recorded with the
+ * tensor-level ops of ops/nn.h. SEQ and KV passes differ only in the position source and the
+ * attention (see graph.h). */
+#include <stdio.h>
+
+#include "model_internal.h"
+#include "ops/ops.h"
+#include "ops/nn.h"
+
+#define TRY(call)                                                                                  \
+  do {                                                                                             \
+    vklm_status st_ = (call);                                                                      \
+    if (st_ != VKLM_OK)                                                                            \
+      return vklm_model_fail(m, st_, "model: recording %s failed: %s", #call,                     \
+                             vklm_context_error(m->ctx));                                          \
+  } while (0)
+
+/* ---- allocation planning ------------------------------------------------------------------ */
+vklm_status vklm_plan_take(vklm_planner *pl, int k, uint64_t bytes, vklm_buffer *out,
+                           const char *fmt, ...) {
+  char what[96];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  if (bytes == 0) bytes = 4;
+  uint64_t rounded = (bytes + pl->align - 1) / pl->align * pl->align;
+  pl->total += rounded;
+  pl->arena_bytes[k] += rounded;
+  if (bytes > pl->biggest) {
+    pl->biggest = bytes;
+    snprintf(pl->biggest_name, sizeof pl->biggest_name, "%s", what);
+  }
+  if (pl->dry) {
+    *out = (vklm_buffer){0};
+    return VKLM_OK;
+  }
+  vklm_status st = vklm_arena_alloc(pl->arena[k], bytes, out);
+  if (st != VKLM_OK)
+    snprintf(pl->err, sizeof pl->err, "allocating %s (%llu bytes) failed: %s", what,
+             (unsigned long long)bytes, vklm_context_error(pl->ctx));
+  return st;
+}
+
+vklm_status vklm_graph_acts_plan(vklm_planner *pl, int k, const vklm_model_config *c, uint32_t B,
+                                 uint32_t T, int kv, const char *what, uint32_t l,
+                                 vklm_layer_acts *a) {
+  uint32_t n = B * T, C = c->n_embd, QKV = VKLM_MP_QKV(c), F = c->ffn_hidden;
+  uint32_t FC = VKLM_MP_FC(c), NH = c->n_head;
+  const vklm_dtype f = VKLM_DTYPE_F32;
+  char nm[64];
+  snprintf(nm, sizeof nm, what, l);
+  vklm_buffer b;
+  vklm_status st;
+#define ACT(field, d0, d1, label)                                                                  \
+  do {                                                                                             \
+    if ((st = vklm_plan_take(pl, k, (uint64_t)(d0) * (d1) * 4, &b, "%s %s", nm, label)))         \
+      return st;                                                                                   \
+    a->field = (d1) == 1 ? vklm_tensor_1d(b, f, d0) : vklm_tensor_2d(b, f, d0, d1);                \
+  } while (0)
+  ACT(ln1, n, C, "ln1 (n,C)");
+  ACT(ln1_mean, n, 1, "ln1 mean");
+  ACT(ln1_rstd, n, 1, "ln1 rstd");
+  ACT(qkv, n, QKV, "qkv (n,QKV)");
+  ACT(atty, n, C, "attention output (n,C)");
+  if (!kv) {
+    if ((st = vklm_plan_take(pl, k, (uint64_t)B * NH * T * 4, &b, "%s attention lse", nm)))
+      return st;
+    a->lse = vklm_tensor_3d(b, f, B, NH, T);
+  } else {
+    a->lse = vklm_tensor_none();
+  }
+  ACT(res2, n, C, "residual (n,C)");
+  ACT(ln2, n, C, "ln2 (n,C)");
+  ACT(ln2_mean, n, 1, "ln2 mean");
+  ACT(ln2_rstd, n, 1, "ln2 rstd");
+  ACT(fch, n, FC, "MLP hidden (n,FC)");
+  ACT(act, n, F, "MLP activation (n,F)");
+  ACT(res3, n, C, "output (n,C)");
+#undef ACT
+  return VKLM_OK;
+}
+
+/* ---- the pass ------------------------------------------------------------------------------ */
+static vklm_status norm(vklm_model *m, vklm_cmd *cmd, vklm_tensor out, vklm_tensor mean,
+                        vklm_tensor rstd, vklm_tensor in, vklm_param_id w, vklm_param_id b,
+                        uint32_t l) {
+  int rms = m->cfg.arch != VKLM_ARCH_GPT2;
+  TRY(vklm_nn_norm(cmd, rms, m->cfg.norm_eps, out, mean, rstd, in, vklm_model_w(m, w, l),
+                   rms ? vklm_tensor_none() : vklm_model_w(m, b, l)));
+  return VKLM_OK;
+}
+
+static vklm_status embed(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p) {
+  const vklm_model_config *c = &m->cfg;
+  uint32_t C = c->n_embd, V = c->vocab_size;
+  int seq = p->kind == VKLM_PASS_SEQ;
+  vklm_tensor wpe = vklm_model_w(m, VKLM_P_WPE, 0);
+  vklm_buffer wpeb = vklm_tensor_is_none(&wpe) ? (vklm_buffer){0} : wpe.buf;
+  for (uint32_t k = 0; k < m->nvchunks; k++) { /* each row is written by its token's chunk */
+    uint32_t v0, v1;
+    vklm_tensor wte = vklm_model_wchunk(m, VKLM_P_WTE, k, &v0, &v1);
+    TRY(vklm_embedding_forward_range(cmd, p->x0, p->tokens, wte.buf, seq ? wpeb : (vklm_buffer){0},
+                                     seq ? p->B : 1, seq ? p->T : p->n, C, V, v0, v1));
+  }
+  if (!seq && wpeb.block) TRY(vklm_pos_add(cmd, p->x0, wpeb, p->rows, p->n, C, c->max_seq));
+  return VKLM_OK;
+}
+
+/* The attention of a layer: over the sequences themselves (SEQ) or through the cache (KV). */
+static vklm_status attention(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p,
+                             const vklm_layer_acts *a, uint32_t l) {
+  const vklm_model_config *c = &m->cfg;
+  uint32_t NH = c->n_head, NKV = c->n_kv_head, HS = VKLM_MP_HS(c), QKV = VKLM_MP_QKV(c);
+  vklm_buffer qkv = a->qkv.buf;
+  if (p->kind == VKLM_PASS_SEQ) {
+    if (c->arch != VKLM_ARCH_GPT2)
+      TRY(vklm_rope_forward(cmd, qkv, p->B, p->T, NH, NKV, HS, 0, c->rope_theta));
+    TRY(vklm_nn_attention(cmd, a->atty, a->lse, a->qkv, p->B, p->T, NH, NKV, p->causal));
+    return VKLM_OK;
+  }
+  const vklm_kv_cache *kv = p->kv;
+  if (c->arch != VKLM_ARCH_GPT2)
+    TRY(vklm_rope_cached(cmd, qkv, kv->rope, p->rows, p->n, NH, NKV, HS, kv->maxT));
+  TRY(vklm_kv_store(cmd, kv->k[l], kv->v[l], kv->dtype, qkv, p->rows, p->n, NH, NKV, HS, kv->S,
+                    kv->maxT));
+  TRY(vklm_attention_decode(cmd, a->atty.buf, p->ascratch, qkv, kv->k[l], kv->v[l], kv->dtype,
+                            p->rows, p->n, NH, NKV, HS, QKV, kv->S, kv->maxT, p->splits));
+  return VKLM_OK;
+}
+
+/* The first n rows of a set of activations allocated for more (a KV pass of fewer rows). */
+static vklm_layer_acts first_rows(const vklm_layer_acts *a, uint32_t n) {
+  vklm_layer_acts r = *a;
+  vklm_tensor *t[] = {&r.ln1, &r.ln1_mean, &r.ln1_rstd, &r.qkv, &r.atty, &r.res2,
+                      &r.ln2, &r.ln2_mean, &r.ln2_rstd, &r.fch, &r.act, &r.res3};
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) *t[i] = vklm_tensor_rows(*t[i], 0, n);
+  return r;
+}
+
+vklm_status vklm_graph_forward(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p,
+                               vklm_tensor *out) {
+  const vklm_model_config *c = &m->cfg;
+  uint32_t n = p->n, C = c->n_embd;
+  int swiglu = c->arch != VKLM_ARCH_GPT2;
+  vklm_status st;
+  VKLM_ASSERT(p->kind == VKLM_PASS_KV ? p->kv != NULL : p->B * p->T == n,
+              "graph: a %s pass of %u rows (B=%u T=%u)", p->kind ? "KV" : "SEQ", n, p->B, p->T);
+  if ((st = embed(m, cmd, p)) != VKLM_OK) return st;
+  vklm_tensor x = vklm_tensor_2d(p->x0, VKLM_DTYPE_F32, n, C);
+  vklm_tensor tmp = vklm_tensor_2d(p->tmp, VKLM_DTYPE_F32, n, C);
+  for (uint32_t l = 0; l < c->n_layer; l++) {
+    vklm_layer_acts rows = first_rows(&p->la[p->nla > 1 ? l : 0], n);
+    const vklm_layer_acts *a = &rows;
+#define W(id) vklm_model_w(m, VKLM_P_##id, l)
+    if ((st = norm(m, cmd, a->ln1, a->ln1_mean, a->ln1_rstd, x, VKLM_P_LN1_W, VKLM_P_LN1_B, l)))
+      return st;
+    TRY(vklm_nn_linear(cmd, a->qkv, a->ln1, W(QKV_W), W(QKV_B)));
+    if ((st = attention(m, cmd, p, a, l)) != VKLM_OK) return st;
+    TRY(vklm_nn_linear(cmd, tmp, a->atty, W(ATTO_W), W(ATTO_B)));
+    TRY(vklm_nn_add(cmd, a->res2, x, tmp));
+    if ((st = norm(m, cmd, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, VKLM_P_LN2_W, VKLM_P_LN2_B,
+                   l)))
+      return st;
+    TRY(vklm_nn_linear(cmd, a->fch, a->ln2, W(FC_W), W(FC_B)));
+    TRY(vklm_nn_mlp_act(cmd, swiglu, a->act, a->fch));
+    TRY(vklm_nn_linear(cmd, tmp, a->act, W(PROJ_W), W(PROJ_B)));
+    TRY(vklm_nn_add(cmd, a->res3, a->res2, tmp));
+#undef W
+    x = a->res3;
+  }
+  *out = x;
+  return VKLM_OK;
+}
+
+vklm_status vklm_graph_final_norm(vklm_model *m, vklm_cmd *cmd, vklm_tensor out,
+                                  vklm_tensor mean, vklm_tensor rstd, vklm_tensor x) {
+  return norm(m, cmd, out, mean, rstd, x, VKLM_P_LNF_W, VKLM_P_LNF_B, 0);
+}
+
+vklm_status vklm_graph_logits(vklm_model *m, vklm_cmd *cmd, vklm_tensor logits, vklm_tensor h) {
+  uint32_t n = h.shape[0], V = m->cfg.vocab_size, v0, v1;
+  vklm_param_id hid = vklm_model_head_id(m);
+  for (uint32_t k = 0; k < m->nvchunks; k++) {
+    vklm_tensor w = vklm_model_wchunk(m, hid, k, &v0, &v1);
+    vklm_tensor blk = vklm_tensor_2d(logits.buf, VKLM_DTYPE_F32, n, v1 - v0);
+    blk.stride[0] = V; /* the column block [v0, v1) of (n, V) */
+    blk.offset = logits.offset + v0;
+    TRY(vklm_nn_linear(cmd, blk, h, w, vklm_tensor_none()));
+  }
+  return VKLM_OK;
+}
+
+vklm_status vklm_graph_values(vklm_model *m, vklm_cmd *cmd, vklm_tensor values, vklm_tensor h) {
+  VKLM_ASSERT(m->cfg.scalar_head, "graph: the model has no scalar head");
+  vklm_tensor v2 = vklm_tensor_view_2d(values, h.shape[0], 1);
+  TRY(vklm_nn_linear(cmd, v2, h, vklm_model_w(m, VKLM_P_SCORE_W, 0),
+                     vklm_model_w(m, VKLM_P_SCORE_B, 0)));
+  return VKLM_OK;
+}

@@ -1,0 +1,179 @@
+/* The kernels of the KV-cache path (kvcache.h): decode attention, cache append, RoPE and learned
+ * positions at per-row positions read from a buffer, and the GPU argmax
+ * (shaders/attention_decode_{f32,f16}[_split].comp, attention_merge_f32.comp,
+ * kv_store_{f32,f16}.comp, rope_cached_f32.comp, pos_add_f32.comp, argmax_f32.comp), with their
+ * C references. */
+#include "kvcache.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "op_util.h"
+
+typedef struct attn_push {
+  uint32_t n, NH, NKV, HS, QS;
+  float scale;
+  uint32_t maxT;
+} attn_push;
+_Static_assert(sizeof(attn_push) == 28, "attention_decode_one.glsl push constants");
+
+typedef struct store_push {
+  uint32_t total, NH, NKV, HS, maxT, S;
+} store_push;
+_Static_assert(sizeof(store_push) == 24, "kv_store.glsl push constants");
+
+typedef struct rows_push {
+  uint32_t total, NH, NKV, HS, maxT;
+} rows_push;
+_Static_assert(sizeof(rows_push) == 20, "rope_cached_f32.comp push constants");
+
+typedef struct pos_push {
+  uint32_t total, C, maxT;
+} pos_push;
+_Static_assert(sizeof(pos_push) == 12, "pos_add_f32.comp push constants");
+
+typedef struct split_push {
+  uint32_t n, NH, NKV, HS, QS;
+  float scale;
+  uint32_t maxT, S;
+} split_push;
+_Static_assert(sizeof(split_push) == 32, "attention_decode_split.glsl push constants");
+
+typedef struct merge_push {
+  uint32_t total, HS, S;
+} merge_push;
+_Static_assert(sizeof(merge_push) == 12, "attention_merge_f32.comp push constants");
+
+uint64_t vklm_attention_decode_scratch_bytes(uint32_t n, uint32_t NH, uint32_t HS,
+                                             uint32_t splits) {
+  return splits > 1 ? (uint64_t)n * NH * splits * (HS + 2) * 4 : 0;
+}
+
+static void check_cache(const char *op, vklm_buffer kc, vklm_buffer vc, vklm_dtype dt,
+                        uint32_t S, uint32_t maxT, uint32_t NKV, uint32_t HS) {
+  VKLM_ASSERT(dt == VKLM_DTYPE_F32 || dt == VKLM_DTYPE_F16, "%s: a KV cache in %s", op,
+              vklm_dtype_name(dt));
+  uint64_t elems = (uint64_t)S * maxT * NKV * HS;
+  VKLM_ASSERT(elems < (1ull << 32), "%s: a cache of %llu elements past 2^32", op,
+              (unsigned long long)elems);
+  uint64_t bytes = vklm_dtype_bytes(dt, 1, (uint32_t)elems);
+  VKLM_ASSERT(kc.block && vc.block && kc.size >= bytes && vc.size >= bytes,
+              "%s: cache buffers smaller than (%u*%u, %u, %u) %s", op, S, maxT, NKV, HS,
+              vklm_dtype_name(dt));
+}
+
+vklm_status vklm_attention_decode(vklm_cmd *cmd, vklm_buffer out, vklm_buffer scratch,
+                                  vklm_buffer q, vklm_buffer kc, vklm_buffer vc, vklm_dtype kv_dt,
+                                  vklm_buffer rows, uint32_t n, uint32_t NH, uint32_t NKV,
+                                  uint32_t HS, uint32_t QS, uint32_t S, uint32_t maxT,
+                                  uint32_t splits) {
+  check_cache("attention_decode", kc, vc, kv_dt, S, maxT, NKV, HS);
+  VKLM_ASSERT(rows.block && rows.size >= (uint64_t)n * 8, "attention_decode: rows too small");
+  int f16 = kv_dt == VKLM_DTYPE_F16;
+  VKLM_ASSERT(n >= 1 && NKV >= 1 && NH % NKV == 0, "attention_decode: n=%u NH=%u NKV=%u", n, NH,
+              NKV);
+  VKLM_ASSERT(HS >= 1 && HS <= 256, "attention_decode: HS=%u outside [1,256]", HS);
+  VKLM_ASSERT(out.size >= (uint64_t)n * NH * HS * 4 && q.size >= ((uint64_t)(n - 1) * QS +
+              (uint64_t)NH * HS) * 4, "attention_decode: out or q too small");
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  /* ps + red: 8 bytes a thread, plus the 1 KiB query */
+  uint32_t wg = vklm_op_wg_fit(ctx, 128, 8);
+  VKLM_ASSERT(wg >= 64 && HS <= 4 * wg, "attention_decode: workgroup %u too small", wg);
+  float scale = (float)(1.0 / sqrt((double)HS));
+  vklm_buffer b[5] = {out, q, kc, vc, rows};
+  if (splits <= 1) {
+    attn_push pc = {n, NH, NKV, HS, QS, scale, maxT};
+    return vklm_op_dispatch(cmd, f16 ? "attention_decode_f16" : "attention_decode_f32", &wg, 1,
+                            b, 5, &pc, sizeof pc, NH, n, 1);
+  }
+  VKLM_ASSERT(scratch.size >= vklm_attention_decode_scratch_bytes(n, NH, HS, splits),
+              "attention_decode: scratch of %llu bytes too small",
+              (unsigned long long)scratch.size);
+  VKLM_ASSERT(splits <= vklm_context_caps(ctx)->max_workgroup_count[2],
+              "attention_decode: %u splits exceed the device's z groups", splits);
+  split_push sp = {n, NH, NKV, HS, QS, scale, maxT, splits};
+  b[0] = scratch;
+  vklm_status st = vklm_op_dispatch(cmd, f16 ? "attention_decode_f16_split"
+                                             : "attention_decode_f32_split",
+                                    &wg, 1, b, 5, &sp, sizeof sp, NH, n, splits);
+  if (st != VKLM_OK) return st;
+  merge_push mp = {n * NH * HS, HS, splits};
+  vklm_buffer mb[2] = {out, scratch};
+  return vklm_op_dispatch_1d(cmd, "attention_merge_f32", mb, 2, &mp, sizeof mp, mp.total);
+}
+
+void vklm_attention_decode_ref(float *out, const float *q, const float *kcache,
+                               const float *vcache, const uint32_t *rows, uint32_t n, uint32_t NH,
+                               uint32_t NKV, uint32_t HS, uint32_t QS, uint32_t maxT) {
+  double scale = 1.0 / sqrt((double)HS);
+  uint32_t grp = NH / NKV;
+  double *s = malloc(sizeof(double) * (maxT ? maxT : 1));
+  VKLM_ASSERT(s, "attention_decode_ref: out of memory");
+  for (uint32_t i = 0; i < n; i++)
+    for (uint32_t h = 0; h < NH; h++) {
+      const float *qi = q + (uint64_t)i * QS + (uint64_t)h * HS;
+      uint32_t g = h / grp, Li = rows[2 * i] + 1;
+      const float *kc = kcache + (uint64_t)rows[2 * i + 1] * maxT * NKV * HS;
+      const float *vc = vcache + (uint64_t)rows[2 * i + 1] * maxT * NKV * HS;
+      double mx = -INFINITY, sum = 0;
+      for (uint32_t j = 0; j < Li; j++) {
+        const float *k = kc + ((uint64_t)j * NKV + g) * HS;
+        double d = 0;
+        for (uint32_t c = 0; c < HS; c++) d += (double)qi[c] * k[c];
+        s[j] = d * scale;
+        if (s[j] > mx) mx = s[j];
+      }
+      for (uint32_t j = 0; j < Li; j++) sum += (s[j] = exp(s[j] - mx));
+      for (uint32_t c = 0; c < HS; c++) {
+        double a = 0;
+        for (uint32_t j = 0; j < Li; j++) a += s[j] * vc[((uint64_t)j * NKV + g) * HS + c];
+        out[(uint64_t)i * NH * HS + (uint64_t)h * HS + c] = (float)(a / sum);
+      }
+    }
+  free(s);
+}
+
+vklm_status vklm_kv_store(vklm_cmd *cmd, vklm_buffer kc, vklm_buffer vc, vklm_dtype kv_dt,
+                          vklm_buffer qkv, vklm_buffer rows, uint32_t n, uint32_t NH, uint32_t NKV,
+                          uint32_t HS, uint32_t S, uint32_t maxT) {
+  check_cache("kv_store", kc, vc, kv_dt, S, maxT, NKV, HS);
+  VKLM_ASSERT(rows.block && rows.size >= (uint64_t)n * 8, "kv_store: rows too small");
+  store_push pc = {n * NKV * HS, NH, NKV, HS, maxT, S};
+  vklm_buffer b[4] = {kc, vc, qkv, rows};
+  return vklm_op_dispatch_1d(cmd, kv_dt == VKLM_DTYPE_F16 ? "kv_store_f16" : "kv_store_f32", b, 4,
+                             &pc, sizeof pc, pc.total);
+}
+
+vklm_status vklm_rope_cached(vklm_cmd *cmd, vklm_buffer qkv, vklm_buffer tab, vklm_buffer rows,
+                             uint32_t n, uint32_t NH, uint32_t NKV, uint32_t HS, uint32_t maxT) {
+  VKLM_ASSERT(HS % 2 == 0, "rope_cached: HS=%u must be even", HS);
+  VKLM_ASSERT(tab.size >= (uint64_t)maxT * HS * 4, "rope_cached: table smaller than (maxT,HS)");
+  rows_push pc = {n * (NH + NKV) * (HS / 2), NH, NKV, HS, maxT};
+  vklm_buffer b[3] = {qkv, tab, rows};
+  return vklm_op_dispatch_1d(cmd, "rope_cached_f32", b, 3, &pc, sizeof pc, pc.total);
+}
+
+vklm_status vklm_pos_add(vklm_cmd *cmd, vklm_buffer x, vklm_buffer wpe, vklm_buffer rows,
+                         uint32_t n, uint32_t C, uint32_t maxT) {
+  VKLM_ASSERT(wpe.size >= (uint64_t)maxT * C * 4, "pos_add: wpe smaller than (maxT,C)");
+  pos_push pc = {n * C, C, maxT};
+  vklm_buffer b[3] = {x, wpe, rows};
+  return vklm_op_dispatch_1d(cmd, "pos_add_f32", b, 3, &pc, sizeof pc, pc.total);
+}
+
+vklm_status vklm_argmax(vklm_cmd *cmd, vklm_buffer out, vklm_buffer x, uint32_t n, uint32_t V) {
+  VKLM_ASSERT(n >= 1 && n <= vklm_context_caps(vklm_cmd_context(cmd))->max_workgroup_count[0] &&
+                  out.size >= (uint64_t)n * 4 && x.size >= (uint64_t)n * V * 4,
+              "argmax: %u rows of %u", n, V);
+  uint32_t wg = vklm_op_wg_fit(vklm_cmd_context(cmd), 256, 8);
+  vklm_buffer b[2] = {out, x};
+  return vklm_op_dispatch(cmd, "argmax_f32", &wg, 1, b, 2, &V, sizeof V, n, 1, 1);
+}
+
+uint32_t vklm_argmax_ref(const float *x, uint32_t V) {
+  uint32_t best = 0;
+  int have = 0;
+  for (uint32_t j = 0; j < V; j++)
+    if (!isnan(x[j]) && (!have || x[j] > x[best])) best = j, have = 1;
+  return best;
+}

@@ -1,0 +1,9 @@
+#version 450
+// attention_decode_f16_split: the first stage of split-K decode attention over a KV cache held
+// in fp16 (16-bit storage; fp32 arithmetic); see attention_decode_split.glsl for what it
+// computes, its bindings, push constants and dispatch.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_shader_16bit_storage : require
+#define KV_T float16_t
+#define KV(x) float(x)
+#include "attention_decode_split.glsl"
