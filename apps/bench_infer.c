@@ -1,7 +1,9 @@
 /* vklm bench infer: inference throughput of the KV-cache session (engine/infer) — prefill
  * tokens/s (one prompt of P tokens from an empty cache) and decode tokens/s (greedy, the argmax
- * on the GPU, one id read back per token) after prefilling several context lengths, plus the
- * device memory the session holds (vklm_context_memory_peak of a context used for nothing else).
+ * on the GPU, one id read back per token) after prefilling several context lengths; batched
+ * decode (--batch 1,4,16: that many sequences, each prefilled with --batch-ctx tokens, advanced
+ * together by one step each) as aggregate tokens/s; plus the device memory the session holds
+ * (vklm_context_memory_peak of a context used for nothing else).
  *
  * The model: a named preset (vklm_model_config_preset) with random weights, its linear weights
  * stored as --type f32|f16|q8_0|q4_0 (quantized on the host with engine/formats/quant.h, as a
@@ -139,6 +141,30 @@ static double time_decode(vklm_infer *s, const int32_t *tok, uint32_t ctxlen, ui
   return (gen_now_s() - t0) / nd;
 }
 
+/* Batched decode: nb sequences (slots 0..nb-1, all open), each prefilled with the same bctx
+ * tokens, then nd steps that advance all of them (one untimed first). Seconds per step. */
+static double time_batch(vklm_infer *s, const int32_t *tok, uint32_t nb, uint32_t bctx,
+                         uint32_t nd) {
+  vklm_infer_req r[64];
+  int32_t next[64], cur[64];
+  for (uint32_t q = 0; q < vklm_infer_slots(s); q++) vklm_infer_seq_close(s, q);
+  for (uint32_t q = 0; q < nb; q++) {
+    int slot = vklm_infer_seq_open(s);
+    r[q] = (vklm_infer_req){.slot = (uint32_t)slot, .tokens = tok + q, .n = bctx, .want = 1};
+  }
+  if (vklm_infer_step(s, r, nb, next, NULL)) return fail_infer(s);
+  double t0 = 0;
+  for (uint32_t i = 0; i <= nd; i++) {
+    if (i == 1) t0 = gen_now_s();
+    for (uint32_t q = 0; q < nb; q++) cur[q] = next[q], r[q].tokens = &cur[q], r[q].n = 1;
+    if (vklm_infer_step(s, r, nb, next, NULL)) return fail_infer(s);
+  }
+  double t = (gen_now_s() - t0) / nd;
+  for (uint32_t q = 0; q < vklm_infer_slots(s); q++) vklm_infer_seq_close(s, q);
+  vklm_infer_seq_open(s); /* slot 0 again, for the single-sequence calls */
+  return t;
+}
+
 static int parse_list(const char *v, uint32_t *out, int max) {
   int n = 0;
   while (*v && n < max) {
@@ -164,6 +190,10 @@ static void usage(FILE *f) {
       "  --ctx LIST     cache lengths before decoding, e.g. 0,128,512,2048 (GPU default; CPU\n"
       "                 0,32,128); lengths that leave no room are replaced by the longest that fits\n"
       "  --seconds S    time per prefill measurement (default 1 GPU, 0.5 CPU)\n"
+      "  --batch LIST   batched decode: sequences decoded together, e.g. 1,4,16 (default 1,4,16\n"
+      "                 GPU, 1,4 CPU; at most 64)\n"
+      "  --batch-ctx N  tokens each batched sequence holds before the timed steps (default 128\n"
+      "                 GPU, 32 CPU)\n"
       "  --json         JSON instead of a table\n"
       "  --device D  --limits baseline  --validate\n");
 }
@@ -172,8 +202,8 @@ int bench_infer(int argc, char **argv) {
   vklm_config cfg;
   vklm_config_from_env(&cfg);
   const char *name = NULL, *file = NULL, *tname = "f32";
-  int json = 0, nctx = 0;
-  uint32_t n_ctx = 0, prefill = 0, ndec = 0, ctxs[MAX_CTXS];
+  int json = 0, nctx = 0, nbat = 0;
+  uint32_t n_ctx = 0, prefill = 0, ndec = 0, ctxs[MAX_CTXS], bats[MAX_CTXS], bctx = 0;
   double seconds = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -194,6 +224,16 @@ int bench_infer(int argc, char **argv) {
     else if (!strcmp(a, "--prefill")) prefill = (uint32_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--decode")) ndec = (uint32_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--seconds")) seconds = atof(v);
+    else if (!strcmp(a, "--batch-ctx")) bctx = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--batch")) {
+      nbat = parse_list(v, bats, MAX_CTXS);
+      int bad = nbat <= 0;
+      for (int b = 0; b < nbat; b++) bad |= bats[b] < 1 || bats[b] > 64;
+      if (bad) {
+        fprintf(stderr, "vklm bench infer: --batch wants a list of sizes 1..64, like 1,4,16\n");
+        return 2;
+      }
+    }
     else if (!strcmp(a, "--ctx")) {
       if ((nctx = parse_list(v, ctxs, MAX_CTXS)) <= 0) {
         fprintf(stderr, "vklm bench infer: --ctx wants a list like 0,128,512\n");
@@ -251,6 +291,15 @@ int bench_infer(int argc, char **argv) {
     nctx = cpu ? 3 : 4;
     memcpy(ctxs, d, nctx * sizeof *d);
   }
+  if (!nbat) {
+    static const uint32_t gpu_b[] = {1, 4, 16}, cpu_b[] = {1, 4};
+    nbat = cpu ? 2 : 3;
+    memcpy(bats, cpu ? cpu_b : gpu_b, nbat * sizeof *bats);
+  }
+  uint32_t maxb = 1;
+  for (int b = 0; b < nbat; b++) maxb = bats[b] > maxb ? bats[b] : maxb;
+  if (!bctx) bctx = cpu ? 32 : 128;
+  if (bctx + ndec + 2 > n_ctx) bctx = n_ctx > ndec + 2 ? n_ctx - ndec - 2 : 1;
   if (prefill > n_ctx) prefill = n_ctx;
   if (ndec + 2 > n_ctx) ndec = n_ctx > 2 ? n_ctx - 2 : 1;
   /* lengths that leave no room for the warm-up step and ndec timed ones become the longest that
@@ -263,7 +312,7 @@ int bench_infer(int argc, char **argv) {
     ctxs[k++] = c;
   }
   nctx = k;
-  uint32_t ntok = n_ctx;
+  uint32_t ntok = n_ctx + 64;
   if (!(tok = malloc(ntok * sizeof *tok))) goto fail;
   uint64_t ts = 7;
   for (uint32_t i = 0; i < ntok; i++) {
@@ -272,9 +321,10 @@ int bench_infer(int argc, char **argv) {
   }
 
   double t0 = gen_now_s();
-  vklm_status st = file ? vklm_infer_create(ctx, &mc, n_ctx, NULL, gen_model_tensor, &gm, &s, err,
+  vklm_infer_options io = {.n_seq = maxb};
+  vklm_status st = file ? vklm_infer_create(ctx, &mc, n_ctx, &io, gen_model_tensor, &gm, &s, err,
                                             sizeof err)
-                        : vklm_infer_create(ctx, &mc, n_ctx, NULL, rnd_get, &rs, &s, err,
+                        : vklm_infer_create(ctx, &mc, n_ctx, &io, rnd_get, &rs, &s, err,
                                             sizeof err);
   double t_create = gen_now_s() - t0;
   rnd_free(&rs);
@@ -292,8 +342,9 @@ int bench_infer(int argc, char **argv) {
            (unsigned long long)vklm_model_config_params(&mc), mc.n_layer, mc.n_embd,
            mc.vocab_size, tname, rs.fallback ? " (some f16: K % 32 != 0)" : "", n_ctx);
     if (!file) printf("weights on the device: %s; ", app_bytes(rs.weight_bytes, b1, sizeof b1));
-    printf("session memory: %s (built in %.2f s)\n\n", app_bytes(mem_session, b2, sizeof b2),
-           t_create);
+    printf("session memory: %s for %u sequences, KV cache %s (built in %.2f s)\n\n",
+           app_bytes(mem_session, b2, sizeof b2), maxb,
+           vklm_dtype_name(vklm_infer_kv_dtype(s)), t_create);
     fflush(stdout);
   }
   double tp = time_prefill(s, tok, prefill, seconds);
@@ -313,8 +364,23 @@ int bench_infer(int argc, char **argv) {
       fflush(stdout);
     }
   }
+  dec_result br[MAX_CTXS];
+  if (!json) {
+    printf("\n%-10s %12s %12s %14s\n", "batch", "tokens/s", "ms/step", "per sequence/s");
+    fflush(stdout);
+  }
+  for (int i = 0; i < nbat; i++) {
+    double t = time_batch(s, tok, bats[i], bctx, ndec);
+    if (t < 0) goto done;
+    br[i] = (dec_result){.context = bats[i], .tok_s = bats[i] / t, .ms_tok = t * 1e3};
+    if (!json) {
+      printf("%-10u %12.1f %12.3f %14.1f\n", bats[i], br[i].tok_s, br[i].ms_tok, 1.0 / t);
+      fflush(stdout);
+    }
+  }
   uint64_t peak = vklm_context_memory_peak(ctx);
   if (!json) {
+    printf("(batched: each sequence holds %u tokens before the timed steps)\n", bctx);
     char b[32];
     printf("\npeak device memory: %s; %u decode steps per context (greedy, argmax on the "
            "device)\n", app_bytes(peak, b, sizeof b), ndec);
@@ -344,6 +410,17 @@ int bench_infer(int argc, char **argv) {
       cJSON_AddNumberToObject(o, "ms_per_token", dr[i].ms_tok);
       cJSON_AddItemToArray(d, o);
     }
+    cJSON *bj = cJSON_AddArrayToObject(root, "batch");
+    for (int i = 0; i < nbat; i++) {
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddNumberToObject(o, "sequences", br[i].context);
+      cJSON_AddNumberToObject(o, "context", bctx);
+      cJSON_AddNumberToObject(o, "steps", ndec);
+      cJSON_AddNumberToObject(o, "tok_s", br[i].tok_s);
+      cJSON_AddNumberToObject(o, "ms_per_step", br[i].ms_tok);
+      cJSON_AddItemToArray(bj, o);
+    }
+    cJSON_AddStringToObject(root, "kv_cache", vklm_dtype_name(vklm_infer_kv_dtype(s)));
     cJSON_AddNumberToObject(root, "session_memory_bytes", (double)mem_session);
     cJSON_AddNumberToObject(root, "peak_memory_bytes", (double)peak);
     char *js = cJSON_Print(root);

@@ -46,6 +46,15 @@ for model, wtype, ctxs in (("gpt2-tiny", "f32", "0,16,200"), ("gpt2-tiny", "q8_0
     check(j["weight_type"] == wtype and (j["f16_fallback_matrices"] > 0) == (model == "llama-tiny"),
           "%s: weight type %s, %d f16 fallback matrices" % (label, j["weight_type"],
                                                             j["f16_fallback_matrices"]))
+# batched decode: aggregate tokens/s for each batch size, the cache sized for the largest
+jb = bench("--model", "gpt2-tiny", "--ctx", "0", "--batch", "1,3,8", "--batch-ctx", "5")
+check(jb is not None and [b["sequences"] for b in jb["batch"]] == [1, 3, 8]
+      and all(b["tok_s"] > 0 and b["ms_per_step"] > 0 and b["context"] == 5 for b in jb["batch"])
+      and jb["kv_cache"] in ("f16", "f32"),
+      "batched decode figures: %s" % (", ".join("%d seq %.1f tok/s" % (b["sequences"], b["tok_s"])
+                                                 for b in jb["batch"]) if jb else "none"))
+r = subprocess.run([VKLM, "bench", "infer", "--batch", "0,4"], capture_output=True, text=True)
+check(r.returncode == 2 and "--batch" in r.stderr, "bad --batch: exit 2 with a message")
 # quantized weights are smaller than f32 ones
 j32, j8 = bench("--model", "gpt2-tiny", "--ctx", "0"), bench("--model", "gpt2-tiny", "--ctx", "0",
                                                               "--type", "q8_0")
