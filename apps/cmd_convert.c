@@ -19,7 +19,9 @@ static void convert_usage(FILE *f) {
       "                    [--tokenizer-out tokenizer.json | --no-tokenizer]\n"
       "Imports a GPT-2 or Llama model written by Hugging Face tools (config.json +\n"
       "model.safetensors) or by llama.cpp tools (GGUF: F32, F16, BF16, Q8_0, Q4_0 tensors,\n"
-      "dequantized to fp32) into a vklm checkpoint that `vklm train --resume` can fine-tune.\n"
+      "dequantized to fp32) into a vklm checkpoint. Fine-tune it with `vklm train --init CKPT`\n"
+      "(a new run from its weights: fresh schedule and AdamW moments, training flags from the\n"
+      "command line; --init also reads the HF directory or GGUF itself).\n"
       "The tokenizer (tokenizer.json, or the GGUF's tokenizer.ggml.*) is written beside the\n"
       "checkpoint as tokenizer.json by default.\n");
 }
@@ -78,6 +80,7 @@ int cmd_convert(int argc, char **argv) {
   cs.min_lr = d.min_lr;
   cs.opt = (vklm_optim_config){d.lr, d.beta1, d.beta2, d.eps, d.weight_decay, d.grad_clip};
   cs.mask_id = vklm_model_mask_id(&lm->cfg);
+  cs.data_order = VKLM_DATA_SHUFFLED;
   if (vklm_ckpt_write(out, &cs, lm->table, lm->ntensors, p, z, z, n, err, sizeof err) != VKLM_OK) {
     fprintf(stderr, "vklm convert: %s\n", err);
     goto done;

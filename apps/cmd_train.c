@@ -1,6 +1,8 @@
-/* vklm train: pretraining (engine/train) from token shards or a text file with a tokenizer.
+/* vklm train: training (engine/train) from token shards or a text file with a tokenizer: a new
+ * model, a resumed run (--resume) or a new run from a model's weights (--init).
  * vklm export: a checkpoint to safetensors with Hugging Face names and config.json, or to GGUF.
  * Flags and outputs: docs/training.md. */
+#include <errno.h>
 #include <libgen.h>
 #include <math.h>
 #include <signal.h>
@@ -17,27 +19,33 @@
 static void train_usage(FILE *f) {
   fprintf(f,
       "usage: vklm train (--train PATTERN|DIR [--val PATTERN|DIR] | --text FILE -t TOKENIZER)\n"
-      "                  [model] [training] [--out DIR] [--resume [CKPT]]\n"
+      "                  [model] [training] [--out DIR] [--resume [CKPT] | --init MODEL]\n"
       "data:\n"
       "  --train P        token shards: a glob (out/train_*.bin), a file, or a directory\n"
       "                   (its train_*.bin; its val_*.bin become the validation data)\n"
       "  --val P          validation shards (default: val_*.bin beside a --train directory)\n"
       "  --text FILE      a plain text file, encoded with -t/--tokenizer tokenizer.json\n"
       "  --val-fraction F the tail fraction of --text used for validation (default 0.1)\n"
-      "model:\n"
+      "  --data-order shuffled|sequential  training batches from shuffled windows of T+1 tokens\n"
+      "                   (a fresh permutation per epoch from the seed; default) or in file order\n"
+      "model (a new model; with --resume or --init the model comes from the checkpoint/MODEL and\n"
+      "these flags, when given, must agree with it):\n"
       "  --model NAME     preset: gpt2-tiny (default), llama-tiny, gpt2-124M, gpt2-350M, llama-60M\n"
       "  --arch gpt2|llama  --layers L  --heads NH  --kv-heads NKV  --embd C  --ffn F\n"
       "  --ctx N          model positions (default: the preset's, raised to T)\n"
       "  --vocab V        vocabulary size (default: the data's)\n"
       "  --objective causal|mlm  (--mask-id ID: MLM mask token, default V-1)\n"
-      "training:\n"
+      "training (on --resume, the flags given override the checkpoint's values):\n"
       "  -b, --batch B    sequences per micro-batch (4)     -T, --seq T  sequence length (64)\n"
       "  --grad-accum N   micro-batches per step (1)        --steps N    optimizer steps (100)\n"
       "  --lr X (6e-4) --warmup N (10) --min-lr X (lr/10)  linear warmup, cosine decay to min-lr\n"
       "  --wd X (0.1)  --clip X (1.0, 0: off)  --seed N (1337)\n"
       "  --val-every N (50) --val-batches N (8) --ckpt-every N (100) --log-every N (10)\n"
       "  --out DIR        checkpoint.bin, metrics.jsonl, loss.png (default out)\n"
-      "  --resume [CKPT]  continue from CKPT (default DIR/checkpoint.bin), bit-identically\n"
+      "  --resume [CKPT]  continue a run from CKPT (default DIR/checkpoint.bin): its model,\n"
+      "                   moments, step, data position and the values not given as flags\n"
+      "  --init MODEL     a new run (step 0, fresh schedule and AdamW moments) from the weights\n"
+      "                   of MODEL: a vklm checkpoint or run directory, an HF directory or a GGUF\n"
       "  --force          a fresh run may replace DIR/checkpoint.bin\n"
       "  --stop-at N      stop with a checkpoint after step N (as if interrupted)\n"
       "  --no-plot  --quiet  --device D  --limits baseline  --validate\n");
@@ -55,6 +63,41 @@ static int is_dir(const char *p) {
   return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+/* Typed, range-checked flag values: 0 with a message on stderr when v is not one. */
+static int parse_u64(const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (!*v || *end || errno || v[0] == '-' || x < lo || x > hi) {
+    fprintf(stderr, "vklm train: %s wants an integer in [%llu, %llu], not '%s'\n", flag,
+            (unsigned long long)lo, (unsigned long long)hi, v);
+    return 0;
+  }
+  *out = x;
+  return 1;
+}
+
+static int parse_u32(const char *flag, const char *v, uint32_t lo, uint32_t hi, uint32_t *out) {
+  uint64_t x;
+  if (!parse_u64(flag, v, lo, hi, &x)) return 0;
+  *out = (uint32_t)x;
+  return 1;
+}
+
+/* lo_open: the value must be above lo (not equal). */
+static int parse_f(const char *flag, const char *v, double lo, int lo_open, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double x = strtod(v, &end);
+  if (!*v || *end || errno || !isfinite(x) || x < lo || (lo_open && x == lo) || x > hi) {
+    fprintf(stderr, "vklm train: %s wants a number in %s%g, %g], not '%s'\n", flag,
+            lo_open ? "(" : "[", lo, hi, v);
+    return 0;
+  }
+  *out = x;
+  return 1;
+}
+
 #define NEED_VALUE()                                                                             \
   do {                                                                                           \
     if (i + 1 >= argc) {                                                                         \
@@ -68,19 +111,23 @@ int cmd_train(int argc, char **argv) {
   vklm_config_from_env(&cfg);
   vklm_train_options o;
   vklm_train_options_default(&o);
-  const char *train_p = NULL, *val_p = NULL, *text = NULL, *tok = NULL, *model = "gpt2-tiny";
-  double val_fraction = 0.1;
-  int have_min_lr = 0, have_steps = 0;
-  long layers = -1, heads = -1, kv = -1, embd = -1, ffn = -1, ctxlen = -1, vocab = -1;
+  const char *train_p = NULL, *val_p = NULL, *text = NULL, *tok = NULL, *model = NULL;
+  double val_fraction = 0.1, x;
+  uint32_t layers = 0, heads = 0, kv = 0, embd = 0, ffn = 0, ctxlen = 0, vocab = 0, mask_id = 0;
   const char *arch = NULL, *objective = NULL;
   int resume = 0;
   const char *resume_file = NULL;
+  const uint32_t BIG = 1u << 30;
   for (int i = 1; i < argc; i++) {
     int r = app_config_flag(&cfg, argc, argv, &i);
     if (r < 0) return 2;
     if (r) continue;
     const char *a = argv[i];
 #define IS(x) (!strcmp(a, x))
+#define U32(lo, hi, dst, bit) \
+  do { if (!parse_u32(a, v, lo, hi, dst)) return 2; o.given |= (bit); } while (0)
+#define F32(lo, open, hi, dst, bit) \
+  do { if (!parse_f(a, v, lo, open, hi, &x)) return 2; *(dst) = (float)x; o.given |= (bit); } while (0)
     if (IS("-h") || IS("--help")) { train_usage(stdout); return 0; }
     else if (IS("--force")) o.force = 1;
     else if (IS("--no-plot")) o.plot = 0;
@@ -95,34 +142,44 @@ int cmd_train(int argc, char **argv) {
       else if (IS("--val")) val_p = v;
       else if (IS("--text")) text = v;
       else if (IS("-t") || IS("--tokenizer")) tok = v;
-      else if (IS("--val-fraction")) val_fraction = atof(v);
+      else if (IS("--val-fraction")) {
+        if (!parse_f(a, v, 0, 0, 0.99, &val_fraction)) return 2;
+      } else if (IS("--init")) o.init = v;
       else if (IS("--model")) model = v;
       else if (IS("--arch")) arch = v;
       else if (IS("--objective")) objective = v;
-      else if (IS("--layers")) layers = atol(v);
-      else if (IS("--heads")) heads = atol(v);
-      else if (IS("--kv-heads")) kv = atol(v);
-      else if (IS("--embd")) embd = atol(v);
-      else if (IS("--ffn")) ffn = atol(v);
-      else if (IS("--ctx")) ctxlen = atol(v);
-      else if (IS("--vocab")) vocab = atol(v);
-      else if (IS("--mask-id")) o.mask_id = atoi(v);
-      else if (IS("-b") || IS("--batch")) o.B = (uint32_t)atol(v);
-      else if (IS("-T") || IS("--seq")) o.T = (uint32_t)atol(v);
-      else if (IS("--grad-accum")) o.grad_accum = (uint32_t)atol(v);
-      else if (IS("--steps")) { o.steps = (uint32_t)atol(v); have_steps = 1; }
-      else if (IS("--lr")) o.lr = (float)atof(v);
-      else if (IS("--warmup")) o.warmup = (uint32_t)atol(v);
-      else if (IS("--min-lr")) { o.min_lr = (float)atof(v); have_min_lr = 1; }
-      else if (IS("--wd")) o.weight_decay = (float)atof(v);
-      else if (IS("--clip")) o.grad_clip = (float)atof(v);
-      else if (IS("--val-every")) o.val_every = (uint32_t)atol(v);
-      else if (IS("--val-batches")) o.val_batches = (uint32_t)atol(v);
-      else if (IS("--ckpt-every")) o.ckpt_every = (uint32_t)atol(v);
-      else if (IS("--log-every")) o.log_every = (uint32_t)atol(v);
+      else if (IS("--data-order")) {
+        if (!strcmp(v, "shuffled")) o.data_order = VKLM_DATA_SHUFFLED;
+        else if (!strcmp(v, "sequential")) o.data_order = VKLM_DATA_SEQUENTIAL;
+        else { fprintf(stderr, "vklm train: --data-order shuffled|sequential, not '%s'\n", v); return 2; }
+        o.given |= VKLM_GIVEN_DATA_ORDER;
+      }
+      else if (IS("--layers")) U32(1, 4096, &layers, VKLM_GIVEN_LAYERS);
+      else if (IS("--heads")) U32(1, 4096, &heads, VKLM_GIVEN_HEADS);
+      else if (IS("--kv-heads")) U32(1, 4096, &kv, VKLM_GIVEN_KV_HEADS);
+      else if (IS("--embd")) U32(1, 1u << 20, &embd, VKLM_GIVEN_EMBD);
+      else if (IS("--ffn")) U32(1, 1u << 22, &ffn, VKLM_GIVEN_FFN);
+      else if (IS("--ctx")) U32(1, 1u << 24, &ctxlen, VKLM_GIVEN_CTX);
+      else if (IS("--vocab")) U32(1, 1u << 28, &vocab, VKLM_GIVEN_VOCAB);
+      else if (IS("--mask-id")) U32(0, (1u << 28) - 1, &mask_id, VKLM_GIVEN_MASK_ID);
+      else if (IS("-b") || IS("--batch")) U32(1, BIG, &o.B, VKLM_GIVEN_B);
+      else if (IS("-T") || IS("--seq")) U32(1, 1u << 24, &o.T, VKLM_GIVEN_T);
+      else if (IS("--grad-accum")) U32(1, 1u << 16, &o.grad_accum, VKLM_GIVEN_GRAD_ACCUM);
+      else if (IS("--steps")) U32(1, UINT32_MAX - 1, &o.steps, VKLM_GIVEN_STEPS);
+      else if (IS("--lr")) F32(0, 1, 10, &o.lr, VKLM_GIVEN_LR);
+      else if (IS("--warmup")) U32(0, UINT32_MAX - 1, &o.warmup, VKLM_GIVEN_WARMUP);
+      else if (IS("--min-lr")) F32(0, 0, 10, &o.min_lr, VKLM_GIVEN_MIN_LR);
+      else if (IS("--wd")) F32(0, 0, 100, &o.weight_decay, VKLM_GIVEN_WD);
+      else if (IS("--clip")) F32(0, 0, 1e9, &o.grad_clip, VKLM_GIVEN_CLIP);
+      else if (IS("--val-every")) U32(0, UINT32_MAX, &o.val_every, 0);
+      else if (IS("--val-batches")) U32(0, 1u << 20, &o.val_batches, 0);
+      else if (IS("--ckpt-every")) U32(0, UINT32_MAX, &o.ckpt_every, 0);
+      else if (IS("--log-every")) U32(0, UINT32_MAX, &o.log_every, 0);
       else if (IS("--out")) o.out_dir = v;
-      else if (IS("--seed")) o.seed = strtoull(v, NULL, 10);
-      else if (IS("--stop-at")) o.stop_at = (uint32_t)atol(v);
+      else if (IS("--seed")) {
+        if (!parse_u64(a, v, 0, UINT64_MAX, &o.seed)) return 2;
+        o.given |= VKLM_GIVEN_SEED;
+      } else if (IS("--stop-at")) U32(0, UINT32_MAX, &o.stop_at, 0);
       else {
         fprintf(stderr, "vklm train: unknown flag '%s'\n\n", a);
         train_usage(stderr);
@@ -130,41 +187,50 @@ int cmd_train(int argc, char **argv) {
       }
     }
 #undef IS
+#undef U32
+#undef F32
   }
   if ((!train_p && !text) || (train_p && text) || (text && !tok)) {
     fprintf(stderr, "vklm train: give --train SHARDS, or --text FILE with -t TOKENIZER\n");
     train_usage(stderr);
     return 2;
   }
-  if (!o.B || !o.T || !o.grad_accum || !o.steps || !(o.lr > 0)) {
-    fprintf(stderr, "vklm train: batch, sequence, grad-accum, steps and lr must be positive\n");
+  if (resume && o.init) {
+    fprintf(stderr, "vklm train: --resume continues a run, --init starts a new one from a model's "
+            "weights: give one of them\n");
     return 2;
   }
-  if (!have_min_lr) o.min_lr = o.lr / 10;
-  if (vklm_model_config_preset(model, &o.model) != VKLM_OK) {
+  if (!(o.given & VKLM_GIVEN_MIN_LR)) o.min_lr = o.lr / 10;
+  if (vklm_model_config_preset(model ? model : "gpt2-tiny", &o.model) != VKLM_OK) {
     fprintf(stderr, "vklm train: unknown model '%s' (gpt2-tiny, llama-tiny, gpt2-124M, gpt2-350M, "
             "llama-60M)\n", model);
     return 2;
   }
+  if (model)
+    o.given |= VKLM_GIVEN_ARCH | VKLM_GIVEN_LAYERS | VKLM_GIVEN_HEADS | VKLM_GIVEN_KV_HEADS |
+               VKLM_GIVEN_EMBD | VKLM_GIVEN_FFN | VKLM_GIVEN_TIE;
   vklm_model_config *mc = &o.model;
   if (arch) {
     if (!strcmp(arch, "gpt2")) { mc->arch = VKLM_ARCH_GPT2; mc->tie_embeddings = 1; }
     else if (!strcmp(arch, "llama")) { mc->arch = VKLM_ARCH_LLAMA; mc->tie_embeddings = 0; }
-    else { fprintf(stderr, "vklm train: --arch gpt2|llama\n"); return 2; }
+    else { fprintf(stderr, "vklm train: --arch gpt2|llama, not '%s'\n", arch); return 2; }
+    o.given |= VKLM_GIVEN_ARCH;
   }
   if (objective) {
     if (!strcmp(objective, "causal")) o.objective = VKLM_OBJ_CAUSAL;
     else if (!strcmp(objective, "mlm")) o.objective = VKLM_OBJ_MLM;
-    else { fprintf(stderr, "vklm train: --objective causal|mlm\n"); return 2; }
+    else { fprintf(stderr, "vklm train: --objective causal|mlm, not '%s'\n", objective); return 2; }
+    o.given |= VKLM_GIVEN_OBJECTIVE;
   }
-  if (layers > 0) mc->n_layer = (uint32_t)layers;
-  if (heads > 0) { mc->n_head = (uint32_t)heads; if (mc->arch == VKLM_ARCH_GPT2 || kv <= 0) mc->n_kv_head = (uint32_t)heads; }
-  if (kv > 0) mc->n_kv_head = (uint32_t)kv;
-  if (embd > 0) { mc->n_embd = (uint32_t)embd; if (ffn <= 0 && mc->arch == VKLM_ARCH_GPT2) mc->ffn_hidden = 4 * (uint32_t)embd; }
-  if (ffn > 0) mc->ffn_hidden = (uint32_t)ffn;
-  if (ctxlen > 0) mc->max_seq = (uint32_t)ctxlen;
+  if (o.given & VKLM_GIVEN_MASK_ID) o.mask_id = (int32_t)mask_id;
+  if (layers) mc->n_layer = layers;
+  if (heads) { mc->n_head = heads; if (mc->arch == VKLM_ARCH_GPT2 || !kv) mc->n_kv_head = heads; }
+  if (kv) mc->n_kv_head = kv;
+  if (embd) { mc->n_embd = embd; if (!ffn && mc->arch == VKLM_ARCH_GPT2) mc->ffn_hidden = 4 * embd; }
+  if (ffn) mc->ffn_hidden = ffn;
+  if (ctxlen) mc->max_seq = ctxlen;
   else if (o.T > mc->max_seq) mc->max_seq = o.T;
-  mc->vocab_size = vocab > 0 ? (uint32_t)vocab : 0; /* 0: the data's */
+  mc->vocab_size = vocab; /* 0: the data's */
 
   char err[2048] = "";
   vklm_tokens *tr = NULL, *va = NULL;
@@ -189,7 +255,6 @@ int cmd_train(int argc, char **argv) {
     if (resume_file) snprintf(ckpt, sizeof ckpt, "%s", resume_file);
     else snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", o.out_dir);
     o.resume = ckpt;
-    if (!have_steps) o.steps = 0; /* the checkpoint's total */
   }
   vklm_context *ctx = app_context(&cfg);
   if (!ctx) {

@@ -1,8 +1,18 @@
 #!/usr/bin/env python3
 """PyTorch reference for vklm's decoder transformer (engine/model): writes the state files that
-tests/test_model_parity.c holds the GPU model to.
+tests/test_model_parity.c and tests/test_train_parity.c hold the GPU model to, and is the one
+PyTorch forward every Python test imports (tests put scripts/ on sys.path and `import
+reference_model as ref`).
 
 Usage:  reference_model.py --out DIR      (writes DIR/<case>.state for every case below)
+
+As a module: `forward(P, c, inputs, return_hidden=False)` on vklm-named weights P (torch tensors of
+any float dtype: the computation runs in that dtype) for a config dict c (keys arch, V, maxT, L,
+NH, NKV, C, F, tie; optional objective "causal" (default) or "mlm", eps, theta) and inputs (B,T)
+or (T,) of any length up to maxT; `loss_of(logits, targets)`; `greedy(P, c, prompt, n)` (KV-free:
+the whole sequence is re-run per token); `from_hf(W, c)` maps Hugging Face names (GPT2LMHeadModel
+with or without "transformer.", LlamaForCausalLM) to vklm's, fusing and transposing as vklm's
+layout needs; `config_from_hf(conf)` reads an HF config.json dict; `torch_params(W, dtype)`.
 
 It builds the SAME model as engine/model (GPT-2 style: learned positions, LayerNorm with bias,
 tanh-GELU MLP, tied embeddings, biases; Llama style: RoPE in the HF rotate_half convention,
@@ -12,7 +22,10 @@ plain fp32 PyTorch on the CPU. The parameters are listed in vklm's flat order: T
 engine/model/model_params.h, and the file carries the names and shapes, which the C test checks
 against vklm's own table, so a drift fails loudly.
 
-Cases: gpt2-causal, gpt2-mlm, llama-causal, llama-mlm (tiny, odd sizes). For each: random
+Cases: gpt2-causal, gpt2-mlm, llama-causal, llama-mlm (tiny, odd sizes), and gpt2-causal-masked
+(B=4: a causal batch whose targets are partly ignored, -100, with very different counts in the
+two halves of the batch: ~90% kept in rows 0-1, 3 targets in rows 2-3; for test_train_parity's
+gradient accumulation over 2 micro-batches of B/2; objective 0 in the file). For each: random
 initial weights (fixed seed; norm weights and biases randomised too, so that their gradients are
 tested), a random batch, the forward (logits, mean loss), the gradient of every parameter, and
 then 10 AdamW steps (torch.optim.AdamW, weight decay on the 2-D tensors only, clip_grad_norm_
@@ -56,6 +69,7 @@ CASES = {
     "gpt2-mlm": ("gpt2", "mlm", 67, 24, 2, 4, 4, 48, 192, 1, 3, 19, 1e-2),
     "llama-causal": ("llama", "causal", 101, 32, 2, 4, 2, 64, 88, 0, 2, 21, 1e-2),
     "llama-mlm": ("llama", "mlm", 101, 32, 2, 4, 2, 64, 88, 0, 2, 21, 3e-3),
+    "gpt2-causal-masked": ("gpt2", "causal-masked", 67, 24, 2, 4, 4, 48, 192, 1, 4, 19, 1e-2),
 }
 NSTEPS = 10
 BETA1, BETA2, EPS, WD, CLIP = 0.9, 0.95, 1e-8, 0.1, 1.0
@@ -116,9 +130,11 @@ def init_params(c, gen):
     return P
 
 
-def rope(x, T, HS):
-    inv_freq = 1.0 / (ROPE_THETA ** (torch.arange(0, HS, 2).float() / HS))
-    t = torch.arange(T).float()
+def rope(x, T, HS, theta=ROPE_THETA):
+    """RoPE in the HF rotate_half convention, computed in x's dtype."""
+    dt = x.dtype
+    inv_freq = 1.0 / (theta ** (torch.arange(0, HS, 2, dtype=dt) / HS))
+    t = torch.arange(T, dtype=dt)
     freqs = torch.outer(t, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()
@@ -126,16 +142,25 @@ def rope(x, T, HS):
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
-def forward(P, c, inputs):
+def forward(P, c, inputs, return_hidden=False):
+    """Logits (B,T,V) of vklm-named weights P for inputs (B,T) (or (T,): logits (T,V)); with
+    return_hidden, (logits, h) where h is the final normed hidden state (B,T,C), the lm head's
+    input."""
     gpt2 = c["arch"] == "gpt2"
+    inputs = torch.as_tensor(inputs, dtype=torch.long)
+    squeeze = inputs.dim() == 1
+    if squeeze:
+        inputs = inputs.unsqueeze(0)
     B, T = inputs.shape
     C, NH, NKV, Fh = c["C"], c["NH"], c["NKV"], c["F"]
     HS = C // NH
+    eps, theta = c.get("eps", NORM_EPS), c.get("theta", ROPE_THETA)
+    causal = c.get("objective", "causal") != "mlm"
 
     def norm(x, pre):
         if gpt2:
-            return F.layer_norm(x, (C,), P[pre + ".weight"], P[pre + ".bias"], NORM_EPS)
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + NORM_EPS) * P[pre + ".weight"]
+            return F.layer_norm(x, (C,), P[pre + ".weight"], P[pre + ".bias"], eps)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * P[pre + ".weight"]
 
     def lin(x, pre):
         y = x @ P[pre + ".weight"].t()
@@ -151,11 +176,11 @@ def forward(P, c, inputs):
         k = qkv[..., NH * HS: (NH + NKV) * HS].view(B, T, NKV, HS).transpose(1, 2)
         v = qkv[..., (NH + NKV) * HS:].view(B, T, NKV, HS).transpose(1, 2)
         if not gpt2:
-            q, k = rope(q, T, HS), rope(k, T, HS)
+            q, k = rope(q, T, HS, theta), rope(k, T, HS, theta)
         k = k.repeat_interleave(NH // NKV, dim=1)
         v = v.repeat_interleave(NH // NKV, dim=1)
         att = (q @ k.transpose(-2, -1)) / math.sqrt(HS)
-        if c["objective"] == "causal":
+        if causal:
             mask = torch.ones(T, T, dtype=torch.bool).tril()
             att = att.masked_fill(~mask, float("-inf"))
         y = (att.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C)
@@ -168,7 +193,10 @@ def forward(P, c, inputs):
         x = x + lin(a, h + "mlp.proj")
     x = norm(x, "lnf")
     head = P["wte.weight"] if c["tie"] else P["lm_head.weight"]
-    return x @ head.t()
+    logits = x @ head.t()
+    if squeeze:
+        logits, x = logits[0], x[0]
+    return (logits, x) if return_hidden else logits
 
 
 def loss_of(logits, targets):
@@ -176,11 +204,109 @@ def loss_of(logits, targets):
     return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=IGNORE)
 
 
+def greedy(P, c, prompt, n):
+    """n greedy ids after prompt, re-running the whole sequence per token (no KV cache), and the
+    smallest top-1 minus top-2 logit gap along the path divided by the largest |logit| (how
+    robust the argmax is across implementations)."""
+    ids, gap, big = list(prompt), float("inf"), 0.0
+    with torch.no_grad():
+        for _ in range(n):
+            z = forward(P, c, ids)[-1]
+            top = torch.topk(z, 2).values
+            gap = min(gap, float(top[0] - top[1]))
+            big = max(big, float(z.abs().max()))
+            ids.append(int(z.argmax()))
+    return ids[len(prompt):], gap / big
+
+
+# ---- Hugging Face names ------------------------------------------------------------------------
+def _cat(xs):
+    return torch.cat(xs) if isinstance(xs[0], torch.Tensor) else __import__("numpy").concatenate(xs)
+
+
+def from_hf(W, c):
+    """vklm-named weights from Hugging Face ones (GPT2LMHeadModel, keys with or without
+    "transformer."; LlamaForCausalLM): GPT-2's Conv1D (in, out) weights transposed to vklm's
+    (out, in); Llama's q/k/v fused into attn.qkv (rows q, k, v) and gate/up into mlp.fc (rows
+    gate, up); no RoPE permutation (HF's rotate_half is vklm's). Values stay numpy arrays or torch
+    tensors. Every key of W must be used (GPT-2's attention-mask buffers and a tied lm_head
+    aside): a leftover or missing tensor raises KeyError."""
+    W = {k[len("transformer."):] if k.startswith("transformer.") else k: v for k, v in W.items()}
+    used = set()
+
+    def get(k):
+        used.add(k)
+        return W[k]
+
+    e = {}
+    if c["arch"] == "gpt2":
+        e["wte.weight"], e["wpe.weight"] = get("wte.weight"), get("wpe.weight")
+        for l in range(c["L"]):
+            h = "h.%d." % l
+            for a, b, tr in (("ln1", "ln_1", 0), ("attn.qkv", "attn.c_attn", 1),
+                             ("attn.proj", "attn.c_proj", 1), ("ln2", "ln_2", 0),
+                             ("mlp.fc", "mlp.c_fc", 1), ("mlp.proj", "mlp.c_proj", 1)):
+                w = get(h + b + ".weight")
+                e[h + a + ".weight"] = w.T if tr else w
+                e[h + a + ".bias"] = get(h + b + ".bias")
+        e["lnf.weight"], e["lnf.bias"] = get("ln_f.weight"), get("ln_f.bias")
+        ignorable = lambda k: k.endswith((".attn.bias", ".attn.masked_bias")) or k == "lm_head.weight"
+    else:
+        e["wte.weight"] = get("model.embed_tokens.weight")
+        for l in range(c["L"]):
+            h, m = "h.%d." % l, "model.layers.%d." % l
+            e[h + "ln1.weight"] = get(m + "input_layernorm.weight")
+            e[h + "attn.qkv.weight"] = _cat([get(m + "self_attn.%s_proj.weight" % x) for x in "qkv"])
+            e[h + "attn.proj.weight"] = get(m + "self_attn.o_proj.weight")
+            e[h + "ln2.weight"] = get(m + "post_attention_layernorm.weight")
+            e[h + "mlp.fc.weight"] = _cat([get(m + "mlp.gate_proj.weight"),
+                                           get(m + "mlp.up_proj.weight")])
+            e[h + "mlp.proj.weight"] = get(m + "mlp.down_proj.weight")
+        e["lnf.weight"] = get("model.norm.weight")
+        if not c["tie"]:
+            e["lm_head.weight"] = get("lm_head.weight")
+        ignorable = lambda k: c["tie"] and k == "lm_head.weight"
+    left = [k for k in W if k not in used and not ignorable(k)]
+    if left:
+        raise KeyError("from_hf: tensors vklm has no place for: %s" % left[:5])
+    return e
+
+
+def config_from_hf(conf):
+    """The config dict of forward() from a Hugging Face config.json (gpt2 or llama)."""
+    if conf["model_type"] == "gpt2":
+        C = conf["n_embd"]
+        return dict(arch="gpt2", V=conf["vocab_size"], maxT=conf["n_positions"], L=conf["n_layer"],
+                    NH=conf["n_head"], NKV=conf["n_head"], C=C, F=conf.get("n_inner") or 4 * C,
+                    tie=True, eps=conf.get("layer_norm_epsilon", NORM_EPS))
+    return dict(arch="llama", V=conf["vocab_size"], maxT=conf["max_position_embeddings"],
+                L=conf["num_hidden_layers"], NH=conf["num_attention_heads"],
+                NKV=conf.get("num_key_value_heads") or conf["num_attention_heads"],
+                C=conf["hidden_size"], F=conf["intermediate_size"],
+                tie=bool(conf.get("tie_word_embeddings", False)),
+                eps=conf.get("rms_norm_eps", NORM_EPS), theta=conf.get("rope_theta", ROPE_THETA))
+
+
+def torch_params(W, dtype=torch.float64):
+    """numpy arrays or tensors -> contiguous torch tensors of dtype."""
+    return {k: torch.as_tensor(__import__("numpy").ascontiguousarray(v) if not isinstance(
+        v, torch.Tensor) else v).to(dtype).contiguous() for k, v in W.items()}
+
+
 def make_batch(c, gen):
     B, T, V = c["B"], c["T"], c["V"]
-    if c["objective"] == "causal":
+    if c["objective"] in ("causal", "causal-masked"):
         seq = torch.randint(0, V, (B, T + 1), generator=gen)
-        return seq[:, :T].contiguous(), seq[:, 1:].contiguous()
+        inputs, targets = seq[:, :T].contiguous(), seq[:, 1:].contiguous()
+        if c["objective"] == "causal-masked":
+            # rows [0, B/2): ~90% of the targets kept; rows [B/2, B): 3 targets kept in all, so
+            # the two halves' means weigh very differently from the batch's mean
+            keep = torch.rand(B, T, generator=gen) < 0.9
+            keep[B // 2:] = False
+            for i in torch.randperm((B - B // 2) * T, generator=gen)[:3].tolist():
+                keep[B // 2 + i // T, i % T] = True
+            targets = torch.where(keep, targets, torch.full_like(targets, IGNORE))
+        return inputs, targets
     mask_id = V - 1
     tokens = torch.randint(0, V - 1, (B, T), generator=gen)
     chosen = torch.rand(B, T, generator=gen) < 0.15
@@ -242,7 +368,7 @@ def run_case(name, spec, seed):
 def write_state(path, c, rows, inputs, targets, params, logits, loss, grads, step_losses,
                 step_norms, lr):
     arch = 0 if c["arch"] == "gpt2" else 1
-    obj = 0 if c["objective"] == "causal" else 1
+    obj = 1 if c["objective"] == "mlm" else 0
     nparams = params.numel()
     hdr = MAGIC + struct.pack("<I", VERSION)
     hdr += struct.pack("<14I", arch, obj, c["V"], c["maxT"], c["L"], c["NH"], c["NKV"], c["C"],
@@ -292,7 +418,7 @@ def main():
         r = run_case(name, CASES[name], seed=1234 + list(CASES).index(name))
         path = os.path.join(args.out, name + ".state")
         write_state(path, *r)
-        print("%-13s loss %.6f  steps: %s  grad norms: %s -> %s" % (
+        print("%-18s loss %.6f  steps: %s  grad norms: %s -> %s" % (
             name, r[6], " ".join("%.4f" % x for x in r[8]),
             " ".join("%.3f" % x for x in r[9][:3]), path))
 

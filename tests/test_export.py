@@ -1,13 +1,14 @@
 """Test of `vklm export` (argv[1]: the vklm binary): trains a tiny GPT-2 and a tiny Llama for two
-steps, exports each to safetensors, loads the file with the `safetensors` package and checks every
-Hugging Face tensor name and shape, and the values against the checkpoint (parsed here from its
-documented format, docs/checkpoint.md): GPT-2's Conv1D weights transposed, Llama's fused qkv and
-gate/up split. Also checks config.json, and (with torch) that an independent forward pass written
-against HF's names and semantics (Conv1D, rotate_half RoPE, GQA, SwiGLU) reproduces, from the
-exported file alone, the validation loss vklm logged for the same parameters. When torch and transformers are importable, the export is
-loaded into GPT2LMHeadModel / LlamaForCausalLM (strict) as well."""
+steps, exports each to safetensors, loads the file with the `safetensors` package and maps it back
+to vklm's names with scripts/reference_model.py's from_hf (the tests' one HF name mapping: GPT-2's
+Conv1D weights transposed, Llama's q/k/v and gate/up fused; it refuses a missing or an unplaced
+tensor, so the export's name set is checked too), which must give the checkpoint's parameters
+(parsed here from its documented format, docs/checkpoint.md) bit for bit. Also checks config.json
+(read back by reference_model.config_from_hf), and that the reference forward
+(reference_model.forward, float64) of the export's weights reproduces, from the exported files
+alone, the validation loss vklm logged for the same parameters. When transformers is importable,
+the export is loaded into GPT2LMHeadModel / LlamaForCausalLM (strict) as well."""
 import json
-import math
 import os
 import struct
 import subprocess
@@ -15,7 +16,11 @@ import sys
 import tempfile
 
 import numpy as np
+import torch
 from safetensors.numpy import load_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import reference_model as ref  # noqa: E402  (the tests' one PyTorch forward and HF name mapping)
 
 VKLM = os.path.abspath(sys.argv[1])
 failures = passes = 0
@@ -48,116 +53,18 @@ def read_ckpt(path):
     return cfg, out
 
 
-def expected(cfg, p):
-    L = cfg["L"]
-    e = {}
-    if cfg["arch"] == 0:
-        e["wte.weight"] = p["wte.weight"]
-        e["wpe.weight"] = p["wpe.weight"]
-        for i in range(L):
-            h = "h.%d." % i
-            e[h + "ln_1.weight"] = p[h + "ln1.weight"]
-            e[h + "ln_1.bias"] = p[h + "ln1.bias"]
-            e[h + "attn.c_attn.weight"] = p[h + "attn.qkv.weight"].T
-            e[h + "attn.c_attn.bias"] = p[h + "attn.qkv.bias"]
-            e[h + "attn.c_proj.weight"] = p[h + "attn.proj.weight"].T
-            e[h + "attn.c_proj.bias"] = p[h + "attn.proj.bias"]
-            e[h + "ln_2.weight"] = p[h + "ln2.weight"]
-            e[h + "ln_2.bias"] = p[h + "ln2.bias"]
-            e[h + "mlp.c_fc.weight"] = p[h + "mlp.fc.weight"].T
-            e[h + "mlp.c_fc.bias"] = p[h + "mlp.fc.bias"]
-            e[h + "mlp.c_proj.weight"] = p[h + "mlp.proj.weight"].T
-            e[h + "mlp.c_proj.bias"] = p[h + "mlp.proj.bias"]
-        e["ln_f.weight"] = p["lnf.weight"]
-        e["ln_f.bias"] = p["lnf.bias"]
-    else:
-        HS = cfg["C"] // cfg["NH"]
-        q, kv, F = cfg["NH"] * HS, cfg["NKV"] * HS, cfg["F"]
-        e["model.embed_tokens.weight"] = p["wte.weight"]
-        for i in range(L):
-            h, m = "h.%d." % i, "model.layers.%d." % i
-            qkv = p[h + "attn.qkv.weight"]
-            e[m + "input_layernorm.weight"] = p[h + "ln1.weight"]
-            e[m + "self_attn.q_proj.weight"] = qkv[:q]
-            e[m + "self_attn.k_proj.weight"] = qkv[q:q + kv]
-            e[m + "self_attn.v_proj.weight"] = qkv[q + kv:]
-            e[m + "self_attn.o_proj.weight"] = p[h + "attn.proj.weight"]
-            e[m + "post_attention_layernorm.weight"] = p[h + "ln2.weight"]
-            e[m + "mlp.gate_proj.weight"] = p[h + "mlp.fc.weight"][:F]
-            e[m + "mlp.up_proj.weight"] = p[h + "mlp.fc.weight"][F:]
-            e[m + "mlp.down_proj.weight"] = p[h + "mlp.proj.weight"]
-        e["model.norm.weight"] = p["lnf.weight"]
-        e["lm_head.weight"] = p.get("lm_head.weight", p["wte.weight"])
-    return e
-
-
 def hf_val_loss(st_path, conf, ids, B, T, nb):
-    """The mean causal loss over the first nb validation windows, computed by an independent
-    forward pass written against Hugging Face's tensor names and semantics (Conv1D (in, out)
-    weights for GPT-2; q/k/v/o, rotate_half RoPE, GQA, gate/up/down for Llama)."""
-    import torch
-    import torch.nn.functional as F
-    W = {k: torch.from_numpy(v.copy()).double() for k, v in load_file(st_path).items()}
-    gpt2 = conf["model_type"] == "gpt2"
-    if gpt2:
-        C, NH, L, eps = conf["n_embd"], conf["n_head"], conf["n_layer"], conf["layer_norm_epsilon"]
-        NKV = NH
-    else:
-        C, NH, L, eps = conf["hidden_size"], conf["num_attention_heads"], conf["num_hidden_layers"], conf["rms_norm_eps"]
-        NKV = conf["num_key_value_heads"]
-    HS = C // NH
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
-
-    def attend(q, k, v):  # (B,T,H,HS) each, k/v with NKV heads
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-        k = k.repeat_interleave(NH // NKV, dim=1)
-        v = v.repeat_interleave(NH // NKV, dim=1)
-        a = (q @ k.transpose(-2, -1)) / math.sqrt(HS)
-        a = a.masked_fill(~mask, float("-inf")).softmax(-1)
-        return (a @ v).transpose(1, 2).reshape(q.shape[0], T, C)
-
-    def rope(x):  # (B,T,H,HS), HF rotate_half
-        inv = 1.0 / (conf["rope_theta"] ** (torch.arange(0, HS, 2).double() / HS))
-        f = torch.outer(torch.arange(T).double(), inv)
-        emb = torch.cat((f, f), -1)[None, :, None, :]
-        x1, x2 = x[..., :HS // 2], x[..., HS // 2:]
-        return x * emb.cos() + torch.cat((-x2, x1), -1) * emb.sin()
-
-    def rms(x, w):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
-
+    """The mean causal loss over the first nb validation windows (B x T + 1 tokens each, the
+    sequential validation batches of vklm train), by the reference forward in float64 on the
+    export's weights mapped back to vklm's names."""
+    c = ref.config_from_hf(conf)
+    W = ref.torch_params(ref.from_hf(load_file(st_path), c), torch.float64)
     losses = []
-    for b in range(nb):
-        win = torch.tensor(ids[b * B * T: b * B * T + B * T + 1])
-        inp, tgt = win[:-1].view(B, T), win[1:].view(B, T)
-        if gpt2:
-            x = W["wte.weight"][inp] + W["wpe.weight"][:T]
-            for i in range(L):
-                h = "h.%d." % i
-                y = F.layer_norm(x, (C,), W[h + "ln_1.weight"], W[h + "ln_1.bias"], eps)
-                qkv = y @ W[h + "attn.c_attn.weight"] + W[h + "attn.c_attn.bias"]
-                q, k, v = (t.reshape(B, T, NH, HS) for t in qkv.split(C, -1))
-                x = x + attend(q, k, v) @ W[h + "attn.c_proj.weight"] + W[h + "attn.c_proj.bias"]
-                y = F.layer_norm(x, (C,), W[h + "ln_2.weight"], W[h + "ln_2.bias"], eps)
-                f = F.gelu(y @ W[h + "mlp.c_fc.weight"] + W[h + "mlp.c_fc.bias"], approximate="tanh")
-                x = x + f @ W[h + "mlp.c_proj.weight"] + W[h + "mlp.c_proj.bias"]
-            x = F.layer_norm(x, (C,), W["ln_f.weight"], W["ln_f.bias"], eps)
-            logits = x @ W["wte.weight"].T
-        else:
-            x = W["model.embed_tokens.weight"][inp]
-            for i in range(L):
-                m = "model.layers.%d." % i
-                y = rms(x, W[m + "input_layernorm.weight"])
-                q = rope((y @ W[m + "self_attn.q_proj.weight"].T).view(B, T, NH, HS))
-                k = rope((y @ W[m + "self_attn.k_proj.weight"].T).view(B, T, NKV, HS))
-                v = (y @ W[m + "self_attn.v_proj.weight"].T).view(B, T, NKV, HS)
-                x = x + attend(q, k, v) @ W[m + "self_attn.o_proj.weight"].T
-                y = rms(x, W[m + "post_attention_layernorm.weight"])
-                g = F.silu(y @ W[m + "mlp.gate_proj.weight"].T) * (y @ W[m + "mlp.up_proj.weight"].T)
-                x = x + g @ W[m + "mlp.down_proj.weight"].T
-            x = rms(x, W["model.norm.weight"])
-            logits = x @ W["lm_head.weight"].T
-        losses.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1)).item())
+    with torch.no_grad():
+        for b in range(nb):
+            win = torch.tensor(ids[b * B * T: b * B * T + B * T + 1])
+            inp, tgt = win[:-1].view(B, T), win[1:].view(B, T)
+            losses.append(ref.loss_of(ref.forward(W, c, inp), tgt).item())
     return sum(losses) / len(losses)
 
 
@@ -197,16 +104,20 @@ def main():
             check(r.returncode == 0, "%s: export %s" % (preset, r.stderr.strip()))
             got = load_file(st)
             cfg, params = read_ckpt(ck)
-            want = expected(cfg, params)
-            check(sorted(got) == sorted(want), "%s: %d tensors with HF names (extra %s, missing %s)" % (
-                preset, len(got), sorted(set(got) - set(want))[:3], sorted(set(want) - set(got))[:3]))
-            bad = [k for k in want if k in got and (got[k].shape != want[k].shape or
-                                                    not np.array_equal(got[k], want[k]))]
+            conf = json.load(open(os.path.join(exp_dir, "config.json")))
+            c = ref.config_from_hf(conf)
+            try:
+                back, why = ref.from_hf(got, c), ""
+            except KeyError as e:
+                back, why = {}, str(e)
+            check(sorted(back) == sorted(params), "%s: %d tensors with HF names map back onto the "
+                  "checkpoint's %d %s" % (preset, len(got), len(params), why))
+            bad = [k for k in params if k not in back or back[k].shape != params[k].shape or
+                   not np.array_equal(back[k], params[k])]
             check(not bad, "%s: shapes and values match the checkpoint (%s)" % (preset, bad[:3] or "all"))
             check(all(v.dtype == np.float32 for v in got.values()), "%s: dtype F32" % preset)
             hdr_len = struct.unpack("<Q", open(st, "rb").read(8))[0]
             check(hdr_len % 8 == 0, "%s: header length %d is a multiple of 8" % (preset, hdr_len))
-            conf = json.load(open(os.path.join(exp_dir, "config.json")))
             if arch == 0:
                 ok = conf["model_type"] == "gpt2" and conf["n_layer"] == cfg["L"] and \
                     conf["n_embd"] == cfg["C"] and conf["vocab_size"] == cfg["V"]
@@ -214,25 +125,19 @@ def main():
                 ok = conf["model_type"] == "llama" and conf["num_hidden_layers"] == cfg["L"] and \
                     conf["num_key_value_heads"] == cfg["NKV"] and conf["intermediate_size"] == cfg["F"]
             check(ok, "%s: config.json (%s)" % (preset, conf["architectures"][0]))
-            try:
-                import torch  # noqa: F401
-                have_torch = True
-            except Exception:
-                have_torch = False
-            if have_torch:
-                # the export, run with HF semantics, reproduces vklm's final validation loss
-                enc = subprocess.run([VKLM, "tokenizer", "encode", "-t", tok, text],
-                                     capture_output=True, text=True, check=True).stdout.split()
-                ids = [int(x) for x in enc]
-                nval = int(len(ids) * 0.1)
-                val_ids = ids[len(ids) - nval:]
-                nb = min(8, (len(val_ids) - 1) // (2 * 16))
-                rows = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
-                want_loss = [r["val_loss"] for r in rows if "val_loss" in r][-1]
-                got_loss = hf_val_loss(st, conf, val_ids, 2, 16, nb)
-                check(abs(got_loss - want_loss) < 1e-4 * max(1.0, abs(want_loss)),
-                      "%s: HF-semantics forward of the export gives vklm's validation loss "
-                      "(%.6f vs %.6f)" % (preset, got_loss, want_loss))
+            # the export, run by the reference forward, reproduces vklm's final validation loss
+            enc = subprocess.run([VKLM, "tokenizer", "encode", "-t", tok, text],
+                                 capture_output=True, text=True, check=True).stdout.split()
+            ids = [int(x) for x in enc]
+            nval = int(len(ids) * 0.1)
+            val_ids = ids[len(ids) - nval:]
+            nb = min(8, (len(val_ids) - 1) // (2 * 16))
+            rows = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
+            want_loss = [r["val_loss"] for r in rows if "val_loss" in r][-1]
+            got_loss = hf_val_loss(st, conf, val_ids, 2, 16, nb)
+            check(abs(got_loss - want_loss) < 1e-4 * max(1.0, abs(want_loss)),
+                  "%s: the reference forward of the export gives vklm's validation loss "
+                  "(%.6f vs %.6f)" % (preset, got_loss, want_loss))
             try_transformers(exp_dir, arch)
     print("%d passed, %d failed" % (passes, failures))
     return 1 if failures else 0

@@ -8,9 +8,10 @@ Tiny random GPT-2 and Llama models are written by tools vklm did not write:
     with gguf.quants; token_embd quantized too), Llama's attn_q / attn_k permuted exactly as
     llama.cpp's convert_hf_to_gguf.py does (`permute` below), tokenizer.ggml.* metadata.
 `vklm convert` turns each into a vklm checkpoint; every vklm tensor is compared with what Python
-holds (dequantized with gguf.quants for quantized files: must be bit-exact), and the logits of
-`vklm eval-logits` (the GPU model) are compared with an independent float64 PyTorch forward written
-against HF's names and semantics (Conv1D, rotate_half RoPE, GQA, SwiGLU), run on the same
+holds (mapped to vklm's names by scripts/reference_model.py's from_hf, written independently of
+engine/formats/hf_names.c; dequantized with gguf.quants for quantized files: must be bit-exact),
+and the logits of `vklm eval-logits` (the GPU model) are compared with the PyTorch reference
+forward (scripts/reference_model.py, the one every test uses) run in float64 on the same
 (dequantized) weights: bound 1e-4 relative (max |diff| / max |ref|) for every type. For quantized
 files the distance to the forward on the ORIGINAL fp32 weights is reported and held to documented
 looser bounds (F16 5e-3, BF16 5e-2, Q8_0 5e-2, Q4_0 5e-1 relative: these tiny random models have no
@@ -22,16 +23,17 @@ missing tensor, wrong shape, unsupported tensor type, truncated file, missing co
 with a non-zero exit and a message naming the problem.
 Greedy continuations: for F32 GPT-2 and Llama models (HF safetensors and GGUF, maxT 48)
 `vklm generate --prompt-ids ... --print-ids -n 32 --temp 0` (the GPU KV-cache path: one prefill,
-then 31 decode steps) must give exactly the 32 ids that greedy decoding with the float64 forward
-above gives (re-running the whole sequence per step). These models' weights are rescaled
-(`greedy_weights`: block matrices x2.5, token embeddings x0.5) so that the blocks, not the tied
-embedding, drive the prediction (unscaled, the GPT-2 model just repeats one token) and the logits
-are well separated: the smallest top-1 minus top-2 gap along the reference path must be at least
-1e-3 of the largest |logit| (it is 6e-3 and 3e-3 here; float32 logits differ from the float64 ones
-by ~1e-6 relative), so the argmax is not fragile across implementations."""
+then 31 decode steps) must give exactly the 32 ids that greedy decoding with the float64 reference
+forward gives (reference_model.greedy: the whole sequence re-run per step). These models' weights
+are rescaled (`greedy_weights`: block matrices x2.5, token embeddings x0.5) so that the blocks, not
+the tied embedding, drive the prediction (unscaled, the GPT-2 model just repeats one token) and
+the logits are well separated: the smallest top-1 minus top-2 gap along the reference path must
+be at least 1e-3 of the largest |logit| (it is 6e-3 and 3e-3 here; float32 logits differ from the
+float64 ones by ~1e-6 relative), so the argmax is not fragile across implementations."""
+import atexit
 import json
-import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -39,10 +41,12 @@ import tempfile
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import gguf
 from gguf import GGMLQuantizationType as QT
 from safetensors.numpy import save_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import reference_model as ref  # noqa: E402  (the one PyTorch forward of the tests)
 
 VKLM = os.path.abspath(sys.argv[1])
 failures = passes = 0
@@ -134,85 +138,9 @@ def make_hf(c, seed):
 
 
 def hf_forward(P, c, ids):
-    """float64 forward with HF's names and semantics; logits (T, V)."""
-    t = {k: torch.tensor(v, dtype=torch.float64) for k, v in P.items()}
-    ids = torch.tensor(ids)
-    T, C, NH, NKV = len(ids), c["C"], c["NH"], c["NKV"]
-    HS = C // NH
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
-
-    def attend(q, k, v):  # (NH,T,HS), (NKV,T,HS)
-        k = k.repeat_interleave(NH // NKV, 0)
-        v = v.repeat_interleave(NH // NKV, 0)
-        a = (q @ k.transpose(-1, -2)) / math.sqrt(HS)
-        a = a.masked_fill(~mask, float("-inf")).softmax(-1)
-        return (a @ v).transpose(0, 1).reshape(T, C)
-
-    if c["arch"] == "gpt2":
-        ln = lambda x, p: F.layer_norm(x, (C,), t[p + ".weight"], t[p + ".bias"], c["eps"])
-        conv = lambda x, p: x @ t[p + ".weight"] + t[p + ".bias"]
-        x = t["wte.weight"][ids] + t["wpe.weight"][:T]
-        for l in range(c["L"]):
-            h = "h.%d." % l
-            qkv = conv(ln(x, h + "ln_1"), h + "attn.c_attn")
-            q, k, v = (qkv[:, i * C:(i + 1) * C].view(T, NH, HS).transpose(0, 1) for i in range(3))
-            x = x + conv(attend(q, k, v), h + "attn.c_proj")
-            x = x + conv(F.gelu(conv(ln(x, h + "ln_2"), h + "mlp.c_fc"), approximate="tanh"),
-                         h + "mlp.c_proj")
-        return (ln(x, "ln_f") @ t["wte.weight"].t()).numpy()
-    rms = lambda x, w: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + c["eps"]) * t[w]
-    inv = 1.0 / (c["theta"] ** (torch.arange(0, HS, 2, dtype=torch.float64) / HS))
-    fr = torch.outer(torch.arange(T, dtype=torch.float64), inv)
-    emb = torch.cat((fr, fr), -1)
-    cos, sin = emb.cos(), emb.sin()
-
-    def rope(x):  # rotate_half
-        return x * cos + torch.cat((-x[..., HS // 2:], x[..., :HS // 2]), -1) * sin
-
-    x = t["model.embed_tokens.weight"][ids]
-    for l in range(c["L"]):
-        m = "model.layers.%d." % l
-        h = rms(x, m + "input_layernorm.weight")
-        q = (h @ t[m + "self_attn.q_proj.weight"].t()).view(T, NH, HS).transpose(0, 1)
-        k = (h @ t[m + "self_attn.k_proj.weight"].t()).view(T, NKV, HS).transpose(0, 1)
-        v = (h @ t[m + "self_attn.v_proj.weight"].t()).view(T, NKV, HS).transpose(0, 1)
-        x = x + attend(rope(q), rope(k), v) @ t[m + "self_attn.o_proj.weight"].t()
-        h = rms(x, m + "post_attention_layernorm.weight")
-        a = F.silu(h @ t[m + "mlp.gate_proj.weight"].t()) * (h @ t[m + "mlp.up_proj.weight"].t())
-        x = x + a @ t[m + "mlp.down_proj.weight"].t()
-    x = rms(x, "model.norm.weight")
-    head = t["model.embed_tokens.weight"] if c["tie"] else t["lm_head.weight"]
-    return (x @ head.t()).numpy()
-
-
-def vklm_expected(P, c):
-    """vklm's tensors from HF ones: the mapping written independently of engine/formats/hf_names.c."""
-    e = {}
-    if c["arch"] == "gpt2":
-        e["wte.weight"], e["wpe.weight"] = P["wte.weight"], P["wpe.weight"]
-        for l in range(c["L"]):
-            h = "h.%d." % l
-            for a, b, tr in (("ln1", "ln_1", 0), ("attn.qkv", "attn.c_attn", 1),
-                             ("attn.proj", "attn.c_proj", 1), ("ln2", "ln_2", 0),
-                             ("mlp.fc", "mlp.c_fc", 1), ("mlp.proj", "mlp.c_proj", 1)):
-                w = P[h + b + ".weight"]
-                e[h + a + ".weight"] = w.T if tr else w
-                e[h + a + ".bias"] = P[h + b + ".bias"]
-        e["lnf.weight"], e["lnf.bias"] = P["ln_f.weight"], P["ln_f.bias"]
-        return e
-    e["wte.weight"] = P["model.embed_tokens.weight"]
-    for l in range(c["L"]):
-        h, m = "h.%d." % l, "model.layers.%d." % l
-        e[h + "ln1.weight"] = P[m + "input_layernorm.weight"]
-        e[h + "attn.qkv.weight"] = np.concatenate([P[m + "self_attn.%s_proj.weight" % x] for x in "qkv"])
-        e[h + "attn.proj.weight"] = P[m + "self_attn.o_proj.weight"]
-        e[h + "ln2.weight"] = P[m + "post_attention_layernorm.weight"]
-        e[h + "mlp.fc.weight"] = np.concatenate([P[m + "mlp.gate_proj.weight"], P[m + "mlp.up_proj.weight"]])
-        e[h + "mlp.proj.weight"] = P[m + "mlp.down_proj.weight"]
-    e["lnf.weight"] = P["model.norm.weight"]
-    if not c["tie"]:
-        e["lm_head.weight"] = P["lm_head.weight"]
-    return e
+    """float64 logits (T, V) of HF-named weights: the reference forward on from_hf's mapping."""
+    with torch.no_grad():
+        return ref.forward(ref.torch_params(ref.from_hf(P, c)), c, ids).numpy()
 
 
 def hf_config(c):
@@ -373,7 +301,7 @@ def rel(a, b):
 
 def compare_ckpt(ckpt, P, c, label):
     got = read_ckpt(ckpt)
-    exp = vklm_expected(P, c)
+    exp = ref.from_hf(P, c)
     worst, ok = 0.0, set(got) == set(exp)
     for k, v in exp.items():
         if k in got and got[k].shape == v.shape:
@@ -393,24 +321,12 @@ def compare_logits(ckpt, P, c, label, tmp, P_orig=None, qname="F32"):
         return
     got = np.fromfile(out, dtype="<f4").reshape(len(ids), c["V"])
     e = rel(got, hf_forward(P, c, ids))
-    check(e < TOL, "%s: logits vs float64 HF-semantics forward on the same weights: rel %.2e (< %g)"
+    check(e < TOL, "%s: logits vs the float64 reference forward on the same weights: rel %.2e (< %g)"
           % (label, e, TOL))
     if P_orig is not None:
         e2 = rel(got, hf_forward(P_orig, c, ids))
         check(e2 < ORIG_TOL[qname], "%s: logits vs forward on the original fp32 weights: rel %.2e "
               "(documented bound %g)" % (label, e2, ORIG_TOL[qname]))
-
-
-def greedy_reference(P, c, prompt, n):
-    """n greedy ids from the float64 forward, and the smallest top-1 minus top-2 logit gap."""
-    ids, gap, big = list(prompt), float("inf"), 0.0
-    for _ in range(n):
-        z = hf_forward(P, c, ids)[-1]
-        top = np.sort(z)[-2:]
-        gap = min(gap, float(top[1] - top[0]))
-        big = max(big, float(np.max(np.abs(z))))
-        ids.append(int(np.argmax(z)))
-    return ids[len(prompt):], gap / big
 
 
 def greedy_weights(P):
@@ -422,7 +338,7 @@ def greedy_weights(P):
 
 def check_greedy(model, P, c, label, n=32):
     prompt = [int(x) for x in np.random.default_rng(11).integers(0, c["V"], size=8)]
-    want, gap = greedy_reference(P, c, prompt, n)
+    want, gap = ref.greedy(ref.torch_params(ref.from_hf(P, c)), c, prompt, n)
     r = run("generate", "-m", model, "--prompt-ids", ",".join(map(str, prompt)), "--print-ids",
             "-n", str(n), "--temp", "0", "--ignore-eos", "-c", str(c["maxT"]))
     got = [int(x) for x in r.stdout.split()] if r.returncode == 0 else []
@@ -431,8 +347,8 @@ def check_greedy(model, P, c, label, n=32):
           "%s: reference path well separated (smallest top-2 gap / max |logit| %.2g >= 1e-3; %d "
           "distinct ids)" % (label, gap, len(set(want))))
     check(r.returncode == 0 and got == want,
-          "%s: greedy continuation of %d tokens == float64 reference%s (relative top-2 gap "
-          "%.2g)" % (label, n, "" if first is None else " -- FIRST DIFFERENCE at %d: got %s want %s"
+          "%s: greedy continuation of %d tokens == float64 reference (reference_model.greedy)%s "
+          "(relative top-2 gap %.2g)" % (label, n, "" if first is None else " -- FIRST DIFFERENCE at %d: got %s want %s"
                      % (first, got[first:first + 4], want[first:first + 4]), gap))
 
 
@@ -465,6 +381,7 @@ def tiny_tokenizer(tmp):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="vklm_import_")
+    atexit.register(shutil.rmtree, tmp, True)  # the models and checkpoints written below
     tk, tk_path, tk_meta = tiny_tokenizer(tmp)
     LL = dict(LLAMA, V=len(tk_meta[0]))
 
@@ -480,7 +397,6 @@ def main():
         save_file({prefix + k: v.astype(dt) for k, v in P.items()}, os.path.join(d, "model.safetensors"))
         json.dump(hf_config(c), open(os.path.join(d, "config.json"), "w"))
         if c["arch"] == "llama":
-            import shutil
             shutil.copy(tk_path, os.path.join(d, "tokenizer.json"))
         ck = os.path.join(d, "model.ckpt")
         r = run("convert", "-m", d, "-o", ck)
@@ -647,8 +563,8 @@ def main():
         check_greedy(path, hf_from_gguf(held, c), c, "gguf %s F32" % label)
 
     print("%d passed, %d failed" % (passes, failures))
-    sys.exit(1 if failures else 0)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,9 +4,13 @@ Builds a small English corpus (the licence texts in /usr/share/common-licenses, 
 source files where those are missing), trains a tokenizer (`vklm tokenizer train`), writes shards
 (`vklm data tokenize`), trains gpt2-tiny for 150 steps from the shards and checks that the
 validation loss in metrics.jsonl falls, that loss.png is a valid PNG of the expected size and that
-the checkpoint exists; then resumes the run for a few more steps, runs --text mode, and checks
-bad input: unknown flags (exit 2), missing data, a corrupt checkpoint (exit 1, nothing
-overwritten)."""
+the checkpoint exists; then resumes the run for a few more steps, resumes it again with flags
+that override the checkpoint's values (the start-up line names each value's source; the new
+checkpoint, version 2, holds them), refuses a resume whose model or seed flags contradict the
+checkpoint, starts new runs from the trained weights with --init (from the checkpoint and from a
+Hugging Face export of it: both start at the same validation loss, far below a fresh model's),
+runs --text mode in sequential data order, and checks bad input: unknown flags and bad values
+(exit 2), missing data, a corrupt checkpoint (exit 1, nothing overwritten)."""
 import glob
 import json
 import os
@@ -119,6 +123,63 @@ def main():
         check(rows2[:len(rows)] == rows and rows2[-1]["step"] == steps + 10,
               "resume appends steps %d..%d to the log" % (steps + 1, rows2[-1]["step"]))
 
+        # resume with flags that override the checkpoint's values
+        p = run(["train", "--train", shards, "--steps", str(steps + 20), "--out", out, "--resume",
+                 "-b", "4", "--lr", "1e-4", "--val-every", "25", "--val-batches", "4",
+                 "--log-every", "5"])
+        line = next((l for l in p.stderr.splitlines() if "resuming" in l), "")
+        print(line)
+        check("at step %d of %d" % (steps + 10, steps + 20) in line and
+              "from flags: B=4 steps=%d lr=0.0001 min-lr=1e-05 (lr/10)" % (steps + 20) in line and
+              "from the checkpoint: seed=1337 objective=causal T=32 grad-accum=1" in line and
+              "data-order=shuffled" in line, "the resume line names each value's source")
+        h = open(os.path.join(out, "checkpoint.bin"), "rb").read(256)
+        version, = struct.unpack_from("<I", h, 8)
+        B, T = struct.unpack_from("<II", h, 64)
+        total, = struct.unpack_from("<Q", h, 88)
+        lr, min_lr = struct.unpack_from("<ff", h, 152)
+        order, = struct.unpack_from("<I", h, 224)
+        check(version == 2 and (B, T) == (4, 32) and total == steps + 20 and abs(lr - 1e-4) < 1e-9
+              and abs(min_lr - 1e-5) < 1e-10 and order == 1,
+              "checkpoint v%d holds B=%d T=%d steps=%d lr=%g min-lr=%g order=%d" % (
+                  version, B, T, total, lr, min_lr, order))
+        rows3 = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
+        check(rows3[-1]["step"] == steps + 20 and abs(rows3[-1]["lr"] - 1e-5) < 1e-9,
+              "the resumed run reached step %d with lr %g (min-lr)" % (rows3[-1]["step"], rows3[-1]["lr"]))
+        for flags, needle in ((["--layers", "3"], "--layers 3 (the model has 2)"),
+                              (["--seed", "5"], "--seed cannot change"),
+                              (["--model", "llama-tiny"], "--arch llama (the model is gpt2)"),
+                              (["-T", "100"], "exceeds the model's 64 positions")):
+            p = run(["train", "--train", shards, "--steps", "200", "--out", out, "--resume"] + flags,
+                    expect=1)
+            check(needle in p.stderr, "resume %s refused: %s" % (" ".join(flags), p.stderr.strip()))
+
+        # new runs from the trained weights: the checkpoint, and its Hugging Face export
+        hf = os.path.join(d, "hf")
+        os.makedirs(hf)
+        run(["export", "-m", os.path.join(out, "checkpoint.bin"), "-o", os.path.join(hf, "model.safetensors")])
+        v0 = {}
+        for label, src in (("ckpt", os.path.join(out, "checkpoint.bin")), ("hf", hf), ("fresh", None)):
+            ft = os.path.join(d, "ft_" + label)
+            args = ["train", "--train", shards, "--steps", "3", "-b", "8", "-T", "32", "--lr", "1e-4",
+                    "--val-batches", "4", "--out", ft]
+            p = run(args + (["--init", src] if src else []))
+            r0 = json.loads(open(os.path.join(ft, "metrics.jsonl")).readline())
+            v0[label] = r0["val_loss"]
+            if src:
+                line = next((l for l in p.stderr.splitlines() if "new run from the weights" in l), "")
+                print(line)
+                check(("(%s, gpt2: V 512, ctx 64, L 2" % ("checkpoint" if label == "ckpt" else "hf")) in line
+                      and "from flags: B=8 T=32 steps=3 lr=0.0001" in line and "defaults:" in line,
+                      "--init %s: the start-up line names the model and each value's source" % label)
+        check(v0["ckpt"] == v0["hf"] and v0["ckpt"] < v0["fresh"] - 0.5,
+              "--init from the checkpoint and from its HF export start at the same validation loss "
+              "%.4f (a fresh model: %.4f)" % (v0["ckpt"], v0["fresh"]))
+        p = run(["train", "--train", shards, "--init", hf, "--embd", "128", "--out",
+                 os.path.join(d, "ft_bad")], expect=1)
+        check("--embd 128 (the model has 64)" in p.stderr and not os.path.exists(os.path.join(d, "ft_bad")),
+              "--init with a contradicting model flag: " + p.stderr.strip())
+
         # killed at random moments (checkpoint every step): the checkpoint always reads back
         kill_dir = os.path.join(d, "kill")
         ok_reads = 0
@@ -166,11 +227,18 @@ def main():
         with open(text, "w") as f:
             f.write("\n\n".join(docs))
         run(["train", "--text", text, "-t", tok, "--steps", "5", "-b", "2", "-T", "32",
-             "--out", os.path.join(d, "text"), "--quiet"])
+             "--out", os.path.join(d, "text"), "--quiet", "--data-order", "sequential"])
         check(os.path.exists(os.path.join(d, "text", "checkpoint.bin")), "--text run wrote a checkpoint")
 
         # bad input
         run(["train", "--bogus"], expect=2)
+        for flags, needle in ((["-b", "0"], "-b wants an integer in [1,"),
+                              (["--lr", "fast"], "--lr wants a number in (0,"),
+                              (["--steps", "-3"], "--steps wants an integer"),
+                              (["--data-order", "random"], "--data-order shuffled|sequential"),
+                              (["--resume", "--init", out], "give one of them")):
+            p = run(["train", "--train", shards, "--out", os.path.join(d, "w")] + flags, expect=2)
+            check(needle in p.stderr, "%s: %s" % (" ".join(flags[:2]), p.stderr.strip().splitlines()[0]))
         p = run(["train", "--train", os.path.join(d, "nothing_*.bin"), "--out", os.path.join(d, "x")], expect=1)
         check("no token shards" in p.stderr, "missing data: " + p.stderr.strip())
         short = os.path.join(d, "short.txt")

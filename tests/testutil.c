@@ -162,3 +162,131 @@ double vt_fd_check(vt_env *env, const char *what, vt_loss_fn loss, void *state, 
   vt_expect(env, ok, "%-40s fd at %-6zu coords: rel err %.3e (tol %.0e)", what, k, rel, tol);
   return rel;
 }
+
+/* ---- reference states ------------------------------------------------------------------- */
+static int rd(FILE *f, void *p, size_t bytes) { return fread(p, 1, bytes, f) == bytes; }
+
+static void *rd_alloc(FILE *f, size_t bytes, int *ok) {
+  void *p = *ok ? malloc(bytes ? bytes : 1) : NULL;
+  if (!p || !rd(f, p, bytes)) *ok = 0;
+  return p;
+}
+
+int vt_state_load(const char *path, vt_state *s) {
+  memset(s, 0, sizeof *s);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "cannot open %s\n", path);
+    return 0;
+  }
+  char magic[8];
+  uint32_t version = 0, u[14];
+  float fl[8];
+  int ok = rd(f, magic, 8) && memcmp(magic, "VKLMSTAT", 8) == 0 && rd(f, &version, 4) &&
+           version == 1 && rd(f, u, sizeof u) && rd(f, fl, sizeof fl) && rd(f, &s->nparams, 8);
+  /* sizes a test file can have: guards the allocations below */
+  ok = ok && u[13] <= 4096 && s->nparams <= (1ull << 31) && (uint64_t)u[10] * u[11] <= (1u << 24) &&
+       (uint64_t)u[10] * u[11] * u[2] <= (1ull << 31) && u[12] <= 100000;
+  if (!ok) {
+    fprintf(stderr, "%s: not a version-1 VKLMSTAT file\n", path);
+    fclose(f);
+    return 0;
+  }
+  s->arch = u[0], s->obj = u[1], s->V = u[2], s->maxT = u[3], s->L = u[4], s->NH = u[5];
+  s->NKV = u[6], s->C = u[7], s->F = u[8], s->tie = u[9], s->B = u[10], s->T = u[11];
+  s->nsteps = u[12], s->ntensors = u[13];
+  s->norm_eps = fl[0], s->rope_theta = fl[1], s->lr = fl[2], s->beta1 = fl[3];
+  s->beta2 = fl[4], s->eps = fl[5], s->wd = fl[6], s->clip = fl[7];
+  s->dir = calloc(s->ntensors ? s->ntensors : 1, sizeof *s->dir);
+  ok = s->dir != NULL;
+  for (uint32_t i = 0; i < s->ntensors && ok; i++) {
+    vt_state_tensor *t = &s->dir[i];
+    uint32_t w[4];
+    uint64_t q[2];
+    ok = rd(f, t->name, 64) && rd(f, w, sizeof w) && rd(f, q, sizeof q);
+    t->name[63] = 0;
+    t->ndim = w[0], t->shape[0] = w[1], t->shape[1] = w[2], t->decay = w[3];
+    t->offset = q[0], t->count = q[1];
+  }
+  size_t BT = (size_t)s->B * s->T;
+  s->inputs = rd_alloc(f, BT * 4, &ok);
+  s->targets = rd_alloc(f, BT * 4, &ok);
+  s->params = rd_alloc(f, s->nparams * 4, &ok);
+  s->logits = rd_alloc(f, BT * s->V * 4, &ok);
+  ok = ok && rd(f, &s->loss, 4);
+  s->grads = rd_alloc(f, s->nparams * 4, &ok);
+  s->step_losses = rd_alloc(f, s->nsteps * 4, &ok);
+  s->step_norms = rd_alloc(f, s->nsteps * 4, &ok);
+  char extra;
+  if (ok && fread(&extra, 1, 1, f) == 1) ok = 0;
+  fclose(f);
+  if (!ok) fprintf(stderr, "%s: truncated or has trailing bytes\n", path);
+  return ok;
+}
+
+void vt_state_free(vt_state *s) {
+  free(s->dir);
+  free(s->inputs);
+  free(s->targets);
+  free(s->params);
+  free(s->logits);
+  free(s->grads);
+  free(s->step_losses);
+  free(s->step_norms);
+  memset(s, 0, sizeof *s);
+}
+
+const char *vt_state_path(const char *name, char *buf, size_t n) {
+  const char *dir = getenv("VKLM_STATE_DIR");
+  if (!dir || !*dir) {
+    fprintf(stderr, "%s: VKLM_STATE_DIR is not set (ctest's reference_states fixture sets it)\n",
+            test_name);
+    return NULL;
+  }
+  snprintf(buf, n, "%s/%s.state", dir, name);
+  return buf;
+}
+
+vklm_model_config vt_state_config(const vt_state *s) {
+  vklm_model_config cfg = {.arch = s->arch ? VKLM_ARCH_LLAMA : VKLM_ARCH_GPT2,
+                           .vocab_size = s->V,
+                           .max_seq = s->maxT,
+                           .n_layer = s->L,
+                           .n_head = s->NH,
+                           .n_kv_head = s->NKV,
+                           .n_embd = s->C,
+                           .ffn_hidden = s->F,
+                           .norm_eps = s->norm_eps,
+                           .rope_theta = s->rope_theta,
+                           .tie_embeddings = (int)s->tie};
+  return cfg;
+}
+
+int vt_state_table_matches(const vt_state *s, vklm_model *m) {
+  int same = vklm_model_param_count(m) == s->ntensors && vklm_model_num_params(m) == s->nparams;
+  for (uint32_t i = 0; same && i < s->ntensors; i++) {
+    const vklm_param_info *p = vklm_model_param(m, i);
+    const vt_state_tensor *t = &s->dir[i];
+    same = strcmp(p->name, t->name) == 0 && p->ndim == t->ndim && p->shape[0] == t->shape[0] &&
+           (p->ndim < 2 || p->shape[1] == t->shape[1]) && p->offset == t->offset &&
+           p->count == t->count && (uint32_t)p->decay == t->decay;
+    if (!same)
+      printf("  table differs at %u: vklm %s (%u,%u) @%llu decay %d; file %s (%u,%u) @%llu decay %u\n",
+             i, p->name, p->shape[0], p->shape[1], (unsigned long long)p->offset, p->decay,
+             t->name, t->shape[0], t->shape[1], (unsigned long long)t->offset, t->decay);
+  }
+  return same;
+}
+
+double vt_rel_norm(const float *got, const float *want, size_t n) {
+  double d = 0, w = 0;
+  for (size_t i = 0; i < n; i++) {
+    double e = (double)got[i] - want[i];
+    d += e * e;
+    w += (double)want[i] * want[i];
+  }
+  if (!isfinite(d)) return INFINITY;
+  return sqrt(d) / (sqrt(w) + 1e-30);
+}
+
+double vt_rel(double got, double want) { return fabs(got - want) / (fabs(want) + 1e-30); }

@@ -1,6 +1,7 @@
 /* Helpers shared by the test programs: a context with validation forced on (when the layer is
  * installed), deterministic random data, GPU-vs-reference comparison that prints the worst
- * relative error, and a finite-difference checker for backward references.
+ * relative error, a finite-difference checker for backward references, and the reader of the
+ * PyTorch reference states (scripts/reference_model.py) that the model-level tests compare with.
  * A test ends with `return vt_finish(&env);`, which fails if any check failed or any validation
  * message was seen. */
 #ifndef VKLM_TESTUTIL_H
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/model.h"
 #include "vklm_runtime.h"
 
 typedef struct vt_env {
@@ -54,5 +56,37 @@ double vt_compare(vt_env *env, const char *what, const float *got, const float *
 typedef double (*vt_loss_fn)(void *state);
 double vt_fd_check(vt_env *env, const char *what, vt_loss_fn loss, void *state, float *x, size_t n,
                    const float *grad, size_t max_coords, double eps, double tol);
+
+/* ---- reference states (format: scripts/reference_model.py, docs/formats.md) ---------------- */
+typedef struct vt_state_tensor {
+  char name[64];
+  uint32_t ndim, shape[2], decay;
+  uint64_t offset, count;
+} vt_state_tensor;
+
+typedef struct vt_state {
+  uint32_t arch, obj, V, maxT, L, NH, NKV, C, F, tie, B, T, nsteps, ntensors;
+  float norm_eps, rope_theta, lr, beta1, beta2, eps, wd, clip;
+  uint64_t nparams;
+  vt_state_tensor *dir;
+  int32_t *inputs, *targets;  /* (B,T); targets -100 where ignored */
+  float *params, *logits, loss, *grads, *step_losses, *step_norms;
+} vt_state;
+
+/* Reads a version-1 state file; returns 0 with a message on stderr when it is malformed
+ * (vt_state_free is still needed). */
+int vt_state_load(const char *path, vt_state *s);
+void vt_state_free(vt_state *s);
+/* $VKLM_STATE_DIR/<name>.state into buf (NULL with a message when the variable is unset). */
+const char *vt_state_path(const char *name, char *buf, size_t n);
+/* The model config the state describes. */
+vklm_model_config vt_state_config(const vt_state *s);
+/* 1 when the file's tensor directory equals the model's parameter table (names, shapes,
+ * offsets, counts, decay flags); prints the first difference. */
+int vt_state_table_matches(const vt_state *s, vklm_model *m);
+
+/* ||got - want|| / ||want|| (INFINITY when got is not finite); |got - want| / |want|. */
+double vt_rel_norm(const float *got, const float *want, size_t n);
+double vt_rel(double got, double want);
 
 #endif

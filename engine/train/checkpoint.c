@@ -1,5 +1,6 @@
 /* Checkpoints: a 256-byte little-endian header, the parameter table, the flat parameters and the
- * AdamW moments, CRC32-checked; written atomically. Layout: docs/checkpoint.md. */
+ * AdamW moments, CRC32-checked; written atomically (version 2; version 1 is read as sequential
+ * data order). Layout: docs/checkpoint.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -88,10 +89,12 @@ static void encode_header(uint8_t *h, const vklm_ckpt_state *s, uint32_t ntensor
   put64(h + 200, (uint64_t)ntensors * ENTRY);
   put64(h + 208, payload);
   put32(h + 216, payload_crc);
+  put32(h + 224, (uint32_t)s->data_order); /* version 2 */
+  put64(h + 232, s->data_tokens);
   put32(h + 220, (uint32_t)crc32(0L, h, HDR)); /* with its own field still zero */
 }
 
-static void decode_header(const uint8_t *h, vklm_ckpt_state *s) {
+static void decode_header(const uint8_t *h, uint32_t version, vklm_ckpt_state *s) {
   memset(s, 0, sizeof *s);
   vklm_model_config *c = &s->model;
   c->arch = (vklm_arch)get32(h + 16);
@@ -127,6 +130,12 @@ static void decode_header(const uint8_t *h, vklm_ckpt_state *s) {
   s->opt.eps = getf(h + 172);
   s->opt.weight_decay = getf(h + 176);
   s->opt.grad_clip = getf(h + 180);
+  if (version >= 2) {
+    s->data_order = (vklm_data_order)get32(h + 224);
+    s->data_tokens = get64(h + 232);
+  } else {
+    s->data_order = VKLM_DATA_SEQUENTIAL; /* version 1: reserved zeros */
+  }
 }
 
 static void encode_entry(uint8_t *e, const vklm_param_info *p) {
@@ -268,9 +277,10 @@ vklm_status vklm_ckpt_read(const char *path, int with_moments, vklm_ckpt **out, 
     snprintf(err, errlen, "'%s' is not a vklm checkpoint (bad magic)", path);
     goto done;
   }
-  if (get32(h + 8) != VKLM_CKPT_VERSION || get32(h + 12) != HDR) {
+  uint32_t version = get32(h + 8);
+  if (version < 1 || version > VKLM_CKPT_VERSION || get32(h + 12) != HDR) {
     snprintf(err, errlen, "checkpoint '%s' has version %u (header %u bytes); this vklm reads "
-             "version %u", path, get32(h + 8), get32(h + 12), VKLM_CKPT_VERSION);
+             "versions 1 to %u", path, version, get32(h + 12), VKLM_CKPT_VERSION);
     goto done;
   }
   uint32_t hcrc = get32(h + 220);
@@ -284,6 +294,12 @@ vklm_status vklm_ckpt_read(const char *path, int with_moments, vklm_ckpt **out, 
   uint32_t ntensors = get32(h + 184);
   uint64_t nparams = get64(h + 192), tbytes = get64(h + 200), payload = get64(h + 208);
   uint32_t pcrc = get32(h + 216);
+  uint32_t arch = get32(h + 16), obj = get32(h + 20), order = version >= 2 ? get32(h + 224) : 0;
+  if (arch > VKLM_ARCH_LLAMA || obj > VKLM_OBJ_MLM || order > VKLM_DATA_SHUFFLED) {
+    snprintf(err, errlen, "checkpoint '%s' is corrupt: unknown architecture %u, objective %u or "
+             "data order %u", path, arch, obj, order);
+    goto done;
+  }
   if (tbytes != (uint64_t)ntensors * ENTRY || nparams > (1ull << 40) ||
       payload != tbytes + 3 * nparams * 4) {
     snprintf(err, errlen, "checkpoint '%s' is corrupt: inconsistent sizes", path);
@@ -296,7 +312,12 @@ vklm_status vklm_ckpt_read(const char *path, int with_moments, vklm_ckpt **out, 
     goto done;
   }
   c = calloc(1, sizeof *c);
-  decode_header(h, &c->st);
+  if (!c) {
+    snprintf(err, errlen, "out of host memory reading '%s'", path);
+    rc = VKLM_ERROR_OUT_OF_HOST_MEMORY;
+    goto done;
+  }
+  decode_header(h, version, &c->st);
   c->ntensors = ntensors;
   c->nparams = nparams;
   uint8_t *tab = malloc(tbytes ? tbytes : 1);
@@ -322,6 +343,7 @@ vklm_status vklm_ckpt_read(const char *path, int with_moments, vklm_ckpt **out, 
   bad = bad || read_all(f, vv, nparams * 4);
   crc = crc_update(crc, vv, nparams * 4);
   for (uint32_t i = 0; i < ntensors; i++) decode_entry(tab + (size_t)i * ENTRY, &c->table[i]);
+  vklm_model_config_from_table(&c->st.model, c->table, ntensors); /* the scalar head */
   free(tab);
   if (with_moments) {
     c->m = mv;

@@ -1,4 +1,5 @@
-/* Token sources for training (shards or an in-memory array) and the sequential batch reader. */
+/* Token sources for training (shards or an in-memory array) and the batch reader: sequential, or
+ * shuffled windows in the order of a keyed permutation per epoch (docs/training.md). */
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,9 +152,9 @@ uint64_t vklm_tokens_vocab(const vklm_tokens *t) { return t->vocab; }
 
 vklm_status vklm_tokens_read(const vklm_tokens *t, uint64_t start, uint64_t n, uint32_t V,
                              int32_t *dst, char *err, size_t errlen) {
-  if (start + n > t->n) {
-    snprintf(err, errlen, "token range [%llu, %llu) is outside the data (%llu tokens)",
-             (unsigned long long)start, (unsigned long long)(start + n), (unsigned long long)t->n);
+  if (start > t->n || n > t->n - start) {
+    snprintf(err, errlen, "token range [%llu, +%llu) is outside the data (%llu tokens)",
+             (unsigned long long)start, (unsigned long long)n, (unsigned long long)t->n);
     return VKLM_ERROR_INVALID;
   }
   if (t->nshards == 0) {
@@ -167,9 +168,14 @@ vklm_status vklm_tokens_read(const vklm_tokens *t, uint64_t start, uint64_t n, u
       if (!mt->scratch) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
     }
     uint64_t done = 0;
-    size_t i = 0;
-    while (i + 1 < t->nshards && t->starts[i + 1] <= start) i++;
-    while (done < n) {
+    size_t lo = 0, hi = t->nshards - 1; /* the last shard starting at or before `start` */
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo + 1) / 2;
+      if (t->starts[mid] <= start) lo = mid;
+      else hi = mid - 1;
+    }
+    size_t i = lo;
+    while (done < n && i < t->nshards) {
       uint64_t at = start + done, local = at - t->starts[i];
       uint64_t avail = vklm_shard_count(t->shards[i]) - local;
       uint64_t k = n - done < avail ? n - done : avail;
@@ -200,24 +206,87 @@ vklm_status vklm_batcher_init(vklm_batcher *b, const vklm_tokens *src, uint32_t 
   b->B = B;
   b->T = T;
   uint64_t need = (uint64_t)B * T + 1;
-  if (!src || src->n < need) {
+  if (!src || B == 0 || T == 0 || src->n < need) {
     snprintf(err, errlen, "too little data: a batch of B=%u x T=%u needs at least %llu tokens, the "
              "data has %llu", B, T, (unsigned long long)need,
              (unsigned long long)(src ? src->n : 0));
     return VKLM_ERROR_INVALID;
   }
+  b->nwin = (src->n - 1) / T; /* >= B */
   return VKLM_OK;
+}
+
+void vklm_batcher_seek(vklm_batcher *b, vklm_data_order order, uint64_t seed, uint64_t pos,
+                       uint64_t epoch) {
+  b->order = order == VKLM_DATA_SHUFFLED ? VKLM_DATA_SHUFFLED : VKLM_DATA_SEQUENTIAL;
+  b->seed = seed;
+  b->pos = b->order == VKLM_DATA_SHUFFLED ? pos / b->T * b->T : pos;
+  b->epoch = epoch;
+}
+
+const char *vklm_data_order_name(vklm_data_order o) {
+  return o == VKLM_DATA_SHUFFLED ? "shuffled" : "sequential";
+}
+
+static uint64_t mix64(uint64_t z) { /* splitmix64's finaliser */
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/* A Feistel network over 2^(2h) >= n values (6 rounds keyed by (seed, epoch)) is a bijection of
+ * that domain; cycle-walking (re-applying it until the value is < n) restricts it to a bijection
+ * of [0, n): the cycle through i returns to i, so the walk ends, on average within 4 rounds. */
+uint64_t vklm_data_permute(uint64_t i, uint64_t n, uint64_t seed, uint64_t epoch) {
+  VKLM_ASSERT(i < n, "permute: index %llu outside [0, %llu)", (unsigned long long)i,
+              (unsigned long long)n);
+  if (n <= 1) return i;
+  unsigned bits = 1;
+  while (bits < 64 && (1ull << bits) < n) bits++;
+  bits += bits & 1;
+  unsigned h = bits / 2;
+  uint64_t mask = h >= 64 ? ~0ull : (1ull << h) - 1;
+  uint64_t key = mix64(seed ^ mix64(epoch ^ 0x5368756666ull));
+  uint64_t x = i;
+  do {
+    uint64_t L = x >> h, R = x & mask;
+    for (uint64_t r = 0; r < 6; r++) {
+      uint64_t f = mix64(R ^ mix64(key + r * 0x9E3779B97F4A7C15ull)) & mask;
+      uint64_t t = L ^ f;
+      L = R;
+      R = t;
+    }
+    x = (L << h) | R;
+  } while (x >= n);
+  return x;
 }
 
 vklm_status vklm_batcher_next(vklm_batcher *b, uint32_t V, int32_t *buf, int32_t *inputs,
                               int32_t *targets, char *err, size_t errlen) {
-  uint64_t bt = (uint64_t)b->B * b->T;
-  if (b->pos + bt + 1 > b->src->n) {
+  uint64_t bt = (uint64_t)b->B * b->T, n = b->src->n;
+  vklm_status st;
+  if (b->order == VKLM_DATA_SHUFFLED) {
+    uint64_t k = b->pos / b->T;
+    if (k > b->nwin - b->B) { /* not B windows left in this epoch: the next one */
+      k = 0;
+      b->epoch++;
+    }
+    for (uint32_t r = 0; r < b->B; r++) {
+      uint64_t w = vklm_data_permute(k + r, b->nwin, b->seed, b->epoch);
+      if ((st = vklm_tokens_read(b->src, w * b->T, (uint64_t)b->T + 1, V, buf, err, errlen)) !=
+          VKLM_OK)
+        return st;
+      memcpy(inputs + (size_t)r * b->T, buf, b->T * sizeof(int32_t));
+      memcpy(targets + (size_t)r * b->T, buf + 1, b->T * sizeof(int32_t));
+    }
+    b->pos = (k + b->B) * b->T;
+    return VKLM_OK;
+  }
+  if (b->pos > n - (bt + 1)) { /* n >= bt + 1 (vklm_batcher_init) */
     b->pos = 0;
     b->epoch++;
   }
-  vklm_status st = vklm_tokens_read(b->src, b->pos, bt + 1, V, buf, err, errlen);
-  if (st != VKLM_OK) return st;
+  if ((st = vklm_tokens_read(b->src, b->pos, bt + 1, V, buf, err, errlen)) != VKLM_OK) return st;
   memcpy(inputs, buf, bt * sizeof(int32_t));
   memcpy(targets, buf + 1, bt * sizeof(int32_t));
   b->pos += bt;

@@ -1,5 +1,6 @@
-/* The training loop: batches -> forward_backward (with gradient accumulation) -> AdamW update,
- * with validation, the metrics log, the plot, checkpoints and the progress line. */
+/* The training loop: batches -> forward_backward (gradient accumulation normalised by the step's
+ * target tokens) -> AdamW update, with validation, the metrics log, the plot, checkpoints and the
+ * progress line. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ void vklm_train_options_default(vklm_train_options *o) {
   o->log_every = 10;
   o->seed = 1337;
   o->mask_id = -1;
+  o->data_order = VKLM_DATA_SHUFFLED;
   o->out_dir = "out";
   o->progress = 1;
   o->plot = 1;
@@ -60,41 +62,83 @@ typedef struct loop {
   vklm_context *ctx;
   vklm_model *model;
   const vklm_train_options *o;
-  uint32_t V, B, T;
+  vklm_objective obj;
+  uint32_t V, B, T, GA;
   int32_t mask_id;
-  int32_t *buf, *inputs, *targets, *masked;
+  int32_t *buf;                       /* B*T+1 tokens of scratch for the batcher */
+  int32_t *inputs, *targets, *masked; /* GA micro-batches of (B,T) each */
+  const int32_t **in, **tg;           /* GA pointers: what each micro-batch feeds the model */
   char ckpt_path[4096], log_path[4096], png_path[4096];
 } loop;
 
-/* The inputs and targets of one micro-batch for the objective (MLM masks with a seed). */
-static void objective_batch(loop *l, uint64_t mask_seed, const int32_t **in, const int32_t **tg) {
-  uint32_t n = l->B * l->T;
-  if (l->o->objective == VKLM_OBJ_MLM) {
-    vklm_mlm_mask(l->buf, n, l->V, l->mask_id, mask_seed, l->masked, l->targets);
-    *in = l->masked;
+/* Micro-batch g's inputs and targets for the objective (MLM masks its inputs with a seed). */
+static void objective_batch(loop *l, uint32_t g, uint64_t mask_seed) {
+  size_t n = (size_t)l->B * l->T;
+  int32_t *inputs = l->inputs + g * n, *targets = l->targets + g * n;
+  if (l->obj == VKLM_OBJ_MLM) {
+    vklm_mlm_mask(inputs, (uint32_t)n, l->V, l->mask_id, mask_seed, l->masked + g * n, targets);
+    l->in[g] = l->masked + g * n;
   } else {
-    *in = l->inputs;
+    l->in[g] = inputs;
   }
-  *tg = l->targets;
+  l->tg[g] = targets;
 }
 
-/* Mean loss over the first nb batches of the validation data (fixed batches, fixed masks). */
+uint64_t vklm_train_count_targets(const int32_t *targets, size_t n) {
+  uint64_t c = 0;
+  for (size_t i = 0; i < n; i++) c += targets[i] != VKLM_IGNORE_INDEX;
+  return c;
+}
+
+vklm_status vklm_train_accumulate(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
+                                  const int32_t *const *targets, float *loss, uint64_t *ntargets,
+                                  char *err, size_t errlen) {
+  size_t bt = (size_t)vklm_model_batch(m) * vklm_model_seq(m);
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < nmb; i++) total += vklm_train_count_targets(targets[i], bt);
+  if (ntargets) *ntargets = total;
+  if (total == 0) {
+    snprintf(err, errlen, "no target tokens: every target of the step's %u micro-batch(es) of "
+             "%zu is the ignore index", nmb, bt);
+    return VKLM_ERROR_INVALID;
+  }
+  double sum = 0;
+  for (uint32_t i = 0; i < nmb; i++) {
+    uint64_t c = vklm_train_count_targets(targets[i], bt);
+    if (c == 0) continue; /* no gradient, and its mean loss is undefined */
+    float l = 0, scale = (float)((double)c / (double)total);
+    vklm_status st = vklm_model_forward_backward(m, inputs[i], targets[i], scale, &l);
+    if (st != VKLM_OK) {
+      snprintf(err, errlen, "micro-batch %u: %s", i, vklm_model_error(m));
+      return st;
+    }
+    sum += (double)l * (double)c;
+  }
+  *loss = (float)(sum / (double)total);
+  return VKLM_OK;
+}
+
+/* The mean loss over the target tokens of the first nb batches of the validation data (fixed
+ * sequential batches, fixed masks). */
 static vklm_status eval_val(loop *l, const vklm_tokens *val, uint32_t nb, uint64_t seed,
                             float *out, char *err, size_t errlen) {
   vklm_batcher vb;
   vklm_status st = vklm_batcher_init(&vb, val, l->B, l->T, err, errlen);
-  double sum = 0;
+  size_t bt = (size_t)l->B * l->T;
+  double sum = 0, count = 0;
   for (uint32_t i = 0; i < nb && st == VKLM_OK; i++) {
     st = vklm_batcher_next(&vb, l->V, l->buf, l->inputs, l->targets, err, errlen);
     if (st != VKLM_OK) break;
-    const int32_t *in, *tg;
-    objective_batch(l, seed ^ (0x5A17ull + i), &in, &tg);
+    objective_batch(l, 0, seed ^ (0x5A17ull + i));
+    uint64_t c = vklm_train_count_targets(l->tg[0], bt);
+    if (!c) continue;
     float loss = 0;
-    st = vklm_model_forward(l->model, in, tg, &loss);
+    st = vklm_model_forward(l->model, l->in[0], l->tg[0], &loss);
     if (st != VKLM_OK) snprintf(err, errlen, "validation forward: %s", vklm_model_error(l->model));
-    sum += loss;
+    sum += (double)loss * (double)c;
+    count += (double)c;
   }
-  *out = (float)(sum / nb);
+  *out = count > 0 ? (float)(sum / count) : NAN;
   return st;
 }
 
@@ -106,6 +150,19 @@ static vklm_status make_dir(const char *dir, char *err, size_t errlen) {
   return VKLM_OK;
 }
 
+/* The NaN test hook: a NaN in the final norm's weight (or parameter 0). */
+static void poison(vklm_model *m) {
+  uint64_t n = vklm_model_num_params(m), at = 0;
+  for (uint32_t i = 0; i < vklm_model_param_count(m); i++)
+    if (!strcmp(vklm_model_param(m, i)->name, "lnf.weight")) at = vklm_model_param(m, i)->offset;
+  float *p = malloc(n * sizeof(float));
+  if (p && vklm_model_get_params(m, p) == VKLM_OK) {
+    p[at] = NAN;
+    vklm_model_set_params(m, p);
+  }
+  free(p);
+}
+
 vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
                            const vklm_tokens *train, const vklm_tokens *val,
                            vklm_train_result *res, char *err, size_t errlen) {
@@ -113,33 +170,23 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
   res->last_val_loss = NAN;
   res->first_step = 1;
   loop l = {.ctx = ctx, .o = o};
-  vklm_ckpt *ck = NULL;
+  vklm_ckpt *ck = NULL, *init = NULL;
   vklm_metrics hist = {0};
   vklm_status st = VKLM_OK;
   int line_open = 0; /* a progress line without its newline is on the terminal */
+  char summary[2600] = "", init_kind[16] = "";
   snprintf(l.ckpt_path, sizeof l.ckpt_path, "%s/checkpoint.bin", o->out_dir);
   snprintf(l.log_path, sizeof l.log_path, "%s/metrics.jsonl", o->out_dir);
   snprintf(l.png_path, sizeof l.png_path, "%s/loss.png", o->out_dir);
 
   /* 1. Everything that can fail on bad input is checked before anything is written. */
-  vklm_model_config cfg = o->model;
-  vklm_objective obj = o->objective;
-  uint32_t B = o->B, T = o->T, GA = o->grad_accum ? o->grad_accum : 1;
-  uint64_t start = 0, rng = o->seed ^ 0x7261696E21ull, data_pos = 0, data_epoch = 0, tokens = 0;
-  double elapsed0 = 0;
+  if (o->resume && o->init) {
+    snprintf(err, errlen, "--resume continues a run, --init starts a new one: give one of them");
+    st = VKLM_ERROR_INVALID;
+    goto done;
+  }
   if (o->resume) {
     if ((st = vklm_ckpt_read(o->resume, 1, &ck, err, errlen)) != VKLM_OK) goto done;
-    cfg = ck->st.model;
-    obj = ck->st.objective;
-    B = ck->st.B;
-    T = ck->st.T;
-    GA = ck->st.grad_accum;
-    start = ck->st.step;
-    rng = ck->st.rng;
-    data_pos = ck->st.data_pos;
-    data_epoch = ck->st.data_epoch;
-    tokens = ck->st.tokens_seen;
-    elapsed0 = ck->st.elapsed_s;
   } else {
     struct stat sb;
     if (!o->force && stat(l.ckpt_path, &sb) == 0) {
@@ -148,18 +195,19 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
       st = VKLM_ERROR_INVALID;
       goto done;
     }
+    if (o->init &&
+        (st = vklm_train_open_init(o->init, &init, init_kind, sizeof init_kind, err, errlen)) !=
+            VKLM_OK)
+      goto done;
   }
-  if (cfg.vocab_size == 0) cfg.vocab_size = (uint32_t)vklm_tokens_vocab(train);
-  if (T > cfg.max_seq) cfg.max_seq = ck ? cfg.max_seq : T;
-  if (vklm_model_config_check(&cfg, err, errlen) != VKLM_OK) {
-    st = VKLM_ERROR_INVALID;
+  vklm_ckpt_state cs;
+  if ((st = vklm_train_resolve(o, ck ? &ck->st : NULL, init ? &init->st.model : NULL,
+                               vklm_tokens_vocab(train), vklm_tokens_count(train), &cs, summary,
+                               sizeof summary, err, errlen)) != VKLM_OK)
     goto done;
-  }
-  if (T > cfg.max_seq) {
-    snprintf(err, errlen, "sequence length T=%u exceeds the model's %u positions", T, cfg.max_seq);
-    st = VKLM_ERROR_INVALID;
-    goto done;
-  }
+  vklm_model_config cfg = cs.model;
+  uint32_t B = cs.B, T = cs.T, GA = cs.grad_accum;
+  uint64_t start = ck ? ck->st.step : 0;
   const vklm_tokens *srcs[2] = {train, val};
   for (int k = 0; k < 2; k++) {
     if (!srcs[k]) continue;
@@ -178,11 +226,11 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
       goto done;
     }
   }
-  uint32_t total = o->steps ? o->steps : (uint32_t)(ck ? ck->st.total_steps : 0);
+  uint32_t total = (uint32_t)cs.total_steps;
   uint32_t end = o->stop_at && o->stop_at < total ? o->stop_at : total;
   if (start >= end) {
-    snprintf(err, errlen, "nothing to do: the checkpoint is at step %llu of %u",
-             (unsigned long long)start, end);
+    snprintf(err, errlen, "nothing to do: the checkpoint is at step %llu of %u (give --steps "
+             "above it to extend the run)", (unsigned long long)start, end);
     st = VKLM_ERROR_INVALID;
     goto done;
   }
@@ -197,28 +245,44 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
       goto done;
     }
   }
-  if ((st = vklm_model_create(ctx, &cfg, B, T, obj, &l.model)) != VKLM_OK) {
+  if ((st = vklm_model_create(ctx, &cfg, B, T, cs.objective, &l.model)) != VKLM_OK) {
     snprintf(err, errlen, "cannot create the model: %s", vklm_model_error(NULL));
     goto done;
   }
   if (ck) st = vklm_ckpt_load_model(ck, l.model, err, errlen);
-  else if ((st = vklm_model_init(l.model, o->seed)) != VKLM_OK)
+  else if (init) {
+    char e2[1024];
+    if ((st = vklm_ckpt_load_model(init, l.model, e2, sizeof e2)) != VKLM_OK)
+      snprintf(err, errlen, "init model '%s': %s", o->init, e2);
+  } else if ((st = vklm_model_init(l.model, o->seed)) != VKLM_OK)
     snprintf(err, errlen, "model init: %s", vklm_model_error(l.model));
   if (st != VKLM_OK) goto done;
   if ((st = make_dir(o->out_dir, err, errlen)) != VKLM_OK) goto done;
+  if (o->progress && ck)
+    fprintf(stderr, "vklm train: resuming '%s' at step %llu of %u: %s\n", o->resume,
+            (unsigned long long)start, total, summary);
+  else if (o->progress && init)
+    fprintf(stderr, "vklm train: a new run from the weights of '%s' (%s, %s: V %u, ctx %u, L %u, "
+            "C %u), fresh schedule and AdamW moments: %s\n", o->init, init_kind,
+            cfg.arch == VKLM_ARCH_LLAMA ? "llama" : "gpt2", cfg.vocab_size, cfg.max_seq,
+            cfg.n_layer, cfg.n_embd, summary);
 
   /* 2. Set-up. */
   l.V = cfg.vocab_size;
   l.B = B;
   l.T = T;
-  l.mask_id = ck ? ck->st.mask_id : (o->mask_id >= 0 ? o->mask_id : vklm_model_mask_id(&cfg));
+  l.GA = GA;
+  l.obj = cs.objective;
+  l.mask_id = cs.mask_id;
   size_t bt = (size_t)B * T;
   l.buf = malloc((bt + 1) * sizeof(int32_t));
-  l.inputs = malloc(bt * sizeof(int32_t));
-  l.targets = malloc(bt * sizeof(int32_t));
-  l.masked = malloc(bt * sizeof(int32_t));
+  l.inputs = malloc(bt * GA * sizeof(int32_t));
+  l.targets = malloc(bt * GA * sizeof(int32_t));
+  l.masked = malloc(bt * GA * sizeof(int32_t));
+  l.in = malloc(GA * sizeof *l.in);
+  l.tg = malloc(GA * sizeof *l.tg);
   res->losses = malloc((size_t)(end + 1) * sizeof(float));
-  if (!l.buf || !l.inputs || !l.targets || !l.masked || !res->losses) {
+  if (!l.buf || !l.inputs || !l.targets || !l.masked || !l.in || !l.tg || !res->losses) {
     st = VKLM_ERROR_OUT_OF_HOST_MEMORY;
     snprintf(err, errlen, "out of host memory");
     goto done;
@@ -226,22 +290,14 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
   for (uint32_t i = 0; i <= end; i++) res->losses[i] = NAN;
   vklm_batcher tb;
   vklm_batcher_init(&tb, train, B, T, err, errlen);
-  tb.pos = data_pos;
-  tb.epoch = data_epoch;
+  vklm_batcher_seek(&tb, cs.data_order, cs.seed, cs.data_pos, cs.data_epoch);
   uint32_t val_nb = 0;
   if (val && o->val_batches) {
     uint64_t windows = (vklm_tokens_count(val) - 1) / bt;
     val_nb = o->val_batches < windows ? o->val_batches : (uint32_t)windows;
   }
-  vklm_ckpt_state cs = {.model = cfg, .objective = obj, .B = B, .T = T, .grad_accum = GA,
-                        .total_steps = total, .warmup = ck ? ck->st.warmup : o->warmup,
-                        .seed = ck ? ck->st.seed : o->seed, .lr = ck ? ck->st.lr : o->lr,
-                        .min_lr = ck ? ck->st.min_lr : o->min_lr, .mask_id = l.mask_id};
-  if (ck) cs.opt = ck->st.opt;
-  else cs.opt = (vklm_optim_config){.lr = o->lr, .beta1 = o->beta1, .beta2 = o->beta2,
-                                    .eps = o->eps, .weight_decay = o->weight_decay,
-                                    .grad_clip = o->grad_clip};
-  if (o->steps && ck) cs.total_steps = o->steps; /* a resume may extend the run */
+  uint64_t rng = cs.rng, tokens = cs.tokens_seen;
+  double elapsed0 = cs.elapsed_s;
   if (ck) {
     if ((st = vklm_metrics_load(&hist, l.log_path, (uint32_t)start, err, errlen)) != VKLM_OK ||
         (st = vklm_metrics_save(&hist, l.log_path, err, errlen)) != VKLM_OK)
@@ -269,33 +325,21 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
   res->last_step = (uint32_t)start;
   for (uint32_t step = (uint32_t)start + 1; step <= end; step++) {
     double t0 = now_s();
-    if (o->nan_step == step) { /* test hook: a NaN in the final norm's weight (or parameter 0) */
-      uint64_t n = vklm_model_num_params(l.model), at = 0;
-      for (uint32_t i = 0; i < vklm_model_param_count(l.model); i++)
-        if (!strcmp(vklm_model_param(l.model, i)->name, "lnf.weight"))
-          at = vklm_model_param(l.model, i)->offset;
-      float *p = malloc(n * sizeof(float));
-      if (p && vklm_model_get_params(l.model, p) == VKLM_OK) {
-        p[at] = NAN;
-        vklm_model_set_params(l.model, p);
-      }
-      free(p);
-    }
-    double lsum = 0;
+    if (o->nan_step == step) poison(l.model);
+    /* all micro-batches first: the gradient scales need the step's count of target tokens */
     for (uint32_t g = 0; g < GA; g++) {
-      if ((st = vklm_batcher_next(&tb, l.V, l.buf, l.inputs, l.targets, err, errlen)) != VKLM_OK)
+      if ((st = vklm_batcher_next(&tb, l.V, l.buf, l.inputs + g * bt, l.targets + g * bt, err,
+                                  errlen)) != VKLM_OK)
         goto done;
-      const int32_t *in, *tg;
-      uint64_t mseed = vklm_train_rng_next(&rng);
-      objective_batch(&l, mseed, &in, &tg);
-      float loss = 0;
-      if ((st = vklm_model_forward_backward(l.model, in, tg, 1.0f / GA, &loss)) != VKLM_OK) {
-        snprintf(err, errlen, "step %u: %s", step, vklm_model_error(l.model));
-        goto done;
-      }
-      lsum += loss;
+      objective_batch(&l, g, vklm_train_rng_next(&rng));
     }
-    float loss = (float)(lsum / GA);
+    float loss = 0;
+    char e2[1024];
+    if ((st = vklm_train_accumulate(l.model, GA, l.in, l.tg, &loss, NULL, e2, sizeof e2)) !=
+        VKLM_OK) {
+      snprintf(err, errlen, "step %u: %s", step, e2);
+      goto done;
+    }
     float lr = vklm_train_lr(step, (uint32_t)cs.warmup, (uint32_t)cs.total_steps, cs.lr, cs.min_lr);
     float gn = NAN;
     if (isfinite(loss)) {
@@ -371,8 +415,11 @@ done:
   free(l.inputs);
   free(l.targets);
   free(l.masked);
+  free(l.in);
+  free(l.tg);
   vklm_model_destroy(l.model);
   vklm_ckpt_free(ck);
+  vklm_ckpt_free(init);
   vklm_metrics_free(&hist);
   return st;
 }

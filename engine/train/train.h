@@ -1,19 +1,23 @@
-/* train: the pretraining loop around engine/model — data batches, the learning-rate schedule,
+/* train: the training loop around engine/model — data batches, the learning-rate schedule,
  * checkpoints (atomic, CRC-checked, bit-identical resume), the metrics log, the loss-curve PNG
- * and the safetensors export.
+ * and the safetensors export. A run is fresh (random init), continues a checkpoint (resume), or
+ * starts fresh from the weights of another model (init: a checkpoint, an HF directory or a GGUF).
  *
  * Owns: the token sources (shards or an in-memory token array), the host copies of the
  * parameters and moments while a checkpoint is written or read, the metrics history. Borrows the
  * context and the model.
  *
- * Invariants: batches are sequential and deterministic: a micro-batch is the B*T+1 tokens at the
- * data position (row b of inputs = tokens[pos + b*T, +T), targets shifted by one), the position
- * then advances by B*T and wraps to 0 (epoch + 1) when the next window would not fit. The data
- * position, the step and the generator state are in the checkpoint, so a resumed run replays
- * exactly what an uninterrupted one would have done.
+ * Invariants: batches are deterministic. Shuffled order (the default): the training data is cut
+ * into non-overlapping windows of T+1 tokens at stride T; each epoch draws them in the order of a
+ * bijective keyed permutation of (seed, epoch) (a Feistel network, nothing stored), B windows per
+ * micro-batch. Sequential order: a micro-batch is the B*T+1 tokens at the data position. Either
+ * way the position (tokens of the epoch consumed), the epoch, the step and the generator state
+ * are in the checkpoint, so a resumed run replays exactly what an uninterrupted one would have
+ * done. The gradient of a step is the gradient of the mean loss over all its non-ignored target
+ * tokens, however they fall into micro-batches. Validation batches are fixed and sequential.
  *
- * Does not: parse command lines (apps/cmd_train.c), shuffle data, or run on the CPU: the model
- * computes everything on the GPU. Formats: docs/checkpoint.md, docs/training.md. */
+ * Does not: parse command lines (apps/cmd_train.c) or run on the CPU: the model computes
+ * everything on the GPU. Formats: docs/checkpoint.md, docs/training.md. */
 #ifndef VKLM_TRAIN_H
 #define VKLM_TRAIN_H
 
@@ -46,18 +50,34 @@ uint64_t vklm_tokens_vocab(const vklm_tokens *t); /* ids are < this (from the sh
 vklm_status vklm_tokens_read(const vklm_tokens *t, uint64_t start, uint64_t n, uint32_t V,
                              int32_t *dst, char *err, size_t errlen);
 
-/* The sequential batch reader. */
+/* The batch reader. pos counts the tokens of the current epoch already consumed: sequential, the
+ * token index of the next micro-batch; shuffled, the windows drawn so far times T (so a change of
+ * B keeps the exact place in the epoch, and a change of T or of the order keeps the fraction). */
+typedef enum vklm_data_order { VKLM_DATA_SEQUENTIAL = 0, VKLM_DATA_SHUFFLED = 1 } vklm_data_order;
 typedef struct vklm_batcher {
   const vklm_tokens *src; /* borrowed */
   uint32_t B, T;
+  vklm_data_order order;
+  uint64_t seed;          /* shuffled: the permutation's key, with the epoch */
+  uint64_t nwin;          /* shuffled: windows of T+1 tokens at stride T, floor((n-1)/T) */
   uint64_t pos, epoch;
 } vklm_batcher;
-/* Fails (with the sizes in the message) when the source holds fewer than B*T+1 tokens. */
+/* Sequential order, position 0. Fails (with the sizes in the message) when the source holds
+ * fewer than B*T+1 tokens. */
 vklm_status vklm_batcher_init(vklm_batcher *b, const vklm_tokens *src, uint32_t B, uint32_t T,
                               char *err, size_t errlen);
+/* Chooses the order (and the shuffle's seed); then places the batcher at (pos, epoch) — a
+ * shuffled position is rounded down to a whole number of windows. Any values are safe: a
+ * position past the end starts the next epoch at the next read. */
+void vklm_batcher_seek(vklm_batcher *b, vklm_data_order order, uint64_t seed, uint64_t pos,
+                       uint64_t epoch);
 /* The next micro-batch: inputs and targets (B,T) int32; buf holds B*T+1 tokens of scratch. */
 vklm_status vklm_batcher_next(vklm_batcher *b, uint32_t V, int32_t *buf, int32_t *inputs,
                               int32_t *targets, char *err, size_t errlen);
+/* The shuffle: a bijection of [0, n) keyed by (seed, epoch); i < n. O(1) memory, a few hash
+ * rounds per call (cycle-walking a Feistel network over the next even power of two). */
+uint64_t vklm_data_permute(uint64_t i, uint64_t n, uint64_t seed, uint64_t epoch);
+const char *vklm_data_order_name(vklm_data_order o); /* "sequential", "shuffled" */
 
 /* ---- learning-rate schedule (schedule.c) ------------------------------------------------ */
 /* Linear warmup over steps 1..warmup to lr, then cosine decay to min_lr at step `total`
@@ -68,7 +88,7 @@ uint64_t vklm_train_rng_next(uint64_t *state);
 
 /* ---- checkpoints (checkpoint.c, format in docs/checkpoint.md) ----------------------------- */
 #define VKLM_CKPT_MAGIC "VKLMCKPT"
-#define VKLM_CKPT_VERSION 1u
+#define VKLM_CKPT_VERSION 2u /* written; versions 1 (read as sequential order) and 2 are read */
 
 typedef struct vklm_ckpt_state {
   vklm_model_config model;
@@ -76,7 +96,9 @@ typedef struct vklm_ckpt_state {
   uint32_t B, T, grad_accum;
   uint64_t step;                  /* optimizer steps done */
   uint64_t total_steps, warmup;
-  uint64_t data_pos, data_epoch;  /* the training batcher's position */
+  uint64_t data_pos, data_epoch;  /* the training batcher's position (vklm_batcher.pos, epoch) */
+  vklm_data_order data_order;     /* version 1 files: sequential */
+  uint64_t data_tokens;           /* tokens in the training data the run read (0: unknown) */
   uint64_t rng;                   /* generator state after `step` steps */
   uint64_t seed;
   uint64_t tokens_seen;
@@ -99,7 +121,7 @@ vklm_status vklm_ckpt_write(const char *path, const vklm_ckpt_state *st,
                             const vklm_param_info *table, uint32_t ntensors, const float *params,
                             const float *m, const float *v, uint64_t nparams, char *err,
                             size_t errlen);
-/* Reads and verifies (magic, version, sizes, both CRCs) a checkpoint. */
+/* Reads and verifies (magic, version, sizes, both CRCs, enum fields) a checkpoint. */
 vklm_status vklm_ckpt_read(const char *path, int with_moments, vklm_ckpt **out, char *err,
                            size_t errlen);
 void vklm_ckpt_free(vklm_ckpt *c); /* accepts NULL */
@@ -138,6 +160,23 @@ vklm_status vklm_plot_loss(const vklm_metrics *h, const char *title, const char 
                            int width, int height, char *err, size_t errlen);
 
 /* ---- the loop (train.c) ----------------------------------------------------------------- */
+/* vklm_train_options.given: the values the caller set explicitly (command-line flags). A fresh
+ * run uses the options whatever the bits. On resume, a training value comes from the options
+ * when its bit is set, else from the checkpoint; model values, the objective, the mask id and the
+ * seed must agree with the checkpoint when their bit is set. With init, the training values come
+ * from the options and the model from the init model, which model bits must agree with. */
+enum {
+  VKLM_GIVEN_B = 1u << 0, VKLM_GIVEN_T = 1u << 1, VKLM_GIVEN_GRAD_ACCUM = 1u << 2,
+  VKLM_GIVEN_STEPS = 1u << 3, VKLM_GIVEN_LR = 1u << 4, VKLM_GIVEN_MIN_LR = 1u << 5,
+  VKLM_GIVEN_WARMUP = 1u << 6, VKLM_GIVEN_WD = 1u << 7, VKLM_GIVEN_CLIP = 1u << 8,
+  VKLM_GIVEN_DATA_ORDER = 1u << 9, VKLM_GIVEN_SEED = 1u << 10, VKLM_GIVEN_OBJECTIVE = 1u << 11,
+  VKLM_GIVEN_MASK_ID = 1u << 12,
+  /* model shape (--model sets all of ARCH..TIE) */
+  VKLM_GIVEN_ARCH = 1u << 16, VKLM_GIVEN_LAYERS = 1u << 17, VKLM_GIVEN_HEADS = 1u << 18,
+  VKLM_GIVEN_KV_HEADS = 1u << 19, VKLM_GIVEN_EMBD = 1u << 20, VKLM_GIVEN_FFN = 1u << 21,
+  VKLM_GIVEN_TIE = 1u << 22, VKLM_GIVEN_CTX = 1u << 23, VKLM_GIVEN_VOCAB = 1u << 24,
+};
+
 typedef struct vklm_train_options {
   vklm_model_config model;
   vklm_objective objective;
@@ -146,8 +185,12 @@ typedef struct vklm_train_options {
   uint32_t val_every, val_batches, ckpt_every, log_every;
   uint64_t seed;
   int32_t mask_id;        /* MLM: the mask token (-1: V-1) */
+  vklm_data_order data_order;
+  uint32_t given;         /* VKLM_GIVEN_* bits: see above */
   const char *out_dir;    /* checkpoint.bin, metrics.jsonl, loss.png */
   const char *resume;     /* a checkpoint to continue from, or NULL */
+  const char *init;       /* or: a new run from these weights (checkpoint, run directory, HF
+                             directory or GGUF), fresh schedule and moments; NULL */
   int progress;           /* 0 quiet, 1 progress on stderr (in place on a terminal) */
   int plot;               /* write loss.png */
   int force;              /* a fresh run may replace an existing checkpoint in out_dir */
@@ -158,8 +201,38 @@ typedef struct vklm_train_options {
 } vklm_train_options;
 
 /* The defaults: gpt2-tiny, causal, B 4, T 64, 100 steps, lr 6e-4 to 6e-5, warmup 10, wd 0.1,
- * clip 1.0, AdamW (0.9, 0.95, 1e-8), val every 50 steps over 8 batches, checkpoint every 100. */
+ * clip 1.0, AdamW (0.9, 0.95, 1e-8), shuffled data, val every 50 steps over 8 batches,
+ * checkpoint every 100. */
 void vklm_train_options_default(vklm_train_options *o);
+
+/* The run's state before its first step (resolve.c): a fresh run from o (model->vocab_size 0:
+ * data_vocab; max_seq raised to T), a resume from *ck (the checkpoint's state with o's given
+ * training values), or an init run from the model *init (o's values, fresh state). Checks every
+ * value (a hostile checkpoint's too) and that given model values agree; on success, *summary
+ * (when summary_len > 0) says which values came from flags, the checkpoint or the defaults. */
+vklm_status vklm_train_resolve(const vklm_train_options *o, const vklm_ckpt_state *ck,
+                               const vklm_model_config *init, uint64_t data_vocab,
+                               uint64_t data_tokens, vklm_ckpt_state *out, char *summary,
+                               size_t summary_len, char *err, size_t errlen);
+/* The weights of an init model (resolve.c): a vklm checkpoint (or a directory holding
+ * checkpoint.bin) without its moments, or an HF directory / GGUF through vklm_model_load,
+ * as a vklm_ckpt whose st holds only the model config. *what names the kind ("checkpoint",
+ * "hf", "gguf"). */
+vklm_status vklm_train_open_init(const char *path, vklm_ckpt **out, char *what, size_t what_len,
+                                 char *err, size_t errlen);
+
+/* The non-ignored targets (!= VKLM_IGNORE_INDEX) among n. */
+uint64_t vklm_train_count_targets(const int32_t *targets, size_t n);
+/* One optimizer step's forward + backward over nmb micro-batches (inputs[i], targets[i]: (B,T)
+ * each, the model's B and T): micro-batch i runs vklm_model_forward_backward with grad_scale =
+ * count_i / count (count_i its non-ignored targets, count the step's), so the accumulated
+ * gradient is that of the mean loss over all the step's target tokens, as one large batch would
+ * give; *loss = sum_i loss_i * count_i / count, *ntargets = count. A micro-batch without targets
+ * is skipped; a step without any is VKLM_ERROR_INVALID. Gradients accumulate into the model's;
+ * vklm_model_update applies and zeroes them. */
+vklm_status vklm_train_accumulate(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
+                                  const int32_t *const *targets, float *loss, uint64_t *ntargets,
+                                  char *err, size_t errlen);
 
 typedef struct vklm_train_result {
   uint32_t first_step, last_step; /* steps run by this call (first_step > last_step: none) */
@@ -171,9 +244,10 @@ typedef struct vklm_train_result {
 } vklm_train_result;
 void vklm_train_result_free(vklm_train_result *r);
 
-/* Trains: fresh (init with the seed) or from o->resume; val may be NULL. Checkpoints every
- * ckpt_every steps and at the end. A non-finite loss or gradient norm stops with
- * VKLM_ERROR_INVALID and a message naming the step; the last good checkpoint stays. */
+/* Trains: fresh (init with the seed), from o->resume or from o->init's weights; val may be NULL.
+ * Checkpoints every ckpt_every steps and at the end. A non-finite loss or gradient norm stops
+ * with VKLM_ERROR_INVALID and a message naming the step; the last good checkpoint stays. With
+ * o->progress, a resume or init run first prints where each setting came from (stderr). */
 vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
                            const vklm_tokens *train, const vklm_tokens *val,
                            vklm_train_result *res, char *err, size_t errlen);

@@ -1,0 +1,163 @@
+/* Gradient accumulation with masked targets against PyTorch (VKLM_TEST_GPU,
+ * VKLM_TEST_NEEDS_STATES). scripts/reference_model.py's gpt2-causal-masked state holds one batch of
+ * B=4 whose targets are partly ignored (-100), with very different counts in the two halves (~90%
+ * kept in rows 0-1, 3 targets in rows 2-3), and PyTorch's gradient of the mean loss over ALL the
+ * batch's target tokens. vklm runs the batch as 2 micro-batches of B/2 through the training
+ * loop's own normalisation (vklm_train_accumulate: grad_scale = count_mb / count_step) and must
+ * reproduce that gradient (norm-relative error <= 1e-3, per tensor and overall) and the loss
+ * (sum loss_mb * count_mb / count, <= 1e-4 relative). The old scaling (grad_scale = 1 / micro-
+ * batches) is run too and must miss the same tolerance by far, which shows the test can fail.
+ * llama-mlm (B=2: micro-batches of one sequence; MLM's chosen positions differ per row) gets the
+ * same comparison. Then edge cases of vklm_train_accumulate: a micro-batch without targets is
+ * skipped (the result equals the other micro-batch alone), a step without any is an error. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "testutil.h"
+#include "train/train.h"
+
+#define OKM(m, call)                                                                             \
+  vt_ok(env, (call) == VKLM_OK ? VKLM_OK                                                         \
+                               : (printf("%s\n", vklm_model_error(m)), VKLM_ERROR_INVALID),      \
+        #call)
+
+/* Worst per-tensor and overall norm-relative error of got against want. */
+static double grad_errors(vklm_model *m, const float *got, const float *want, uint64_t n,
+                          const char **worst_name, double *overall, int print) {
+  double worst = 0;
+  for (uint32_t i = 0; i < vklm_model_param_count(m); i++) {
+    const vklm_param_info *p = vklm_model_param(m, i);
+    double e = vt_rel_norm(got + p->offset, want + p->offset, p->count);
+    if (print)
+      printf("    grad %-28s n=%-7llu norm-rel err %.3e\n", p->name, (unsigned long long)p->count, e);
+    if (!(e <= worst)) worst = e, *worst_name = p->name;
+  }
+  *overall = vt_rel_norm(got, want, n);
+  return worst;
+}
+
+static void run_case(vt_env *env, const char *name, int must_differ) {
+  char path[1024];
+  vt_state s;
+  if (!vt_state_path(name, path, sizeof path) || !vt_state_load(path, &s)) {
+    vt_expect(env, 0, "%s: load the reference state", name);
+    vt_state_free(&s);
+    return;
+  }
+  uint32_t Bh = s.B / 2, T = s.T;
+  size_t half = (size_t)Bh * T;
+  vklm_model_config cfg = vt_state_config(&s);
+  vklm_model *m = NULL;
+  if (s.B % 2 || vklm_model_create(env->ctx, &cfg, Bh, T, s.obj ? VKLM_OBJ_MLM : VKLM_OBJ_CAUSAL,
+                                   &m) != VKLM_OK) {
+    vt_expect(env, 0, "%s: create the model at B/2 = %u (B = %u): %s", name, Bh, s.B,
+              vklm_model_error(NULL));
+    vt_state_free(&s);
+    return;
+  }
+  int same = vt_state_table_matches(&s, m);
+  vt_expect(env, same, "%s: parameter table equals the file's", name);
+  if (!same) goto done;
+  const int32_t *in[2] = {s.inputs, s.inputs + half}, *tg[2] = {s.targets, s.targets + half};
+  uint64_t c0 = vklm_train_count_targets(tg[0], half), c1 = vklm_train_count_targets(tg[1], half);
+  printf("%s: B=%u T=%u V=%u as 2 micro-batches of B=%u; target tokens %llu + %llu of %zu each\n",
+         name, s.B, T, s.V, Bh, (unsigned long long)c0, (unsigned long long)c1, half);
+
+  /* the training loop's normalisation */
+  float *grads = malloc(s.nparams * sizeof *grads);
+  float loss = 0;
+  uint64_t count = 0;
+  char err[512] = "";
+  OKM(m, vklm_model_set_params(m, s.params));
+  OKM(m, vklm_model_zero_grads(m));
+  vklm_status st = vklm_train_accumulate(m, 2, in, tg, &loss, &count, err, sizeof err);
+  vt_expect(env, st == VKLM_OK && count == c0 + c1, "%s: vklm_train_accumulate (%s), %llu targets",
+            name, st ? err : "ok", (unsigned long long)count);
+  OKM(m, vklm_model_get_grads(m, grads));
+  const char *wn = "";
+  double all, worst = grad_errors(m, grads, s.grads, s.nparams, &wn, &all, 1);
+  double el = vt_rel(loss, s.loss);
+  vt_expect(env, el <= 1e-4, "%s: step loss %.7f vs PyTorch's full-batch mean %.7f, rel %.3e "
+            "(tol 1e-4)", name, loss, s.loss, el);
+  vt_expect(env, worst <= 1e-3 && all <= 1e-3, "%s: accumulated gradient vs PyTorch's full batch: "
+            "worst tensor %.3e (%s), all %.3e (tol 1e-3)", name, worst, wn, all);
+
+  /* the old scaling: each micro-batch's mean loss weighted 1/2 */
+  float l0 = 0, l1 = 0;
+  OKM(m, vklm_model_zero_grads(m));
+  OKM(m, vklm_model_forward_backward(m, in[0], tg[0], 0.5f, &l0));
+  OKM(m, vklm_model_forward_backward(m, in[1], tg[1], 0.5f, &l1));
+  OKM(m, vklm_model_get_grads(m, grads));
+  const char *wn_old = "";
+  double all_old, worst_old = grad_errors(m, grads, s.grads, s.nparams, &wn_old, &all_old, 0);
+  double el_old = vt_rel(0.5 * (l0 + l1), s.loss);
+  printf("  old 1/GA scaling: loss %.7f (rel %.3e), gradient worst tensor %.3e (%s), all %.3e\n",
+         0.5 * (l0 + l1), el_old, worst_old, wn_old, all_old);
+  if (must_differ)
+    vt_expect(env, all_old > 1e-2 && worst_old > 1e-2, "%s: the old 1/GA scaling misses PyTorch's "
+              "gradient by %.3e overall (> 1e-2: it would fail the 1e-3 tolerance)", name, all_old);
+  free(grads);
+done:
+  vklm_model_destroy(m);
+  vt_state_free(&s);
+}
+
+/* A micro-batch without targets is skipped; a step without any is refused. */
+static void edge_cases(vt_env *env) {
+  char path[1024];
+  vt_state s;
+  if (!vt_state_path("gpt2-causal-masked", path, sizeof path) || !vt_state_load(path, &s)) {
+    vt_expect(env, 0, "edge cases: load the reference state");
+    vt_state_free(&s);
+    return;
+  }
+  uint32_t Bh = s.B / 2;
+  size_t half = (size_t)Bh * s.T;
+  vklm_model_config cfg = vt_state_config(&s);
+  vklm_model *m = NULL;
+  OKM(m, vklm_model_create(env->ctx, &cfg, Bh, s.T, VKLM_OBJ_CAUSAL, &m));
+  int32_t *none = malloc(half * sizeof *none);
+  for (size_t i = 0; i < half; i++) none[i] = VKLM_IGNORE_INDEX;
+  float *g1 = malloc(s.nparams * 4), *g2 = malloc(s.nparams * 4);
+  const int32_t *in[2] = {s.inputs, s.inputs + half}, *tg[2] = {s.targets, none};
+  float la = 0, lb = 0;
+  char err[512] = "";
+  OKM(m, vklm_model_set_params(m, s.params));
+  OKM(m, vklm_model_zero_grads(m));
+  vklm_status st = vklm_train_accumulate(m, 2, in, tg, &la, NULL, err, sizeof err);
+  OKM(m, vklm_model_get_grads(m, g1));
+  OKM(m, vklm_model_zero_grads(m));
+  OKM(m, vklm_model_forward_backward(m, in[0], tg[0], 1.0f, &lb));
+  OKM(m, vklm_model_get_grads(m, g2));
+  double e = vt_rel_norm(g1, g2, s.nparams);
+  vt_expect(env, st == VKLM_OK && e <= 1e-6 && vt_rel(la, lb) <= 1e-6,
+            "a micro-batch without targets is skipped: loss %.7f vs %.7f, gradient rel %.2e", la,
+            lb, e);
+  tg[0] = none;
+  OKM(m, vklm_model_zero_grads(m));
+  st = vklm_train_accumulate(m, 2, in, tg, &la, NULL, err, sizeof err);
+  vt_expect(env, st != VKLM_OK && strstr(err, "no target tokens"), "a step without targets: %s",
+            err);
+  free(none);
+  free(g1);
+  free(g2);
+  vklm_model_destroy(m);
+  vt_state_free(&s);
+}
+
+int main(void) {
+  vt_env env;
+  vt_init(&env, "test_train_parity");
+  char probe[1024];
+  if (!vt_state_path("gpt2-causal-masked", probe, sizeof probe)) {
+    vt_finish(&env);
+    return 1;
+  }
+  run_case(&env, "gpt2-causal-masked", 1);
+  run_case(&env, "llama-mlm", 0);
+  edge_cases(&env);
+  return vt_finish(&env);
+}
