@@ -8,8 +8,10 @@
  * with its own vklm_dtype.
  *
  * The tokenizer: -t FILE, else tokenizer.json beside the checkpoint, else the loaded model's.
- * Tokens stream to stdout as they are made (whole UTF-8 characters only, flushed per token);
- * the prompt-eval and generation speeds go to stderr at the end.
+ * Tokens are sampled on the GPU (engine/infer/sample_gpu.h through vklm_infer_step: only the id
+ * comes back) and stream to stdout as they are made through engine/infer/stream.h (whole UTF-8
+ * characters only, stop strings matched incrementally, flushed per token); the prompt-eval and
+ * generation speeds go to stderr at the end.
  * For scripts and parity tests: --prompt-ids 1,2,3 gives the prompt as raw token ids and
  * --print-ids prints the generated ids (space-separated, one line) instead of text, with no
  * prompt echo and no stop strings; with both, no tokenizer is needed. */
@@ -21,6 +23,7 @@
 #include "app_util.h"
 #include "commands.h"
 #include "gen_common.h"
+#include "infer/stream.h"
 
 static void generate_usage(FILE *f) {
   fprintf(f,
@@ -121,6 +124,13 @@ static int parse_ids(const char *s, uint32_t V, vklm_token_ids *ids, char *err, 
   return 0;
 }
 
+/* One step of slot 0: append tokens, sample the next on the GPU (smp NULL: argmax). */
+static vklm_status step(vklm_infer *s, const int32_t *tok, uint32_t n, vklm_sampler *smp,
+                        int32_t *next) {
+  vklm_infer_req r = {.slot = 0, .tokens = tok, .n = n, .want = 1, .sampler = smp};
+  return vklm_infer_step(s, &r, 1, next, NULL);
+}
+
 int cmd_generate(int argc, char **argv) {
   gen g = {0};
   g.n_predict = 128;
@@ -138,11 +148,10 @@ int cmd_generate(int argc, char **argv) {
   vklm_context *ctx = NULL;
   vklm_infer *s = NULL;
   vklm_sampler *smp = NULL;
+  vklm_stream *stream = NULL;
   char *ptext = NULL;
   vklm_token_ids ids = {0};
-  vklm_bytes out = {0};
   int32_t *all = NULL;
-  float *logits = NULL;
 
   /* ids in and out need no tokenizer: a failure to find one (the model itself loaded) is fine */
   int ids_only = g.prompt_ids && g.print_ids;
@@ -177,14 +186,20 @@ int cmd_generate(int argc, char **argv) {
     goto fail;
   }
   if (g.keep >= n_ctx / 2) g.keep = n_ctx / 2;
+  if (!g.print_ids) {
+    vklm_stream_options so = {.stops = g.smp.stops, .nstops = (uint32_t)g.smp.nstops};
+    if (vklm_stream_create(tk, &so, &stream) != VKLM_OK) {
+      snprintf(err, sizeof err, "a --stop string is empty or not valid UTF-8");
+      goto fail;
+    }
+  }
 
   if (!(ctx = app_context(&cfg))) goto fail_quiet;
   if (vklm_infer_create(ctx, mc, n_ctx, NULL, gen_model_tensor, &gm, &s, err, sizeof err)) goto fail;
   if (!(smp = vklm_sampler_create(&g.smp.sp, mc->vocab_size))) goto fail;
-  int greedy = vklm_sampler_is_greedy(&g.smp.sp);
-  logits = malloc(sizeof(float) * mc->vocab_size);
+  vklm_sampler *use = vklm_sampler_is_greedy(&g.smp.sp) ? NULL : smp; /* NULL: the GPU argmax */
   all = malloc(sizeof(int32_t) * ((size_t)np + g.n_predict + 1));
-  if (!logits || !all) goto fail;
+  if (!all) goto fail;
   memcpy(all, ids.ids, sizeof(int32_t) * np);
   for (uint32_t i = 0; i < np; i++) vklm_sampler_accept(smp, all[i]);
   fprintf(stderr, "vklm generate: %s (%s, %u layers, V %u), context %u, seed %llu\n", path,
@@ -197,14 +212,13 @@ int cmd_generate(int argc, char **argv) {
 
   double t0 = gen_now_s();
   int32_t next = 0;
-  if (vklm_infer_prefill(s, all, np, greedy ? NULL : logits, &next)) goto fail_infer;
+  if (step(s, all, np, use, &next)) goto fail_infer;
   double t_prompt = gen_now_s() - t0, t_gen0 = gen_now_s();
   uint32_t nall = np, ngen = 0, nshift = 0;
-  size_t printed = 0; /* bytes of the generated text already on stdout */
-  size_t hold = gen_stop_hold(&g.smp); /* bytes held back: a stop string could begin there */
   int stopped = 0;
+  vklm_stream_piece pc;
   while (ngen < g.n_predict) {
-    int32_t t = greedy ? next : vklm_sampler_sample(smp, logits);
+    int32_t t = next;
     if (t == eos) break;
     all[nall++] = t;
     ngen++;
@@ -212,19 +226,17 @@ int cmd_generate(int argc, char **argv) {
     if (g.print_ids) {
       printf("%s%d", ngen > 1 ? " " : "", t);
       fflush(stdout);
-    }
-    /* the text of the generated tokens so far */
-    out.n = 0;
-    if (!g.print_ids && vklm_tokenizer_decode(tk, all + np, nall - np, 0, &out)) {
-      snprintf(err, sizeof err, "token %d cannot be decoded", t);
-      goto fail;
-    }
-    size_t stop = gen_find_stop(&g.smp, out.data, out.n);
-    size_t upto = stop < out.n ? stop : !hold ? out.n : out.n >= hold - 1 ? out.n - (hold - 1) : 0;
-    if (upto > printed) gen_emit(stdout, out.data, &printed, upto, 0);
-    if (stop < out.n) {
-      stopped = 1;
-      break;
+    } else {
+      if (vklm_stream_push(stream, t, &pc) != VKLM_OK) {
+        snprintf(err, sizeof err, "token %d cannot be decoded", t);
+        goto fail;
+      }
+      fwrite(pc.text, 1, pc.n, stdout);
+      fflush(stdout);
+      if (pc.stop >= 0) {
+        stopped = 1;
+        break;
+      }
     }
     if (ngen == g.n_predict) break;
     if (vklm_infer_pos(s) == n_ctx) {
@@ -233,7 +245,7 @@ int cmd_generate(int argc, char **argv) {
                  "the context is full (%u tokens, -c %u) after %u new tokens; raise -c or pass "
                  "--ctx-shift",
                  n_ctx, n_ctx, ngen);
-        if (!g.print_ids) gen_emit(stdout, out.data, &printed, out.n, 1);
+        if (stream && vklm_stream_finish(stream, &pc) == VKLM_OK) fwrite(pc.text, 1, pc.n, stdout);
         fputc('\n', stdout);
         fflush(stdout);
         goto fail;
@@ -252,10 +264,11 @@ int cmd_generate(int argc, char **argv) {
       if (st) goto fail_infer;
       nshift++;
     }
-    if (vklm_infer_decode(s, t, greedy ? NULL : logits, &next)) goto fail_infer;
+    if (step(s, &t, 1, use, &next)) goto fail_infer;
   }
   /* what was held back */
-  if (!stopped && out.n > printed) gen_emit(stdout, out.data, &printed, out.n, 1);
+  if (!stopped && stream && vklm_stream_finish(stream, &pc) == VKLM_OK)
+    fwrite(pc.text, 1, pc.n, stdout);
   fputc('\n', stdout);
   fflush(stdout);
   double t_gen = gen_now_s() - t_gen0;
@@ -275,8 +288,7 @@ fail_quiet:
   rc = 1;
 done:
   free(all);
-  free(logits);
-  vklm_bytes_free(&out);
+  vklm_stream_destroy(stream);
   vklm_token_ids_free(&ids);
   free(ptext);
   vklm_sampler_destroy(smp);

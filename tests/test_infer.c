@@ -436,6 +436,64 @@ static void test_borrow(vt_env *env) {
   free(before), free(after), free(full);
 }
 
+/* Sampling through a batched step: 6 sequences, each with its own sampler settings and seed,
+ * sampled on the GPU, choose exactly the ids twin host samplers choose from the same logits. */
+static void test_step_sampling(vt_env *env) {
+  vklm_model_config cfg = tiny(VKLM_ARCH_LLAMA);
+  uint32_t V = cfg.vocab_size, NS = 6, N = 10;
+  vklm_model *m = NULL;
+  vt_ok(env, vklm_model_create(env->ctx, &cfg, 1, 8, VKLM_OBJ_CAUSAL, &m), "model_create");
+  vt_ok(env, vklm_model_init(m, 31), "model_init");
+  char err[512];
+  vklm_infer_options o = {.n_seq = NS, .kv_type = VKLM_DTYPE_F32 + 1};
+  vklm_infer *gs = NULL, *hs = NULL;
+  vt_ok(env, vklm_infer_create_for(m, 32, &o, &gs, err, sizeof err), "session (GPU sampling)");
+  vt_ok(env, vklm_infer_create_for(m, 32, &o, &hs, err, sizeof err), "session (logits)");
+  vklm_sampler *g[6], *h[6];
+  for (uint32_t q = 0; q < NS; q++) {
+    vklm_sampler_params p;
+    vklm_sampler_params_default(&p);
+    p.seed = 100 + q;
+    p.temp = q == 0 ? 0.0f : 0.5f + 0.3f * q; /* q 0: greedy */
+    if (q == 2) p.top_k = 0, p.top_p = 0.9f;
+    if (q == 3) p.min_p = 0.2f, p.top_k = 0;
+    if (q >= 4) p.repeat_penalty = 1.3f, p.repeat_last_n = 8;
+    g[q] = vklm_sampler_create(&p, V);
+    h[q] = vklm_sampler_create(&p, V);
+  }
+  vklm_infer_seq_close(gs, 0), vklm_infer_seq_close(hs, 0);
+  int32_t cur[6], gid[6], hid[6];
+  float *lg = malloc(sizeof(float) * NS * V);
+  int same = 1;
+  for (uint32_t q = 0; q < NS; q++) {
+    vklm_infer_seq_open(gs), vklm_infer_seq_open(hs);
+    cur[q] = (int32_t)(q * 11 % V);
+    vklm_sampler_accept(g[q], cur[q]), vklm_sampler_accept(h[q], cur[q]);
+  }
+  for (uint32_t i = 0; i < N; i++) {
+    vklm_infer_req rg[6], rh[6];
+    for (uint32_t q = 0; q < NS; q++) {
+      rg[q] = (vklm_infer_req){.slot = q, .tokens = &cur[q], .n = 1, .want = 1, .sampler = g[q]};
+      rh[q] = (vklm_infer_req){.slot = q, .tokens = &cur[q], .n = 1, .want = 1};
+    }
+    SOK(gs, vklm_infer_step(gs, rg, NS, gid, NULL));
+    SOK(hs, vklm_infer_step(hs, rh, NS, hid, lg));
+    for (uint32_t q = 0; q < NS; q++) {
+      hid[q] = vklm_sampler_sample(h[q], lg + (size_t)q * V);
+      same &= hid[q] == gid[q];
+      cur[q] = gid[q];
+      vklm_sampler_accept(g[q], cur[q]), vklm_sampler_accept(h[q], cur[q]);
+    }
+  }
+  vt_expect(env, same, "6 sequences with their own sampler settings and seeds: %u GPU-sampled "
+            "steps choose the host samplers' ids", N);
+  for (uint32_t q = 0; q < NS; q++) vklm_sampler_destroy(g[q]), vklm_sampler_destroy(h[q]);
+  vklm_infer_destroy(gs);
+  vklm_infer_destroy(hs);
+  vklm_model_destroy(m);
+  free(lg);
+}
+
 static void test_sampler(vt_env *env) {
   float lg[6], pr[6];
   vklm_sampler_params p;
@@ -530,5 +588,6 @@ int main(void) {
   test_batched(env, VKLM_ARCH_LLAMA, f16 ? VKLM_DTYPE_F16 + 1 : VKLM_DTYPE_F32 + 1);
   if (f16) test_kv_f16(env, VKLM_ARCH_GPT2), test_kv_f16(env, VKLM_ARCH_LLAMA);
   test_borrow(env);
+  test_step_sampling(env);
   return vt_finish(env);
 }

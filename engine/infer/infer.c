@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "infer.h"
+#include "infer/sample_gpu.h"
 #include "model/model_internal.h"
 #include "ops/ops.h"
 
@@ -26,12 +27,15 @@ struct vklm_infer {
   vklm_layer_acts la;     /* one shared set for P rows */
   vklm_buffer x0, tmp, tokens, rows, ascratch;
   vklm_buffer last, lnf, lnf_mean, lnf_rstd, logits, next; /* K rows */
+  vklm_buffer srows, spen, sscratch; /* the GPU sampler's per-row parameters, penalties, scratch */
+  uint32_t max_pen;
   uint32_t dsplits;
   vklm_cmd *pcmd;                           /* owned: passes recorded per call */
   vklm_cmd *dcmd[MAX_DECODE_CMDS + 1];      /* owned: decode steps of n rows, recorded once */
   int32_t *htok;          /* owned host scratch: P tokens */
   uint32_t *hrows;        /* owned host scratch: 2P */
-  float *hlog;            /* owned host scratch: V */
+  vklm_sample_row *hsrows; /* owned host scratch: K */
+  int32_t *hpen;          /* owned host scratch: K * max_pen */
   char err[512];
 };
 
@@ -97,7 +101,8 @@ void vklm_infer_destroy(vklm_infer *s) {
   free(s->open);
   free(s->htok);
   free(s->hrows);
-  free(s->hlog);
+  free(s->hsrows);
+  free(s->hpen);
   free(s);
 }
 
@@ -159,6 +164,9 @@ static vklm_status layout(vklm_infer *s, vklm_planner *pl) {
   TAKE((uint64_t)s->K * 4, &s->lnf_rstd, "final norm rstd");
   TAKE((uint64_t)s->K * V * 4, &s->logits, "logits (K,V)");
   TAKE((uint64_t)s->K * 4, &s->next, "next tokens (K)");
+  TAKE((uint64_t)s->K * sizeof(vklm_sample_row), &s->srows, "sampler rows (K)");
+  TAKE((uint64_t)s->K * (s->max_pen ? s->max_pen : 1) * 4, &s->spen, "penalty lists (K)");
+  TAKE(vklm_sample_rows_scratch_bytes(s->K, V), &s->sscratch, "sampler scratch (K,V)");
 #undef TAKE
   return VKLM_OK;
 }
@@ -198,10 +206,13 @@ static vklm_status setup(vklm_infer *s, uint32_t n_ctx, const vklm_infer_options
   s->open = calloc(s->S, 1);
   s->kbuf = calloc(L, sizeof *s->kbuf);
   s->vbuf = calloc(L, sizeof *s->vbuf);
+  s->max_pen = o.max_penalty ? o.max_penalty : 256;
   s->htok = calloc(s->P, sizeof *s->htok);
   s->hrows = calloc(2 * (size_t)s->P, sizeof *s->hrows);
-  s->hlog = calloc(c->vocab_size, sizeof *s->hlog);
-  if (!s->pos || !s->open || !s->kbuf || !s->vbuf || !s->htok || !s->hrows || !s->hlog)
+  s->hsrows = calloc(s->K, sizeof *s->hsrows);
+  s->hpen = calloc((size_t)s->K * s->max_pen, sizeof *s->hpen);
+  if (!s->pos || !s->open || !s->kbuf || !s->vbuf || !s->htok || !s->hrows || !s->hsrows ||
+      !s->hpen)
     return fail(s, VKLM_ERROR_OUT_OF_HOST_MEMORY, "infer: out of host memory");
   s->kv.S = s->S;
   s->kv.maxT = s->maxT;
@@ -292,7 +303,8 @@ vklm_status vklm_infer_create_f32(vklm_context *ctx, const vklm_model_config *cf
 
 /* Records one pass over n rows (tokens, rows uploaded before each run): the graph in KV mode,
  * then for the output rows (out_rows[0..k), or all n rows when out_rows is NULL) the final norm,
- * the logits and their argmax. */
+ * the logits and the GPU sampler (each row's parameters uploaded before each run; a greedy row
+ * is the argmax). */
 static vklm_status record_pass(vklm_infer *s, vklm_cmd *cmd, uint32_t n, const uint32_t *out_rows,
                                uint32_t k, uint32_t splits) {
   vklm_model *m = s->m;
@@ -321,7 +333,7 @@ static vklm_status record_pass(vklm_infer *s, vklm_cmd *cmd, uint32_t n, const u
                                   vklm_tensor_1d(s->lnf_rstd, f, k), src)) != VKLM_OK ||
       (st = vklm_graph_logits(m, cmd, vklm_tensor_2d(s->logits, f, k, V), lnf)) != VKLM_OK)
     goto graph_fail;
-  TRY(vklm_argmax(cmd, s->next, s->logits, k, V));
+  TRY(vklm_sample_rows(cmd, s->next, s->logits, s->srows, s->spen, s->sscratch, k, V, s->max_pen));
   TRY(vklm_cmd_end(cmd));
   return VKLM_OK;
 graph_fail:
@@ -390,6 +402,24 @@ vklm_status vklm_infer_step(vklm_infer *s, const vklm_infer_req *reqs, uint32_t 
       }
     }
     if (n == 0) return fail(s, VKLM_ERROR_INVALID, "infer: internal: an empty pass");
+    /* each output row's sampling parameters (greedy for requests without a sampler) */
+    for (uint32_t j = 0; j < (k ? k : 1); j++) {
+      vklm_sampler *smp = k ? reqs[oreq[j]].sampler : NULL;
+      if (smp) {
+        if ((st = vklm_sampler_fill_row(smp, &s->hsrows[j], s->hpen + (size_t)j * s->max_pen,
+                                        s->max_pen)) != VKLM_OK)
+          return fail(s, st, "infer: request %u: its repetition-penalty window has more "
+                      "distinct tokens than the session's max_penalty (%u)", oreq[j], s->max_pen);
+      } else {
+        vklm_sampler_params g;
+        vklm_sampler_params_default(&g);
+        g.temp = 0, g.repeat_penalty = 1.0f;
+        vklm_sample_row_set(&s->hsrows[j], &g, 0, 0);
+      }
+    }
+    uint32_t kr = k ? k : 1;
+    TRY(vklm_buffer_upload(s->ctx, s->srows, 0, s->hsrows, (uint64_t)kr * sizeof *s->hsrows));
+    TRY(vklm_buffer_upload(s->ctx, s->spen, 0, s->hpen, (uint64_t)kr * s->max_pen * 4));
     TRY(vklm_buffer_upload(s->ctx, s->tokens, 0, s->htok, (uint64_t)n * 4));
     TRY(vklm_buffer_upload(s->ctx, s->rows, 0, s->hrows, (uint64_t)n * 8));
     int decode = k == n && n <= MAX_DECODE_CMDS; /* every row an output: a replayable step */
@@ -415,17 +445,11 @@ vklm_status vklm_infer_step(vklm_infer *s, const vklm_infer_req *reqs, uint32_t 
       int32_t ids[MAX_DECODE_CMDS];
       TRY(vklm_buffer_download(s->ctx, s->next, 0, ids, (uint64_t)k * 4));
       for (uint32_t j = 0; j < k; j++) {
-        const vklm_infer_req *r = &reqs[oreq[j]];
-        int sample = r->sampler != NULL;
-        if (sample || logits) {
-          TRY(vklm_buffer_download(s->ctx, s->logits, (uint64_t)j * V * 4, s->hlog,
-                                   (uint64_t)V * 4));
-          if (logits) {
-            uint32_t idx = 0; /* this request's rank among those wanting output */
-            for (uint32_t q = 0; q < oreq[j]; q++) idx += reqs[q].want != 0;
-            memcpy(logits + (size_t)idx * V, s->hlog, (size_t)V * 4);
-          }
-          if (sample) ids[j] = vklm_sampler_sample(r->sampler, s->hlog);
+        if (logits) {
+          uint32_t idx = 0; /* this request's rank among those wanting output */
+          for (uint32_t q = 0; q < oreq[j]; q++) idx += reqs[q].want != 0;
+          TRY(vklm_buffer_download(s->ctx, s->logits, (uint64_t)j * V * 4,
+                                   logits + (size_t)idx * V, (uint64_t)V * 4));
         }
         if (next) next[oreq[j]] = ids[j];
       }

@@ -16,8 +16,9 @@
  * along with the others' decode (continuous batching: sequences join and leave between steps
  * without disturbing the others). A step of single-token requests (pure decode) replays a
  * command buffer recorded once per batch size; other steps are recorded per pass. Per request
- * that asks for it, the step returns the next token: the GPU argmax (greedy: only the id comes
- * back), or a draw by the request's sampler from that row's logits.
+ * that asks for it, the step returns the next token, chosen on the GPU (infer/sample_gpu.h) with
+ * the request's own sampling parameters, penalty window and seeded draw (the argmax when it has
+ * no sampler): only the ids come back to the host.
  *
  * Invariants: a sequence's positions are [0, pos); a request that would pass n_ctx fails with
  * VKLM_ERROR_INVALID and a clear message (the caller shifts or stops, generate.h); nothing is
@@ -44,13 +45,15 @@ typedef struct vklm_infer vklm_infer;
  * decode_splits: key slices of a decode step's split-K attention (0: ceil(n_ctx/256), at most
  * 16; 1: no split).
  * kv_type: 0 automatic (F16 with 16-bit storage, else F32), or VKLM_DTYPE_F32 + 1 / F16 + 1 to
- * force one (F16 without 16-bit storage is an error). */
+ * force one (F16 without 16-bit storage is an error).
+ * max_penalty: distinct tokens a sampler's repetition-penalty window may hold (0: 256). */
 typedef struct vklm_infer_options {
   uint32_t n_seq;
   uint32_t prefill_rows;
   uint64_t max_tensor_bytes;
   uint32_t decode_splits;
   int kv_type;
+  uint32_t max_penalty;
 } vklm_infer_options;
 
 /* A session of n_ctx positions per sequence (GPT-2: <= cfg->max_seq) over a frozen model it
@@ -86,9 +89,10 @@ uint32_t vklm_infer_seq_pos(const vklm_infer *s, uint32_t slot);
 void vklm_infer_seq_rewind(vklm_infer *s, uint32_t slot, uint32_t pos);
 
 /* One request of a step: append tokens[0..n) (n >= 1) to the sequence in `slot`; with want, the
- * step produces the next token after the last of them: the GPU argmax when sampler is NULL
- * (greedy), else sampler's draw from that row's logits (the caller feeds the sampler's history,
- * vklm_sampler_accept). */
+ * step produces the next token after the last of them: the argmax when sampler is NULL, else the
+ * sampler's choice (its parameters, the distinct tokens of its penalty window, one word of its
+ * generator: the id vklm_sampler_sample would choose from the same logits), made on the GPU.
+ * The caller feeds the sampler's history (vklm_sampler_accept). */
 typedef struct vklm_infer_req {
   uint32_t slot;
   const int32_t *tokens;
@@ -98,8 +102,8 @@ typedef struct vklm_infer_req {
 } vklm_infer_req;
 /* Runs reqs[0..count) together (each slot at most once). next[i] (may be NULL) receives request
  * i's next token (-1 when it did not want one); logits (may be NULL) receives, for each request
- * that wants one, in request order, its row of V logits ((number wanting) x V floats). On an
- * invalid request nothing runs and nothing changes. */
+ * that wants one, in request order, its row of V logits ((number wanting) x V floats; after its
+ * sampler's repetition penalty). On an invalid request nothing runs and nothing changes. */
 vklm_status vklm_infer_step(vklm_infer *s, const vklm_infer_req *reqs, uint32_t count,
                             int32_t *next, float *logits);
 
