@@ -70,6 +70,10 @@ CASES = {
     "llama-causal": ("llama", "causal", 101, 32, 2, 4, 2, 64, 88, 0, 2, 21, 1e-2),
     "llama-mlm": ("llama", "mlm", 101, 32, 2, 4, 2, 64, 88, 0, 2, 21, 3e-3),
     "gpt2-causal-masked": ("gpt2", "causal-masked", 67, 24, 2, 4, 4, 48, 192, 1, 4, 19, 1e-2),
+    # heads: a scalar head, right-padded sequences of different lengths with a masked prompt,
+    # per-sequence coefficients on the log-probs and weights on the values (HEADS FILE below)
+    "gpt2-heads": ("gpt2", "heads", 67, 24, 2, 4, 4, 48, 192, 1, 5, 17, 1e-2),
+    "llama-heads": ("llama", "heads", 101, 32, 2, 4, 2, 64, 88, 0, 3, 15, 1e-2),
 }
 NSTEPS = 10
 BETA1, BETA2, EPS, WD, CLIP = 0.9, 0.95, 1e-8, 0.1, 1.0
@@ -110,6 +114,9 @@ def table(c):
         rows.append(("lnf.bias", (C,), 0, "zero"))
     if not c["tie"]:
         rows.append(("lm_head.weight", (V, C), 1, "normal"))
+    if c.get("objective") == "heads":  # the scalar head (model_params.h's score)
+        rows.append(("score.weight", (1, C), 1, "normal"))
+        rows.append(("score.bias", (1,), 0, "zero"))
     return rows
 
 
@@ -295,6 +302,14 @@ def torch_params(W, dtype=torch.float64):
 
 def make_batch(c, gen):
     B, T, V = c["B"], c["T"], c["V"]
+    if c["objective"] == "heads":  # right padding: sequence b is len_b tokens long
+        seq = torch.randint(0, V, (B, T + 1), generator=gen)
+        inputs, targets = seq[:, :T].contiguous(), seq[:, 1:].contiguous()
+        for b in range(B):
+            n = T - 4 * b
+            inputs[b, n:] = 0
+            targets[b, n:] = IGNORE
+        return inputs, targets
     if c["objective"] in ("causal", "causal-masked"):
         seq = torch.randint(0, V, (B, T + 1), generator=gen)
         inputs, targets = seq[:, :T].contiguous(), seq[:, 1:].contiguous()
@@ -326,6 +341,8 @@ def flat(P, c, grads=False):
     parts = []
     for name, _, _, _ in table(c):
         t = P[name].grad if grads else P[name]
+        if t is None:  # a tensor the loss does not reach (the scalar head under the LM loss)
+            t = torch.zeros_like(P[name])
         parts.append(t.detach().reshape(-1))
     return torch.cat(parts)
 
@@ -338,6 +355,7 @@ def run_case(name, spec, seed):
     P = init_params(c, gen)
     inputs, targets = make_batch(c, gen)
     params0 = flat(P, c)
+    heads = heads_case(c, P, inputs, targets, gen) if obj == "heads" else None
     for t in P.values():
         t.requires_grad_(True)
     logits = forward(P, c, inputs)
@@ -362,11 +380,52 @@ def run_case(name, spec, seed):
         opt.step()
         step_losses.append(l.item())
         step_norms.append(float(norm))
-    return c, rows, inputs, targets, params0, logits, loss.item(), grads, step_losses, step_norms, lr
+    return (c, rows, inputs, targets, params0, logits, loss.item(), grads, step_losses,
+            step_norms, lr, heads)
+
+
+def heads_case(c, P, inputs, targets, gen):
+    """The heads of the model on the batch: per-token log-probs of the targets (0 where ignored),
+    per-sequence sums over a mask (the first 3 positions, a "prompt", and the padding masked
+    out), the scalar head's values, and the gradient of
+        L = sum_b coef_b * seq_logp_b + sum_{b,t} value_w_{b,t} * values_{b,t}
+    for random per-sequence coefficients and value weights (what DPO/PPO/reward training feed
+    vklm_model_backward)."""
+    B, T = inputs.shape
+    Q = {k: v.detach().clone().requires_grad_(True) for k, v in P.items()}
+    logits, h = forward(Q, c, inputs, return_hidden=True)
+    values = (h @ Q["score.weight"].t())[..., 0] + Q["score.bias"][0]
+    keep = targets != IGNORE
+    logp = torch.log_softmax(logits, -1).gather(-1, torch.where(keep, targets, 0).unsqueeze(-1))
+    logp = torch.where(keep, logp[..., 0], torch.zeros(()))
+    mask = keep.float()
+    mask[:, :3] = 0
+    seq = (logp * mask).sum(-1)
+    coef = torch.randn(B, generator=gen)
+    value_w = torch.randn(B, T, generator=gen) * 0.1
+    L = (coef * seq).sum() + (value_w * values).sum()
+    L.backward()
+    return dict(mask=mask, coef=coef, value_w=value_w, token_logp=logp.detach(),
+                seq_logp=seq.detach(), values=values.detach(), L=L.item(),
+                grads=flat(Q, c, grads=True))
+
+
+def write_heads(path, hd):
+    """HEADS FILE (<case>.heads, beside the .state whose batch and parameters it uses; all
+    little-endian f32): char[8] "VKLMHEAD", then mask (B,T), coef (B), value_w (B,T),
+    token_logp (B,T), seq_logp (B), values (B,T), L (1), grads (nparams)."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(b"VKLMHEAD")
+        for k in ("mask", "coef", "value_w", "token_logp", "seq_logp", "values"):
+            f.write(hd[k].detach().float().contiguous().numpy().astype("<f4").tobytes())
+        f.write(struct.pack("<f", hd["L"]))
+        f.write(hd["grads"].detach().float().contiguous().numpy().astype("<f4").tobytes())
+    os.replace(tmp, path)
 
 
 def write_state(path, c, rows, inputs, targets, params, logits, loss, grads, step_losses,
-                step_norms, lr):
+                step_norms, lr, heads=None):
     arch = 0 if c["arch"] == "gpt2" else 1
     obj = 1 if c["objective"] == "mlm" else 0
     nparams = params.numel()
@@ -404,6 +463,8 @@ def write_state(path, c, rows, inputs, targets, params, logits, loss, grads, ste
         f.write(struct.pack("<%df" % NSTEPS, *step_losses))
         f.write(struct.pack("<%df" % NSTEPS, *step_norms))
     os.replace(tmp, path)
+    if heads is not None:
+        write_heads(path[: -len(".state")] + ".heads", heads)
 
 
 def main():
