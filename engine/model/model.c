@@ -390,23 +390,17 @@ static int linear_weight(const vklm_model *m, uint32_t i) {
          id == VKLM_P_LM_HEAD;
 }
 
-/* Uploads every tensor from get(); checks each source dtype first. */
-static vklm_status upload_from(vklm_model *m, vklm_model_tensor_fn get, void *user) {
-  char e2[400];
+/* Uploads every tensor from the sources read_sources collected. */
+static vklm_status upload_from(vklm_model *m, const void *const *src) {
   for (uint32_t i = 0; i < m->ntensors; i++) {
     const vklm_param_info *t = &m->info[i];
-    vklm_model_tensor src = {0};
-    e2[0] = 0;
-    vklm_status st = get(user, t, &src, e2, sizeof e2);
-    if (st != VKLM_OK)
-      return vklm_model_fail(m, st, "model: tensor %s: %s", t->name, e2[0] ? e2 : "missing");
     uint32_t cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
     for (uint32_t s = m->slot_of[i]; s < m->slot_of[i + 1]; s++) {
       uint32_t r0 = (uint32_t)((m->slot_off[s] - t->offset) / cols);
-      uint64_t off = vklm_dtype_bytes(src.dtype, r0, cols);
-      uint64_t bytes = vklm_dtype_bytes(src.dtype, t->ndim == 2 ? m->slot_count[s] / cols : 1,
+      uint64_t off = vklm_dtype_bytes(m->dtype[i], r0, cols);
+      uint64_t bytes = vklm_dtype_bytes(m->dtype[i], t->ndim == 2 ? m->slot_count[s] / cols : 1,
                                         cols);
-      st = vklm_buffer_upload(m->ctx, m->p[s], 0, (const uint8_t *)src.data + off, bytes);
+      vklm_status st = vklm_buffer_upload(m->ctx, m->p[s], 0, (const uint8_t *)src[i] + off, bytes);
       if (st != VKLM_OK)
         return vklm_model_fail(m, st, "model: uploading %s failed: %s", t->name,
                                vklm_context_error(m->ctx));
@@ -415,18 +409,20 @@ static vklm_status upload_from(vklm_model *m, vklm_model_tensor_fn get, void *us
   return VKLM_OK;
 }
 
-/* Reads the source dtypes (before the layout, which sizes the weight buffers by them). */
-static vklm_status read_dtypes(vklm_model *m, vklm_model_tensor_fn get, void *user) {
+/* Asks get() once for every tensor: its data (into src) and dtype (before the layout, which sizes
+ * the weight buffers by them), checked. */
+static vklm_status read_sources(vklm_model *m, vklm_model_tensor_fn get, void *user,
+                                const void **src) {
   char e2[400];
   for (uint32_t i = 0; i < m->ntensors; i++) {
     const vklm_param_info *t = &m->info[i];
-    vklm_model_tensor src = {0};
+    vklm_model_tensor one = {0};
     e2[0] = 0;
-    vklm_status st = get(user, t, &src, e2, sizeof e2);
+    vklm_status st = get(user, t, &one, e2, sizeof e2);
     if (st != VKLM_OK)
       return vklm_model_fail(m, st, "model: tensor %s: %s", t->name, e2[0] ? e2 : "missing");
-    if (!src.data) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: %s has no data", t->name);
-    vklm_dtype dt = src.dtype;
+    if (!one.data) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: %s has no data", t->name);
+    vklm_dtype dt = one.dtype;
     int ok = dt == VKLM_DTYPE_F32 ||
              (linear_weight(m, i) && (unsigned)dt < VKLM_DTYPE_LINEAR_COUNT &&
               (!vklm_dtype_is_block(dt) || t->shape[1] % 32 == 0));
@@ -436,6 +432,7 @@ static vklm_status read_dtypes(vklm_model *m, vklm_model_tensor_fn get, void *us
                              "q8_0, q4_0 with rows a multiple of 32)",
                              t->name, vklm_dtype_name(dt));
     m->dtype[i] = dt;
+    src[i] = one.data;
   }
   return VKLM_OK;
 }
@@ -464,6 +461,7 @@ static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint3
   const vklm_caps *caps = vklm_context_caps(ctx);
   vklm_model *m = calloc(1, sizeof *m);
   if (!m) return vklm_model_fail(NULL, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
+  const void **src = NULL; /* the tensor source's data, by table index */
   m->ctx = ctx;
   m->cfg = *cfg;
   m->B = B;
@@ -481,7 +479,11 @@ static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint3
   vklm_model_options o = opt ? *opt : (vklm_model_options){0};
   if (get) o.frozen = 1;
   if ((st = setup_table(m, &o)) != VKLM_OK) goto fail;
-  if (get && (st = read_dtypes(m, get, user)) != VKLM_OK) goto fail;
+  if (get && !(src = calloc(m->ntensors, sizeof *src))) {
+    st = vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+    goto fail;
+  }
+  if (get && (st = read_sources(m, get, user, src)) != VKLM_OK) goto fail;
   /* Size checks before any allocation. */
   vklm_planner dry = {.ctx = ctx, .dry = 1, .align = vklm_buffer_alignment(ctx)};
   if (dry.align < 4) dry.align = 4;
@@ -530,7 +532,7 @@ static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint3
   }
   for (uint32_t k = 0; k < m->ntslots; k++) m->tg[k] = m->g[m->tslots[k]];
   if (get) {
-    if ((st = upload_from(m, get, user)) != VKLM_OK) goto fail;
+    if ((st = upload_from(m, src)) != VKLM_OK) goto fail;
   } else {
     /* zero weights, gradients and moments */
     vklm_cmd *c = m->cmd[CMD_UPDATE];
@@ -542,11 +544,13 @@ static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint3
     }
     if ((st = vklm_cmd_end(c)) != VKLM_OK || (st = vklm_cmd_run(c)) != VKLM_OK) goto vkfail;
   }
+  free(src);
   *out = m;
   return VKLM_OK;
 vkfail:
   vklm_model_fail(m, st, "model: clearing buffers failed: %s", vklm_context_error(ctx));
 fail:
+  free(src);
   snprintf(create_err, sizeof create_err, "%s", m->err);
   vklm_model_destroy(m);
   return st;
