@@ -21,7 +21,8 @@ static const command commands[] = {
     {"convert", cmd_convert, "HF directory (safetensors) or GGUF (gpt2, llama) -> checkpoint"},
     {"eval-logits", cmd_eval_logits, "a checkpoint's logits for one token sequence (tests)"},
     {"generate", cmd_generate, "text from a checkpoint: KV cache on the GPU, llama.cpp sampling"},
-    {"chat", cmd_chat, "interactive chat with a model's template (chatml, llama3, plain)"},
+    {"chat", cmd_chat, "interactive chat through the model's own chat template"},
+    {"template", cmd_template, "render a chat template over a JSON conversation (or its tokens)"},
     {"inspect", cmd_inspect, "GGUF/safetensors: metadata, tensor table, dump a tensor as fp32"},
 };
 

@@ -2,8 +2,9 @@
 trained on a small text (as test_generate_cli.py makes them), then a conversation driven through
 a real pseudo-terminal as a person would type it (the "> " prompt, a streamed reply, a second
 turn, /help, /reset giving the first reply again under greedy decoding, /quit, Ctrl-D), and
-piped stdin (no prompt printed), the template choices (--chat-template, a chat_template.jinja
-beside the model), --system, and a small context forcing the oldest turns out.
+piped stdin (no prompt printed), the templates (built-ins and a Jinja file by --chat-template, a
+chat_template.jinja or tokenizer_config.json beside the model, templates that raise or do not
+parse), --system, and a small context forcing the oldest turns out.
 Every wait is bounded. Usage: test_chat_cli.py vklm"""
 import os
 import pty
@@ -129,9 +130,9 @@ try:
     r = run("tokenizer", "train", "-o", tok, "--vocab-size", "300", "--special", "<|endoftext|>",
             "--special", "<|im_start|>", "--special", "<|im_end|>", text)
     check(r.returncode == 0 and os.path.exists(tok), "tokenizer trained: " + r.stderr.strip()[-200:])
-    r = run("train", "--text", text, "-t", tok, "--model", "gpt2-tiny", "--steps", "40", "--lr",
+    r = run("train", "--text", text, "-t", tok, "--model", "gpt2-tiny", "--steps", "80", "--lr",
             "3e-3", "-b", "4", "-T", "32", "--out", out, "--quiet", "--no-plot", "--val-every", "0",
-            "--ckpt-every", "40")
+            "--ckpt-every", "80")
     ckpt = os.path.join(out, "checkpoint.bin")
     check(r.returncode == 0 and os.path.exists(ckpt), "tiny model trained: " + r.stderr.strip()[-300:])
     print(f"  (setup {time.time() - T_START:.1f} s)", flush=True)
@@ -217,8 +218,8 @@ try:
         f.write("{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n"
                 "{{ m.content }}<|eot_id|>{% endfor %}")
     r = run("chat", "-m", side, "-n", "4", "--temp", "0", inp="the cow\n")
-    check(r.returncode == 0 and "template llama3 (from chat_template.jinja)" in r.stderr,
-          f"a chat_template.jinja beside the model is recognised: {r.stderr.strip()[-160:]}")
+    check(r.returncode == 0 and "template jinja (from chat_template.jinja)" in r.stderr,
+          f"a chat_template.jinja beside the model is used: {r.stderr.strip()[-160:]}")
 
     side2 = os.path.join(tmp, "side2")
     os.makedirs(side2)
@@ -228,8 +229,37 @@ try:
         f.write('{"chat_template": "{% for m in messages %}<|im_start|>{{ m.role }}\\n'
                 '{{ m.content }}<|im_end|>\\n{% endfor %}", "model_max_length": 64}')
     r = run("chat", "-m", side2, "-n", "4", "--temp", "0", inp="the cow\n")
-    check(r.returncode == 0 and "template chatml (from tokenizer_config.json)" in r.stderr,
-          f"a tokenizer_config.json chat_template is recognised: {r.stderr.strip()[-160:]}")
+    check(r.returncode == 0 and "template jinja (from tokenizer_config.json)" in r.stderr,
+          f"a tokenizer_config.json chat_template is used: {r.stderr.strip()[-160:]}")
+
+    # ---- a Jinja file as --chat-template, and templates that raise ----
+    chatml = ("{% for m in messages %}{% if 'forbidden' in m.content %}"
+              "{{ raise_exception('no forbidden words') }}{% endif %}{% if m.role == 'system' and "
+              "'strict' in m.content %}{{ raise_exception('System role not supported') }}{% endif %}"
+              "{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}"
+              "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+    tfile = os.path.join(tmp, "mine.jinja")
+    with open(tfile, "w") as f:
+        f.write(chatml)
+    r = run("chat", "-m", ckpt, "-n", "10", "--temp", "0", "--chat-template", tfile,
+            inp="the cat\n")
+    check(r.returncode == 0 and "template jinja (from --chat-template)" in r.stderr
+          and r.stdout.strip() == r1,
+          f"--chat-template FILE executes that template (same reply as ChatML): {r.stdout!r}")
+    r = run("chat", "-m", ckpt, "-n", "10", "--temp", "0", "--chat-template", tfile,
+            inp="a forbidden cat\nthe cat\n")
+    check(r.returncode == 0 and "no forbidden words" in r.stderr and "not sent" in r.stderr
+          and r.stdout.strip() == r1,
+          f"a message the template raises on is not sent, the next is answered: "
+          f"{r.stderr.strip()[-200:]!r} {r.stdout!r}")
+    r = run("chat", "-m", ckpt, "--chat-template", tfile, "--system", "be strict", inp="the cat\n")
+    check(r.returncode == 1 and "System role not supported" in r.stderr,
+          f"a system prompt the template refuses stops chat at start: {r.stderr.strip()[-200:]!r}")
+    with open(tfile, "w") as f:
+        f.write("{% for m in messages %}{{ m.content | frobnicate }}{% endfor %}")
+    r = run("chat", "-m", ckpt, "--chat-template", tfile, inp="the cat\n")
+    check(r.returncode == 1 and "line 1:" in r.stderr and "frobnicate" in r.stderr,
+          f"a template that does not parse is reported with its line: {r.stderr.strip()[-200:]!r}")
 
     # ---- a small context: the oldest turns are dropped, the conversation goes on ----
     msgs = "".join(f"the {a} and the {b}\n" for a, b in zip(animals, animals[1:] + animals[:1]))

@@ -1,0 +1,239 @@
+/* vklm template: renders a chat template over a conversation from a JSON file and prints the
+ * prompt exactly (no newline added), or its token ids. The template is a model's own
+ * (engine/chat/chat.h's lookup), a Jinja file or a built-in. The JSON file holds a list of
+ * messages, or an object with "messages" and any other variables (tools, documents, ...);
+ * --var adds or replaces variables. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chat/chat.h"
+#include "commands.h"
+#include "text/tokenizer.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+      "usage: vklm template (-m MODEL | --template FILE.jinja | --builtin NAME) --messages FILE\n"
+      "  -m, --model M            the model's own template (GGUF tokenizer.chat_template, else\n"
+      "                           chat_template.jinja, else tokenizer_config.json beside it)\n"
+      "  --template FILE          a Jinja chat template file\n"
+      "  --builtin NAME           chatml | llama3 | plain\n"
+      "  --messages FILE          JSON: [{\"role\":..., \"content\":...}, ...] or {\"messages\": [...],\n"
+      "                           other variables...}; - reads stdin\n"
+      "  --add-generation-prompt  end with the assistant's header\n"
+      "  --bos S, --eos S         bos_token / eos_token (default: the model's, else unset)\n"
+      "  --var NAME=VALUE         another variable; VALUE is JSON when it parses, else a string\n"
+      "  --now DATE               strftime_now's date: YYYY-MM-DD[THH:MM:SS] or Unix seconds\n"
+      "  --tokens                 print the token ids instead (needs -t, or -m with a tokenizer)\n"
+      "  -t, --tokenizer F        tokenizer.json for --tokens\n");
+}
+
+static char *slurp(const char *path) {
+  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+  if (!f) return NULL;
+  char *buf = NULL;
+  size_t n = 0, cap = 0;
+  for (;;) {
+    if (n + 4097 > cap) {
+      cap = cap ? 2 * cap : 65536;
+      char *nb = realloc(buf, cap);
+      if (!nb) break;
+      buf = nb;
+    }
+    size_t k = fread(buf + n, 1, cap - n - 1, f);
+    n += k;
+    if (!k) break;
+  }
+  if (f != stdin) fclose(f);
+  if (buf) buf[n] = 0;
+  return buf;
+}
+
+static int parse_now(const char *s, int64_t *out) {
+  struct tm tm = {0};
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (*end == 0 && end != s) {
+    *out = v;
+    return 0;
+  }
+  int y, mo, d, h = 0, mi = 0, se = 0;
+  if (sscanf(s, "%d-%d-%d%*[T ]%d:%d:%d", &y, &mo, &d, &h, &mi, &se) < 3) return -1;
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = se;
+  tm.tm_isdst = -1;
+  *out = (int64_t)mktime(&tm);
+  return 0;
+}
+
+/* Appends "name": value to the JSON object text obj (malloc'ed; replaced). */
+static char *add_var(char *obj, const char *name, const char *value) {
+  cJSON *v = cJSON_Parse(value);
+  char *val = v ? strdup(value) : NULL;
+  if (!v) {
+    cJSON *s = cJSON_CreateString(value);
+    val = cJSON_PrintUnformatted(s);
+    cJSON_Delete(s);
+  }
+  cJSON_Delete(v);
+  cJSON *k = cJSON_CreateString(name);
+  char *key = cJSON_PrintUnformatted(k);
+  cJSON_Delete(k);
+  char *end = strrchr(obj, '}');
+  int empty = 1;
+  for (char *p = strchr(obj, '{') + 1; p < end; p++)
+    if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r') empty = 0;
+  size_t n = (size_t)(end - obj) + strlen(key) + strlen(val) + 8;
+  char *r = malloc(n);
+  if (r && key && val)
+    snprintf(r, n, "%.*s%s%s: %s}", (int)(end - obj), obj, empty ? "" : ", ", key, val);
+  free(key);
+  free(val);
+  free(obj);
+  return r;
+}
+
+int cmd_template(int argc, char **argv) {
+  const char *model = NULL, *file = NULL, *builtin = NULL, *msgs = NULL, *bos = NULL,
+             *eos = NULL, *tokpath = NULL;
+  const char *vars[64];
+  int nvars = 0, agp = 0, tokens = 0;
+  int64_t now = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+#define IS(s) (!strcmp(a, s))
+    if (IS("-h") || IS("--help")) {
+      usage(stdout);
+      return 0;
+    }
+    if (IS("--add-generation-prompt")) {
+      agp = 1;
+      continue;
+    }
+    if (IS("--tokens")) {
+      tokens = 1;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      fprintf(stderr, "vklm template: unknown flag or missing value '%s'\n", a);
+      return 2;
+    }
+    const char *v = argv[++i];
+    if (IS("-m") || IS("--model")) model = v;
+    else if (IS("--template")) file = v;
+    else if (IS("--builtin")) builtin = v;
+    else if (IS("--messages")) msgs = v;
+    else if (IS("--bos")) bos = v;
+    else if (IS("--eos")) eos = v;
+    else if (IS("-t") || IS("--tokenizer")) tokpath = v;
+    else if (IS("--now")) {
+      if (parse_now(v, &now)) {
+        fprintf(stderr, "vklm template: --now wants YYYY-MM-DD[THH:MM:SS] or seconds, not '%s'\n",
+                v);
+        return 2;
+      }
+    } else if (IS("--var")) {
+      if (!strchr(v, '=') || nvars == 64) {
+        fprintf(stderr, "vklm template: --var wants NAME=VALUE (at most 64), not '%s'\n", v);
+        return 2;
+      }
+      vars[nvars++] = v;
+    } else {
+      fprintf(stderr, "vklm template: unknown flag '%s'\n", a);
+      return 2;
+    }
+#undef IS
+  }
+  if ((model != NULL) + (file != NULL) + (builtin != NULL) != 1 || !msgs) {
+    fprintf(stderr, "vklm template: give one of -m, --template, --builtin, and --messages\n");
+    usage(stderr);
+    return 2;
+  }
+  char err[1024] = "", from[256] = "";
+  int rc = 1;
+  vklm_chat_template *t = NULL;
+  vklm_tokenizer *tk = NULL;
+  char *text = NULL, *json = NULL, *obj = NULL, *out = NULL;
+  vklm_token_ids ids = {0};
+  vklm_status st;
+  if (builtin) {
+    st = vklm_chat_template_builtin(builtin, bos, eos, &t, err, sizeof err);
+  } else if (file) {
+    if (!(text = slurp(file))) {
+      fprintf(stderr, "vklm template: cannot read %s\n", file);
+      return 1;
+    }
+    st = vklm_chat_template_create(text, strlen(text), bos, eos, &t, err, sizeof err);
+  } else {
+    st = vklm_chat_template_find(model, NULL, NULL, NULL, &t, from, sizeof from, err, sizeof err);
+    if (!st && (bos || eos)) { /* the flags override the model's texts */
+      vklm_chat_template *o = t;
+      const char *ot = vklm_chat_template_text(o);
+      st = vklm_chat_template_create(ot, strlen(ot), bos ? bos : vklm_chat_template_bos(o),
+                                     eos ? eos : vklm_chat_template_eos(o), &t, err, sizeof err);
+      vklm_chat_template_destroy(o);
+    }
+  }
+  if (st) goto fail;
+  if (!(json = slurp(msgs))) {
+    snprintf(err, sizeof err, "cannot read %s", msgs);
+    goto fail;
+  }
+  cJSON *parsed = cJSON_Parse(json);
+  int is_list = cJSON_IsArray(parsed), is_obj = cJSON_IsObject(parsed);
+  cJSON_Delete(parsed);
+  if (!is_list && !is_obj) {
+    snprintf(err, sizeof err, "%s: want a JSON list of messages or an object", msgs);
+    goto fail;
+  }
+  if (is_list) {
+    size_t n = strlen(json) + 32;
+    if (!(obj = malloc(n))) goto fail;
+    snprintf(obj, n, "{\"messages\": %s}", json);
+  } else {
+    obj = json;
+    json = NULL;
+  }
+  for (int k = 0; k < nvars && obj; k++) {
+    char name[256];
+    const char *eq = strchr(vars[k], '=');
+    snprintf(name, sizeof name, "%.*s", (int)(eq - vars[k]), vars[k]);
+    obj = add_var(obj, name, eq + 1);
+  }
+  if (!obj) goto fail;
+  if (tokens) {
+    const char *tp = tokpath ? tokpath : model;
+    if (!tp) {
+      snprintf(err, sizeof err, "--tokens needs -t tokenizer.json (or -m MODEL_DIR)");
+      goto fail;
+    }
+    if (vklm_tokenizer_load(tp, &tk, err, sizeof err)) goto fail;
+    if (vklm_chat_template_encode(t, tk, obj, agp, now, &ids, NULL, err, sizeof err)) goto fail;
+    for (size_t i = 0; i < ids.n; i++) printf("%s%d", i ? " " : "", ids.ids[i]);
+    printf("\n");
+  } else {
+    size_t n;
+    if (vklm_chat_template_apply(t, obj, agp, now, &out, &n, err, sizeof err)) goto fail;
+    fwrite(out, 1, n, stdout);
+  }
+  fflush(stdout);
+  rc = 0;
+  goto done;
+fail:
+  fprintf(stderr, "vklm template: %s\n", err[0] ? err : "out of memory");
+done:
+  vklm_token_ids_free(&ids);
+  vklm_tokenizer_destroy(tk);
+  vklm_chat_template_destroy(t);
+  free(text);
+  free(json);
+  free(obj);
+  free(out);
+  return rc;
+}
