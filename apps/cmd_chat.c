@@ -11,8 +11,10 @@
  * reply that fills the context drops older turns again and goes on).
  * The KV cache holds the tokens of the last prompt and reply; only what differs from them is
  * prefilled (the session rewinds to the common prefix). Generation stops at the template's
- * end-of-turn tokens, its markers as stop strings, --stop strings or -n. Lines come from stdin;
- * "> " is printed only when stdin is a terminal. */
+ * end-of-turn tokens, its markers as stop strings, --stop strings or -n. Tokens are sampled on
+ * the GPU (only the id comes back) and streamed through engine/infer/stream.h (whole UTF-8
+ * characters, stop strings matched incrementally). Lines come from stdin; "> " is printed only
+ * when stdin is a terminal. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@
 #include "chat/chat.h"
 #include "commands.h"
 #include "gen_common.h"
+#include "infer/stream.h"
 
 static void chat_usage(FILE *f) {
   fprintf(f,
@@ -98,19 +101,25 @@ static int parse(opts *o, vklm_config *cfg, int argc, char **argv) {
 /* ---- the inference session: every vklm_infer_* call of this command is in this section ---- */
 typedef struct sess {
   vklm_infer *s;         /* owned */
+  vklm_sampler *smp;     /* borrowed; NULL: greedy (the GPU argmax) */
   vklm_token_ids cache;  /* the tokens the KV cache holds, in order */
 } sess;
 
+/* Appends tok[0..n) to the session's sequence and samples the next token on the GPU. */
+static vklm_status sess_step(sess *S, const int32_t *tok, uint32_t n, int32_t *next) {
+  vklm_infer_req r = {.slot = 0, .tokens = tok, .n = n, .want = 1, .sampler = S->smp};
+  return vklm_infer_step(S->s, &r, 1, next, NULL);
+}
+
 /* Makes the cache hold exactly p[0..n) (n >= 1): keeps the common prefix with what it holds,
- * rewinds to it and prefills the rest (at least the last token, for its logits / next). */
-static vklm_status sess_sync(sess *S, const int32_t *p, size_t n, float *logits, int32_t *next,
-                             size_t *kept) {
+ * rewinds to it and prefills the rest (at least the last token, for the next one). */
+static vklm_status sess_sync(sess *S, const int32_t *p, size_t n, int32_t *next, size_t *kept) {
   size_t keep = vklm_chat_common_prefix(S->cache.ids, S->cache.n, p, n);
   if (keep >= n) keep = n - 1;
   if (vklm_infer_pos(S->s) > keep) vklm_infer_rewind(S->s, (uint32_t)keep);
   S->cache.n = keep;
   *kept = keep;
-  vklm_status st = vklm_infer_prefill(S->s, p + keep, (uint32_t)(n - keep), logits, next);
+  vklm_status st = sess_step(S, p + keep, (uint32_t)(n - keep), next);
   if (st) return st;
   for (size_t i = keep; i < n; i++) {
     if (S->cache.n == S->cache.cap) {
@@ -125,7 +134,7 @@ static vklm_status sess_sync(sess *S, const int32_t *p, size_t n, float *logits,
   return VKLM_OK;
 }
 
-static vklm_status sess_decode(sess *S, int32_t tok, float *logits, int32_t *next) {
+static vklm_status sess_decode(sess *S, int32_t tok, int32_t *next) {
   if (S->cache.n == S->cache.cap) {
     size_t cap = S->cache.cap ? 2 * S->cache.cap : 1024;
     int32_t *q = realloc(S->cache.ids, cap * sizeof *q);
@@ -133,7 +142,7 @@ static vklm_status sess_decode(sess *S, int32_t tok, float *logits, int32_t *nex
     S->cache.ids = q;
     S->cache.cap = cap;
   }
-  vklm_status st = vklm_infer_decode(S->s, tok, logits, next);
+  vklm_status st = sess_step(S, &tok, 1, next);
   if (!st) S->cache.ids[S->cache.n++] = tok;
   return st;
 }
@@ -145,6 +154,7 @@ static const char *sess_error(const sess *S) { return vklm_infer_error(S->s); }
 typedef struct chatst {
   vklm_tokenizer *tk;     /* borrowed */
   vklm_chat *conv;        /* owned */
+  vklm_stream *stream;    /* owned: one reply's text */
   sess S;
   int32_t ends[GEN_MAX_STOPS + 1];
   int nends;
@@ -192,7 +202,7 @@ static int make_room(chatst *c, const vklm_token_ids *gen, uint32_t n_ctx) {
     if (ok) {
       p.ids = q;
       memcpy(p.ids + p.n, gen->ids, keep * sizeof *q);
-      ok = !sess_sync(&c->S, p.ids, p.n + keep, NULL, &next, &kept);
+      ok = !sess_sync(&c->S, p.ids, p.n + keep, &next, &kept);
     }
   } else {
     ok = 0;
@@ -204,19 +214,18 @@ static int make_room(chatst *c, const vklm_token_ids *gen, uint32_t n_ctx) {
 /* One reply to the prompt tokens p[0..n): streams it to stdout and adds it to the
  * conversation. Returns 0, or 1 on an engine failure (message in err). */
 static int reply(chatst *c, const opts *o, const int32_t *p, size_t n, vklm_sampler *smp,
-                 float *logits, int greedy, uint32_t n_ctx, char *err, size_t errlen) {
+                 uint32_t n_ctx, char *err, size_t errlen) {
   int32_t next = 0;
   size_t kept;
-  vklm_bytes out = {0};
   vklm_token_ids gen = {0};
-  size_t sent = 0;
+  vklm_stream_piece pc;
+  int stopped = 0;
+  vklm_stream_reset(c->stream);
   for (size_t i = vklm_chat_common_prefix(c->S.cache.ids, c->S.cache.n, p, n); i < n; i++)
     vklm_sampler_accept(smp, p[i]); /* the new part of the prompt */
-  if (sess_sync(&c->S, p, n, greedy ? NULL : logits, &next, &kept)) goto fail_infer;
-  size_t printed = 0, hold = gen_stop_hold(&c->stops), stop = 0;
-  int stopped = 0;
+  if (sess_sync(&c->S, p, n, &next, &kept)) goto fail_infer;
   for (uint32_t ngen = 0; ngen < o->n_predict;) {
-    int32_t t = greedy ? next : vklm_sampler_sample(smp, logits);
+    int32_t t = next;
     if (is_end(c, t)) break;
     if (gen.n == gen.cap) {
       size_t cap = gen.cap ? 2 * gen.cap : 256;
@@ -225,22 +234,17 @@ static int reply(chatst *c, const opts *o, const int32_t *p, size_t n, vklm_samp
       gen.ids = q;
       gen.cap = cap;
     }
+    if (vklm_stream_push(c->stream, t, &pc) != VKLM_OK) {
+      fprintf(stderr, "\nvklm chat: the model chose token %d, which the tokenizer cannot "
+              "decode: reply ended\n", t);
+      break;
+    }
     gen.ids[gen.n++] = t;
     ngen++;
     vklm_sampler_accept(smp, t);
-    out.n = 0;
-    if (vklm_tokenizer_decode(c->tk, gen.ids, gen.n, 0, &out)) {
-      fprintf(stderr, "\nvklm chat: the model chose token %d, which the tokenizer cannot "
-              "decode: reply ended\n", t);
-      gen.n--;
-      out.n = 0;
-      if (gen.n) vklm_tokenizer_decode(c->tk, gen.ids, gen.n, 0, &out);
-      break;
-    }
-    stop = gen_find_stop(&c->stops, out.data, out.n);
-    size_t upto = stop < out.n ? stop : !hold ? out.n : out.n >= hold - 1 ? out.n - (hold - 1) : 0;
-    if (upto > printed) gen_emit(stdout, out.data, &printed, upto, 0);
-    if (stop < out.n) {
+    fwrite(pc.text, 1, pc.n, stdout);
+    fflush(stdout);
+    if (pc.stop >= 0) {
       stopped = 1;
       break;
     }
@@ -249,21 +253,23 @@ static int reply(chatst *c, const opts *o, const int32_t *p, size_t n, vklm_samp
       fprintf(stderr, "\nvklm chat: the context (%u tokens) is full: reply cut short\n", n_ctx);
       break;
     }
-    if (sess_decode(&c->S, t, greedy ? NULL : logits, &next)) goto fail_infer;
+    if (sess_decode(&c->S, t, &next)) goto fail_infer;
   }
-  sent = stopped ? stop : out.n - partial_stop(&c->stops, out.data ? out.data : "", out.n);
-  if (!stopped && sent > printed) gen_emit(stdout, out.data, &printed, sent, 1);
+  /* the reply's text: up to a stop string; without one, less an unfinished template marker or
+   * stop string at its end (held back, never printed) */
+  size_t len, emitted = vklm_stream_emitted(c->stream);
+  const char *text = vklm_stream_text(c->stream, &len);
+  size_t sent = stopped ? len : len - partial_stop(&c->stops, text ? text : "", len);
+  if (sent > emitted) fwrite(text + emitted, 1, sent - emitted, stdout);
   fputc('\n', stdout);
   fflush(stdout);
-  char *text = strndup(out.data ? out.data : "", sent);
-  int bad = !text || vklm_chat_add(c->conv, "assistant", text);
-  free(text);
-  vklm_bytes_free(&out);
+  char *kept_text = strndup(text ? text : "", sent);
+  int bad = !kept_text || vklm_chat_add(c->conv, "assistant", kept_text);
+  free(kept_text);
   vklm_token_ids_free(&gen);
   if (bad) snprintf(err, errlen, "out of memory");
   return bad;
 fail_infer:
-  vklm_bytes_free(&out);
   vklm_token_ids_free(&gen);
   snprintf(err, errlen, "%s", sess_error(&c->S));
   return 1;
@@ -327,7 +333,6 @@ int cmd_chat(int argc, char **argv) {
   vklm_chat_template *tpl = NULL;
   chatst c = {0};
   vklm_token_ids prompt = {0};
-  float *logits = NULL;
   char *line = NULL;
   size_t linecap = 0;
 
@@ -373,8 +378,13 @@ int cmd_chat(int argc, char **argv) {
   if (vklm_infer_create(ctx, mc, n_ctx, NULL, gen_model_tensor, &gm, &c.S.s, err, sizeof err))
     goto fail;
   if (!(smp = vklm_sampler_create(&o.smp.sp, mc->vocab_size))) goto fail;
-  if (!(logits = malloc(sizeof(float) * mc->vocab_size))) goto fail;
   int greedy = vklm_sampler_is_greedy(&o.smp.sp);
+  c.S.smp = greedy ? NULL : smp;
+  vklm_stream_options so = {.stops = c.stops.stops, .nstops = (uint32_t)c.stops.nstops};
+  if (vklm_stream_create(gm.tk, &so, &c.stream)) {
+    snprintf(err, sizeof err, "a --stop string is empty or not valid UTF-8");
+    goto fail;
+  }
   fprintf(stderr, "vklm chat: %s (%s, %u layers, V %u), context %u, template %s (from %s), "
           "seed %llu; /help for commands\n", gm.path,
           mc->arch == VKLM_ARCH_GPT2 ? "gpt2" : "llama", mc->n_layer, mc->vocab_size, n_ctx,
@@ -398,6 +408,7 @@ int cmd_chat(int argc, char **argv) {
         vklm_chat_reset(c.conv);
         vklm_sampler_destroy(smp);
         if (!(smp = vklm_sampler_create(&o.smp.sp, mc->vocab_size))) goto fail;
+        c.S.smp = greedy ? NULL : smp;
         fprintf(stdout, "(conversation cleared)\n");
         continue;
       }
@@ -433,8 +444,7 @@ int cmd_chat(int argc, char **argv) {
       vklm_chat_pop(c.conv);
       continue;
     }
-    if (reply(&c, &o, prompt.ids, prompt.n, smp, logits, greedy, n_ctx, err, sizeof err))
-      goto fail;
+    if (reply(&c, &o, prompt.ids, prompt.n, smp, n_ctx, err, sizeof err)) goto fail;
   }
   rc = 0;
   goto done;
@@ -444,7 +454,7 @@ fail_quiet:
   rc = 1;
 done:
   free(line);
-  free(logits);
+  vklm_stream_destroy(c.stream);
   vklm_token_ids_free(&prompt);
   vklm_token_ids_free(&c.S.cache);
   vklm_chat_destroy(c.conv);

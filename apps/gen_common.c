@@ -1,4 +1,4 @@
-/* gen_common: model opening, sampling flags and UTF-8 streaming for generate and chat. */
+/* gen_common: model opening and sampling flags for generate and chat. */
 #include "gen_common.h"
 
 #include <libgen.h>
@@ -111,27 +111,6 @@ void gen_model_close(gen_model *m) {
   m->lm = NULL;
 }
 
-void gen_emit(FILE *f, const char *s, size_t *done, size_t limit, int final) {
-  size_t i = *done;
-  while (i < limit) {
-    unsigned char c = (unsigned char)s[i];
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    size_t k = 1;
-    while (len && k < len && i + k < limit && ((unsigned char)s[i + k] & 0xC0) == 0x80) k++;
-    if (len && k == len) {
-      fwrite(s + i, 1, len, f);
-      i += len;
-    } else if (len && i + k == limit && !final) {
-      break; /* a character still being generated */
-    } else {
-      fputs("\xEF\xBF\xBD", f);
-      i += 1;
-    }
-  }
-  fflush(f);
-  *done = i;
-}
-
 const char gen_sampling_help[] =
     "  --temp X (0.8; 0: greedy)  --top-k N (40; 0: off)  --top-p X (0.95; 1: off)\n"
     "  --min-p X (0.05; 0: off)   --repeat-penalty X (1.0: off)  --repeat-last-n N (64)\n"
@@ -161,20 +140,4 @@ int gen_sampling_flag(gen_sampling *s, const char *cmd, const char *a, const cha
   } else return 0;
 #undef IS
   return 1;
-}
-
-size_t gen_find_stop(const gen_sampling *s, const char *text, size_t n) {
-  size_t best = n;
-  for (int k = 0; k < s->nstops; k++) {
-    const char *p = strstr(text, s->stops[k]);
-    if (p && (size_t)(p - text) < best) best = (size_t)(p - text);
-  }
-  return best;
-}
-
-size_t gen_stop_hold(const gen_sampling *s) {
-  size_t hold = 0;
-  for (int k = 0; k < s->nstops; k++)
-    if (strlen(s->stops[k]) > hold) hold = strlen(s->stops[k]);
-  return hold;
 }

@@ -1,7 +1,7 @@
 /* gen_common: the pieces `vklm generate` and `vklm chat` share — opening a model (a vklm
  * checkpoint, or an HF directory / safetensors / GGUF through engine/formats/model_load.h with
  * quantized linear weights kept), finding its tokenizer and end-of-sequence id, the sampling
- * flags, stop strings, and streaming text to stdout as whole UTF-8 characters.
+ * flags and stop strings (streaming text is engine/infer/stream.h's).
  *
  * Owns (in gen_model): the loaded checkpoint or model, the tokenizer, the chat template text.
  * Does not create the Vulkan context or the inference session (the commands do). */
@@ -45,11 +45,6 @@ vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_model
 char *gen_read_file(const char *path);
 double gen_now_s(void);
 
-/* Writes s[*done, limit) to f as valid UTF-8: whole characters only (an incomplete one at the
- * end waits unless `final`), a byte that cannot start or continue a character becomes U+FFFD;
- * flushes. Advances *done past what it consumed. */
-void gen_emit(FILE *f, const char *s, size_t *done, size_t limit, int final);
-
 /* Sampling and stopping flags shared by generate and chat. */
 typedef struct gen_sampling {
   vklm_sampler_params sp;
@@ -64,9 +59,4 @@ void gen_sampling_default(gen_sampling *s);
 int gen_sampling_flag(gen_sampling *s, const char *cmd, const char *a, const char *v);
 /* The help lines of those flags. */
 extern const char gen_sampling_help[];
-/* The offset of the earliest stop string in text[0..n) (NUL-terminated), or n. */
-size_t gen_find_stop(const gen_sampling *s, const char *text, size_t n);
-/* The longest stop string's length. */
-size_t gen_stop_hold(const gen_sampling *s);
-
 #endif

@@ -4,7 +4,7 @@
  *     exactly the text a whole-buffer reference allows so far (whole UTF-8 characters, nothing
  *     that could begin a stop), the same stop, and the same final text: multi-byte characters
  *     split everywhere, stops spanning tokens, a stop at the very start, overlapping stops,
- *     several stops, a stop prefix that never completes, invalid UTF-8 (U+FFFD as gen_emit);
+ *     several stops, a stop prefix that never completes, invalid UTF-8 (U+FFFD);
  *   - special tokens kept or skipped;
  *   - long random token sequences: emitted + held == the cleaned vklm_tokenizer_decode of the
  *     ids pushed so far at every step, and == the decode itself when that is valid UTF-8;
@@ -98,7 +98,7 @@ typedef struct buf {
   size_t n;
 } buf;
 
-/* gen_emit's cleaning of raw[0..n): whole characters; an incomplete one at the end is dropped
+/* The reference cleaning of raw[0..n): whole characters; an incomplete one at the end is dropped
  * unless final (then U+FFFD per byte). */
 static buf clean(const char *raw, size_t n, int final) {
   buf b = {malloc(3 * n + 1), 0};

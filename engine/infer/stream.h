@@ -4,7 +4,7 @@
  * final: whole UTF-8 characters only, and nothing that could still be the beginning of a stop
  * string. A character split across tokens is held until it is complete; a byte that cannot start
  * or continue a character becomes U+FFFD (EF BF BD), as does the lead byte of a sequence that a
- * non-continuation byte interrupts (the same rule as apps/gen_common.c's gen_emit). Text that
+ * non-continuation byte interrupts (the rule `vklm generate` has always streamed by). Text that
  * could begin a stop string is held until the stop either completes or can no longer match.
  *
  * Stops are matched on that cleaned text by an Aho-Corasick automaton over all stop strings, one
