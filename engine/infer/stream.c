@@ -35,7 +35,8 @@ struct vklm_stream {
 
 static const char FFFD[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
 
-/* The length of the character a byte starts (the rule of the U+FFFD replacement below), 0 when it starts none. */
+/* The length of the character a byte starts, 0 when it starts none (a lead byte of 5 or more
+ * bytes, or a continuation byte, becomes U+FFFD). */
 static uint32_t utf8_len(uint8_t c) {
   return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
 }
