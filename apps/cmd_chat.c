@@ -111,6 +111,17 @@ static vklm_status sess_step(sess *S, const int32_t *tok, uint32_t n, int32_t *n
   return vklm_infer_step(S->s, &r, 1, next, NULL);
 }
 
+/* Room for one more token in the cache's list. */
+static vklm_status cache_room(sess *S) {
+  if (S->cache.n < S->cache.cap) return VKLM_OK;
+  size_t cap = S->cache.cap ? 2 * S->cache.cap : 1024;
+  int32_t *q = realloc(S->cache.ids, cap * sizeof *q);
+  if (!q) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
+  S->cache.ids = q;
+  S->cache.cap = cap;
+  return VKLM_OK;
+}
+
 /* Makes the cache hold exactly p[0..n) (n >= 1): keeps the common prefix with what it holds,
  * rewinds to it and prefills the rest (at least the last token, for the next one). */
 static vklm_status sess_sync(sess *S, const int32_t *p, size_t n, int32_t *next, size_t *kept) {
@@ -122,26 +133,14 @@ static vklm_status sess_sync(sess *S, const int32_t *p, size_t n, int32_t *next,
   vklm_status st = sess_step(S, p + keep, (uint32_t)(n - keep), next);
   if (st) return st;
   for (size_t i = keep; i < n; i++) {
-    if (S->cache.n == S->cache.cap) {
-      size_t cap = S->cache.cap ? 2 * S->cache.cap : 1024;
-      int32_t *q = realloc(S->cache.ids, cap * sizeof *q);
-      if (!q) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
-      S->cache.ids = q;
-      S->cache.cap = cap;
-    }
+    if (cache_room(S)) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
     S->cache.ids[S->cache.n++] = p[i];
   }
   return VKLM_OK;
 }
 
 static vklm_status sess_decode(sess *S, int32_t tok, int32_t *next) {
-  if (S->cache.n == S->cache.cap) {
-    size_t cap = S->cache.cap ? 2 * S->cache.cap : 1024;
-    int32_t *q = realloc(S->cache.ids, cap * sizeof *q);
-    if (!q) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
-    S->cache.ids = q;
-    S->cache.cap = cap;
-  }
+  if (cache_room(S)) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
   vklm_status st = sess_step(S, &tok, 1, next);
   if (!st) S->cache.ids[S->cache.n++] = tok;
   return st;

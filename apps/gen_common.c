@@ -29,14 +29,6 @@ vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_model
   return VKLM_ERROR_INVALID;
 }
 
-static int is_ckpt(const char *path) {
-  FILE *f = fopen(path, "rb");
-  char m[8] = {0};
-  int ok = f && fread(m, 1, 8, f) == 8 && !memcmp(m, VKLM_CKPT_MAGIC, 8);
-  if (f) fclose(f);
-  return ok;
-}
-
 char *gen_read_file(const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -65,7 +57,7 @@ int gen_model_open(gen_model *m, const char *model, const char *tok, char *err, 
     snprintf(m->path, sizeof m->path, "%s/checkpoint.bin", model);
     if (stat(m->path, &sb) != 0) snprintf(m->path, sizeof m->path, "%s", model); /* HF dir */
   }
-  if (is_ckpt(m->path)) {
+  if (vklm_ckpt_sniff(m->path)) {
     if (vklm_ckpt_read(m->path, 0, &m->ck, err, errlen)) return 1;
     m->cfg = &m->ck->st.model;
   } else {

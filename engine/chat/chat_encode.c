@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "chat/chat.h"
 
@@ -98,25 +99,6 @@ static size_t match(const sp_list *L, const char *s, size_t n, size_t i, size_t 
   return 0;
 }
 
-static size_t utf8(uint32_t cp, char *o) {
-  if (cp < 0x80) return (size_t)(o[0] = (char)cp, 1);
-  if (cp < 0x800) {
-    o[0] = (char)(0xC0 | (cp >> 6));
-    o[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12));
-    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | (cp >> 18));
-  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
 
 static int hex4(const char *s, uint32_t *v) {
   *v = 0;
@@ -155,7 +137,7 @@ static size_t json_string(const char *s, size_t n, size_t i, sbuf *o) {
         k += 6;
       }
       char e[4];
-      sb_put(o, e, utf8(cp, e));
+      sb_put(o, e, (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)e));
     } else {
       return 0;
     }

@@ -249,14 +249,25 @@ static vklm_status finish_create(vklm_infer *s, uint32_t n_ctx, const vklm_infer
   return VKLM_OK;
 }
 
+/* A session over m (owned when own): allocates it and finishes the creation. On failure an owned
+ * model is destroyed too. */
+static vklm_status start(vklm_model *m, int own, uint32_t n_ctx, const vklm_infer_options *opt,
+                         vklm_infer **out, char *err, size_t errlen) {
+  vklm_infer *s = calloc(1, sizeof *s);
+  if (!s) {
+    if (own) vklm_model_destroy(m);
+    return snprintf(err, errlen, "out of host memory"), VKLM_ERROR_OUT_OF_HOST_MEMORY;
+  }
+  s->ctx = m->ctx;
+  s->m = m;
+  s->own_model = own;
+  return finish_create(s, n_ctx, opt, out, err, errlen);
+}
+
 vklm_status vklm_infer_create_for(vklm_model *m, uint32_t n_ctx, const vklm_infer_options *opt,
                                   vklm_infer **out, char *err, size_t errlen) {
   *out = NULL;
-  vklm_infer *s = calloc(1, sizeof *s);
-  if (!s) return snprintf(err, errlen, "out of host memory"), VKLM_ERROR_OUT_OF_HOST_MEMORY;
-  s->ctx = m->ctx;
-  s->m = m;
-  return finish_create(s, n_ctx, opt, out, err, errlen);
+  return start(m, 0, n_ctx, opt, out, err, errlen);
 }
 
 vklm_status vklm_infer_create(vklm_context *ctx, const vklm_model_config *cfg, uint32_t n_ctx,
@@ -267,16 +278,7 @@ vklm_status vklm_infer_create(vklm_context *ctx, const vklm_model_config *cfg, u
   vklm_model *m = NULL;
   vklm_status st = vklm_model_create_from(ctx, cfg, 0, 0, VKLM_OBJ_CAUSAL, &mo, get, user, &m,
                                           err, errlen);
-  if (st != VKLM_OK) return st;
-  vklm_infer *s = calloc(1, sizeof *s);
-  if (!s) {
-    vklm_model_destroy(m);
-    return snprintf(err, errlen, "out of host memory"), VKLM_ERROR_OUT_OF_HOST_MEMORY;
-  }
-  s->ctx = ctx;
-  s->m = m;
-  s->own_model = 1;
-  return finish_create(s, n_ctx, opt, out, err, errlen);
+  return st != VKLM_OK ? st : start(m, 1, n_ctx, opt, out, err, errlen);
 }
 
 vklm_status vklm_infer_create_f32(vklm_context *ctx, const vklm_model_config *cfg, uint32_t n_ctx,
@@ -287,16 +289,7 @@ vklm_status vklm_infer_create_f32(vklm_context *ctx, const vklm_model_config *cf
   vklm_model_options mo = {.frozen = 1};
   vklm_status st = vklm_model_create_f32(ctx, cfg, 0, 0, VKLM_OBJ_CAUSAL, &mo, params, &m, err,
                                          errlen);
-  if (st != VKLM_OK) return st;
-  vklm_infer *s = calloc(1, sizeof *s);
-  if (!s) {
-    vklm_model_destroy(m);
-    return snprintf(err, errlen, "out of host memory"), VKLM_ERROR_OUT_OF_HOST_MEMORY;
-  }
-  s->ctx = ctx;
-  s->m = m;
-  s->own_model = 1;
-  return finish_create(s, n_ctx, NULL, out, err, errlen);
+  return st != VKLM_OK ? st : start(m, 1, n_ctx, NULL, out, err, errlen);
 }
 
 /* ---- steps ---------------------------------------------------------------------------------- */

@@ -8,13 +8,7 @@
 #include "ops/ops.h"
 #include "ops/nn.h"
 
-#define TRY(call)                                                                                  \
-  do {                                                                                             \
-    vklm_status st_ = (call);                                                                      \
-    if (st_ != VKLM_OK)                                                                            \
-      return vklm_model_fail(m, st_, "model: recording %s failed: %s", #call,                     \
-                             vklm_context_error(m->ctx));                                          \
-  } while (0)
+#define TRY(call) VKLM_MODEL_TRY(m, call)
 
 /* ---- allocation planning ------------------------------------------------------------------ */
 vklm_status vklm_plan_take(vklm_planner *pl, int k, uint64_t bytes, vklm_buffer *out,

@@ -8,13 +8,7 @@
 #include "ops/nn.h"
 #include "ops/ops.h"
 
-#define TRY(call)                                                                                  \
-  do {                                                                                             \
-    vklm_status st_ = (call);                                                                      \
-    if (st_ != VKLM_OK)                                                                            \
-      return vklm_model_fail(m, st_, "model: recording %s failed: %s", #call,                     \
-                             vklm_context_error(m->ctx));                                          \
-  } while (0)
+#define TRY(call) VKLM_MODEL_TRY(m, call)
 
 static vklm_tensor f32_2d(vklm_buffer b, uint32_t d0, uint32_t d1) {
   return vklm_tensor_2d(b, VKLM_DTYPE_F32, d0, d1);

@@ -115,6 +115,14 @@ uint32_t vklm_model_vocab_rows(const vklm_model_config *cfg, uint64_t max_bytes)
 /* Formats into m->err and returns st. */
 vklm_status vklm_model_fail(vklm_model *m, vklm_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Records call; a failure returns from the caller with a message naming the call. */
+#define VKLM_MODEL_TRY(m, call)                                                                    \
+  do {                                                                                             \
+    vklm_status st_ = (call);                                                                      \
+    if (st_ != VKLM_OK)                                                                            \
+      return vklm_model_fail(m, st_, "model: recording %s failed: %s", #call,                     \
+                             vklm_context_error((m)->ctx));                                        \
+  } while (0)
 
 /* Recording (model_head.c, model_backward.c), between begin and end of cmd.
  * forward: the graph over the workspace (SEQ), then the final norm into w.lnf.

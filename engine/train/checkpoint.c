@@ -244,6 +244,14 @@ static int read_all(FILE *f, void *p, uint64_t n) {
   return 0;
 }
 
+int vklm_ckpt_sniff(const char *path) {
+  FILE *f = fopen(path, "rb");
+  char m[8] = {0};
+  int ok = f && fread(m, 1, 8, f) == 8 && !memcmp(m, VKLM_CKPT_MAGIC, 8);
+  if (f) fclose(f);
+  return ok;
+}
+
 void vklm_ckpt_free(vklm_ckpt *c) {
   if (!c) return;
   free(c->table);

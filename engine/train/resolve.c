@@ -205,14 +205,6 @@ vklm_status vklm_train_resolve(const vklm_train_options *o, const vklm_ckpt_stat
 }
 
 /* ---- init weights ----------------------------------------------------------------------- */
-static int has_ckpt_magic(const char *path) {
-  FILE *f = fopen(path, "rb");
-  char m[8] = {0};
-  int ok = f && fread(m, 1, 8, f) == 8 && !memcmp(m, VKLM_CKPT_MAGIC, 8);
-  if (f) fclose(f);
-  return ok;
-}
-
 vklm_status vklm_train_open_init(const char *path, vklm_ckpt **out, char *what, size_t what_len,
                                  char *err, size_t errlen) {
   *out = NULL;
@@ -223,7 +215,7 @@ vklm_status vklm_train_open_init(const char *path, vklm_ckpt **out, char *what, 
     snprintf(p, sizeof p, "%s/checkpoint.bin", path);
     if (stat(p, &sb) != 0) snprintf(p, sizeof p, "%s", path);
   }
-  if (has_ckpt_magic(p)) {
+  if (vklm_ckpt_sniff(p)) {
     snprintf(what, what_len, "checkpoint");
     return vklm_ckpt_read(p, 0, out, err, errlen);
   }

@@ -122,6 +122,8 @@ vklm_status vklm_ckpt_write(const char *path, const vklm_ckpt_state *st,
                             const float *m, const float *v, uint64_t nparams, char *err,
                             size_t errlen);
 /* Reads and verifies (magic, version, sizes, both CRCs, enum fields) a checkpoint. */
+/* Whether path is a file that starts with the checkpoint magic (a cheap sniff, no validation). */
+int vklm_ckpt_sniff(const char *path);
 vklm_status vklm_ckpt_read(const char *path, int with_moments, vklm_ckpt **out, char *err,
                            size_t errlen);
 void vklm_ckpt_free(vklm_ckpt *c); /* accepts NULL */
