@@ -157,7 +157,7 @@ static void test_accumulation(vt_env *env, vklm_arch arch) {
 
 /* The lm head and cross-entropy in chunks of 64 rows (3 chunks of B*T = 160 rows, the last one
  * partial) give the same loss and gradients as one chunk: MLM's ignored targets make the chunks'
- * counts differ, which the per-chunk rescaling must undo. */
+ * counts differ, which the per-row scales (grad_scale over the whole batch's count) must handle. */
 static void test_chunked_head(vt_env *env, vklm_arch arch, vklm_objective obj) {
   vklm_model_config cfg = tiny(arch);
   uint32_t B = 10, T = 16, n = B * T;

@@ -21,8 +21,8 @@
  * no sampler): only the ids come back to the host.
  *
  * Invariants: a sequence's positions are [0, pos); a request that would pass n_ctx fails with
- * VKLM_ERROR_INVALID and a clear message (the caller shifts or stops, generate.h); nothing is
- * changed by a failed step's validation. The model must outlive a session that borrows it.
+ * VKLM_ERROR_INVALID and a clear message (the caller shifts or stops, as vklm generate's
+ * --ctx-shift does); nothing is changed by a failed step's validation. The model must outlive a session that borrows it.
  *
  * Does not: tokenize, detokenize, schedule requests or own samplers (callers do). */
 #ifndef VKLM_INFER_H
