@@ -9,6 +9,7 @@
 #include "infer.h"
 #include "infer/sample_gpu.h"
 #include "model/model_internal.h"
+#include "ops/nn.h"
 #include "ops/ops.h"
 
 #define MAX_DECODE_CMDS 64 /* recorded decode steps are cached for batches up to this size */
@@ -22,11 +23,16 @@ struct vklm_infer {
   uint32_t *pos;          /* owned, S */
   uint8_t *open;          /* owned, S */
   vklm_arena *arena;      /* owned: everything below */
-  vklm_buffer *kbuf, *vbuf; /* owned arrays of L */
+  vklm_tensor *kt, *vt;   /* owned arrays of L: the cache, (S*maxT, NKV, HS) */
+  vklm_dtype kv_dtype;
   vklm_kv_cache kv;
   vklm_layer_acts la;     /* one shared set for P rows */
-  vklm_buffer x0, tmp, tokens, rows, ascratch;
-  vklm_buffer last, lnf, lnf_mean, lnf_rstd, logits, next; /* K rows */
+  vklm_tensor x0, tmp;    /* (P,C) */
+  vklm_tensor tokens;     /* (1,P) I32 */
+  vklm_tensor rows;       /* (P,2) I32: (position, slot) */
+  vklm_buffer ascratch;
+  vklm_tensor last, lnf, lnf_mean, lnf_rstd, logits; /* (K,C), (K,C), (K), (K), (K,V) */
+  vklm_buffer next;       /* (K) int32 sampled ids */
   vklm_buffer srows, spen, sscratch; /* the GPU sampler's per-row parameters, penalties, scratch */
   uint32_t max_pen;
   uint32_t dsplits;
@@ -60,7 +66,7 @@ const vklm_model_config *vklm_infer_config(const vklm_infer *s) { return &s->m->
 vklm_model *vklm_infer_model(const vklm_infer *s) { return s->m; }
 uint32_t vklm_infer_ctx(const vklm_infer *s) { return s->maxT; }
 uint32_t vklm_infer_slots(const vklm_infer *s) { return s->S; }
-vklm_dtype vklm_infer_kv_dtype(const vklm_infer *s) { return s->kv.dtype; }
+vklm_dtype vklm_infer_kv_dtype(const vklm_infer *s) { return s->kv_dtype; }
 uint64_t vklm_infer_memory(const vklm_infer *s) { return vklm_arena_used(s->arena); }
 
 int vklm_infer_seq_open(vklm_infer *s) {
@@ -95,8 +101,8 @@ void vklm_infer_destroy(vklm_infer *s) {
   vklm_cmd_destroy(s->pcmd);
   vklm_arena_destroy(s->arena);
   if (s->own_model) vklm_model_destroy(s->m);
-  free(s->kbuf);
-  free(s->vbuf);
+  free(s->kt);
+  free(s->vt);
   free(s->pos);
   free(s->open);
   free(s->htok);
@@ -121,15 +127,19 @@ static vklm_status make_rope_table(vklm_infer *s, vklm_planner *pl) {
   if (!st) st = vklm_arena_alloc(tmpa, (uint64_t)T * R * 4, &tmp);
   if (!st) st = vklm_buffer_upload(s->ctx, tmp, 0, h, (uint64_t)T * R * 4);
   if (!st) st = vklm_cmd_begin(s->pcmd);
-  if (!st) st = vklm_rope_forward(s->pcmd, tmp, 1, T, 1, 1, HS, 0, s->m->cfg.rope_theta);
+  if (!st)
+    st = vklm_nn_rope(s->pcmd, vklm_tensor_2d(tmp, VKLM_DTYPE_F32, T, R), 1, T, 1, 1,
+                      s->m->cfg.rope_theta, 0);
   if (!st) st = vklm_cmd_end(s->pcmd);
   if (!st) st = vklm_cmd_run(s->pcmd);
   if (!st) st = vklm_buffer_download(s->ctx, tmp, 0, h, (uint64_t)T * R * 4);
   vklm_arena_destroy(tmpa);
   if (!st) {
     for (uint32_t t = 0; t < T; t++) memmove(h + (size_t)t * HS, h + (size_t)t * R, HS * 4);
-    st = vklm_plan_take(pl, 0, (uint64_t)T * HS * 4, &s->kv.rope, "RoPE table");
-    if (!st) st = vklm_buffer_upload(s->ctx, s->kv.rope, 0, h, (uint64_t)T * HS * 4);
+    vklm_buffer rb;
+    st = vklm_plan_take(pl, 0, (uint64_t)T * HS * 4, &rb, "RoPE table");
+    s->kv.rope = vklm_tensor_2d(rb, VKLM_DTYPE_F32, T, HS);
+    if (!st) st = vklm_buffer_upload(s->ctx, rb, 0, h, (uint64_t)T * HS * 4);
   }
   free(h);
   if (st) fail(s, st, "infer: RoPE table: %s", pl->err[0] ? pl->err : vklm_context_error(s->ctx));
@@ -140,33 +150,44 @@ static vklm_status make_rope_table(vklm_infer *s, vklm_planner *pl) {
 static vklm_status layout(vklm_infer *s, vklm_planner *pl) {
   const vklm_model_config *c = &s->m->cfg;
   uint32_t L = c->n_layer, C = c->n_embd, V = c->vocab_size, HS = VKLM_MP_HS(c);
-  uint64_t kvb = vklm_dtype_bytes(s->kv.dtype, 1, s->S * s->maxT * c->n_kv_head * HS);
+  uint32_t NKV = c->n_kv_head, rows = s->S * s->maxT;
+  uint64_t kvb = vklm_dtype_bytes(s->kv_dtype, 1, rows * NKV * HS);
+  const vklm_dtype f = VKLM_DTYPE_F32, i32 = VKLM_DTYPE_I32;
+  vklm_buffer b;
   vklm_status st;
 #define TAKE(bytes, out, ...)                                                                      \
   do {                                                                                             \
     if ((st = vklm_plan_take(pl, 0, bytes, out, __VA_ARGS__)) != VKLM_OK) return st;               \
   } while (0)
+#define TENSOR(out, dt, d0, d1, ...)                                                               \
+  do {                                                                                             \
+    TAKE((uint64_t)(d0) * ((d1) ? (d1) : 1) * 4, &b, __VA_ARGS__);                                 \
+    out = (d1) ? vklm_tensor_2d(b, dt, d0, d1) : vklm_tensor_1d(b, dt, d0);                        \
+  } while (0)
   for (uint32_t l = 0; l < L; l++) {
-    TAKE(kvb, &s->kbuf[l], "h.%u key cache", l);
-    TAKE(kvb, &s->vbuf[l], "h.%u value cache", l);
+    TAKE(kvb, &b, "h.%u key cache", l);
+    s->kt[l] = vklm_tensor_3d(b, s->kv_dtype, rows, NKV, HS);
+    TAKE(kvb, &b, "h.%u value cache", l);
+    s->vt[l] = vklm_tensor_3d(b, s->kv_dtype, rows, NKV, HS);
   }
   if ((st = vklm_graph_acts_plan(pl, 0, c, s->P, 1, 1, "layers", 0, &s->la)) != VKLM_OK)
     return st;
-  TAKE((uint64_t)s->P * C * 4, &s->x0, "embedding output (P,C)");
-  TAKE((uint64_t)s->P * C * 4, &s->tmp, "projection output (P,C)");
-  TAKE((uint64_t)s->P * 4, &s->tokens, "tokens (P)");
-  TAKE((uint64_t)s->P * 8, &s->rows, "rows (P)");
+  TENSOR(s->x0, f, s->P, C, "embedding output (P,C)");
+  TENSOR(s->tmp, f, s->P, C, "projection output (P,C)");
+  TENSOR(s->tokens, i32, 1, s->P, "tokens (P)");
+  TENSOR(s->rows, i32, s->P, 2, "rows (P)");
   TAKE(vklm_attention_decode_scratch_bytes(s->K, c->n_head, HS, s->dsplits), &s->ascratch,
        "split attention scratch");
-  TAKE((uint64_t)s->K * C * 4, &s->last, "output rows (K,C)");
-  TAKE((uint64_t)s->K * C * 4, &s->lnf, "final norm (K,C)");
-  TAKE((uint64_t)s->K * 4, &s->lnf_mean, "final norm mean");
-  TAKE((uint64_t)s->K * 4, &s->lnf_rstd, "final norm rstd");
-  TAKE((uint64_t)s->K * V * 4, &s->logits, "logits (K,V)");
+  TENSOR(s->last, f, s->K, C, "output rows (K,C)");
+  TENSOR(s->lnf, f, s->K, C, "final norm (K,C)");
+  TENSOR(s->lnf_mean, f, s->K, 0, "final norm mean");
+  TENSOR(s->lnf_rstd, f, s->K, 0, "final norm rstd");
+  TENSOR(s->logits, f, s->K, V, "logits (K,V)");
   TAKE((uint64_t)s->K * 4, &s->next, "next tokens (K)");
   TAKE((uint64_t)s->K * sizeof(vklm_sample_row), &s->srows, "sampler rows (K)");
   TAKE((uint64_t)s->K * (s->max_pen ? s->max_pen : 1) * 4, &s->spen, "penalty lists (K)");
   TAKE(vklm_sample_rows_scratch_bytes(s->K, V), &s->sscratch, "sampler scratch (K,V)");
+#undef TENSOR
 #undef TAKE
   return VKLM_OK;
 }
@@ -189,9 +210,9 @@ static vklm_status setup(vklm_infer *s, uint32_t n_ctx, const vklm_infer_options
   if (o.kv_type == VKLM_DTYPE_F16 + 1 && !caps->storage_16bit)
     return fail(s, VKLM_ERROR_UNSUPPORTED, "infer: an fp16 KV cache needs 16-bit storage, which "
                 "%s lacks", caps->name);
-  s->kv.dtype = o.kv_type ? (vklm_dtype)(o.kv_type - 1)
+  s->kv_dtype = o.kv_type ? (vklm_dtype)(o.kv_type - 1)
                           : caps->storage_16bit ? VKLM_DTYPE_F16 : VKLM_DTYPE_F32;
-  if (s->kv.dtype != VKLM_DTYPE_F16 && s->kv.dtype != VKLM_DTYPE_F32)
+  if (s->kv_dtype != VKLM_DTYPE_F16 && s->kv_dtype != VKLM_DTYPE_F32)
     return fail(s, VKLM_ERROR_INVALID, "infer: kv_type %d", o.kv_type);
   uint64_t cache_elems = rows * c->n_kv_head * VKLM_MP_HS(c);
   if (cache_elems >= (1ull << 32))
@@ -204,20 +225,20 @@ static vklm_status setup(vklm_infer *s, uint32_t n_ctx, const vklm_infer_options
   uint32_t L = c->n_layer;
   s->pos = calloc(s->S, sizeof *s->pos);
   s->open = calloc(s->S, 1);
-  s->kbuf = calloc(L, sizeof *s->kbuf);
-  s->vbuf = calloc(L, sizeof *s->vbuf);
+  s->kt = calloc(L, sizeof *s->kt);
+  s->vt = calloc(L, sizeof *s->vt);
   s->max_pen = o.max_penalty ? o.max_penalty : 256;
   s->htok = calloc(s->P, sizeof *s->htok);
   s->hrows = calloc(2 * (size_t)s->P, sizeof *s->hrows);
   s->hsrows = calloc(s->K, sizeof *s->hsrows);
   s->hpen = calloc((size_t)s->K * s->max_pen, sizeof *s->hpen);
-  if (!s->pos || !s->open || !s->kbuf || !s->vbuf || !s->htok || !s->hrows || !s->hsrows ||
+  if (!s->pos || !s->open || !s->kt || !s->vt || !s->htok || !s->hrows || !s->hsrows ||
       !s->hpen)
     return fail(s, VKLM_ERROR_OUT_OF_HOST_MEMORY, "infer: out of host memory");
   s->kv.S = s->S;
   s->kv.maxT = s->maxT;
-  s->kv.k = s->kbuf;
-  s->kv.v = s->vbuf;
+  s->kv.k = s->kt;
+  s->kv.v = s->vt;
   vklm_status st;
   vklm_planner dry = {.ctx = s->ctx, .dry = 1, .align = vklm_buffer_alignment(s->ctx)};
   if ((st = layout(s, &dry)) != VKLM_OK) return st;
@@ -302,13 +323,15 @@ static vklm_status record_pass(vklm_infer *s, vklm_cmd *cmd, uint32_t n, const u
                                uint32_t k, uint32_t splits) {
   vklm_model *m = s->m;
   uint32_t C = m->cfg.n_embd, V = m->cfg.vocab_size;
-  const vklm_dtype f = VKLM_DTYPE_F32;
   vklm_status st;
   m->err[0] = 0;
   TRY(vklm_cmd_begin(cmd));
-  vklm_pass p = {.kind = VKLM_PASS_KV, .n = n, .B = n, .T = 1, .tokens = s->tokens, .x0 = s->x0,
-                 .la = &s->la, .nla = 1, .tmp = s->tmp, .rows = s->rows, .kv = &s->kv,
-                 .ascratch = s->ascratch, .splits = splits};
+  vklm_tensor tokens = s->tokens;
+  tokens.shape[1] = n;
+  vklm_pass p = {.kind = VKLM_PASS_KV, .n = n, .B = n, .T = 1, .tokens = tokens,
+                 .x0 = vklm_tensor_rows(s->x0, 0, n), .la = &s->la, .nla = 1,
+                 .tmp = vklm_tensor_rows(s->tmp, 0, n), .rows = vklm_tensor_rows(s->rows, 0, n),
+                 .kv = &s->kv, .ascratch = s->ascratch, .splits = splits};
   vklm_tensor x, src;
   if ((st = vklm_graph_forward(m, cmd, &p, &x)) != VKLM_OK) goto graph_fail;
   src = vklm_tensor_rows(x, 0, k);
@@ -316,17 +339,19 @@ static vklm_status record_pass(vklm_infer *s, vklm_cmd *cmd, uint32_t n, const u
     for (uint32_t j = 0; j < k; j++) {
       vklm_buffer row = {x.buf.block, x.buf.offset + (uint64_t)out_rows[j] * C * 4,
                          (uint64_t)C * 4};
-      vklm_buffer dst = {s->last.block, s->last.offset + (uint64_t)j * C * 4, (uint64_t)C * 4};
+      vklm_buffer dst = {s->last.buf.block, s->last.buf.offset + (uint64_t)j * C * 4,
+                         (uint64_t)C * 4};
       TRY(vklm_cmd_copy(cmd, row, dst, (uint64_t)C * 4));
     }
-    src = vklm_tensor_2d(s->last, f, k, C);
+    src = vklm_tensor_rows(s->last, 0, k);
   }
-  vklm_tensor lnf = vklm_tensor_2d(s->lnf, f, k, C);
-  if ((st = vklm_graph_final_norm(m, cmd, lnf, vklm_tensor_1d(s->lnf_mean, f, k),
-                                  vklm_tensor_1d(s->lnf_rstd, f, k), src)) != VKLM_OK ||
-      (st = vklm_graph_logits(m, cmd, vklm_tensor_2d(s->logits, f, k, V), lnf)) != VKLM_OK)
+  vklm_tensor lnf = vklm_tensor_rows(s->lnf, 0, k);
+  if ((st = vklm_graph_final_norm(m, cmd, lnf, vklm_tensor_rows(s->lnf_mean, 0, k),
+                                  vklm_tensor_rows(s->lnf_rstd, 0, k), src)) != VKLM_OK ||
+      (st = vklm_graph_logits(m, cmd, vklm_tensor_rows(s->logits, 0, k), lnf)) != VKLM_OK)
     goto graph_fail;
-  TRY(vklm_sample_rows(cmd, s->next, s->logits, s->srows, s->spen, s->sscratch, k, V, s->max_pen));
+  TRY(vklm_sample_rows(cmd, s->next, s->logits.buf, s->srows, s->spen, s->sscratch, k, V,
+                       s->max_pen));
   TRY(vklm_cmd_end(cmd));
   return VKLM_OK;
 graph_fail:
@@ -413,8 +438,8 @@ vklm_status vklm_infer_step(vklm_infer *s, const vklm_infer_req *reqs, uint32_t 
     uint32_t kr = k ? k : 1;
     TRY(vklm_buffer_upload(s->ctx, s->srows, 0, s->hsrows, (uint64_t)kr * sizeof *s->hsrows));
     TRY(vklm_buffer_upload(s->ctx, s->spen, 0, s->hpen, (uint64_t)kr * s->max_pen * 4));
-    TRY(vklm_buffer_upload(s->ctx, s->tokens, 0, s->htok, (uint64_t)n * 4));
-    TRY(vklm_buffer_upload(s->ctx, s->rows, 0, s->hrows, (uint64_t)n * 8));
+    TRY(vklm_buffer_upload(s->ctx, s->tokens.buf, 0, s->htok, (uint64_t)n * 4));
+    TRY(vklm_buffer_upload(s->ctx, s->rows.buf, 0, s->hrows, (uint64_t)n * 8));
     int decode = k == n && n <= MAX_DECODE_CMDS; /* every row an output: a replayable step */
     vklm_cmd *cmd = s->pcmd;
     uint32_t kk = k ? k : 1; /* a pass with no output still norms one row (cheap, unread) */
@@ -441,7 +466,7 @@ vklm_status vklm_infer_step(vklm_infer *s, const vklm_infer_req *reqs, uint32_t 
         if (logits) {
           uint32_t idx = 0; /* this request's rank among those wanting output */
           for (uint32_t q = 0; q < oreq[j]; q++) idx += reqs[q].want != 0;
-          TRY(vklm_buffer_download(s->ctx, s->logits, (uint64_t)j * V * 4,
+          TRY(vklm_buffer_download(s->ctx, s->logits.buf, (uint64_t)j * V * 4,
                                    logits + (size_t)idx * V, (uint64_t)V * 4));
         }
         if (next) next[oreq[j]] = ids[j];

@@ -88,17 +88,15 @@ static vklm_status norm(vklm_model *m, vklm_cmd *cmd, vklm_tensor out, vklm_tens
 
 static vklm_status embed(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p) {
   const vklm_model_config *c = &m->cfg;
-  uint32_t C = c->n_embd, V = c->vocab_size;
   int seq = p->kind == VKLM_PASS_SEQ;
   vklm_tensor wpe = vklm_model_w(m, VKLM_P_WPE, 0);
-  vklm_buffer wpeb = vklm_tensor_is_none(&wpe) ? (vklm_buffer){0} : wpe.buf;
   for (uint32_t k = 0; k < m->nvchunks; k++) { /* each row is written by its token's chunk */
     uint32_t v0, v1;
     vklm_tensor wte = vklm_model_wchunk(m, VKLM_P_WTE, k, &v0, &v1);
-    TRY(vklm_embedding_forward_range(cmd, p->x0, p->tokens, wte.buf, seq ? wpeb : (vklm_buffer){0},
-                                     seq ? p->B : 1, seq ? p->T : p->n, C, V, v0, v1));
+    TRY(vklm_nn_embed(cmd, p->x0, p->tokens, wte, seq ? wpe : vklm_tensor_none(), v0,
+                      c->vocab_size));
   }
-  if (!seq && wpeb.block) TRY(vklm_pos_add(cmd, p->x0, wpeb, p->rows, p->n, C, c->max_seq));
+  if (!seq && !vklm_tensor_is_none(&wpe)) TRY(vklm_nn_pos_add(cmd, p->x0, wpe, p->rows));
   return VKLM_OK;
 }
 
@@ -106,21 +104,18 @@ static vklm_status embed(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p) {
 static vklm_status attention(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p,
                              const vklm_layer_acts *a, uint32_t l) {
   const vklm_model_config *c = &m->cfg;
-  uint32_t NH = c->n_head, NKV = c->n_kv_head, HS = VKLM_MP_HS(c), QKV = VKLM_MP_QKV(c);
-  vklm_buffer qkv = a->qkv.buf;
+  uint32_t NH = c->n_head, NKV = c->n_kv_head;
+  int rope = c->arch != VKLM_ARCH_GPT2;
   if (p->kind == VKLM_PASS_SEQ) {
-    if (c->arch != VKLM_ARCH_GPT2)
-      TRY(vklm_rope_forward(cmd, qkv, p->B, p->T, NH, NKV, HS, 0, c->rope_theta));
+    if (rope) TRY(vklm_nn_rope(cmd, a->qkv, p->B, p->T, NH, NKV, c->rope_theta, 0));
     TRY(vklm_nn_attention(cmd, a->atty, a->lse, a->qkv, p->B, p->T, NH, NKV, p->causal));
     return VKLM_OK;
   }
   const vklm_kv_cache *kv = p->kv;
-  if (c->arch != VKLM_ARCH_GPT2)
-    TRY(vklm_rope_cached(cmd, qkv, kv->rope, p->rows, p->n, NH, NKV, HS, kv->maxT));
-  TRY(vklm_kv_store(cmd, kv->k[l], kv->v[l], kv->dtype, qkv, p->rows, p->n, NH, NKV, HS, kv->S,
-                    kv->maxT));
-  TRY(vklm_attention_decode(cmd, a->atty.buf, p->ascratch, qkv, kv->k[l], kv->v[l], kv->dtype,
-                            p->rows, p->n, NH, NKV, HS, QKV, kv->S, kv->maxT, p->splits));
+  if (rope) TRY(vklm_nn_rope_rows(cmd, a->qkv, kv->rope, p->rows, NH, NKV));
+  TRY(vklm_nn_kv_store(cmd, kv->k[l], kv->v[l], a->qkv, p->rows, NH, kv->maxT));
+  TRY(vklm_nn_kv_attention(cmd, a->atty, p->ascratch, a->qkv, kv->k[l], kv->v[l], p->rows, NH,
+                           kv->maxT, p->splits));
   return VKLM_OK;
 }
 
@@ -136,14 +131,14 @@ static vklm_layer_acts first_rows(const vklm_layer_acts *a, uint32_t n) {
 vklm_status vklm_graph_forward(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p,
                                vklm_tensor *out) {
   const vklm_model_config *c = &m->cfg;
-  uint32_t n = p->n, C = c->n_embd;
+  uint32_t n = p->n;
   int swiglu = c->arch != VKLM_ARCH_GPT2;
   vklm_status st;
   VKLM_ASSERT(p->kind == VKLM_PASS_KV ? p->kv != NULL : p->B * p->T == n,
               "graph: a %s pass of %u rows (B=%u T=%u)", p->kind ? "KV" : "SEQ", n, p->B, p->T);
   if ((st = embed(m, cmd, p)) != VKLM_OK) return st;
-  vklm_tensor x = vklm_tensor_2d(p->x0, VKLM_DTYPE_F32, n, C);
-  vklm_tensor tmp = vklm_tensor_2d(p->tmp, VKLM_DTYPE_F32, n, C);
+  vklm_tensor x = vklm_tensor_rows(p->x0, 0, n);
+  vklm_tensor tmp = vklm_tensor_rows(p->tmp, 0, n);
   for (uint32_t l = 0; l < c->n_layer; l++) {
     vklm_layer_acts rows = first_rows(&p->la[p->nla > 1 ? l : 0], n);
     const vklm_layer_acts *a = &rows;

@@ -39,13 +39,12 @@ typedef struct vklm_layer_acts {
   vklm_tensor res3;                    /* (n,C) residual after the MLP: the layer's output */
 } vklm_layer_acts;
 
-/* A KV cache for S sequences of up to maxT positions (kvcache.h's layout), one K and one V
- * buffer per layer, and RoPE's (maxT, HS) cos|sin table (Llama). */
+/* A KV cache for S sequences of up to maxT positions (kvcache.h's layout): per layer a K and a V
+ * tensor (S*maxT, NKV, HS) in F32 or F16, and RoPE's (maxT, HS) cos|sin table (Llama). */
 typedef struct vklm_kv_cache {
   uint32_t S, maxT;
-  vklm_dtype dtype; /* F32 or F16 */
-  vklm_buffer *k, *v; /* L each (borrowed arrays) */
-  vklm_buffer rope;   /* {0} for GPT-2 */
+  vklm_tensor *k, *v; /* L each (borrowed arrays) */
+  vklm_tensor rope;   /* none for GPT-2 */
 } vklm_kv_cache;
 
 typedef enum vklm_pass_kind { VKLM_PASS_SEQ = 0, VKLM_PASS_KV = 1 } vklm_pass_kind;
@@ -55,13 +54,13 @@ typedef struct vklm_pass {
   uint32_t n;             /* rows */
   uint32_t B, T;          /* SEQ: n = B*T */
   int causal;             /* SEQ: causal (1) or bidirectional (0) attention */
-  vklm_buffer tokens;     /* (n) int32 */
-  vklm_buffer x0;         /* (n,C) the embedding's output */
+  vklm_tensor tokens;     /* (B,T) I32 (KV: (1,n)) */
+  vklm_tensor x0;         /* (n,C) the embedding's output */
   vklm_layer_acts *la;    /* nla sets: L (saved for the backward) or 1 (shared by all layers) */
   uint32_t nla;
-  vklm_buffer tmp;        /* (n,C) projection outputs before the residual add */
+  vklm_tensor tmp;        /* (n,C) projection outputs before the residual add */
   /* KV only */
-  vklm_buffer rows;       /* (n) (position, slot) uint32 pairs */
+  vklm_tensor rows;       /* (n,2) I32: (position, sequence slot) per row */
   const vklm_kv_cache *kv;
   vklm_buffer ascratch;   /* vklm_attention_decode_scratch_bytes(n, NH, HS, splits) */
   uint32_t splits;        /* split-K slices of the attention (1: none) */

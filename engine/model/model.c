@@ -172,39 +172,49 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
   if (BT == 0) return VKLM_OK;
   vklm_workspace *w = &m->w;
   const int a = A_ACT;
-  TAKE(a, BT * 4, &w->tokens, "tokens (B,T)");
-  TAKE(a, BT * 4, &w->targets, "targets (B,T)");
-  TAKE(a, vklm_embedding_plan_size((uint32_t)BT) * 4, &w->plan, "embedding plan");
-  TAKE(a, BT * C * 4, &w->encoded, "embedding output (B,T,C)");
+  const vklm_dtype f = VKLM_DTYPE_F32, i32 = VKLM_DTYPE_I32;
+  vklm_buffer b;
+  /* a (d0,d1) tensor of dtype dt (d1 == 0: 1-D) in the activation arena */
+#define TENSOR(out, dt, d0, d1, ...)                                                               \
+  do {                                                                                             \
+    TAKE(a, (uint64_t)(d0) * ((d1) ? (d1) : 1) * 4, &b, __VA_ARGS__);                              \
+    out = (d1) ? vklm_tensor_2d(b, dt, (uint32_t)(d0), (uint32_t)(d1))                             \
+               : vklm_tensor_1d(b, dt, (uint32_t)(d0));                                            \
+  } while (0)
+  TENSOR(w->tokens, i32, B, T, "tokens (B,T)");
+  TENSOR(w->targets, i32, BT, 0, "targets (B,T)");
+  TENSOR(w->plan, i32, vklm_embedding_plan_size((uint32_t)BT), 0, "embedding plan");
+  TENSOR(w->encoded, f, BT, C, "embedding output (B,T,C)");
   for (uint32_t l = 0; l < w->nla; l++)
     if ((st = vklm_graph_acts_plan(pl, a, c, m->B, m->T, 0, w->nla > 1 ? "h.%u" : "layers",
                                    l, &w->la[l])) != VKLM_OK)
       return st;
-  TAKE(a, BT * C * 4, &w->lnf, "lnf (B,T,C)");
-  TAKE(a, BT * 4, &w->lnf_mean, "lnf mean");
-  TAKE(a, BT * 4, &w->lnf_rstd, "lnf rstd");
-  TAKE(a, (uint64_t)m->lrows * V * 4, &w->logits, "logits chunk (R,V)");
-  TAKE(a, BT * 4, &w->losses, "losses (B,T)");
-  TAKE(a, 4, &w->loss, "loss");
-  TAKE(a, BT * 4, &w->rscale, "per-row loss scales (B,T)");
-  TAKE(a, BT * 4, &w->rmask, "sequence masks (B,T)");
-  TAKE(a, B * 4, &w->seq, "sequence log-probs (B)");
+  TENSOR(w->lnf, f, BT, C, "lnf (B,T,C)");
+  TENSOR(w->lnf_mean, f, BT, 0, "lnf mean");
+  TENSOR(w->lnf_rstd, f, BT, 0, "lnf rstd");
+  TENSOR(w->logits, f, m->lrows, V, "logits chunk (R,V)");
+  TENSOR(w->losses, f, BT, 0, "losses (B,T)");
+  TENSOR(w->loss, f, 1, 0, "loss");
+  TENSOR(w->rscale, f, BT, 0, "per-row loss scales (B,T)");
+  TENSOR(w->rmask, f, B, T, "sequence masks (B,T)");
+  TENSOR(w->seq, f, B, 0, "sequence log-probs (B)");
   if (c->scalar_head) {
-    TAKE(a, BT * 4, &w->values, "scalar head values (B,T)");
-    TAKE(a, BT * 4, &w->dvalues, "scalar head gradient (B,T)");
+    TENSOR(w->values, f, BT, 0, "scalar head values (B,T)");
+    TENSOR(w->dvalues, f, BT, 1, "scalar head gradient (B,T)");
   }
-  TAKE(a, BT * C * 4, &w->tmp, "projection output (B,T,C)");
+  TENSOR(w->tmp, f, BT, C, "projection output (B,T,C)");
   if (!m->trainable) return VKLM_OK;
-  TAKE(a, BT * C * 4, &w->dres, "residual gradient (B,T,C)");
-  TAKE(a, BT * C * 4, &w->dln, "norm gradient (B,T,C)");
-  TAKE(a, BT * C * 4, &w->datty, "attention output gradient (B,T,C)");
-  TAKE(a, BT * QKV * 4, &w->dqkv, "qkv gradient (B,T,QKV)");
-  TAKE(a, BT * F * 4, &w->dact, "MLP activation gradient (B,T,F)");
-  TAKE(a, BT * FC * 4, &w->dfch, "MLP hidden gradient (B,T,FC)");
+  TENSOR(w->dres, f, BT, C, "residual gradient (B,T,C)");
+  TENSOR(w->dln, f, BT, C, "norm gradient (B,T,C)");
+  TENSOR(w->datty, f, BT, C, "attention output gradient (B,T,C)");
+  TENSOR(w->dqkv, f, BT, QKV, "qkv gradient (B,T,QKV)");
+  TENSOR(w->dact, f, BT, F, "MLP activation gradient (B,T,F)");
+  TENSOR(w->dfch, f, BT, FC, "MLP hidden gradient (B,T,FC)");
   uint64_t s1 = pl->ctx ? vklm_norm_backward_scratch_bytes(pl->ctx, (uint32_t)BT, (uint32_t)C)
                         : 2 * 128 * C * 4;
   uint64_t s2 = B * c->n_head * T * 4;
   TAKE(a, s1 > s2 ? s1 : s2, &w->scratch, "backward scratch");
+#undef TENSOR
 #undef TAKE
   return VKLM_OK;
 }

@@ -10,10 +10,6 @@
 
 #define TRY(call) VKLM_MODEL_TRY(m, call)
 
-static vklm_tensor f32_2d(vklm_buffer b, uint32_t d0, uint32_t d1) {
-  return vklm_tensor_2d(b, VKLM_DTYPE_F32, d0, d1);
-}
-
 /* dinp (BT,C) += norm backward; parameter gradients accumulate (none when frozen). */
 static vklm_status norm_bwd(vklm_model *m, vklm_cmd *cmd, vklm_tensor dinp, vklm_param_id w,
                             vklm_param_id b, uint32_t l, vklm_tensor dout, vklm_tensor in,
@@ -28,26 +24,23 @@ static vklm_status norm_bwd(vklm_model *m, vklm_cmd *cmd, vklm_tensor dinp, vklm
 vklm_status vklm_model_record_backward(vklm_model *m, vklm_cmd *cmd) {
   const vklm_model_config *c = &m->cfg;
   vklm_workspace *w = &m->w;
-  uint32_t B = m->B, T = m->T, BT = B * T, C = c->n_embd, V = c->vocab_size, L = c->n_layer;
-  uint32_t NH = c->n_head, NKV = c->n_kv_head, HS = VKLM_MP_HS(c), QKV = VKLM_MP_QKV(c);
-  uint32_t F = c->ffn_hidden, FC = VKLM_MP_FC(c);
+  uint32_t B = m->B, T = m->T, V = c->vocab_size, L = c->n_layer;
+  uint32_t NH = c->n_head, NKV = c->n_kv_head;
   int swiglu = c->arch != VKLM_ARCH_GPT2, causal = m->obj == VKLM_OBJ_CAUSAL;
   vklm_status st;
   VKLM_ASSERT(m->trainable && w->nla == L, "model: a backward through a frozen model");
-  vklm_tensor dres = f32_2d(w->dres, BT, C), dln = f32_2d(w->dln, BT, C);
-  vklm_tensor datty = f32_2d(w->datty, BT, C), dqkv = f32_2d(w->dqkv, BT, QKV);
-  vklm_tensor dact = f32_2d(w->dact, BT, F), dfch = f32_2d(w->dfch, BT, FC);
-  vklm_tensor lnf_in = L ? w->la[L - 1].res3 : f32_2d(w->encoded, BT, C);
-  vklm_tensor mean = vklm_tensor_1d(w->lnf_mean, VKLM_DTYPE_F32, BT);
-  vklm_tensor rstd = vklm_tensor_1d(w->lnf_rstd, VKLM_DTYPE_F32, BT);
+  vklm_tensor dres = w->dres, dln = w->dln, datty = w->datty, dqkv = w->dqkv;
+  vklm_tensor dact = w->dact, dfch = w->dfch;
+  vklm_tensor lnf_in = L ? w->la[L - 1].res3 : w->encoded;
 
-  TRY(vklm_cmd_fill_words(cmd, w->dres, 0));
-  if ((st = norm_bwd(m, cmd, dres, VKLM_P_LNF_W, VKLM_P_LNF_B, 0, dln, lnf_in, mean, rstd)))
+  TRY(vklm_cmd_fill_words(cmd, w->dres.buf, 0));
+  if ((st = norm_bwd(m, cmd, dres, VKLM_P_LNF_W, VKLM_P_LNF_B, 0, dln, lnf_in, w->lnf_mean,
+                     w->lnf_rstd)))
     return st;
   int lowest = m->lowest_layer < 0 ? 0 : m->lowest_layer;
   for (uint32_t l = L; l-- > (uint32_t)lowest;) {
     vklm_layer_acts *a = &w->la[l];
-    vklm_tensor x = l == 0 ? f32_2d(w->encoded, BT, C) : w->la[l - 1].res3;
+    vklm_tensor x = l == 0 ? w->encoded : w->la[l - 1].res3;
 #define P(id) vklm_model_w(m, VKLM_P_##id, l)
 #define G(id) vklm_model_gw(m, VKLM_P_##id, l)
     /* MLP: res3 = res2 + proj(act(fc(ln2(res2)))) */
@@ -61,7 +54,7 @@ vklm_status vklm_model_record_backward(vklm_model *m, vklm_cmd *cmd) {
     TRY(vklm_nn_linear_backward(cmd, datty, G(ATTO_W), G(ATTO_B), dres, a->atty, P(ATTO_W)));
     TRY(vklm_nn_attention_backward(cmd, dqkv, w->scratch, datty, a->atty, a->lse, a->qkv, B, T,
                                    NH, NKV, causal));
-    if (swiglu) TRY(vklm_rope_backward(cmd, w->dqkv, B, T, NH, NKV, HS, 0, c->rope_theta));
+    if (swiglu) TRY(vklm_nn_rope(cmd, dqkv, B, T, NH, NKV, c->rope_theta, 1));
     TRY(vklm_nn_linear_backward(cmd, dln, G(QKV_W), G(QKV_B), dqkv, a->ln1, P(QKV_W)));
     if ((st = norm_bwd(m, cmd, dres, VKLM_P_LN1_W, VKLM_P_LN1_B, l, dln, x, a->ln1_mean,
                        a->ln1_rstd)))
@@ -74,9 +67,8 @@ vklm_status vklm_model_record_backward(vklm_model *m, vklm_cmd *cmd) {
   for (uint32_t k = 0; k < m->nvchunks; k++) { /* each chunk: the plan's tokens in its range */
     uint32_t v0, v1;
     vklm_tensor dwte = vklm_model_gchunk(m, VKLM_P_WTE, k, &v0, &v1);
-    vklm_buffer pe = k == 0 && !vklm_tensor_is_none(&dwpe) ? dwpe.buf : (vklm_buffer){0};
-    if (vklm_tensor_is_none(&dwte) && !pe.block) continue;
-    TRY(vklm_embedding_backward_range(cmd, dwte.buf, pe, w->plan, w->dres, B, T, C, V, v0, v1));
+    TRY(vklm_nn_embed_backward(cmd, dwte, k == 0 ? dwpe : vklm_tensor_none(), w->plan, w->dres,
+                               w->tokens, v0, v1, V));
   }
   return VKLM_OK;
 }

@@ -10,22 +10,15 @@
 
 #define TRY(call) VKLM_MODEL_TRY(m, call)
 
-static vklm_tensor f32_2d(vklm_buffer b, uint32_t d0, uint32_t d1) {
-  return vklm_tensor_2d(b, VKLM_DTYPE_F32, d0, d1);
-}
-
 vklm_status vklm_model_record_forward(vklm_model *m, vklm_cmd *cmd) {
   vklm_workspace *w = &m->w;
-  uint32_t BT = m->B * m->T, C = m->cfg.n_embd;
-  vklm_pass p = {.kind = VKLM_PASS_SEQ, .n = BT, .B = m->B, .T = m->T,
+  vklm_pass p = {.kind = VKLM_PASS_SEQ, .n = m->B * m->T, .B = m->B, .T = m->T,
                  .causal = m->obj == VKLM_OBJ_CAUSAL, .tokens = w->tokens, .x0 = w->encoded,
                  .la = w->la, .nla = w->nla, .tmp = w->tmp};
   vklm_tensor x;
   vklm_status st = vklm_graph_forward(m, cmd, &p, &x);
   if (st != VKLM_OK) return st;
-  return vklm_graph_final_norm(m, cmd, f32_2d(w->lnf, BT, C),
-                               vklm_tensor_1d(w->lnf_mean, VKLM_DTYPE_F32, BT),
-                               vklm_tensor_1d(w->lnf_rstd, VKLM_DTYPE_F32, BT), x);
+  return vklm_graph_final_norm(m, cmd, w->lnf, w->lnf_mean, w->lnf_rstd, x);
 }
 
 uint32_t vklm_model_logits_rows(const vklm_model_config *cfg, uint32_t B, uint32_t T,
@@ -43,31 +36,28 @@ uint32_t vklm_model_logits_rows(const vklm_model_config *cfg, uint32_t B, uint32
   return (uint32_t)(R ? R : 64 < BT ? 64 : BT);
 }
 
+/* Columns [v0, v1) of an (n,V) matrix: a strided view. */
+static vklm_tensor columns(vklm_tensor x, uint32_t v0, uint32_t v1) {
+  x.offset += v0;
+  x.shape[1] = v1 - v0;
+  return x;
+}
+
 /* With dlogits (n,V): dln (n,C) (over)written = sum over the vocabulary chunks, in order, of
  * dlogits[:, v0:v1] @ head[v0:v1] (added to dln when accumulate), and dhead[v0:v1] +=
  * dlogits[:, v0:v1]^T @ lnf per chunk (when the head trains). */
-static vklm_status head_backward(vklm_model *m, vklm_cmd *cmd, vklm_buffer dln,
-                                 vklm_buffer dlogits, vklm_buffer lnf, uint32_t n,
-                                 int accumulate) {
-  uint32_t C = m->cfg.n_embd, V = m->cfg.vocab_size, v0, v1;
+static vklm_status head_backward(vklm_model *m, vklm_cmd *cmd, vklm_tensor dln,
+                                 vklm_tensor dlogits, vklm_tensor lnf, int accumulate) {
+  uint32_t v0, v1;
   vklm_param_id hid = vklm_model_head_id(m);
   for (uint32_t j = 0; j < m->nvchunks; j++) {
     vklm_tensor w = vklm_model_wchunk(m, hid, j, &v0, &v1);
     vklm_tensor dw = vklm_model_gchunk(m, hid, j, &v0, &v1);
     VKLM_ASSERT(w.dtype == VKLM_DTYPE_F32, "model: a %s head cannot be trained through",
                 vklm_dtype_name(w.dtype));
-    vklm_gemm gx = vklm_gemm_make(n, C, v1 - v0); /* dln (n,C) (+)= dlogits[:, v0:v1] @ w */
-    gx.lda = V;
-    gx.off_a = v0;
-    gx.beta = j || accumulate ? 1.0f : 0.0f;
-    TRY(vklm_matmul(cmd, dln, dlogits, w.buf, &gx));
-    if (vklm_tensor_is_none(&dw)) continue;
-    vklm_gemm gw = vklm_gemm_make(v1 - v0, C, n); /* dw (v1-v0,C) += dlogits[:, v0:v1]^T @ lnf */
-    gw.trans_a = 1;
-    gw.lda = V;
-    gw.off_a = v0;
-    gw.beta = 1.0f;
-    TRY(vklm_matmul(cmd, dw.buf, dlogits, lnf, &gw));
+    vklm_tensor dblk = columns(dlogits, v0, v1);
+    TRY(vklm_nn_matmul(cmd, dln, dblk, 0, w, 0, 1.0f, j || accumulate ? 1.0f : 0.0f));
+    if (!vklm_tensor_is_none(&dw)) TRY(vklm_nn_matmul(cmd, dw, dblk, 1, lnf, 0, 1.0f, 1.0f));
   }
   return VKLM_OK;
 }
@@ -75,42 +65,43 @@ static vklm_status head_backward(vklm_model *m, vklm_cmd *cmd, vklm_buffer dln,
 vklm_status vklm_model_record_lm_head(vklm_model *m, vklm_cmd *cmd, int with_grad,
                                       int accumulate) {
   vklm_workspace *w = &m->w;
-  uint32_t BT = m->B * m->T, C = m->cfg.n_embd, V = m->cfg.vocab_size, R = m->lrows;
+  uint32_t BT = m->B * m->T, R = m->lrows;
   vklm_status st;
   VKLM_ASSERT(!with_grad || m->trainable, "model: a gradient through a frozen model");
   for (uint32_t k = 0; k < m->nchunks; k++) {
     uint32_t r0 = k * R, n = BT - r0 < R ? BT - r0 : R;
-    vklm_buffer lnf = vklm_buffer_slice(w->lnf, (uint64_t)r0 * C * 4, (uint64_t)n * C * 4);
-    vklm_buffer losses = vklm_buffer_slice(w->losses, (uint64_t)r0 * 4, (uint64_t)n * 4);
-    vklm_buffer targets = vklm_buffer_slice(w->targets, (uint64_t)r0 * 4, (uint64_t)n * 4);
-    vklm_buffer logits = vklm_buffer_slice(w->logits, 0, (uint64_t)n * V * 4);
-    if ((st = vklm_graph_logits(m, cmd, f32_2d(logits, n, V), f32_2d(lnf, n, C))) != VKLM_OK)
-      return st;
+    /* chunk views: R is a multiple of 64 rows, so every slice keeps the binding alignment */
+    vklm_tensor lnf = vklm_tensor_rows(w->lnf, r0, n), logits = vklm_tensor_rows(w->logits, 0, n);
+    vklm_tensor losses = vklm_tensor_rows(w->losses, r0, n);
+    vklm_tensor targets = vklm_tensor_rows(w->targets, r0, n);
+    lnf.buf = vklm_tensor_buffer(&lnf, 1), lnf.offset = 0;
+    losses.buf = vklm_tensor_buffer(&losses, 1), losses.offset = 0;
+    targets.buf = vklm_tensor_buffer(&targets, 1), targets.offset = 0;
+    if ((st = vklm_graph_logits(m, cmd, logits, lnf)) != VKLM_OK) return st;
     if (!with_grad) {
-      TRY(vklm_crossentropy_forward(cmd, losses, logits, targets, n, V, VKLM_IGNORE_INDEX));
+      TRY(vklm_nn_cross_entropy(cmd, losses, vklm_tensor_none(), logits, targets,
+                                vklm_tensor_none(), VKLM_IGNORE_INDEX));
       continue;
     }
-    vklm_buffer scale = vklm_buffer_slice(w->rscale, (uint64_t)r0 * 4, (uint64_t)n * 4);
-    vklm_buffer dln = vklm_buffer_slice(w->dln, (uint64_t)r0 * C * 4, (uint64_t)n * C * 4);
-    TRY(vklm_crossentropy_forward_backward_rows(cmd, losses, logits, logits, targets, scale, n, V,
-                                                VKLM_IGNORE_INDEX));
-    if ((st = head_backward(m, cmd, dln, logits, lnf, n, accumulate)) != VKLM_OK) return st;
+    vklm_tensor scale = vklm_tensor_rows(w->rscale, r0, n), dln = vklm_tensor_rows(w->dln, r0, n);
+    scale.buf = vklm_tensor_buffer(&scale, 1), scale.offset = 0;
+    dln.buf = vklm_tensor_buffer(&dln, 1), dln.offset = 0;
+    TRY(vklm_nn_cross_entropy(cmd, losses, logits, logits, targets, scale, VKLM_IGNORE_INDEX));
+    if ((st = head_backward(m, cmd, dln, logits, lnf, accumulate)) != VKLM_OK) return st;
   }
-  TRY(vklm_crossentropy_mean(cmd, w->loss, w->losses, w->targets, BT, VKLM_IGNORE_INDEX));
-  if (!with_grad) TRY(vklm_segment_dot(cmd, w->seq, w->losses, w->rmask, m->B, m->T));
+  TRY(vklm_nn_mean_loss(cmd, w->loss, w->losses, w->targets, VKLM_IGNORE_INDEX));
+  if (!with_grad)
+    TRY(vklm_nn_segment_dot(cmd, w->seq, vklm_tensor_view_2d(w->losses, m->B, m->T), w->rmask));
   return VKLM_OK;
 }
 
 vklm_status vklm_model_record_values(vklm_model *m, vklm_cmd *cmd) {
-  uint32_t BT = m->B * m->T;
-  return vklm_graph_values(m, cmd, vklm_tensor_1d(m->w.values, VKLM_DTYPE_F32, BT),
-                           f32_2d(m->w.lnf, BT, m->cfg.n_embd));
+  return vklm_graph_values(m, cmd, m->w.values, m->w.lnf);
 }
 
 vklm_status vklm_model_record_values_backward(vklm_model *m, vklm_cmd *cmd) {
-  uint32_t BT = m->B * m->T, C = m->cfg.n_embd;
-  TRY(vklm_nn_linear_backward(cmd, f32_2d(m->w.dln, BT, C), vklm_model_gw(m, VKLM_P_SCORE_W, 0),
-                              vklm_model_gw(m, VKLM_P_SCORE_B, 0), f32_2d(m->w.dvalues, BT, 1),
-                              f32_2d(m->w.lnf, BT, C), vklm_model_w(m, VKLM_P_SCORE_W, 0)));
+  TRY(vklm_nn_linear_backward(cmd, m->w.dln, vklm_model_gw(m, VKLM_P_SCORE_W, 0),
+                              vklm_model_gw(m, VKLM_P_SCORE_B, 0), m->w.dvalues, m->w.lnf,
+                              vklm_model_w(m, VKLM_P_SCORE_W, 0)));
   return VKLM_OK;
 }

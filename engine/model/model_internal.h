@@ -17,18 +17,22 @@ enum { A_PARAM, A_GRAD, A_OPT, A_ACT, A_COUNT };
 typedef struct vklm_workspace {
   vklm_layer_acts *la;                /* owned array: L (trainable) or 1 (frozen) */
   uint32_t nla;
-  vklm_buffer tokens, targets, plan;  /* (BT) int32, (BT) int32, embedding plan int32 */
-  vklm_buffer encoded;                /* (BT,C) embedding output */
-  vklm_buffer lnf, lnf_mean, lnf_rstd;
-  vklm_buffer logits;                 /* (R,V): one chunk of rows; dlogits in place */
-  vklm_buffer losses, loss;           /* (BT) per-row losses (= -log p), (1) mean */
-  vklm_buffer rscale;                 /* (BT) per-row loss scales of the backward */
-  vklm_buffer rmask;                  /* (BT) -mask: per-sequence sums of -losses = log-probs */
-  vklm_buffer seq;                    /* (B) per-sequence log-probs */
-  vklm_buffer values, dvalues;        /* (BT) scalar head and its gradient */
-  vklm_buffer tmp;                    /* (BT,C) projection output before the residual add */
+  vklm_tensor tokens;                 /* (B,T) I32 */
+  vklm_tensor targets;                /* (BT) I32 */
+  vklm_tensor plan;                   /* the embedding's bucket plan, I32 */
+  vklm_tensor encoded;                /* (BT,C) embedding output */
+  vklm_tensor lnf, lnf_mean, lnf_rstd; /* (BT,C), (BT), (BT) */
+  vklm_tensor logits;                 /* (R,V): one chunk of rows; dlogits in place */
+  vklm_tensor losses, loss;           /* (BT) per-row losses (= -log p), (1) mean */
+  vklm_tensor rscale;                 /* (BT) per-row loss scales of the backward */
+  vklm_tensor rmask;                  /* (B,T) -mask: per-sequence sums of -losses = log-probs */
+  vklm_tensor seq;                    /* (B) per-sequence log-probs */
+  vklm_tensor values, dvalues;        /* (BT) scalar head, (BT,1) its gradient */
+  vklm_tensor tmp;                    /* (BT,C) projection output before the residual add */
   /* backward temporaries (trainable only; shared by all layers) */
-  vklm_buffer dres, dln, datty, dqkv, dact, dfch, scratch;
+  vklm_tensor dres, dln, datty;       /* (BT,C) */
+  vklm_tensor dqkv, dact, dfch;       /* (BT,QKV), (BT,F), (BT,FC) */
+  vklm_buffer scratch;                /* norm / attention backward scratch (raw bytes) */
 } vklm_workspace;
 
 /* Recorded command buffers: index by what they compute. */

@@ -55,10 +55,10 @@ static vklm_status upload_batch(vklm_model *m, const int32_t *inputs, const int3
     }
     tg[i] = t;
   }
-  if ((st = vklm_buffer_upload(m->ctx, m->w.tokens, 0, inputs, (uint64_t)BT * 4)) != VKLM_OK ||
-      (st = vklm_buffer_upload(m->ctx, m->w.targets, 0, tg, (uint64_t)BT * 4)) != VKLM_OK ||
+  if ((st = vklm_buffer_upload(m->ctx, m->w.tokens.buf, 0, inputs, (uint64_t)BT * 4)) != VKLM_OK ||
+      (st = vklm_buffer_upload(m->ctx, m->w.targets.buf, 0, tg, (uint64_t)BT * 4)) != VKLM_OK ||
       (plan_needed &&
-       (st = vklm_buffer_upload(m->ctx, m->w.plan, 0, plan, np * 4)) != VKLM_OK))
+       (st = vklm_buffer_upload(m->ctx, m->w.plan.buf, 0, plan, np * 4)) != VKLM_OK))
     vkfail(m, st, "uploading the batch");
 done:
   free(plan);
@@ -66,15 +66,15 @@ done:
   return st;
 }
 
-static vklm_status upload_f(vklm_model *m, vklm_buffer b, const float *x, uint32_t n,
+static vklm_status upload_f(vklm_model *m, vklm_tensor t, const float *x, uint32_t n,
                             const char *what) {
-  vklm_status st = vklm_buffer_upload(m->ctx, b, 0, x, (uint64_t)n * 4);
+  vklm_status st = vklm_buffer_upload(m->ctx, t.buf, 0, x, (uint64_t)n * 4);
   return st == VKLM_OK ? st : vkfail(m, st, what);
 }
 
-static vklm_status download_f(vklm_model *m, vklm_buffer b, float *x, uint64_t n,
+static vklm_status download_f(vklm_model *m, vklm_tensor t, float *x, uint64_t n,
                               const char *what) {
-  vklm_status st = vklm_buffer_download(m->ctx, b, 0, x, n * 4);
+  vklm_status st = vklm_buffer_download(m->ctx, t.buf, 0, x, n * 4);
   return st == VKLM_OK ? st : vkfail(m, st, what);
 }
 
@@ -244,7 +244,7 @@ vklm_status vklm_model_backward_seq(vklm_model *m, const float *coef, const floa
     free(tg);
     return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
   }
-  if (!mask && (st = vklm_buffer_download(m->ctx, m->w.targets, 0, tg, (uint64_t)B * T * 4)))
+  if (!mask && (st = vklm_buffer_download(m->ctx, m->w.targets.buf, 0, tg, (uint64_t)B * T * 4)))
     vkfail(m, st, "reading the targets");
   for (uint32_t b = 0; b < B && !st; b++)
     for (uint32_t t = 0; t < T; t++) {

@@ -4,10 +4,14 @@
 
 #include "activation.h"
 #include "attention.h"
+#include "crossentropy.h"
 #include "elementwise.h"
+#include "embedding.h"
+#include "kvcache.h"
 #include "matmul.h"
 #include "norm.h"
 #include "quant.h"
+#include "rope.h"
 
 #define F32 VKLM_DTYPE_F32
 
@@ -172,4 +176,192 @@ vklm_status vklm_nn_attention_backward(vklm_cmd *cmd, vklm_tensor dqkv, vklm_buf
   return vklm_attention_backward(cmd, act(op, "dqkv", &dqkv), scratch, act(op, "dout", &dout),
                                  act(op, "out", &out), act(op, "lse", &lse), act(op, "qkv", &qkv),
                                  B, T, NH, NKV, out.shape[1] / NH, causal);
+}
+
+/* ---- general matrix product ------------------------------------------------------------------ */
+/* A 2-D view as a GEMM operand: rows, columns, leading dimension, element offset. */
+static void operand(const char *op, const char *what, const vklm_tensor *t, int f16_ok,
+                    uint32_t *rows, uint32_t *cols, uint32_t *ld, uint64_t *off) {
+  char d[96];
+  VKLM_ASSERT(!vklm_tensor_is_none(t) && t->ndim == 2 && t->stride[1] == 1 &&
+                  t->stride[0] >= t->shape[1] && t->stride[0] < (1ull << 32) &&
+                  (t->dtype == F32 || (f16_ok && t->dtype == VKLM_DTYPE_F16)),
+              "%s: %s is %s, expected a 2-D f32%s view with unit column stride", op, what,
+              vklm_tensor_describe(t, d, sizeof d), f16_ok ? " or f16" : "");
+  *rows = t->shape[0];
+  *cols = t->shape[1];
+  *ld = (uint32_t)t->stride[0];
+  *off = t->offset;
+}
+
+vklm_status vklm_nn_matmul(vklm_cmd *cmd, vklm_tensor c, vklm_tensor a, int trans_a, vklm_tensor b,
+                           int trans_b, float alpha, float beta) {
+  const char *op = "nn_matmul";
+  uint32_t ar, ac, br, bc, cr, cc;
+  vklm_gemm g = vklm_gemm_make(0, 0, 0);
+  operand(op, "a", &a, 0, &ar, &ac, &g.lda, &g.off_a);
+  operand(op, "b", &b, 1, &br, &bc, &g.ldb, &g.off_b);
+  operand(op, "c", &c, 0, &cr, &cc, &g.ldc, &g.off_c);
+  g.M = trans_a ? ac : ar;
+  g.K = trans_a ? ar : ac;
+  g.N = trans_b ? br : bc;
+  VKLM_ASSERT((trans_b ? bc : br) == g.K && cr == g.M && cc == g.N,
+              "%s: op(a) (%u,%u) @ op(b) (%u,%u) into c (%u,%u)", op, g.M, g.K,
+              trans_b ? bc : br, g.N, cr, cc);
+  g.trans_a = trans_a;
+  g.trans_b = trans_b;
+  g.alpha = alpha;
+  g.beta = beta;
+  return vklm_matmul_ex(cmd, c.buf, a.buf, 0, b.buf, b.dtype == VKLM_DTYPE_F16, &g, NULL);
+}
+
+/* ---- embeddings, positions ------------------------------------------------------------------ */
+static vklm_buffer ints(const char *op, const char *what, const vklm_tensor *t) {
+  char d[96];
+  VKLM_ASSERT(!vklm_tensor_is_none(t) && t->dtype == VKLM_DTYPE_I32 && t->offset == 0 &&
+                  vklm_tensor_is_contiguous(t),
+              "%s: %s is %s, expected a contiguous i32 tensor", op, what,
+              vklm_tensor_describe(t, d, sizeof d));
+  return vklm_tensor_buffer(t, 1);
+}
+
+vklm_status vklm_nn_embed(vklm_cmd *cmd, vklm_tensor out, vklm_tensor tokens, vklm_tensor wte,
+                          vklm_tensor wpe, uint32_t v0, uint32_t V) {
+  const char *op = "nn_embed";
+  uint32_t B = tokens.ndim == 2 ? tokens.shape[0] : 1, T = tokens.shape[tokens.ndim - 1];
+  uint32_t C = wte.shape[1];
+  vklm_tensor_expect(op, "wte", &wte, F32, 2, 0, C, 0);
+  vklm_tensor_expect(op, "out", &out, F32, 2, B * T, C, 0);
+  if (!vklm_tensor_is_none(&wpe)) vklm_tensor_expect(op, "wpe", &wpe, F32, 2, 0, C, 0);
+  return vklm_embedding_forward_range(cmd, act(op, "out", &out), ints(op, "tokens", &tokens),
+                                      act(op, "wte", &wte), opt(op, "wpe", &wpe), B, T, C, V, v0,
+                                      v0 + wte.shape[0]);
+}
+
+vklm_status vklm_nn_embed_backward(vklm_cmd *cmd, vklm_tensor dwte, vklm_tensor dwpe,
+                                   vklm_tensor plan, vklm_tensor dout, vklm_tensor tokens,
+                                   uint32_t v0, uint32_t v1, uint32_t V) {
+  const char *op = "nn_embed_backward";
+  uint32_t B = tokens.ndim == 2 ? tokens.shape[0] : 1, T = tokens.shape[tokens.ndim - 1];
+  uint32_t C = dout.shape[1];
+  vklm_tensor_expect(op, "dout", &dout, F32, 2, B * T, 0, 0);
+  if (!vklm_tensor_is_none(&dwte)) vklm_tensor_expect(op, "dwte", &dwte, F32, 2, v1 - v0, C, 0);
+  if (!vklm_tensor_is_none(&dwpe)) vklm_tensor_expect(op, "dwpe", &dwpe, F32, 2, 0, C, 0);
+  if (vklm_tensor_is_none(&dwte) && vklm_tensor_is_none(&dwpe)) return VKLM_OK;
+  return vklm_embedding_backward_range(cmd, opt(op, "dwte", &dwte), opt(op, "dwpe", &dwpe),
+                                       ints(op, "plan", &plan), act(op, "dout", &dout), B, T, C,
+                                       V, v0, v1);
+}
+
+vklm_status vklm_nn_rope(vklm_cmd *cmd, vklm_tensor qkv, uint32_t B, uint32_t T, uint32_t NH,
+                         uint32_t NKV, float theta, int backward) {
+  const char *op = "nn_rope";
+  uint32_t QKV = qkv.shape[1], HS = QKV / (NH + 2 * NKV);
+  vklm_tensor_expect(op, "qkv", &qkv, F32, 2, B * T, (NH + 2 * NKV) * HS, 0);
+  vklm_buffer b = act(op, "qkv", &qkv);
+  return backward ? vklm_rope_backward(cmd, b, B, T, NH, NKV, HS, 0, theta)
+                  : vklm_rope_forward(cmd, b, B, T, NH, NKV, HS, 0, theta);
+}
+
+/* ---- the KV-cache path ------------------------------------------------------------------------ */
+static uint32_t rows_n(const char *op, const vklm_tensor *rows) {
+  vklm_tensor_expect(op, "rows", rows, VKLM_DTYPE_I32, 2, 0, 2, 0);
+  return rows->shape[0];
+}
+
+vklm_status vklm_nn_rope_rows(vklm_cmd *cmd, vklm_tensor qkv, vklm_tensor table, vklm_tensor rows,
+                              uint32_t NH, uint32_t NKV) {
+  const char *op = "nn_rope_rows";
+  uint32_t n = rows_n(op, &rows), HS = table.shape[1];
+  vklm_tensor_expect(op, "table", &table, F32, 2, 0, HS, 0);
+  vklm_tensor_expect(op, "qkv", &qkv, F32, 2, n, (NH + 2 * NKV) * HS, 0);
+  return vklm_rope_cached(cmd, act(op, "qkv", &qkv), act(op, "table", &table),
+                          ints(op, "rows", &rows), n, NH, NKV, HS, table.shape[0]);
+}
+
+vklm_status vklm_nn_pos_add(vklm_cmd *cmd, vklm_tensor x, vklm_tensor wpe, vklm_tensor rows) {
+  const char *op = "nn_pos_add";
+  uint32_t n = rows_n(op, &rows), C = wpe.shape[1];
+  vklm_tensor_expect(op, "wpe", &wpe, F32, 2, 0, C, 0);
+  vklm_tensor_expect(op, "x", &x, F32, 2, n, C, 0);
+  return vklm_pos_add(cmd, act(op, "x", &x), act(op, "wpe", &wpe), ints(op, "rows", &rows), n, C,
+                      wpe.shape[0]);
+}
+
+/* A cache tensor (S*maxT, NKV, HS): its buffer, slots S and dtype checked. */
+static vklm_buffer cache(const char *op, const char *what, const vklm_tensor *t, uint32_t maxT,
+                         uint32_t *S) {
+  char d[96];
+  VKLM_ASSERT(!vklm_tensor_is_none(t) && t->ndim == 3 && t->offset == 0 &&
+                  (t->dtype == F32 || t->dtype == VKLM_DTYPE_F16) && maxT &&
+                  t->shape[0] % maxT == 0 && vklm_tensor_is_contiguous(t),
+              "%s: %s is %s, expected an f32 or f16 (S*maxT, NKV, HS) cache, maxT %u", op, what,
+              vklm_tensor_describe(t, d, sizeof d), maxT);
+  *S = t->shape[0] / maxT;
+  return t->buf;
+}
+
+vklm_status vklm_nn_kv_store(vklm_cmd *cmd, vklm_tensor k, vklm_tensor v, vklm_tensor qkv,
+                             vklm_tensor rows, uint32_t NH, uint32_t maxT) {
+  const char *op = "nn_kv_store";
+  uint32_t n = rows_n(op, &rows), S, S2, NKV = k.shape[1], HS = k.shape[2];
+  vklm_buffer kb = cache(op, "k", &k, maxT, &S), vb = cache(op, "v", &v, maxT, &S2);
+  VKLM_ASSERT(S == S2 && k.dtype == v.dtype && v.shape[1] == NKV && v.shape[2] == HS,
+              "%s: k and v caches differ", op);
+  vklm_tensor_expect(op, "qkv", &qkv, F32, 2, n, (NH + 2 * NKV) * HS, 0);
+  return vklm_kv_store(cmd, kb, vb, k.dtype, act(op, "qkv", &qkv), ints(op, "rows", &rows), n, NH,
+                       NKV, HS, S, maxT);
+}
+
+vklm_status vklm_nn_kv_attention(vklm_cmd *cmd, vklm_tensor out, vklm_buffer scratch,
+                                 vklm_tensor qkv, vklm_tensor k, vklm_tensor v, vklm_tensor rows,
+                                 uint32_t NH, uint32_t maxT, uint32_t splits) {
+  const char *op = "nn_kv_attention";
+  uint32_t n = rows_n(op, &rows), S, S2, NKV = k.shape[1], HS = k.shape[2];
+  vklm_buffer kb = cache(op, "k", &k, maxT, &S), vb = cache(op, "v", &v, maxT, &S2);
+  VKLM_ASSERT(S == S2 && k.dtype == v.dtype, "%s: k and v caches differ", op);
+  vklm_tensor_expect(op, "qkv", &qkv, F32, 2, n, (NH + 2 * NKV) * HS, 0);
+  vklm_tensor_expect(op, "out", &out, F32, 2, n, NH * HS, 0);
+  return vklm_attention_decode(cmd, act(op, "out", &out), scratch, act(op, "qkv", &qkv), kb, vb,
+                               k.dtype, ints(op, "rows", &rows), n, NH, NKV, HS, qkv.shape[1], S,
+                               maxT, splits);
+}
+
+/* ---- losses ----------------------------------------------------------------------------------- */
+vklm_status vklm_nn_cross_entropy(vklm_cmd *cmd, vklm_tensor losses, vklm_tensor dlogits,
+                                  vklm_tensor logits, vklm_tensor targets, vklm_tensor scale,
+                                  int32_t ignore_index) {
+  const char *op = "nn_cross_entropy";
+  uint32_t N = logits.shape[0], V = logits.shape[1];
+  vklm_tensor_expect(op, "logits", &logits, F32, 2, N, V, 0);
+  vklm_tensor_expect(op, "losses", &losses, F32, 1, N, 0, 0);
+  vklm_tensor_expect(op, "targets", &targets, VKLM_DTYPE_I32, 1, N, 0, 0);
+  vklm_buffer lb = act(op, "losses", &losses), xb = act(op, "logits", &logits);
+  vklm_buffer tb = ints(op, "targets", &targets);
+  if (vklm_tensor_is_none(&dlogits))
+    return vklm_crossentropy_forward(cmd, lb, xb, tb, N, V, ignore_index);
+  vklm_tensor_expect(op, "dlogits", &dlogits, F32, 2, N, V, 0);
+  vklm_tensor_expect(op, "scale", &scale, F32, 1, N, 0, 0);
+  return vklm_crossentropy_forward_backward_rows(cmd, lb, act(op, "dlogits", &dlogits), xb, tb,
+                                                 act(op, "scale", &scale), N, V, ignore_index);
+}
+
+vklm_status vklm_nn_mean_loss(vklm_cmd *cmd, vklm_tensor mean, vklm_tensor losses,
+                              vklm_tensor targets, int32_t ignore_index) {
+  const char *op = "nn_mean_loss";
+  uint32_t N = losses.shape[0];
+  vklm_tensor_expect(op, "losses", &losses, F32, 1, N, 0, 0);
+  vklm_tensor_expect(op, "targets", &targets, VKLM_DTYPE_I32, 1, N, 0, 0);
+  vklm_tensor_expect(op, "mean", &mean, F32, 1, 1, 0, 0);
+  return vklm_crossentropy_mean(cmd, act(op, "mean", &mean), act(op, "losses", &losses),
+                                ints(op, "targets", &targets), N, ignore_index);
+}
+
+vklm_status vklm_nn_segment_dot(vklm_cmd *cmd, vklm_tensor out, vklm_tensor x, vklm_tensor w) {
+  const char *op = "nn_segment_dot";
+  uint32_t B = x.shape[0], T = x.shape[1];
+  vklm_tensor_expect(op, "x", &x, F32, 2, B, T, 0);
+  vklm_tensor_expect(op, "w", &w, F32, 2, B, T, 0);
+  vklm_tensor_expect(op, "out", &out, F32, 1, B, 0, 0);
+  return vklm_segment_dot(cmd, act(op, "out", &out), act(op, "x", &x), act(op, "w", &w), B, T);
 }

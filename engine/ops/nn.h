@@ -3,7 +3,8 @@
  * against one another (a mismatch is a programmer error: an assert naming the op, the argument,
  * what it is and what was expected), derives the sizes from the shapes, and records the
  * buffer-level kernel of the op's header (matmul.h, quant.h, norm.h, activation.h, attention.h,
- * elementwise.h). Gradient rules as ops.h states them.
+ * elementwise.h, embedding.h, rope.h, kvcache.h, crossentropy.h). Gradient rules as ops.h states
+ * them.
  *
  * Tensors here are fp32 activations unless said otherwise; a weight may be any linear dtype
  * (tensor.h) in the forward. Does not allocate. */
@@ -11,6 +12,7 @@
 #define VKLM_OPS_NN_H
 
 #include "tensor.h"
+#include "vklm_runtime.h"
 
 /* out (M,N) = in (M,K) @ w (N,K)^T + bias (N). w: F32, F16, Q8_0 or Q4_0; bias: F32 or none.
  * out's rows may be strided (stride[0] >= N) and start at any element offset: a column block
@@ -52,5 +54,53 @@ vklm_status vklm_nn_attention_backward(vklm_cmd *cmd, vklm_tensor dqkv, vklm_buf
                                        vklm_tensor dout, vklm_tensor out, vklm_tensor lse,
                                        vklm_tensor qkv, uint32_t B, uint32_t T, uint32_t NH,
                                        uint32_t NKV, int causal);
+
+/* ---- a general matrix product over views ---------------------------------------------------
+ * c (M,N) = alpha * op(a) @ op(b) + beta * c, op(x) = x or x^T (trans): every operand an F32
+ * 2-D view whose rows may be strided and start at any element offset (matmul.h's GEMM takes its
+ * sizes, leading dimensions and offsets from the views); b may also be F16. */
+vklm_status vklm_nn_matmul(vklm_cmd *cmd, vklm_tensor c, vklm_tensor a, int trans_a, vklm_tensor b,
+                           int trans_b, float alpha, float beta);
+
+/* ---- embeddings and positions --------------------------------------------------------------
+ * out (B*T,C) = wte[tokens] (+ wpe[t]) for the tokens in the vocabulary range [v0, v0+rows of
+ * wte); tokens (B,T) I32; wpe (maxT,C) or none. The backward adds into dwte (the range
+ * [v0, v1); none: a frozen table) and dwpe (none: skipped) from dout (B*T,C) with the bucket
+ * plan (embedding.h, an I32 tensor of vklm_embedding_plan_size(B*T)). */
+vklm_status vklm_nn_embed(vklm_cmd *cmd, vklm_tensor out, vklm_tensor tokens, vklm_tensor wte,
+                          vklm_tensor wpe, uint32_t v0, uint32_t V);
+vklm_status vklm_nn_embed_backward(vklm_cmd *cmd, vklm_tensor dwte, vklm_tensor dwpe,
+                                   vklm_tensor plan, vklm_tensor dout, vklm_tensor tokens,
+                                   uint32_t v0, uint32_t v1, uint32_t V);
+/* RoPE in place on qkv (B*T, (NH+2*NKV)*HS) at positions t (backward: the inverse rotation). */
+vklm_status vklm_nn_rope(vklm_cmd *cmd, vklm_tensor qkv, uint32_t B, uint32_t T, uint32_t NH,
+                         uint32_t NKV, float theta, int backward);
+
+/* ---- the KV-cache path (kvcache.h): rows (n,2) I32 of (position, sequence slot) ------------ */
+/* RoPE on qkv (n, QKV) at each row's position from a (maxT, HS) cos|sin table. */
+vklm_status vklm_nn_rope_rows(vklm_cmd *cmd, vklm_tensor qkv, vklm_tensor table, vklm_tensor rows,
+                              uint32_t NH, uint32_t NKV);
+/* x (n,C) += wpe (maxT,C) at each row's position. */
+vklm_status vklm_nn_pos_add(vklm_cmd *cmd, vklm_tensor x, vklm_tensor wpe, vklm_tensor rows);
+/* k, v (S*maxT, NKV, HS) F32 or F16 caches <- the key and value heads of qkv (n, QKV). */
+vklm_status vklm_nn_kv_store(vklm_cmd *cmd, vklm_tensor k, vklm_tensor v, vklm_tensor qkv,
+                             vklm_tensor rows, uint32_t NH, uint32_t maxT);
+/* out (n, NH*HS) <- each row's causal attention over its sequence's cached rows; scratch as
+ * vklm_attention_decode_scratch_bytes(n, NH, HS, splits). */
+vklm_status vklm_nn_kv_attention(vklm_cmd *cmd, vklm_tensor out, vklm_buffer scratch,
+                                 vklm_tensor qkv, vklm_tensor k, vklm_tensor v, vklm_tensor rows,
+                                 uint32_t NH, uint32_t maxT, uint32_t splits);
+
+/* ---- losses (crossentropy.h) -----------------------------------------------------------------
+ * losses (n) = -log softmax(logits (n,V))[targets (n) I32] (0 where ignored); with dlogits (may
+ * be logits itself) and scale (n): dlogits = (softmax - onehot) * scale per row. */
+vklm_status vklm_nn_cross_entropy(vklm_cmd *cmd, vklm_tensor losses, vklm_tensor dlogits,
+                                  vklm_tensor logits, vklm_tensor targets, vklm_tensor scale,
+                                  int32_t ignore_index);
+/* mean (1) = the mean of losses (n) over the rows whose target is not ignore_index. */
+vklm_status vklm_nn_mean_loss(vklm_cmd *cmd, vklm_tensor mean, vklm_tensor losses,
+                              vklm_tensor targets, int32_t ignore_index);
+/* out (B) = per row b of x (B,T): sum_t x[b,t] * w[b,t]. */
+vklm_status vklm_nn_segment_dot(vklm_cmd *cmd, vklm_tensor out, vklm_tensor x, vklm_tensor w);
 
 #endif
