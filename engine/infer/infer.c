@@ -435,9 +435,12 @@ vklm_status vklm_infer_step(vklm_infer *s, const vklm_infer_req *reqs, uint32_t 
         vklm_sample_row_set(&s->hsrows[j], &g, 0, 0);
       }
     }
-    uint32_t kr = k ? k : 1;
+    uint32_t kr = k ? k : 1, pen_rows = 0; /* penalty lists: only up to the last row with one */
+    for (uint32_t j = 0; j < kr; j++)
+      if (s->hsrows[j].n_pen) pen_rows = j + 1;
     TRY(vklm_buffer_upload(s->ctx, s->srows, 0, s->hsrows, (uint64_t)kr * sizeof *s->hsrows));
-    TRY(vklm_buffer_upload(s->ctx, s->spen, 0, s->hpen, (uint64_t)kr * s->max_pen * 4));
+    if (pen_rows)
+      TRY(vklm_buffer_upload(s->ctx, s->spen, 0, s->hpen, (uint64_t)pen_rows * s->max_pen * 4));
     TRY(vklm_buffer_upload(s->ctx, s->tokens.buf, 0, s->htok, (uint64_t)n * 4));
     TRY(vklm_buffer_upload(s->ctx, s->rows.buf, 0, s->hrows, (uint64_t)n * 8));
     int decode = k == n && n <= MAX_DECODE_CMDS; /* every row an output: a replayable step */

@@ -15,14 +15,21 @@
 
 #define F32 VKLM_DTYPE_F32
 
-/* The buffer of an fp32 activation tensor (element offset 0, contiguous). */
-static vklm_buffer act(const char *op, const char *what, const vklm_tensor *t) {
+/* The buffer of a contiguous tensor of dtype dt at element offset 0. */
+static vklm_buffer whole(const char *op, const char *what, const vklm_tensor *t, vklm_dtype dt) {
   char d[96];
-  VKLM_ASSERT(!vklm_tensor_is_none(t) && t->dtype == F32 && t->offset == 0 &&
+  VKLM_ASSERT(!vklm_tensor_is_none(t) && t->dtype == dt && t->offset == 0 &&
                   vklm_tensor_is_contiguous(t),
-              "%s: %s is %s, expected a contiguous f32 tensor at offset 0", op, what,
-              vklm_tensor_describe(t, d, sizeof d));
+              "%s: %s is %s, expected a contiguous %s tensor at offset 0", op, what,
+              vklm_tensor_describe(t, d, sizeof d), vklm_dtype_name(dt));
   return vklm_tensor_buffer(t, 1);
+}
+/* An fp32 activation; an int32 one (tokens, targets, rows, plans). */
+static vklm_buffer act(const char *op, const char *what, const vklm_tensor *t) {
+  return whole(op, what, t, F32);
+}
+static vklm_buffer ints(const char *op, const char *what, const vklm_tensor *t) {
+  return whole(op, what, t, VKLM_DTYPE_I32);
 }
 
 /* An optional fp32 tensor: its buffer, or {0} for none. */
@@ -216,15 +223,6 @@ vklm_status vklm_nn_matmul(vklm_cmd *cmd, vklm_tensor c, vklm_tensor a, int tran
 }
 
 /* ---- embeddings, positions ------------------------------------------------------------------ */
-static vklm_buffer ints(const char *op, const char *what, const vklm_tensor *t) {
-  char d[96];
-  VKLM_ASSERT(!vklm_tensor_is_none(t) && t->dtype == VKLM_DTYPE_I32 && t->offset == 0 &&
-                  vklm_tensor_is_contiguous(t),
-              "%s: %s is %s, expected a contiguous i32 tensor", op, what,
-              vklm_tensor_describe(t, d, sizeof d));
-  return vklm_tensor_buffer(t, 1);
-}
-
 vklm_status vklm_nn_embed(vklm_cmd *cmd, vklm_tensor out, vklm_tensor tokens, vklm_tensor wte,
                           vklm_tensor wpe, uint32_t v0, uint32_t V) {
   const char *op = "nn_embed";
