@@ -9,12 +9,13 @@ PKGS=(
   build-essential cmake pkg-config git
   libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
-  libstb-dev libpcre2-dev libutf8proc-dev libcjson-dev zlib1g-dev libxml2-dev
+  libstb-dev libpcre2-dev libutf8proc-dev libcjson-dev zlib1g-dev libxml2-dev libmicrohttpd-dev
   fortunes
 )
 if [ "${1:-}" = "--tests" ]; then
   # libopenblas0-pthread: without it Debian's torch runs on the reference BLAS, ~8x slower.
-  PKGS+=(python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread)
+  PKGS+=(python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread
+         chromium)
 fi
 missing=()
 for p in "${PKGS[@]}"; do
