@@ -11,8 +11,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "align/align.h"
 #include "app_util.h"
 #include "commands.h"
+#include "align_common.h"
 #include "formats/model_load.h"
 #include "train/train.h"
 
@@ -106,7 +108,83 @@ static int parse_f(const char *flag, const char *v, double lo, int lo_open, doub
     }                                                                                            \
   } while (0)
 
+static void sft_usage(FILE *f) {
+  fprintf(f,
+      "usage: vklm sft --data FILE.jsonl (--init MODEL | --resume [CKPT]) [-t TOKENIZER]\n"
+      "                [--val FILE.jsonl | --val-fraction F] [--loss-on-prompt]\n"
+      "                [--template NAME|FILE] [--bad-rows stop|skip] [training flags]\n"
+      "Supervised fine-tuning: the training loop of `vklm train` (schedule, checkpoints, resume,\n"
+      "metrics, loss plot, progress) over prompt-response examples, one per row, right-padded to\n"
+      "T (examples never share a row, so they never see each other), the loss on the completion\n"
+      "tokens only (docs/alignment.md).\n"
+      "  --data FILE      JSONL: {\"prompt\",\"completion\"}, {\"messages\":[{\"role\",\"content\"}]}\n"
+      "                   (the chat template renders it; loss on the assistant turns) or {\"text\"}\n"
+      "  --init MODEL     the model to fine-tune: a vklm checkpoint or run directory, an HF\n"
+      "                   directory or a GGUF (its tokenizer.json beside it, or -t)\n"
+      "  --val FILE       held-out examples (default: the last --val-fraction of --data, 0.1)\n"
+      "  --loss-on-prompt the prompt's tokens count in the loss too\n"
+      "  --template T     chat template for {\"messages\"} rows: a built-in (chatml, llama3,\n"
+      "                   plain) or a Jinja file (default: the model's own, else chatml)\n"
+      "  --bad-rows stop|skip  a bad row stops the run (default) or is skipped and counted\n"
+      "training flags: as `vklm train --help` (-b, -T, --steps, --lr, --warmup, --out, ...).\n");
+}
+
+/* Loads the SFT examples for `vklm sft` into train/val token sources. */
+static int sft_data(const char *data, const char *valfile, double val_fraction, const char *tok,
+                    const char *init, const char *tmpl_name, int loss_on_prompt, int skip_bad,
+                    uint32_t T, uint32_t B, vklm_tokens **tr, vklm_tokens **va) {
+  char err[2048] = "";
+  align_text at;
+  if (!align_text_open("vklm sft", init, tok, tmpl_name, &at)) return 0;
+  vklm_tokenizer *tk = at.tk;
+  vklm_chat_template *tmpl = at.tmpl;
+  int32_t eos = at.eos;
+  vklm_align_read_opts ro = {.tk = tk, .tmpl = tmpl, .eos = eos, .max_len = T + 1,
+                             .loss_on_prompt = loss_on_prompt,
+                             .bad_rows = skip_bad ? VKLM_BAD_ROWS_SKIP : VKLM_BAD_ROWS_STOP};
+  vklm_sft_set set = {0}, vset = {0};
+  vklm_align_stats stt, vst;
+  int ok = vklm_sft_read(data, &ro, &set, &stt, err, sizeof err) == VKLM_OK;
+  if (ok && valfile) ok = vklm_sft_read(valfile, &ro, &vset, &vst, err, sizeof err) == VKLM_OK;
+  uint64_t V = vklm_tokenizer_vocab_size(tk);
+  if (ok) {
+    fprintf(stderr, "vklm sft: %s: %llu rows, %llu examples (%llu tokens, %llu in the loss), "
+            "%llu skipped (too long %llu, bad JSON %llu, bad fields %llu, empty %llu)\n", data,
+            (unsigned long long)stt.rows, (unsigned long long)stt.kept,
+            (unsigned long long)stt.tokens, (unsigned long long)stt.target_tokens,
+            (unsigned long long)stt.skipped, (unsigned long long)stt.too_long,
+            (unsigned long long)stt.bad_json, (unsigned long long)stt.bad_field,
+            (unsigned long long)stt.empty);
+    uint64_t nval = valfile ? 0 : (uint64_t)(set.n * val_fraction);
+    if (!valfile && nval < B && nval > 0) {
+      fprintf(stderr, "vklm sft: %llu held-out examples are fewer than a batch (B=%u): no "
+              "validation\n", (unsigned long long)nval, B);
+      nval = 0;
+    }
+    ok = vklm_sft_tokens(&set, 0, set.n - nval, V, tr) == VKLM_OK;
+    if (ok && nval) ok = vklm_sft_tokens(&set, set.n - nval, set.n, V, va) == VKLM_OK;
+    if (ok && valfile) {
+      if (vset.n < B) fprintf(stderr, "vklm sft: --val has %llu examples, fewer than B=%u: no "
+                              "validation\n", (unsigned long long)vset.n, B);
+      else ok = vklm_sft_tokens(&vset, 0, vset.n, V, va) == VKLM_OK;
+    }
+    if (!ok) snprintf(err, sizeof err, "too few examples (%llu) for validation and training",
+                      (unsigned long long)set.n);
+  }
+  if (!ok) fprintf(stderr, "vklm sft: %s\n", err);
+  vklm_sft_free(&set);
+  vklm_sft_free(&vset);
+  align_text_close(&at);
+  return ok;
+}
+
+int cmd_sft(int argc, char **argv) { return cmd_train(argc, argv); }
+
 int cmd_train(int argc, char **argv) {
+  const int sft = !strcmp(argv[0], "sft");
+  const char *cmdname = sft ? "vklm sft" : "vklm train";
+  const char *sft_file = NULL, *tmpl_name = NULL;
+  int loss_on_prompt = 0, skip_bad = 0;
   vklm_config cfg;
   vklm_config_from_env(&cfg);
   vklm_train_options o;
@@ -128,8 +206,9 @@ int cmd_train(int argc, char **argv) {
   do { if (!parse_u32(a, v, lo, hi, dst)) return 2; o.given |= (bit); } while (0)
 #define F32(lo, open, hi, dst, bit) \
   do { if (!parse_f(a, v, lo, open, hi, &x)) return 2; *(dst) = (float)x; o.given |= (bit); } while (0)
-    if (IS("-h") || IS("--help")) { train_usage(stdout); return 0; }
+    if (IS("-h") || IS("--help")) { sft ? sft_usage(stdout) : train_usage(stdout); return 0; }
     else if (IS("--force")) o.force = 1;
+    else if (sft && IS("--loss-on-prompt")) loss_on_prompt = 1;
     else if (IS("--no-plot")) o.plot = 0;
     else if (IS("--quiet")) o.progress = 0;
     else if (IS("--resume")) {
@@ -138,7 +217,13 @@ int cmd_train(int argc, char **argv) {
     } else {
       NEED_VALUE();
       const char *v = argv[++i];
-      if (IS("--train")) train_p = v;
+      if (sft && IS("--data")) sft_file = v;
+      else if (sft && IS("--template")) tmpl_name = v;
+      else if (sft && IS("--bad-rows")) {
+        if (!strcmp(v, "skip")) skip_bad = 1;
+        else if (strcmp(v, "stop")) { fprintf(stderr, "vklm sft: --bad-rows stop|skip, not '%s'\n", v); return 2; }
+      } else if (sft && IS("--val")) val_p = v;
+      else if (!sft && IS("--train")) train_p = v;
       else if (IS("--val")) val_p = v;
       else if (IS("--text")) text = v;
       else if (IS("-t") || IS("--tokenizer")) tok = v;
@@ -181,8 +266,8 @@ int cmd_train(int argc, char **argv) {
         o.given |= VKLM_GIVEN_SEED;
       } else if (IS("--stop-at")) U32(0, UINT32_MAX, &o.stop_at, 0);
       else {
-        fprintf(stderr, "vklm train: unknown flag '%s'\n\n", a);
-        train_usage(stderr);
+        fprintf(stderr, "%s: unknown flag '%s'\n\n", cmdname, a);
+        sft ? sft_usage(stderr) : train_usage(stderr);
         return 2;
       }
     }
@@ -190,7 +275,13 @@ int cmd_train(int argc, char **argv) {
 #undef U32
 #undef F32
   }
-  if ((!train_p && !text) || (train_p && text) || (text && !tok)) {
+  if (sft && (!sft_file || (!o.init && !resume))) {
+    fprintf(stderr, "vklm sft: give --data FILE.jsonl and the model to fine-tune (--init MODEL, "
+            "or --resume to continue a fine-tuning run)\n");
+    sft_usage(stderr);
+    return 2;
+  }
+  if (!sft && ((!train_p && !text) || (train_p && text) || (text && !tok))) {
     fprintf(stderr, "vklm train: give --train SHARDS, or --text FILE with -t TOKENIZER\n");
     train_usage(stderr);
     return 2;
@@ -235,7 +326,15 @@ int cmd_train(int argc, char **argv) {
   char err[2048] = "";
   vklm_tokens *tr = NULL, *va = NULL;
   vklm_status st;
-  if (text) {
+  if (sft) {
+    char rck[4096];
+    snprintf(rck, sizeof rck, "%s/checkpoint.bin", o.out_dir);
+    const char *src = o.init ? o.init : resume_file ? resume_file : rck;
+    if (!sft_data(sft_file, val_p, val_fraction, tok, src, tmpl_name, loss_on_prompt, skip_bad,
+                  o.T, o.B, &tr, &va))
+      return 1;
+    st = VKLM_OK;
+  } else if (text) {
     st = vklm_tokens_from_text(text, tok, val_fraction, &tr, &va, err, sizeof err);
   } else {
     st = vklm_tokens_open_shards(train_p, "train_", &tr, err, sizeof err);
@@ -246,7 +345,7 @@ int cmd_train(int argc, char **argv) {
     }
   }
   if (st != VKLM_OK) {
-    fprintf(stderr, "vklm train: %s\n", err);
+    fprintf(stderr, "%s: %s\n", cmdname, err);
     vklm_tokens_destroy(tr);
     return 1;
   }
@@ -263,7 +362,7 @@ int cmd_train(int argc, char **argv) {
     return 1;
   }
   if (o.progress)
-    fprintf(stderr, "vklm train: %llu training tokens, %llu validation tokens, device %s\n",
+    fprintf(stderr, "%s: %llu training tokens, %llu validation tokens, device %s\n", cmdname,
             (unsigned long long)vklm_tokens_count(tr),
             (unsigned long long)(va ? vklm_tokens_count(va) : 0), vklm_context_caps(ctx)->name);
   vklm_train_result res;
@@ -275,17 +374,17 @@ int cmd_train(int argc, char **argv) {
   signal(SIGTERM, SIG_DFL);
   int rc = 0;
   if (st != VKLM_OK) {
-    fprintf(stderr, "vklm train: %s\n", err);
+    fprintf(stderr, "%s: %s\n", cmdname, err);
     rc = 1;
   } else if (res.interrupted) {
-    fprintf(stderr, "vklm train: interrupted after step %u; checkpoint written to %s/checkpoint.bin "
-            "(continue with --resume)\n", res.last_step, o.out_dir);
+    fprintf(stderr, "%s: interrupted after step %u; checkpoint written to %s/checkpoint.bin "
+            "(continue with --resume)\n", cmdname, res.last_step, o.out_dir);
     rc = 130;
   } else if (o.progress) {
     char vl[64] = "";
     if (!isnan(res.last_val_loss)) snprintf(vl, sizeof vl, ", val loss %.4f", res.last_val_loss);
-    fprintf(stderr, "vklm train: steps %u..%u, last loss %.4f%s, %.1f ms/step, %.0f tokens/s; "
-            "outputs in %s/\n", res.first_step, res.last_step, res.losses[res.last_step], vl,
+    fprintf(stderr, "%s: steps %u..%u, last loss %.4f%s, %.1f ms/step, %.0f tokens/s; "
+            "outputs in %s/\n", cmdname, res.first_step, res.last_step, res.losses[res.last_step], vl,
             res.ms_per_step, res.tokens_per_s, o.out_dir);
   }
   vklm_train_result_free(&res);

@@ -11,6 +11,12 @@ int bench_tokenizer(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 /* `vklm train` (pretraining) and `vklm export` (checkpoint -> safetensors): apps/cmd_train.c. */
 int cmd_train(int argc, char **argv);
+/* `vklm sft`: supervised fine-tuning, the training loop over JSONL examples (cmd_train.c). */
+int cmd_sft(int argc, char **argv);
+/* `vklm reward train|score`, `vklm dpo`, `vklm rank`: alignment (cmd_align.c, cmd_rank.c). */
+int cmd_reward(int argc, char **argv);
+int cmd_dpo(int argc, char **argv);
+int cmd_rank(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 /* `vklm convert` (HF dir / GGUF -> checkpoint) and `vklm eval-logits` (a checkpoint's logits for
  * one sequence, for tests): apps/cmd_convert.c. */

@@ -17,6 +17,12 @@ struct vklm_tokens {
   size_t nshards;
   int32_t *ids;
   uint64_t n, vocab;
+  /* examples (vklm_tokens_from_examples): example e is ids[off[e], off[e+1]); target[j] says
+   * whether token j is predicted (counts in the loss); nex 0 for plain token streams */
+  uint64_t *off;
+  uint8_t *target;
+  uint64_t nex;
+  uint32_t max_len; /* the longest example */
   uint32_t *scratch; /* shard reads */
   size_t scratch_n;
 };
@@ -82,6 +88,40 @@ vklm_status vklm_tokens_from_array(const int32_t *ids, uint64_t n, uint64_t voca
   return VKLM_OK;
 }
 
+vklm_status vklm_tokens_from_examples(const int32_t *ids, const uint8_t *target,
+                                      const uint64_t *off, uint64_t nex, uint64_t vocab,
+                                      vklm_tokens **out) {
+  *out = NULL;
+  if (nex == 0 || off[0] != 0) return VKLM_ERROR_INVALID;
+  for (uint64_t e = 0; e < nex; e++)
+    if (off[e + 1] < off[e] + 2) return VKLM_ERROR_INVALID; /* an input and a target at least */
+  uint64_t n = off[nex];
+  vklm_tokens *t = NULL;
+  vklm_status st = vklm_tokens_from_array(ids, n, vocab, &t);
+  if (st != VKLM_OK) return st;
+  t->off = malloc((nex + 1) * sizeof *t->off);
+  t->target = malloc(n);
+  if (!t->off || !t->target) {
+    vklm_tokens_destroy(t);
+    return VKLM_ERROR_OUT_OF_HOST_MEMORY;
+  }
+  memcpy(t->off, off, (nex + 1) * sizeof *t->off);
+  memcpy(t->target, target, n);
+  t->nex = nex;
+  for (uint64_t e = 0; e < nex; e++)
+    if (off[e + 1] - off[e] > t->max_len) t->max_len = (uint32_t)(off[e + 1] - off[e]);
+  *out = t;
+  return VKLM_OK;
+}
+
+uint64_t vklm_tokens_examples(const vklm_tokens *t) { return t->nex; }
+
+uint64_t vklm_tokens_batches(const vklm_tokens *t, uint32_t B, uint32_t T) {
+  if (!t || !B || !T) return 0;
+  if (t->nex) return t->nex / B;
+  return t->n > 0 ? (t->n - 1) / ((uint64_t)B * T) : 0;
+}
+
 vklm_status vklm_tokens_from_text(const char *text_path, const char *tokenizer_path,
                                   double val_fraction, vklm_tokens **train, vklm_tokens **val,
                                   char *err, size_t errlen) {
@@ -143,6 +183,8 @@ void vklm_tokens_destroy(vklm_tokens *t) {
   free(t->shards);
   free(t->starts);
   free(t->ids);
+  free(t->off);
+  free(t->target);
   free(t->scratch);
   free(t);
 }
@@ -205,6 +247,20 @@ vklm_status vklm_batcher_init(vklm_batcher *b, const vklm_tokens *src, uint32_t 
   b->src = src;
   b->B = B;
   b->T = T;
+  if (src && src->nex) { /* examples: one per row, each at most T+1 tokens */
+    if (B == 0 || T == 0 || src->nex < B) {
+      snprintf(err, errlen, "too few examples: a batch of B=%u needs at least %u, the data has "
+               "%llu", B, B, (unsigned long long)src->nex);
+      return VKLM_ERROR_INVALID;
+    }
+    if (src->max_len > (uint64_t)T + 1) {
+      snprintf(err, errlen, "an example of %u tokens does not fit T=%u (at most T+1 tokens)",
+               src->max_len, T);
+      return VKLM_ERROR_INVALID;
+    }
+    b->nwin = src->nex;
+    return VKLM_OK;
+  }
   uint64_t need = (uint64_t)B * T + 1;
   if (!src || B == 0 || T == 0 || src->n < need) {
     snprintf(err, errlen, "too little data: a batch of B=%u x T=%u needs at least %llu tokens, the "
@@ -220,7 +276,7 @@ void vklm_batcher_seek(vklm_batcher *b, vklm_data_order order, uint64_t seed, ui
                        uint64_t epoch) {
   b->order = order == VKLM_DATA_SHUFFLED ? VKLM_DATA_SHUFFLED : VKLM_DATA_SEQUENTIAL;
   b->seed = seed;
-  b->pos = b->order == VKLM_DATA_SHUFFLED ? pos / b->T * b->T : pos;
+  b->pos = b->order == VKLM_DATA_SHUFFLED || (b->src && b->src->nex) ? pos / b->T * b->T : pos;
   b->epoch = epoch;
 }
 
@@ -261,10 +317,44 @@ uint64_t vklm_data_permute(uint64_t i, uint64_t n, uint64_t seed, uint64_t epoch
   return x;
 }
 
+/* Row r of a batch from example e: its tokens right-padded to T (inputs 0 there), targets the
+ * next token where that token is a target, VKLM_IGNORE_INDEX elsewhere (prompt, padding). */
+static vklm_status example_row(const vklm_tokens *t, uint64_t e, uint32_t T, uint32_t V,
+                               int32_t *inputs, int32_t *targets, char *err, size_t errlen) {
+  uint64_t s = t->off[e], len = t->off[e + 1] - s;
+  for (uint32_t j = 0; j < T; j++) {
+    inputs[j] = j + 1 < len ? t->ids[s + j] : 0;
+    targets[j] = j + 1 < len && t->target[s + j + 1] ? t->ids[s + j + 1] : VKLM_IGNORE_INDEX;
+  }
+  for (uint64_t j = 0; j < len; j++)
+    if (t->ids[s + j] < 0 || (uint32_t)t->ids[s + j] >= V) {
+      snprintf(err, errlen, "token id %d of example %llu is outside the model's vocabulary "
+               "(V = %u)", t->ids[s + j], (unsigned long long)e, V);
+      return VKLM_ERROR_INVALID;
+    }
+  return VKLM_OK;
+}
+
 vklm_status vklm_batcher_next(vklm_batcher *b, uint32_t V, int32_t *buf, int32_t *inputs,
                               int32_t *targets, char *err, size_t errlen) {
   uint64_t bt = (uint64_t)b->B * b->T, n = b->src->n;
   vklm_status st;
+  if (b->src->nex) { /* examples: B per batch; pos counts examples drawn times T */
+    uint64_t k = b->pos / b->T;
+    if (k > b->nwin - b->B) {
+      k = 0;
+      b->epoch++;
+    }
+    for (uint32_t r = 0; r < b->B; r++) {
+      uint64_t e = b->order == VKLM_DATA_SHUFFLED
+                       ? vklm_data_permute(k + r, b->nwin, b->seed, b->epoch) : k + r;
+      if ((st = example_row(b->src, e, b->T, V, inputs + (size_t)r * b->T,
+                            targets + (size_t)r * b->T, err, errlen)) != VKLM_OK)
+        return st;
+    }
+    b->pos = (k + b->B) * b->T;
+    return VKLM_OK;
+  }
   if (b->order == VKLM_DATA_SHUFFLED) {
     uint64_t k = b->pos / b->T;
     if (k > b->nwin - b->B) { /* not B windows left in this epoch: the next one */

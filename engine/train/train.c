@@ -293,7 +293,7 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
   vklm_batcher_seek(&tb, cs.data_order, cs.seed, cs.data_pos, cs.data_epoch);
   uint32_t val_nb = 0;
   if (val && o->val_batches) {
-    uint64_t windows = (vklm_tokens_count(val) - 1) / bt;
+    uint64_t windows = vklm_tokens_batches(val, B, T);
     val_nb = o->val_batches < windows ? o->val_batches : (uint32_t)windows;
   }
   uint64_t rng = cs.rng, tokens = cs.tokens_seen;

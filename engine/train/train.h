@@ -43,6 +43,18 @@ vklm_status vklm_tokens_from_array(const int32_t *ids, uint64_t n, uint64_t voca
 vklm_status vklm_tokens_from_text(const char *text_path, const char *tokenizer_path,
                                   double val_fraction, vklm_tokens **train, vklm_tokens **val,
                                   char *err, size_t errlen);
+/* Examples (supervised fine-tuning): example e is ids[off[e], off[e+1]) (at least 2 tokens),
+ * target[j] 1 where token j is predicted (its loss counts: a completion), 0 where it is only
+ * context (a prompt). A batch holds one example per row, right-padded to T (inputs 0, targets
+ * ignored there), the targets of non-target tokens ignored: examples never share a row, so they
+ * cannot see each other. Shuffled order permutes examples as windows are permuted; sequential
+ * takes them in order; pos counts examples drawn times T either way. Copies everything. */
+vklm_status vklm_tokens_from_examples(const int32_t *ids, const uint8_t *target,
+                                      const uint64_t *off, uint64_t nex, uint64_t vocab,
+                                      vklm_tokens **out);
+uint64_t vklm_tokens_examples(const vklm_tokens *t); /* 0 for a token stream */
+/* Whole (B,T) batches in the source: examples / B, or windows of B*T+1 tokens. */
+uint64_t vklm_tokens_batches(const vklm_tokens *t, uint32_t B, uint32_t T);
 void vklm_tokens_destroy(vklm_tokens *t); /* accepts NULL */
 uint64_t vklm_tokens_count(const vklm_tokens *t);
 uint64_t vklm_tokens_vocab(const vklm_tokens *t); /* ids are < this (from the shard headers) */

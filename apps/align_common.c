@@ -1,0 +1,105 @@
+/* Flag values and a model's tokenizer / chat template for the alignment commands. */
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "align_common.h"
+#include "gen_common.h"
+
+int app_u64(const char *cmd, const char *flag, const char *v, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (!*v || *end || errno || v[0] == '-') {
+    fprintf(stderr, "%s: %s wants a non-negative integer, not '%s'\n", cmd, flag, v);
+    return 0;
+  }
+  *out = x;
+  return 1;
+}
+
+int app_u32(const char *cmd, const char *flag, const char *v, uint32_t lo, uint32_t hi,
+            uint32_t *out) {
+  uint64_t x;
+  if (!app_u64(cmd, flag, v, &x)) return 0;
+  if (x < lo || x > hi) {
+    fprintf(stderr, "%s: %s wants an integer in [%u, %u], not '%s'\n", cmd, flag, lo, hi, v);
+    return 0;
+  }
+  *out = (uint32_t)x;
+  return 1;
+}
+
+int app_f64(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double x = strtod(v, &end);
+  if (!*v || *end || errno || !isfinite(x) || x < lo || x > hi) {
+    fprintf(stderr, "%s: %s wants a number in [%g, %g], not '%s'\n", cmd, flag, lo, hi, v);
+    return 0;
+  }
+  *out = x;
+  return 1;
+}
+
+int app_f32(const char *cmd, const char *flag, const char *v, double lo, double hi, float *out) {
+  double x;
+  if (!app_f64(cmd, flag, v, lo, hi, &x)) return 0;
+  *out = (float)x;
+  return 1;
+}
+
+int align_text_open(const char *cmd, const char *model, const char *tok, const char *tmpl,
+                    align_text *out) {
+  memset(out, 0, sizeof *out);
+  out->eos = -1;
+  char err[2048] = "", tokpath[4096], dir[4096];
+  struct stat sb;
+  if (!tok) {
+    snprintf(dir, sizeof dir, "%s", model);
+    if (stat(model, &sb) == 0 && S_ISDIR(sb.st_mode))
+      snprintf(tokpath, sizeof tokpath, "%s/tokenizer.json", model);
+    else
+      snprintf(tokpath, sizeof tokpath, "%s/tokenizer.json", dirname(dir));
+    tok = tokpath;
+  }
+  if (vklm_tokenizer_load(tok, &out->tk, err, sizeof err) != VKLM_TOK_OK) {
+    fprintf(stderr, "%s: tokenizer '%s': %s (give -t tokenizer.json)\n", cmd, tok, err);
+    return 0;
+  }
+  out->eos = vklm_tokenizer_special_id(out->tk, "<|endoftext|>");
+  if (out->eos < 0) out->eos = vklm_tokenizer_special_id(out->tk, "</s>");
+  const char *eos_text = out->eos >= 0 ? vklm_tokenizer_token_bytes(out->tk, out->eos, NULL) : NULL;
+  char from[4096];
+  vklm_status st;
+  if (tmpl && stat(tmpl, &sb) == 0) {
+    char *text = gen_read_file(tmpl);
+    st = text ? vklm_chat_template_create(text, strlen(text), NULL, eos_text, &out->tmpl, err,
+                                          sizeof err)
+              : VKLM_ERROR_IO;
+    free(text);
+  } else if (tmpl) {
+    st = vklm_chat_template_builtin(tmpl, NULL, eos_text, &out->tmpl, err, sizeof err);
+  } else if (vklm_chat_template_find(model, NULL, NULL, eos_text, &out->tmpl, from, sizeof from,
+                                     err, sizeof err) != VKLM_OK) {
+    st = vklm_chat_template_builtin("chatml", NULL, eos_text, &out->tmpl, err, sizeof err);
+  } else
+    st = VKLM_OK;
+  if (st != VKLM_OK) {
+    fprintf(stderr, "%s: chat template: %s\n", cmd, err);
+    align_text_close(out);
+    return 0;
+  }
+  return 1;
+}
+
+void align_text_close(align_text *t) {
+  vklm_chat_template_destroy(t->tmpl);
+  vklm_tokenizer_destroy(t->tk);
+  t->tmpl = NULL;
+  t->tk = NULL;
+}

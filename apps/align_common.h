@@ -1,0 +1,29 @@
+/* What the alignment commands (sft, reward, dpo, rank) share: typed flag values, and the
+ * tokenizer, chat template and end-of-sequence id of the model they start from. */
+#ifndef VKLM_APPS_ALIGN_COMMON_H
+#define VKLM_APPS_ALIGN_COMMON_H
+
+#include <stdint.h>
+
+#include "align/align.h"
+
+/* Typed, range-checked flag values: 1, or 0 with a message on stderr (prefixed by cmd). */
+int app_u32(const char *cmd, const char *flag, const char *v, uint32_t lo, uint32_t hi,
+            uint32_t *out);
+int app_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
+int app_f32(const char *cmd, const char *flag, const char *v, double lo, double hi, float *out);
+int app_f64(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out);
+
+/* The text side of a model: its tokenizer (tok, else tokenizer.json beside model), its chat
+ * template (tmpl: a built-in name or a Jinja file; else the model's own; else chatml) and eos id
+ * (<|endoftext|> or </s>; -1 when none). 1 on success, 0 with a message on stderr. */
+typedef struct align_text {
+  vklm_tokenizer *tk;
+  vklm_chat_template *tmpl;
+  int32_t eos;
+} align_text;
+int align_text_open(const char *cmd, const char *model, const char *tok, const char *tmpl,
+                    align_text *out);
+void align_text_close(align_text *t);
+
+#endif

@@ -1,0 +1,420 @@
+/* vklm reward train|score and vklm dpo: flags into engine/align (docs/alignment.md). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "align_common.h"
+#include "app_util.h"
+#include "commands.h"
+
+/* Flags every alignment trainer shares; 1 consumed (with *i advanced), 0 not ours, -1 error. */
+typedef struct common {
+  const char *init, *data, *tok, *tmpl, *out, *freeze, *ref;
+  int skip_bad, quiet;
+  uint32_t T, epochs, steps, warmup;
+  float lr, min_lr, wd, clip;
+  uint64_t seed;
+  double val_fraction;
+  int min_lr_set;
+} common;
+
+static int common_flag(const char *cmd, common *c, int argc, char **argv, int *i) {
+  const char *a = argv[*i];
+#define IS(x) (!strcmp(a, x))
+  if (IS("--quiet")) return c->quiet = 1, 1;
+  if (!(IS("-m") || IS("--init") || IS("--model") || IS("--data") || IS("-t") ||
+        IS("--tokenizer") || IS("--template") || IS("--out") || IS("-o") || IS("--freeze") ||
+        IS("--ref") || IS("--bad-rows") || IS("-T") || IS("--seq") || IS("--epochs") ||
+        IS("--steps") || IS("--warmup") || IS("--lr") || IS("--min-lr") || IS("--wd") ||
+        IS("--clip") || IS("--seed") || IS("--val-fraction")))
+    return 0;
+  if (*i + 1 >= argc) {
+    fprintf(stderr, "%s: %s needs a value\n", cmd, a);
+    return -1;
+  }
+  const char *v = argv[++*i];
+  int ok = 1;
+  if (IS("-m") || IS("--init") || IS("--model")) c->init = v;
+  else if (IS("--data")) c->data = v;
+  else if (IS("-t") || IS("--tokenizer")) c->tok = v;
+  else if (IS("--template")) c->tmpl = v;
+  else if (IS("--out") || IS("-o")) c->out = v;
+  else if (IS("--freeze")) c->freeze = v;
+  else if (IS("--ref")) c->ref = v;
+  else if (IS("--bad-rows")) {
+    c->skip_bad = !strcmp(v, "skip");
+    ok = c->skip_bad || !strcmp(v, "stop");
+    if (!ok) fprintf(stderr, "%s: --bad-rows stop|skip, not '%s'\n", cmd, v);
+  } else if (IS("-T") || IS("--seq")) ok = app_u32(cmd, a, v, 2, 1u << 20, &c->T);
+  else if (IS("--epochs")) ok = app_u32(cmd, a, v, 1, 1u << 20, &c->epochs);
+  else if (IS("--steps")) ok = app_u32(cmd, a, v, 1, UINT32_MAX - 1, &c->steps);
+  else if (IS("--warmup")) ok = app_u32(cmd, a, v, 0, UINT32_MAX - 1, &c->warmup);
+  else if (IS("--lr")) ok = app_f32(cmd, a, v, 1e-12, 10, &c->lr);
+  else if (IS("--min-lr")) ok = app_f32(cmd, a, v, 0, 10, &c->min_lr), c->min_lr_set = 1;
+  else if (IS("--wd")) ok = app_f32(cmd, a, v, 0, 100, &c->wd);
+  else if (IS("--clip")) ok = app_f32(cmd, a, v, 0, 1e9, &c->clip);
+  else if (IS("--seed")) ok = app_u64(cmd, a, v, &c->seed);
+  else if (IS("--val-fraction")) ok = app_f64(cmd, a, v, 0, 0.9, &c->val_fraction);
+#undef IS
+  return ok ? 1 : -1;
+}
+
+static const char common_help[] =
+    "  -m, --init MODEL  the starting model: a vklm checkpoint or run directory, an HF directory\n"
+    "                    or a GGUF (tokenizer.json beside it, or -t)\n"
+    "  --data FILE       preference JSONL: {\"prompt\",\"chosen\",\"rejected\"} (strings or\n"
+    "                    conversations), {\"chosen\",\"rejected\"} (implicit prompt; Anthropic HH\n"
+    "                    transcripts), {\"prompt\",\"responses\",\"ranking\"} (vklm rank's)\n"
+    "  -t TOKENIZER  --template NAME|FILE  --bad-rows stop|skip (default stop)\n"
+    "  -T N (64)  --epochs N (1)  --steps N (default: the epochs)  --warmup N (0)\n"
+    "  --lr X  --min-lr X (lr/10)  --wd X (0)  --clip X (1)  --seed N (1337)\n"
+    "  --val-fraction F  held-out items (0.1)   --freeze PATTERNS  tensors kept frozen\n"
+    "  --out DIR  checkpoint.bin, metrics.jsonl, loss.png   --quiet\n"
+    "  --device D  --limits baseline  --validate\n";
+
+static int open_common(const char *cmd, const common *c, int allow_unranked, uint32_t max_len,
+                       align_text *at, vklm_ckpt **init, vklm_pref_set *data) {
+  char err[2048] = "", kind[16];
+  if (!c->init || !c->data) {
+    fprintf(stderr, "%s: give the model (-m MODEL) and the data (--data FILE.jsonl)\n", cmd);
+    return 2;
+  }
+  if (!align_text_open(cmd, c->init, c->tok, c->tmpl, at)) return 1;
+  if (vklm_train_open_init(c->init, init, kind, sizeof kind, err, sizeof err) != VKLM_OK) {
+    fprintf(stderr, "%s: %s\n", cmd, err);
+    align_text_close(at);
+    return 1;
+  }
+  vklm_align_read_opts ro = {.tk = at->tk, .tmpl = at->tmpl, .eos = at->eos, .max_len = max_len,
+                             .bad_rows = c->skip_bad ? VKLM_BAD_ROWS_SKIP : VKLM_BAD_ROWS_STOP};
+  vklm_align_stats st;
+  if (vklm_pref_read(c->data, &ro, allow_unranked, data, &st, err, sizeof err) != VKLM_OK) {
+    fprintf(stderr, "%s: %s\n", cmd, err);
+    vklm_ckpt_free(*init);
+    align_text_close(at);
+    return 1;
+  }
+  if (!c->quiet)
+    fprintf(stderr, "%s: %s: %llu rows, %llu items, %llu skipped (too long %llu, bad JSON %llu, "
+            "bad fields %llu, empty %llu, bad ranking %llu)\n", cmd, c->data,
+            (unsigned long long)st.rows, (unsigned long long)st.kept,
+            (unsigned long long)st.skipped, (unsigned long long)st.too_long,
+            (unsigned long long)st.bad_json, (unsigned long long)st.bad_field,
+            (unsigned long long)st.empty, (unsigned long long)st.bad_ranking);
+  return 0;
+}
+
+static int make_out(const char *cmd, const char *dir) {
+  if (mkdir(dir, 0755) != 0) {
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+      fprintf(stderr, "%s: cannot create the output directory '%s'\n", cmd, dir);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* ---- vklm reward train ----------------------------------------------------------------- */
+static int reward_train(int argc, char **argv, vklm_config *cfg) {
+  const char *cmd = "vklm reward train";
+  vklm_reward_options o;
+  vklm_reward_options_default(&o);
+  common c = {.T = o.T, .epochs = o.epochs, .lr = o.lr, .wd = o.weight_decay,
+              .clip = o.grad_clip, .seed = o.seed, .val_fraction = o.val_fraction,
+              .out = o.out_dir};
+  uint32_t norm_prompts = 64, norm_k = 4, norm_tokens = 32;
+  int no_norm = 0;
+  for (int i = 1; i < argc; i++) {
+    int r = app_config_flag(cfg, argc, argv, &i);
+    if (r < 0) return 2;
+    if (r) continue;
+    if ((r = common_flag(cmd, &c, argc, argv, &i)) < 0) return 2;
+    if (r) continue;
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      printf("usage: vklm reward train -m MODEL --data PREFS.jsonl [flags]\n"
+             "A reward model: the LM with a scalar head (N(0, 1/sqrt(C+1)), bias 0) read at the\n"
+             "last token of prompt+response, trained with the InstructGPT ranking loss over all\n"
+             "pairs of each prompt's responses in one batch; pairwise accuracy on held-out items;\n"
+             "then normalised so that responses sampled from the reference model score mean 0,\n"
+             "standard deviation 1 (gain and bias folded into the head).\n%s"
+             "  -b, --batch B     responses per batch (8); a prompt's K responses stay together\n"
+             "  --margin X        subtracted from r(better) - r(worse) (0)\n"
+             "  --ref MODEL       the reference model for normalisation (default: -m)\n"
+             "  --norm-prompts N (64)  --norm-k K (4)  --norm-tokens N (32)  --no-norm\n",
+             common_help);
+      return 0;
+    } else if (!strcmp(a, "--no-norm")) no_norm = 1;
+    else if (!v) {
+      fprintf(stderr, "%s: unknown flag or missing value '%s'\n", cmd, a);
+      return 2;
+    } else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) {
+      if (!app_u32(cmd, a, v, 2, 4096, &o.B)) return 2;
+      i++;
+    } else if (!strcmp(a, "--margin")) {
+      if (!app_f32(cmd, a, v, -100, 100, &o.margin)) return 2;
+      i++;
+    } else if (!strcmp(a, "--norm-prompts")) {
+      if (!app_u32(cmd, a, v, 1, 1u << 20, &norm_prompts)) return 2;
+      i++;
+    } else if (!strcmp(a, "--norm-k")) {
+      if (!app_u32(cmd, a, v, 1, 64, &norm_k)) return 2;
+      i++;
+    } else if (!strcmp(a, "--norm-tokens")) {
+      if (!app_u32(cmd, a, v, 1, 1u << 16, &norm_tokens)) return 2;
+      i++;
+    } else {
+      fprintf(stderr, "%s: unknown flag '%s'\n", cmd, a);
+      return 2;
+    }
+  }
+  o.T = c.T, o.epochs = c.epochs, o.steps = c.steps, o.warmup = c.warmup, o.lr = c.lr;
+  o.min_lr = c.min_lr_set ? c.min_lr : c.lr / 10, o.weight_decay = c.wd, o.grad_clip = c.clip;
+  o.seed = c.seed, o.val_fraction = c.val_fraction, o.out_dir = c.out, o.freeze = c.freeze;
+  o.progress = !c.quiet;
+  align_text at;
+  vklm_ckpt *init = NULL, *ref = NULL;
+  vklm_pref_set data;
+  int rc = open_common(cmd, &c, 0, o.T, &at, &init, &data);
+  if (rc) return rc;
+  char err[2048] = "", kind[16];
+  vklm_context *ctx = NULL;
+  if (!no_norm) {
+    if (c.ref && vklm_train_open_init(c.ref, &ref, kind, sizeof kind, err, sizeof err) != VKLM_OK) {
+      fprintf(stderr, "%s: --ref: %s\n", cmd, err);
+      rc = 1;
+      goto done;
+    }
+    o.calib_ref = ref ? ref : init;
+    o.calib_tk = at.tk;
+    o.calib_prompts = norm_prompts;
+    o.calib = (vklm_rollout_options){.k = norm_k, .max_tokens = norm_tokens, .temp = 1.0f,
+                                     .top_p = 1.0f, .seed = o.seed, .eos = at.eos};
+  }
+  if (!make_out(cmd, o.out_dir) || !(ctx = app_context(cfg))) {
+    rc = 1;
+    goto done;
+  }
+  vklm_reward_result res;
+  if (vklm_reward_train(ctx, init, &data, &o, &res, err, sizeof err) != VKLM_OK) {
+    fprintf(stderr, "%s: %s\n", cmd, err);
+    rc = 1;
+    goto done;
+  }
+  char path[4096];
+  snprintf(path, sizeof path, "%s/reward.json", o.out_dir);
+  FILE *f = fopen(path, "w");
+  if (f) {
+    char vacc[32] = "null";
+    if (!isnan(res.val_acc)) snprintf(vacc, sizeof vacc, "%.6f", res.val_acc);
+    fprintf(f, "{\"steps\": %u, \"first_loss\": %.6f, \"last_loss\": %.6f, \"train_accuracy\": "
+            "%.6f, \"heldout_accuracy\": %s, \"heldout_pairs\": %llu, \"train_items\": %llu, "
+            "\"heldout_items\": %llu, \"normalised\": %s, \"norm_mean\": %.6f, \"norm_std\": %.6f, "
+            "\"norm_samples\": %llu}\n", res.steps, res.first_loss, res.last_loss, res.train_acc, vacc,
+            (unsigned long long)res.val_pairs, (unsigned long long)res.train_items,
+            (unsigned long long)res.val_items, res.norm_samples ? "true" : "false",
+            res.norm_mean, res.norm_std, (unsigned long long)res.norm_samples);
+    fclose(f);
+  }
+  fprintf(stderr, "%s: %u steps in %.1f s, loss %.4f -> %.4f, pairwise accuracy train %.3f, "
+          "held-out %.3f (%llu pairs)", cmd, res.steps, res.seconds, res.first_loss, res.last_loss,
+          res.train_acc, res.val_acc, (unsigned long long)res.val_pairs);
+  if (res.norm_samples)
+    fprintf(stderr, "; normalised by %llu reference samples (raw mean %.4f, std %.4f)",
+            (unsigned long long)res.norm_samples, res.norm_mean, res.norm_std);
+  fprintf(stderr, "; outputs in %s/\n", o.out_dir);
+done:
+  vklm_pref_free(&data);
+  vklm_ckpt_free(init);
+  vklm_ckpt_free(ref);
+  align_text_close(&at);
+  vklm_context_destroy(ctx);
+  return rc;
+}
+
+/* ---- vklm reward score ------------------------------------------------------------------ */
+static int reward_score(int argc, char **argv, vklm_config *cfg) {
+  const char *cmd = "vklm reward score";
+  common c = {.T = 64};
+  uint32_t B = 8;
+  for (int i = 1; i < argc; i++) {
+    int r = app_config_flag(cfg, argc, argv, &i);
+    if (r < 0) return 2;
+    if (r) continue;
+    if ((r = common_flag(cmd, &c, argc, argv, &i)) < 0) return 2;
+    if (r) continue;
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      printf("usage: vklm reward score -m REWARD_MODEL --data FILE.jsonl [-o OUT.jsonl]\n"
+             "Scores every response of every row ({\"prompt\",\"response\"}, {\"prompt\",\n"
+             "\"responses\":[...]}, or the preference formats): each input row is written back\n"
+             "with \"rewards\": [...] (one per response, in order), to OUT or stdout.\n"
+             "  -b, --batch B (8)  -T N (64)  -t TOKENIZER  --template T  --bad-rows stop|skip\n");
+      return 0;
+    } else if ((!strcmp(a, "-b") || !strcmp(a, "--batch")) && i + 1 < argc) {
+      if (!app_u32(cmd, a, argv[++i], 1, 4096, &B)) return 2;
+    } else {
+      fprintf(stderr, "%s: unknown flag '%s'\n", cmd, a);
+      return 2;
+    }
+  }
+  align_text at;
+  vklm_ckpt *ck = NULL;
+  vklm_pref_set data;
+  int rc = open_common(cmd, &c, 1, c.T, &at, &ck, &data);
+  if (rc) return rc;
+  char err[2048] = "";
+  vklm_context *ctx = NULL;
+  vklm_model *m = NULL;
+  float *r = NULL;
+  uint64_t total = 0;
+  for (uint64_t i = 0; i < data.n; i++) total += data.items[i].k;
+  vklm_model_options fo = {.frozen = 1};
+  if (!ck->st.model.scalar_head) {
+    fprintf(stderr, "%s: '%s' has no scalar head: not a reward model (train one with `vklm "
+            "reward train`)\n", cmd, c.init);
+    rc = 1;
+  } else if (!(ctx = app_context(cfg))) rc = 1;
+  else if (vklm_align_model(ctx, ck, 1, B, c.T, &fo, 0, &m, err, sizeof err) != VKLM_OK ||
+           !(r = malloc((total + 1) * sizeof *r)) ||
+           vklm_reward_score(m, &data, r, err, sizeof err) != VKLM_OK) {
+    fprintf(stderr, "%s: %s\n", cmd, err[0] ? err : "out of host memory");
+    rc = 1;
+  }
+  FILE *out = stdout;
+  if (!rc && c.out && !(out = fopen(c.out, "w"))) {
+    fprintf(stderr, "%s: cannot write '%s'\n", cmd, c.out);
+    rc = 1;
+  }
+  for (uint64_t i = 0, w = 0; !rc && i < data.n; i++) {
+    const vklm_pref_item *it = &data.items[i];
+    fprintf(out, "{\"line\": %u, \"rewards\": [", it->line);
+    for (uint32_t j = 0; j < it->k; j++) fprintf(out, "%s%.6f", j ? ", " : "", r[w++]);
+    fprintf(out, "]}\n");
+  }
+  if (out && out != stdout) fclose(out);
+  free(r);
+  vklm_model_destroy(m);
+  vklm_pref_free(&data);
+  vklm_ckpt_free(ck);
+  align_text_close(&at);
+  vklm_context_destroy(ctx);
+  return rc;
+}
+
+int cmd_reward(int argc, char **argv) {
+  vklm_config cfg;
+  vklm_config_from_env(&cfg);
+  if (argc >= 2 && !strcmp(argv[1], "train")) return reward_train(argc - 1, argv + 1, &cfg);
+  if (argc >= 2 && !strcmp(argv[1], "score")) return reward_score(argc - 1, argv + 1, &cfg);
+  fprintf(argc >= 2 && strcmp(argv[1], "-h") && strcmp(argv[1], "--help") ? stderr : stdout,
+          "usage: vklm reward train|score [flags]   (`vklm reward train --help`)\n");
+  return argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? 0 : 2;
+}
+
+/* ---- vklm dpo --------------------------------------------------------------------------- */
+int cmd_dpo(int argc, char **argv) {
+  const char *cmd = "vklm dpo";
+  vklm_config cfg;
+  vklm_config_from_env(&cfg);
+  vklm_dpo_options o;
+  vklm_dpo_options_default(&o);
+  common c = {.T = o.T, .epochs = o.epochs, .lr = o.lr, .wd = o.weight_decay,
+              .clip = o.grad_clip, .seed = o.seed, .val_fraction = o.val_fraction,
+              .out = o.out_dir};
+  for (int i = 1; i < argc; i++) {
+    int r = app_config_flag(&cfg, argc, argv, &i);
+    if (r < 0) return 2;
+    if (r) continue;
+    if ((r = common_flag(cmd, &c, argc, argv, &i)) < 0) return 2;
+    if (r) continue;
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      printf("usage: vklm dpo -m MODEL --data PREFS.jsonl [flags]\n"
+             "Direct preference optimisation of MODEL against a frozen reference (--ref, default\n"
+             "MODEL itself): loss -log sigmoid(beta ((logp(chosen) - logp_ref(chosen)) -\n"
+             "(logp(rejected) - logp_ref(rejected)))) over the response tokens; rankings of K\n"
+             "give all their pairs. Logs loss, reward accuracy, chosen/rejected implicit rewards\n"
+             "and margins, on training and held-out pairs.\n%s"
+             "  -b, --batch N     pairs per step (4)\n"
+             "  --beta X          (0.1)   --loss sigmoid|ipo|hinge (sigmoid)\n"
+             "  --ref MODEL       the frozen reference (default: -m)\n", common_help);
+      return 0;
+    } else if (!v) {
+      fprintf(stderr, "%s: unknown flag or missing value '%s'\n", cmd, a);
+      return 2;
+    } else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) {
+      if (!app_u32(cmd, a, v, 1, 2048, &o.pairs)) return 2;
+      i++;
+    } else if (!strcmp(a, "--beta")) {
+      if (!app_f32(cmd, a, v, 1e-6, 1e3, &o.beta)) return 2;
+      i++;
+    } else if (!strcmp(a, "--loss")) {
+      if (!strcmp(v, "sigmoid")) o.kind = VKLM_DPO_SIGMOID;
+      else if (!strcmp(v, "ipo")) o.kind = VKLM_DPO_IPO;
+      else if (!strcmp(v, "hinge")) o.kind = VKLM_DPO_HINGE;
+      else {
+        fprintf(stderr, "%s: --loss sigmoid|ipo|hinge, not '%s'\n", cmd, v);
+        return 2;
+      }
+      i++;
+    } else {
+      fprintf(stderr, "%s: unknown flag '%s'\n", cmd, a);
+      return 2;
+    }
+  }
+  o.T = c.T, o.epochs = c.epochs, o.steps = c.steps, o.warmup = c.warmup, o.lr = c.lr;
+  o.min_lr = c.min_lr_set ? c.min_lr : c.lr / 10, o.weight_decay = c.wd, o.grad_clip = c.clip;
+  o.seed = c.seed, o.val_fraction = c.val_fraction, o.out_dir = c.out, o.freeze = c.freeze;
+  o.progress = !c.quiet;
+  align_text at;
+  vklm_ckpt *init = NULL;
+  vklm_pref_set data;
+  int rc = open_common(cmd, &c, 0, o.T + 1, &at, &init, &data);
+  if (rc) return rc;
+  char err[2048] = "", kind[16];
+  vklm_ckpt *ref = NULL;
+  if (c.ref && vklm_train_open_init(c.ref, &ref, kind, sizeof kind, err, sizeof err) != VKLM_OK) {
+    fprintf(stderr, "%s: --ref: %s\n", cmd, err);
+    rc = 1;
+  }
+  o.ref = ref;
+  vklm_context *ctx = NULL;
+  vklm_dpo_result res;
+  if (rc || !make_out(cmd, o.out_dir) || !(ctx = app_context(&cfg))) rc = 1;
+  else if (vklm_dpo_train(ctx, init, &data, &o, &res, err, sizeof err) != VKLM_OK) {
+    fprintf(stderr, "%s: %s\n", cmd, err);
+    rc = 1;
+  } else {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/dpo.json", o.out_dir);
+    FILE *f = fopen(path, "w");
+    const vklm_dpo_stats *s[4] = {&res.first, &res.last, &res.val_before, &res.val_after};
+    const char *names[4] = {"train_first", "train_last", "heldout_before", "heldout_after"};
+    if (f) {
+      fprintf(f, "{\"loss_kind\": \"%s\", \"beta\": %g, \"steps\": %u", vklm_dpo_kind_name(o.kind),
+              o.beta, res.steps);
+      for (int k = 0; k < 4; k++)
+        fprintf(f, ", \"%s\": {\"loss\": %.6f, \"accuracy\": %.6f, \"chosen\": %.6f, "
+                "\"rejected\": %.6f, \"margin\": %.6f, \"logratio\": %.6f, \"pairs\": %llu}",
+                names[k], s[k]->loss, s[k]->acc, s[k]->chosen, s[k]->rejected, s[k]->margin,
+                s[k]->kl, (unsigned long long)s[k]->pairs);
+      fprintf(f, "}\n");
+      fclose(f);
+    }
+    fprintf(stderr, "%s: %u steps in %.1f s; held-out pairs (%llu): margin %+.4f -> %+.4f, "
+            "accuracy %.3f -> %.3f, mean log-ratio to the reference %+.4f; outputs in %s/\n",
+            cmd, res.steps, res.seconds, (unsigned long long)res.val_after.pairs,
+            res.val_before.margin, res.val_after.margin, res.val_before.acc, res.val_after.acc,
+            res.val_after.kl, o.out_dir);
+  }
+  vklm_pref_free(&data);
+  vklm_ckpt_free(init);
+  vklm_ckpt_free(ref);
+  align_text_close(&at);
+  vklm_context_destroy(ctx);
+  return rc;
+}
