@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "align_common.h"
 #include "gen_common.h"
@@ -102,4 +103,58 @@ void align_text_close(align_text *t) {
   vklm_tokenizer_destroy(t->tk);
   t->tmpl = NULL;
   t->tk = NULL;
+}
+
+static int copy_file(const char *from, const char *to) {
+  FILE *a = fopen(from, "rb");
+  if (!a) return 0;
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", to);
+  FILE *b = fopen(tmp, "wb");
+  char buf[65536];
+  size_t n;
+  int ok = b != NULL;
+  while (ok && (n = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, n, b) == n;
+  ok = ok && !ferror(a);
+  fclose(a);
+  if (b && fclose(b) != 0) ok = 0;
+  if (ok) ok = rename(tmp, to) == 0;
+  else unlink(tmp);
+  return ok;
+}
+
+static void dir_of(const char *model, char *out, size_t n) {
+  struct stat sb;
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", model);
+  if (stat(model, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(out, n, "%s", model);
+  else snprintf(out, n, "%s", dirname(tmp));
+}
+
+int align_copy_text_files(const char *cmd, const char *model, const char *tok, const char *dir) {
+  char src[4096], from[8300], to[8300], rs[4096], rd[4096];
+  dir_of(model, src, sizeof src);
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    fprintf(stderr, "%s: cannot create '%s'\n", cmd, dir);
+    return 0;
+  }
+  snprintf(from, sizeof from, "%s/tokenizer.json", src);
+  if (tok) snprintf(from, sizeof from, "%s", tok);
+  snprintf(to, sizeof to, "%s/tokenizer.json", dir);
+  if (realpath(from, rs) && realpath(dir, rd) && !strcmp(dirname(rs), rd)) return 1; /* in place */
+  if (!copy_file(from, to)) {
+    fprintf(stderr, "%s: cannot copy the tokenizer '%s' to '%s'\n", cmd, from, to);
+    return 0;
+  }
+  const char *extra[] = {"tokenizer_config.json", "chat_template.jinja"};
+  for (int i = 0; i < 2; i++) {
+    snprintf(from, sizeof from, "%s/%s", src, extra[i]);
+    snprintf(to, sizeof to, "%s/%s", dir, extra[i]);
+    struct stat sb;
+    if (stat(from, &sb) == 0 && !copy_file(from, to)) {
+      fprintf(stderr, "%s: cannot copy '%s' to '%s'\n", cmd, from, to);
+      return 0;
+    }
+  }
+  return 1;
 }

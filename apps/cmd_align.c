@@ -194,7 +194,8 @@ static int reward_train(int argc, char **argv, vklm_config *cfg) {
     o.calib = (vklm_rollout_options){.k = norm_k, .max_tokens = norm_tokens, .temp = 1.0f,
                                      .top_p = 1.0f, .seed = o.seed, .eos = at.eos};
   }
-  if (!make_out(cmd, o.out_dir) || !(ctx = app_context(cfg))) {
+  if (!make_out(cmd, o.out_dir) || !align_copy_text_files(cmd, c.init, c.tok, o.out_dir) ||
+      !(ctx = app_context(cfg))) {
     rc = 1;
     goto done;
   }
@@ -382,9 +383,13 @@ int cmd_dpo(int argc, char **argv) {
     rc = 1;
   }
   o.ref = ref;
+  o.tk = at.tk;
+  o.eos = at.eos;
   vklm_context *ctx = NULL;
   vklm_dpo_result res;
-  if (rc || !make_out(cmd, o.out_dir) || !(ctx = app_context(&cfg))) rc = 1;
+  if (rc || !make_out(cmd, o.out_dir) || !align_copy_text_files(cmd, c.init, c.tok, o.out_dir) ||
+      !(ctx = app_context(&cfg)))
+    rc = 1;
   else if (vklm_dpo_train(ctx, init, &data, &o, &res, err, sizeof err) != VKLM_OK) {
     fprintf(stderr, "%s: %s\n", cmd, err);
     rc = 1;
@@ -393,10 +398,13 @@ int cmd_dpo(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/dpo.json", o.out_dir);
     FILE *f = fopen(path, "w");
     const vklm_dpo_stats *s[4] = {&res.first, &res.last, &res.val_before, &res.val_after};
+    char kl[32] = "null";
+    if (!isnan(res.kl)) snprintf(kl, sizeof kl, "%.6f", res.kl);
     const char *names[4] = {"train_first", "train_last", "heldout_before", "heldout_after"};
     if (f) {
-      fprintf(f, "{\"loss_kind\": \"%s\", \"beta\": %g, \"steps\": %u", vklm_dpo_kind_name(o.kind),
-              o.beta, res.steps);
+      fprintf(f, "{\"loss_kind\": \"%s\", \"beta\": %g, \"steps\": %u, \"kl_sampled\": %s, "
+              "\"kl_samples\": %llu", vklm_dpo_kind_name(o.kind), o.beta, res.steps, kl,
+              (unsigned long long)res.kl_samples);
       for (int k = 0; k < 4; k++)
         fprintf(f, ", \"%s\": {\"loss\": %.6f, \"accuracy\": %.6f, \"chosen\": %.6f, "
                 "\"rejected\": %.6f, \"margin\": %.6f, \"logratio\": %.6f, \"pairs\": %llu}",
@@ -406,10 +414,11 @@ int cmd_dpo(int argc, char **argv) {
       fclose(f);
     }
     fprintf(stderr, "%s: %u steps in %.1f s; held-out pairs (%llu): margin %+.4f -> %+.4f, "
-            "accuracy %.3f -> %.3f, mean log-ratio to the reference %+.4f; outputs in %s/\n",
-            cmd, res.steps, res.seconds, (unsigned long long)res.val_after.pairs,
-            res.val_before.margin, res.val_after.margin, res.val_before.acc, res.val_after.acc,
-            res.val_after.kl, o.out_dir);
+            "reward accuracy %.3f -> %.3f; KL(policy || reference) %.4f nats per response (%llu "
+            "policy samples); outputs in %s/\n", cmd, res.steps, res.seconds,
+            (unsigned long long)res.val_after.pairs, res.val_before.margin, res.val_after.margin,
+            res.val_before.acc, res.val_after.acc, res.kl, (unsigned long long)res.kl_samples,
+            o.out_dir);
   }
   vklm_pref_free(&data);
   vklm_ckpt_free(init);

@@ -126,6 +126,8 @@ static void sft_usage(FILE *f) {
       "  --template T     chat template for {\"messages\"} rows: a built-in (chatml, llama3,\n"
       "                   plain) or a Jinja file (default: the model's own, else chatml)\n"
       "  --bad-rows stop|skip  a bad row stops the run (default) or is skipped and counted\n"
+      "  --eval-answers FILE  {\"prompt\",\"answer\"} rows: exact match of the greedy answers\n"
+      "                   before and after fine-tuning (--answer-tokens N, 16), in DIR/sft_eval.json\n"
       "training flags: as `vklm train --help` (-b, -T, --steps, --lr, --warmup, --out, ...).\n");
 }
 
@@ -178,12 +180,39 @@ static int sft_data(const char *data, const char *valfile, double val_fraction, 
   return ok;
 }
 
+/* Exact match of model's greedy answers to the {"prompt","answer"} rows of file. */
+static int answers_em(vklm_context *ctx, const char *model, const char *file, const char *tok,
+                      uint32_t max_tokens, uint64_t *correct, uint64_t *n) {
+  align_text at;
+  vklm_ckpt *ck = NULL;
+  vklm_model *m = NULL;
+  vklm_pref_set items = {0};
+  vklm_align_stats stt;
+  char err[2048] = "", kind[16];
+  int ok = align_text_open("vklm sft", model, tok, NULL, &at);
+  vklm_align_read_opts ro = {.tk = at.tk, .tmpl = at.tmpl, .eos = at.eos};
+  vklm_model_options fo = {.frozen = 1};
+  ok = ok && vklm_pref_read(file, &ro, 1, &items, &stt, err, sizeof err) == VKLM_OK &&
+       vklm_train_open_init(model, &ck, kind, sizeof kind, err, sizeof err) == VKLM_OK &&
+       vklm_align_model(ctx, ck, 0, 0, 0, &fo, 0, &m, err, sizeof err) == VKLM_OK &&
+       vklm_align_exact_match(m, at.tk, &items, max_tokens, at.eos, correct, err, sizeof err) ==
+           VKLM_OK;
+  if (!ok && err[0]) fprintf(stderr, "vklm sft: --eval-answers: %s\n", err);
+  *n = items.n;
+  vklm_model_destroy(m);
+  vklm_ckpt_free(ck);
+  vklm_pref_free(&items);
+  align_text_close(&at);
+  return ok;
+}
+
 int cmd_sft(int argc, char **argv) { return cmd_train(argc, argv); }
 
 int cmd_train(int argc, char **argv) {
   const int sft = !strcmp(argv[0], "sft");
   const char *cmdname = sft ? "vklm sft" : "vklm train";
-  const char *sft_file = NULL, *tmpl_name = NULL;
+  const char *sft_file = NULL, *tmpl_name = NULL, *eval_answers = NULL;
+  uint32_t answer_tokens = 16;
   int loss_on_prompt = 0, skip_bad = 0;
   vklm_config cfg;
   vklm_config_from_env(&cfg);
@@ -219,6 +248,8 @@ int cmd_train(int argc, char **argv) {
       const char *v = argv[++i];
       if (sft && IS("--data")) sft_file = v;
       else if (sft && IS("--template")) tmpl_name = v;
+      else if (sft && IS("--eval-answers")) eval_answers = v;
+      else if (sft && IS("--answer-tokens")) U32(1, 1u << 16, &answer_tokens, 0);
       else if (sft && IS("--bad-rows")) {
         if (!strcmp(v, "skip")) skip_bad = 1;
         else if (strcmp(v, "stop")) { fprintf(stderr, "vklm sft: --bad-rows stop|skip, not '%s'\n", v); return 2; }
@@ -333,6 +364,11 @@ int cmd_train(int argc, char **argv) {
     if (!sft_data(sft_file, val_p, val_fraction, tok, src, tmpl_name, loss_on_prompt, skip_bad,
                   o.T, o.B, &tr, &va))
       return 1;
+    if (o.init && !align_copy_text_files(cmdname, o.init, tok, o.out_dir)) {
+      vklm_tokens_destroy(tr);
+      vklm_tokens_destroy(va);
+      return 1;
+    }
     st = VKLM_OK;
   } else if (text) {
     st = vklm_tokens_from_text(text, tok, val_fraction, &tr, &va, err, sizeof err);
@@ -365,6 +401,19 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "%s: %llu training tokens, %llu validation tokens, device %s\n", cmdname,
             (unsigned long long)vklm_tokens_count(tr),
             (unsigned long long)(va ? vklm_tokens_count(va) : 0), vklm_context_caps(ctx)->name);
+  uint64_t em_before = 0, em_after = 0, em_n = 0;
+  int have_before = 0;
+  if (eval_answers && o.init) {
+    if (!answers_em(ctx, o.init, eval_answers, tok, answer_tokens, &em_before, &em_n)) {
+      vklm_context_destroy(ctx);
+      vklm_tokens_destroy(tr);
+      vklm_tokens_destroy(va);
+      return 1;
+    }
+    have_before = 1;
+    fprintf(stderr, "vklm sft: exact match before fine-tuning: %llu/%llu on %s\n",
+            (unsigned long long)em_before, (unsigned long long)em_n, eval_answers);
+  }
   vklm_train_result res;
   o.stop = &stop_requested;
   signal(SIGINT, on_signal);
@@ -386,6 +435,26 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "%s: steps %u..%u, last loss %.4f%s, %.1f ms/step, %.0f tokens/s; "
             "outputs in %s/\n", cmdname, res.first_step, res.last_step, res.losses[res.last_step], vl,
             res.ms_per_step, res.tokens_per_s, o.out_dir);
+  }
+  if (rc == 0 && eval_answers) {
+    char ck[4096], path[4096];
+    snprintf(ck, sizeof ck, "%s/checkpoint.bin", o.out_dir);
+    if (!answers_em(ctx, ck, eval_answers, tok, answer_tokens, &em_after, &em_n)) {
+      rc = 1;
+    } else {
+      fprintf(stderr, "vklm sft: exact match after fine-tuning: %llu/%llu%s\n",
+              (unsigned long long)em_after, (unsigned long long)em_n,
+              have_before ? "" : " (no figure before: a resumed run)");
+      snprintf(path, sizeof path, "%s/sft_eval.json", o.out_dir);
+      FILE *f = fopen(path, "w");
+      char before[32] = "null";
+      if (have_before) snprintf(before, sizeof before, "%llu", (unsigned long long)em_before);
+      if (f) {
+        fprintf(f, "{\"items\": %llu, \"exact_match_before\": %s, \"exact_match_after\": "
+                "%llu}\n", (unsigned long long)em_n, before, (unsigned long long)em_after);
+        fclose(f);
+      }
+    }
   }
   vklm_train_result_free(&res);
   vklm_context_destroy(ctx);

@@ -152,6 +152,17 @@ typedef struct vklm_rollout_options {
   int32_t eos;           /* stops a response; -1: none */
   uint32_t slots;        /* sequences decoded together (0: k) */
 } vklm_rollout_options;
+/* ---- exact match of greedy answers (answers.c) ---------------------------------------------
+ * A response matches an answer when their first lines are equal after trimming whitespace and
+ * lower-casing (docs/alignment.md). */
+int vklm_align_answer_matches(const char *response, const char *answer);
+/* Greedy answers (at most max_tokens, ending at eos) of m to every item's prompt (stored as the
+ * item's one response); *correct counts those matching the item's "answer" (every item must
+ * have one). */
+vklm_status vklm_align_exact_match(vklm_model *m, vklm_tokenizer *tk, vklm_pref_set *items,
+                                   uint32_t max_tokens, int32_t eos, uint64_t *correct,
+                                   char *err, size_t errlen);
+
 /* ---- reward model (reward.c) --------------------------------------------------------------- */
 typedef struct vklm_reward_options {
   uint32_t B;            /* responses per micro-batch (rows); an item's K responses never split */
@@ -219,13 +230,17 @@ typedef struct vklm_dpo_options {
   int progress;
   const char *freeze;
   const vklm_ckpt *ref;  /* the frozen reference's weights (NULL: init's) */
+  vklm_tokenizer *tk;    /* with held-out pairs: KL(policy || reference) on policy samples to
+                            their prompts after training (NULL: not measured) */
+  int32_t eos;
 } vklm_dpo_options;
 void vklm_dpo_options_default(vklm_dpo_options *o);
 
 typedef struct vklm_dpo_stats {
   double loss, acc, chosen, rejected, margin, kl; /* means over pairs; implicit rewards beta *
-                                                     (logp - logp_ref); kl: mean over pairs of
-                                                     the sequence log-ratio of both responses */
+                                                     (logp - logp_ref); kl: the mean sequence
+                                                     log-ratio log p - log p_ref of the pair's
+                                                     two responses (data, not samples) */
   uint64_t pairs;
 } vklm_dpo_stats;
 
@@ -233,6 +248,8 @@ typedef struct vklm_dpo_result {
   uint32_t steps;
   vklm_dpo_stats first, last;    /* training steps 1 and last */
   vklm_dpo_stats val_before, val_after; /* held-out pairs before and after training */
+  double kl;                     /* per response, nats; NaN when not measured */
+  uint64_t kl_samples;
   double seconds;
 } vklm_dpo_result;
 
@@ -286,7 +303,7 @@ int vklm_rank_item_done(const vklm_rank_session *s, uint64_t i); /* item i is in
 const char *vklm_rank_parse(const char *text, uint32_t k, int32_t *group);
 /* The simulated rater (docs/alignment.md): rule "answer": responses containing the item's
  * expected answer (answer; case-insensitive) first, then the rest, shorter first within each
- * class; "length": shorter first; ties where equal. */
+ * class; "length": shorter first; empty (blank) responses last; ties where equal. */
 vklm_status vklm_rank_simulate(const char *rule, const vklm_pref_item *it, const char *answer,
                                int32_t *group, char *err, size_t errlen);
 

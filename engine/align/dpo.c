@@ -124,6 +124,67 @@ static vklm_status evaluate(vklm_model *pol, vklm_model *ref, const vklm_pref_se
   return st;
 }
 
+/* KL(policy || reference) per response, estimated on samples of the policy: responses sampled
+ * (temperature 1) to the held-out prompts, the mean over them of the summed log-ratio
+ * log p(y) - log p_ref(y) over the response tokens (the k1 estimator; it is >= 0 in expectation). */
+static vklm_status sampled_kl(vklm_model *pol, vklm_model *ref, const vklm_pref_set *d,
+                              const pair *ps, uint64_t n, const vklm_dpo_options *o, int32_t *in,
+                              int32_t *tg, float *mask, double *kl, uint64_t *samples, char *err,
+                              size_t errlen) {
+  *kl = NAN, *samples = 0;
+  uint32_t B = vklm_model_batch(pol), T = vklm_model_seq(pol);
+  vklm_pref_set s = {.items = calloc(n ? n : 1, sizeof *s.items)};
+  vklm_status st = s.items ? VKLM_OK : VKLM_ERROR_OUT_OF_HOST_MEMORY;
+  uint32_t longest = 0;
+  for (uint64_t i = 0; i < n && st == VKLM_OK; i++) { /* distinct prompts of the pairs */
+    const vklm_pref_item *it = &d->items[ps[i].item];
+    int seen = 0;
+    for (uint64_t q = 0; q < s.n; q++) seen |= s.items[q].line == it->line;
+    if (seen) continue;
+    vklm_pref_item *c = &s.items[s.n++];
+    c->prompt = strdup(it->prompt);
+    c->prompt_ids = malloc((it->np + 1) * sizeof(int32_t));
+    if (!c->prompt || !c->prompt_ids) st = VKLM_ERROR_OUT_OF_HOST_MEMORY;
+    else memcpy(c->prompt_ids, it->prompt_ids, it->np * sizeof(int32_t));
+    c->np = it->np, c->line = it->line;
+    if (it->np > longest) longest = it->np;
+  }
+  vklm_rollout_options ro = {.k = 2, .max_tokens = T + 1 > longest + 1 ? T - longest : 0,
+                             .temp = 1.0f, .top_p = 1.0f, .seed = o->seed ^ 0x4B4C, .eos = o->eos};
+  if (ro.max_tokens > 32) ro.max_tokens = 32;
+  if (st == VKLM_OK && s.n && ro.max_tokens) st = vklm_rollout(pol, o->tk, &s, &ro, err, errlen);
+  double sum = 0;
+  uint64_t cnt = 0;
+  float *lp = malloc(B * sizeof *lp), *lr = malloc(B * sizeof *lr);
+  if (!lp || !lr) st = VKLM_ERROR_OUT_OF_HOST_MEMORY;
+  for (uint64_t q = 0; st == VKLM_OK && ro.max_tokens && q < s.n * ro.k; q += B) {
+    uint32_t rows = 0;
+    for (uint64_t j = q; j < s.n * ro.k && rows < B; j++, rows++) {
+      const vklm_pref_item *it = &s.items[j / ro.k];
+      uint32_t r = (uint32_t)(j % ro.k);
+      if (vklm_align_row(it->prompt_ids, it->np, it->resp_ids[r], it->nr[r], T, in + (size_t)rows * T,
+                         tg + (size_t)rows * T, mask + (size_t)rows * T, NULL) != VKLM_OK) {
+        snprintf(err, errlen, "a sampled response does not fit T=%u", T);
+        st = VKLM_ERROR_INVALID;
+        break;
+      }
+    }
+    for (uint32_t r = rows; r < B; r++)
+      for (uint32_t t = 0; t < T; t++)
+        in[(size_t)r * T + t] = 0, tg[(size_t)r * T + t] = VKLM_IGNORE_INDEX, mask[(size_t)r * T + t] = 0;
+    vklm_model_io pi = {.inputs = in, .targets = tg, .mask = mask, .seq_logp = lp};
+    vklm_model_io ri = {.inputs = in, .targets = tg, .mask = mask, .seq_logp = lr};
+    if (st == VKLM_OK && ((st = vklm_model_run(pol, &pi)) != VKLM_OK ||
+                          (st = vklm_model_run(ref, &ri)) != VKLM_OK))
+      snprintf(err, errlen, "KL forward: %s", vklm_model_error(pol));
+    for (uint32_t r = 0; st == VKLM_OK && r < rows; r++) sum += (double)lp[r] - lr[r], cnt++;
+  }
+  if (st == VKLM_OK && cnt) *kl = sum / cnt, *samples = cnt;
+  free(lp), free(lr);
+  vklm_pref_free(&s);
+  return st;
+}
+
 vklm_status vklm_dpo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_pref_set *data,
                            const vklm_dpo_options *o, vklm_dpo_result *res, char *err,
                            size_t errlen) {
@@ -218,7 +279,7 @@ vklm_status vklm_dpo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
     }
     vklm_metrics_add(&hist, &rm);
     vklm_metrics_append(&rm, path, err, errlen);
-    if (o->progress) {
+    if (o->progress && (step == 1 || step % 10 == 0 || step == total)) {
       double per = (now_s() - t0) / step;
       fprintf(stderr, "step %u/%u | loss %.4f | acc %.2f | chosen %+.4f rejected %+.4f margin "
               "%+.4f | lr %.2e | ETA %.0fs\n", step, total, s.loss, s.acc, s.chosen, s.rejected,
@@ -226,6 +287,11 @@ vklm_status vklm_dpo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
     }
   }
   res->seconds = now_s() - t0;
+  res->kl = NAN;
+  if (o->tk && npv &&
+      (st = sampled_kl(pol, ref, data, val, npv, o, in, tg, mask, &res->kl, &res->kl_samples, err,
+                       errlen)) != VKLM_OK)
+    goto done;
   snprintf(path, sizeof path, "%s/checkpoint.bin", o->out_dir);
   if ((st = vklm_align_save(path, pol, res->steps, &oc, err, errlen)) != VKLM_OK) goto done;
   snprintf(path, sizeof path, "%s/loss.png", o->out_dir);

@@ -252,7 +252,10 @@ static vklm_status pref_row(reader *r, cJSON *j, uint32_t line, void *user) {
     row_free(&w);
     return st;
   }
-  for (uint32_t i = 0; i < w.k; i++)
+  /* an empty chosen/rejected is a bad row; in a ranking of sampled responses (vklm rank's rows)
+   * an empty one is what the model wrote (it ended at once) and ranks like any other */
+  int sampled = cJSON_GetObjectItem(j, "responses") != NULL && r->o->eos >= 0;
+  for (uint32_t i = 0; i < w.k && !sampled; i++)
     if (!w.resp[i][0]) {
       st = vklm_align_bad(r, line, BAD_EMPTY, "response %u is empty", i);
       row_free(&w);

@@ -355,7 +355,7 @@ vklm_status vklm_reward_train(vklm_context *ctx, const vklm_ckpt *init, const vk
     }
     vklm_metrics_add(&hist, &rm);
     vklm_metrics_append(&rm, path, err, errlen);
-    if (o->progress) {
+    if (o->progress && (step == 1 || step % 10 == 0 || step == total)) {
       double per = (now_s() - t0) / step;
       fprintf(stderr, "step %u/%u | loss %.4f | pairs %u acc %.2f%s | lr %.2e | ETA %.0fs\n", step,
               total, loss, pairs, pairs ? (double)correct / pairs : 0.0,

@@ -2,6 +2,7 @@
  * that borrows the model's weights on the device; tokens chosen on the GPU). */
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "align/align.h"
 #include "infer/infer.h"
@@ -17,11 +18,34 @@ typedef struct job {
   vklm_sampler *smp;
 } job;
 
+/* A copy of b[0..n) as valid UTF-8: a byte sequence that is not (a token cut a character, or
+ * the model wrote bytes that form none) becomes U+FFFD. */
+static char *valid_utf8(const char *b, size_t n) {
+  char *out = malloc(3 * n + 1), *w = out;
+  if (!out) return NULL;
+  for (size_t i = 0; i < n;) {
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)b + i, (utf8proc_ssize_t)(n - i), &cp);
+    if (k <= 0 || cp == 0) {
+      if (cp != 0 || k <= 0) memcpy(w, "\xEF\xBF\xBD", 3), w += 3;
+      i += k > 0 ? (size_t)k : 1;
+    } else {
+      memcpy(w, b + i, (size_t)k);
+      w += k;
+      i += (size_t)k;
+    }
+  }
+  *w = 0;
+  return out;
+}
+
 static void set_response(vklm_pref_item *it, uint32_t j, const vklm_tokenizer *tk, job *jb) {
   vklm_bytes b = {0};
   if (vklm_tokenizer_decode(tk, jb->out, jb->n, VKLM_DECODE_SKIP_SPECIALS, &b) != VKLM_TOK_OK)
     b.data = NULL;
-  it->response[j] = b.data ? b.data : strdup("");
+  it->response[j] = b.data ? valid_utf8(b.data, b.n) : NULL;
+  if (!it->response[j]) it->response[j] = strdup("");
+  free(b.data);
   it->resp_ids[j] = jb->out;
   it->nr[j] = jb->n;
   jb->out = NULL;
