@@ -26,6 +26,8 @@ int cmd_eval_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 /* `vklm chat`: an interactive conversation through the chat template (apps/cmd_chat.c). */
 int cmd_chat(int argc, char **argv);
+/* `vklm serve`: an OpenAI-compatible HTTP server (apps/cmd_serve.c, engine/serve). */
+int cmd_serve(int argc, char **argv);
 /* `vklm template`: renders a chat template over a JSON conversation (apps/cmd_template.c). */
 int cmd_template(int argc, char **argv);
 /* `vklm inspect`: GGUF/safetensors metadata, tensors, dumps (apps/cmd_inspect.c). */

@@ -26,6 +26,7 @@ static const command commands[] = {
     {"eval-logits", cmd_eval_logits, "a checkpoint's logits for one token sequence (tests)"},
     {"generate", cmd_generate, "text from a checkpoint: KV cache on the GPU, llama.cpp sampling"},
     {"chat", cmd_chat, "interactive chat through the model's own chat template"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with a web chat page (batched slots)"},
     {"template", cmd_template, "render a chat template over a JSON conversation (or its tokens)"},
     {"inspect", cmd_inspect, "GGUF/safetensors: metadata, tensor table, dump a tensor as fp32"},
 };
