@@ -32,6 +32,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 /* `vklm inspect`: GGUF/safetensors metadata, tensors, dumps (apps/cmd_inspect.c). */
 int cmd_inspect(int argc, char **argv);
+/* `vklm eval`: perplexity, tasks, robustness, bias probes, reports (apps/cmd_eval.c). */
+int cmd_eval(int argc, char **argv);
 /* `vklm bench train`: tokens/s, ms/step, MFU, peak memory (apps/bench_train.c). */
 int bench_train(int argc, char **argv);
 /* `vklm bench infer`: prefill and decode tokens/s, session memory (apps/bench_infer.c). */

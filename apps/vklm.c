@@ -28,6 +28,7 @@ static const command commands[] = {
     {"chat", cmd_chat, "interactive chat through the model's own chat template"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with a web chat page (batched slots)"},
     {"template", cmd_template, "render a chat template over a JSON conversation (or its tokens)"},
+    {"eval", cmd_eval, "measure a model: perplexity, multiple choice, generation, robustness, bias"},
     {"inspect", cmd_inspect, "GGUF/safetensors: metadata, tensor table, dump a tensor as fp32"},
 };
 
