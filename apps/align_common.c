@@ -68,7 +68,18 @@ int align_text_open(const char *cmd, const char *model, const char *tok, const c
       snprintf(tokpath, sizeof tokpath, "%s/tokenizer.json", dirname(dir));
     tok = tokpath;
   }
-  if (vklm_tokenizer_load(tok, &out->tk, err, sizeof err) != VKLM_TOK_OK) {
+  size_t ml = strlen(model);
+  if (tok == tokpath && stat(tokpath, &sb) != 0 && ml > 5 && !strcmp(model + ml - 5, ".gguf")) {
+    gen_model g; /* a GGUF carries its tokenizer */
+    if (gen_model_open(&g, model, NULL, err, sizeof err) != 0) {
+      fprintf(stderr, "%s: %s\n", cmd, err);
+      gen_model_close(&g);
+      return 0;
+    }
+    out->tk = g.tk;
+    g.tk = NULL;
+    gen_model_close(&g);
+  } else if (vklm_tokenizer_load(tok, &out->tk, err, sizeof err) != VKLM_TOK_OK) {
     fprintf(stderr, "%s: tokenizer '%s': %s (give -t tokenizer.json)\n", cmd, tok, err);
     return 0;
   }
@@ -131,7 +142,8 @@ static void dir_of(const char *model, char *out, size_t n) {
   else snprintf(out, n, "%s", dirname(tmp));
 }
 
-int align_copy_text_files(const char *cmd, const char *model, const char *tok, const char *dir) {
+int align_copy_text_files(const char *cmd, const char *model, const char *tok,
+                          const vklm_tokenizer *tk, const char *dir) {
   char src[4096], from[8300], to[8300], rs[4096], rd[4096];
   dir_of(model, src, sizeof src);
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -141,6 +153,14 @@ int align_copy_text_files(const char *cmd, const char *model, const char *tok, c
   snprintf(from, sizeof from, "%s/tokenizer.json", src);
   if (tok) snprintf(from, sizeof from, "%s", tok);
   snprintf(to, sizeof to, "%s/tokenizer.json", dir);
+  struct stat fs;
+  if (stat(from, &fs) != 0 && tk) { /* the tokenizer came from the model file (a GGUF) */
+    if (vklm_tokenizer_save_json(tk, to, rs, sizeof rs) != VKLM_TOK_OK) {
+      fprintf(stderr, "%s: cannot write '%s': %s\n", cmd, to, rs);
+      return 0;
+    }
+    return 1;
+  }
   if (realpath(from, rs) && realpath(dir, rd) && !strcmp(dirname(rs), rd)) return 1; /* in place */
   if (!copy_file(from, to)) {
     fprintf(stderr, "%s: cannot copy the tokenizer '%s' to '%s'\n", cmd, from, to);

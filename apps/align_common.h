@@ -25,9 +25,11 @@ typedef struct align_text {
 int align_text_open(const char *cmd, const char *model, const char *tok, const char *tmpl,
                     align_text *out);
 void align_text_close(align_text *t);
-/* Copies the model's tokenizer.json (tok, else the one beside model) and its chat template files
- * (tokenizer_config.json, chat_template.jinja, when beside it) into dir, so that the model
- * written there is used like the one it came from. 1, or 0 with a message. */
-int align_copy_text_files(const char *cmd, const char *model, const char *tok, const char *dir);
+/* Copies the model's tokenizer.json (tok, else the one beside model; when there is none, tk —
+ * a GGUF's own — is written) and its chat template files (tokenizer_config.json,
+ * chat_template.jinja, when beside it) into dir, so that the model written there is used like
+ * the one it came from. 1, or 0 with a message. */
+int align_copy_text_files(const char *cmd, const char *model, const char *tok,
+                          const vklm_tokenizer *tk, const char *dir);
 
 #endif

@@ -194,7 +194,7 @@ static int reward_train(int argc, char **argv, vklm_config *cfg) {
     o.calib = (vklm_rollout_options){.k = norm_k, .max_tokens = norm_tokens, .temp = 1.0f,
                                      .top_p = 1.0f, .seed = o.seed, .eos = at.eos};
   }
-  if (!make_out(cmd, o.out_dir) || !align_copy_text_files(cmd, c.init, c.tok, o.out_dir) ||
+  if (!make_out(cmd, o.out_dir) || !align_copy_text_files(cmd, c.init, c.tok, at.tk, o.out_dir) ||
       !(ctx = app_context(cfg))) {
     rc = 1;
     goto done;
@@ -387,7 +387,7 @@ int cmd_dpo(int argc, char **argv) {
   o.eos = at.eos;
   vklm_context *ctx = NULL;
   vklm_dpo_result res;
-  if (rc || !make_out(cmd, o.out_dir) || !align_copy_text_files(cmd, c.init, c.tok, o.out_dir) ||
+  if (rc || !make_out(cmd, o.out_dir) || !align_copy_text_files(cmd, c.init, c.tok, at.tk, o.out_dir) ||
       !(ctx = app_context(&cfg)))
     rc = 1;
   else if (vklm_dpo_train(ctx, init, &data, &o, &res, err, sizeof err) != VKLM_OK) {

@@ -14,7 +14,9 @@
 #include "commands.h"
 #include "net/http.h"
 
-extern const char rank_page_html[];
+/* apps/rank_page.html, embedded by scripts/embed_file.cmake */
+extern const unsigned char vklm_file_rank_page[];
+extern const size_t vklm_file_rank_page_size;
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -147,8 +149,8 @@ static void web_handler(void *user, vklm_http_request *req, const char *method, 
                         const char *body, size_t len) {
   web *w = user;
   if (!strcmp(method, "GET") && (!strcmp(path, "/") || !strcmp(path, "/index.html"))) {
-    vklm_http_reply(req, 200, "text/html; charset=utf-8", rank_page_html, strlen(rank_page_html),
-                    NULL);
+    vklm_http_reply(req, 200, "text/html; charset=utf-8", (const char *)vklm_file_rank_page,
+                    vklm_file_rank_page_size, NULL);
     return;
   }
   pthread_mutex_lock(&w->mu);

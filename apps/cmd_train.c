@@ -134,10 +134,15 @@ static void sft_usage(FILE *f) {
 /* Loads the SFT examples for `vklm sft` into train/val token sources. */
 static int sft_data(const char *data, const char *valfile, double val_fraction, const char *tok,
                     const char *init, const char *tmpl_name, int loss_on_prompt, int skip_bad,
-                    uint32_t T, uint32_t B, vklm_tokens **tr, vklm_tokens **va) {
+                    uint32_t T, uint32_t B, const char *copy_to, vklm_tokens **tr,
+                    vklm_tokens **va) {
   char err[2048] = "";
   align_text at;
   if (!align_text_open("vklm sft", init, tok, tmpl_name, &at)) return 0;
+  if (copy_to && !align_copy_text_files("vklm sft", init, tok, at.tk, copy_to)) {
+    align_text_close(&at);
+    return 0;
+  }
   vklm_tokenizer *tk = at.tk;
   vklm_chat_template *tmpl = at.tmpl;
   int32_t eos = at.eos;
@@ -362,13 +367,8 @@ int cmd_train(int argc, char **argv) {
     snprintf(rck, sizeof rck, "%s/checkpoint.bin", o.out_dir);
     const char *src = o.init ? o.init : resume_file ? resume_file : rck;
     if (!sft_data(sft_file, val_p, val_fraction, tok, src, tmpl_name, loss_on_prompt, skip_bad,
-                  o.T, o.B, &tr, &va))
+                  o.T, o.B, o.init ? o.out_dir : NULL, &tr, &va))
       return 1;
-    if (o.init && !align_copy_text_files(cmdname, o.init, tok, o.out_dir)) {
-      vklm_tokens_destroy(tr);
-      vklm_tokens_destroy(va);
-      return 1;
-    }
     st = VKLM_OK;
   } else if (text) {
     st = vklm_tokens_from_text(text, tok, val_fraction, &tr, &va, err, sizeof err);

@@ -106,9 +106,15 @@ static buf clean(const char *raw, size_t n, int final) {
   size_t i = 0;
   while (i < n) {
     unsigned c = s[i];
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    /* strict UTF-8 (Unicode table 3-7): no C0/C1/F5-FF leads, no overlong 3- and 4-byte
+     * forms, no surrogates, nothing past U+10FFFF */
+    size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
     size_t k = 1;
-    while (len && k < len && i + k < n && (s[i + k] & 0xC0) == 0x80) k++;
+    while (len && k < len && i + k < n && (s[i + k] & 0xC0) == 0x80 &&
+           (k > 1 || ((c != 0xE0 || s[i + 1] >= 0xA0) && (c != 0xED || s[i + 1] <= 0x9F) &&
+                      (c != 0xF0 || s[i + 1] >= 0x90) && (c != 0xF4 || s[i + 1] <= 0x8F))))
+      k++;
     if (len && k == len) {
       memcpy(b.p + b.n, s + i, len), b.n += len, i += len;
     } else if (len && i + k == n && !final) {

@@ -35,17 +35,32 @@ struct vklm_stream {
 
 static const char FFFD[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
 
-/* The length of the character a byte starts, 0 when it starts none (a lead byte of 5 or more
- * bytes, or a continuation byte, becomes U+FFFD). */
+/* The length of the character a byte starts, 0 when it starts none: a continuation byte, C0 and
+ * C1 (which could only start overlong forms), F5-FF (past U+10FFFF) become U+FFFD. */
 static uint32_t utf8_len(uint8_t c) {
-  return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  return c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+                      : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+}
+
+/* Whether c may follow lead as its second byte (Unicode's table 3-7: no overlong forms, no
+ * surrogates, nothing past U+10FFFF). */
+static int second_ok(uint8_t lead, uint8_t c) {
+  if ((c & 0xC0) != 0x80) return 0;
+  switch (lead) {
+  case 0xE0: return c >= 0xA0;
+  case 0xED: return c <= 0x9F;
+  case 0xF0: return c >= 0x90;
+  case 0xF4: return c <= 0x8F;
+  default: return 1;
+  }
 }
 
 static int valid_utf8(const uint8_t *s, size_t n) {
   for (size_t i = 0; i < n;) {
     uint32_t len = utf8_len(s[i]);
     if (!len || i + len > n) return 0;
-    for (uint32_t k = 1; k < len; k++)
+    if (len > 1 && !second_ok(s[i], s[i + 1])) return 0;
+    for (uint32_t k = 2; k < len; k++)
       if ((s[i + k] & 0xC0) != 0x80) return 0;
     i += len;
   }
@@ -202,7 +217,7 @@ static int flush_pending(vklm_stream *s) {
 /* One raw byte through the cleaner. */
 static int feed(vklm_stream *s, uint8_t c) {
   if (s->npend) {
-    if ((c & 0xC0) == 0x80) {
+    if (s->npend == 1 ? second_ok(s->pend[0], c) : (c & 0xC0) == 0x80) {
       s->pend[s->npend++] = c;
       if (s->npend < s->need) return 0;
       s->npend = 0;
