@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "data/shard.h"
+#include "model/model_params.h"
 #include "testutil.h"
 #include "train/train.h"
 
@@ -70,30 +71,30 @@ static void test_schedule(void) {
 
 /* ---- checkpoint format ----------------------------------------------------------------- */
 static void test_ckpt_roundtrip(void) {
-  vklm_param_info tab[3] = {{"a.weight", 2, {4, 5}, 0, 20, 1, -1},
-                            {"h.0.b", 1, {7}, 20, 7, 0, 0},
-                            {"c", 1, {3}, 27, 3, 0, -1}};
-  uint64_t n = 30;
-  float *p = vt_randf(n, 1, -1, 1), *m = vt_randf(n, 2, -1, 1), *v = vt_randf(n, 3, 0, 1);
-  p[3] = -0.0f;
   vklm_ckpt_state st = {.objective = VKLM_OBJ_MLM, .B = 3, .T = 17, .grad_accum = 2, .step = 41,
                         .total_steps = 99, .warmup = 7, .data_pos = 123456789012ull,
                         .data_epoch = 3, .rng = 0xDEADBEEFCAFEF00Dull, .seed = 5,
                         .tokens_seen = 999, .elapsed_s = 12.5, .lr = 3e-4f, .min_lr = 3e-5f,
                         .mask_id = 63};
   vklm_model_config_preset("llama-tiny", &st.model);
+  /* the reader requires the config's own table (vklm_model_table_check) */
+  uint32_t nt = 0;
+  vklm_param_info *tab = calloc(vklm_model_table_max(&st.model), sizeof *tab);
+  uint64_t n = vklm_model_table(&st.model, tab, NULL, NULL, &nt);
+  float *p = vt_randf(n, 1, -1, 1), *m = vt_randf(n, 2, -1, 1), *v = vt_randf(n, 3, 0, 1);
+  p[3] = -0.0f;
   st.opt = (vklm_optim_config){2e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
   char f[512], err[512];
   path(f, sizeof f, "rt.bin");
-  vklm_status s = vklm_ckpt_write(f, &st, tab, 3, p, m, v, n, err, sizeof err);
+  vklm_status s = vklm_ckpt_write(f, &st, tab, nt, p, m, v, n, err, sizeof err);
   vt_expect(&env, s == VKLM_OK, "checkpoint write: %s", s ? err : "ok");
   vklm_ckpt *c = NULL;
   s = vklm_ckpt_read(f, 1, &c, err, sizeof err);
   vt_expect(&env, s == VKLM_OK, "checkpoint read: %s", s ? err : "ok");
   if (!c) return;
-  int same = c->nparams == n && c->ntensors == 3 && !memcmp(c->params, p, n * 4) &&
+  int same = c->nparams == n && c->ntensors == nt && !memcmp(c->params, p, n * 4) &&
              !memcmp(c->m, m, n * 4) && !memcmp(c->v, v, n * 4);
-  for (int i = 0; i < 3; i++)
+  for (uint32_t i = 0; i < nt; i++)
     same &= !strcmp(c->table[i].name, tab[i].name) && c->table[i].offset == tab[i].offset &&
             c->table[i].shape[0] == tab[i].shape[0] && c->table[i].decay == tab[i].decay &&
             c->table[i].layer == tab[i].layer;
@@ -102,7 +103,7 @@ static void test_ckpt_roundtrip(void) {
           c->st.opt.lr == st.opt.lr && c->st.elapsed_s == 12.5 && c->st.mask_id == 63 &&
           c->st.objective == VKLM_OBJ_MLM && c->st.T == 17 && c->st.grad_accum == 2;
   vt_expect(&env, same, "checkpoint round trip is bit-exact (table, state, params, m, v)");
-  printf("checkpoint round trip: 3 tensors, %llu floats x 3, state fields: %s\n",
+  printf("checkpoint round trip: %u tensors, %llu floats x 3, state fields: %s\n", nt,
          (unsigned long long)n, same ? "identical" : "DIFFERENT");
   vklm_ckpt_free(c);
 
@@ -136,6 +137,7 @@ static void test_ckpt_roundtrip(void) {
   s = vklm_ckpt_read(g, 0, &c, err, sizeof err);
   vt_expect(&env, s != VKLM_OK, "100-byte file rejected: %s", err);
   free(b);
+  free(tab);
   free(p);
   free(m);
   free(v);
@@ -162,15 +164,19 @@ static void rehash(unsigned char *h) {
 }
 
 static void test_ckpt_versions(void) {
-  vklm_param_info tab[1] = {{"a.weight", 1, {6}, 0, 6, 0, -1}};
-  float p[6] = {1, 2, 3, 4, 5, 6};
   vklm_ckpt_state st = {.B = 2, .T = 8, .grad_accum = 1, .step = 3, .total_steps = 9,
                         .data_pos = 48, .data_epoch = 1, .data_order = VKLM_DATA_SHUFFLED,
                         .data_tokens = 4000, .seed = 7, .lr = 1e-3f};
   vklm_model_config_preset("gpt2-tiny", &st.model);
+  uint32_t nt = 0;
+  vklm_param_info *tab = calloc(vklm_model_table_max(&st.model), sizeof *tab);
+  uint64_t np = vklm_model_table(&st.model, tab, NULL, NULL, &nt);
+  float *p = calloc(np, sizeof *p);
+  for (int i = 0; i < 6; i++) p[i] = (float)(i + 1);
   char f[512], err[512] = "";
   path(f, sizeof f, "v2.bin");
-  vklm_status s = vklm_ckpt_write(f, &st, tab, 1, p, p, p, 6, err, sizeof err);
+  vklm_status s = vklm_ckpt_write(f, &st, tab, nt, p, p, p, np, err, sizeof err);
+  free(tab);
   vklm_ckpt *c = NULL;
   s = s ? s : vklm_ckpt_read(f, 0, &c, err, sizeof err);
   size_t len;
@@ -181,7 +187,10 @@ static void test_ckpt_versions(void) {
             s ? err : "ok");
   vklm_ckpt_free(c);
   c = NULL;
-  if (!b) return;
+  if (!b) {
+    free(p);
+    return;
+  }
   /* a version-1 file: the reserved bytes zero, read as sequential order */
   unsigned char *v1 = malloc(len);
   memcpy(v1, b, len);
@@ -214,6 +223,7 @@ static void test_ckpt_versions(void) {
   }
   free(v1);
   free(b);
+  free(p);
 }
 
 /* ---- the shuffle and the batcher ------------------------------------------------------- */

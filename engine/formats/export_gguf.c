@@ -157,6 +157,14 @@ vklm_status vklm_export_gguf(const char *path, const vklm_model_config *cfg,
     seterr(err, errlen, "GGUF export: type %u is not one of F32, F16, Q8_0, Q4_0", linear_type);
     return VKLM_ERROR_INVALID;
   }
+  /* The config and the table it implies, before any division by n_head or head size: a table
+   * from vklm_ckpt_read passed this already, a caller's own is checked here (params must hold
+   * vklm_model_config_params(cfg) floats). */
+  char why[768];
+  if (vklm_model_table_check(cfg, table, ntensors, 0, why, sizeof why) != VKLM_OK) {
+    seterr(err, errlen, "GGUF export: %s", why);
+    return VKLM_ERROR_INVALID;
+  }
   vklm_gguf_writer *w = NULL;
   if (vklm_gguf_writer_create(0, &w) != 0) {
     seterr(err, errlen, "out of host memory");
@@ -197,6 +205,10 @@ vklm_status vklm_export_gguf(const char *path, const vklm_model_config *cfg,
   float *tmp = NULL;
   vklm_status rc = VKLM_ERROR_INVALID;
   if (!map) goto oom;
+  if (!cnt) {
+    seterr(err, errlen, "GGUF export: no GGUF names for this model config");
+    goto done;
+  }
   vklm_name_map_build(cfg, VKLM_NAMES_GGUF, map, cnt);
   for (size_t i = 0; i < cnt; i++) {
     const vklm_name_map *e = &map[i];
@@ -207,6 +219,12 @@ vklm_status vklm_export_gguf(const char *path, const vklm_model_config *cfg,
     }
     uint32_t cols = p->ndim >= 2 ? p->shape[1] : 0, nr = e->nr ? e->nr : p->shape[0] - e->r0;
     uint64_t cc = cols ? cols : 1;
+    if (e->r0 > p->shape[0] || nr == 0 || nr > p->shape[0] - e->r0 ||
+        (e->rope_perm && (HS < 2 || nr % HS))) {
+      seterr(err, errlen, "GGUF export: tensor '%s' has %u rows; '%s' needs rows %u to %u",
+             p->name, p->shape[0], e->ext, e->r0, e->r0 + (nr ? nr : 1) - 1);
+      goto done;
+    }
     const float *src = params + p->offset + (uint64_t)e->r0 * cc;
     if (e->rope_perm) {
       free(tmp);

@@ -74,17 +74,21 @@ static void llama(lst *l, const vklm_model_config *c, int gg) {
 size_t vklm_name_map_build(const vklm_model_config *c, vklm_names_kind kind, vklm_name_map *out,
                            size_t cap) {
   lst l = {out, 0, cap};
+  /* n_head 0 or a head size of 0 would divide by zero below, a huge n_layer spin: refuse */
+  if (vklm_model_config_check(c, NULL, 0) != VKLM_OK) return 0;
   if (c->arch == VKLM_ARCH_GPT2) gpt2(&l, c, kind == VKLM_NAMES_GGUF);
   else llama(&l, c, kind == VKLM_NAMES_GGUF);
   return l.n;
 }
 
 uint32_t vklm_rope_row_to_gguf(uint32_t r, uint32_t HS) {
+  if (HS < 2) return r;
   uint32_t half = HS / 2, i = r / half, j = r % half;
   return 2 * j + i;
 }
 
 uint32_t vklm_rope_row_from_gguf(uint32_t g, uint32_t HS) {
+  if (HS < 2) return g;
   uint32_t half = HS / 2;
   return (g % 2) * half + g / 2;
 }

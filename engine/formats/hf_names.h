@@ -37,10 +37,12 @@ typedef struct vklm_name_map {
 } vklm_name_map;
 
 /* Entries for config c, in vklm's flat order: writes at most cap entries into out (may be NULL)
- * and returns how many there are. */
+ * and returns how many there are; 0 for a config vklm_model_config_check refuses (n_head 0, a
+ * head size that does not divide, a huge n_layer, ...): callers treat 0 as an error. */
 size_t vklm_name_map_build(const vklm_model_config *c, vklm_names_kind kind, vklm_name_map *out,
                            size_t cap);
-/* Row r (< HS) of a head: its index in llama.cpp's interleaved order, and back. HS even. */
+/* Row r (< HS) of a head: its index in llama.cpp's interleaved order, and back. HS even (an HS
+ * below 2 maps every row to itself rather than divide by zero). */
 uint32_t vklm_rope_row_to_gguf(uint32_t r, uint32_t HS);
 uint32_t vklm_rope_row_from_gguf(uint32_t g, uint32_t HS);
 

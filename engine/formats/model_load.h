@@ -66,7 +66,9 @@ vklm_status vklm_loaded_model_params(const vklm_loaded_model *m, float *out, cha
  * ggml type of the 2-D linear weights, VKLM_GGML_TYPE_F32, _F16, _Q8_0 or _Q4_0 (a matrix whose
  * row length is not a multiple of 32 falls back to F16 for the quantized types); norms, biases
  * and embeddings are F32. tokenizer_json: NULL, or a tokenizer.json whose vocab, merges and added
- * tokens become tokenizer.ggml.*. */
+ * tokens become tokenizer.ggml.*. The config and table are checked first
+ * (vklm_model_table_check: the table must be cfg's own, so params holds
+ * vklm_model_config_params(cfg) floats); a bad one is an error, never a crash. */
 vklm_status vklm_export_gguf(const char *path, const vklm_model_config *cfg,
                              const vklm_param_info *table, uint32_t ntensors, const float *params,
                              uint32_t linear_type, const char *tokenizer_json, char *err,

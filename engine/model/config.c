@@ -1,6 +1,8 @@
 /* Model configurations: the named presets, the consistency check, and the parameter table
  * (model_params.h) expanded for a config. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model_params.h"
@@ -32,9 +34,19 @@ vklm_status vklm_model_config_preset(const char *name, vklm_model_config *out) {
 
 vklm_status vklm_model_config_check(const vklm_model_config *c, char *err, size_t errlen) {
   const char *why = NULL;
-  char buf[256];
+  char buf[384];
   if (c->arch != VKLM_ARCH_GPT2 && c->arch != VKLM_ARCH_LLAMA) why = "unknown arch";
-  else if (!c->vocab_size || !c->max_seq || !c->n_layer || !c->n_head || !c->n_kv_head ||
+  else if (c->n_layer > VKLM_MODEL_MAX_LAYERS || c->n_embd > VKLM_MODEL_MAX_DIM ||
+           c->n_head > VKLM_MODEL_MAX_DIM || c->n_kv_head > VKLM_MODEL_MAX_DIM ||
+           c->ffn_hidden > VKLM_MODEL_MAX_DIM || c->max_seq > VKLM_MODEL_MAX_DIM ||
+           c->vocab_size > VKLM_MODEL_MAX_VOCAB || c->scalar_head > 1) {
+    snprintf(buf, sizeof buf, "a size is out of range: n_layer %u (<= %u), n_embd %u, n_head %u, "
+             "n_kv_head %u, ffn_hidden %u, max_seq %u (each <= %u), vocab_size %u (<= %u), "
+             "scalar_head %u (0 or 1)", c->n_layer, VKLM_MODEL_MAX_LAYERS, c->n_embd, c->n_head,
+             c->n_kv_head, c->ffn_hidden, c->max_seq, VKLM_MODEL_MAX_DIM, c->vocab_size,
+             VKLM_MODEL_MAX_VOCAB, c->scalar_head);
+    why = buf;
+  } else if (!c->vocab_size || !c->max_seq || !c->n_layer || !c->n_head || !c->n_kv_head ||
            !c->n_embd || !c->ffn_hidden)
     why = "a size is zero (vocab_size, max_seq, n_layer, n_head, n_kv_head, n_embd, ffn_hidden)";
   else if (c->n_embd % c->n_head) {
@@ -129,4 +141,90 @@ uint64_t vklm_model_table(const vklm_model_config *c, vklm_param_info *info, uin
 
 uint64_t vklm_model_config_params(const vklm_model_config *cfg) {
   return vklm_model_table(cfg, NULL, NULL, NULL, NULL);
+}
+
+/* a * b into *out; 0 when it overflows */
+static int mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
+  if (a && b > UINT64_MAX / a) return 0;
+  *out = a * b;
+  return 1;
+}
+
+vklm_status vklm_model_table_check(const vklm_model_config *cfg, const vklm_param_info *table,
+                                   uint32_t n, uint64_t nparams, char *err, size_t errlen) {
+  char e[384];
+  if (vklm_model_config_check(cfg, e, sizeof e) != VKLM_OK) {
+    if (err && errlen) snprintf(err, errlen, "%s", e);
+    return VKLM_ERROR_INVALID;
+  }
+  /* The bounds above keep every count below 2^44 and the whole below 2^60: no overflow here. */
+  uint32_t want_n = 0;
+  uint64_t want_np = vklm_model_table(cfg, NULL, NULL, NULL, &want_n);
+  const char *arch = cfg->arch == VKLM_ARCH_GPT2 ? "gpt2" : "llama";
+  if (n != want_n || (nparams && nparams != want_np)) {
+    char have[96];
+    if (nparams)
+      snprintf(have, sizeof have, "%u tensors and %llu parameters", n, (unsigned long long)nparams);
+    else
+      snprintf(have, sizeof have, "%u tensors", n);
+    if (err && errlen)
+      snprintf(err, errlen, "the parameter table has %s; the model config (%s, V %u, ctx %u, L %u, "
+               "NH %u, NKV %u, C %u, F %u, tied %d, scalar head %u) has %u tensors and %llu "
+               "parameters", have, arch, cfg->vocab_size, cfg->max_seq, cfg->n_layer, cfg->n_head,
+               cfg->n_kv_head, cfg->n_embd, cfg->ffn_hidden, cfg->tie_embeddings,
+               cfg->scalar_head, want_n, (unsigned long long)want_np);
+    return VKLM_ERROR_INVALID;
+  }
+  /* Each entry on its own first (shape against count, inside the vector), then against the
+   * config's own entry. */
+  uint64_t limit = nparams ? nparams : want_np;
+  for (uint32_t i = 0; i < n; i++) {
+    const vklm_param_info *p = &table[i];
+    char name[sizeof p->name];
+    memcpy(name, p->name, sizeof name);
+    name[sizeof name - 1] = 0;
+    uint64_t prod = 1;
+    int ok = p->ndim >= 1 && p->ndim <= 4;
+    for (uint32_t d = 0; ok && d < p->ndim; d++) ok = mul_ok(prod, p->shape[d], &prod);
+    if (!ok || prod != p->count) {
+      if (err && errlen)
+        snprintf(err, errlen, "tensor %u ('%s'): shape (%u,%u,%u,%u) with ndim %u does not hold its "
+                 "count of %llu elements", i, name, p->shape[0], p->shape[1], p->shape[2],
+                 p->shape[3], p->ndim, (unsigned long long)p->count);
+      return VKLM_ERROR_INVALID;
+    }
+    if (p->count > limit || p->offset > limit - p->count) {
+      if (err && errlen)
+        snprintf(err, errlen, "tensor %u ('%s'): offset %llu + count %llu lies outside the %llu "
+                 "parameters", i, name, (unsigned long long)p->offset,
+                 (unsigned long long)p->count, (unsigned long long)limit);
+      return VKLM_ERROR_INVALID;
+    }
+  }
+  vklm_param_info *want = malloc((size_t)want_n * sizeof *want);
+  if (!want) {
+    if (err && errlen) snprintf(err, errlen, "out of host memory for a table of %u tensors", want_n);
+    return VKLM_ERROR_OUT_OF_HOST_MEMORY;
+  }
+  vklm_model_table(cfg, want, NULL, NULL, NULL);
+  vklm_status rc = VKLM_OK;
+  for (uint32_t i = 0; i < n && rc == VKLM_OK; i++) {
+    const vklm_param_info *p = &table[i], *q = &want[i];
+    int same = !strncmp(p->name, q->name, sizeof p->name) && p->ndim == q->ndim &&
+               p->offset == q->offset && p->count == q->count;
+    for (int d = 0; same && d < 4; d++) same = p->shape[d] == q->shape[d];
+    if (!same) {
+      char name[sizeof p->name];
+      memcpy(name, p->name, sizeof name);
+      name[sizeof name - 1] = 0;
+      if (err && errlen)
+        snprintf(err, errlen, "tensor %u is '%s' (%u,%u) at offset %llu; the %s config's tensor %u "
+                 "is '%s' (%u,%u) at offset %llu", i, name, p->shape[0], p->shape[1],
+                 (unsigned long long)p->offset, arch, i, q->name, q->shape[0], q->shape[1],
+                 (unsigned long long)q->offset);
+      rc = VKLM_ERROR_INVALID;
+    }
+  }
+  free(want);
+  return rc;
 }

@@ -84,8 +84,19 @@ typedef struct vklm_param_info {
 /* Named configurations: "gpt2-tiny", "llama-tiny" (test sizes), "gpt2-124M", "gpt2-350M",
  * "llama-60M". Returns VKLM_ERROR_NOT_FOUND for an unknown name. */
 vklm_status vklm_model_config_preset(const char *name, vklm_model_config *out);
-/* Checks a config's consistency (divisibility, non-zero sizes); writes a message into err. */
+/* Checks a config's consistency (divisibility, non-zero sizes, each size within the maxima
+ * below); writes a message into err. */
+#define VKLM_MODEL_MAX_LAYERS 4096u
+#define VKLM_MODEL_MAX_DIM (1u << 20) /* n_embd, n_head, n_kv_head, ffn_hidden, max_seq */
+#define VKLM_MODEL_MAX_VOCAB (1u << 24)
 vklm_status vklm_model_config_check(const vklm_model_config *cfg, char *err, size_t errlen);
+/* Checks that table[0..n) is the config's own parameter table (model_params.h), entry by entry:
+ * name, ndim, shape, offset, count; each shape's product equal to its count and each tensor
+ * inside the nparams floats (overflow-safe); nparams equal to the config's (0: not compared, the
+ * caller's vector is the config's size). Runs vklm_model_config_check first. For tables read from
+ * files (checkpoints) and given to exporters; writes which tensor and field differ into err. */
+vklm_status vklm_model_table_check(const vklm_model_config *cfg, const vklm_param_info *table,
+                                   uint32_t n, uint64_t nparams, char *err, size_t errlen);
 /* Number of parameters; and the device bytes vklm_model_create would need for (B,T) (0 for an
  * invalid config). */
 uint64_t vklm_model_config_params(const vklm_model_config *cfg);

@@ -9,6 +9,8 @@
  *   ^ $        Ruby: always line anchors                         -> PCRE2_MULTILINE
  *   (?m)       Ruby: dot matches newline                         -> (?s)
  *   \uHHHH     -> \x{HHHH}
+ *   \C         one code unit (not a character): refused (PCRE2_NEVER_BACKSLASH_C), as it could
+ *              split a UTF-8 character
  * Not bridged: Unicode versions (PCRE2 10.42 knows Unicode 14, tokenizers' Oniguruma a newer one:
  * letters assigned since 2022, mostly CJK extensions H/I, are \p{Cn} to vklm). */
 #include <stdlib.h>
@@ -296,7 +298,9 @@ pcre2_code *tk_regex_compile(const char *pattern, int literal, char *err, size_t
     }
     src = tr.data;
     n = tr.n;
-    opts |= PCRE2_UCP | PCRE2_MULTILINE;
+    /* \C matches one code unit, so a match could end inside a UTF-8 character (and, with
+     * invalid UTF-8, a piece end before it starts): such patterns are refused at compile time */
+    opts |= PCRE2_UCP | PCRE2_MULTILINE | PCRE2_NEVER_BACKSLASH_C;
   }
   int ec;
   PCRE2_SIZE eo;

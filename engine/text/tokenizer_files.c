@@ -115,6 +115,20 @@ done:
   return rc;
 }
 
+/* The rank of a tiktoken line: the decimal digits after its space (at most a '\r' after them),
+ * nothing else (no sign, no blank, no empty rank); -1 when there is none or it is >= MAX_IDS. */
+static long parse_rank(const char *s, const char *e) {
+  if (e > s && e[-1] == '\r') e--;
+  if (s == e) return -1;
+  long r = 0;
+  for (const char *q = s; q < e; q++) {
+    if (*q < '0' || *q > '9') return -1;
+    r = r * 10 + (*q - '0');
+    if (r >= MAX_IDS) return -1;
+  }
+  return r;
+}
+
 static int b64val(unsigned char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
   if (c >= 'a' && c <= 'z') return c - 'a' + 26;
@@ -166,10 +180,10 @@ int vklm_tokenizer_load_tiktoken(const char *path, const char *pattern, const ch
     lines++;
     char *sp = memchr(p, ' ', (size_t)(e - p));
     if (e > p && !(e == p + 1 && *p == '\r')) {
-      char *q;
-      long r = sp ? strtol(sp + 1, &q, 10) : -1;
-      if (!sp || r < 0 || r >= MAX_IDS || (q != e && !(q + 1 == e && *q == '\r'))) {
-        tk_seterr(err, errlen, "%s:%ld: not \"<base64> <rank>\"", path, lines);
+      long r = sp ? parse_rank(sp + 1, e) : -1;
+      if (r < 0) {
+        tk_seterr(err, errlen, "%s:%ld: not \"<base64> <rank>\" (the rank: decimal digits, "
+                  "below %d)", path, lines, MAX_IDS);
         goto done;
       }
       if (r > max_rank) max_rank = r;
@@ -199,7 +213,7 @@ int vklm_tokenizer_load_tiktoken(const char *path, const char *pattern, const ch
         rc = VKLM_TOK_ERR_FORMAT;
         goto done;
       }
-      if ((rc = tk_build_set(tk, (int32_t)strtol(sp + 1, NULL, 10), b.data, b.n, TK_TOK_MODEL, err,
+      if ((rc = tk_build_set(tk, (int32_t)parse_rank(sp + 1, e), b.data, b.n, TK_TOK_MODEL, err,
                              errlen)))
         goto done;
     }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "model/model_params.h"
 #include "train/train.h"
 
 #define HDR 256u
@@ -179,8 +180,8 @@ vklm_status vklm_ckpt_write(const char *path, const vklm_ckpt_state *st,
   uint8_t *tab = calloc(ntensors ? ntensors : 1, ENTRY);
   if (!tab) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
   for (uint32_t i = 0; i < ntensors; i++) {
-    VKLM_ASSERT(table[i].offset + table[i].count <= nparams, "tensor %s outside the vector",
-                table[i].name);
+    VKLM_ASSERT(table[i].count <= nparams && table[i].offset <= nparams - table[i].count,
+                "tensor %s outside the vector", table[i].name);
     encode_entry(tab + (size_t)i * ENTRY, &table[i]);
   }
   uint64_t tbytes = (uint64_t)ntensors * ENTRY, abytes = nparams * 4;
@@ -313,6 +314,35 @@ vklm_status vklm_ckpt_read(const char *path, int with_moments, vklm_ckpt **out, 
     snprintf(err, errlen, "checkpoint '%s' is corrupt: inconsistent sizes", path);
     goto done;
   }
+  /* What the CRCs cannot vouch for (anyone can recompute them): the model config must be valid
+   * and within bounds, and imply exactly the file's tensor and parameter counts (with or without
+   * the two tensors of a scalar head), before anything is allocated. */
+  vklm_ckpt_state hs;
+  decode_header(h, version, &hs);
+  char why[768];
+  if (vklm_model_config_check(&hs.model, why, sizeof why) != VKLM_OK) {
+    snprintf(err, errlen, "checkpoint '%s' is corrupt: %s", path, why);
+    goto done;
+  }
+  {
+    vklm_model_config c0 = hs.model, c1 = hs.model;
+    c0.scalar_head = 0;
+    c1.scalar_head = 1;
+    uint32_t n0 = 0, n1 = 0;
+    uint64_t p0 = vklm_model_table(&c0, NULL, NULL, NULL, &n0);
+    uint64_t p1 = vklm_model_table(&c1, NULL, NULL, NULL, &n1);
+    if (!((ntensors == n0 && nparams == p0) || (ntensors == n1 && nparams == p1))) {
+      snprintf(err, errlen, "checkpoint '%s' is corrupt: it holds %u tensors and %llu parameters, "
+               "its model config (%s, V %u, ctx %u, L %u, NH %u, NKV %u, C %u, F %u, tied %d) "
+               "has %u tensors and %llu parameters (%u and %llu with a scalar head)", path,
+               ntensors, (unsigned long long)nparams, arch ? "llama" : "gpt2",
+               hs.model.vocab_size, hs.model.max_seq, hs.model.n_layer, hs.model.n_head,
+               hs.model.n_kv_head, hs.model.n_embd, hs.model.ffn_hidden,
+               hs.model.tie_embeddings, n0, (unsigned long long)p0, n1,
+               (unsigned long long)p1);
+      goto done;
+    }
+  }
   if (size != HDR + payload) {
     snprintf(err, errlen, "checkpoint '%s' is truncated or has trailing bytes: %llu bytes, the "
              "header promises %llu", path, (unsigned long long)size,
@@ -369,12 +399,15 @@ vklm_status vklm_ckpt_read(const char *path, int with_moments, vklm_ckpt **out, 
              path, crc, pcrc);
     goto done;
   }
-  for (uint32_t i = 0; i < ntensors; i++)
-    if (c->table[i].offset + c->table[i].count > nparams || c->table[i].ndim > 4) {
-      snprintf(err, errlen, "checkpoint '%s' is corrupt: tensor '%s' outside the parameters",
-               path, c->table[i].name);
-      goto done;
-    }
+  /* The table must be the config's own, entry by entry (names, shapes, offsets, counts; each
+   * shape's product its count, each tensor inside the parameters): every consumer (load, export,
+   * generate) relies on it. */
+  if (vklm_model_table_check(&c->st.model, c->table, ntensors, nparams, why, sizeof why) !=
+      VKLM_OK) {
+    snprintf(err, errlen, "checkpoint '%s' is corrupt: its parameter table does not match its "
+             "model config: %s", path, why);
+    goto done;
+  }
   rc = VKLM_OK;
 done:
   fclose(f);

@@ -45,11 +45,29 @@ static int add(tlist *l, const vklm_ckpt *c, const vklm_name_map *e, char *err, 
     return -1;
   }
   uint32_t cols = p->ndim >= 2 ? p->shape[1] : 0, r0 = e->r0, nr = e->nr;
-  if (nr == 0) nr = p->shape[0] - r0;
-  VKLM_ASSERT(r0 + nr <= p->shape[0], "row range of %s", p->name);
+  if (r0 > p->shape[0] || (nr == 0 && (nr = p->shape[0] - r0) == 0) || nr > p->shape[0] - r0) {
+    snprintf(err, errlen, "tensor '%s' has %u rows; its Hugging Face part '%s' needs rows %u to "
+             "%u (does the architecture match the table?)", p->name, p->shape[0], e->ext, r0,
+             r0 + (e->nr ? e->nr : 1) - 1);
+    return -1;
+  }
+  /* defence in depth (vklm_export_safetensors checked the table): inside the parameters */
+  uint64_t cc = cols ? cols : 1, need = (uint64_t)(r0 + nr) * cc;
+  if (p->ndim > 2 || need > p->count || p->count > c->nparams ||
+      p->offset > c->nparams - p->count) {
+    snprintf(err, errlen, "tensor '%s' lies outside the checkpoint's %llu parameters", p->name,
+             (unsigned long long)c->nparams);
+    return -1;
+  }
   if (l->n == l->cap) {
-    l->cap = l->cap ? 2 * l->cap : 64;
-    l->t = realloc(l->t, l->cap * sizeof *l->t);
+    size_t cap = l->cap ? 2 * l->cap : 64;
+    out_tensor *t = realloc(l->t, cap * sizeof *l->t);
+    if (!t) {
+      snprintf(err, errlen, "out of host memory");
+      return -1;
+    }
+    l->t = t;
+    l->cap = cap;
   }
   out_tensor *o = &l->t[l->n++];
   snprintf(o->name, sizeof o->name, "%s", e->ext);
@@ -63,7 +81,11 @@ static int add(tlist *l, const vklm_ckpt *c, const vklm_name_map *e, char *err, 
 /* The HF tensors of the checkpoint, from the shared name table (formats/hf_names.h). */
 static int build(tlist *l, const vklm_ckpt *c, char *err, size_t n) {
   size_t cnt = vklm_name_map_build(&c->st.model, VKLM_NAMES_HF, NULL, 0);
-  vklm_name_map *map = malloc((cnt ? cnt : 1) * sizeof *map);
+  if (!cnt) {
+    snprintf(err, n, "no Hugging Face names for this model config");
+    return -1;
+  }
+  vklm_name_map *map = malloc(cnt * sizeof *map);
   if (!map) {
     snprintf(err, n, "out of host memory");
     return -1;
@@ -132,6 +154,13 @@ static int write_file(const char *path, const void *data, size_t n, char *err, s
 
 vklm_status vklm_export_safetensors(const vklm_ckpt *c, const char *path, const char *config_path,
                                     char *err, size_t errlen) {
+  /* vklm_ckpt_read checked this already; a vklm_ckpt built another way is checked here too */
+  char why[768];
+  if (vklm_model_table_check(&c->st.model, c->table, c->ntensors, c->nparams, why, sizeof why) !=
+      VKLM_OK) {
+    snprintf(err, errlen, "cannot export: %s", why);
+    return VKLM_ERROR_INVALID;
+  }
   tlist l = {0};
   int bad = build(&l, c, err, errlen);
   if (bad) {
@@ -181,7 +210,12 @@ vklm_status vklm_export_safetensors(const vklm_ckpt *c, const char *path, const 
       size_t cnt = (size_t)t->rows * (t->cols ? t->cols : 1);
       ok = fwrite(t->src, 4, cnt, f) == cnt;
     } else {
-      row = realloc(row, (size_t)t->rows * 4);
+      float *nrow = realloc(row, (size_t)t->rows * 4);
+      if (!nrow) {
+        ok = 0;
+        break;
+      }
+      row = nrow;
       for (uint32_t cidx = 0; cidx < t->cols && ok; cidx++) {
         for (uint32_t r = 0; r < t->rows; r++) row[r] = t->src[(size_t)r * t->cols + cidx];
         ok = fwrite(row, 4, t->rows, f) == t->rows;
