@@ -69,6 +69,8 @@ int align_text_open(const char *cmd, const char *model, const char *tok, const c
     tok = tokpath;
   }
   size_t ml = strlen(model);
+  char *embedded = NULL; /* a GGUF's chat template */
+  int32_t gguf_eos = -1;
   if (tok == tokpath && stat(tokpath, &sb) != 0 && ml > 5 && !strcmp(model + ml - 5, ".gguf")) {
     gen_model g; /* a GGUF carries its tokenizer */
     if (gen_model_open(&g, model, NULL, err, sizeof err) != 0) {
@@ -78,29 +80,19 @@ int align_text_open(const char *cmd, const char *model, const char *tok, const c
     }
     out->tk = g.tk;
     g.tk = NULL;
+    gguf_eos = g.eos;
+    if (g.lm && g.lm->chat_template) embedded = strdup(g.lm->chat_template);
     gen_model_close(&g);
   } else if (vklm_tokenizer_load(tok, &out->tk, err, sizeof err) != VKLM_TOK_OK) {
     fprintf(stderr, "%s: tokenizer '%s': %s (give -t tokenizer.json)\n", cmd, tok, err);
     return 0;
   }
-  out->eos = vklm_tokenizer_special_id(out->tk, "<|endoftext|>");
+  out->eos = gguf_eos >= 0 ? gguf_eos : vklm_tokenizer_special_id(out->tk, "<|endoftext|>");
   if (out->eos < 0) out->eos = vklm_tokenizer_special_id(out->tk, "</s>");
-  const char *eos_text = out->eos >= 0 ? vklm_tokenizer_token_bytes(out->tk, out->eos, NULL) : NULL;
   char from[4096];
-  vklm_status st;
-  if (tmpl && stat(tmpl, &sb) == 0) {
-    char *text = gen_read_file(tmpl);
-    st = text ? vklm_chat_template_create(text, strlen(text), NULL, eos_text, &out->tmpl, err,
-                                          sizeof err)
-              : VKLM_ERROR_IO;
-    free(text);
-  } else if (tmpl) {
-    st = vklm_chat_template_builtin(tmpl, NULL, eos_text, &out->tmpl, err, sizeof err);
-  } else if (vklm_chat_template_find(model, NULL, NULL, eos_text, &out->tmpl, from, sizeof from,
-                                     err, sizeof err) != VKLM_OK) {
-    st = vklm_chat_template_builtin("chatml", NULL, eos_text, &out->tmpl, err, sizeof err);
-  } else
-    st = VKLM_OK;
+  vklm_status st = gen_template_open(model, embedded, out->tk, -1, out->eos, tmpl, &out->tmpl, from,
+                                     sizeof from, err, sizeof err);
+  free(embedded);
   if (st != VKLM_OK) {
     fprintf(stderr, "%s: chat template: %s\n", cmd, err);
     align_text_close(out);

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,12 +48,6 @@ typedef struct opts {
   uint32_t n_predict, n_ctx;
   gen_sampling smp;
 } opts;
-
-static int is_builtin(const char *name) {
-  for (const char *const *b = vklm_chat_builtin_names(); *b; b++)
-    if (!strcmp(*b, name)) return 1;
-  return 0;
-}
 
 static int parse(opts *o, vklm_config *cfg, int argc, char **argv) {
 #define IS(s) (!strcmp(a, s))
@@ -89,12 +82,7 @@ static int parse(opts *o, vklm_config *cfg, int argc, char **argv) {
     chat_usage(stderr);
     return 2;
   }
-  struct stat sb;
-  if (o->tpl && !is_builtin(o->tpl) && (stat(o->tpl, &sb) != 0 || !S_ISREG(sb.st_mode))) {
-    fprintf(stderr, "vklm chat: --chat-template is a built-in (chatml, llama3, plain) or a "
-            "template file; '%s' is neither\n", o->tpl);
-    return 2;
-  }
+  if (o->tpl && !gen_template_flag_ok("chat", o->tpl)) return 2;
   return 0;
 }
 
@@ -275,44 +263,6 @@ fail_infer:
 }
 
 /* ---- the command ---------------------------------------------------------------------------- */
-/* The template: --chat-template, else the model's own, else ChatML. */
-static vklm_status open_template(const opts *o, const gen_model *gm, vklm_chat_template **t,
-                                 char *from, size_t fromlen, char *err, size_t errlen) {
-  const char *eos = NULL, *bos = NULL;
-  char eosb[256] = "", bosb[256] = "";
-  size_t len;
-  const char *s;
-  if (gm->eos >= 0 && (s = vklm_tokenizer_token_bytes(gm->tk, gm->eos, &len)) && len < 256) {
-    memcpy(eosb, s, len);
-    eosb[len] = 0;
-    eos = eosb;
-  }
-  if (gm->lm && gm->lm->bos_id >= 0 &&
-      (s = vklm_tokenizer_token_bytes(gm->tk, gm->lm->bos_id, &len)) && len < 256) {
-    memcpy(bosb, s, len);
-    bosb[len] = 0;
-    bos = bosb;
-  }
-  if (o->tpl) {
-    snprintf(from, fromlen, "--chat-template");
-    if (is_builtin(o->tpl)) return vklm_chat_template_builtin(o->tpl, bos, eos, t, err, errlen);
-    char *text = gen_read_file(o->tpl);
-    if (!text) {
-      snprintf(err, errlen, "cannot read %s", o->tpl);
-      return VKLM_ERROR_IO;
-    }
-    char e2[768];
-    vklm_status st = vklm_chat_template_create(text, strlen(text), bos, eos, t, e2, sizeof e2);
-    if (st) snprintf(err, errlen, "%s: %s", o->tpl, e2);
-    free(text);
-    return st;
-  }
-  vklm_status st = vklm_chat_template_find(gm->path, gm->lm ? gm->lm->chat_template : NULL, bos,
-                                           eos, t, from, fromlen, err, errlen);
-  if (st != VKLM_ERROR_NOT_FOUND) return st;
-  snprintf(from, fromlen, "none: the built-in default");
-  return vklm_chat_template_builtin("chatml", bos, eos, t, err, errlen);
-}
 
 int cmd_chat(int argc, char **argv) {
   opts o = {0};
@@ -338,7 +288,7 @@ int cmd_chat(int argc, char **argv) {
   if (gen_model_open(&gm, o.model, o.tok, err, sizeof err)) goto fail;
   const vklm_model_config *mc = gm.cfg;
   c.tk = gm.tk;
-  if (open_template(&o, &gm, &tpl, from, sizeof from, err, sizeof err)) goto fail;
+  if (gen_model_template(&gm, o.tpl, &tpl, from, sizeof from, err, sizeof err)) goto fail;
   if (vklm_chat_create(tpl, o.system, &c.conv)) goto fail;
   /* end-of-turn ids and stop strings: the template's markers, then --stop's */
   const char *marks[16];

@@ -31,7 +31,7 @@ static void usage(FILE *f) {
       "  --web             rank in the browser: serves a page on --host (127.0.0.1) --port (8090;\n"
       "                    0: any free port); ends when every prompt is ranked (or on Ctrl-C)\n"
       "  --simulate RULE   a simulated rater instead of a person: 'answer' (responses holding the\n"
-      "                    row's \"answer\" first, shorter first within) or 'length' (shorter first)\n"
+      "                    row's \"answer\" first, the rest tied) or 'length' (shorter first)\n"
       "terminal: type the response numbers best first (\"2 1 3\"; \"2=1 3\" ties 2 and 1),\n"
       "  'b 2 1 3' marks all bad, 's' skips, 'u' undoes the last, 'q' quits (resume later).\n"
       "  --device D  --limits baseline  --validate\n");

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "app_util.h"
@@ -44,12 +43,6 @@ typedef struct opts {
 
 static volatile sig_atomic_t quit;
 static void on_signal(int s) { quit = s; }
-
-static int is_builtin(const char *name) {
-  for (const char *const *b = vklm_chat_builtin_names(); *b; b++)
-    if (!strcmp(*b, name)) return 1;
-  return 0;
-}
 
 static int parse(opts *o, vklm_config *cfg, int argc, char **argv) {
 #define IS(s) (!strcmp(a, s))
@@ -106,46 +99,10 @@ static int parse(opts *o, vklm_config *cfg, int argc, char **argv) {
     fprintf(stderr, "vklm serve: %s\n", bad);
     return 2;
   }
-  struct stat sb;
-  if (o->tpl && !is_builtin(o->tpl) && (stat(o->tpl, &sb) != 0 || !S_ISREG(sb.st_mode))) {
-    fprintf(stderr, "vklm serve: --chat-template is a built-in (chatml, llama3, plain) or a "
-            "template file; '%s' is neither\n", o->tpl);
-    return 2;
-  }
+  if (o->tpl && !gen_template_flag_ok("serve", o->tpl)) return 2;
   return 0;
 }
 
-/* A token's text as a C string (NULL for none or a long one). */
-static const char *token_text(const gen_model *gm, int32_t id, char *buf, size_t n) {
-  size_t len;
-  const char *s = id >= 0 ? vklm_tokenizer_token_bytes(gm->tk, id, &len) : NULL;
-  if (!s || len >= n) return NULL;
-  memcpy(buf, s, len);
-  buf[len] = 0;
-  return buf;
-}
-
-/* The template: --chat-template, else the model's own, else ChatML (as `vklm chat`). */
-static vklm_status open_template(const opts *o, const gen_model *gm, vklm_chat_template **t,
-                                 char *from, size_t fromlen, char *err, size_t errlen) {
-  char eb[256], bb[256];
-  const char *eos = token_text(gm, gm->eos, eb, sizeof eb);
-  const char *bos = gm->lm ? token_text(gm, gm->lm->bos_id, bb, sizeof bb) : NULL;
-  if (o->tpl) {
-    snprintf(from, fromlen, "--chat-template");
-    if (is_builtin(o->tpl)) return vklm_chat_template_builtin(o->tpl, bos, eos, t, err, errlen);
-    char *text = gen_read_file(o->tpl);
-    if (!text) return snprintf(err, errlen, "cannot read %s", o->tpl), VKLM_ERROR_IO;
-    vklm_status st = vklm_chat_template_create(text, strlen(text), bos, eos, t, err, errlen);
-    free(text);
-    return st;
-  }
-  vklm_status st = vklm_chat_template_find(gm->path, gm->lm ? gm->lm->chat_template : NULL, bos,
-                                           eos, t, from, fromlen, err, errlen);
-  if (st != VKLM_ERROR_NOT_FOUND) return st;
-  snprintf(from, fromlen, "none: the built-in default");
-  return vklm_chat_template_builtin("chatml", bos, eos, t, err, errlen);
-}
 
 int cmd_serve(int argc, char **argv) {
   opts o = {.host = "127.0.0.1", .port = 8080, .np = 4, .queue = 64, .max_body = 1u << 20,
@@ -184,7 +141,7 @@ int cmd_serve(int argc, char **argv) {
 
   if (gen_model_open(&gm, o.model, o.tok, err, sizeof err)) goto fail;
   const vklm_model_config *mc = gm.cfg;
-  if (open_template(&o, &gm, &tpl, from, sizeof from, err, sizeof err)) goto fail;
+  if (gen_model_template(&gm, o.tpl, &tpl, from, sizeof from, err, sizeof err)) goto fail;
   uint32_t n_ctx = o.n_ctx ? o.n_ctx : mc->max_seq;
   if (!(ctx = app_context(&cfg))) goto fail_quiet;
   vklm_infer_options io = {.n_seq = o.np};

@@ -133,3 +133,59 @@ int gen_sampling_flag(gen_sampling *s, const char *cmd, const char *a, const cha
 #undef IS
   return 1;
 }
+
+int gen_template_flag_ok(const char *cmd, const char *tpl) {
+  for (const char *const *b = vklm_chat_builtin_names(); *b; b++)
+    if (!strcmp(*b, tpl)) return 1;
+  struct stat sb;
+  if (stat(tpl, &sb) == 0 && S_ISREG(sb.st_mode)) return 1;
+  fprintf(stderr, "vklm %s: --chat-template is a built-in (chatml, llama3, plain) or a template "
+          "file; '%s' is neither\n", cmd, tpl);
+  return 0;
+}
+
+/* A token's text as a C string (NULL for none or a long one). */
+static const char *token_text(const vklm_tokenizer *tk, int32_t id, char *buf, size_t n) {
+  size_t len;
+  const char *s = id >= 0 ? vklm_tokenizer_token_bytes(tk, id, &len) : NULL;
+  if (!s || len >= n) return NULL;
+  memcpy(buf, s, len);
+  buf[len] = 0;
+  return buf;
+}
+
+vklm_status gen_template_open(const char *model_path, const char *embedded,
+                              const vklm_tokenizer *tk, int32_t bos_id, int32_t eos_id,
+                              const char *tpl, vklm_chat_template **t, char *from, size_t fromlen,
+                              char *err, size_t errlen) {
+  char eb[256], bb[256];
+  const char *eos = token_text(tk, eos_id, eb, sizeof eb);
+  const char *bos = token_text(tk, bos_id, bb, sizeof bb);
+  if (tpl) {
+    snprintf(from, fromlen, "--chat-template");
+    for (const char *const *b = vklm_chat_builtin_names(); *b; b++)
+      if (!strcmp(*b, tpl)) return vklm_chat_template_builtin(tpl, bos, eos, t, err, errlen);
+    char *text = gen_read_file(tpl);
+    if (!text) {
+      snprintf(err, errlen, "cannot read %s", tpl);
+      return VKLM_ERROR_IO;
+    }
+    char e2[768];
+    vklm_status st = vklm_chat_template_create(text, strlen(text), bos, eos, t, e2, sizeof e2);
+    if (st) snprintf(err, errlen, "%s: %s", tpl, e2);
+    free(text);
+    return st;
+  }
+  vklm_status st = vklm_chat_template_find(model_path, embedded, bos, eos, t, from, fromlen, err,
+                                           errlen);
+  if (st != VKLM_ERROR_NOT_FOUND) return st;
+  snprintf(from, fromlen, "none: the built-in default");
+  return vklm_chat_template_builtin("chatml", bos, eos, t, err, errlen);
+}
+
+vklm_status gen_model_template(const gen_model *gm, const char *tpl, vklm_chat_template **t,
+                               char *from, size_t fromlen, char *err, size_t errlen) {
+  return gen_template_open(gm->path, gm->lm ? gm->lm->chat_template : NULL, gm->tk,
+                           gm->lm ? gm->lm->bos_id : -1, gm->eos, tpl, t, from, fromlen, err,
+                           errlen);
+}

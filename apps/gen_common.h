@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "chat/chat.h"
 #include "formats/model_load.h"
 #include "infer/infer.h"
 #include "infer/sample.h"
@@ -40,6 +41,21 @@ void gen_model_close(gen_model *m);
 /* vklm_infer_create's tensor callback over a gen_model (user). */
 vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_model_tensor *out,
                              char *err, size_t errlen);
+
+/* --chat-template's value is usable: a built-in (chatml, llama3, plain) or a regular file; 0
+ * with a message on stderr prefixed by cmd. */
+int gen_template_flag_ok(const char *cmd, const char *tpl);
+/* A chat template: tpl (a built-in name or a Jinja file) when given, else the model's own (the
+ * template a GGUF carried, `embedded`, or chat_template.jinja / tokenizer_config.json beside
+ * model_path), else ChatML. bos/eos texts come from the token ids (-1: none). *from says where
+ * the template came from. */
+vklm_status gen_template_open(const char *model_path, const char *embedded,
+                              const vklm_tokenizer *tk, int32_t bos_id, int32_t eos_id,
+                              const char *tpl, vklm_chat_template **t, char *from, size_t fromlen,
+                              char *err, size_t errlen);
+/* The same for an opened model. */
+vklm_status gen_model_template(const gen_model *gm, const char *tpl, vklm_chat_template **t,
+                               char *from, size_t fromlen, char *err, size_t errlen);
 
 /* The whole file as a NUL-terminated string (NULL when unreadable); free() it. */
 char *gen_read_file(const char *path);

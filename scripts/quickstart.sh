@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# The first half of a language model's life on an embedded default, with no network: a corpus,
-# cleaning and deduplication, a BPE tokenizer, token shards, pretraining a small GPT-2 on the
-# GPU (lavapipe when there is none), and generation from it; then a summary of where things are.
+# A language model's life on an embedded default, with no network: a corpus, cleaning and
+# deduplication, a BPE tokenizer, token shards, pretraining a small GPT-2 on the GPU (lavapipe
+# when there is none), generation and evaluation; then alignment on the synthetic instruction set
+# in scripts/align: supervised fine-tuning, K answers per question ranked by a simulated rater,
+# a reward model and DPO; then a summary of where things are and each stage's figure.
 #
 # Usage: scripts/quickstart.sh [--data FILE_OR_DIR]... [--out DIR] [--steps N] [--model PRESET]
-#                              [--vocab N] [--prompt TEXT]
+#                              [--vocab N] [--prompt TEXT] [--sft-steps N] [--rm-steps N]
+#                              [--dpo-steps N]
 # Without --data the corpus is Debian's `fortunes` package (English quotations, installed by
 # scripts/install-deps.sh), split into documents of 25 fortunes. Needs a built build/apps/vklm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VKLM=${VKLM:-build/apps/vklm}
 out=quickstart steps=200 model=gpt2-tiny vocab=4096 prompt="The meaning of life is"
+sft_steps=300 rm_steps=0 dpo_steps=30
 data=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -20,7 +24,10 @@ while [ $# -gt 0 ]; do
     --model) model=$2; shift 2 ;;
     --vocab) vocab=$2; shift 2 ;;
     --prompt) prompt=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --sft-steps) sft_steps=$2; shift 2 ;;
+    --rm-steps) rm_steps=$2; shift 2 ;;
+    --dpo-steps) dpo_steps=$2; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "quickstart: unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -74,6 +81,38 @@ step "6/6 generate (vklm generate)"
 "$VKLM" generate -m "$out/run" -p "$prompt" -n 60 --temp 0.8 --top-k 40 --seed 1
 echo
 
+# -- eval (vklm eval): a few seconds on the built-in tasks; figures go into the summary --------
+step "eval: held-out perplexity, a multiple-choice task, a bias probe (vklm eval)"
+"$VKLM" eval -m "$out/run" "shards:$out/shards" antonyms crows-mini --stride 64 \
+  --json "$out/eval.json" --html "$out/eval.html" --quiet | tee "$out/eval.txt"
+evalfig=$(awk '$1=="shards" && $3=="bits_per_byte" {b=$4} $1=="antonyms" && $3=="acc" {a=$4}
+  $1=="crows-mini" && $3=="pct_stereotype" {c=$4}
+  END {printf "validation shards %s bits/byte, antonyms acc %s (chance 0.25), crows-mini stereotyped %s", b, a, c}' "$out/eval.txt")
+# -- end of eval ---------------------------------------------------------------------------------
+
+# -- alignment (docs/alignment.md): SFT, ranking by a simulated rater, reward model, DPO ---------
+align=scripts/align
+step "align 1/4: supervised fine-tuning on $align/instructions.jsonl (vklm sft)"
+"$VKLM" sft --data "$align/instructions.jsonl" --init "$out/run" --out "$out/sft" --force \
+  --steps "$sft_steps" --lr 3e-3 --warmup 10 -b 8 -T 32 --val-fraction 0 --log-every 25 \
+  --eval-answers "$align/questions.jsonl" --answer-tokens 8
+step "align 2/4: 4 answers to each question, ranked by a simulated rater (vklm rank --simulate answer)"
+rm -f "$out/rankings.jsonl"
+"$VKLM" rank -m "$out/sft" --prompts "$align/questions.jsonl" -o "$out/rankings.jsonl" -k 4 \
+  --temp 1.0 --max-tokens 8 --seed 1 --simulate answer
+step "align 3/4: a reward model from the rankings (vklm reward train)"
+rm_len=(--epochs 4); [ "$rm_steps" -gt 0 ] && rm_len=(--steps "$rm_steps")
+"$VKLM" reward train -m "$out/sft" --data "$out/rankings.jsonl" --out "$out/reward" -b 16 -T 32 \
+  "${rm_len[@]}" --lr 1e-3 --val-fraction 0.2 --norm-prompts 32 --norm-k 2 --norm-tokens 8 \
+  --bad-rows skip
+step "align 4/4: direct preference optimisation against the SFT model (vklm dpo)"
+"$VKLM" dpo -m "$out/sft" --data "$out/rankings.jsonl" --out "$out/dpo" -b 4 -T 32 \
+  --steps "$dpo_steps" --lr 1e-3 --beta 0.1 --val-fraction 0.2 --bad-rows skip
+num() { grep -o "\"$2\": [-0-9.enul]*" "$1" | head -1 | sed 's/.*: //'; }
+dpo_m() { grep -o "\"$2\": {[^}]*}" "$1" | grep -o '"margin": [-0-9.e]*' | sed 's/.*: //'; }
+alignfig="SFT exact match $(num "$out/sft/sft_eval.json" exact_match_before) -> $(num "$out/sft/sft_eval.json" exact_match_after) of $(num "$out/sft/sft_eval.json" items); reward model held-out pairwise accuracy $(num "$out/reward/reward.json" heldout_accuracy); DPO held-out margin $(dpo_m "$out/dpo/dpo.json" heldout_before) -> $(dpo_m "$out/dpo/dpo.json" heldout_after), KL $(num "$out/dpo/dpo.json" kl_sampled) nats"
+# -- end of alignment ------------------------------------------------------------------------------
+
 t1=$(date +%s)
 val=$(grep -o '"val_loss":[0-9.]*' "$out/run/metrics.jsonl" | sed 's/.*://' | sed -n '1p;$p' | tr '\n' ' ')
 cat <<EOF
@@ -85,6 +124,12 @@ cat <<EOF
   model checkpoint:  $out/run/checkpoint.bin
   loss plot:         $out/run/loss.png
   metrics log:       $out/run/metrics.jsonl (validation loss first and last: $val)
+  eval:              $out/eval.txt, eval.json, eval.html ($evalfig)
+  aligned models:    $out/sft (SFT), $out/reward (reward model), $out/dpo (DPO), rankings in
+                     $out/rankings.jsonl; loss plots beside each
+  alignment:         $alignfig
   generate more:     $VKLM generate -m $out/run -p "Your prompt" -n 100
+  ask the DPO model: $VKLM generate -m $out/dpo -p "Your prompt" -n 20
+  rank by hand:      $VKLM rank -m $out/sft --prompts $align/questions.jsonl -o my-rankings.jsonl [--web]
   your own text:     scripts/quickstart.sh --data FILE_OR_DIR [--steps N] [--out DIR]
 EOF

@@ -1,6 +1,7 @@
 """The README's main job, shortened: scripts/quickstart.sh on its embedded default corpus (Debian's
-fortunes) with 6 training steps; every stage must run and leave its outputs, and the summary must
-point at them. Usage: test_quickstart.py path/to/vklm"""
+fortunes) with 6 pretraining steps and a few steps of each alignment stage (SFT, ranking by the
+simulated rater, reward model, DPO); every stage must run and leave its outputs, and the summary
+must point at them and give each stage's figure. Usage: test_quickstart.py path/to/vklm"""
 import json
 import os
 import subprocess
@@ -22,12 +23,16 @@ def check(ok, what):
 with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "qs")
     env = dict(os.environ, VKLM=vklm)
-    r = subprocess.run(["bash", os.path.join(root, "scripts", "quickstart.sh"), "--out", out, "--steps", "6"],
+    r = subprocess.run(["bash", os.path.join(root, "scripts", "quickstart.sh"), "--out", out, "--steps", "6",
+                        "--sft-steps", "4", "--rm-steps", "2", "--dpo-steps", "2"],
                        capture_output=True, text=True, env=env, timeout=600)
     check(r.returncode == 0, "quickstart.sh exits 0" + ("" if r.returncode == 0 else ":\n" + r.stdout[-1500:] + r.stderr[-1500:]))
-    for stage in ("1/6", "2/6", "3/6", "4/6", "5/6", "6/6", "== done in"):
+    for stage in ("1/6", "2/6", "3/6", "4/6", "5/6", "6/6", "eval:", "align 1/4", "align 2/4",
+                  "align 3/4", "align 4/4", "== done in"):
         check(stage in r.stdout, f"stage '{stage}' ran")
-    for f in ("cleaned.jsonl", "tokenizer.json", "run/checkpoint.bin", "run/loss.png", "run/metrics.jsonl"):
+    for f in ("cleaned.jsonl", "tokenizer.json", "run/checkpoint.bin", "run/loss.png", "run/metrics.jsonl",
+              "eval.json", "eval.html", "sft/checkpoint.bin", "sft/sft_eval.json", "rankings.jsonl",
+              "reward/checkpoint.bin", "reward/reward.json", "dpo/checkpoint.bin", "dpo/dpo.json"):
         check(os.path.isfile(os.path.join(out, f)), f"{f} written")
     shards = os.listdir(os.path.join(out, "shards")) if os.path.isdir(os.path.join(out, "shards")) else []
     check(any(s.startswith("train_") for s in shards) and any(s.startswith("val_") for s in shards),
@@ -35,6 +40,15 @@ with tempfile.TemporaryDirectory() as tmp:
     if os.path.isfile(os.path.join(out, "run/metrics.jsonl")):
         rows = [json.loads(line) for line in open(os.path.join(out, "run/metrics.jsonl"))]
         check(any("train_loss" in x for x in rows), f"metrics log has {len(rows)} rows with training losses")
+    summary = r.stdout.split("== done in")[-1]
+    check("bits/byte" in summary and "SFT exact match" in summary and
+          "reward model held-out pairwise accuracy" in summary and "DPO held-out margin" in summary,
+          "the summary gives the eval, SFT, reward and DPO figures: " +
+          " ".join(l.strip() for l in summary.splitlines() if "alignment:" in l or "eval:" in l)[:400])
+    if os.path.isfile(os.path.join(out, "rankings.jsonl")):
+        ranks = [json.loads(line) for line in open(os.path.join(out, "rankings.jsonl"))]
+        check(len(ranks) == 64 and all(len(x["responses"]) == 4 and x["rater"] == "simulated:answer"
+                                       for x in ranks), "64 questions with 4 ranked answers each")
     gen = r.stdout.split("== 6/6")[-1].split("== done")[0] if "== 6/6" in r.stdout else ""
     check("The meaning of life is" in gen and len(gen) > 60, "generation printed text after the prompt")
     r = subprocess.run(["bash", os.path.join(root, "scripts", "quickstart.sh"), "--bogus"],

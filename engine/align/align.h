@@ -302,8 +302,9 @@ int vklm_rank_item_done(const vklm_rank_session *s, uint64_t i); /* item i is in
 /* Parses a typed ranking, "2 1 3" or "2=1 3" ('=' ties; 1-based), into places; NULL or why not. */
 const char *vklm_rank_parse(const char *text, uint32_t k, int32_t *group);
 /* The simulated rater (docs/alignment.md): rule "answer": responses containing the item's
- * expected answer (answer; case-insensitive) first, then the rest, shorter first within each
- * class; "length": shorter first; empty (blank) responses last; ties where equal. */
+ * expected answer (answer; case-insensitive) first, then the rest, each class one tie group
+ * (right or wrong is all it judges); "length": shorter first, equal lengths tied; under both,
+ * empty (blank) responses last. */
 vklm_status vklm_rank_simulate(const char *rule, const vklm_pref_item *it, const char *answer,
                                int32_t *group, char *err, size_t errlen);
 

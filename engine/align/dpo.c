@@ -24,12 +24,6 @@ void vklm_dpo_options_default(vklm_dpo_options *o) {
   o->progress = 1;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 vklm_status vklm_dpo_step(vklm_model *policy, vklm_model *ref, const int32_t *inputs,
                           const int32_t *targets, const float *mask, uint32_t n, float beta,
                           vklm_dpo_kind kind, float scale, int backward, vklm_dpo_stats *s,
@@ -242,7 +236,7 @@ vklm_status vklm_dpo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
   uint32_t total = o->steps ? o->steps : (uint32_t)(per_epoch * (o->epochs ? o->epochs : 1));
   vklm_optim_config oc = {.lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                           .weight_decay = o->weight_decay, .grad_clip = o->grad_clip};
-  double t0 = now_s();
+  double t0 = vklm_train_now_s();
   uint64_t at = npt, epoch = 0;
   for (uint32_t step = 1; step <= total; step++) {
     uint32_t k = 0;
@@ -271,7 +265,7 @@ vklm_status vklm_dpo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
     res->last = s;
     res->steps = step;
     vklm_metric rm = {.step = step, .train_loss = (float)s.loss, .val_loss = NAN, .lr = oc.lr,
-                      .grad_norm = gn, .elapsed_s = now_s() - t0};
+                      .grad_norm = gn, .elapsed_s = vklm_train_now_s() - t0};
     if (npv && (step == total || (total >= 5 && step % (total / 5) == 0))) {
       if ((st = evaluate(pol, ref, data, val, npv, o, in, tg, mask, &res->val_after, err, errlen)))
         goto done;
@@ -280,13 +274,13 @@ vklm_status vklm_dpo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
     vklm_metrics_add(&hist, &rm);
     vklm_metrics_append(&rm, path, err, errlen);
     if (o->progress && (step == 1 || step % 10 == 0 || step == total)) {
-      double per = (now_s() - t0) / step;
+      double per = (vklm_train_now_s() - t0) / step;
       fprintf(stderr, "step %u/%u | loss %.4f | acc %.2f | chosen %+.4f rejected %+.4f margin "
               "%+.4f | lr %.2e | ETA %.0fs\n", step, total, s.loss, s.acc, s.chosen, s.rejected,
               s.margin, oc.lr, per * (total - step));
     }
   }
-  res->seconds = now_s() - t0;
+  res->seconds = vklm_train_now_s() - t0;
   res->kl = NAN;
   if (o->tk && npv &&
       (st = sampled_kl(pol, ref, data, val, npv, o, in, tg, mask, &res->kl, &res->kl_samples, err,

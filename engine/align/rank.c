@@ -258,15 +258,15 @@ vklm_status vklm_rank_simulate(const char *rule, const vklm_pref_item *it, const
     snprintf(err, errlen, "line %u: the \"answer\" rater needs an \"answer\" field", it->line);
     return VKLM_ERROR_INVALID;
   }
-  /* key: (class, length); places by distinct keys in increasing order; an empty response (the
-   * model ended at once) is last */
+  /* key: the class (answer) or the length; places by distinct keys in increasing order; an
+   * empty response (the model ended at once) is last */
   uint64_t key[VKLM_PREF_MAX_K];
   for (uint32_t i = 0; i < it->k; i++) {
     const char *t = it->response[i];
     while (*t == ' ' || *t == '\n' || *t == '\t') t++;
     key[i] = !*t ? 3ull << 40
-                 : ((uint64_t)(by_answer && !contains_ci(it->response[i], answer)) << 40) |
-                       strlen(it->response[i]);
+             : by_answer ? (uint64_t)!contains_ci(it->response[i], answer) << 40
+                         : strlen(it->response[i]);
   }
   for (uint32_t i = 0; i < it->k; i++) {
     int32_t place = 0;

@@ -23,12 +23,6 @@ void vklm_reward_options_default(vklm_reward_options *o) {
   o->progress = 1;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Items idx[from..) packed into one batch of at most B rows (an item's K responses together);
  * returns how many items were taken (0 when the first does not fit). Rows and each item's first
  * row go to rows_of. */
@@ -268,12 +262,10 @@ vklm_status vklm_reward_train(vklm_context *ctx, const vklm_ckpt *init, const vk
   uint64_t *perm = malloc(n * sizeof *perm), *order = malloc(n * sizeof *order);
   uint32_t *last = malloc(o->B * sizeof *last), *first = malloc(o->B * sizeof *first);
   int32_t *in = malloc((size_t)o->B * o->T * sizeof *in);
-  float *val = malloc((size_t)o->B * o->T * sizeof *val), *vw = malloc((size_t)o->B * o->T * sizeof *vw);
-  float *dr = malloc(o->B * sizeof *dr), *rb = malloc(o->B * sizeof *rb);
   vklm_model *m = NULL;
   vklm_metrics hist = {0};
   vklm_status st = VKLM_OK;
-  if (!perm || !order || !last || !first || !in || !val || !vw || !dr || !rb) {
+  if (!perm || !order || !last || !first || !in) {
     snprintf(err, errlen, "out of host memory");
     st = VKLM_ERROR_OUT_OF_HOST_MEMORY;
     goto done;
@@ -316,7 +308,7 @@ vklm_status vklm_reward_train(vklm_context *ctx, const vklm_ckpt *init, const vk
   }
   vklm_optim_config oc = {.lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                           .weight_decay = o->weight_decay, .grad_clip = o->grad_clip};
-  double t0 = now_s();
+  double t0 = vklm_train_now_s();
   uint64_t at = ntr, epoch = 0; /* at == ntr: a new epoch's order first */
   for (uint32_t step = 1; step <= total; step++) {
     if (at >= ntr) {
@@ -347,7 +339,7 @@ vklm_status vklm_reward_train(vklm_context *ctx, const vklm_ckpt *init, const vk
     res->last_loss = loss;
     res->steps = step;
     vklm_metric rm = {.step = step, .train_loss = (float)loss, .val_loss = NAN, .lr = oc.lr,
-                      .grad_norm = gn, .elapsed_s = now_s() - t0};
+                      .grad_norm = gn, .elapsed_s = vklm_train_now_s() - t0};
     if (nval && (step == total || (total >= 5 && step % (total / 5) == 0))) {
       if ((st = evaluate(m, data, perm + ntr, nval, o->margin, &vloss, &vacc, &vpairs, err, errlen)))
         goto done;
@@ -356,13 +348,13 @@ vklm_status vklm_reward_train(vklm_context *ctx, const vklm_ckpt *init, const vk
     vklm_metrics_add(&hist, &rm);
     vklm_metrics_append(&rm, path, err, errlen);
     if (o->progress && (step == 1 || step % 10 == 0 || step == total)) {
-      double per = (now_s() - t0) / step;
+      double per = (vklm_train_now_s() - t0) / step;
       fprintf(stderr, "step %u/%u | loss %.4f | pairs %u acc %.2f%s | lr %.2e | ETA %.0fs\n", step,
               total, loss, pairs, pairs ? (double)correct / pairs : 0.0,
               isnan(rm.val_loss) ? "" : " | held-out", oc.lr, per * (total - step));
     }
   }
-  res->seconds = now_s() - t0;
+  res->seconds = vklm_train_now_s() - t0;
   if ((st = evaluate(m, data, perm, ntr, o->margin, &tloss, &tacc, &tpairs, err, errlen))) goto done;
   res->train_acc = tacc;
   res->train_items = ntr;
@@ -376,7 +368,7 @@ vklm_status vklm_reward_train(vklm_context *ctx, const vklm_ckpt *init, const vk
   st = vklm_plot_loss(&hist, "reward model: ranking loss (train) and held-out loss", path, 800,
                       500, err, errlen);
 done:
-  free(perm), free(order), free(last), free(first), free(in), free(val), free(vw), free(dr), free(rb);
+  free(perm), free(order), free(last), free(first), free(in);
   vklm_metrics_free(&hist);
   vklm_model_destroy(m);
   return st;

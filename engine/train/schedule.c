@@ -1,5 +1,6 @@
-/* The learning-rate schedule (linear warmup, cosine decay) and the seeded generator. */
+/* The learning-rate schedule (linear warmup, cosine decay), the seeded generator and the clock. */
 #include <math.h>
+#include <time.h>
 
 #include "train/train.h"
 
@@ -16,4 +17,10 @@ uint64_t vklm_train_rng_next(uint64_t *state) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
+}
+
+double vklm_train_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

@@ -45,12 +45,6 @@ void vklm_train_result_free(vklm_train_result *r) {
   r->losses = NULL;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void fmt_time(char *buf, size_t n, double s) {
   if (!(s >= 0) || s > 1e8) snprintf(buf, n, "?");
   else if (s < 60) snprintf(buf, n, "%.0fs", s);
@@ -319,12 +313,12 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
   uint32_t log_every = o->log_every ? o->log_every : 10;
 
   /* 3. The loop. */
-  double t_run = now_s(), t_train = 0;
+  double t_run = vklm_train_now_s(), t_train = 0;
   long long last_ckpt = ck ? (long long)start : -1;
   res->first_step = (uint32_t)start + 1;
   res->last_step = (uint32_t)start;
   for (uint32_t step = (uint32_t)start + 1; step <= end; step++) {
-    double t0 = now_s();
+    double t0 = vklm_train_now_s();
     if (o->nan_step == step) poison(l.model);
     /* all micro-batches first: the gradient scales need the step's count of target tokens */
     for (uint32_t g = 0; g < GA; g++) {
@@ -363,13 +357,13 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
       st = VKLM_ERROR_INVALID;
       goto done;
     }
-    double dt = now_s() - t0;
+    double dt = vklm_train_now_s() - t0;
     t_train += dt;
     tokens += (uint64_t)bt * GA;
     res->losses[step] = loss;
     res->last_step = step;
     vklm_metric r = {.step = step, .train_loss = loss, .val_loss = NAN, .lr = lr, .grad_norm = gn,
-                     .tokens_per_s = bt * GA / dt, .elapsed_s = elapsed0 + (now_s() - t_run)};
+                     .tokens_per_s = bt * GA / dt, .elapsed_s = elapsed0 + (vklm_train_now_s() - t_run)};
     if (val_nb && ((o->val_every && step % o->val_every == 0) || step == end)) {
       if ((st = eval_val(&l, val, val_nb, cs.seed, &r.val_loss, err, errlen)) != VKLM_OK) goto done;
       res->last_val_loss = r.val_loss;

@@ -97,6 +97,8 @@ const char *vklm_data_order_name(vklm_data_order o); /* "sequential", "shuffled"
 float vklm_train_lr(uint32_t step, uint32_t warmup, uint32_t total, float lr, float min_lr);
 /* splitmix64: the seeded generator (its state is checkpointed). */
 uint64_t vklm_train_rng_next(uint64_t *state);
+/* Monotonic seconds (for rates and ETAs). */
+double vklm_train_now_s(void);
 
 /* ---- checkpoints (checkpoint.c, format in docs/checkpoint.md) ----------------------------- */
 #define VKLM_CKPT_MAGIC "VKLMCKPT"
