@@ -24,7 +24,7 @@ with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "qs")
     env = dict(os.environ, VKLM=vklm)
     r = subprocess.run(["bash", os.path.join(root, "scripts", "quickstart.sh"), "--out", out, "--steps", "6",
-                        "--sft-steps", "4", "--rm-steps", "2", "--dpo-steps", "2"],
+                        "--sft-steps", "60", "--rm-steps", "2", "--dpo-steps", "2"],
                        capture_output=True, text=True, env=env, timeout=600)
     check(r.returncode == 0, "quickstart.sh exits 0" + ("" if r.returncode == 0 else ":\n" + r.stdout[-1500:] + r.stderr[-1500:]))
     for stage in ("1/6", "2/6", "3/6", "4/6", "5/6", "6/6", "eval:", "align 1/4", "align 2/4",

@@ -308,4 +308,126 @@ const char *vklm_rank_parse(const char *text, uint32_t k, int32_t *group);
 vklm_status vklm_rank_simulate(const char *rule, const vklm_pref_item *it, const char *answer,
                                int32_t *group, char *err, size_t errlen);
 
+/* ==== PPO (ppo.c: the loop; ppo_loss.c: advantages, losses, the update) ====================
+ * RLHF with proximal policy optimisation (docs/alignment.md, "vklm ppo"): the policy samples
+ * responses (vklm_rollout), a frozen reward model scores them, a frozen reference keeps the
+ * policy near where it started (a per-token KL penalty), and a separate value model (a scalar
+ * head) is the critic. Forward and backward passes run on the GPU through vklm_model_run /
+ * vklm_model_backward; the per-token scalar work (rewards, GAE, whitening, clipped losses and
+ * their derivatives) is O(N*T) host arithmetic on the results, like the DPO loss.
+ *
+ * A rollout batch is N rows of (N,T): row n is prompt + response laid out by vklm_align_row
+ * (inputs, targets, mask 1 on the targets that are response tokens); position t's action is
+ * targets[t], its log-prob token_logp[t], its value values[t] (the state up to input t). */
+typedef enum vklm_ppo_kl { VKLM_PPO_KL_K1 = 0, VKLM_PPO_KL_K3 = 1 } vklm_ppo_kl;
+
+typedef struct vklm_ppo_hparams {
+  float beta;            /* KL penalty coefficient (the current one under adaptive control) */
+  vklm_ppo_kl kl;        /* k1: logp - logp_ref; k3: exp(d) - 1 - d with d = logp_ref - logp */
+  float gamma, lam;      /* GAE: 1, 0.95 */
+  float clip, vclip;     /* policy ratio clip 0.2; value clip 0.2 (around the old values) */
+  float vf_coef;         /* 0.1: the value loss's weight (its gradient goes to the value model) */
+  int whiten_rewards;    /* per-token rewards scaled to unit variance (mean kept) before GAE */
+  uint32_t epochs;       /* 4 passes over the rollout batch */
+  uint32_t minibatch;    /* rows per update (the policy's and value model's B) */
+} vklm_ppo_hparams;
+void vklm_ppo_hparams_default(vklm_ppo_hparams *h);
+
+typedef struct vklm_ppo_batch {
+  uint32_t N, T;
+  int32_t *inputs, *targets;  /* (N,T) */
+  float *mask;                /* (N,T) 1 on response tokens */
+  float *old_logp, *ref_logp; /* (N,T) the policy's (at rollout) and the reference's log-probs */
+  float *values;              /* (N,T) the value model's at rollout */
+  float *score;               /* (N) the reward model's score (penalties included) */
+  float *rewards, *adv, *ret; /* (N,T) out of vklm_ppo_advantages (0 off the mask) */
+} vklm_ppo_batch;
+/* Allocates (zeroed) every array of an N x T batch; free with vklm_ppo_batch_free. */
+vklm_status vklm_ppo_batch_alloc(vklm_ppo_batch *b, uint32_t N, uint32_t T);
+void vklm_ppo_batch_free(vklm_ppo_batch *b);
+
+/* Per-token rewards r_t = -beta * kl_t (+ score at each row's last response token; whitened
+ * when asked), GAE advantages A_t = delta_t + gamma lam A_{t+1} with delta_t = r_t +
+ * gamma V_{t+1} - V_t (V past the end 0), returns = A + V, then the advantages whitened over all
+ * response tokens: (A - mean) / sqrt(var + 1e-8), var unbiased. Fills rewards, adv, ret. */
+void vklm_ppo_advantages(vklm_ppo_batch *b, const vklm_ppo_hparams *h);
+/* The sequence KL of row n: sum over its response tokens of logp - logp_ref (k1). */
+double vklm_ppo_row_kl(const vklm_ppo_batch *b, uint32_t n);
+
+typedef struct vklm_ppo_stats {
+  double pg_loss, vf_loss;   /* means over the minibatches of the update */
+  double clipfrac;           /* share of response tokens whose ratio was clipped */
+  double vf_clipfrac;        /* share whose clipped value term was the larger */
+  double approx_kl;          /* 0.5 * mean (logp - old_logp)^2 */
+  double entropy;            /* -mean logp of the sampled tokens (an estimate of the entropy) */
+  double ratio;              /* mean ratio */
+  uint32_t updates;          /* minibatch updates */
+} vklm_ppo_stats;
+
+/* One minibatch: rows[0..n) of b (n <= minibatch) through the policy (token log-probs) and the
+ * value model (values), the clipped policy loss and vf_coef times the clipped value loss, their
+ * gradients ACCUMULATED into the two models (mean over the minibatch's response tokens).
+ * *pg, *vf get the losses; s (may be NULL) adds clip fractions, approximate KL and entropy sums
+ * per token (*tokens counts them). */
+vklm_status vklm_ppo_minibatch(vklm_model *policy, vklm_model *value, const vklm_ppo_batch *b,
+                               const uint32_t *rows, uint32_t n, const vklm_ppo_hparams *h,
+                               double *pg, double *vf, vklm_ppo_stats *s, double *tokens,
+                               char *err, size_t errlen);
+/* The PPO update on a rollout batch with its advantages: h->epochs passes, each over the rows in
+ * the order order[e*N .. e*N+N) (NULL: 0..N-1 every epoch), in minibatches of h->minibatch rows;
+ * after each, one AdamW step of each model (oc_pol, oc_val; *step counts the steps, from 1).
+ * pg_hist / vf_hist (may be NULL; epochs * ceil(N/minibatch) entries) get each minibatch's
+ * losses before its step. */
+vklm_status vklm_ppo_update(vklm_model *policy, vklm_model *value, const vklm_ppo_batch *b,
+                            const vklm_ppo_hparams *h, const uint32_t *order,
+                            const vklm_optim_config *oc_pol, const vklm_optim_config *oc_val,
+                            uint32_t *step, double *pg_hist, double *vf_hist, vklm_ppo_stats *s,
+                            char *err, size_t errlen);
+
+typedef struct vklm_ppo_options {
+  vklm_ppo_hparams hp;
+  uint32_t T;            /* positions per row (prompt + response) */
+  uint32_t prompts;      /* prompts per rollout batch */
+  uint32_t k;            /* responses per prompt (rows N = prompts * k) */
+  uint32_t iters;        /* rollout batches */
+  uint32_t max_tokens;   /* per response */
+  float temp;            /* sampling temperature (log-probs are always at temperature 1) */
+  int32_t eos;
+  float no_eos_penalty;  /* added to the score of a response that never ended (0: none) */
+  float target_kl;       /* > 0: adaptive beta; 0: fixed */
+  float horizon;         /* adaptive controller's horizon (10000) */
+  float lr, value_lr, weight_decay, grad_clip;
+  uint64_t seed;
+  const char *out_dir;   /* checkpoint.bin (policy), value.bin, metrics.jsonl, ppo.png,
+                            samples.jsonl (the first and last rollouts with their scores) */
+  int progress;
+  const vklm_ckpt *ref;  /* the frozen reference's weights (NULL: init's) */
+  const vklm_ckpt *reward; /* the reward model (a scalar head; required) */
+  const vklm_ckpt *value;  /* the value model's start (NULL: the reward model) */
+  vklm_tokenizer *tk;
+} vklm_ppo_options;
+void vklm_ppo_options_default(vklm_ppo_options *o);
+
+typedef struct vklm_ppo_iter {
+  uint32_t iter;
+  double reward_mean, reward_std, kl, beta, resp_len, ended, tokens_per_s, seconds;
+  vklm_ppo_stats st;
+} vklm_ppo_iter;
+typedef struct vklm_ppo_result {
+  uint32_t iters;
+  vklm_ppo_iter first, last;
+  double seconds;
+  vklm_model_memory mem[4]; /* policy, reference, reward, value */
+} vklm_ppo_result;
+/* Checks the models against each other (vocabulary, the reference's architecture, the reward
+ * model's head) and the prompts (present, fitting T), then runs o->iters PPO iterations from
+ * init on prompts' prompts; writes the outputs named above. */
+vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_pref_set *prompts,
+                           const vklm_ppo_options *o, vklm_ppo_result *res, char *err,
+                           size_t errlen);
+/* The configuration check alone (also run by vklm_ppo_train): VKLM_ERROR_INVALID and why. */
+vklm_status vklm_ppo_check(const vklm_ckpt *init, const vklm_ppo_options *o,
+                           const vklm_pref_set *prompts, char *err, size_t errlen);
+/* ==== end of PPO ============================================================================ */
+
 #endif

@@ -211,8 +211,8 @@ vklm_status vklm_dpo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
       if (!pass) npt += npv, npv = 0;
     }
   if (npt == 0) {
-    snprintf(err, errlen, "no training pairs (%llu items, %llu held out)", (unsigned long long)n,
-             (unsigned long long)nval);
+    snprintf(err, errlen, "no training pairs (%llu items, %llu held out): every ranking of the "
+             "training items is one tie", (unsigned long long)n, (unsigned long long)nval);
     st = VKLM_ERROR_INVALID;
     goto done;
   }

@@ -258,6 +258,15 @@ vklm_status vklm_reward_train(vklm_context *ctx, const vklm_ckpt *init, const vk
                "together, 2 to B=%u of them (raise -b)", data->items[i].line, data->items[i].k, o->B);
       return VKLM_ERROR_INVALID;
     }
+  uint64_t any_pairs = 0;
+  uint32_t pb[VKLM_PREF_MAX_K * VKLM_PREF_MAX_K], pw[VKLM_PREF_MAX_K * VKLM_PREF_MAX_K];
+  for (uint64_t i = 0; i < n && !any_pairs; i++)
+    any_pairs += vklm_pref_pairs(&data->items[i], pb, pw, VKLM_PREF_MAX_K * VKLM_PREF_MAX_K);
+  if (!any_pairs) {
+    snprintf(err, errlen, "no preference in the data: every ranking is one tie (%llu items), so "
+             "there is no pair to learn from", (unsigned long long)n);
+    return VKLM_ERROR_INVALID;
+  }
   /* a fixed split: a seeded permutation of the items, the last nval held out */
   uint64_t *perm = malloc(n * sizeof *perm), *order = malloc(n * sizeof *order);
   uint32_t *last = malloc(o->B * sizeof *last), *first = malloc(o->B * sizeof *first);

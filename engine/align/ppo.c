@@ -1,0 +1,354 @@
+/* RLHF with PPO: the loop. Each iteration samples responses to a batch of prompts from the policy
+ * (vklm_rollout: a generation session borrowing the policy's device weights), scores them with
+ * the frozen reward model, takes the policy's, the frozen reference's and the value model's
+ * per-token figures in forward passes, computes advantages (ppo_loss.c) and runs the PPO update;
+ * then adapts the KL coefficient and logs. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "align/align.h"
+
+void vklm_ppo_options_default(vklm_ppo_options *o) {
+  memset(o, 0, sizeof *o);
+  vklm_ppo_hparams_default(&o->hp);
+  o->T = 64;
+  o->prompts = 8;
+  o->k = 1;
+  o->iters = 20;
+  o->max_tokens = 24;
+  o->temp = 1.0f;
+  o->eos = -1;
+  o->horizon = 10000.0f;
+  o->lr = 1e-5f;
+  o->value_lr = 1e-5f;
+  o->grad_clip = 1.0f;
+  o->seed = 1337;
+  o->out_dir = "out-ppo";
+  o->progress = 1;
+}
+
+static int same_arch(const vklm_model_config *a, const vklm_model_config *b) {
+  return a->arch == b->arch && a->vocab_size == b->vocab_size && a->max_seq == b->max_seq &&
+         a->n_layer == b->n_layer && a->n_head == b->n_head && a->n_kv_head == b->n_kv_head &&
+         a->n_embd == b->n_embd && a->ffn_hidden == b->ffn_hidden &&
+         a->tie_embeddings == b->tie_embeddings && a->norm_eps == b->norm_eps &&
+         (a->arch != VKLM_ARCH_LLAMA || a->rope_theta == b->rope_theta);
+}
+
+vklm_status vklm_ppo_check(const vklm_ckpt *init, const vklm_ppo_options *o,
+                           const vklm_pref_set *prompts, char *err, size_t errlen) {
+  const vklm_model_config *p = &init->st.model;
+  if (!prompts || prompts->n == 0) {
+    snprintf(err, errlen, "the prompt set is empty: PPO needs prompts to answer");
+    return VKLM_ERROR_INVALID;
+  }
+  if (!o->reward) {
+    snprintf(err, errlen, "no reward model (train one with `vklm reward train`)");
+    return VKLM_ERROR_INVALID;
+  }
+  const vklm_model_config *r = &o->reward->st.model;
+  if (r->vocab_size != p->vocab_size) {
+    snprintf(err, errlen, "the reward model's vocabulary (%u tokens) differs from the policy's "
+             "(%u): it cannot read the policy's responses", r->vocab_size, p->vocab_size);
+    return VKLM_ERROR_INVALID;
+  }
+  if (!r->scalar_head) {
+    snprintf(err, errlen, "the reward model has no scalar head: not a reward model (train one "
+             "with `vklm reward train`)");
+    return VKLM_ERROR_INVALID;
+  }
+  if (o->value && o->value->st.model.vocab_size != p->vocab_size) {
+    snprintf(err, errlen, "the value model's vocabulary (%u tokens) differs from the policy's (%u)",
+             o->value->st.model.vocab_size, p->vocab_size);
+    return VKLM_ERROR_INVALID;
+  }
+  if (o->ref && !same_arch(&o->ref->st.model, p)) {
+    const vklm_model_config *q = &o->ref->st.model;
+    snprintf(err, errlen, "the reference model's architecture differs from the policy's "
+             "(%s L=%u NH=%u NKV=%u C=%u F=%u V=%u maxT=%u vs %s L=%u NH=%u NKV=%u C=%u F=%u V=%u "
+             "maxT=%u): the reference must be the policy's starting point",
+             q->arch == VKLM_ARCH_LLAMA ? "llama" : "gpt2", q->n_layer, q->n_head, q->n_kv_head,
+             q->n_embd, q->ffn_hidden, q->vocab_size, q->max_seq,
+             p->arch == VKLM_ARCH_LLAMA ? "llama" : "gpt2", p->n_layer, p->n_head, p->n_kv_head,
+             p->n_embd, p->ffn_hidden, p->vocab_size, p->max_seq);
+    return VKLM_ERROR_INVALID;
+  }
+  const vklm_ckpt *models[3] = {init, o->reward, o->value};
+  for (int i = 0; i < 3; i++)
+    if (models[i] && o->T > models[i]->st.model.max_seq) {
+      snprintf(err, errlen, "T=%u is longer than the %s model's context (%u)", o->T,
+               i == 0 ? "policy" : i == 1 ? "reward" : "value", models[i]->st.model.max_seq);
+      return VKLM_ERROR_INVALID;
+    }
+  for (uint64_t i = 0; i < prompts->n; i++) {
+    const vklm_pref_item *it = &prompts->items[i];
+    if (it->np == 0 || it->np + 1 > o->T) {
+      snprintf(err, errlen, "line %u: the prompt (%u tokens) leaves no room for a response in "
+               "T=%u", it->line, it->np, o->T);
+      return VKLM_ERROR_INVALID;
+    }
+  }
+  if (o->prompts == 0 || o->k == 0 || o->max_tokens == 0 || o->hp.epochs == 0 ||
+      o->hp.minibatch == 0) {
+    snprintf(err, errlen, "prompts per batch, responses per prompt, max tokens, epochs and the "
+             "minibatch must be at least 1");
+    return VKLM_ERROR_INVALID;
+  }
+  return VKLM_OK;
+}
+
+/* Rows of the rollout into b, and the reward model's inputs (the whole sequence) into rin/last;
+ * ended[n]: the response stopped at eos. */
+static void layout(const vklm_pref_set *s, uint32_t k, vklm_ppo_batch *b, int32_t *rin,
+                   uint32_t *last, uint8_t *ended, int32_t eos, double *resp_tokens) {
+  uint32_t T = b->T;
+  *resp_tokens = 0;
+  for (uint64_t i = 0; i < s->n; i++)
+    for (uint32_t j = 0; j < k; j++) {
+      const vklm_pref_item *it = &s->items[i];
+      size_t n = i * k + j;
+      /* fits by construction: np + max_tokens <= T */
+      vklm_align_row(it->prompt_ids, it->np, it->resp_ids[j], it->nr[j], T, b->inputs + n * T,
+                     b->targets + n * T, b->mask + n * T, NULL);
+      vklm_align_row(it->prompt_ids, it->np, it->resp_ids[j], it->nr[j], T, rin + n * T, NULL,
+                     NULL, &last[n]);
+      ended[n] = it->nr[j] > 0 && eos >= 0 && it->resp_ids[j][it->nr[j] - 1] == eos;
+      *resp_tokens += it->nr[j];
+    }
+}
+
+/* Old and reference log-probs, values and scores of every row, mb rows per pass. */
+static vklm_status collect(vklm_model *pol, vklm_model *ref, vklm_model *rm, vklm_model *val,
+                           vklm_ppo_batch *b, const int32_t *rin, const uint32_t *last,
+                           char *err, size_t errlen) {
+  uint32_t B = vklm_model_batch(pol), T = b->T;
+  size_t bt = (size_t)B * T;
+  int32_t *in = malloc(bt * sizeof *in), *tg = malloc(bt * sizeof *tg), *ri = malloc(bt * sizeof *ri);
+  float *lp = malloc(bt * sizeof *lp), *lr = malloc(bt * sizeof *lr), *v = malloc(bt * sizeof *v);
+  float *sc = malloc(bt * sizeof *sc);
+  vklm_status st = in && tg && ri && lp && lr && v && sc ? VKLM_OK : VKLM_ERROR_OUT_OF_HOST_MEMORY;
+  if (st != VKLM_OK) snprintf(err, errlen, "out of host memory");
+  for (uint32_t at = 0; st == VKLM_OK && at < b->N; at += B) {
+    uint32_t n = b->N - at < B ? b->N - at : B;
+    for (uint32_t r = 0; r < B; r++) {
+      size_t d = (size_t)r * T, s = (size_t)(at + r) * T;
+      if (r < n) {
+        memcpy(in + d, b->inputs + s, T * sizeof *in);
+        memcpy(tg + d, b->targets + s, T * sizeof *tg);
+        memcpy(ri + d, rin + s, T * sizeof *ri);
+      } else {
+        for (uint32_t t = 0; t < T; t++) in[d + t] = ri[d + t] = 0, tg[d + t] = VKLM_IGNORE_INDEX;
+      }
+    }
+    vklm_model_io pio = {.inputs = in, .targets = tg, .token_logp = lp};
+    vklm_model_io rio = {.inputs = in, .targets = tg, .token_logp = lr};
+    vklm_model_io vio = {.inputs = in, .values = v};
+    vklm_model_io sio = {.inputs = ri, .values = sc};
+    const char *what = "policy";
+    vklm_model *m = pol;
+    if ((st = vklm_model_run(pol, &pio)) == VKLM_OK &&
+        (what = "reference", m = ref, st = vklm_model_run(ref, &rio)) == VKLM_OK &&
+        (what = "value", m = val, st = vklm_model_run(val, &vio)) == VKLM_OK)
+      what = "reward", m = rm, st = vklm_model_run(rm, &sio);
+    if (st != VKLM_OK) {
+      snprintf(err, errlen, "%s forward: %s", what, vklm_model_error(m));
+      break;
+    }
+    for (uint32_t r = 0; r < n; r++) {
+      size_t d = (size_t)r * T, s = (size_t)(at + r) * T;
+      memcpy(b->old_logp + s, lp + d, T * sizeof *lp);
+      memcpy(b->ref_logp + s, lr + d, T * sizeof *lr);
+      memcpy(b->values + s, v + d, T * sizeof *v);
+      b->score[at + r] = sc[d + last[at + r]];
+    }
+  }
+  free(in), free(tg), free(ri), free(lp), free(lr), free(v), free(sc);
+  return st;
+}
+
+/* The prompts of iteration it (1-based): o->prompts of them, a seeded permutation per pass. */
+static vklm_status pick_prompts(const vklm_pref_set *all, const vklm_ppo_options *o, uint32_t it,
+                                vklm_pref_set *s) {
+  memset(s, 0, sizeof *s);
+  s->items = calloc(o->prompts, sizeof *s->items);
+  if (!s->items) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
+  s->n = o->prompts;
+  for (uint32_t j = 0; j < o->prompts; j++) {
+    uint64_t q = (uint64_t)(it - 1) * o->prompts + j, P = all->n;
+    const vklm_pref_item *src = &all->items[vklm_data_permute(q % P, P, o->seed, q / P)];
+    vklm_pref_item *d = &s->items[j];
+    d->prompt = strdup(src->prompt ? src->prompt : "");
+    d->prompt_ids = malloc(src->np * sizeof(int32_t));
+    if (!d->prompt || !d->prompt_ids) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
+    memcpy(d->prompt_ids, src->prompt_ids, src->np * sizeof(int32_t));
+    d->np = src->np, d->line = src->line;
+  }
+  return VKLM_OK;
+}
+
+/* The rollout's responses and scores as JSON lines (the first and last iterations' samples). */
+static void write_samples(FILE *f, uint32_t it, const vklm_pref_set *s, uint32_t k,
+                          const float *score) {
+  for (uint64_t i = 0; f && i < s->n; i++)
+    for (uint32_t j = 0; j < k; j++) {
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddNumberToObject(o, "iter", it);
+      cJSON_AddStringToObject(o, "prompt", s->items[i].prompt ? s->items[i].prompt : "");
+      cJSON_AddStringToObject(o, "response", s->items[i].response[j] ? s->items[i].response[j] : "");
+      cJSON_AddNumberToObject(o, "score", score[i * k + j]);
+      char *line = cJSON_PrintUnformatted(o);
+      if (line) fprintf(f, "%s\n", line);
+      free(line);
+      cJSON_Delete(o);
+    }
+}
+
+static void log_json(FILE *f, const vklm_ppo_iter *r) {
+  fprintf(f, "{\"iter\": %u, \"reward_mean\": %.6f, \"reward_std\": %.6f, \"kl\": %.6f, "
+          "\"beta\": %.6g, \"pg_loss\": %.6f, \"vf_loss\": %.6f, \"clipfrac\": %.6f, "
+          "\"vf_clipfrac\": %.6f, \"approx_kl\": %.6g, \"entropy\": %.6f, \"ratio\": %.6f, "
+          "\"resp_len\": %.3f, \"ended\": %.4f, \"tokens_per_s\": %.2f, \"seconds\": %.3f}",
+          r->iter, r->reward_mean, r->reward_std, r->kl, r->beta, r->st.pg_loss, r->st.vf_loss,
+          r->st.clipfrac, r->st.vf_clipfrac, r->st.approx_kl, r->st.entropy, r->st.ratio,
+          r->resp_len, r->ended, r->tokens_per_s, r->seconds);
+}
+
+vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_pref_set *prompts,
+                           const vklm_ppo_options *o, vklm_ppo_result *res, char *err,
+                           size_t errlen) {
+  memset(res, 0, sizeof *res);
+  vklm_status st = vklm_ppo_check(init, o, prompts, err, errlen);
+  if (st != VKLM_OK) return st;
+  vklm_ppo_hparams hp = o->hp;
+  uint32_t T = o->T, N = o->prompts * o->k, mb = hp.minibatch < N ? hp.minibatch : N;
+  hp.minibatch = mb;
+  uint32_t longest = 0;
+  for (uint64_t i = 0; i < prompts->n; i++)
+    longest = prompts->items[i].np > longest ? prompts->items[i].np : longest;
+  vklm_rollout_options ro = {.k = o->k, .max_tokens = o->max_tokens, .temp = o->temp,
+                             .top_p = 1.0f, .eos = o->eos, .slots = N};
+  if (longest + ro.max_tokens > T) ro.max_tokens = T - longest; /* >= 1: checked */
+  vklm_model *pol = NULL, *ref = NULL, *rm = NULL, *val = NULL;
+  vklm_ppo_batch b = {0};
+  vklm_metrics hist = {0};
+  vklm_pref_set s = {0};
+  int32_t *rin = malloc((size_t)N * T * sizeof *rin);
+  uint32_t *last = malloc(N * sizeof *last), *order = malloc((size_t)hp.epochs * N * sizeof *order);
+  uint8_t *ended = malloc(N);
+  FILE *log = NULL, *samples = NULL;
+  if (!rin || !last || !order || !ended || vklm_ppo_batch_alloc(&b, N, T) != VKLM_OK) {
+    snprintf(err, errlen, "out of host memory");
+    st = VKLM_ERROR_OUT_OF_HOST_MEMORY;
+    goto done;
+  }
+  /* the policy trains; the reference and reward model are frozen (weights only); the value
+   * model trains its scalar head and body (an untied LM head is unused, so frozen) */
+  vklm_model_options po = {0}, fo = {.frozen = 1};
+  const vklm_ckpt *vsrc = o->value ? o->value : o->reward;
+  vklm_model_options vo = {.freeze = vsrc->st.model.tie_embeddings ? NULL : "lm_head.weight"};
+  if ((st = vklm_align_model(ctx, init, 0, mb, T, &po, o->seed, &pol, err, errlen)) != VKLM_OK ||
+      (st = vklm_align_model(ctx, o->ref ? o->ref : init, 0, mb, T, &fo, o->seed, &ref, err,
+                             errlen)) != VKLM_OK ||
+      (st = vklm_align_model(ctx, o->reward, 1, mb, T, &fo, o->seed, &rm, err, errlen)) != VKLM_OK ||
+      (st = vklm_align_model(ctx, vsrc, 1, mb, T, &vo, o->seed, &val, err, errlen)) != VKLM_OK)
+    goto done;
+  vklm_model *ms[4] = {pol, ref, rm, val};
+  for (int i = 0; i < 4; i++) vklm_model_memory_get(ms[i], &res->mem[i]);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
+  if (!(log = fopen(path, "w"))) {
+    snprintf(err, errlen, "cannot write %s", path);
+    st = VKLM_ERROR_INVALID;
+    goto done;
+  }
+  snprintf(path, sizeof path, "%s/samples.jsonl", o->out_dir);
+  samples = fopen(path, "w"); /* optional: a failure only loses the samples */
+  vklm_optim_config ocp = {.lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                           .weight_decay = o->weight_decay, .grad_clip = o->grad_clip};
+  vklm_optim_config ocv = ocp;
+  ocv.lr = o->value_lr;
+  uint32_t step = 1;
+  double t0 = vklm_train_now_s();
+  for (uint32_t it = 1; it <= o->iters; it++) {
+    double ti = vklm_train_now_s(), resp_tokens;
+    vklm_pref_free(&s);
+    if ((st = pick_prompts(prompts, o, it, &s)) != VKLM_OK) {
+      snprintf(err, errlen, "out of host memory");
+      goto done;
+    }
+    ro.seed = o->seed * 1000003ull + it;
+    if ((st = vklm_rollout(pol, o->tk, &s, &ro, err, errlen)) != VKLM_OK) goto done;
+    double rollout_s = vklm_train_now_s() - ti;
+    layout(&s, o->k, &b, rin, last, ended, o->eos, &resp_tokens);
+    if ((st = collect(pol, ref, rm, val, &b, rin, last, err, errlen)) != VKLM_OK) goto done;
+    vklm_ppo_iter r = {.iter = it, .beta = hp.beta};
+    double ent = 0, ntok = 0;
+    for (uint32_t n = 0; n < N; n++) {
+      if (!ended[n]) b.score[n] += o->no_eos_penalty;
+      r.reward_mean += b.score[n] / N;
+      r.kl += vklm_ppo_row_kl(&b, n) / N;
+      r.ended += ended[n] / (double)N;
+      for (uint32_t t = 0; t < T; t++)
+        if (b.mask[(size_t)n * T + t] != 0) ent -= b.old_logp[(size_t)n * T + t], ntok++;
+    }
+    for (uint32_t n = 0; n < N; n++)
+      r.reward_std += (b.score[n] - r.reward_mean) * (b.score[n] - r.reward_mean);
+    r.reward_std = N > 1 ? sqrt(r.reward_std / (N - 1)) : 0;
+    r.resp_len = resp_tokens / N;
+    vklm_ppo_advantages(&b, &hp);
+    for (uint32_t e = 0; e < hp.epochs; e++)
+      for (uint32_t q = 0; q < N; q++)
+        order[(size_t)e * N + q] = (uint32_t)vklm_data_permute(q, N, o->seed ^ 0x9907, (uint64_t)it * hp.epochs + e);
+    if ((st = vklm_ppo_update(pol, val, &b, &hp, order, &ocp, &ocv, &step, NULL, NULL, &r.st, err,
+                              errlen)) != VKLM_OK)
+      goto done;
+    r.st.entropy = ntok > 0 ? ent / ntok : 0;
+    /* KL control (Ziegler et al.): beta moves toward the target KL per response */
+    if (o->target_kl > 0) {
+      double e = r.kl / o->target_kl - 1;
+      e = e < -0.2 ? -0.2 : e > 0.2 ? 0.2 : e;
+      hp.beta = (float)(hp.beta * (1 + e * N / o->horizon));
+    }
+    r.seconds = vklm_train_now_s() - ti;
+    r.tokens_per_s = rollout_s > 0 ? resp_tokens / rollout_s : 0;
+    if (it == 1 || it == o->iters) write_samples(samples, it, &s, o->k, b.score);
+    if (it == 1) res->first = r;
+    res->last = r;
+    res->iters = it;
+    log_json(log, &r);
+    fputc('\n', log);
+    fflush(log);
+    vklm_metric m = {.step = it, .train_loss = (float)r.reward_mean, .val_loss = (float)r.kl,
+                     .lr = o->lr, .grad_norm = NAN, .tokens_per_s = r.tokens_per_s,
+                     .elapsed_s = vklm_train_now_s() - t0};
+    vklm_metrics_add(&hist, &m);
+    if (o->progress)
+      fprintf(stderr, "iter %u/%u | reward %+.4f (std %.3f) | KL %.4f beta %.4g | pg %+.4f vf "
+              "%.4f clip %.3f approx-KL %.2e | len %.1f ended %.2f | rollout %.0f tok/s | %.1f s\n",
+              it, o->iters, r.reward_mean, r.reward_std, r.kl, r.beta, r.st.pg_loss, r.st.vf_loss,
+              r.st.clipfrac, r.st.approx_kl, r.resp_len, r.ended, r.tokens_per_s, r.seconds);
+  }
+  res->seconds = vklm_train_now_s() - t0;
+  snprintf(path, sizeof path, "%s/checkpoint.bin", o->out_dir);
+  if ((st = vklm_align_save(path, pol, step - 1, &ocp, err, errlen)) != VKLM_OK) goto done;
+  snprintf(path, sizeof path, "%s/value.bin", o->out_dir);
+  if ((st = vklm_align_save(path, val, step - 1, &ocv, err, errlen)) != VKLM_OK) goto done;
+  snprintf(path, sizeof path, "%s/ppo.png", o->out_dir);
+  st = vklm_plot_loss(&hist, "PPO: mean reward (the 'train' curve) and KL to the reference "
+                      "(the 'validation' curve) per iteration", path, 900, 500, err, errlen);
+done:
+  if (log) fclose(log);
+  if (samples) fclose(samples);
+  vklm_pref_free(&s);
+  vklm_ppo_batch_free(&b);
+  vklm_metrics_free(&hist);
+  free(rin), free(last), free(order), free(ended);
+  vklm_model_destroy(pol);
+  vklm_model_destroy(ref);
+  vklm_model_destroy(rm);
+  vklm_model_destroy(val);
+  return st;
+}
