@@ -108,6 +108,12 @@ rm_len=(--epochs 4); [ "$rm_steps" -gt 0 ] && rm_len=(--steps "$rm_steps")
 step "align 4/4: direct preference optimisation against the SFT model (vklm dpo)"
 "$VKLM" dpo -m "$out/sft" --data "$out/rankings.jsonl" --out "$out/dpo" -b 4 -T 32 \
   --steps "$dpo_steps" --lr 1e-3 --beta 0.1 --val-fraction 0.2 --bad-rows skip
+step "eval of the aligned models: antonyms and crows-mini (vklm eval)"
+for m in sft dpo; do
+  "$VKLM" eval -m "$out/$m" antonyms crows-mini --json "$out/$m/eval.json" --quiet | tee "$out/$m/eval.txt"
+done
+evalm() { awk '$1=="antonyms" && $3=="acc" {a=$4} $1=="crows-mini" && $3=="pct_stereotype" {c=$4}
+  END {printf "antonyms acc %s, crows-mini stereotyped %s", a, c}' "$1"; }
 num() { grep -o "\"$2\": [-0-9.enul]*" "$1" | head -1 | sed 's/.*: //'; }
 dpo_m() { grep -o "\"$2\": {[^}]*}" "$1" | grep -o '"margin": [-0-9.e]*' | sed 's/.*: //'; }
 alignfig="SFT exact match $(num "$out/sft/sft_eval.json" exact_match_before) -> $(num "$out/sft/sft_eval.json" exact_match_after) of $(num "$out/sft/sft_eval.json" items); reward model held-out pairwise accuracy $(num "$out/reward/reward.json" heldout_accuracy); DPO held-out margin $(dpo_m "$out/dpo/dpo.json" heldout_before) -> $(dpo_m "$out/dpo/dpo.json" heldout_after), KL $(num "$out/dpo/dpo.json" kl_sampled) nats"
@@ -128,6 +134,8 @@ cat <<EOF
   aligned models:    $out/sft (SFT), $out/reward (reward model), $out/dpo (DPO), rankings in
                      $out/rankings.jsonl; loss plots beside each
   alignment:         $alignfig
+  eval, SFT model:   $(evalm "$out/sft/eval.txt")
+  eval, DPO model:   $(evalm "$out/dpo/eval.txt")
   generate more:     $VKLM generate -m $out/run -p "Your prompt" -n 100
   ask the DPO model: $VKLM generate -m $out/dpo -p "Your prompt" -n 20
   rank by hand:      $VKLM rank -m $out/sft --prompts $align/questions.jsonl -o my-rankings.jsonl [--web]

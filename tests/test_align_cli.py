@@ -33,9 +33,9 @@ def check(ok, what):
         failures += 1
 
 
-def run(*args, stdin=None, timeout=900):
+def run(*args, stdin=None, timeout=900, env=None):
     return subprocess.run([vklm, *args], capture_output=True, text=True, errors="replace",
-                          input=stdin, timeout=timeout)
+                          input=stdin, timeout=timeout, env=env)
 
 
 def jsonl(path, rows):
@@ -196,6 +196,22 @@ try:
         check(r.returncode == 0, "vklm dpo --loss %s runs" % loss)
     r = run("dpo", "-m", sft, "--data", pref, "--beta", "-1")
     check(r.returncode == 2 and "--beta" in r.stderr, "an out-of-range flag is refused")
+
+    # ---- the four commands under the Vulkan spec's minimum limits --------------------------------
+    bl = dict(os.environ, VKLM_LIMITS="baseline")
+    r1 = run("sft", "--data", inst, "--init", base, "--out", os.path.join(tmp, "bl_sft"), "--steps",
+             "2", "-b", "4", "-T", "40", "--val-fraction", "0", "--quiet", env=bl)
+    blr = os.path.join(tmp, "bl_ranks.jsonl")
+    r2 = run("rank", "-m", sft, "--prompts", q3, "-o", blr, "-k", "3", "--max-tokens", "4",
+             "--simulate", "length", env=bl)
+    r3 = run("reward", "train", "-m", sft, "--data", pref, "--out", os.path.join(tmp, "bl_rm"), "-b",
+             "8", "-T", "40", "--steps", "2", "--norm-prompts", "2", "--norm-k", "2",
+             "--norm-tokens", "4", "--quiet", env=bl)
+    r4 = run("dpo", "-m", sft, "--data", pref, "--out", os.path.join(tmp, "bl_dpo"), "-b", "2",
+             "-T", "40", "--steps", "2", "--quiet", env=bl)
+    check(all(x.returncode == 0 for x in (r1, r2, r3, r4)) and len(open(blr).readlines()) == 3,
+          "sft, rank, reward train and dpo run under VKLM_LIMITS=baseline: " +
+          " | ".join(x.stderr.strip()[-120:] for x in (r1, r2, r3, r4) if x.returncode))
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -32,7 +32,8 @@ with tempfile.TemporaryDirectory() as tmp:
         check(stage in r.stdout, f"stage '{stage}' ran")
     for f in ("cleaned.jsonl", "tokenizer.json", "run/checkpoint.bin", "run/loss.png", "run/metrics.jsonl",
               "eval.json", "eval.html", "sft/checkpoint.bin", "sft/sft_eval.json", "rankings.jsonl",
-              "reward/checkpoint.bin", "reward/reward.json", "dpo/checkpoint.bin", "dpo/dpo.json"):
+              "reward/checkpoint.bin", "reward/reward.json", "dpo/checkpoint.bin", "dpo/dpo.json",
+              "sft/eval.json", "dpo/eval.json"):
         check(os.path.isfile(os.path.join(out, f)), f"{f} written")
     shards = os.listdir(os.path.join(out, "shards")) if os.path.isdir(os.path.join(out, "shards")) else []
     check(any(s.startswith("train_") for s in shards) and any(s.startswith("val_") for s in shards),
@@ -42,9 +43,10 @@ with tempfile.TemporaryDirectory() as tmp:
         check(any("train_loss" in x for x in rows), f"metrics log has {len(rows)} rows with training losses")
     summary = r.stdout.split("== done in")[-1]
     check("bits/byte" in summary and "SFT exact match" in summary and
-          "reward model held-out pairwise accuracy" in summary and "DPO held-out margin" in summary,
+          "reward model held-out pairwise accuracy" in summary and "DPO held-out margin" in summary
+          and "eval, SFT model:   antonyms acc 0." in summary and "eval, DPO model:   antonyms acc 0." in summary,
           "the summary gives the eval, SFT, reward and DPO figures: " +
-          " ".join(l.strip() for l in summary.splitlines() if "alignment:" in l or "eval:" in l)[:400])
+          " ".join(l.strip() for l in summary.splitlines() if "alignment:" in l or "eval" in l)[:600])
     if os.path.isfile(os.path.join(out, "rankings.jsonl")):
         ranks = [json.loads(line) for line in open(os.path.join(out, "rankings.jsonl"))]
         check(len(ranks) == 64 and all(len(x["responses"]) == 4 and x["rater"] == "simulated:answer"
