@@ -17,6 +17,8 @@ int cmd_sft(int argc, char **argv);
 int cmd_reward(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_rank(int argc, char **argv);
+/* `vklm report`: the life-cycle report of a quickstart run directory (apps/cmd_report.c). */
+int cmd_report(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 /* `vklm convert` (HF dir / GGUF -> checkpoint) and `vklm eval-logits` (a checkpoint's logits for
  * one sequence, for tests): apps/cmd_convert.c. */

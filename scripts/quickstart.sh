@@ -112,6 +112,8 @@ step "eval of the aligned models: antonyms and crows-mini (vklm eval)"
 for m in sft dpo; do
   "$VKLM" eval -m "$out/$m" antonyms crows-mini --json "$out/$m/eval.json" --quiet | tee "$out/$m/eval.txt"
 done
+step "the life-cycle report (vklm report)"
+"$VKLM" report "$out" --prompts "$align/questions.jsonl" -n 8
 evalm() { awk '$1=="antonyms" && $3=="acc" {a=$4} $1=="crows-mini" && $3=="pct_stereotype" {c=$4}
   END {printf "antonyms acc %s, crows-mini stereotyped %s", a, c}' "$1"; }
 num() { grep -o "\"$2\": [-0-9.enul]*" "$1" | head -1 | sed 's/.*: //'; }
@@ -133,6 +135,8 @@ cat <<EOF
   eval:              $out/eval.txt, eval.json, eval.html ($evalfig)
   aligned models:    $out/sft (SFT), $out/reward (reward model), $out/dpo (DPO), rankings in
                      $out/rankings.jsonl; loss plots beside each
+  report:            $out/report.html (every stage's figures and plots; the base, SFT and DPO
+                     models' answers to the same questions side by side)
   alignment:         $alignfig
   eval, SFT model:   $(evalm "$out/sft/eval.txt")
   eval, DPO model:   $(evalm "$out/dpo/eval.txt")

@@ -33,7 +33,7 @@ with tempfile.TemporaryDirectory() as tmp:
     for f in ("cleaned.jsonl", "tokenizer.json", "run/checkpoint.bin", "run/loss.png", "run/metrics.jsonl",
               "eval.json", "eval.html", "sft/checkpoint.bin", "sft/sft_eval.json", "rankings.jsonl",
               "reward/checkpoint.bin", "reward/reward.json", "dpo/checkpoint.bin", "dpo/dpo.json",
-              "sft/eval.json", "dpo/eval.json"):
+              "sft/eval.json", "dpo/eval.json", "report.html"):
         check(os.path.isfile(os.path.join(out, f)), f"{f} written")
     shards = os.listdir(os.path.join(out, "shards")) if os.path.isdir(os.path.join(out, "shards")) else []
     check(any(s.startswith("train_") for s in shards) and any(s.startswith("val_") for s in shards),
@@ -47,6 +47,14 @@ with tempfile.TemporaryDirectory() as tmp:
           and "eval, SFT model:   antonyms acc 0." in summary and "eval, DPO model:   antonyms acc 0." in summary,
           "the summary gives the eval, SFT, reward and DPO figures: " +
           " ".join(l.strip() for l in summary.splitlines() if "alignment:" in l or "eval" in l)[:600])
+    if os.path.isfile(os.path.join(out, "report.html")):
+        html = open(os.path.join(out, "report.html")).read()
+        check(all(t in html for t in ("Pretraining", "Supervised fine-tuning", "Reward model",
+                                      "Direct preference optimisation", "data:image/png;base64,",
+                                      "<th>base (pretrained)</th>", "<th>SFT</th>", "<th>DPO</th>"))
+              and "http" not in html.replace("http-equiv", ""),
+              "the report holds every stage, embedded plots and the models' answers side by side, "
+              "and fetches nothing")
     if os.path.isfile(os.path.join(out, "rankings.jsonl")):
         ranks = [json.loads(line) for line in open(os.path.join(out, "rankings.jsonl"))]
         check(len(ranks) == 64 and all(len(x["responses"]) == 4 and x["rater"] == "simulated:answer"
