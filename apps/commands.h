@@ -16,6 +16,7 @@ int cmd_sft(int argc, char **argv);
 /* `vklm reward train|score`, `vklm dpo`, `vklm rank`: alignment (cmd_align.c, cmd_rank.c). */
 int cmd_reward(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
+int cmd_ppo(int argc, char **argv); /* `vklm ppo`: RLHF with PPO (cmd_ppo.c) */
 int cmd_rank(int argc, char **argv);
 /* `vklm report`: the life-cycle report of a quickstart run directory (apps/cmd_report.c). */
 int cmd_report(int argc, char **argv);

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"rank", cmd_rank, "sample K responses per prompt and rank them (terminal, browser, simulated)"},
     {"reward", cmd_reward, "reward model: train on rankings/preferences, score responses"},
     {"dpo", cmd_dpo, "direct preference optimisation against a frozen reference model"},
+    {"ppo", cmd_ppo, "RLHF: PPO against a reward model with a KL penalty to a frozen reference"},
     {"report", cmd_report, "the life-cycle report of a run: each stage's figures, plots, answers"},
     {"export", cmd_export, "checkpoint -> safetensors (HF names + config.json) or GGUF"},
     {"convert", cmd_convert, "HF directory (safetensors) or GGUF (gpt2, llama) -> checkpoint"},

@@ -398,9 +398,13 @@ typedef struct vklm_ppo_options {
   float horizon;         /* adaptive controller's horizon (10000) */
   float lr, value_lr, weight_decay, grad_clip;
   uint64_t seed;
-  const char *out_dir;   /* checkpoint.bin (policy), value.bin, metrics.jsonl, ppo.png,
-                            samples.jsonl (the first and last rollouts with their scores) */
+  const char *out_dir;   /* checkpoint.bin (policy), value.bin, ppo_state.json, metrics.jsonl,
+                            ppo.png, samples.jsonl (the first and last rollouts, scored) */
   int progress;
+  uint32_t ckpt_every;   /* iterations between checkpoints (0: at the end only) */
+  int resume;            /* continue the run in out_dir from its last checkpoint (ppo_state.json,
+                            checkpoint.bin and value.bin with their moments); init is still the
+                            start (and the reference by default) */
   const vklm_ckpt *ref;  /* the frozen reference's weights (NULL: init's) */
   const vklm_ckpt *reward; /* the reward model (a scalar head; required) */
   const vklm_ckpt *value;  /* the value model's start (NULL: the reward model) */

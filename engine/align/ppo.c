@@ -126,7 +126,8 @@ static vklm_status collect(vklm_model *pol, vklm_model *ref, vklm_model *rm, vkl
                            char *err, size_t errlen) {
   uint32_t B = vklm_model_batch(pol), T = b->T;
   size_t bt = (size_t)B * T;
-  int32_t *in = malloc(bt * sizeof *in), *tg = malloc(bt * sizeof *tg), *ri = malloc(bt * sizeof *ri);
+  int32_t *in = malloc(bt * sizeof *in), *tg = malloc(bt * sizeof *tg);
+  int32_t *ri = malloc(bt * sizeof *ri);
   float *lp = malloc(bt * sizeof *lp), *lr = malloc(bt * sizeof *lr), *v = malloc(bt * sizeof *v);
   float *sc = malloc(bt * sizeof *sc);
   vklm_status st = in && tg && ri && lp && lr && v && sc ? VKLM_OK : VKLM_ERROR_OUT_OF_HOST_MEMORY;
@@ -197,7 +198,8 @@ static void write_samples(FILE *f, uint32_t it, const vklm_pref_set *s, uint32_t
       cJSON *o = cJSON_CreateObject();
       cJSON_AddNumberToObject(o, "iter", it);
       cJSON_AddStringToObject(o, "prompt", s->items[i].prompt ? s->items[i].prompt : "");
-      cJSON_AddStringToObject(o, "response", s->items[i].response[j] ? s->items[i].response[j] : "");
+      const char *resp = s->items[i].response[j];
+      cJSON_AddStringToObject(o, "response", resp ? resp : "");
       cJSON_AddNumberToObject(o, "score", score[i * k + j]);
       char *line = cJSON_PrintUnformatted(o);
       if (line) fprintf(f, "%s\n", line);
@@ -214,6 +216,140 @@ static void log_json(FILE *f, const vklm_ppo_iter *r) {
           r->iter, r->reward_mean, r->reward_std, r->kl, r->beta, r->st.pg_loss, r->st.vf_loss,
           r->st.clipfrac, r->st.vf_clipfrac, r->st.approx_kl, r->st.entropy, r->st.ratio,
           r->resp_len, r->ended, r->tokens_per_s, r->seconds);
+}
+
+/* ---- checkpoints and resume ----------------------------------------------------------------
+ * ppo_state.json (written last, atomically) names the iteration that checkpoint.bin and
+ * value.bin (weights and AdamW moments) hold, the AdamW step, beta, and what the iteration
+ * stream depends on (seed, rows, T, minibatch): prompts, rollout seeds and permutations are
+ * functions of (seed, iteration), so a resumed run continues exactly. */
+static vklm_status save_state(const vklm_ppo_options *o, vklm_model *pol, vklm_model *val,
+                              const vklm_optim_config *ocp, const vklm_optim_config *ocv,
+                              uint32_t it, uint32_t step, float beta, uint32_t N, uint32_t mb,
+                              char *err, size_t errlen) {
+  char path[4096], tmp[4200];
+  vklm_status st;
+  snprintf(path, sizeof path, "%s/checkpoint.bin", o->out_dir);
+  if ((st = vklm_align_save(path, pol, step - 1, ocp, err, errlen)) != VKLM_OK) return st;
+  snprintf(path, sizeof path, "%s/value.bin", o->out_dir);
+  if ((st = vklm_align_save(path, val, step - 1, ocv, err, errlen)) != VKLM_OK) return st;
+  snprintf(path, sizeof path, "%s/ppo_state.json", o->out_dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    snprintf(err, errlen, "cannot write %s", tmp);
+    return VKLM_ERROR_INVALID;
+  }
+  fprintf(f, "{\"iter\": %u, \"step\": %u, \"beta\": %.9g, \"seed\": %llu, \"rows\": %u, "
+          "\"T\": %u, \"minibatch\": %u}\n", it, step, beta, (unsigned long long)o->seed, N,
+          o->T, mb);
+  int bad = fflush(f) != 0;
+  bad |= fclose(f) != 0;
+  if (bad || rename(tmp, path) != 0) {
+    snprintf(err, errlen, "cannot write %s", path);
+    return VKLM_ERROR_INVALID;
+  }
+  return VKLM_OK;
+}
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  char *b = malloc(cap);
+  for (size_t got; b && (got = fread(b + n, 1, cap - n - 1, f)) > 0;) {
+    n += got;
+    if (n + 1 == cap) {
+      char *nb = realloc(b, cap *= 2);
+      if (!nb) free(b);
+      b = nb;
+    }
+  }
+  fclose(f);
+  if (b) b[n] = 0;
+  return b;
+}
+
+static vklm_status load_model_state(const char *path, vklm_model *m, char *err, size_t errlen) {
+  vklm_ckpt *c = NULL;
+  char e2[1024];
+  vklm_status st = vklm_ckpt_read(path, 1, &c, e2, sizeof e2);
+  if (st == VKLM_OK) st = vklm_ckpt_load_model(c, m, e2, sizeof e2);
+  if (st != VKLM_OK) snprintf(err, errlen, "resume: %s: %s", path, e2);
+  vklm_ckpt_free(c);
+  return st;
+}
+
+/* Restores the models, the step, beta and the logs (rows past the checkpoint dropped). */
+static vklm_status resume(const vklm_ppo_options *o, vklm_model *pol, vklm_model *val, uint32_t N,
+                          uint32_t mb, uint32_t *start, uint32_t *step, float *beta,
+                          vklm_metrics *hist, vklm_ppo_result *res, char *err, size_t errlen) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/ppo_state.json", o->out_dir);
+  char *text = slurp(path);
+  cJSON *j = text ? cJSON_Parse(text) : NULL;
+  free(text);
+  const char *keys[7] = {"iter", "step", "beta", "seed", "rows", "T", "minibatch"};
+  double v[7];
+  for (int i = 0; i < 7; i++) {
+    cJSON *x = cJSON_GetObjectItem(j, keys[i]);
+    if (!cJSON_IsNumber(x)) {
+      snprintf(err, errlen, "resume: %s is missing or has no \"%s\" (nothing to resume)", path,
+               keys[i]);
+      cJSON_Delete(j);
+      return VKLM_ERROR_INVALID;
+    }
+    v[i] = x->valuedouble;
+  }
+  cJSON_Delete(j);
+  if ((uint64_t)v[3] != o->seed || (uint32_t)v[4] != N || (uint32_t)v[5] != o->T ||
+      (uint32_t)v[6] != mb) {
+    snprintf(err, errlen, "resume: the run was started with seed %.0f, %.0f rows, T=%.0f, "
+             "minibatch %.0f; this one asks for seed %llu, %u rows, T=%u, minibatch %u (a "
+             "resumed run must continue the same stream)", v[3], v[4], v[5], v[6],
+             (unsigned long long)o->seed, N, o->T, mb);
+    return VKLM_ERROR_INVALID;
+  }
+  uint32_t done = (uint32_t)v[0];
+  if (done >= o->iters) {
+    snprintf(err, errlen, "resume: the run already holds %u iterations (raise --iters)", done);
+    return VKLM_ERROR_INVALID;
+  }
+  vklm_status st;
+  snprintf(path, sizeof path, "%s/checkpoint.bin", o->out_dir);
+  if ((st = load_model_state(path, pol, err, errlen)) != VKLM_OK) return st;
+  snprintf(path, sizeof path, "%s/value.bin", o->out_dir);
+  if ((st = load_model_state(path, val, err, errlen)) != VKLM_OK) return st;
+  *start = done + 1, *step = (uint32_t)v[1], *beta = (float)v[2];
+  /* the metrics log up to the checkpoint, rewritten without the rows after it */
+  snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
+  text = slurp(path);
+  FILE *f = fopen(path, "w");
+  for (char *line = text ? strtok(text, "\n") : NULL; f && line; line = strtok(NULL, "\n")) {
+    cJSON *r = cJSON_Parse(line);
+    cJSON *it = cJSON_GetObjectItem(r, "iter"), *rw = cJSON_GetObjectItem(r, "reward_mean"),
+          *kl = cJSON_GetObjectItem(r, "kl");
+    if (cJSON_IsNumber(it) && cJSON_IsNumber(rw) && cJSON_IsNumber(kl) && it->valuedouble <= done) {
+      fprintf(f, "%s\n", line);
+      vklm_metric m = {.step = (uint32_t)it->valuedouble, .train_loss = (float)rw->valuedouble,
+                       .val_loss = (float)kl->valuedouble, .lr = o->lr, .grad_norm = NAN};
+      vklm_metrics_add(hist, &m);
+      if (m.step == 1)
+        res->first.iter = 1, res->first.reward_mean = rw->valuedouble,
+        res->first.kl = kl->valuedouble;
+    }
+    cJSON_Delete(r);
+  }
+  free(text);
+  if (!f) {
+    snprintf(err, errlen, "cannot write %s", path);
+    return VKLM_ERROR_INVALID;
+  }
+  fclose(f);
+  if (o->progress)
+    fprintf(stderr, "vklm ppo: resuming after iteration %u (step %u, beta %.6g)\n", done, *step - 1,
+            *beta);
+  return VKLM_OK;
 }
 
 vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_pref_set *prompts,
@@ -252,27 +388,31 @@ vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
   if ((st = vklm_align_model(ctx, init, 0, mb, T, &po, o->seed, &pol, err, errlen)) != VKLM_OK ||
       (st = vklm_align_model(ctx, o->ref ? o->ref : init, 0, mb, T, &fo, o->seed, &ref, err,
                              errlen)) != VKLM_OK ||
-      (st = vklm_align_model(ctx, o->reward, 1, mb, T, &fo, o->seed, &rm, err, errlen)) != VKLM_OK ||
+      (st = vklm_align_model(ctx, o->reward, 1, mb, T, &fo, o->seed, &rm, err, errlen)) !=
+          VKLM_OK ||
       (st = vklm_align_model(ctx, vsrc, 1, mb, T, &vo, o->seed, &val, err, errlen)) != VKLM_OK)
     goto done;
   vklm_model *ms[4] = {pol, ref, rm, val};
   for (int i = 0; i < 4; i++) vklm_model_memory_get(ms[i], &res->mem[i]);
+  vklm_optim_config ocp = {.lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                           .weight_decay = o->weight_decay, .grad_clip = o->grad_clip};
+  vklm_optim_config ocv = ocp;
+  ocv.lr = o->value_lr;
+  uint32_t step = 1, start = 1;
+  if (o->resume && (st = resume(o, pol, val, N, mb, &start, &step, &hp.beta, &hist, res, err,
+                                errlen)) != VKLM_OK)
+    goto done;
   char path[4096];
   snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
-  if (!(log = fopen(path, "w"))) {
+  if (!(log = fopen(path, o->resume ? "a" : "w"))) {
     snprintf(err, errlen, "cannot write %s", path);
     st = VKLM_ERROR_INVALID;
     goto done;
   }
   snprintf(path, sizeof path, "%s/samples.jsonl", o->out_dir);
-  samples = fopen(path, "w"); /* optional: a failure only loses the samples */
-  vklm_optim_config ocp = {.lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
-                           .weight_decay = o->weight_decay, .grad_clip = o->grad_clip};
-  vklm_optim_config ocv = ocp;
-  ocv.lr = o->value_lr;
-  uint32_t step = 1;
+  samples = fopen(path, o->resume ? "a" : "w"); /* optional: a failure only loses samples */
   double t0 = vklm_train_now_s();
-  for (uint32_t it = 1; it <= o->iters; it++) {
+  for (uint32_t it = start; it <= o->iters; it++) {
     double ti = vklm_train_now_s(), resp_tokens;
     vklm_pref_free(&s);
     if ((st = pick_prompts(prompts, o, it, &s)) != VKLM_OK) {
@@ -301,7 +441,8 @@ vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
     vklm_ppo_advantages(&b, &hp);
     for (uint32_t e = 0; e < hp.epochs; e++)
       for (uint32_t q = 0; q < N; q++)
-        order[(size_t)e * N + q] = (uint32_t)vklm_data_permute(q, N, o->seed ^ 0x9907, (uint64_t)it * hp.epochs + e);
+        order[(size_t)e * N + q] =
+            (uint32_t)vklm_data_permute(q, N, o->seed ^ 0x9907, (uint64_t)it * hp.epochs + e);
     if ((st = vklm_ppo_update(pol, val, &b, &hp, order, &ocp, &ocv, &step, NULL, NULL, &r.st, err,
                               errlen)) != VKLM_OK)
       goto done;
@@ -325,6 +466,10 @@ vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
                      .lr = o->lr, .grad_norm = NAN, .tokens_per_s = r.tokens_per_s,
                      .elapsed_s = vklm_train_now_s() - t0};
     vklm_metrics_add(&hist, &m);
+    if (o->ckpt_every && it % o->ckpt_every == 0 && it < o->iters &&
+        (st = save_state(o, pol, val, &ocp, &ocv, it, step, hp.beta, N, mb, err, errlen)) !=
+            VKLM_OK)
+      goto done;
     if (o->progress)
       fprintf(stderr, "iter %u/%u | reward %+.4f (std %.3f) | KL %.4f beta %.4g | pg %+.4f vf "
               "%.4f clip %.3f approx-KL %.2e | len %.1f ended %.2f | rollout %.0f tok/s | %.1f s\n",
@@ -332,13 +477,12 @@ vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
               r.st.clipfrac, r.st.approx_kl, r.resp_len, r.ended, r.tokens_per_s, r.seconds);
   }
   res->seconds = vklm_train_now_s() - t0;
-  snprintf(path, sizeof path, "%s/checkpoint.bin", o->out_dir);
-  if ((st = vklm_align_save(path, pol, step - 1, &ocp, err, errlen)) != VKLM_OK) goto done;
-  snprintf(path, sizeof path, "%s/value.bin", o->out_dir);
-  if ((st = vklm_align_save(path, val, step - 1, &ocv, err, errlen)) != VKLM_OK) goto done;
+  if ((st = save_state(o, pol, val, &ocp, &ocv, o->iters, step, hp.beta, N, mb, err, errlen)) !=
+      VKLM_OK)
+    goto done;
   snprintf(path, sizeof path, "%s/ppo.png", o->out_dir);
-  st = vklm_plot_loss(&hist, "PPO: mean reward (the 'train' curve) and KL to the reference "
-                      "(the 'validation' curve) per iteration", path, 900, 500, err, errlen);
+  st = vklm_plot_curves(&hist, "PPO: mean reward and KL to the reference per iteration", "value",
+                        "reward (mean)", "KL (per response)", path, 900, 500, err, errlen);
 done:
   if (log) fclose(log);
   if (samples) fclose(samples);

@@ -143,7 +143,8 @@ vklm_status vklm_ppo_minibatch(vklm_model *policy, vklm_model *value, const vklm
       memcpy(in + (size_t)r * T, b->inputs + (size_t)rows[r] * T, T * sizeof *in);
       memcpy(tg + (size_t)r * T, b->targets + (size_t)rows[r] * T, T * sizeof *tg);
     } else { /* padding: no targets, no weight */
-      for (uint32_t t = 0; t < T; t++) in[(size_t)r * T + t] = 0, tg[(size_t)r * T + t] = VKLM_IGNORE_INDEX;
+      for (uint32_t t = 0; t < T; t++)
+        in[(size_t)r * T + t] = 0, tg[(size_t)r * T + t] = VKLM_IGNORE_INDEX;
     }
   }
   vklm_model_io pio = {.inputs = in, .targets = tg, .token_logp = lp};
@@ -180,7 +181,9 @@ vklm_status vklm_ppo_minibatch(vklm_model *policy, vklm_model *value, const vklm
         vw[j] = (float)(h->vf_coef * g / M);
       }
     *pg = pgs / M, *vf = vfs / M;
-    if (s) s->clipfrac += clipped, s->vf_clipfrac += vclipped, s->approx_kl += akl, s->ratio += ratios;
+    if (s)
+      s->clipfrac += clipped, s->vf_clipfrac += vclipped, s->approx_kl += akl,
+      s->ratio += ratios;
   }
   if (tokens) *tokens += M;
   if (st == VKLM_OK && (st = vklm_model_backward(policy, tw, NULL)) != VKLM_OK)

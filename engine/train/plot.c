@@ -94,6 +94,13 @@ static void fmt_tick(char *buf, size_t n, double v, double step) {
 
 vklm_status vklm_plot_loss(const vklm_metrics *hist, const char *title, const char *path,
                            int width, int height, char *err, size_t errlen) {
+  return vklm_plot_curves(hist, title, "loss", "train", "validation", path, width, height, err,
+                          errlen);
+}
+
+vklm_status vklm_plot_curves(const vklm_metrics *hist, const char *title, const char *ylabel,
+                             const char *name0, const char *name1, const char *path, int width,
+                             int height, char *err, size_t errlen) {
   canvas c = {width, height, malloc((size_t)width * height * 3)};
   if (!c.px) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
   memset(c.px, 255, (size_t)width * height * 3);
@@ -142,7 +149,7 @@ vklm_status vklm_plot_loss(const vklm_metrics *hist, const char *title, const ch
   line(&c, L, Tm, L, Tm + ph, 1, black);
   line(&c, L, Tm + ph, L + pw, Tm + ph, 1, black);
   text(&c, L + pw / 2 - text_width("step", S) / 2, height - 24, S, "step", black);
-  text(&c, 8, 8, S, "loss", black);
+  text(&c, 8, 8, S, ylabel, black);
   if (title) text(&c, L + pw / 2 - text_width(title, S) / 2, 10, S, title, grey);
   /* Curves: train (every row with a train loss), validation (rows that measured it). */
   for (int k = 0; k < 2; k++) {
@@ -161,17 +168,19 @@ vklm_status vklm_plot_loss(const vklm_metrics *hist, const char *title, const ch
     }
   }
   /* Legend, top right. */
-  int lw = 170, lh = 52, lx0 = L + pw - lw - 10, ly0 = Tm + 10;
+  int wn = text_width(name0, S) > text_width(name1, S) ? text_width(name0, S)
+                                                      : text_width(name1, S);
+  int lw = wn + 60 > 170 ? wn + 60 : 170, lh = 52, lx0 = L + pw - lw - 10, ly0 = Tm + 10;
   rect(&c, lx0, ly0, lx0 + lw, ly0 + lh, (rgb){255, 255, 255});
   line(&c, lx0, ly0, lx0 + lw, ly0, 1, grey);
   line(&c, lx0, ly0 + lh, lx0 + lw, ly0 + lh, 1, grey);
   line(&c, lx0, ly0, lx0, ly0 + lh, 1, grey);
   line(&c, lx0 + lw, ly0, lx0 + lw, ly0 + lh, 1, grey);
   line(&c, lx0 + 10, ly0 + 15, lx0 + 40, ly0 + 15, 2, blue);
-  text(&c, lx0 + 50, ly0 + 9, S, "train", black);
+  text(&c, lx0 + 50, ly0 + 9, S, name0, black);
   line(&c, lx0 + 10, ly0 + 37, lx0 + 40, ly0 + 37, 3, orange);
   rect(&c, lx0 + 22, ly0 + 34, lx0 + 29, ly0 + 41, orange);
-  text(&c, lx0 + 50, ly0 + 31, S, "validation", black);
+  text(&c, lx0 + 50, ly0 + 31, S, name1, black);
 #undef PX
 #undef PY
   char tmp[4096];

@@ -174,6 +174,11 @@ void vklm_metric_json(const vklm_metric *r, char *buf, size_t n);
  * width x height PNG. */
 vklm_status vklm_plot_loss(const vklm_metrics *h, const char *title, const char *path,
                            int width, int height, char *err, size_t errlen);
+/* The same for any two series: train_loss as name0 (rows of step 0 skipped), val_loss as name1
+ * (PPO: mean reward and KL per iteration), on one y axis labelled ylabel. */
+vklm_status vklm_plot_curves(const vklm_metrics *h, const char *title, const char *ylabel,
+                             const char *name0, const char *name1, const char *path, int width,
+                             int height, char *err, size_t errlen);
 
 /* ---- the loop (train.c) ----------------------------------------------------------------- */
 /* vklm_train_options.given: the values the caller set explicitly (command-line flags). A fresh
