@@ -241,9 +241,18 @@ int cmd_report(int argc, char **argv) {
     fig(b, "KL(policy || reference) %.4f nats per response", jnum(j, "kl_sampled"));
     cJSON_Delete(j);
   }
-  if (exists(dir, "ppo/metrics.jsonl"))
-    metrics_figs(add(s, &ns, "RLHF with PPO", "vklm ppo", dir, "ppo/loss.png"), dir,
-                 "ppo/metrics.jsonl");
+  if ((j = load_json(dir, "ppo/ppo.json"))) {
+    stage_buf *b = add(s, &ns, "RLHF with PPO", "vklm ppo", dir, "ppo/ppo.png");
+    const cJSON *f0 = cJSON_GetObjectItem(j, "first"), *f1 = cJSON_GetObjectItem(j, "last");
+    fig(b, "%g iterations in %.0f s", jnum(j, "iters"), jnum(j, "seconds"));
+    fig(b, "mean reward %+.4f -> %+.4f (std %.3f -> %.3f)", jnum(f0, "reward_mean"),
+        jnum(f1, "reward_mean"), jnum(f0, "reward_std"), jnum(f1, "reward_std"));
+    fig(b, "KL to the reference %.4f -> %.4f nats per response (beta %g)", jnum(f0, "kl"),
+        jnum(f1, "kl"), jnum(f1, "beta"));
+    fig(b, "responses %.1f tokens long, %.0f%% ended; rollouts %.0f tokens/s",
+        jnum(f1, "resp_len"), 100 * jnum(f1, "ended"), jnum(f1, "tokens_per_s"));
+    cJSON_Delete(j);
+  }
   const char *aligned[] = {"sft", "dpo", "ppo"};
   for (int k = 0; k < 3; k++) {
     char name[64];

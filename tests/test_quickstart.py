@@ -1,6 +1,7 @@
 """The README's main job, shortened: scripts/quickstart.sh on its embedded default corpus (Debian's
 fortunes) with 6 pretraining steps and a few steps of each alignment stage (SFT, ranking by the
-simulated rater, reward model, DPO); every stage must run and leave its outputs, and the summary
+simulated rater, reward model, PPO, DPO), the aligned models' evaluation, a chat answer and the
+life-cycle report; every stage must run and leave its outputs, and the summary
 must point at them and give each stage's figure. Usage: test_quickstart.py path/to/vklm"""
 import json
 import os
@@ -24,16 +25,18 @@ with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "qs")
     env = dict(os.environ, VKLM=vklm)
     r = subprocess.run(["bash", os.path.join(root, "scripts", "quickstart.sh"), "--out", out, "--steps", "6",
-                        "--sft-steps", "60", "--rm-steps", "2", "--dpo-steps", "2"],
+                        "--sft-steps", "60", "--rm-steps", "2", "--dpo-steps", "2",
+                        "--ppo-iters", "2"],
                        capture_output=True, text=True, env=env, timeout=600)
     check(r.returncode == 0, "quickstart.sh exits 0" + ("" if r.returncode == 0 else ":\n" + r.stdout[-1500:] + r.stderr[-1500:]))
-    for stage in ("1/6", "2/6", "3/6", "4/6", "5/6", "6/6", "eval:", "align 1/4", "align 2/4",
-                  "align 3/4", "align 4/4", "== done in"):
+    for stage in ("1/6", "2/6", "3/6", "4/6", "5/6", "6/6", "eval:", "align 1/5", "align 2/5",
+                  "align 3/5", "align 4/5", "align 5/5", "chat:", "== done in"):
         check(stage in r.stdout, f"stage '{stage}' ran")
     for f in ("cleaned.jsonl", "tokenizer.json", "run/checkpoint.bin", "run/loss.png", "run/metrics.jsonl",
               "eval.json", "eval.html", "sft/checkpoint.bin", "sft/sft_eval.json", "rankings.jsonl",
               "reward/checkpoint.bin", "reward/reward.json", "dpo/checkpoint.bin", "dpo/dpo.json",
-              "sft/eval.json", "dpo/eval.json", "report.html"):
+              "sft/eval.json", "dpo/eval.json", "ppo/checkpoint.bin", "ppo/ppo.json", "ppo/eval.json",
+              "report.html"):
         check(os.path.isfile(os.path.join(out, f)), f"{f} written")
     shards = os.listdir(os.path.join(out, "shards")) if os.path.isdir(os.path.join(out, "shards")) else []
     check(any(s.startswith("train_") for s in shards) and any(s.startswith("val_") for s in shards),
@@ -44,14 +47,15 @@ with tempfile.TemporaryDirectory() as tmp:
     summary = r.stdout.split("== done in")[-1]
     check("bits/byte" in summary and "SFT exact match" in summary and
           "reward model held-out pairwise accuracy" in summary and "DPO held-out margin" in summary
+          and "PPO mean reward" in summary and "eval, PPO model:   antonyms acc 0." in summary
           and "eval, SFT model:   antonyms acc 0." in summary and "eval, DPO model:   antonyms acc 0." in summary,
           "the summary gives the eval, SFT, reward and DPO figures: " +
           " ".join(l.strip() for l in summary.splitlines() if "alignment:" in l or "eval" in l)[:600])
     if os.path.isfile(os.path.join(out, "report.html")):
         html = open(os.path.join(out, "report.html")).read()
         check(all(t in html for t in ("Pretraining", "Supervised fine-tuning", "Reward model",
-                                      "Direct preference optimisation", "data:image/png;base64,",
-                                      "<th>base (pretrained)</th>", "<th>SFT</th>", "<th>DPO</th>"))
+                                      "Direct preference optimisation", "RLHF with PPO", "data:image/png;base64,",
+                                      "<th>base (pretrained)</th>", "<th>SFT</th>", "<th>DPO</th>", "<th>PPO</th>"))
               and "http" not in html.replace("http-equiv", ""),
               "the report holds every stage, embedded plots and the models' answers side by side, "
               "and fetches nothing")
