@@ -25,7 +25,8 @@ static const char help[] =
     "  --iters N (20)       rollout batches        -b, --batch N (8)  prompts per batch\n"
     "  -k N (1)             responses per prompt   --max-tokens N (24) per response\n"
     "  -T N (64)            positions per row (prompt + response)\n"
-    "  --temp X (1)         sampling temperature (log-probs stay at temperature 1)\n"
+    "  --temp X (1)         sampling temperature; the policy's and reference's log-probs are\n"
+    "                       those of the same distribution (logits / X)\n"
     "  --beta X (0.05)      KL coefficient         --kl k1|k3 (k1)\n"
     "  --target-kl X        adaptive beta toward X nats per response (default: fixed beta)\n"
     "  --horizon N (10000)  the adaptive controller's horizon\n"
@@ -217,9 +218,6 @@ int cmd_ppo(int argc, char **argv) {
     fprintf(stderr, "%s: %s: %llu prompts (%llu rows, %llu skipped)\n", cmd, prompts_path,
             (unsigned long long)prompts.n, (unsigned long long)rs.rows,
             (unsigned long long)rs.skipped);
-  if (o.temp != 1.0f && !quiet)
-    fprintf(stderr, "%s: note: sampling at temperature %g, but the log-probs (old, new, reference) "
-            "are at temperature 1 (docs/alignment.md)\n", cmd, o.temp);
   struct stat sb;
   if (mkdir(o.out_dir, 0755) != 0 && (stat(o.out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
     fprintf(stderr, "%s: cannot create the output directory '%s'\n", cmd, o.out_dir);

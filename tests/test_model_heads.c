@@ -5,7 +5,8 @@
  * sum_b coef_b seq_logp_b + sum value_w * values (vklm_model_backward with per-token weights
  * coef_b * mask) equals torch's autograd, with the whole model trainable and, through a freeze
  * pattern, with only the last layer, the final norm and the scalar head training; also with the
- * lm head computed in several row chunks. */
+ * lm head computed in several row chunks. A logit scale (sampling temperature) gives the log-probs
+ * and gradients of the model whose lm_head is scaled by it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,82 @@ static void run_case(vt_env *env, const char *name, const char *train, uint32_t 
   vt_state_free(&s);
 }
 
+/* The logit scale (temperature): with scale s, an untied model's log-probs are those of the same
+ * model whose lm_head is multiplied by s (s * h W^T = h (sW)^T), and its gradients equal that
+ * model's, the lm_head's multiplied by s (the chain rule through W' = sW). */
+/* One model of the state's config with logit scale s and params p: its per-token log-probs and
+ * the gradient of sum tw * logp (the model is destroyed before the next is made). */
+static void scaled_run(vt_env *env, const vt_state *st, float s, uint32_t rows, const float *p,
+                       const float *tw, float *logp, float *g) {
+  vklm_model_config cfg = vt_state_config(st);
+  vklm_model *m = NULL;
+  vklm_model_options o = {.logit_scale = s, .logits_rows = rows};
+  OK(NULL, vklm_model_create_ex(env->ctx, &cfg, st->B, st->T, VKLM_OBJ_CAUSAL, &o, &m));
+  OK(m, vklm_model_set_params(m, p));
+  vklm_model_io io = {.inputs = st->inputs, .targets = st->targets, .token_logp = logp};
+  OK(m, vklm_model_run(m, &io));
+  OK(m, vklm_model_backward(m, tw, NULL));
+  OK(m, vklm_model_get_grads(m, g));
+  vklm_model_destroy(m);
+}
+
+/* The logit scale (temperature): with scale s, an untied model's log-probs are those of the same
+ * model whose lm_head is multiplied by s (s * h W^T = h (sW)^T), and its gradients equal that
+ * model's, the lm_head's multiplied by s (the chain rule through W' = sW). */
+static void logit_scale_case(vt_env *env, const char *name, float s, uint32_t rows) {
+  char path[4096];
+  vt_state st;
+  if (!vt_state_path(name, path, sizeof path) || !vt_state_load(path, &st)) {
+    vt_expect(env, 0, "%s: reference state", name);
+    return;
+  }
+  vklm_model_config cfg = vt_state_config(&st);
+  uint32_t BT = st.B * st.T;
+  uint64_t head_off = 0, head_n = 0;
+  uint32_t nt = 0;
+  vklm_param_info *tab = NULL;
+  { /* the table, from a weights-only model */
+    vklm_model *t = NULL;
+    vklm_model_options fo = {.frozen = 1};
+    OK(NULL, vklm_model_create_ex(env->ctx, &cfg, 0, 0, VKLM_OBJ_CAUSAL, &fo, &t));
+    nt = vklm_model_param_count(t);
+    tab = malloc(nt * sizeof *tab);
+    for (uint32_t i = 0; i < nt; i++) {
+      tab[i] = *vklm_model_param(t, i);
+      if (!strcmp(tab[i].name, "lm_head.weight")) head_off = tab[i].offset, head_n = tab[i].count;
+    }
+    vklm_model_destroy(t);
+  }
+  vt_expect(env, head_n > 0, "%s: an untied lm_head", name);
+  float *pb = vt_copy(st.params, st.nparams), *tw = malloc(BT * 4);
+  for (uint64_t k = 0; k < head_n; k++) pb[head_off + k] *= s;
+  for (uint32_t i = 0; i < BT; i++) tw[i] = 0.01f * (float)((i * 7) % 5) - 0.02f;
+  float *la = malloc(BT * 4), *lb = malloc(BT * 4), *lc = malloc(BT * 4);
+  float *ga = malloc(st.nparams * 4), *gb = malloc(st.nparams * 4), *gc = malloc(st.nparams * 4);
+  scaled_run(env, &st, s, rows, st.params, tw, la, ga);
+  scaled_run(env, &st, 1.0f, rows, pb, tw, lb, gb);
+  scaled_run(env, &st, 1.0f, rows, st.params, tw, lc, gc);
+  for (uint64_t k = 0; k < head_n; k++) gb[head_off + k] *= s;
+  char what[160];
+  snprintf(what, sizeof what, "%s: log-probs with logit scale %g (rows %u) = lm_head scaled by it",
+           name, s, rows);
+  vt_compare(env, what, la, lb, BT, 1e-5);
+  double worst = 0;
+  const char *wn = "";
+  for (uint32_t i = 0; i < nt; i++) {
+    double e = vt_rel_norm(ga + tab[i].offset, gb + tab[i].offset, tab[i].count);
+    if (e > worst) worst = e, wn = tab[i].name;
+  }
+  vt_expect(env, worst < 1e-5, "%s: gradients with logit scale %g = the scaled model's (lm_head's "
+            "times %g): worst tensor norm-rel %.2e (%s)", name, s, s, worst, wn);
+  double diff = 0;
+  for (uint32_t i = 0; i < BT; i++) diff = fmax(diff, fabs(lc[i] - la[i]));
+  vt_expect(env, diff > 1e-3, "%s: the scale changes the log-probs (max difference %.3g)", name,
+            diff);
+  free(la), free(lb), free(lc), free(tw), free(ga), free(gb), free(gc), free(pb), free(tab);
+  vt_state_free(&st);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_model_heads");
@@ -117,5 +194,7 @@ int main(void) {
   run_case(&env, "gpt2-heads", "h.1.*,lnf.*,score.*", 0);
   run_case(&env, "llama-heads", "h.1.*,lnf.*,score.*", 0);
   run_case(&env, "gpt2-heads", NULL, 64);
+  logit_scale_case(&env, "llama-heads", 1.0f / 0.7f, 0);
+  logit_scale_case(&env, "llama-heads", 0.5f, 16);
   return vt_finish(&env);
 }

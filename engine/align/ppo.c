@@ -382,13 +382,16 @@ vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
   }
   /* the policy trains; the reference and reward model are frozen (weights only); the value
    * model trains its scalar head and body (an untied LM head is unused, so frozen) */
-  vklm_model_options po = {0}, fo = {.frozen = 1};
+  /* the policy's and the reference's log-probs are those of sampling at o->temp: logits / temp */
+  float ls = o->temp > 0 ? 1.0f / o->temp : 1.0f;
+  vklm_model_options po = {.logit_scale = ls}, fo = {.frozen = 1, .logit_scale = ls},
+                     rmo = {.frozen = 1};
   const vklm_ckpt *vsrc = o->value ? o->value : o->reward;
   vklm_model_options vo = {.freeze = vsrc->st.model.tie_embeddings ? NULL : "lm_head.weight"};
   if ((st = vklm_align_model(ctx, init, 0, mb, T, &po, o->seed, &pol, err, errlen)) != VKLM_OK ||
       (st = vklm_align_model(ctx, o->ref ? o->ref : init, 0, mb, T, &fo, o->seed, &ref, err,
                              errlen)) != VKLM_OK ||
-      (st = vklm_align_model(ctx, o->reward, 1, mb, T, &fo, o->seed, &rm, err, errlen)) !=
+      (st = vklm_align_model(ctx, o->reward, 1, mb, T, &rmo, o->seed, &rm, err, errlen)) !=
           VKLM_OK ||
       (st = vklm_align_model(ctx, vsrc, 1, mb, T, &vo, o->seed, &val, err, errlen)) != VKLM_OK)
     goto done;

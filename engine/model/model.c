@@ -477,6 +477,13 @@ static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint3
   m->B = B;
   m->T = T;
   m->obj = obj;
+  float ls = opt && opt->logit_scale != 0.0f ? opt->logit_scale : 1.0f;
+  if (!(ls > 0.0f) || !isfinite(ls)) {
+    free(m);
+    return vklm_model_fail(NULL, VKLM_ERROR_INVALID, "model: logit_scale %g is not a positive "
+                           "number", (double)ls);
+  }
+  m->lscale = ls;
   m->lrows = BT ? vklm_model_logits_rows(cfg, B, T, opt ? opt->logits_rows : 0,
                                          caps->max_storage_buffer_range)
                 : 0;

@@ -136,12 +136,17 @@ vklm_status vklm_model_create(vklm_context *ctx, const vklm_model_config *cfg, u
  * freeze: comma-separated name patterns (fnmatch(3): "wte.weight,h.[0-3].*") of tensors that stay
  * frozen in a trainable model; train: when set, ONLY tensors matching its patterns train. A
  * pattern matching no tensor is an error (a typo must not silently train everything). */
+/* logit_scale: the batch heads' logits are logit_scale * (h @ W^T) (0 means 1): with 1/t, the
+ * per-token log-probs, the loss and their gradients are those of sampling at temperature t (what
+ * PPO's log-probs need when it samples at t). Inference sessions over the model are unaffected
+ * (their samplers apply the temperature). A scale other than 1 needs an F32 or F16 LM head. */
 typedef struct vklm_model_options {
   uint32_t logits_rows;
   uint64_t max_tensor_bytes;
   int frozen;
   const char *freeze;
   const char *train;
+  float logit_scale;
 } vklm_model_options;
 vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
                                  uint32_t T, vklm_objective obj, const vklm_model_options *opt,

@@ -43,9 +43,10 @@ static vklm_tensor columns(vklm_tensor x, uint32_t v0, uint32_t v1) {
   return x;
 }
 
-/* With dlogits (n,V): dln (n,C) (over)written = sum over the vocabulary chunks, in order, of
- * dlogits[:, v0:v1] @ head[v0:v1] (added to dln when accumulate), and dhead[v0:v1] +=
- * dlogits[:, v0:v1]^T @ lnf per chunk (when the head trains). */
+/* With dlogits (n,V) (of the scaled logits): dln (n,C) (over)written = sum over the vocabulary
+ * chunks, in order, of s * dlogits[:, v0:v1] @ head[v0:v1] (added to dln when accumulate), and
+ * dhead[v0:v1] += s * dlogits[:, v0:v1]^T @ lnf per chunk (when the head trains); s the logit
+ * scale. */
 static vklm_status head_backward(vklm_model *m, vklm_cmd *cmd, vklm_tensor dln,
                                  vklm_tensor dlogits, vklm_tensor lnf, int accumulate) {
   uint32_t v0, v1;
@@ -56,8 +57,27 @@ static vklm_status head_backward(vklm_model *m, vklm_cmd *cmd, vklm_tensor dln,
     VKLM_ASSERT(w.dtype == VKLM_DTYPE_F32, "model: a %s head cannot be trained through",
                 vklm_dtype_name(w.dtype));
     vklm_tensor dblk = columns(dlogits, v0, v1);
-    TRY(vklm_nn_matmul(cmd, dln, dblk, 0, w, 0, 1.0f, j || accumulate ? 1.0f : 0.0f));
-    if (!vklm_tensor_is_none(&dw)) TRY(vklm_nn_matmul(cmd, dw, dblk, 1, lnf, 0, 1.0f, 1.0f));
+    TRY(vklm_nn_matmul(cmd, dln, dblk, 0, w, 0, m->lscale, j || accumulate ? 1.0f : 0.0f));
+    if (!vklm_tensor_is_none(&dw)) TRY(vklm_nn_matmul(cmd, dw, dblk, 1, lnf, 0, m->lscale, 1.0f));
+  }
+  return VKLM_OK;
+}
+
+/* The chunk's logits: the graph's LM head, or with a logit scale s != 1 the same product as a
+ * GEMM with alpha = s, vocabulary chunk by chunk. */
+static vklm_status head_logits(vklm_model *m, vklm_cmd *cmd, vklm_tensor logits, vklm_tensor h) {
+  if (m->lscale == 1.0f) return vklm_graph_logits(m, cmd, logits, h);
+  uint32_t n = h.shape[0], V = m->cfg.vocab_size, v0, v1;
+  vklm_param_id hid = vklm_model_head_id(m);
+  for (uint32_t k = 0; k < m->nvchunks; k++) {
+    vklm_tensor w = vklm_model_wchunk(m, hid, k, &v0, &v1);
+    if (w.dtype != VKLM_DTYPE_F32 && w.dtype != VKLM_DTYPE_F16)
+      return vklm_model_fail(m, VKLM_ERROR_UNSUPPORTED, "model: a logit scale needs an F32 or "
+                             "F16 LM head, not %s", vklm_dtype_name(w.dtype));
+    vklm_tensor blk = vklm_tensor_2d(logits.buf, VKLM_DTYPE_F32, n, v1 - v0);
+    blk.stride[0] = V; /* the column block [v0, v1) of (n, V) */
+    blk.offset = logits.offset + v0;
+    TRY(vklm_nn_matmul(cmd, blk, h, 0, w, 1, m->lscale, 0.0f));
   }
   return VKLM_OK;
 }
@@ -77,7 +97,7 @@ vklm_status vklm_model_record_lm_head(vklm_model *m, vklm_cmd *cmd, int with_gra
     lnf.buf = vklm_tensor_buffer(&lnf, 1), lnf.offset = 0;
     losses.buf = vklm_tensor_buffer(&losses, 1), losses.offset = 0;
     targets.buf = vklm_tensor_buffer(&targets, 1), targets.offset = 0;
-    if ((st = vklm_graph_logits(m, cmd, logits, lnf)) != VKLM_OK) return st;
+    if ((st = head_logits(m, cmd, logits, lnf)) != VKLM_OK) return st;
     if (!with_grad) {
       TRY(vklm_nn_cross_entropy(cmd, losses, vklm_tensor_none(), logits, targets,
                                 vklm_tensor_none(), VKLM_IGNORE_INDEX));

@@ -86,6 +86,7 @@ struct vklm_model {
   /* the (B,T) workspace (B = 0: none) */
   vklm_workspace w;
   uint32_t lrows, nchunks;        /* R rows per logits chunk (a multiple of 64 or BT) */
+  float lscale;                   /* the (B,T) heads' logits are lscale * h W^T (options) */
   float *host_f;                  /* owned, BT floats of upload scratch */
   vklm_buffer step_buf, norm_buf, norm_scratch; /* vklm_adamw_step, (2), grad-norm partials */
   /* recorded command buffers */
