@@ -20,6 +20,8 @@ static const char help[] =
     "  --reward MODEL       a `vklm reward train` checkpoint (required)\n"
     "  --ref MODEL          the frozen reference (default: -m)\n"
     "  --value MODEL        the value model's start (default: the reward model)\n"
+    "  --value-head         no value model: a new scalar head on the policy gives the values,\n"
+    "                       trained with it (loss pg + vf-coef * vf, one AdamW step at --lr)\n"
     "  --prompts FILE       JSONL rows with \"prompt\" (other fields ignored)\n"
     "  -t TOKENIZER  --template NAME|FILE  --bad-rows stop|skip (stop)\n"
     "  --iters N (20)       rollout batches        -b, --batch N (8)  prompts per batch\n"
@@ -108,6 +110,10 @@ int cmd_ppo(int argc, char **argv) {
       o.resume = 1;
       continue;
     }
+    if (IS("--value-head")) {
+      o.value_head = 1;
+      continue;
+    }
     if (!v) {
       fprintf(stderr, "%s: unknown flag or missing value '%s'\n", cmd, a);
       return 2;
@@ -166,6 +172,11 @@ int cmd_ppo(int argc, char **argv) {
     i++;
   }
   o.progress = !quiet;
+  if (o.value_head && value_path) {
+    fprintf(stderr, "%s: --value-head puts the values on the policy; --value names a separate "
+            "value model: give one of them\n", cmd);
+    return 2;
+  }
   if (!init_path || !reward_path || !prompts_path) {
     fprintf(stderr, "%s: give the policy (-m MODEL), the reward model (--reward MODEL) and the "
             "prompts (--prompts FILE.jsonl)\n", cmd);
@@ -237,7 +248,7 @@ int cmd_ppo(int argc, char **argv) {
   char path[4096], b[4][4][32];
   const char *names[4] = {"policy", "reference", "reward", "value"};
   if (!quiet)
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < (o.value_head ? 3 : 4); i++)
       fprintf(stderr, "%s: %-9s model: weights %s, gradients %s, moments %s, activations %s\n",
               cmd, names[i], app_bytes(res.mem[i].weights, b[i][0], 32),
               app_bytes(res.mem[i].grads, b[i][1], 32), app_bytes(res.mem[i].moments, b[i][2], 32),

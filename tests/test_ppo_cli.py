@@ -217,6 +217,20 @@ try:
     check(r.returncode == 1 and "must continue the same stream" in r.stderr,
           "resuming with another batch shape is refused: " + r.stderr.strip()[-120:])
 
+    # ---- the value head on the policy, and sampling at another temperature ------------------------
+    out5 = os.path.join(tmp, "ppo_value_head")
+    r = run("ppo", *small, "--out", out5, "--iters", "2", "--value-head", "--temp", "0.8")
+    rows = [json.loads(l) for l in open(os.path.join(out5, "metrics.jsonl"))] \
+        if r.returncode == 0 else []
+    check(r.returncode == 0 and len(rows) == 2 and abs(rows[0]["kl"]) < 1e-3 and
+          all(math.isfinite(x["vf_loss"]) and math.isfinite(x["pg_loss"]) for x in rows) and
+          not os.path.exists(os.path.join(out5, "value.bin")),
+          "--value-head trains one model (no value.bin) and --temp 0.8 keeps the first KL at 0 "
+          "(policy and reference log-probs at the same temperature): " + r.stderr.strip()[-200:])
+    r = run("ppo", *small, "--out", out5, "--iters", "1", "--value-head", "--value", rm)
+    check(r.returncode == 2 and "--value-head" in r.stderr,
+          "--value-head with a --value model is refused")
+
     # ---- under the Vulkan baseline limits: the same first iterations ------------------------------
     out4 = os.path.join(tmp, "ppo_baseline")
     r = run("ppo", *small, "--out", out4, "--iters", "2", "--limits", "baseline")

@@ -391,7 +391,7 @@ typedef struct vklm_ppo_options {
   uint32_t k;            /* responses per prompt (rows N = prompts * k) */
   uint32_t iters;        /* rollout batches */
   uint32_t max_tokens;   /* per response */
-  float temp;            /* sampling temperature (log-probs are always at temperature 1) */
+  float temp;            /* sampling temperature (the log-probs are those of logits / temp) */
   int32_t eos;
   float no_eos_penalty;  /* added to the score of a response that never ended (0: none) */
   float target_kl;       /* > 0: adaptive beta; 0: fixed */
@@ -408,6 +408,9 @@ typedef struct vklm_ppo_options {
   const vklm_ckpt *ref;  /* the frozen reference's weights (NULL: init's) */
   const vklm_ckpt *reward; /* the reward model (a scalar head; required) */
   const vklm_ckpt *value;  /* the value model's start (NULL: the reward model) */
+  int value_head;          /* 1: no value model; a scalar head on the policy (score.*, new)
+                              gives the values, trained with the policy: one backward of
+                              pg + vf_coef * vf, one AdamW step (lr) */
   vklm_tokenizer *tk;
 } vklm_ppo_options;
 void vklm_ppo_options_default(vklm_ppo_options *o);

@@ -232,7 +232,8 @@ static vklm_status save_state(const vklm_ppo_options *o, vklm_model *pol, vklm_m
   snprintf(path, sizeof path, "%s/checkpoint.bin", o->out_dir);
   if ((st = vklm_align_save(path, pol, step - 1, ocp, err, errlen)) != VKLM_OK) return st;
   snprintf(path, sizeof path, "%s/value.bin", o->out_dir);
-  if ((st = vklm_align_save(path, val, step - 1, ocv, err, errlen)) != VKLM_OK) return st;
+  if (val != pol && (st = vklm_align_save(path, val, step - 1, ocv, err, errlen)) != VKLM_OK)
+    return st;
   snprintf(path, sizeof path, "%s/ppo_state.json", o->out_dir);
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   FILE *f = fopen(tmp, "w");
@@ -319,7 +320,7 @@ static vklm_status resume(const vklm_ppo_options *o, vklm_model *pol, vklm_model
   snprintf(path, sizeof path, "%s/checkpoint.bin", o->out_dir);
   if ((st = load_model_state(path, pol, err, errlen)) != VKLM_OK) return st;
   snprintf(path, sizeof path, "%s/value.bin", o->out_dir);
-  if ((st = load_model_state(path, val, err, errlen)) != VKLM_OK) return st;
+  if (val != pol && (st = load_model_state(path, val, err, errlen)) != VKLM_OK) return st;
   *start = done + 1, *step = (uint32_t)v[1], *beta = (float)v[2];
   /* the metrics log up to the checkpoint, rewritten without the rows after it */
   snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
@@ -388,13 +389,16 @@ vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
                      rmo = {.frozen = 1};
   const vklm_ckpt *vsrc = o->value ? o->value : o->reward;
   vklm_model_options vo = {.freeze = vsrc->st.model.tie_embeddings ? NULL : "lm_head.weight"};
-  if ((st = vklm_align_model(ctx, init, 0, mb, T, &po, o->seed, &pol, err, errlen)) != VKLM_OK ||
+  if ((st = vklm_align_model(ctx, init, o->value_head, mb, T, &po, o->seed, &pol, err, errlen)) !=
+          VKLM_OK ||
       (st = vklm_align_model(ctx, o->ref ? o->ref : init, 0, mb, T, &fo, o->seed, &ref, err,
                              errlen)) != VKLM_OK ||
       (st = vklm_align_model(ctx, o->reward, 1, mb, T, &rmo, o->seed, &rm, err, errlen)) !=
           VKLM_OK ||
-      (st = vklm_align_model(ctx, vsrc, 1, mb, T, &vo, o->seed, &val, err, errlen)) != VKLM_OK)
+      (!o->value_head &&
+       (st = vklm_align_model(ctx, vsrc, 1, mb, T, &vo, o->seed, &val, err, errlen)) != VKLM_OK))
     goto done;
+  if (o->value_head) val = pol; /* the value head on the policy: one model, one update */
   vklm_model *ms[4] = {pol, ref, rm, val};
   for (int i = 0; i < 4; i++) vklm_model_memory_get(ms[i], &res->mem[i]);
   vklm_optim_config ocp = {.lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
@@ -493,9 +497,9 @@ done:
   vklm_ppo_batch_free(&b);
   vklm_metrics_free(&hist);
   free(rin), free(last), free(order), free(ended);
-  vklm_model_destroy(pol);
   vklm_model_destroy(ref);
   vklm_model_destroy(rm);
-  vklm_model_destroy(val);
+  if (val != pol) vklm_model_destroy(val);
+  vklm_model_destroy(pol);
   return st;
 }

@@ -147,11 +147,13 @@ vklm_status vklm_ppo_minibatch(vklm_model *policy, vklm_model *value, const vklm
         in[(size_t)r * T + t] = 0, tg[(size_t)r * T + t] = VKLM_IGNORE_INDEX;
     }
   }
-  vklm_model_io pio = {.inputs = in, .targets = tg, .token_logp = lp};
+  /* value == policy: the value head on the policy, one forward giving both */
+  int shared = value == policy;
+  vklm_model_io pio = {.inputs = in, .targets = tg, .token_logp = lp, .values = shared ? v : NULL};
   vklm_model_io vio = {.inputs = in, .values = v};
   if (st == VKLM_OK && (st = vklm_model_run(policy, &pio)) != VKLM_OK)
     snprintf(err, errlen, "policy forward: %s", vklm_model_error(policy));
-  else if (st == VKLM_OK && (st = vklm_model_run(value, &vio)) != VKLM_OK)
+  else if (st == VKLM_OK && !shared && (st = vklm_model_run(value, &vio)) != VKLM_OK)
     snprintf(err, errlen, "value forward: %s", vklm_model_error(value));
   double M = 0;
   for (uint32_t r = 0; r < n; r++)
@@ -186,9 +188,9 @@ vklm_status vklm_ppo_minibatch(vklm_model *policy, vklm_model *value, const vklm
       s->ratio += ratios;
   }
   if (tokens) *tokens += M;
-  if (st == VKLM_OK && (st = vklm_model_backward(policy, tw, NULL)) != VKLM_OK)
+  if (st == VKLM_OK && (st = vklm_model_backward(policy, tw, shared ? vw : NULL)) != VKLM_OK)
     snprintf(err, errlen, "policy backward: %s", vklm_model_error(policy));
-  else if (st == VKLM_OK && (st = vklm_model_backward(value, NULL, vw)) != VKLM_OK)
+  else if (st == VKLM_OK && !shared && (st = vklm_model_backward(value, NULL, vw)) != VKLM_OK)
     snprintf(err, errlen, "value backward: %s", vklm_model_error(value));
   free(in), free(tg), free(lp), free(v), free(tw), free(vw);
   return st;
@@ -228,7 +230,7 @@ vklm_status vklm_ppo_update(vklm_model *policy, vklm_model *value, const vklm_pp
       s->pg_loss += pg, s->vf_loss += vf;
       if ((st = vklm_model_update(policy, oc_pol, *step, NULL)) != VKLM_OK)
         snprintf(err, errlen, "policy update: %s", vklm_model_error(policy));
-      else if ((st = vklm_model_update(value, oc_val, *step, NULL)) != VKLM_OK)
+      else if (value != policy && (st = vklm_model_update(value, oc_val, *step, NULL)) != VKLM_OK)
         snprintf(err, errlen, "value update: %s", vklm_model_error(value));
       ++*step;
     }
