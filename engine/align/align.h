@@ -1,12 +1,16 @@
 /* align: what comes after pretraining — supervised fine-tuning data, preference data (pairs and
- * rankings of K responses), the reward model and DPO, on the ONE model graph (engine/model):
- * per-sequence log-probs and scalar values from vklm_model_run, gradients through
- * vklm_model_backward / vklm_model_backward_seq. Formats, losses and defaults: docs/alignment.md.
+ * rankings of K responses), ranking sessions, the reward model, DPO and PPO, on the ONE model
+ * graph (engine/model): per-token and per-sequence log-probs and scalar values from
+ * vklm_model_run, gradients through vklm_model_backward / vklm_model_backward_seq, samples from
+ * sessions that borrow a model's weights (engine/infer). Formats, losses and defaults:
+ * docs/alignment.md.
  *
  * SFT itself is engine/train's loop over examples (vklm_tokens_from_examples): this module reads
- * the JSONL and builds them. Reward-model training and DPO have their own small loops here (they
- * batch responses of one prompt, or chosen/rejected pairs, not token windows) and share
- * engine/train's schedule, checkpoints, metrics log and plot.
+ * the JSONL and builds them. Reward-model training, DPO and PPO have their own small loops here
+ * (they batch responses of one prompt, chosen/rejected pairs or rollouts, not token windows) and
+ * share engine/train's schedule, checkpoints, metrics log and plot. Files: align_data.c and
+ * pref_data.c (reading), losses.c, models.c (models from checkpoints, rows), answers.c, rollout.c,
+ * rank.c, reward.c, dpo.c, ppo.c and ppo_loss.c.
  *
  * Owns: the parsed and tokenized datasets. Borrows the context, models and tokenizer.
  * Does not: parse command lines or print except progress lines on stderr when asked. */
