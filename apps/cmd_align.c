@@ -61,6 +61,17 @@ static int common_flag(const char *cmd, common *c, int argc, char **argv, int *i
   return ok ? 1 : -1;
 }
 
+/* The shared flags into a trainer's options (vklm_reward_options and vklm_dpo_options name these
+ * fields alike). */
+#define COMMON_INTO(o, c)                                                                        \
+  do {                                                                                           \
+    (o).T = (c).T, (o).epochs = (c).epochs, (o).steps = (c).steps, (o).warmup = (c).warmup;      \
+    (o).lr = (c).lr, (o).min_lr = (c).min_lr_set ? (c).min_lr : (c).lr / 10;                     \
+    (o).weight_decay = (c).wd, (o).grad_clip = (c).clip, (o).seed = (c).seed;                    \
+    (o).val_fraction = (c).val_fraction, (o).out_dir = (c).out, (o).freeze = (c).freeze;         \
+    (o).progress = !(c).quiet;                                                                   \
+  } while (0)
+
 static const char common_help[] =
     "  -m, --init MODEL  the starting model: a vklm checkpoint or run directory, an HF directory\n"
     "                    or a GGUF (tokenizer.json beside it, or -t)\n"
@@ -171,10 +182,7 @@ static int reward_train(int argc, char **argv, vklm_config *cfg) {
       return 2;
     }
   }
-  o.T = c.T, o.epochs = c.epochs, o.steps = c.steps, o.warmup = c.warmup, o.lr = c.lr;
-  o.min_lr = c.min_lr_set ? c.min_lr : c.lr / 10, o.weight_decay = c.wd, o.grad_clip = c.clip;
-  o.seed = c.seed, o.val_fraction = c.val_fraction, o.out_dir = c.out, o.freeze = c.freeze;
-  o.progress = !c.quiet;
+  COMMON_INTO(o, c);
   align_text at;
   vklm_ckpt *init = NULL, *ref = NULL;
   vklm_pref_set data;
@@ -367,10 +375,7 @@ int cmd_dpo(int argc, char **argv) {
       return 2;
     }
   }
-  o.T = c.T, o.epochs = c.epochs, o.steps = c.steps, o.warmup = c.warmup, o.lr = c.lr;
-  o.min_lr = c.min_lr_set ? c.min_lr : c.lr / 10, o.weight_decay = c.wd, o.grad_clip = c.clip;
-  o.seed = c.seed, o.val_fraction = c.val_fraction, o.out_dir = c.out, o.freeze = c.freeze;
-  o.progress = !c.quiet;
+  COMMON_INTO(o, c);
   align_text at;
   vklm_ckpt *init = NULL;
   vklm_pref_set data;

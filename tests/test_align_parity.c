@@ -23,49 +23,11 @@ typedef struct ref {
   vklm_optim_config oc;
 } ref;
 
-static float *floats(const cJSON *a, size_t *n) {
-  *n = (size_t)cJSON_GetArraySize(a);
-  float *f = malloc((*n + 1) * sizeof *f);
-  size_t i = 0;
-  const cJSON *e;
-  cJSON_ArrayForEach(e, a) f[i++] = (float)e->valuedouble;
-  return f;
-}
-
-static int32_t *ints(const cJSON *a, size_t *n) {
-  *n = (size_t)cJSON_GetArraySize(a);
-  int32_t *v = malloc((*n + 1) * sizeof *v);
-  size_t i = 0;
-  const cJSON *e;
-  cJSON_ArrayForEach(e, a) v[i++] = (int32_t)e->valuedouble;
-  return v;
-}
-
 static double num(const cJSON *o, const char *k) { return cJSON_GetObjectItem(o, k)->valuedouble; }
 
 static int load(vt_env *env, const char *name, ref *r) {
   memset(r, 0, sizeof *r);
-  const char *dir = getenv("VKLM_STATE_DIR");
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s.json", dir ? dir : ".", name);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    vt_expect(env, 0, "%s: reference file %s", name, path);
-    return 0;
-  }
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *text = malloc((size_t)len + 1);
-  size_t got = fread(text, 1, (size_t)len, f);
-  fclose(f);
-  text[got] = 0;
-  r->doc = cJSON_Parse(text);
-  free(text);
-  if (!r->doc) {
-    vt_expect(env, 0, "%s: the reference file parses", name);
-    return 0;
-  }
+  if (!(r->doc = vt_json_load(env, name))) return 0;
   const cJSON *c = cJSON_GetObjectItem(r->doc, "config");
   vklm_model_config *m = &r->ck.st.model;
   m->arch = !strcmp(cJSON_GetObjectItem(c, "arch")->valuestring, "gpt2") ? VKLM_ARCH_GPT2
@@ -90,7 +52,7 @@ static int load(vt_env *env, const char *name, ref *r) {
   vklm_model_destroy(full);
   vt_expect(env, same, "%s: the reference's tensor table is vklm's", name);
   size_t n;
-  r->ck.params = floats(cJSON_GetObjectItem(r->doc, "params"), &n);
+  r->ck.params = vt_json_floats(cJSON_GetObjectItem(r->doc, "params"), &n);
   r->ck.nparams = n;
   const cJSON *o = cJSON_GetObjectItem(r->doc, "optim");
   r->oc = (vklm_optim_config){.lr = (float)num(o, "lr"), .beta1 = (float)num(o, "beta1"),
@@ -109,12 +71,6 @@ static void unload(ref *r) {
  * trainable tensors (frozen ones must be zero): ||got - want|| / max(||want||, 1e-4 * the
  * largest tensor's ||want||) — a tensor whose true gradient is zero (a reward bias under a
  * pairwise loss: the pair's terms cancel) is held to the others' scale, not to its own noise. */
-static double norm(const float *x, uint64_t n) {
-  double s = 0;
-  for (uint64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-  return sqrt(s);
-}
-
 static void compare_grads(vt_env *env, const char *what, vklm_model *m, const ref *r,
                           const float *want) {
   uint64_t n = vklm_model_num_params(m);
@@ -124,7 +80,7 @@ static void compare_grads(vt_env *env, const char *what, vklm_model *m, const re
   const char *worst_name = "";
   int ntrain = 0, frozen_zero = 1;
   for (uint32_t j = 0; j < r->ck.ntensors; j++)
-    big = fmax(big, norm(want + r->ck.table[j].offset, r->ck.table[j].count));
+    big = fmax(big, vt_norm(want + r->ck.table[j].offset, r->ck.table[j].count));
   for (uint32_t i = 0; i < vklm_model_param_count(m); i++) {
     const vklm_param_info *pi = vklm_model_param(m, i);
     if (!vklm_model_param_trainable(m, i)) {
@@ -137,7 +93,7 @@ static void compare_grads(vt_env *env, const char *what, vklm_model *m, const re
         double d = 0;
         for (uint64_t k = 0; k < pi->count; k++)
           d += ((double)g[pi->offset + k] - w[k]) * ((double)g[pi->offset + k] - w[k]);
-        double e = sqrt(d) / fmax(norm(w, pi->count), 1e-4 * big);
+        double e = sqrt(d) / fmax(vt_norm(w, pi->count), 1e-4 * big);
         if (e > worst) worst = e, worst_name = pi->name;
         ntrain++;
       }
@@ -170,7 +126,7 @@ static void sft(vt_env *env, const char *name, ref *r) {
   uint8_t tgt[512];
   for (uint32_t e = 0; e < B; e++) {
     size_t n;
-    int32_t *v = ints(cJSON_GetArrayItem(ex, (int)e), &n), *t = ints(cJSON_GetArrayItem(tg, (int)e), &n);
+    int32_t *v = vt_json_ints(cJSON_GetArrayItem(ex, (int)e), &n), *t = vt_json_ints(cJSON_GetArrayItem(tg, (int)e), &n);
     for (size_t j = 0; j < n; j++) ids[off[e] + j] = v[j], tgt[off[e] + j] = (uint8_t)t[j];
     off[e + 1] = off[e] + n;
     free(v), free(t);
@@ -183,7 +139,7 @@ static void sft(vt_env *env, const char *name, ref *r) {
   int32_t *in = malloc(B * T * 4), *tt = malloc(B * T * 4), buf[1];
   vt_ok(env, vklm_batcher_next(&b, r->ck.st.model.vocab_size, buf, in, tt, err, sizeof err), "batch");
   size_t n;
-  int32_t *win = ints(cJSON_GetObjectItem(s, "inputs"), &n), *wtg = ints(cJSON_GetObjectItem(s, "targets"), &n);
+  int32_t *win = vt_json_ints(cJSON_GetObjectItem(s, "inputs"), &n), *wtg = vt_json_ints(cJSON_GetObjectItem(s, "targets"), &n);
   vt_expect(env, !memcmp(in, win, B * T * 4) && !memcmp(tt, wtg, B * T * 4),
             "%s sft: example batches (right-padded, prompt targets ignored) equal the reference's",
             name);
@@ -195,7 +151,7 @@ static void sft(vt_env *env, const char *name, ref *r) {
   double want = num(s, "loss");
   vt_expect(env, fabs(loss - want) / want < 1e-5, "%s sft: loss %.6f vs PyTorch %.6f", name, loss,
             want);
-  float *wg = floats(cJSON_GetObjectItem(s, "grads"), &n);
+  float *wg = vt_json_floats(cJSON_GetObjectItem(s, "grads"), &n);
   char what[64];
   snprintf(what, sizeof what, "%s sft", name);
   compare_grads(env, what, m, r, wg);
@@ -222,7 +178,7 @@ static void reward(vt_env *env, const char *name, ref *r) {
     const cJSON *it = cJSON_GetArrayItem(items, i);
     vklm_pref_item *p = &set.items[i];
     size_t n;
-    p->prompt_ids = ints(cJSON_GetObjectItem(it, "prompt"), &n);
+    p->prompt_ids = vt_json_ints(cJSON_GetObjectItem(it, "prompt"), &n);
     p->np = (uint32_t)n;
     const cJSON *rs = cJSON_GetObjectItem(it, "responses");
     p->k = (uint32_t)cJSON_GetArraySize(rs);
@@ -230,10 +186,10 @@ static void reward(vt_env *env, const char *name, ref *r) {
     p->nr = calloc(p->k, sizeof *p->nr);
     p->response = calloc(p->k, sizeof *p->response);
     for (uint32_t j = 0; j < p->k; j++) {
-      p->resp_ids[j] = ints(cJSON_GetArrayItem(rs, (int)j), &n);
+      p->resp_ids[j] = vt_json_ints(cJSON_GetArrayItem(rs, (int)j), &n);
       p->nr[j] = (uint32_t)n;
     }
-    p->group = ints(cJSON_GetObjectItem(it, "group"), &n);
+    p->group = vt_json_ints(cJSON_GetObjectItem(it, "group"), &n);
   }
   char err[512], what[64];
   snprintf(what, sizeof what, "%s reward", name);
@@ -249,7 +205,7 @@ static void reward(vt_env *env, const char *name, ref *r) {
   vt_expect(env, fabs(loss - want) / want < 1e-5 && pairs == 4,
             "%s: ranking loss %.6f vs PyTorch %.6f over %u pairs", what, loss, want, pairs);
   size_t n;
-  float *wg = floats(cJSON_GetObjectItem(s, "grads"), &n);
+  float *wg = vt_json_floats(cJSON_GetObjectItem(s, "grads"), &n);
   compare_grads(env, what, m, r, wg);
   vklm_model_destroy(m);
   vt_ok(env, vklm_align_model(env->ctx, &r->ck, 1, B, T, &mo, 0, &m, err, sizeof err), "model");
@@ -275,8 +231,8 @@ static void dpo(vt_env *env, const char *name, ref *r) {
   for (uint32_t row = 0; row < B; row++) {
     const cJSON *p = cJSON_GetArrayItem(pairs, (int)row / 2);
     size_t np, nr;
-    int32_t *pr = ints(cJSON_GetObjectItem(p, "prompt"), &np);
-    int32_t *rs = ints(cJSON_GetObjectItem(p, row % 2 ? "rejected" : "chosen"), &nr);
+    int32_t *pr = vt_json_ints(cJSON_GetObjectItem(p, "prompt"), &np);
+    int32_t *rs = vt_json_ints(cJSON_GetObjectItem(p, row % 2 ? "rejected" : "chosen"), &nr);
     vt_ok(env, vklm_align_row(pr, (uint32_t)np, rs, (uint32_t)nr, T, in + row * T, tg + row * T,
                               mask + row * T, NULL), "row");
     free(pr), free(rs);
@@ -285,7 +241,7 @@ static void dpo(vt_env *env, const char *name, ref *r) {
   snprintf(what, sizeof what, "%s dpo", name);
   vklm_ckpt pol = r->ck;
   size_t n;
-  pol.params = floats(cJSON_GetObjectItem(s, "policy"), &n);
+  pol.params = vt_json_floats(cJSON_GetObjectItem(s, "policy"), &n);
   vklm_model_options fo = {.frozen = 1};
   vklm_model *m = NULL, *rm = NULL;
   vt_ok(env, vklm_align_model(env->ctx, &pol, 0, B, T, NULL, 0, &m, err, sizeof err), "policy");
@@ -295,7 +251,7 @@ static void dpo(vt_env *env, const char *name, ref *r) {
   vt_ok(env, vklm_model_run(m, &io), "policy logp");
   io.seq_logp = lr;
   vt_ok(env, vklm_model_run(rm, &io), "ref logp");
-  float *wp = floats(cJSON_GetObjectItem(s, "policy_logp"), &n), *wr = floats(cJSON_GetObjectItem(s, "ref_logp"), &n);
+  float *wp = vt_json_floats(cJSON_GetObjectItem(s, "policy_logp"), &n), *wr = vt_json_floats(cJSON_GetObjectItem(s, "ref_logp"), &n);
   vt_compare(env, "dpo: policy sequence log-probs over the response tokens vs PyTorch", lp, wp, B, 1e-5);
   vt_compare(env, "dpo: reference sequence log-probs vs PyTorch", lr, wr, B, 1e-5);
   double ipo = 0, hinge = 0, dc, dr;
@@ -312,7 +268,7 @@ static void dpo(vt_env *env, const char *name, ref *r) {
   double want = num(s, "loss");
   vt_expect(env, fabs(st.loss - want) / want < 1e-5, "%s: sigmoid loss %.6f vs PyTorch %.6f", what,
             st.loss, want);
-  float *wg = floats(cJSON_GetObjectItem(s, "grads"), &n);
+  float *wg = vt_json_floats(cJSON_GetObjectItem(s, "grads"), &n);
   compare_grads(env, what, m, r, wg);
   vklm_model_destroy(m);
   vt_ok(env, vklm_align_model(env->ctx, &pol, 0, B, T, NULL, 0, &m, err, sizeof err), "policy");

@@ -22,54 +22,8 @@
 #include "align/align.h"
 #include "testutil.h"
 
-static float *floats(const cJSON *a, size_t *n) {
-  *n = (size_t)cJSON_GetArraySize(a);
-  float *f = malloc((*n + 1) * sizeof *f);
-  size_t i = 0;
-  const cJSON *e;
-  cJSON_ArrayForEach(e, a) f[i++] = (float)e->valuedouble;
-  return f;
-}
-
-static int32_t *ints(const cJSON *a, size_t *n) {
-  *n = (size_t)cJSON_GetArraySize(a);
-  int32_t *v = malloc((*n + 1) * sizeof *v);
-  size_t i = 0;
-  const cJSON *e;
-  cJSON_ArrayForEach(e, a) v[i++] = (int32_t)e->valuedouble;
-  return v;
-}
-
 static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItem(o, k); }
 static double num(const cJSON *o, const char *k) { return get(o, k)->valuedouble; }
-
-static cJSON *read_json(vt_env *env, const char *name) {
-  const char *dir = getenv("VKLM_STATE_DIR");
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s.json", dir ? dir : ".", name);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    vt_expect(env, 0, "%s: reference file %s", name, path);
-    return NULL;
-  }
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *text = malloc((size_t)len + 1);
-  size_t got = fread(text, 1, (size_t)len, f);
-  fclose(f);
-  text[got] = 0;
-  cJSON *doc = cJSON_Parse(text);
-  free(text);
-  vt_expect(env, doc != NULL, "%s: the reference file parses", name);
-  return doc;
-}
-
-static double norm(const float *x, uint64_t n) {
-  double s = 0;
-  for (uint64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-  return sqrt(s);
-}
 
 /* got (the model's flat vector) vs want (the full table's), by name over the model's tensors:
  * ||got - want|| / max(||want||, 1e-4 * the largest ||want||); with base (full-table values
@@ -83,7 +37,7 @@ static void compare(vt_env *env, const char *what, vklm_model *m, const vklm_ckp
   float *w = malloc(n * sizeof *w);
   for (uint64_t i = 0; i < n; i++) w[i] = base ? want[i] - base[i] : want[i];
   for (uint32_t j = 0; j < ck->ntensors; j++)
-    big = fmax(big, norm(w + ck->table[j].offset, ck->table[j].count));
+    big = fmax(big, vt_norm(w + ck->table[j].offset, ck->table[j].count));
   for (uint32_t i = 0; i < vklm_model_param_count(m); i++) {
     const vklm_param_info *pi = vklm_model_param(m, i);
     const vklm_param_info *t = NULL;
@@ -100,7 +54,7 @@ static void compare(vt_env *env, const char *what, vklm_model *m, const vklm_ckp
       double g = (double)got[pi->offset + k] - (base ? base[t->offset + k] : 0.0);
       d += (g - w[t->offset + k]) * (g - w[t->offset + k]);
     }
-    double e = sqrt(d) / fmax(norm(w + t->offset, t->count), 1e-4 * big);
+    double e = sqrt(d) / fmax(vt_norm(w + t->offset, t->count), 1e-4 * big);
     if (e > worst) worst = e, worst_name = pi->name;
     ntrain++;
   }
@@ -123,7 +77,7 @@ static void compare_list(vt_env *env, const char *what, const double *got, const
 }
 
 static void run_case(vt_env *env, const char *name) {
-  cJSON *doc = read_json(env, name);
+  cJSON *doc = vt_json_load(env, name);
   if (!doc) return;
   const cJSON *c = get(doc, "config"), *hj = get(doc, "hp"), *o = get(doc, "optim");
   vklm_ckpt pol = {0}, val = {0};
@@ -148,10 +102,10 @@ static void run_case(vt_env *env, const char *name) {
   vklm_model_destroy(full);
   vt_expect(env, same, "%s: the reference's tensor table is vklm's", name);
   size_t n;
-  pol.params = floats(get(doc, "policy"), &n);
+  pol.params = vt_json_floats(get(doc, "policy"), &n);
   pol.nparams = n;
   val = pol;
-  val.params = floats(get(doc, "value"), &n);
+  val.params = vt_json_floats(get(doc, "value"), &n);
   vklm_optim_config oc = {.lr = (float)num(o, "lr"), .beta1 = (float)num(o, "beta1"),
                           .beta2 = (float)num(o, "beta2"), .eps = (float)num(o, "eps"),
                           .weight_decay = (float)num(o, "wd"), .grad_clip = (float)num(o, "clip")};
@@ -170,23 +124,23 @@ static void run_case(vt_env *env, const char *name) {
   int rows_ok = 1;
   for (uint32_t r = 0; r < N; r++) {
     size_t np, nr;
-    int32_t *p = ints(cJSON_GetArrayItem(get(doc, "prompts"), (int)r), &np);
-    int32_t *s = ints(cJSON_GetArrayItem(get(doc, "responses"), (int)r), &nr);
+    int32_t *p = vt_json_ints(cJSON_GetArrayItem(get(doc, "prompts"), (int)r), &np);
+    int32_t *s = vt_json_ints(cJSON_GetArrayItem(get(doc, "responses"), (int)r), &nr);
     rows_ok &= vklm_align_row(p, (uint32_t)np, s, (uint32_t)nr, T, b.inputs + (size_t)r * T,
                               b.targets + (size_t)r * T, b.mask + (size_t)r * T, NULL) == VKLM_OK;
     free(p), free(s);
   }
-  int32_t *win = ints(get(doc, "inputs"), &n), *wtg = ints(get(doc, "targets"), &n);
-  float *wmask = floats(get(doc, "mask"), &n);
+  int32_t *win = vt_json_ints(get(doc, "inputs"), &n), *wtg = vt_json_ints(get(doc, "targets"), &n);
+  float *wmask = vt_json_floats(get(doc, "mask"), &n);
   vt_expect(env, rows_ok && !memcmp(b.inputs, win, (size_t)N * T * 4) &&
                      !memcmp(b.targets, wtg, (size_t)N * T * 4) &&
                      !memcmp(b.mask, wmask, (size_t)N * T * 4),
             "%s: rollout rows (vklm_align_row) equal the reference's inputs, targets and mask", name);
   float *f;
-  f = floats(get(doc, "old_logp"), &n), memcpy(b.old_logp, f, n * 4), free(f);
-  f = floats(get(doc, "ref_logp"), &n), memcpy(b.ref_logp, f, n * 4), free(f);
-  f = floats(get(doc, "values"), &n), memcpy(b.values, f, n * 4), free(f);
-  f = floats(get(doc, "score"), &n), memcpy(b.score, f, n * 4), free(f);
+  f = vt_json_floats(get(doc, "old_logp"), &n), memcpy(b.old_logp, f, n * 4), free(f);
+  f = vt_json_floats(get(doc, "ref_logp"), &n), memcpy(b.ref_logp, f, n * 4), free(f);
+  f = vt_json_floats(get(doc, "values"), &n), memcpy(b.values, f, n * 4), free(f);
+  f = vt_json_floats(get(doc, "score"), &n), memcpy(b.score, f, n * 4), free(f);
 
   vklm_model_options vo = {.freeze = m->tie_embeddings ? NULL : "lm_head.weight"};
   vklm_model *pm = NULL, *vm = NULL;
@@ -207,7 +161,7 @@ static void run_case(vt_env *env, const char *name) {
 
   /* advantages */
   vklm_ppo_advantages(&b, &h);
-  float *wr = floats(get(doc, "rewards"), &n), *wa = floats(get(doc, "adv"), &n), *wt = floats(get(doc, "ret"), &n);
+  float *wr = vt_json_floats(get(doc, "rewards"), &n), *wa = vt_json_floats(get(doc, "adv"), &n), *wt = vt_json_floats(get(doc, "ret"), &n);
   snprintf(what, sizeof what, "%s: per-token rewards (k1 penalty + score at the end)", name);
   vt_compare(env, what, b.rewards, wr, n, 1e-5);
   snprintf(what, sizeof what, "%s: GAE advantages, whitened", name);
@@ -221,7 +175,7 @@ static void run_case(vt_env *env, const char *name) {
   vklm_ppo_hparams h3 = h;
   h3.kl = VKLM_PPO_KL_K3, h3.whiten_rewards = 1;
   vklm_ppo_advantages(&b3, &h3);
-  float *wa3 = floats(get(doc, "adv_k3_whiten"), &n), *wt3 = floats(get(doc, "ret_k3_whiten"), &n);
+  float *wa3 = vt_json_floats(get(doc, "adv_k3_whiten"), &n), *wt3 = vt_json_floats(get(doc, "ret_k3_whiten"), &n);
   snprintf(what, sizeof what, "%s: advantages with k3 and whitened rewards", name);
   vt_compare(env, what, b3.adv, wa3, n, 1e-5);
   snprintf(what, sizeof what, "%s: returns with k3 and whitened rewards", name);
@@ -244,7 +198,7 @@ static void run_case(vt_env *env, const char *name) {
   float *g = malloc(npp * 4 + 4), *gv = malloc(nvp * 4 + 4);
   vt_ok(env, vklm_model_get_grads(pm, g), "policy grads");
   vt_ok(env, vklm_model_get_grads(vm, gv), "value grads");
-  float *wgp = floats(get(doc, "policy_grads"), &n), *wgv = floats(get(doc, "value_grads"), &n);
+  float *wgp = vt_json_floats(get(doc, "policy_grads"), &n), *wgv = vt_json_floats(get(doc, "value_grads"), &n);
   snprintf(what, sizeof what, "%s: policy gradients of the clipped policy loss vs autograd", name);
   compare(env, what, pm, &pol, g, wgp, NULL, 1e-4);
   snprintf(what, sizeof what, "%s: value gradients of vf_coef x the clipped value loss vs autograd", name);
@@ -272,7 +226,7 @@ static void run_case(vt_env *env, const char *name) {
   float *pa = malloc(npp * 4 + 4), *va = malloc(nvp * 4 + 4);
   vt_ok(env, vklm_model_get_params(pm, pa), "policy params");
   vt_ok(env, vklm_model_get_params(vm, va), "value params");
-  float *wpa = floats(get(doc, "policy_after"), &n), *wva = floats(get(doc, "value_after"), &n);
+  float *wpa = vt_json_floats(get(doc, "policy_after"), &n), *wva = vt_json_floats(get(doc, "value_after"), &n);
   snprintf(what, sizeof what, "%s: policy parameter changes after %u epochs", name, h.epochs);
   compare(env, what, pm, &pol, pa, wpa, pol.params, 2e-3);
   snprintf(what, sizeof what, "%s: value parameter changes after %u epochs", name, h.epochs);

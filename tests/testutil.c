@@ -290,3 +290,52 @@ double vt_rel_norm(const float *got, const float *want, size_t n) {
 }
 
 double vt_rel(double got, double want) { return fabs(got - want) / (fabs(want) + 1e-30); }
+
+double vt_norm(const float *x, uint64_t n) {
+  double s = 0;
+  for (uint64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+  return sqrt(s);
+}
+
+cJSON *vt_json_load(vt_env *env, const char *name) {
+  const char *dir = getenv("VKLM_STATE_DIR");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s.json", dir ? dir : ".", name);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    vt_expect(env, 0, "%s: reference file %s", name, path);
+    return NULL;
+  }
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *text = malloc((size_t)(len > 0 ? len : 0) + 1);
+  size_t got = text && len > 0 ? fread(text, 1, (size_t)len, f) : 0;
+  fclose(f);
+  cJSON *doc = NULL;
+  if (text) {
+    text[got] = 0;
+    doc = cJSON_Parse(text);
+  }
+  free(text);
+  vt_expect(env, doc != NULL, "%s: the reference file parses", name);
+  return doc;
+}
+
+float *vt_json_floats(const cJSON *a, size_t *n) {
+  *n = (size_t)cJSON_GetArraySize(a);
+  float *f = malloc((*n + 1) * sizeof *f);
+  size_t i = 0;
+  const cJSON *e;
+  cJSON_ArrayForEach(e, a) f[i++] = (float)e->valuedouble;
+  return f;
+}
+
+int32_t *vt_json_ints(const cJSON *a, size_t *n) {
+  *n = (size_t)cJSON_GetArraySize(a);
+  int32_t *v = malloc((*n + 1) * sizeof *v);
+  size_t i = 0;
+  const cJSON *e;
+  cJSON_ArrayForEach(e, a) v[i++] = (int32_t)e->valuedouble;
+  return v;
+}

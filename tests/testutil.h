@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "model/model.h"
 #include "vklm_runtime.h"
 
@@ -88,5 +90,14 @@ int vt_state_table_matches(const vt_state *s, vklm_model *m);
 /* ||got - want|| / ||want|| (INFINITY when got is not finite); |got - want| / |want|. */
 double vt_rel_norm(const float *got, const float *want, size_t n);
 double vt_rel(double got, double want);
+/* sqrt(sum x^2) */
+double vt_norm(const float *x, uint64_t n);
+
+/* ---- JSON reference files (scripts/reference_align.py, reference_ppo.py) ----------------- */
+/* $VKLM_STATE_DIR/<name>.json parsed (NULL after a failed check naming the file). */
+cJSON *vt_json_load(vt_env *env, const char *name);
+/* A JSON array of numbers as a malloc'ed float / int32 array; *n its length. */
+float *vt_json_floats(const cJSON *a, size_t *n);
+int32_t *vt_json_ints(const cJSON *a, size_t *n);
 
 #endif
