@@ -240,9 +240,18 @@ vklm_status vklm_cmd_fill_words(vklm_cmd *c, vklm_buffer dst, uint32_t word) {
 }
 
 vklm_status vklm_cmd_copy(vklm_cmd *c, vklm_buffer src, vklm_buffer dst, uint64_t bytes) {
+  return vklm_cmd_copy_at(c, src, 0, dst, 0, bytes);
+}
+
+vklm_status vklm_cmd_copy_at(vklm_cmd *c, vklm_buffer src, uint64_t src_offset, vklm_buffer dst,
+                             uint64_t dst_offset, uint64_t bytes) {
   VKLM_ASSERT(c->recording, "copy outside begin/end");
-  VKLM_ASSERT(bytes <= src.size && bytes <= dst.size, "copy of %llu bytes exceeds a buffer",
-              (unsigned long long)bytes);
+  VKLM_ASSERT(src_offset % 4 == 0 && dst_offset % 4 == 0, "copy offsets must be multiples of 4");
+  VKLM_ASSERT(src_offset <= src.size && bytes <= src.size - src_offset &&
+                  dst_offset <= dst.size && bytes <= dst.size - dst_offset,
+              "copy of %llu bytes exceeds a buffer", (unsigned long long)bytes);
+  src = (vklm_buffer){src.block, src.offset + src_offset, bytes};
+  dst = (vklm_buffer){dst.block, dst.offset + dst_offset, bytes};
   if (conflicts(c, &src, 0) || conflicts(c, &dst, 1)) barrier(c);
   vklm_status st;
   if ((st = track(c, &src, 0)) != VKLM_OK || (st = track(c, &dst, 1)) != VKLM_OK) return st;

@@ -257,6 +257,9 @@ vklm_status vklm_cmd_dispatch(vklm_cmd *c, vklm_pipeline *p, const vklm_buffer *
 /* Sets every 32-bit word of dst to `word` (0 zeroes; 0x3f800000 is 1.0f). */
 vklm_status vklm_cmd_fill_words(vklm_cmd *c, vklm_buffer dst, uint32_t word);
 vklm_status vklm_cmd_copy(vklm_cmd *c, vklm_buffer src, vklm_buffer dst, uint64_t bytes);
+/* The same from src_offset to dst_offset (bytes, multiples of 4, within the buffers). */
+vklm_status vklm_cmd_copy_at(vklm_cmd *c, vklm_buffer src, uint64_t src_offset, vklm_buffer dst,
+                             uint64_t dst_offset, uint64_t bytes);
 vklm_status vklm_cmd_end(vklm_cmd *c);
 
 /* Submission: a recorded command buffer can be submitted again and again unchanged (replay). */

@@ -4,7 +4,8 @@
  * weights:
  *   the rows laid out by vklm_align_row equal the reference's inputs, targets and mask;
  *   the policy's token log-probs and the value model's values equal the saved ones;
- *   vklm_ppo_advantages: per-token rewards, whitened advantages and returns (k1), and the
+ *   vklm_ppo_advantages (on the GPU, from the batch uploaded with vklm_ppo_dev_upload):
+ *        per-token rewards, whitened advantages and returns (k1), and the
  *        advantages and returns with k3 and reward whitening;
  *   vklm_ppo_minibatch on the first minibatch: the clipped policy and value losses and every
  *        gradient of both models (the value model's scaled by vf_coef);
@@ -159,8 +160,11 @@ static void run_case(vt_env *env, const char *name) {
   snprintf(what, sizeof what, "%s: the value model's values vs the saved values", name);
   vt_compare(env, what, vv, b.values, (size_t)mb * T, 1e-4);
 
-  /* advantages */
-  vklm_ppo_advantages(&b, &h);
+  /* advantages, on the GPU from the device copy of the batch */
+  vklm_ppo_dev *d = NULL;
+  vt_ok(env, vklm_ppo_dev_create(env->ctx, N, T, h.epochs, mb, &d, err, sizeof err), "device batch");
+  vt_ok(env, vklm_ppo_dev_upload(d, &b, err, sizeof err), "upload the batch");
+  vt_ok(env, vklm_ppo_advantages(d, &h, &b, NULL, err, sizeof err), "advantages");
   float *wr = vt_json_floats(get(doc, "rewards"), &n), *wa = vt_json_floats(get(doc, "adv"), &n), *wt = vt_json_floats(get(doc, "ret"), &n);
   snprintf(what, sizeof what, "%s: per-token rewards (k1 penalty + score at the end)", name);
   vt_compare(env, what, b.rewards, wr, n, 1e-5);
@@ -174,7 +178,7 @@ static void run_case(vt_env *env, const char *name) {
   b3.rewards = tmp.rewards, b3.adv = tmp.adv, b3.ret = tmp.ret;
   vklm_ppo_hparams h3 = h;
   h3.kl = VKLM_PPO_KL_K3, h3.whiten_rewards = 1;
-  vklm_ppo_advantages(&b3, &h3);
+  vt_ok(env, vklm_ppo_advantages(d, &h3, &b3, NULL, err, sizeof err), "advantages k3");
   float *wa3 = vt_json_floats(get(doc, "adv_k3_whiten"), &n), *wt3 = vt_json_floats(get(doc, "ret_k3_whiten"), &n);
   snprintf(what, sizeof what, "%s: advantages with k3 and whitened rewards", name);
   vt_compare(env, what, b3.adv, wa3, n, 1e-5);
@@ -187,9 +191,13 @@ static void run_case(vt_env *env, const char *name) {
   for (uint32_t e = 0; e < h.epochs; e++)
     for (uint32_t q = 0; q < N; q++)
       order[(size_t)e * N + q] = (uint32_t)cJSON_GetArrayItem(cJSON_GetArrayItem(get(doc, "orders"), (int)e), (int)q)->valuedouble;
-  double pg, vf, tokens = 0;
-  vt_ok(env, vklm_ppo_minibatch(pm, vm, &b, order, mb, &h, &pg, &vf, NULL, &tokens, err, sizeof err),
-        "minibatch");
+  /* the k1 advantages again: the minibatch and the update use them */
+  vt_ok(env, vklm_ppo_advantages(d, &h, NULL, NULL, err, sizeof err), "advantages");
+  double pg, vf;
+  vklm_ppo_stats s1;
+  vt_ok(env, vklm_ppo_dev_begin(d, order, h.epochs * N, err, sizeof err), "begin");
+  vt_ok(env, vklm_ppo_minibatch(pm, vm, &b, d, 0, mb, &h, 0, err, sizeof err), "minibatch");
+  vt_ok(env, vklm_ppo_dev_stats(d, 1, &s1, &pg, &vf, err, sizeof err), "minibatch statistics");
   double wpg = num(get(doc, "first"), "pg"), wvf = num(get(doc, "first"), "vf");
   vt_expect(env, fabs(pg - wpg) <= 1e-5 * fmax(fabs(wpg), 0.1) && fabs(vf - wvf) <= 1e-5 * fmax(fabs(wvf), 0.1),
             "%s: first minibatch policy loss %.6f vs PyTorch %.6f, value loss %.6f vs %.6f", name,
@@ -211,7 +219,7 @@ static void run_case(vt_env *env, const char *name) {
   uint32_t nmb = (N + mb - 1) / mb, step = 1;
   double *pgh = calloc(h.epochs * nmb, sizeof *pgh), *vfh = calloc(h.epochs * nmb, sizeof *vfh);
   vklm_ppo_stats s;
-  vt_ok(env, vklm_ppo_update(pm, vm, &b, &h, order, &oc, &oc, &step, pgh, vfh, &s, err, sizeof err),
+  vt_ok(env, vklm_ppo_update(pm, vm, &b, d, &h, order, &oc, &oc, &step, pgh, vfh, &s, err, sizeof err),
         "update");
   vt_expect(env, s.updates == h.epochs * nmb && step == s.updates + 1,
             "%s: %u minibatch updates (%u epochs x %u minibatches)", name, s.updates, h.epochs, nmb);
@@ -233,6 +241,7 @@ static void run_case(vt_env *env, const char *name) {
   compare(env, what, vm, &val, va, wva, val.params, 2e-3);
 
   vklm_model_destroy(pm), vklm_model_destroy(vm);
+  vklm_ppo_dev_destroy(d);
   vklm_ppo_batch_free(&b);
   free(win), free(wtg), free(wmask), free(lp), free(vv), free(wr), free(wa), free(wt), free(wa3);
   free(wt3), free(order), free(g), free(gv), free(wgp), free(wgv), free(pgh), free(vfh), free(pa);

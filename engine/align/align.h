@@ -316,9 +316,11 @@ vklm_status vklm_rank_simulate(const char *rule, const vklm_pref_item *it, const
  * RLHF with proximal policy optimisation (docs/alignment.md, "vklm ppo"): the policy samples
  * responses (vklm_rollout), a frozen reward model scores them, a frozen reference keeps the
  * policy near where it started (a per-token KL penalty), and a separate value model (a scalar
- * head) is the critic. Forward and backward passes run on the GPU through vklm_model_run /
- * vklm_model_backward; the per-token scalar work (rewards, GAE, whitening, clipped losses and
- * their derivatives) is O(N*T) host arithmetic on the results, like the DPO loss.
+ * head) is the critic. Everything but the sampling bookkeeping runs on the GPU: the forward and
+ * backward passes (vklm_model_run / vklm_model_backward_rows), and the per-token work —
+ * rewards, GAE, whitening, the clipped losses and their derivatives, the statistics — as ops
+ * (engine/ops/rl.h) on a device copy of the rollout batch (vklm_ppo_dev), reading the models'
+ * per-row results and writing their backward weights in place (vklm_model_rows).
  *
  * A rollout batch is N rows of (N,T): row n is prompt + response laid out by vklm_align_row
  * (inputs, targets, mask 1 on the targets that are response tokens); position t's action is
@@ -346,17 +348,32 @@ typedef struct vklm_ppo_batch {
   float *score;               /* (N) the reward model's score (penalties included) */
   float *rewards, *adv, *ret; /* (N,T) out of vklm_ppo_advantages (0 off the mask) */
 } vklm_ppo_batch;
-/* Allocates (zeroed) every array of an N x T batch; free with vklm_ppo_batch_free. */
+/* Allocates (zeroed) every array of an N x T batch; free with vklm_ppo_batch_free. The host
+ * batch holds the rows (tokens and mask, laid out on the host) and, for a saved rollout or a
+ * test, its figures; the GPU works on a vklm_ppo_dev. */
 vklm_status vklm_ppo_batch_alloc(vklm_ppo_batch *b, uint32_t N, uint32_t T);
 void vklm_ppo_batch_free(vklm_ppo_batch *b);
 
-/* Per-token rewards r_t = -beta * kl_t (+ score at each row's last response token; whitened
- * when asked), GAE advantages A_t = delta_t + gamma lam A_{t+1} with delta_t = r_t +
+/* The rollout batch on the device (ppo_loss.c): mask, old and reference log-probs, old values,
+ * scores, and what the advantages write (rewards, advantages, returns, row figures), the
+ * minibatch order and the update's statistics; with a command buffer of its own. */
+typedef struct vklm_ppo_dev vklm_ppo_dev;
+/* For N rows of T tokens and PPO updates of `epochs` passes in minibatches of `minibatch` rows. */
+vklm_status vklm_ppo_dev_create(vklm_context *ctx, uint32_t N, uint32_t T, uint32_t epochs,
+                                uint32_t minibatch, vklm_ppo_dev **out, char *err, size_t errlen);
+void vklm_ppo_dev_destroy(vklm_ppo_dev *d); /* accepts NULL */
+/* Uploads b's mask, old_logp, ref_logp, values and score (a saved rollout; the tests). */
+vklm_status vklm_ppo_dev_upload(vklm_ppo_dev *d, const vklm_ppo_batch *b, char *err,
+                                size_t errlen);
+
+/* On the GPU: per-token rewards r_t = -beta * kl_t (+ score at each row's last response token;
+ * whitened when asked), GAE advantages A_t = delta_t + gamma lam A_{t+1} with delta_t = r_t +
  * gamma V_{t+1} - V_t (V past the end 0), returns = A + V, then the advantages whitened over all
- * response tokens: (A - mean) / sqrt(var + 1e-8), var unbiased. Fills rewards, adv, ret. */
-void vklm_ppo_advantages(vklm_ppo_batch *b, const vklm_ppo_hparams *h);
-/* The sequence KL of row n: sum over its response tokens of logp - logp_ref (k1). */
-double vklm_ppo_row_kl(const vklm_ppo_batch *b, uint32_t n);
+ * response tokens: (A - mean) / sqrt(var + 1e-8), var unbiased. When b is not NULL, its
+ * rewards, adv and ret receive them (logs, tests); rows (N*4, may be NULL) receives per row the
+ * sequence KL (sum of logp - logp_ref, k1), the response tokens, the sum of -logp and the score. */
+vklm_status vklm_ppo_advantages(vklm_ppo_dev *d, const vklm_ppo_hparams *h, vklm_ppo_batch *b,
+                                float *rows, char *err, size_t errlen);
 
 typedef struct vklm_ppo_stats {
   double pg_loss, vf_loss;   /* means over the minibatches of the update */
@@ -368,22 +385,29 @@ typedef struct vklm_ppo_stats {
   uint32_t updates;          /* minibatch updates */
 } vklm_ppo_stats;
 
-/* One minibatch: rows[0..n) of b (n <= minibatch) through the policy (token log-probs) and the
- * value model (values), the clipped policy loss and vf_coef times the clipped value loss, their
- * gradients ACCUMULATED into the two models (mean over the minibatch's response tokens).
- * *pg, *vf get the losses; s (may be NULL) adds clip fractions, approximate KL and entropy sums
- * per token (*tokens counts them). */
+/* Starts an update: uploads the row order (count indices into the rollout's rows) and zeroes the
+ * statistics. */
+vklm_status vklm_ppo_dev_begin(vklm_ppo_dev *d, const uint32_t *order, uint32_t count, char *err,
+                               size_t errlen);
+/* One minibatch: rollout rows order[row0 .. row0+n) (n <= the models' B; tokens from b) through
+ * the policy (token log-probs) and the value model (values), the clipped policy loss and vf_coef
+ * times the clipped value loss on the GPU, their gradients ACCUMULATED into the two models (mean
+ * over the minibatch's response tokens); the losses and statistics go to update slot `slot`. */
 vklm_status vklm_ppo_minibatch(vklm_model *policy, vklm_model *value, const vklm_ppo_batch *b,
-                               const uint32_t *rows, uint32_t n, const vklm_ppo_hparams *h,
-                               double *pg, double *vf, vklm_ppo_stats *s, double *tokens,
-                               char *err, size_t errlen);
-/* The PPO update on a rollout batch with its advantages: h->epochs passes, each over the rows in
- * the order order[e*N .. e*N+N) (NULL: 0..N-1 every epoch), in minibatches of h->minibatch rows;
- * after each, one AdamW step of each model (oc_pol, oc_val; *step counts the steps, from 1).
- * pg_hist / vf_hist (may be NULL; epochs * ceil(N/minibatch) entries) get each minibatch's
- * losses before its step. */
+                               vklm_ppo_dev *d, uint32_t row0, uint32_t n,
+                               const vklm_ppo_hparams *h, uint32_t slot, char *err, size_t errlen);
+/* Reads the statistics of `updates` minibatch updates since vklm_ppo_dev_begin into s (means
+ * per token; entropy 0: the caller's) and each update's losses into pg_hist / vf_hist (may be NULL).
+ * A loss that is not finite is an error naming the update. */
+vklm_status vklm_ppo_dev_stats(vklm_ppo_dev *d, uint32_t updates, vklm_ppo_stats *s,
+                               double *pg_hist, double *vf_hist, char *err, size_t errlen);
+/* The PPO update on a rollout batch whose advantages d holds: h->epochs passes, each over the
+ * rows in the order order[e*N .. e*N+N) (NULL: 0..N-1 every epoch), in minibatches of
+ * h->minibatch rows; after each, one AdamW step of each model (oc_pol, oc_val; *step counts the
+ * steps, from 1). pg_hist / vf_hist (may be NULL; epochs * ceil(N/minibatch) entries) get each
+ * minibatch's losses before its step. */
 vklm_status vklm_ppo_update(vklm_model *policy, vklm_model *value, const vklm_ppo_batch *b,
-                            const vklm_ppo_hparams *h, const uint32_t *order,
+                            vklm_ppo_dev *d, const vklm_ppo_hparams *h, const uint32_t *order,
                             const vklm_optim_config *oc_pol, const vklm_optim_config *oc_val,
                             uint32_t *step, double *pg_hist, double *vf_hist, vklm_ppo_stats *s,
                             char *err, size_t errlen);

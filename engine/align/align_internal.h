@@ -31,4 +31,26 @@ int vklm_align_is_messages(const cJSON *a);
 /* The template's rendering of msgs[0..n); NULL with a message in why. */
 char *vklm_align_render(reader *r, const cJSON *msgs, int n, int add_gen, char *why, size_t wl);
 
+/* The rollout batch on the device (align.h: vklm_ppo_dev), shared by ppo_loss.c (advantages,
+ * losses, update) and ppo.c (which fills it from the models' forward passes). All buffers are
+ * (N,T) f32 unless said otherwise. */
+struct vklm_ppo_dev {
+  vklm_context *ctx;  /* borrowed */
+  vklm_arena *arena;  /* owned: every buffer below */
+  vklm_cmd *cmd;      /* owned */
+  uint32_t N, T, updates;
+  vklm_buffer mask, old_logp, ref_logp, values;
+  vklm_buffer score_src; /* the scores read at last[r]: (N) uploaded, or the reward model's (N,T) */
+  vklm_buffer scores;    /* (N) uploaded scores (vklm_ppo_dev_upload) */
+  vklm_buffer rm_values; /* (N,T) the reward model's values at rollout */
+  vklm_buffer last;      /* (N) u32 index of row r's score in score_src */
+  vklm_buffer bonus;     /* (N) added to row r's score (the penalty for no EOS) */
+  vklm_buffer rewards, adv, ret;
+  vklm_buffer rowstats;  /* (N,4) */
+  vklm_buffer order;     /* (epochs * N) u32, capacity order_cap */
+  vklm_buffer stats;     /* VKLM_RL_STATS_FLOATS(updates) */
+  uint32_t order_cap;
+  uint32_t *order_host;  /* owned: the order as uploaded (the minibatch's tokens come from it) */
+};
+
 #endif

@@ -9,7 +9,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "align/align.h"
+#include "align/align_internal.h"
+#include "ops/ops.h"
 
 void vklm_ppo_options_default(vklm_ppo_options *o) {
   memset(o, 0, sizeof *o);
@@ -120,34 +121,39 @@ static void layout(const vklm_pref_set *s, uint32_t k, vklm_ppo_batch *b, int32_
     }
 }
 
-/* Old and reference log-probs, values and scores of every row, mb rows per pass. */
+/* Old and reference log-probs, values and the reward model's values of every row into the device
+ * batch, B rows per pass: each model's per-row results are copied on the device (no host copy);
+ * then the log-probs are turned from the models' -logp into logp, and each row's score is found
+ * at last[r] (the whole sequence's final token) with the no-EOS penalty as its bonus. */
 static vklm_status collect(vklm_model *pol, vklm_model *ref, vklm_model *rm, vklm_model *val,
-                           vklm_ppo_batch *b, const int32_t *rin, const uint32_t *last,
-                           char *err, size_t errlen) {
+                           const vklm_ppo_batch *b, vklm_ppo_dev *d, const int32_t *rin,
+                           const uint32_t *last, const uint8_t *ended, float penalty, char *err,
+                           size_t errlen) {
   uint32_t B = vklm_model_batch(pol), T = b->T;
   size_t bt = (size_t)B * T;
   int32_t *in = malloc(bt * sizeof *in), *tg = malloc(bt * sizeof *tg);
   int32_t *ri = malloc(bt * sizeof *ri);
-  float *lp = malloc(bt * sizeof *lp), *lr = malloc(bt * sizeof *lr), *v = malloc(bt * sizeof *v);
-  float *sc = malloc(bt * sizeof *sc);
-  vklm_status st = in && tg && ri && lp && lr && v && sc ? VKLM_OK : VKLM_ERROR_OUT_OF_HOST_MEMORY;
+  uint32_t *at_last = malloc((size_t)b->N * sizeof *at_last);
+  float *bonus = malloc((size_t)b->N * sizeof *bonus);
+  vklm_status st = in && tg && ri && at_last && bonus ? VKLM_OK : VKLM_ERROR_OUT_OF_HOST_MEMORY;
   if (st != VKLM_OK) snprintf(err, errlen, "out of host memory");
+  vklm_model_rows pr, rr, vr, sr;
+  vklm_model_rows_get(pol, &pr), vklm_model_rows_get(ref, &rr);
+  vklm_model_rows_get(val, &vr), vklm_model_rows_get(rm, &sr);
   for (uint32_t at = 0; st == VKLM_OK && at < b->N; at += B) {
     uint32_t n = b->N - at < B ? b->N - at : B;
     for (uint32_t r = 0; r < B; r++) {
-      size_t d = (size_t)r * T, s = (size_t)(at + r) * T;
+      size_t dd = (size_t)r * T, s = (size_t)(at + r) * T;
       if (r < n) {
-        memcpy(in + d, b->inputs + s, T * sizeof *in);
-        memcpy(tg + d, b->targets + s, T * sizeof *tg);
-        memcpy(ri + d, rin + s, T * sizeof *ri);
+        memcpy(in + dd, b->inputs + s, T * sizeof *in);
+        memcpy(tg + dd, b->targets + s, T * sizeof *tg);
+        memcpy(ri + dd, rin + s, T * sizeof *ri);
       } else {
-        for (uint32_t t = 0; t < T; t++) in[d + t] = ri[d + t] = 0, tg[d + t] = VKLM_IGNORE_INDEX;
+        for (uint32_t t = 0; t < T; t++) in[dd + t] = ri[dd + t] = 0, tg[dd + t] = VKLM_IGNORE_INDEX;
       }
     }
-    vklm_model_io pio = {.inputs = in, .targets = tg, .token_logp = lp};
-    vklm_model_io rio = {.inputs = in, .targets = tg, .token_logp = lr};
-    vklm_model_io vio = {.inputs = in, .values = v};
-    vklm_model_io sio = {.inputs = ri, .values = sc};
+    vklm_model_io pio = {.inputs = in, .targets = tg}, rio = {.inputs = in, .targets = tg};
+    vklm_model_io vio = {.inputs = in}, sio = {.inputs = ri};
     const char *what = "policy";
     vklm_model *m = pol;
     if ((st = vklm_model_run(pol, &pio)) == VKLM_OK &&
@@ -158,15 +164,29 @@ static vklm_status collect(vklm_model *pol, vklm_model *ref, vklm_model *rm, vkl
       snprintf(err, errlen, "%s forward: %s", what, vklm_model_error(m));
       break;
     }
-    for (uint32_t r = 0; r < n; r++) {
-      size_t d = (size_t)r * T, s = (size_t)(at + r) * T;
-      memcpy(b->old_logp + s, lp + d, T * sizeof *lp);
-      memcpy(b->ref_logp + s, lr + d, T * sizeof *lr);
-      memcpy(b->values + s, v + d, T * sizeof *v);
-      b->score[at + r] = sc[d + last[at + r]];
-    }
+    uint64_t off = (uint64_t)at * T * 4, bytes = (uint64_t)n * T * 4;
+    vklm_cmd *c = d->cmd;
+    if ((st = vklm_cmd_begin(c)) != VKLM_OK ||
+        (st = vklm_cmd_copy_at(c, pr.neg_logp, 0, d->old_logp, off, bytes)) != VKLM_OK ||
+        (st = vklm_cmd_copy_at(c, rr.neg_logp, 0, d->ref_logp, off, bytes)) != VKLM_OK ||
+        (st = vklm_cmd_copy_at(c, vr.values, 0, d->values, off, bytes)) != VKLM_OK ||
+        (st = vklm_cmd_copy_at(c, sr.values, 0, d->rm_values, off, bytes)) != VKLM_OK ||
+        (at + n == b->N && /* the last pass: -logp to logp */
+         ((st = vklm_scale(c, d->old_logp, -1.0f, b->N * T)) != VKLM_OK ||
+          (st = vklm_scale(c, d->ref_logp, -1.0f, b->N * T)) != VKLM_OK)) ||
+        (st = vklm_cmd_end(c)) != VKLM_OK || (st = vklm_cmd_run(c)) != VKLM_OK)
+      snprintf(err, errlen, "PPO: collecting the rollout's figures: %s",
+               vklm_context_error(d->ctx));
   }
-  free(in), free(tg), free(ri), free(lp), free(lr), free(v), free(sc);
+  for (uint32_t r = 0; st == VKLM_OK && r < b->N; r++)
+    at_last[r] = r * T + last[r], bonus[r] = ended[r] ? 0.0f : penalty;
+  uint64_t n4 = (uint64_t)b->N * 4;
+  if (st == VKLM_OK && ((st = vklm_buffer_upload(d->ctx, d->mask, 0, b->mask, n4 * T)) != VKLM_OK ||
+                        (st = vklm_buffer_upload(d->ctx, d->last, 0, at_last, n4)) != VKLM_OK ||
+                        (st = vklm_buffer_upload(d->ctx, d->bonus, 0, bonus, n4)) != VKLM_OK))
+    snprintf(err, errlen, "PPO: uploading the rollout's mask: %s", vklm_context_error(d->ctx));
+  d->score_src = d->rm_values;
+  free(in), free(tg), free(ri), free(at_last), free(bonus);
   return st;
 }
 
@@ -370,13 +390,15 @@ vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
   if (longest + ro.max_tokens > T) ro.max_tokens = T - longest; /* >= 1: checked */
   vklm_model *pol = NULL, *ref = NULL, *rm = NULL, *val = NULL;
   vklm_ppo_batch b = {0};
+  vklm_ppo_dev *dev = NULL;
   vklm_metrics hist = {0};
   vklm_pref_set s = {0};
   int32_t *rin = malloc((size_t)N * T * sizeof *rin);
   uint32_t *last = malloc(N * sizeof *last), *order = malloc((size_t)hp.epochs * N * sizeof *order);
   uint8_t *ended = malloc(N);
+  float *rows = malloc((size_t)N * 4 * sizeof *rows);
   FILE *log = NULL, *samples = NULL;
-  if (!rin || !last || !order || !ended || vklm_ppo_batch_alloc(&b, N, T) != VKLM_OK) {
+  if (!rin || !last || !order || !ended || !rows || vklm_ppo_batch_alloc(&b, N, T) != VKLM_OK) {
     snprintf(err, errlen, "out of host memory");
     st = VKLM_ERROR_OUT_OF_HOST_MEMORY;
     goto done;
@@ -399,6 +421,8 @@ vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
        (st = vklm_align_model(ctx, vsrc, 1, mb, T, &vo, o->seed, &val, err, errlen)) != VKLM_OK))
     goto done;
   if (o->value_head) val = pol; /* the value head on the policy: one model, one update */
+  if ((st = vklm_ppo_dev_create(ctx, N, T, hp.epochs, mb, &dev, err, errlen)) != VKLM_OK)
+    goto done;
   vklm_model *ms[4] = {pol, ref, rm, val};
   for (int i = 0; i < 4; i++) vklm_model_memory_get(ms[i], &res->mem[i]);
   vklm_optim_config ocp = {.lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
@@ -430,27 +454,29 @@ vklm_status vklm_ppo_train(vklm_context *ctx, const vklm_ckpt *init, const vklm_
     if ((st = vklm_rollout(pol, o->tk, &s, &ro, err, errlen)) != VKLM_OK) goto done;
     double rollout_s = vklm_train_now_s() - ti;
     layout(&s, o->k, &b, rin, last, ended, o->eos, &resp_tokens);
-    if ((st = collect(pol, ref, rm, val, &b, rin, last, err, errlen)) != VKLM_OK) goto done;
+    if ((st = collect(pol, ref, rm, val, &b, dev, rin, last, ended, o->no_eos_penalty, err,
+                      errlen)) != VKLM_OK ||
+        (st = vklm_ppo_advantages(dev, &hp, NULL, rows, err, errlen)) != VKLM_OK)
+      goto done;
+    /* the iteration's figures from the row figures: KL, response tokens, -logp, score */
     vklm_ppo_iter r = {.iter = it, .beta = hp.beta};
     double ent = 0, ntok = 0;
     for (uint32_t n = 0; n < N; n++) {
-      if (!ended[n]) b.score[n] += o->no_eos_penalty;
+      b.score[n] = rows[n * 4 + 3];
       r.reward_mean += b.score[n] / N;
-      r.kl += vklm_ppo_row_kl(&b, n) / N;
+      r.kl += rows[n * 4] / N;
       r.ended += ended[n] / (double)N;
-      for (uint32_t t = 0; t < T; t++)
-        if (b.mask[(size_t)n * T + t] != 0) ent -= b.old_logp[(size_t)n * T + t], ntok++;
+      ntok += rows[n * 4 + 1], ent += rows[n * 4 + 2];
     }
     for (uint32_t n = 0; n < N; n++)
       r.reward_std += (b.score[n] - r.reward_mean) * (b.score[n] - r.reward_mean);
     r.reward_std = N > 1 ? sqrt(r.reward_std / (N - 1)) : 0;
     r.resp_len = resp_tokens / N;
-    vklm_ppo_advantages(&b, &hp);
     for (uint32_t e = 0; e < hp.epochs; e++)
       for (uint32_t q = 0; q < N; q++)
         order[(size_t)e * N + q] =
             (uint32_t)vklm_data_permute(q, N, o->seed ^ 0x9907, (uint64_t)it * hp.epochs + e);
-    if ((st = vklm_ppo_update(pol, val, &b, &hp, order, &ocp, &ocv, &step, NULL, NULL, &r.st, err,
+    if ((st = vklm_ppo_update(pol, val, &b, dev, &hp, order, &ocp, &ocv, &step, NULL, NULL, &r.st, err,
                               errlen)) != VKLM_OK)
       goto done;
     r.st.entropy = ntok > 0 ? ent / ntok : 0;
@@ -496,7 +522,8 @@ done:
   vklm_pref_free(&s);
   vklm_ppo_batch_free(&b);
   vklm_metrics_free(&hist);
-  free(rin), free(last), free(order), free(ended);
+  free(rin), free(last), free(order), free(ended), free(rows);
+  vklm_ppo_dev_destroy(dev);
   vklm_model_destroy(ref);
   vklm_model_destroy(rm);
   if (val != pol) vklm_model_destroy(val);

@@ -205,6 +205,9 @@ uint64_t vklm_model_num_params(const vklm_model *m);
 vklm_status vklm_model_get_params(vklm_model *m, float *out);
 vklm_status vklm_model_set_params(vklm_model *m, const float *in);
 vklm_status vklm_model_get_grads(vklm_model *m, float *out);
+/* Replaces the trainable tensors' gradients (e.g. with their sum over data-parallel ranks);
+ * a frozen tensor's entries are ignored. */
+vklm_status vklm_model_set_grads(vklm_model *m, const float *in);
 vklm_status vklm_model_get_moments(vklm_model *m, float *m_out, float *v_out);
 vklm_status vklm_model_set_moments(vklm_model *m, const float *m_in, const float *v_in);
 
@@ -258,6 +261,19 @@ vklm_status vklm_model_backward(vklm_model *m, const float *token_w, const float
 /* The same with one coefficient per sequence: token_w[b,t] = coef[b] * mask[b,t] (mask as in
  * vklm_model_run): the gradient of sum_b coef[b] * seq_logp[b] (DPO; SFT with coef = -1/count). */
 vklm_status vklm_model_backward_seq(vklm_model *m, const float *coef, const float *mask);
+/* Losses computed on the GPU (PPO) read the last run's per-row results and write the
+ * backward's per-row weights in place, with no host copy. Views (B*T floats each, 0-size when
+ * absent): neg_logp = -token_logp of the last vklm_model_run with targets; values = its scalar
+ * head's values; neg_token_w and value_w = what vklm_model_backward_rows reads as -token_w and
+ * value_w (a trainable model only). Valid until the model is destroyed; the contents change with
+ * every run. */
+typedef struct vklm_model_rows {
+  vklm_buffer neg_logp, values, neg_token_w, value_w;
+} vklm_model_rows;
+void vklm_model_rows_get(vklm_model *m, vklm_model_rows *out);
+/* vklm_model_backward with the weights already on the device (written into the views above
+ * after the run): the token weights when `token`, the value weights when `value`. */
+vklm_status vklm_model_backward_rows(vklm_model *m, int token, int value);
 
 typedef struct vklm_optim_config {
   float lr, beta1, beta2, eps, weight_decay;

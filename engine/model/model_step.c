@@ -210,27 +210,49 @@ vklm_status vklm_model_forward_backward(vklm_model *m, const int32_t *inputs,
   return loss ? download_f(m, m->w.loss, loss, 1, "reading the loss") : VKLM_OK;
 }
 
-vklm_status vklm_model_backward(vklm_model *m, const float *token_w, const float *value_w) {
+/* What a backward of the last run with these weights needs. */
+static vklm_status backward_ok(vklm_model *m, int token, int value) {
   vklm_status st;
-  uint32_t BT = m->B * m->T;
   if ((st = need_trainable(m)) != VKLM_OK) return st;
   if (!m->have_run)
     return vklm_model_fail(m, VKLM_ERROR_INVALID,
                            "model: backward needs a vklm_model_run of the same batch just before");
-  if (!token_w && !value_w) return VKLM_OK;
-  if (token_w && !m->run_had_lm)
+  if (token && !m->run_had_lm)
     return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: token weights need a run with targets");
-  if (value_w && !m->cfg.scalar_head)
+  if (value && !m->cfg.scalar_head)
     return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: value weights need a scalar head");
+  return VKLM_OK;
+}
+
+void vklm_model_rows_get(vklm_model *m, vklm_model_rows *out) {
+  const vklm_workspace *w = &m->w;
+  memset(out, 0, sizeof *out);
+  /* each is a whole arena allocation (TENSOR in model.c): its view starts at element 0 */
+  out->neg_logp = w->losses.buf;
+  out->neg_token_w = w->rscale.buf;
+  if (m->cfg.scalar_head) out->values = w->values.buf, out->value_w = w->dvalues.buf;
+}
+
+vklm_status vklm_model_backward_rows(vklm_model *m, int token, int value) {
+  vklm_status st;
+  if ((st = backward_ok(m, token, value)) != VKLM_OK || (!token && !value)) return st;
+  m->have_logits = 0;
+  m->have_run = 0; /* the heads' buffers now hold gradients */
+  return replay(m, token && value ? CMD_BWD_BOTH : token ? CMD_BWD_TOK : CMD_BWD_VAL);
+}
+
+vklm_status vklm_model_backward(vklm_model *m, const float *token_w, const float *value_w) {
+  vklm_status st;
+  uint32_t BT = m->B * m->T;
+  if ((st = backward_ok(m, token_w != NULL, value_w != NULL)) != VKLM_OK) return st;
+  if (!token_w && !value_w) return VKLM_OK;
   if (token_w) { /* d(sum w logp) = d(sum -w loss): per-row scale -w */
     for (uint32_t i = 0; i < BT; i++) m->host_f[i] = -token_w[i] + 0.0f;
     if ((st = upload_f(m, m->w.rscale, m->host_f, BT, "uploading the token weights"))) return st;
   }
   if (value_w && (st = upload_f(m, m->w.dvalues, value_w, BT, "uploading the value weights")))
     return st;
-  m->have_logits = 0;
-  m->have_run = 0; /* the heads' buffers now hold gradients */
-  return replay(m, token_w && value_w ? CMD_BWD_BOTH : token_w ? CMD_BWD_TOK : CMD_BWD_VAL);
+  return vklm_model_backward_rows(m, token_w != NULL, value_w != NULL);
 }
 
 vklm_status vklm_model_backward_seq(vklm_model *m, const float *coef, const float *mask) {

@@ -26,5 +26,6 @@
 #include "quant.h"
 #include "tensor.h"
 #include "kvcache.h"
+#include "rl.h"
 
 #endif
