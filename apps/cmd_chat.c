@@ -24,24 +24,9 @@
 #include "app_util.h"
 #include "chat/chat.h"
 #include "commands.h"
+#include "flags.h"
 #include "gen_common.h"
 #include "infer/stream.h"
-
-static void chat_usage(FILE *f) {
-  fprintf(f,
-      "usage: vklm chat -m MODEL [flags]\n"
-      "  -m, --model M        a vklm checkpoint (or its directory), an HF directory or a .gguf\n"
-      "  -t, --tokenizer F    tokenizer.json (default: beside the model, else the model's own)\n"
-      "  -sys, --system TEXT  the system prompt\n"
-      "  --chat-template T    a built-in (chatml | llama3 | plain) or a Jinja template file\n"
-      "                       (default: the model's own template; chatml when it has none)\n"
-      "  -n, --n-predict N    tokens per reply at most (default 256)\n"
-      "  -c, --ctx-size N     context length (default: the model's)\n"
-      "%s"
-      "  --device D  --limits baseline  --validate\n"
-      "At the prompt: /reset clears the conversation, /quit or /exit (or Ctrl-D) leaves, /help.\n",
-      gen_sampling_help);
-}
 
 typedef struct opts {
   const char *model, *tok, *system, *tpl;
@@ -50,36 +35,29 @@ typedef struct opts {
 } opts;
 
 static int parse(opts *o, vklm_config *cfg, int argc, char **argv) {
-#define IS(s) (!strcmp(a, s))
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int r = app_config_flag(cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    if (IS("-h") || IS("--help")) return chat_usage(stdout), 1;
-    if (i + 1 >= argc) {
-      fprintf(stderr, "vklm chat: unknown flag or missing value '%s'\n", a);
-      return 2;
-    }
-    const char *v = argv[++i];
-    if (IS("-m") || IS("--model")) o->model = v;
-    else if (IS("-t") || IS("--tokenizer")) o->tok = v;
-    else if (IS("-sys") || IS("--system")) o->system = v;
-    else if (IS("--chat-template")) o->tpl = v;
-    else if (IS("-n") || IS("--n-predict")) o->n_predict = (uint32_t)strtoul(v, NULL, 10);
-    else if (IS("-c") || IS("--ctx-size")) o->n_ctx = (uint32_t)strtoul(v, NULL, 10);
-    else {
-      int k = gen_sampling_flag(&o->smp, "chat", a, v);
-      if (k < 0) return 2;
-      if (k) continue;
-      fprintf(stderr, "vklm chat: unknown flag '%s'\n", a);
-      return 2;
-    }
-  }
-#undef IS
+  const app_flag flags[] = {
+      AF_STRING("--model", "-m", &o->model, "M",
+                "a vklm checkpoint (or its directory), an HF directory or a .gguf"),
+      AF_STRING("--tokenizer", "-t", &o->tok, "F",
+                "tokenizer.json (default: beside the model, else the model's own)"),
+      AF_STRING("--system", "-sys", &o->system, "TEXT", "the system prompt"),
+      AF_STRING("--chat-template", NULL, &o->tpl, "T",
+                "a built-in (chatml | llama3 | plain) or a Jinja template file\n"
+                "(default: the model's own template; chatml when it has none)"),
+      AF_FLAG("--n-predict", "-n", AF_U32, &o->n_predict, 1, 1u << 24, "N",
+              "tokens per reply at most (default 256)"),
+      AF_FLAG("--ctx-size", "-c", AF_U32, &o->n_ctx, 1, 1u << 20, "N",
+              "context length (default: the model's)"),
+      AF_INCLUDE(o->smp.flags),
+      AF_LAST};
+  const app_command cmd = {"chat", "chat -m MODEL [flags]",
+                           "At the prompt: /reset clears the conversation, /quit or /exit (or "
+                           "Ctrl-D) leaves, /help.",
+                           flags, 0, 0, 1};
+  int r = app_flags_parse(&cmd, argc, argv, cfg, NULL, NULL);
+  if (r) return r;
   if (!o->model) {
-    fprintf(stderr, "vklm chat: give -m MODEL\n");
-    chat_usage(stderr);
+    fprintf(stderr, "vklm chat: give -m MODEL (see vklm chat --help)\n");
     return 2;
   }
   if (o->tpl && !gen_template_flag_ok("chat", o->tpl)) return 2;

@@ -22,30 +22,9 @@
 
 #include "app_util.h"
 #include "commands.h"
+#include "flags.h"
 #include "gen_common.h"
 #include "infer/stream.h"
-
-static void generate_usage(FILE *f) {
-  fprintf(f,
-      "usage: vklm generate -m MODEL (-p PROMPT | -f FILE | --prompt-ids IDS) [-n N] [flags]\n"
-      "  -m, --model M        a vklm checkpoint (or a directory holding checkpoint.bin); an HF\n"
-      "                       directory / .safetensors / .gguf is loaded directly (quantized\n"
-      "                       linear weights stay quantized)\n"
-      "  -p, --prompt TEXT    the prompt         -f, --file FILE  the prompt from a file\n"
-      "  --prompt-ids 1,2,3   the prompt as token ids (comma-separated)\n"
-      "  --print-ids          print the generated token ids (space-separated) instead of text\n"
-      "  -n, --n-predict N    new tokens at most (default 128)\n"
-      "  -t, --tokenizer F    tokenizer.json (default: tokenizer.json beside the checkpoint)\n"
-      "  -c, --ctx-size N     context length: the KV cache's rows (default: the model's)\n"
-      "%s"
-      "  --ignore-eos         do not stop on the end-of-sequence token\n"
-      "  --ctx-shift          when the context is full, keep the first --keep N tokens (default\n"
-      "                       0), drop the oldest half of the rest and re-prefill (default: stop\n"
-      "                       with an error)\n"
-      "  --no-echo            do not print the prompt\n"
-      "  --device D  --limits baseline  --validate\n",
-      gen_sampling_help);
-}
 
 /* ---- the command ---------------------------------------------------------------------------- */
 typedef struct gen {
@@ -58,46 +37,43 @@ typedef struct gen {
 } gen;
 
 static int parse(gen *g, vklm_config *cfg, int argc, char **argv) {
-#define IS(s) (!strcmp(a, s))
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int r = app_config_flag(cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    if (IS("-h") || IS("--help")) return generate_usage(stdout), 1;
-    if (IS("--ctx-shift")) { g->ctx_shift = 1; continue; }
-    if (IS("--ignore-eos")) { g->ignore_eos = 1; continue; }
-    if (IS("--no-echo")) { g->echo = 0; continue; }
-    if (IS("--print-ids")) { g->print_ids = 1; continue; }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "vklm generate: unknown flag or missing value '%s'\n", a);
-      return 2;
-    }
-    const char *v = argv[++i];
-    if (IS("-m") || IS("--model")) g->model = v;
-    else if (IS("-p") || IS("--prompt")) g->prompt = v;
-    else if (IS("-f") || IS("--file")) g->file = v;
-    else if (IS("--prompt-ids")) g->prompt_ids = v;
-    else if (IS("-t") || IS("--tokenizer")) g->tok = v;
-    else if (IS("-n") || IS("--n-predict")) g->n_predict = (uint32_t)strtoul(v, NULL, 10);
-    else if (IS("-c") || IS("--ctx-size")) g->n_ctx = (uint32_t)strtoul(v, NULL, 10);
-    else if (IS("--keep")) g->keep = (uint32_t)strtoul(v, NULL, 10);
-    else {
-      int k = gen_sampling_flag(&g->smp, "generate", a, v);
-      if (k < 0) return 2;
-      if (k) continue;
-      fprintf(stderr, "vklm generate: unknown flag '%s'\n", a);
-      return 2;
-    }
-  }
-#undef IS
+  const app_flag flags[] = {
+      AF_STRING("--model", "-m", &g->model, "M",
+                "a vklm checkpoint (or a directory holding checkpoint.bin); an HF\n"
+                "directory / .safetensors / .gguf is loaded directly (quantized\n"
+                "linear weights stay quantized)"),
+      AF_STRING("--prompt", "-p", &g->prompt, "TEXT", "the prompt"),
+      AF_STRING("--file", "-f", &g->file, "FILE", "the prompt from a file"),
+      AF_STRING("--prompt-ids", NULL, &g->prompt_ids, "1,2,3",
+                "the prompt as token ids (comma-separated)"),
+      AF_BOOL("--print-ids", &g->print_ids,
+              "print the generated token ids (space-separated) instead of text"),
+      AF_FLAG("--n-predict", "-n", AF_U32, &g->n_predict, 1, 1u << 24, "N",
+              "new tokens at most (default 128)"),
+      AF_STRING("--tokenizer", "-t", &g->tok, "F",
+                "tokenizer.json (default: tokenizer.json beside the checkpoint)"),
+      AF_FLAG("--ctx-size", "-c", AF_U32, &g->n_ctx, 1, 1u << 20, "N",
+              "context length: the KV cache's rows (default: the model's)"),
+      AF_INCLUDE(g->smp.flags),
+      AF_BOOL("--ignore-eos", &g->ignore_eos, "do not stop on the end-of-sequence token"),
+      AF_BOOL("--ctx-shift", &g->ctx_shift,
+              "when the context is full, keep the first --keep tokens, drop the\n"
+              "oldest half of the rest and re-prefill (default: stop with an error)"),
+      AF_FLAG("--keep", NULL, AF_U32, &g->keep, 0, 1u << 20, "N",
+              "tokens kept at the start by --ctx-shift (default 0)"),
+      AF_NOT("--no-echo", &g->echo, "do not print the prompt"),
+      AF_LAST};
+  const app_command cmd = {"generate", "generate -m MODEL (-p PROMPT | -f FILE | --prompt-ids IDS) "
+                           "[-n N] [flags]", NULL, flags, 0, 0, 1};
+  int r = app_flags_parse(&cmd, argc, argv, cfg, NULL, NULL);
+  if (r) return r;
   if (g->print_ids && g->smp.nstops) {
     fprintf(stderr, "vklm generate: --stop needs text output, not --print-ids\n");
     return 2;
   }
   if (!g->model || !!g->prompt + !!g->file + !!g->prompt_ids != 1) {
-    fprintf(stderr, "vklm generate: give -m MODEL and one of -p PROMPT, -f FILE, --prompt-ids\n");
-    generate_usage(stderr);
+    fprintf(stderr, "vklm generate: give -m MODEL and one of -p PROMPT, -f FILE, --prompt-ids "
+            "(see vklm generate --help)\n");
     return 2;
   }
   return 0;

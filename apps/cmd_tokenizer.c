@@ -9,11 +9,11 @@
 #include <cjson/cJSON.h>
 
 #include "commands.h"
+#include "flags.h"
 #include "text/tokenizer.h"
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: vklm tokenizer <action> [flags]\n\n"
+/* The actions, shown by `vklm tokenizer --help` and each action's --help. */
+static const char actions[] =
           "  train   -o OUT.json --vocab-size N [--pattern gpt2|cl100k|llama3|o200k] [--regex RE]\n"
           "          [--special TOKEN]... [--min-frequency N] [-v] FILE...\n"
           "          (text files: one sequence per line; *.jsonl: the \"text\" field of each line)\n"
@@ -26,7 +26,10 @@ static void usage(FILE *f) {
           "  bench   see `vklm tokenizer bench --help`\n\n"
           "TOKENIZER is one of: -t tokenizer.json | -t DIR (tokenizer.json or vocab.json+merges.txt)\n"
           "  | --vocab vocab.json --merges merges.txt | --tiktoken FILE --pattern P|--regex RE\n"
-          "    [--special TOKEN]... (tiktoken specials get ids after the largest rank)\n");
+          "    [--special TOKEN]... (tiktoken specials get ids after the largest rank)\n";
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: vklm tokenizer <action> [flags]\n\n%s", actions);
 }
 
 typedef struct opts {
@@ -40,62 +43,51 @@ typedef struct opts {
   size_t n_rest;
 } opts;
 
-/* Parses flags; returns 0, or 2 on bad usage (message printed). */
+static int special_flag(void *p, const char *v, char *err, size_t errlen) {
+  opts *o = p;
+  if (!*v) return snprintf(err, errlen, "--special wants a token's text"), 1;
+  o->specials[o->n_specials++] = v;
+  return 0;
+}
+
+/* Parses the action's flags (argv[1] is the action); 0, 1 after --help/--version, or 2 on bad
+ * usage (message printed). */
 static int parse(int argc, char **argv, opts *o) {
   o->specials = calloc((size_t)argc + 1, sizeof *o->specials);
   o->rest = calloc((size_t)argc + 1, sizeof *o->rest);
-  if (!o->specials || !o->rest) return 1;
-  for (int i = 2; i < argc; i++) {
-    const char *a = argv[i];
-    const char **val = NULL;
-    if (!strcmp(a, "-t")) val = &o->tok;
-    else if (!strcmp(a, "--vocab")) val = &o->vocab;
-    else if (!strcmp(a, "--merges")) val = &o->merges;
-    else if (!strcmp(a, "--tiktoken")) val = &o->tiktoken;
-    else if (!strcmp(a, "--pattern")) val = &o->pattern;
-    else if (!strcmp(a, "--regex")) val = &o->regex;
-    else if (!strcmp(a, "-o")) val = &o->out;
-    else if (!strcmp(a, "-p")) val = &o->text;
-    else if (!strcmp(a, "-i")) val = &o->input;
-    else if (!strcmp(a, "--jsonl")) val = &o->jsonl;
-    else if (!strcmp(a, "--lines")) val = &o->lines;
-    else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = 1;
-    else if (!strcmp(a, "--no-specials")) o->no_specials = 1;
-    else if (!strcmp(a, "--skip-specials")) o->skip_specials = 1;
-    else if (!strcmp(a, "--special") || !strcmp(a, "--vocab-size") || !strcmp(a, "--min-frequency")) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "vklm tokenizer: %s needs a value\n", a);
-        return 2;
-      }
-      const char *v = argv[++i];
-      char *end;
-      if (!strcmp(a, "--special")) {
-        o->specials[o->n_specials++] = v;
-        continue;
-      }
-      errno = 0;
-      unsigned long long n = strtoull(v, &end, 10);
-      if (errno || *end || !*v) {
-        fprintf(stderr, "vklm tokenizer: %s: '%s' is not a number\n", a, v);
-        return 2;
-      }
-      if (!strcmp(a, "--vocab-size")) o->vocab_size = (size_t)n;
-      else o->min_freq = n;
-    } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "vklm tokenizer: unknown flag '%s'\n", a);
-      return 2;
-    } else {
-      o->rest[o->n_rest++] = a;
-    }
-    if (val) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "vklm tokenizer: %s needs a value\n", a);
-        return 2;
-      }
-      *val = argv[++i];
-    }
-  }
-  return 0;
+  if (!o->specials || !o->rest) return 2;
+  uint32_t vocab = 0;
+  const app_flag flags[] = {
+      AF_STRING("--tokenizer", "-t", &o->tok, "F", "tokenizer.json, or a directory holding it\n"
+                "(or vocab.json + merges.txt)"),
+      AF_STRING("--vocab", NULL, &o->vocab, "F", "GPT-2 vocab.json (with --merges)"),
+      AF_STRING("--merges", NULL, &o->merges, "F", "GPT-2 merges.txt (with --vocab)"),
+      AF_STRING("--tiktoken", NULL, &o->tiktoken, "F", "a tiktoken rank file (with --pattern or --regex)"),
+      AF_STRING("--pattern", NULL, &o->pattern, "P", "pre-tokenizer: gpt2 | cl100k | llama3 | o200k"),
+      AF_STRING("--regex", NULL, &o->regex, "RE", "pre-tokenizer: a PCRE2 pattern"),
+      {"--special", NULL, AF_FN, o, 0, 0, "TOKEN", "a special token (repeatable; tiktoken: ids after\n"
+       "the largest rank)", special_flag},
+      AF_STRING("--out", "-o", &o->out, "OUT.json", "the output (train, convert)"),
+      AF_STRING("--prompt", "-p", &o->text, "TEXT", "the text to encode"),
+      AF_STRING("--input", "-i", &o->input, "FILE", "decode: ids from a file"),
+      AF_STRING("--jsonl", NULL, &o->jsonl, "FILE", "encode: one line of ids per {\"text\": ...} line"),
+      AF_STRING("--lines", NULL, &o->lines, "FILE", "encode: one line of ids per line (\\n included)"),
+      AF_FLAG("--vocab-size", NULL, AF_U32, &vocab, 256, 1u << 24, "N", "train: the vocabulary size"),
+      AF_FLAG("--min-frequency", NULL, AF_U64, &o->min_freq, 0, 18446744073709551615.0, "N",
+              "train: merges seen fewer times are not made"),
+      AF_FLAG("--verbose", "-v", AF_ON, &o->verbose, 0, 0, NULL, "train: progress"),
+      AF_BOOL("--no-specials", &o->no_specials, "encode: special-token text is plain text"),
+      AF_BOOL("--skip-specials", &o->skip_specials, "decode: leave special tokens out"),
+      AF_LAST};
+  char usage_line[64];
+  snprintf(usage_line, sizeof usage_line, "tokenizer %.20s [flags]", argv[1]);
+  char name[48];
+  snprintf(name, sizeof name, "tokenizer %.20s", argv[1]);
+  const app_command cmd = {name, usage_line, actions, flags, 0, argc, 0};
+  int n = 0, r = app_flags_parse(&cmd, argc - 1, argv + 1, NULL, o->rest, &n);
+  o->n_rest = (size_t)n;
+  o->vocab_size = vocab;
+  return r;
 }
 
 static const char *pattern_of(const opts *o) {
@@ -354,7 +346,7 @@ int cmd_tokenizer(int argc, char **argv) {
   opts o = {0};
   int rc = parse(argc, argv, &o);
   if (rc) {
-    if (rc == 2) usage(stderr);
+    if (rc == 1) rc = 0; /* --help / --version */
   } else if (!strcmp(argv[1], "train")) {
     rc = do_train(&o);
   } else if (!strcmp(argv[1], "encode")) {

@@ -1,6 +1,7 @@
 /* gen_common: model opening and sampling flags for generate and chat. */
 #include "gen_common.h"
 
+#include <errno.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,33 @@ int gen_model_open(gen_model *m, const char *model, const char *tok, char *err, 
     snprintf(m->path, sizeof m->path, "%s/checkpoint.bin", model);
     if (stat(m->path, &sb) != 0) snprintf(m->path, sizeof m->path, "%s", model); /* HF dir */
   }
+  if (stat(m->path, &sb) != 0) {
+    snprintf(err, errlen, "cannot open the model %.1000s: %s", m->path, strerror(errno));
+    return 1;
+  }
+  if (S_ISREG(sb.st_mode)) { /* a file must say what it is in its first bytes */
+    unsigned char head[9] = {0};
+    FILE *f = fopen(m->path, "rb");
+    size_t got = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f) fclose(f);
+    if (!f) {
+      snprintf(err, errlen, "cannot read the model %.1000s: %s", m->path, strerror(errno));
+      return 1;
+    }
+    if (sb.st_size == 0) {
+      snprintf(err, errlen, "the model file %.1000s is empty", m->path);
+      return 1;
+    }
+    if (!vklm_ckpt_sniff(m->path) && !(got >= 4 && !memcmp(head, "GGUF", 4)) &&
+        !(got == 9 && head[8] == '{')) {
+      snprintf(err, errlen, "%.1000s is not a model: neither a vklm checkpoint, a GGUF file nor a "
+               "safetensors file (by its first bytes)", m->path);
+      return 1;
+    }
+  } else if (!S_ISDIR(sb.st_mode)) {
+    snprintf(err, errlen, "the model %.1000s is not a regular file or a directory", m->path);
+    return 1;
+  }
   if (vklm_ckpt_sniff(m->path)) {
     if (vklm_ckpt_read(m->path, 0, &m->ck, err, errlen)) return 1;
     m->cfg = &m->ck->st.model;
@@ -103,35 +131,53 @@ void gen_model_close(gen_model *m) {
   m->lm = NULL;
 }
 
-const char gen_sampling_help[] =
-    "  --temp X (0.8; 0: greedy)  --top-k N (40; 0: off)  --top-p X (0.95; 1: off)\n"
-    "  --min-p X (0.05; 0: off)   --repeat-penalty X (1.0: off)  --repeat-last-n N (64)\n"
-    "  --seed N             sampler seed (default: from the clock; printed on stderr)\n"
-    "  --stop STR           stop when the generated text contains STR (repeatable)\n";
+static int seed_flag(void *p, const char *v, char *err, size_t errlen) {
+  gen_sampling *s = p;
+  int digits = *v != 0;
+  for (const char *q = v; *q; q++) digits &= *q >= '0' && *q <= '9';
+  errno = 0;
+  unsigned long long x = digits ? strtoull(v, NULL, 10) : 0;
+  if (!digits || errno == ERANGE) {
+    snprintf(err, errlen, "--seed wants an integer in [0, 2^64-1], not '%s'", v);
+    return 1;
+  }
+  s->sp.seed = x, s->seed_set = 1;
+  return 0;
+}
+
+static int stop_flag(void *p, const char *v, char *err, size_t errlen) {
+  gen_sampling *s = p;
+  if (s->nstops == GEN_MAX_STOPS) {
+    snprintf(err, errlen, "at most %d --stop strings", GEN_MAX_STOPS);
+    return 1;
+  }
+  if (!*v) {
+    snprintf(err, errlen, "--stop wants a non-empty string");
+    return 1;
+  }
+  s->stops[s->nstops++] = v;
+  return 0;
+}
 
 void gen_sampling_default(gen_sampling *s) {
   memset(s, 0, sizeof *s);
   vklm_sampler_params_default(&s->sp);
-}
-
-int gen_sampling_flag(gen_sampling *s, const char *cmd, const char *a, const char *v) {
-#define IS(x) (!strcmp(a, x))
-  if (IS("--temp")) s->sp.temp = strtof(v, NULL);
-  else if (IS("--top-k")) s->sp.top_k = (uint32_t)strtoul(v, NULL, 10);
-  else if (IS("--top-p")) s->sp.top_p = strtof(v, NULL);
-  else if (IS("--min-p")) s->sp.min_p = strtof(v, NULL);
-  else if (IS("--repeat-penalty")) s->sp.repeat_penalty = strtof(v, NULL);
-  else if (IS("--repeat-last-n")) s->sp.repeat_last_n = (uint32_t)strtoul(v, NULL, 10);
-  else if (IS("--seed")) s->sp.seed = strtoull(v, NULL, 10), s->seed_set = 1;
-  else if (IS("--stop")) {
-    if (s->nstops == GEN_MAX_STOPS) {
-      fprintf(stderr, "vklm %s: at most %d --stop strings\n", cmd, GEN_MAX_STOPS);
-      return -1;
-    }
-    s->stops[s->nstops++] = v;
-  } else return 0;
-#undef IS
-  return 1;
+  vklm_sampler_params *sp = &s->sp;
+  const app_flag f[] = {
+      AF_FLAG("--temp", NULL, AF_F32, &sp->temp, 0, 100, "X", "temperature (0.8; 0: greedy)"),
+      AF_FLAG("--top-k", NULL, AF_U32, &sp->top_k, 0, 1u << 24, "N", "top-k (40; 0: off)"),
+      AF_FLAG("--top-p", NULL, AF_F32, &sp->top_p, 0, 1, "X", "nucleus (0.95; 1: off)"),
+      AF_FLAG("--min-p", NULL, AF_F32, &sp->min_p, 0, 1, "X", "min-p (0.05; 0: off)"),
+      AF_FLAG("--repeat-penalty", NULL, AF_F32, &sp->repeat_penalty, 0.01, 100, "X",
+              "repeat penalty (1.0: off)"),
+      AF_FLAG("--repeat-last-n", NULL, AF_U32, &sp->repeat_last_n, 0, 1u << 20, "N",
+              "tokens the penalty looks back at (64)"),
+      {"--seed", NULL, AF_FN, s, 0, 0, "N", "sampler seed (default: from the clock)", seed_flag},
+      {"--stop", NULL, AF_FN, s, 0, 0, "STR",
+       "stop when the generated text contains STR (repeatable)", stop_flag},
+      AF_LAST};
+  _Static_assert(sizeof f <= sizeof s->flags, "gen_sampling.flags holds the table");
+  memcpy(s->flags, f, sizeof f);
 }
 
 int gen_template_flag_ok(const char *cmd, const char *tpl) {

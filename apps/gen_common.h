@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "chat/chat.h"
+#include "flags.h"
 #include "formats/model_load.h"
 #include "infer/infer.h"
 #include "infer/sample.h"
@@ -61,18 +62,15 @@ vklm_status gen_model_template(const gen_model *gm, const char *tpl, vklm_chat_t
 char *gen_read_file(const char *path);
 double gen_now_s(void);
 
-/* Sampling and stopping flags shared by generate and chat. */
+/* Sampling and stopping flags shared by generate and chat: gen_sampling_default fills `flags`,
+ * a flag table (apps/flags.h) pointing into this struct, which the commands include in theirs
+ * (so the struct must not be copied after it). */
 typedef struct gen_sampling {
   vklm_sampler_params sp;
   int seed_set;
   const char *stops[GEN_MAX_STOPS];
   int nstops;
+  app_flag flags[10];
 } gen_sampling;
 void gen_sampling_default(gen_sampling *s);
-/* Consumes flag a with value v when it is a sampling flag (--temp --top-k --top-p --min-p
- * --repeat-penalty --repeat-last-n --seed --stop): 1 consumed, 0 not ours, -1 error (printed,
- * prefixed by cmd). */
-int gen_sampling_flag(gen_sampling *s, const char *cmd, const char *a, const char *v);
-/* The help lines of those flags. */
-extern const char gen_sampling_help[];
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "flags.h"
 
 typedef struct command {
   const char *name;
@@ -38,7 +39,7 @@ static void usage(FILE *f) {
   fprintf(f, "usage: vklm <command> [flags]\n\ncommands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-  fprintf(f, "\n`vklm <command> --help` describes a command's flags.\n");
+  fprintf(f, "\n`vklm <command> --help` describes a command's flags; `vklm --version`.\n");
 }
 
 int main(int argc, char **argv) {
@@ -46,6 +47,7 @@ int main(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  if (!strcmp(argv[1], "--version")) return printf("vklm %s\n", app_version()), 0;
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "vklm: unknown command '%s'\n\n", argv[1]);

@@ -1,0 +1,97 @@
+"""Flags through the command line (argv[1]: the vklm binary), issue 14: the commands whose flags
+come from one table (apps/flags.h) refuse out-of-range, signed, junk, NaN and overflowing values
+with exit status 2 and a message naming the flag and its range, before any work (no model is
+needed to get there); generate --help / --version exit 0 and the help states each range; `vklm
+--version` works; `--flag=value` is accepted; a missing, empty, device or non-model path given
+to generate -m gets a message naming it (not a config.json it never asked for). Standard library
+only; under a second."""
+import os
+import subprocess
+import sys
+import tempfile
+
+VKLM = os.path.abspath(sys.argv[1])
+failures = passes = 0
+
+
+def check(ok, what):
+    global failures, passes
+    print(("  ok   " if ok else "  FAIL ") + what)
+    passes += bool(ok)
+    failures += not ok
+
+
+def run(*args):
+    return subprocess.run([VKLM, *args], capture_output=True, text=True, errors="replace",
+                          timeout=60)
+
+
+# (command line, what the message must contain)
+BAD = [
+    (["generate", "-m", "x", "-p", "hi", "-n", "-5"], "--n-predict wants an integer in [1,"),
+    (["generate", "-m", "x", "-p", "hi", "-n", "abc"], "--n-predict wants an integer"),
+    (["generate", "-m", "x", "-p", "hi", "-n", "99999999999999999999999"], "--n-predict wants"),
+    (["generate", "-m", "x", "-p", "hi", "-n", "+5"], "--n-predict wants"),
+    (["generate", "-m", "x", "-p", "hi", "-n", " 5"], "--n-predict wants"),
+    (["generate", "-m", "x", "-p", "hi", "-n", "5x"], "--n-predict wants"),
+    (["generate", "-m", "x", "-p", "hi", "--temp", "abc"], "--temp wants a number in [0, 100]"),
+    (["generate", "-m", "x", "-p", "hi", "--temp", "nan"], "--temp wants a number"),
+    (["generate", "-m", "x", "-p", "hi", "--temp", "inf"], "--temp wants a number"),
+    (["generate", "-m", "x", "-p", "hi", "--temp", "-1"], "--temp wants a number"),
+    (["generate", "-m", "x", "-p", "hi", "--repeat-penalty", "0"], "--repeat-penalty wants"),
+    (["generate", "-m", "x", "-p", "hi", "--top-p", "1.5"], "--top-p wants a number in [0, 1]"),
+    (["generate", "-m", "x", "-p", "hi", "-c", "0"], "--ctx-size wants an integer in [1,"),
+    (["generate", "-m", "x", "-p", "hi", "--limits", "foo"], "--limits wants baseline or device"),
+    (["generate", "-m", "x", "-p", "hi", "--seed", "-1"], "--seed wants an integer"),
+    (["generate", "-m", "x", "-p", "hi", "--seed", "18446744073709551616"], "--seed wants"),
+    (["generate", "-m", "x", "-p", "hi", "--bogus"], "unknown flag '--bogus'"),
+    (["generate", "-m", "x", "-p", "hi", "--print-ids=1"], "--print-ids takes no value"),
+    (["generate", "-m", "x", "-p", "hi", "-n"], "--n-predict needs a value"),
+    (["generate", "-m", "x", "-p", "hi", "stray"], "unexpected argument 'stray'"),
+    (["generate", "-m", "x"], "give -m MODEL and one of"),
+    (["chat", "-m", "x", "--top-k", "-1"], "--top-k wants an integer"),
+    (["chat", "-m", "x", "-n", "0"], "--n-predict wants an integer in [1,"),
+    (["tokenizer", "train", "--vocab-size", "-3"], "--vocab-size wants an integer in [256,"),
+    (["tokenizer", "train", "--vocab-size", "12abc"], "--vocab-size wants"),
+    (["tokenizer", "encode", "--bogus"], "unknown flag '--bogus'"),
+]
+for argv, want in BAD:
+    r = run(*argv)
+    check(r.returncode == 2 and want in r.stderr,
+          "%-60s -> %d: %s" % (" ".join(argv)[:60], r.returncode, r.stderr.strip()[:90]))
+
+# help and version, generated from the table
+r = run("generate", "--help")
+check(r.returncode == 0 and "--n-predict N" in r.stdout and "an integer in [1, 16777216]" in r.stdout
+      and "--temp X" in r.stdout and "a number in [0, 100]" in r.stdout,
+      "generate --help exits 0 and states the ranges")
+for argv in (["--version"], ["generate", "--version"], ["chat", "--version"],
+             ["tokenizer", "encode", "--version"]):
+    r = run(*argv)
+    check(r.returncode == 0 and r.stdout.startswith("vklm "), "%s prints the version: %s"
+          % (" ".join(argv), r.stdout.strip()))
+r = run("tokenizer", "encode", "--help")
+check(r.returncode == 0 and "--no-specials" in r.stdout, "tokenizer encode --help exits 0")
+for argv in (["chat", "--help"], ["tokenizer", "train", "-h"]):
+    r = run(*argv)
+    check(r.returncode == 0 and "usage: vklm" in r.stdout, " ".join(argv) + " exits 0")
+
+# --flag=value reaches the same checks (and a good value gets past them to the model)
+r = run("generate", "-m", "/nonexistent/model.bin", "-p", "hi", "--n-predict=4", "--temp=0.5")
+check(r.returncode == 1 and "cannot open the model /nonexistent/model.bin" in r.stderr,
+      "--flag=value accepted; a missing model is named: " + r.stderr.strip()[:90])
+
+with tempfile.TemporaryDirectory() as d:
+    empty = os.path.join(d, "empty.bin")
+    open(empty, "wb").close()
+    junk = os.path.join(d, "junk.bin")
+    with open(junk, "wb") as f:
+        f.write(b"this is not a model at all\n")
+    for path, want in ((empty, "is empty"), (junk, "is not a model"),
+                       ("/dev/null", "not a regular file or a directory")):
+        r = run("generate", "-m", path, "-p", "hi")
+        check(r.returncode == 1 and want in r.stderr and "config.json" not in r.stderr,
+              "generate -m %s: %s" % (path, r.stderr.strip()[:90]))
+
+print("test_flags_cli: %d checks, %d failed" % (passes + failures, failures))
+sys.exit(1 if failures else 0)
