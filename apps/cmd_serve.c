@@ -14,95 +14,56 @@
 #include "app_util.h"
 #include "chat/chat.h"
 #include "commands.h"
+#include "flags.h"
 #include "gen_common.h"
 #include "serve/serve.h"
-
-static void serve_usage(FILE *f) {
-  fprintf(f,
-      "usage: vklm serve -m MODEL [flags]\n"
-      "  -m, --model M        a vklm checkpoint (or its directory), an HF directory or a .gguf\n"
-      "  -t, --tokenizer F    tokenizer.json (default: beside the model, else the model's own)\n"
-      "  --host H             address to listen on (default 127.0.0.1; 0.0.0.0 for every one)\n"
-      "  --port N             port (default 8080; 0: any free one, printed)\n"
-      "  -np, --parallel N    sequences decoded together (slots; default 4)\n"
-      "  -c, --ctx-size N     context length per slot (default: the model's)\n"
-      "  --api-key KEY        require \"Authorization: Bearer KEY\" (also VKLM_API_KEY)\n"
-      "  --chat-template T    a built-in (chatml | llama3 | plain) or a Jinja template file\n"
-      "  --alias NAME         the model id /v1/models reports (default: the file name)\n"
-      "  --queue N            requests waiting for a slot before 503 (default 64)\n"
-      "  --max-body BYTES     request body limit (default 1048576)\n"
-      "  --timeout S          idle connection timeout in seconds (default 15)\n"
-      "  --device D  --limits baseline  --validate\n");
-}
 
 typedef struct opts {
   const char *model, *tok, *host, *key, *tpl, *alias;
   uint32_t port, np, n_ctx, queue, timeout;
-  size_t max_body;
+  uint64_t max_body;
 } opts;
 
 static volatile sig_atomic_t quit;
 static void on_signal(int s) { quit = s; }
 
 static int parse(opts *o, vklm_config *cfg, int argc, char **argv) {
-#define IS(s) (!strcmp(a, s))
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int r = app_config_flag(cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    if (IS("-h") || IS("--help")) return serve_usage(stdout), 1;
-    if (i + 1 >= argc) {
-      fprintf(stderr, "vklm serve: unknown flag or missing value '%s'\n", a);
-      return 2;
-    }
-    const char *v = argv[++i];
-    char *end = NULL;
-    unsigned long long n = strtoull(v, &end, 10);
-    int isnum = end != v && !*end && v[0] != '-';
-    if (IS("-m") || IS("--model")) o->model = v;
-    else if (IS("-t") || IS("--tokenizer")) o->tok = v;
-    else if (IS("--host")) o->host = v;
-    else if (IS("--api-key")) o->key = v;
-    else if (IS("--chat-template")) o->tpl = v;
-    else if (IS("--alias")) o->alias = v;
-    else if (!isnum && (IS("--port") || IS("-np") || IS("--parallel") || IS("-c") ||
-                        IS("--ctx-size") || IS("--queue") || IS("--max-body") || IS("--timeout"))) {
-      fprintf(stderr, "vklm serve: %s takes a number, not '%s'\n", a, v);
-      return 2;
-    } else if (IS("--port")) o->port = n > 65535 ? 65536 : (uint32_t)n;
-    else if (IS("-np") || IS("--parallel")) o->np = n > 256 ? 257 : (uint32_t)n;
-    else if (IS("-c") || IS("--ctx-size")) o->n_ctx = n > (1u << 20) ? (1u << 20) + 1 : (uint32_t)n;
-    else if (IS("--queue")) o->queue = n > 100000 ? 100001 : (uint32_t)n;
-    else if (IS("--max-body")) o->max_body = (size_t)n;
-    else if (IS("--timeout")) o->timeout = n > 3600 ? 3601 : (uint32_t)n;
-    else {
-      fprintf(stderr, "vklm serve: unknown flag '%s'\n", a);
-      return 2;
-    }
-  }
-#undef IS
+  const app_flag flags[] = {
+      AF_STRING("--model", "-m", &o->model, "M",
+                "a vklm checkpoint (or its directory), an HF directory or a .gguf"),
+      AF_STRING("--tokenizer", "-t", &o->tok, "F",
+                "tokenizer.json (default: beside the model, else the model's own)"),
+      AF_STRING("--host", NULL, &o->host, "H",
+                "address to listen on (default 127.0.0.1; 0.0.0.0 for every one)"),
+      AF_FLAG("--port", NULL, AF_U32, &o->port, 0, 65535, "N",
+              "port (default 8080; 0: any free one, printed)"),
+      AF_FLAG("--parallel", "-np", AF_U32, &o->np, 1, 256, "N",
+              "sequences decoded together (slots; default 4)"),
+      AF_FLAG("--ctx-size", "-c", AF_U32, &o->n_ctx, 1, 1u << 20, "N",
+              "context length per slot (default: the model's)"),
+      AF_STRING("--api-key", NULL, &o->key, "KEY",
+                "require \"Authorization: Bearer KEY\" (also VKLM_API_KEY)"),
+      AF_STRING("--chat-template", NULL, &o->tpl, "T",
+                "a built-in (chatml | llama3 | plain) or a Jinja template file"),
+      AF_STRING("--alias", NULL, &o->alias, "NAME",
+                "the model id /v1/models reports (default: the file name)"),
+      AF_FLAG("--queue", NULL, AF_U32, &o->queue, 1, 100000, "N",
+              "requests waiting for a slot before 503 (default 64)"),
+      AF_FLAG("--max-body", NULL, AF_U64, &o->max_body, 1024, 256u << 20, "BYTES",
+              "request body limit (default 1048576)"),
+      AF_FLAG("--timeout", NULL, AF_U32, &o->timeout, 1, 3600, "S",
+              "idle connection timeout in seconds (default 15)"),
+      AF_LAST};
+  const app_command cmd = {"serve", "serve -m MODEL [flags]", NULL, flags, 0, 0, 1};
+  int r = app_flags_parse(&cmd, argc, argv, cfg, NULL, NULL);
+  if (r) return r;
   if (!o->model) {
-    fprintf(stderr, "vklm serve: give -m MODEL\n");
-    serve_usage(stderr);
-    return 2;
-  }
-  const char *bad = o->port > 65535 ? "--port must be in [0, 65535]"
-                    : o->np < 1 || o->np > 256 ? "-np must be in [1, 256]"
-                    : o->n_ctx > (1u << 20) ? "-c must be at most 1048576"
-                    : o->queue < 1 || o->queue > 100000 ? "--queue must be in [1, 100000]"
-                    : o->max_body < 1024 || o->max_body > (256u << 20)
-                        ? "--max-body must be in [1024, 268435456]"
-                    : o->timeout < 1 || o->timeout > 3600 ? "--timeout must be in [1, 3600]"
-                    : NULL;
-  if (bad) {
-    fprintf(stderr, "vklm serve: %s\n", bad);
+    fprintf(stderr, "vklm serve: give -m MODEL (see vklm serve --help)\n");
     return 2;
   }
   if (o->tpl && !gen_template_flag_ok("serve", o->tpl)) return 2;
   return 0;
 }
-
 
 int cmd_serve(int argc, char **argv) {
   opts o = {.host = "127.0.0.1", .port = 8080, .np = 4, .queue = 64, .max_body = 1u << 20,

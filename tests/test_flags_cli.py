@@ -51,6 +51,10 @@ BAD = [
     (["generate", "-m", "x"], "give -m MODEL and one of"),
     (["chat", "-m", "x", "--top-k", "-1"], "--top-k wants an integer"),
     (["chat", "-m", "x", "-n", "0"], "--n-predict wants an integer in [1,"),
+    (["serve", "-m", "x", "--port", "99999"], "--port wants an integer in [0, 65535]"),
+    (["serve", "-m", "x", "-np", "0"], "--parallel wants an integer in [1, 256]"),
+    (["serve", "-m", "x", "--max-body", "12"], "--max-body wants an integer in [1024,"),
+    (["serve", "-m", "x", "--timeout", "1e3"], "--timeout wants an integer"),
     (["tokenizer", "train", "--vocab-size", "-3"], "--vocab-size wants an integer in [256,"),
     (["tokenizer", "train", "--vocab-size", "12abc"], "--vocab-size wants"),
     (["tokenizer", "encode", "--bogus"], "unknown flag '--bogus'"),
@@ -65,7 +69,7 @@ r = run("generate", "--help")
 check(r.returncode == 0 and "--n-predict N" in r.stdout and "an integer in [1, 16777216]" in r.stdout
       and "--temp X" in r.stdout and "a number in [0, 100]" in r.stdout,
       "generate --help exits 0 and states the ranges")
-for argv in (["--version"], ["generate", "--version"], ["chat", "--version"],
+for argv in (["--version"], ["generate", "--version"], ["chat", "--version"], ["serve", "--version"],
              ["tokenizer", "encode", "--version"]):
     r = run(*argv)
     check(r.returncode == 0 and r.stdout.startswith("vklm "), "%s prints the version: %s"
