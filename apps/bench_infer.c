@@ -22,6 +22,7 @@
 #include "app_util.h"
 #include "commands.h"
 #include "formats/quant.h"
+#include "flags.h"
 #include "gen_common.h"
 #include "infer/infer.h"
 #include "model/model.h"
@@ -165,37 +166,32 @@ static double time_batch(vklm_infer *s, const int32_t *tok, uint32_t nb, uint32_
   return t;
 }
 
-static int parse_list(const char *v, uint32_t *out, int max) {
-  int n = 0;
-  while (*v && n < max) {
-    char *end;
-    out[n++] = (uint32_t)strtoul(v, &end, 10);
-    if (end == v) return -1;
-    v = *end == ',' ? end + 1 : end;
-  }
-  return n;
-}
+/* A comma-separated list of integers in [lo, hi] (AF_FN): at most MAX_CTXS. */
+typedef struct int_list {
+  uint32_t *v;
+  int *n;
+  uint32_t lo, hi;
+} int_list;
 
-static void usage(FILE *f) {
-  fprintf(f,
-      "usage: vklm bench infer [--model NAME | -m FILE] [--type T] [flags]\n"
-      "  --model NAME   preset with random weights: gpt2-tiny, llama-tiny, gpt2-124M, gpt2-350M,\n"
-      "                 llama-60M (default gpt2-124M on a GPU, gpt2-tiny on a CPU device)\n"
-      "  -m, --file F   a model file instead (checkpoint, HF directory/.safetensors, .gguf)\n"
-      "  --type T       linear weights of a preset: f32 (default), f16, q8_0, q4_0\n"
-      "  -c N           context length (KV cache rows; default: the model's, for GPT-2 at most\n"
-      "                 its positions; at most 4096 for Llama by default)\n"
-      "  --prefill N    prompt tokens of the prefill measurement (default 512 GPU, 64 CPU)\n"
-      "  --decode N     timed decode steps per context (default 128 GPU, 16 CPU)\n"
-      "  --ctx LIST     cache lengths before decoding, e.g. 0,128,512,2048 (GPU default; CPU\n"
-      "                 0,32,128); lengths that leave no room are replaced by the longest that fits\n"
-      "  --seconds S    time per prefill measurement (default 1 GPU, 0.5 CPU)\n"
-      "  --batch LIST   batched decode: sequences decoded together, e.g. 1,4,16 (default 1,4,16\n"
-      "                 GPU, 1,4 CPU; at most 64)\n"
-      "  --batch-ctx N  tokens each batched sequence holds before the timed steps (default 128\n"
-      "                 GPU, 32 CPU)\n"
-      "  --json         JSON instead of a table\n"
-      "  --device D  --limits baseline  --validate\n");
+static int list_flag(void *p, const char *v, char *err, size_t errlen) {
+  int_list *l = p;
+  int n = 0;
+  for (const char *s = v;; n++) {
+    char *end;
+    if (*s < '0' || *s > '9' || n == MAX_CTXS) break;
+    unsigned long x = strtoul(s, &end, 10);
+    if (x < l->lo || x > l->hi) break;
+    l->v[n] = (uint32_t)x;
+    if (!*end) {
+      *l->n = n + 1;
+      return 0;
+    }
+    if (*end != ',') break;
+    s = end + 1;
+  }
+  snprintf(err, errlen, "wants up to %d comma-separated integers in [%u, %u], like 1,4,16; not "
+           "'%s'", MAX_CTXS, l->lo, l->hi, v);
+  return 1;
 }
 
 int bench_infer(int argc, char **argv) {
@@ -205,45 +201,39 @@ int bench_infer(int argc, char **argv) {
   int json = 0, nctx = 0, nbat = 0;
   uint32_t n_ctx = 0, prefill = 0, ndec = 0, ctxs[MAX_CTXS], bats[MAX_CTXS], bctx = 0;
   double seconds = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int r = app_config_flag(&cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    if (!strcmp(a, "--json")) { json = 1; continue; }
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout), 0;
-    if (i + 1 >= argc) {
-      fprintf(stderr, "vklm bench infer: unknown flag or missing value '%s'\n", a);
-      return 2;
-    }
-    const char *v = argv[++i];
-    if (!strcmp(a, "--model")) name = v;
-    else if (!strcmp(a, "-m") || !strcmp(a, "--file")) file = v;
-    else if (!strcmp(a, "--type")) tname = v;
-    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) n_ctx = (uint32_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--prefill")) prefill = (uint32_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--decode")) ndec = (uint32_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--seconds")) seconds = atof(v);
-    else if (!strcmp(a, "--batch-ctx")) bctx = (uint32_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--batch")) {
-      nbat = parse_list(v, bats, MAX_CTXS);
-      int bad = nbat <= 0;
-      for (int b = 0; b < nbat; b++) bad |= bats[b] < 1 || bats[b] > 64;
-      if (bad) {
-        fprintf(stderr, "vklm bench infer: --batch wants a list of sizes 1..64, like 1,4,16\n");
-        return 2;
-      }
-    }
-    else if (!strcmp(a, "--ctx")) {
-      if ((nctx = parse_list(v, ctxs, MAX_CTXS)) <= 0) {
-        fprintf(stderr, "vklm bench infer: --ctx wants a list like 0,128,512\n");
-        return 2;
-      }
-    } else {
-      fprintf(stderr, "vklm bench infer: unknown flag '%s'\n", a);
-      return 2;
-    }
-  }
+  int_list bl = {bats, &nbat, 1, 64}, cl = {ctxs, &nctx, 0, 1u << 20};
+  const app_flag flags[] = {
+      AF_STRING("--model", NULL, &name, "NAME",
+                "preset with random weights: gpt2-tiny, llama-tiny, gpt2-124M,\n"
+                "gpt2-350M, llama-60M (default gpt2-124M on a GPU, gpt2-tiny on a CPU)"),
+      AF_STRING("--file", "-m", &file, "F",
+                "a model file instead (checkpoint, HF directory/.safetensors, .gguf)"),
+      AF_STRING("--type", NULL, &tname, "T",
+                "linear weights of a preset: f32 (default), f16, q8_0, q4_0"),
+      AF_FLAG("--ctx-size", "-c", AF_U32, &n_ctx, 1, 1u << 20, "N",
+              "context length (KV cache rows; default: the model's, for GPT-2 at\n"
+              "most its positions; at most 4096 for Llama by default)"),
+      AF_FLAG("--prefill", NULL, AF_U32, &prefill, 1, 1u << 20, "N",
+              "prompt tokens of the prefill measurement (default 512 GPU, 64 CPU)"),
+      AF_FLAG("--decode", NULL, AF_U32, &ndec, 1, 1u << 20, "N",
+              "timed decode steps per context (default 128 GPU, 16 CPU)"),
+      {"--ctx", NULL, AF_FN, &cl, 0, 0, "LIST",
+       "cache lengths before decoding, e.g. 0,128,512,2048 (GPU default; CPU\n"
+       "0,32,128); lengths that leave no room are replaced by the longest that fits", list_flag},
+      AF_FLAG("--seconds", NULL, AF_F64, &seconds, 0.01, 3600, "S",
+              "time per prefill measurement (default 1 GPU, 0.5 CPU)"),
+      {"--batch", NULL, AF_FN, &bl, 0, 0, "LIST",
+       "batched decode: sequences decoded together, e.g. 1,4,16 (default\n"
+       "1,4,16 GPU, 1,4 CPU; at most 64)", list_flag},
+      AF_FLAG("--batch-ctx", NULL, AF_U32, &bctx, 1, 1u << 20, "N",
+              "tokens each batched sequence holds before the timed steps (default\n"
+              "128 GPU, 32 CPU)"),
+      AF_BOOL("--json", &json, "JSON instead of a table"),
+      AF_LAST};
+  const app_command c = {"bench infer", "bench infer [--model NAME | -m FILE] [--type T] [flags]",
+                         NULL, flags, 0, 0, 1};
+  int pr = app_flags_parse(&c, argc, argv, &cfg, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
   vklm_dtype wt = VKLM_DTYPE_LINEAR_COUNT;
   for (int t = 0; t < VKLM_DTYPE_LINEAR_COUNT; t++)
     if (!strcmp(tname, vklm_dtype_name((vklm_dtype)t))) wt = (vklm_dtype)t;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "flags.h"
 #include "text/tokenizer.h"
 
 static double clock_s(clockid_t id) {
@@ -108,40 +109,34 @@ static int generate(size_t bytes, sbuf *out) {
   return 0;
 }
 
-static void usage(FILE *f) {
-  fprintf(f, "usage: vklm tokenizer bench [--corpus FILE | --mb N] [-t tokenizer.json]\n"
-             "         [--vocab-size N] [--pattern gpt2|cl100k|llama3|o200k] [--keep DIR] [--json]\n"
-             "  trains a tokenizer on the corpus (unless -t), then encodes it line by line on one\n"
-             "  thread. Default: a generated 16 MB corpus, vocabulary 16384, pattern llama3.\n"
-             "  --keep DIR writes DIR/corpus.txt and DIR/tokenizer.json for\n"
-             "  scripts/bench_tokenizer_hf.py.\n");
-}
-
 int bench_tokenizer(int argc, char **argv) {
   const char *corpus = NULL, *tokfile = NULL, *keep = NULL, *pattern = "llama3";
-  size_t mb = 16, vocab = 16384;
-  int json = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int has = i + 1 < argc;
-    if (!strcmp(a, "--json")) json = 1;
-    else if (!strcmp(a, "--corpus") && has) corpus = argv[++i];
-    else if (!strcmp(a, "-t") && has) tokfile = argv[++i];
-    else if (!strcmp(a, "--keep") && has) keep = argv[++i];
-    else if (!strcmp(a, "--pattern") && has) pattern = argv[++i];
-    else if (!strcmp(a, "--mb") && has) mb = strtoul(argv[++i], NULL, 10);
-    else if (!strcmp(a, "--vocab-size") && has) vocab = strtoul(argv[++i], NULL, 10);
-    else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage(stdout);
-      return 0;
-    } else {
-      usage(stderr);
-      return 2;
-    }
-  }
-  int pat = vklm_pretok_pattern_from_name(pattern);
-  if (pat < 0 || !mb || !vocab) {
-    usage(stderr);
+  uint32_t mb = 16, vocab = 16384;
+  int json = 0, pat = 0;
+  const app_flag flags[] = {
+      AF_STRING("--corpus", NULL, &corpus, "FILE",
+                "the text (default: a generated corpus of --mb MB)"),
+      AF_FLAG("--mb", NULL, AF_U32, &mb, 1, 4096, "N", "the generated corpus's size (16)"),
+      AF_STRING("--tokenizer", "-t", &tokfile, "F", "a tokenizer.json instead of training one"),
+      AF_FLAG("--vocab-size", NULL, AF_U32, &vocab, 256, 1u << 24, "N",
+              "trained vocabulary (16384)"),
+      AF_FLAG("--pattern", NULL, AF_CHOICE, &pat, 0, 0, "llama3|gpt2|cl100k|o200k",
+              "the pre-tokenizer (llama3)"),
+      AF_STRING("--keep", NULL, &keep, "DIR",
+                "write DIR/corpus.txt and DIR/tokenizer.json for\n"
+                "scripts/bench_tokenizer_hf.py"),
+      AF_BOOL("--json", &json, "JSON instead of text"),
+      AF_LAST};
+  const app_command c = {"tokenizer bench", "tokenizer bench [--corpus FILE | --mb N] [flags]",
+                         "Trains a tokenizer on the corpus (unless -t), then encodes it line by "
+                         "line on one thread.", flags, 0, 0, 0};
+  int pr = app_flags_parse(&c, argc, argv, NULL, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
+  static const char *const pats[] = {"llama3", "gpt2", "cl100k", "o200k"};
+  pattern = pats[pat];
+  pat = vklm_pretok_pattern_from_name(pattern);
+  if (pat < 0) {
+    fprintf(stderr, "vklm tokenizer bench: unknown pattern %s\n", pattern);
     return 2;
   }
   sbuf text = {0};

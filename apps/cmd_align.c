@@ -8,8 +8,10 @@
 #include "align_common.h"
 #include "app_util.h"
 #include "commands.h"
+#include "flags.h"
 
-/* Flags every alignment trainer shares; 1 consumed (with *i advanced), 0 not ours, -1 error. */
+/* Flags every alignment trainer shares: common_init fills `flags`, a table (apps/flags.h)
+ * pointing into the struct, which each command includes in its own. */
 typedef struct common {
   const char *init, *data, *tok, *tmpl, *out, *freeze, *ref;
   int skip_bad, quiet;
@@ -18,47 +20,55 @@ typedef struct common {
   uint64_t seed;
   double val_fraction;
   int min_lr_set;
+  app_flag flags[24];
 } common;
 
-static int common_flag(const char *cmd, common *c, int argc, char **argv, int *i) {
-  const char *a = argv[*i];
-#define IS(x) (!strcmp(a, x))
-  if (IS("--quiet")) return c->quiet = 1, 1;
-  if (!(IS("-m") || IS("--init") || IS("--model") || IS("--data") || IS("-t") ||
-        IS("--tokenizer") || IS("--template") || IS("--out") || IS("-o") || IS("--freeze") ||
-        IS("--ref") || IS("--bad-rows") || IS("-T") || IS("--seq") || IS("--epochs") ||
-        IS("--steps") || IS("--warmup") || IS("--lr") || IS("--min-lr") || IS("--wd") ||
-        IS("--clip") || IS("--seed") || IS("--val-fraction")))
-    return 0;
-  if (*i + 1 >= argc) {
-    fprintf(stderr, "%s: %s needs a value\n", cmd, a);
-    return -1;
+static int min_lr_flag(void *p, const char *v, char *err, size_t errlen) {
+  common *c = p;
+  char *end;
+  double x = strtod(v, &end);
+  if (!*v || *end || !isfinite(x) || x < 0 || x > 10) {
+    snprintf(err, errlen, "wants a number in [0, 10], not '%s'", v);
+    return 1;
   }
-  const char *v = argv[++*i];
-  int ok = 1;
-  if (IS("-m") || IS("--init") || IS("--model")) c->init = v;
-  else if (IS("--data")) c->data = v;
-  else if (IS("-t") || IS("--tokenizer")) c->tok = v;
-  else if (IS("--template")) c->tmpl = v;
-  else if (IS("--out") || IS("-o")) c->out = v;
-  else if (IS("--freeze")) c->freeze = v;
-  else if (IS("--ref")) c->ref = v;
-  else if (IS("--bad-rows")) {
-    c->skip_bad = !strcmp(v, "skip");
-    ok = c->skip_bad || !strcmp(v, "stop");
-    if (!ok) fprintf(stderr, "%s: --bad-rows stop|skip, not '%s'\n", cmd, v);
-  } else if (IS("-T") || IS("--seq")) ok = app_u32(cmd, a, v, 2, 1u << 20, &c->T);
-  else if (IS("--epochs")) ok = app_u32(cmd, a, v, 1, 1u << 20, &c->epochs);
-  else if (IS("--steps")) ok = app_u32(cmd, a, v, 1, UINT32_MAX - 1, &c->steps);
-  else if (IS("--warmup")) ok = app_u32(cmd, a, v, 0, UINT32_MAX - 1, &c->warmup);
-  else if (IS("--lr")) ok = app_f32(cmd, a, v, 1e-12, 10, &c->lr);
-  else if (IS("--min-lr")) ok = app_f32(cmd, a, v, 0, 10, &c->min_lr), c->min_lr_set = 1;
-  else if (IS("--wd")) ok = app_f32(cmd, a, v, 0, 100, &c->wd);
-  else if (IS("--clip")) ok = app_f32(cmd, a, v, 0, 1e9, &c->clip);
-  else if (IS("--seed")) ok = app_u64(cmd, a, v, &c->seed);
-  else if (IS("--val-fraction")) ok = app_f64(cmd, a, v, 0, 0.9, &c->val_fraction);
-#undef IS
-  return ok ? 1 : -1;
+  c->min_lr = (float)x, c->min_lr_set = 1;
+  return 0;
+}
+
+static void common_init(common *c) {
+  const app_flag f[] = {
+      AF_STRING("--init", "-m", &c->init, "MODEL",
+                "the starting model: a vklm checkpoint or run directory, an HF\n"
+                "directory or a GGUF (tokenizer.json beside it, or -t)"),
+      AF_STRING("--model", NULL, &c->init, "MODEL", "the same as --init"),
+      AF_STRING("--data", NULL, &c->data, "FILE",
+                "preference JSONL: {\"prompt\",\"chosen\",\"rejected\"} (strings or\n"
+                "conversations), {\"chosen\",\"rejected\"} (implicit prompt; Anthropic\n"
+                "HH transcripts), {\"prompt\",\"responses\",\"ranking\"} (vklm rank's)"),
+      AF_STRING("--tokenizer", "-t", &c->tok, "F", "tokenizer.json (default: beside -m)"),
+      AF_STRING("--template", NULL, &c->tmpl, "NAME|FILE", "the chat template"),
+      AF_FLAG("--bad-rows", NULL, AF_CHOICE, &c->skip_bad, 0, 0, "stop|skip",
+              "what a bad data row does (stop)"),
+      AF_FLAG("--seq", "-T", AF_U32, &c->T, 2, 1u << 20, "N", "positions per row (64)"),
+      AF_FLAG("--epochs", NULL, AF_U32, &c->epochs, 1, 1u << 20, "N", "passes over the data (1)"),
+      AF_FLAG("--steps", NULL, AF_U32, &c->steps, 1, UINT32_MAX - 1, "N",
+              "optimizer steps (default: the epochs')"),
+      AF_FLAG("--warmup", NULL, AF_U32, &c->warmup, 0, UINT32_MAX - 1, "N", "warm-up steps (0)"),
+      AF_FLAG("--lr", NULL, AF_F32, &c->lr, 1e-12, 10, "X", "peak learning rate"),
+      {"--min-lr", NULL, AF_FN, c, 0, 0, "X", "final learning rate (lr/10; a number in [0, 10])",
+       min_lr_flag},
+      AF_FLAG("--wd", NULL, AF_F32, &c->wd, 0, 100, "X", "weight decay (0)"),
+      AF_FLAG("--clip", NULL, AF_F32, &c->clip, 0, 1e9, "X", "global gradient-norm clip (1)"),
+      AF_FLAG("--seed", NULL, AF_U64, &c->seed, 0, 18446744073709551615.0, "N", "seed (1337)"),
+      AF_FLAG("--val-fraction", NULL, AF_F64, &c->val_fraction, 0, 0.9, "F",
+              "held-out items (0.1)"),
+      AF_STRING("--freeze", NULL, &c->freeze, "PATTERNS", "tensors kept frozen"),
+      AF_STRING("--ref", NULL, &c->ref, "MODEL", "the reference model (default: -m)"),
+      AF_STRING("--out", "-o", &c->out, "DIR", "checkpoint.bin, metrics.jsonl, loss.png"),
+      AF_BOOL("--quiet", &c->quiet, "no progress lines"),
+      AF_LAST};
+  _Static_assert(sizeof f <= sizeof c->flags, "common.flags holds the table");
+  memcpy(c->flags, f, sizeof f);
 }
 
 /* The shared flags into a trainer's options (vklm_reward_options and vklm_dpo_options name these
@@ -71,19 +81,6 @@ static int common_flag(const char *cmd, common *c, int argc, char **argv, int *i
     (o).val_fraction = (c).val_fraction, (o).out_dir = (c).out, (o).freeze = (c).freeze;         \
     (o).progress = !(c).quiet;                                                                   \
   } while (0)
-
-static const char common_help[] =
-    "  -m, --init MODEL  the starting model: a vklm checkpoint or run directory, an HF directory\n"
-    "                    or a GGUF (tokenizer.json beside it, or -t)\n"
-    "  --data FILE       preference JSONL: {\"prompt\",\"chosen\",\"rejected\"} (strings or\n"
-    "                    conversations), {\"chosen\",\"rejected\"} (implicit prompt; Anthropic HH\n"
-    "                    transcripts), {\"prompt\",\"responses\",\"ranking\"} (vklm rank's)\n"
-    "  -t TOKENIZER  --template NAME|FILE  --bad-rows stop|skip (default stop)\n"
-    "  -T N (64)  --epochs N (1)  --steps N (default: the epochs)  --warmup N (0)\n"
-    "  --lr X  --min-lr X (lr/10)  --wd X (0)  --clip X (1)  --seed N (1337)\n"
-    "  --val-fraction F  held-out items (0.1)   --freeze PATTERNS  tensors kept frozen\n"
-    "  --out DIR  checkpoint.bin, metrics.jsonl, loss.png   --quiet\n"
-    "  --device D  --limits baseline  --validate\n";
 
 static int open_common(const char *cmd, const common *c, int allow_unranked, uint32_t max_len,
                        align_text *at, vklm_ckpt **init, vklm_pref_set *data) {
@@ -138,50 +135,30 @@ static int reward_train(int argc, char **argv, vklm_config *cfg) {
               .out = o.out_dir};
   uint32_t norm_prompts = 64, norm_k = 4, norm_tokens = 32;
   int no_norm = 0;
-  for (int i = 1; i < argc; i++) {
-    int r = app_config_flag(cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    if ((r = common_flag(cmd, &c, argc, argv, &i)) < 0) return 2;
-    if (r) continue;
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      printf("usage: vklm reward train -m MODEL --data PREFS.jsonl [flags]\n"
-             "A reward model: the LM with a scalar head (N(0, 1/sqrt(C+1)), bias 0) read at the\n"
-             "last token of prompt+response, trained with the InstructGPT ranking loss over all\n"
-             "pairs of each prompt's responses in one batch; pairwise accuracy on held-out items;\n"
-             "then normalised so that responses sampled from the reference model score mean 0,\n"
-             "standard deviation 1 (gain and bias folded into the head).\n%s"
-             "  -b, --batch B     responses per batch (8); a prompt's K responses stay together\n"
-             "  --margin X        subtracted from r(better) - r(worse) (0)\n"
-             "  --ref MODEL       the reference model for normalisation (default: -m)\n"
-             "  --norm-prompts N (64)  --norm-k K (4)  --norm-tokens N (32)  --no-norm\n",
-             common_help);
-      return 0;
-    } else if (!strcmp(a, "--no-norm")) no_norm = 1;
-    else if (!v) {
-      fprintf(stderr, "%s: unknown flag or missing value '%s'\n", cmd, a);
-      return 2;
-    } else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) {
-      if (!app_u32(cmd, a, v, 2, 4096, &o.B)) return 2;
-      i++;
-    } else if (!strcmp(a, "--margin")) {
-      if (!app_f32(cmd, a, v, -100, 100, &o.margin)) return 2;
-      i++;
-    } else if (!strcmp(a, "--norm-prompts")) {
-      if (!app_u32(cmd, a, v, 1, 1u << 20, &norm_prompts)) return 2;
-      i++;
-    } else if (!strcmp(a, "--norm-k")) {
-      if (!app_u32(cmd, a, v, 1, 64, &norm_k)) return 2;
-      i++;
-    } else if (!strcmp(a, "--norm-tokens")) {
-      if (!app_u32(cmd, a, v, 1, 1u << 16, &norm_tokens)) return 2;
-      i++;
-    } else {
-      fprintf(stderr, "%s: unknown flag '%s'\n", cmd, a);
-      return 2;
-    }
-  }
+  common_init(&c);
+  const app_flag flags[] = {
+      AF_INCLUDE(c.flags),
+      AF_FLAG("--batch", "-b", AF_U32, &o.B, 2, 4096, "B",
+              "responses per batch (8); a prompt's K responses stay together"),
+      AF_FLAG("--margin", NULL, AF_F32, &o.margin, -100, 100, "X",
+              "subtracted from r(better) - r(worse) (0)"),
+      AF_FLAG("--norm-prompts", NULL, AF_U32, &norm_prompts, 1, 1u << 20, "N",
+              "prompts sampled for the normalisation (64)"),
+      AF_FLAG("--norm-k", NULL, AF_U32, &norm_k, 1, 64, "K", "responses per prompt there (4)"),
+      AF_FLAG("--norm-tokens", NULL, AF_U32, &norm_tokens, 1, 1u << 16, "N",
+              "tokens per response there (32)"),
+      AF_BOOL("--no-norm", &no_norm, "skip the normalisation"),
+      AF_LAST};
+  const app_command ac = {
+      "reward train", "reward train -m MODEL --data PREFS.jsonl [flags]",
+      "A reward model: the LM with a scalar head (N(0, 1/sqrt(C+1)), bias 0) read at the\n"
+      "last token of prompt+response, trained with the InstructGPT ranking loss over all\n"
+      "pairs of each prompt's responses in one batch; pairwise accuracy on held-out items;\n"
+      "then normalised so that responses sampled from the reference model (--ref, default -m)\n"
+      "score mean 0, standard deviation 1 (gain and bias folded into the head).",
+      flags, 0, 0, 1};
+  int pr = app_flags_parse(&ac, argc, argv, cfg, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
   COMMON_INTO(o, c);
   align_text at;
   vklm_ckpt *init = NULL, *ref = NULL;
@@ -249,27 +226,19 @@ static int reward_score(int argc, char **argv, vklm_config *cfg) {
   const char *cmd = "vklm reward score";
   common c = {.T = 64};
   uint32_t B = 8;
-  for (int i = 1; i < argc; i++) {
-    int r = app_config_flag(cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    if ((r = common_flag(cmd, &c, argc, argv, &i)) < 0) return 2;
-    if (r) continue;
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      printf("usage: vklm reward score -m REWARD_MODEL --data FILE.jsonl [-o OUT.jsonl]\n"
-             "Scores every response of every row ({\"prompt\",\"response\"}, {\"prompt\",\n"
-             "\"responses\":[...]}, or the preference formats): each input row is written back\n"
-             "with \"rewards\": [...] (one per response, in order), to OUT or stdout.\n"
-             "  -b, --batch B (8)  -T N (64)  -t TOKENIZER  --template T  --bad-rows stop|skip\n");
-      return 0;
-    } else if ((!strcmp(a, "-b") || !strcmp(a, "--batch")) && i + 1 < argc) {
-      if (!app_u32(cmd, a, argv[++i], 1, 4096, &B)) return 2;
-    } else {
-      fprintf(stderr, "%s: unknown flag '%s'\n", cmd, a);
-      return 2;
-    }
-  }
+  common_init(&c);
+  const app_flag flags[] = {
+      AF_INCLUDE(c.flags),
+      AF_FLAG("--batch", "-b", AF_U32, &B, 1, 4096, "B", "responses per forward pass (8)"),
+      AF_LAST};
+  const app_command ac = {
+      "reward score", "reward score -m REWARD_MODEL --data FILE.jsonl [-o OUT.jsonl]",
+      "Scores every response of every row ({\"prompt\",\"response\"}, {\"prompt\",\n"
+      "\"responses\":[...]}, or the preference formats): each input row is written back\n"
+      "with \"rewards\": [...] (one per response, in order), to -o OUT or stdout.",
+      flags, 0, 0, 1};
+  int pr = app_flags_parse(&ac, argc, argv, cfg, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
   align_text at;
   vklm_ckpt *ck = NULL;
   vklm_pref_set data;
@@ -334,47 +303,25 @@ int cmd_dpo(int argc, char **argv) {
   common c = {.T = o.T, .epochs = o.epochs, .lr = o.lr, .wd = o.weight_decay,
               .clip = o.grad_clip, .seed = o.seed, .val_fraction = o.val_fraction,
               .out = o.out_dir};
-  for (int i = 1; i < argc; i++) {
-    int r = app_config_flag(&cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    if ((r = common_flag(cmd, &c, argc, argv, &i)) < 0) return 2;
-    if (r) continue;
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      printf("usage: vklm dpo -m MODEL --data PREFS.jsonl [flags]\n"
-             "Direct preference optimisation of MODEL against a frozen reference (--ref, default\n"
-             "MODEL itself): loss -log sigmoid(beta ((logp(chosen) - logp_ref(chosen)) -\n"
-             "(logp(rejected) - logp_ref(rejected)))) over the response tokens; rankings of K\n"
-             "give all their pairs. Logs loss, reward accuracy, chosen/rejected implicit rewards\n"
-             "and margins, on training and held-out pairs.\n%s"
-             "  -b, --batch N     pairs per step (4)\n"
-             "  --beta X          (0.1)   --loss sigmoid|ipo|hinge (sigmoid)\n"
-             "  --ref MODEL       the frozen reference (default: -m)\n", common_help);
-      return 0;
-    } else if (!v) {
-      fprintf(stderr, "%s: unknown flag or missing value '%s'\n", cmd, a);
-      return 2;
-    } else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) {
-      if (!app_u32(cmd, a, v, 1, 2048, &o.pairs)) return 2;
-      i++;
-    } else if (!strcmp(a, "--beta")) {
-      if (!app_f32(cmd, a, v, 1e-6, 1e3, &o.beta)) return 2;
-      i++;
-    } else if (!strcmp(a, "--loss")) {
-      if (!strcmp(v, "sigmoid")) o.kind = VKLM_DPO_SIGMOID;
-      else if (!strcmp(v, "ipo")) o.kind = VKLM_DPO_IPO;
-      else if (!strcmp(v, "hinge")) o.kind = VKLM_DPO_HINGE;
-      else {
-        fprintf(stderr, "%s: --loss sigmoid|ipo|hinge, not '%s'\n", cmd, v);
-        return 2;
-      }
-      i++;
-    } else {
-      fprintf(stderr, "%s: unknown flag '%s'\n", cmd, a);
-      return 2;
-    }
-  }
+  int loss = 0;
+  common_init(&c);
+  const app_flag flags[] = {
+      AF_INCLUDE(c.flags),
+      AF_FLAG("--batch", "-b", AF_U32, &o.pairs, 1, 2048, "N", "pairs per step (4)"),
+      AF_FLAG("--beta", NULL, AF_F32, &o.beta, 1e-6, 1e3, "X", "the DPO temperature (0.1)"),
+      AF_FLAG("--loss", NULL, AF_CHOICE, &loss, 0, 0, "sigmoid|ipo|hinge", "the loss (sigmoid)"),
+      AF_LAST};
+  const app_command ac = {
+      "dpo", "dpo -m MODEL --data PREFS.jsonl [flags]",
+      "Direct preference optimisation of MODEL against a frozen reference (--ref, default\n"
+      "MODEL itself): loss -log sigmoid(beta ((logp(chosen) - logp_ref(chosen)) -\n"
+      "(logp(rejected) - logp_ref(rejected)))) over the response tokens; rankings of K\n"
+      "give all their pairs. Logs loss, reward accuracy, chosen/rejected implicit rewards\n"
+      "and margins, on training and held-out pairs.",
+      flags, 0, 0, 1};
+  int pr = app_flags_parse(&ac, argc, argv, &cfg, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
+  o.kind = loss == 1 ? VKLM_DPO_IPO : loss == 2 ? VKLM_DPO_HINGE : VKLM_DPO_SIGMOID;
   COMMON_INTO(o, c);
   align_text at;
   vklm_ckpt *init = NULL;

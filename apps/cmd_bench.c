@@ -12,6 +12,7 @@
 
 #include "app_util.h"
 #include "commands.h"
+#include "flags.h"
 #include "ops/ops.h"
 
 typedef struct mm_shape {
@@ -140,25 +141,23 @@ static int bench_ops(int argc, char **argv) {
   vklm_config_from_env(&cfg);
   int json = 0, tokens = 0, naive = 1;
   double min_s = 0.5;
-  for (int i = 1; i < argc; i++) {
-    int r = app_config_flag(&cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    if (!strcmp(argv[i], "--json")) json = 1;
-    else if (!strcmp(argv[i], "--no-naive")) naive = 0;
-    else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) min_s = atof(argv[++i]);
-    else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      printf("usage: vklm bench ops [--json] [--tokens N] [--seconds S] [--no-naive] [--device D]\n"
-             "  --tokens N   rows (batch x sequence) of the GPT-2 124M shapes (default 1024 on a GPU,\n"
-             "               128 on a CPU device)\n"
-             "  --seconds S  time spent per measurement (default 0.5)\n");
-      return 0;
-    } else {
-      fprintf(stderr, "vklm bench ops: unknown flag '%s'\n", argv[i]);
-      return 2;
-    }
-  }
+  uint32_t ntok = 0;
+  int no_naive = 0;
+  const app_flag flags[] = {
+      AF_BOOL("--json", &json, "JSON instead of a table"),
+      AF_FLAG("--tokens", NULL, AF_U32, &ntok, 1, 1u << 20, "N",
+              "rows (batch x sequence) of the GPT-2 124M shapes (default 1024 on a\n"
+              "GPU, 128 on a CPU device)"),
+      AF_FLAG("--seconds", NULL, AF_F64, &min_s, 0.01, 3600, "S",
+              "time spent per measurement (default 0.5)"),
+      AF_BOOL("--no-naive", &no_naive, "skip the naive GEMM"),
+      AF_LAST};
+  const app_command c = {"bench ops", "bench ops [flags]",
+                         "GEMM GFLOP/s at the GPT-2 shapes (fp32, fp16 storage, naive) and "
+                         "elementwise GB/s.", flags, 0, 0, 1};
+  int pr = app_flags_parse(&c, argc, argv, &cfg, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
+  tokens = (int)ntok, naive = !no_naive;
   bench b = {.min_seconds = min_s};
   if (!(b.ctx = app_context(&cfg))) return 1;
   const vklm_caps *caps = vklm_context_caps(b.ctx);

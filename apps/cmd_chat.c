@@ -57,8 +57,7 @@ static int parse(opts *o, vklm_config *cfg, int argc, char **argv) {
   int r = app_flags_parse(&cmd, argc, argv, cfg, NULL, NULL);
   if (r) return r;
   if (!o->model) {
-    fprintf(stderr, "vklm chat: give -m MODEL (see vklm chat --help)\n");
-    return 2;
+    return app_flags_missing(&cmd, "give -m MODEL");
   }
   if (o->tpl && !gen_template_flag_ok("chat", o->tpl)) return 2;
   return 0;

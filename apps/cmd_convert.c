@@ -10,43 +10,34 @@
 
 #include "app_util.h"
 #include "commands.h"
+#include "flags.h"
 #include "formats/model_load.h"
 #include "train/train.h"
 
-static void convert_usage(FILE *f) {
-  fprintf(f,
-      "usage: vklm convert -m HF_DIR|model.safetensors|model.gguf -o CHECKPOINT\n"
-      "                    [--tokenizer-out tokenizer.json | --no-tokenizer]\n"
+int cmd_convert(int argc, char **argv) {
+  const char *in = NULL, *out = NULL, *tok_out = NULL;
+  int no_tok = 0;
+  const app_flag flags[] = {
+      AF_STRING("--model", "-m", &in, "M", "an HF directory, a .safetensors file or a .gguf"),
+      AF_STRING("--out", "-o", &out, "CHECKPOINT", "the vklm checkpoint to write"),
+      AF_STRING("--tokenizer-out", NULL, &tok_out, "F",
+                "where the tokenizer goes (default: tokenizer.json beside -o)"),
+      AF_BOOL("--no-tokenizer", &no_tok, "write no tokenizer"),
+      AF_LAST};
+  const app_command ac = {
+      "convert", "convert -m HF_DIR|model.safetensors|model.gguf -o CHECKPOINT [flags]",
       "Imports a GPT-2 or Llama model written by Hugging Face tools (config.json +\n"
       "model.safetensors) or by llama.cpp tools (GGUF: F32, F16, BF16, Q8_0, Q4_0 tensors,\n"
       "dequantized to fp32) into a vklm checkpoint. Fine-tune it with `vklm train --init CKPT`\n"
       "(a new run from its weights: fresh schedule and AdamW moments, training flags from the\n"
       "command line; --init also reads the HF directory or GGUF itself).\n"
       "The tokenizer (tokenizer.json, or the GGUF's tokenizer.ggml.*) is written beside the\n"
-      "checkpoint as tokenizer.json by default.\n");
-}
-
-int cmd_convert(int argc, char **argv) {
-  const char *in = NULL, *out = NULL, *tok_out = NULL;
-  int no_tok = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      convert_usage(stdout);
-      return 0;
-    } else if (!strcmp(a, "--no-tokenizer")) no_tok = 1;
-    else if (i + 1 < argc && (!strcmp(a, "-m") || !strcmp(a, "--model"))) in = argv[++i];
-    else if (i + 1 < argc && (!strcmp(a, "-o") || !strcmp(a, "--out"))) out = argv[++i];
-    else if (i + 1 < argc && !strcmp(a, "--tokenizer-out")) tok_out = argv[++i];
-    else {
-      fprintf(stderr, "vklm convert: unknown flag or missing value '%s'\n", a);
-      convert_usage(stderr);
-      return 2;
-    }
-  }
+      "checkpoint as tokenizer.json by default.",
+      flags, 0, 0, 0};
+  int pr = app_flags_parse(&ac, argc, argv, NULL, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
   if (!in || !out) {
-    convert_usage(stderr);
-    return 2;
+    return app_flags_missing(&ac, "give -m MODEL and -o CHECKPOINT");
   }
   char err[2048];
   vklm_loaded_model *lm = NULL;
@@ -129,27 +120,18 @@ int cmd_eval_logits(int argc, char **argv) {
   vklm_config cfg;
   vklm_config_from_env(&cfg);
   const char *model = NULL, *toks = NULL, *out = NULL;
-  for (int i = 1; i < argc; i++) {
-    int r = app_config_flag(&cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      printf("usage: vklm eval-logits -m CHECKPOINT --tokens 1,2,3 --out logits.bin\n"
-             "Runs the model's forward on one sequence (B = 1) and writes its logits (T, V) as\n"
-             "little-endian fp32.\n");
-      return 0;
-    } else if (i + 1 < argc && (!strcmp(a, "-m") || !strcmp(a, "--model"))) model = argv[++i];
-    else if (i + 1 < argc && !strcmp(a, "--tokens")) toks = argv[++i];
-    else if (i + 1 < argc && (!strcmp(a, "-o") || !strcmp(a, "--out"))) out = argv[++i];
-    else {
-      fprintf(stderr, "vklm eval-logits: unknown flag or missing value '%s'\n", a);
-      return 2;
-    }
-  }
+  const app_flag flags[] = {
+      AF_STRING("--model", "-m", &model, "CHECKPOINT", "the model"),
+      AF_STRING("--tokens", NULL, &toks, "1,2,3", "the sequence's token ids"),
+      AF_STRING("--out", "-o", &out, "FILE", "the logits (T, V) as little-endian fp32"),
+      AF_LAST};
+  const app_command ac = {"eval-logits", "eval-logits -m CHECKPOINT --tokens 1,2,3 --out logits.bin",
+                         "Runs the model's forward on one sequence (B = 1) and writes its logits "
+                         "(T, V).", flags, 0, 0, 1};
+  int pr = app_flags_parse(&ac, argc, argv, &cfg, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
   if (!model || !toks || !out) {
-    fprintf(stderr, "usage: vklm eval-logits -m CHECKPOINT --tokens 1,2,3 --out logits.bin\n");
-    return 2;
+    return app_flags_missing(&ac, "give -m, --tokens and --out");
   }
   uint32_t T = 0, cap = 16;
   int32_t *ids = malloc(cap * sizeof *ids);

@@ -5,6 +5,7 @@
 
 #include "app_util.h"
 #include "commands.h"
+#include "flags.h"
 
 #define MAX_DEVICES 16
 
@@ -128,21 +129,13 @@ int cmd_devices(int argc, char **argv) {
   vklm_config cfg;
   vklm_config_from_env(&cfg);
   int json = 0;
-  for (int i = 1; i < argc; i++) {
-    int r = app_config_flag(&cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    if (!strcmp(argv[i], "--json")) json = 1;
-    else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      printf("usage: vklm devices [--json] [--limits baseline]\n"
-             "Lists every Vulkan device and its capabilities; * marks the one vklm uses by default\n"
-             "(discrete > integrated > virtual > CPU; choose with --device N|name or VKLM_DEVICE).\n");
-      return 0;
-    } else {
-      fprintf(stderr, "vklm devices: unknown flag '%s'\n", argv[i]);
-      return 2;
-    }
-  }
+  const app_flag flags[] = {AF_BOOL("--json", &json, "the list as JSON"), AF_LAST};
+  const app_command c = {"devices", "devices [--json] [--limits baseline]",
+                         "Lists every Vulkan device and its capabilities; * marks the one vklm uses "
+                         "by default\n(discrete > integrated > virtual > CPU; choose with --device "
+                         "N|name or VKLM_DEVICE).", flags, 0, 0, 1};
+  int pr = app_flags_parse(&c, argc, argv, &cfg, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
   vklm_caps caps[MAX_DEVICES];
   int n = 0;
   char err[1024];

@@ -9,37 +9,9 @@
 
 #include "app_util.h"
 #include "commands.h"
+#include "flags.h"
 #include "eval/eval.h"
 #include "gen_common.h"
-
-static void usage(FILE *f) {
-  fprintf(f,
-      "usage: vklm eval -m MODEL [flags] TASK...\n"
-      "  TASK                 a built-in task (--list-tasks), a JSONL task file (native or a public\n"
-      "                       format recognised by its fields), FORMAT:FILE (mc gen ppl bias\n"
-      "                       hellaswag arc piqa lambada crows), or a text file (perplexity)\n"
-      "  -m, --model M        checkpoint (or its directory), HF directory, .safetensors, .gguf\n"
-      "  -t, --tokenizer F    tokenizer.json (default: beside the model, or the model's own)\n"
-      "  -b, --batch N        sequences per forward when scoring (default 8)\n"
-      "  --ctx N              perplexity window in tokens (default: the model's context)\n"
-      "  --stride N           perplexity window stride (default: ctx/2)\n"
-      "  --limit N            the first N items of each task\n"
-      "  --shots K            few-shot examples from the task's other items (default 0)\n"
-      "  --seed S             few-shot choice, perturbations and sampling (default 1234)\n"
-      "  --temp T             generation temperature (default 0: greedy); --top-k, --top-p\n"
-      "  --gen-seqs N         generation sequences at once (default 8)\n"
-      "  --robust             also run every perturbation (typo case whitespace order template)\n"
-      "  --perturb LIST       comma-separated perturbations to run besides the clean prompts\n"
-      "  --json FILE          every metric with stderr and n as JSON (- for stdout)\n"
-      "  --html FILE          a self-contained report with plots\n"
-      "  --samples FILE       per-item requests, log-likelihoods and answers (JSONL)\n"
-      "  --compare-with M2    answers of MODEL and M2 to the generation tasks' prompts (or\n"
-      "                       --prompts FILE, one per line) as JSONL for `vklm rank`\n"
-      "  --compare-out FILE   where (default compare.jsonl)   --max-new N (default 64)\n"
-      "  --list-tasks         the built-in tasks       --dump-task NAME  its JSONL on stdout\n"
-      "  --quiet              no progress lines\n"
-      "  --device D  --limits baseline  --validate\n");
-}
 
 typedef struct args {
   const char *model, *tok, *json, *html, *samples, *cmp, *cmp_out, *prompts, *perturb;
@@ -51,68 +23,62 @@ typedef struct args {
 } args;
 
 static int parse(args *a, vklm_config *cfg, int argc, char **argv) {
-#define IS(s) (!strcmp(f, s))
-  for (int i = 1; i < argc; i++) {
-    const char *f = argv[i];
-    int r = app_config_flag(cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    if (IS("-h") || IS("--help")) return usage(stdout), 1;
-    if (IS("--robust")) { a->robust = 1; continue; }
-    if (IS("--list-tasks")) { a->list = 1; continue; }
-    if (IS("--quiet")) { a->quiet = 1; continue; }
-    if (f[0] != '-' || !f[1]) {
-      if (a->ntasks == 256) { fprintf(stderr, "vklm eval: at most 256 tasks\n"); return 2; }
-      a->tasks[a->ntasks++] = f;
-      continue;
-    }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "vklm eval: unknown flag or missing value '%s'\n", f);
-      return 2;
-    }
-    const char *v = argv[++i];
-    char *end;
-    double x = strtod(v, &end);
-    int isnum = *v && !*end;
-    if (IS("-m") || IS("--model")) a->model = v;
-    else if (IS("-t") || IS("--tokenizer")) a->tok = v;
-    else if (IS("--json")) a->json = v;
-    else if (IS("--html")) a->html = v;
-    else if (IS("--samples")) a->samples = v;
-    else if (IS("--compare-with")) a->cmp = v;
-    else if (IS("--compare-out")) a->cmp_out = v;
-    else if (IS("--prompts")) a->prompts = v;
-    else if (IS("--perturb")) a->perturb = v;
-    else if (IS("--dump-task")) a->dump = v;
-    else if (!isnum || x < 0) {
-      fprintf(stderr, "vklm eval: unknown flag '%s' or a value that is not a number >= 0: '%s'\n", f, v);
-      return 2;
-    } else if (IS("-b") || IS("--batch")) a->o.batch = (uint32_t)x;
-    else if (IS("--ctx")) a->o.ctx = (uint32_t)x;
-    else if (IS("--stride")) a->o.stride = (uint32_t)x;
-    else if (IS("--limit")) a->o.limit = (uint32_t)x;
-    else if (IS("--shots")) a->o.shots = (uint32_t)x;
-    else if (IS("--seed")) a->o.seed = (uint64_t)x;
-    else if (IS("--temp")) a->o.temp = (float)x;
-    else if (IS("--top-k")) a->o.top_k = (uint32_t)x;
-    else if (IS("--top-p")) a->o.top_p = (float)x;
-    else if (IS("--gen-seqs")) a->o.gen_seqs = (uint32_t)x;
-    else if (IS("--max-new")) a->max_new = (uint32_t)x;
-    else {
-      fprintf(stderr, "vklm eval: unknown flag '%s'\n", f);
-      return 2;
-    }
-  }
-#undef IS
+  vklm_eval_options *o = &a->o;
+  const app_flag flags[] = {
+      AF_STRING("--model", "-m", &a->model, "M",
+                "checkpoint (or its directory), HF directory, .safetensors, .gguf"),
+      AF_STRING("--tokenizer", "-t", &a->tok, "F",
+                "tokenizer.json (default: beside the model, or the model's own)"),
+      AF_FLAG("--batch", "-b", AF_U32, &o->batch, 1, 4096, "N",
+              "sequences per forward when scoring (default 8)"),
+      AF_FLAG("--ctx", NULL, AF_U32, &o->ctx, 0, 1u << 20, "N",
+              "perplexity window in tokens (0, the default: the model's context)"),
+      AF_FLAG("--stride", NULL, AF_U32, &o->stride, 0, 1u << 20, "N",
+              "perplexity window stride (0, the default: ctx/2)"),
+      AF_FLAG("--limit", NULL, AF_U32, &o->limit, 0, UINT32_MAX, "N",
+              "the first N items of each task (0, the default: all)"),
+      AF_FLAG("--shots", NULL, AF_U32, &o->shots, 0, 64, "K",
+              "few-shot examples from the task's other items (default 0)"),
+      AF_FLAG("--seed", NULL, AF_U64, &o->seed, 0, 18446744073709551615.0, "S",
+              "few-shot choice, perturbations and sampling (default 1234)"),
+      AF_FLAG("--temp", NULL, AF_F32, &o->temp, 0, 100, "T",
+              "generation temperature (default 0: greedy)"),
+      AF_FLAG("--top-k", NULL, AF_U32, &o->top_k, 0, 1u << 24, "N", "generation top-k (0: off)"),
+      AF_FLAG("--top-p", NULL, AF_F32, &o->top_p, 0, 1, "X", "generation nucleus (1: off)"),
+      AF_FLAG("--gen-seqs", NULL, AF_U32, &o->gen_seqs, 1, 4096, "N",
+              "generation sequences at once (default 8)"),
+      AF_BOOL("--robust", &a->robust,
+              "also run every perturbation (typo case whitespace order template)"),
+      AF_STRING("--perturb", NULL, &a->perturb, "LIST",
+                "comma-separated perturbations to run besides the clean prompts"),
+      AF_STRING("--json", NULL, &a->json, "FILE",
+                "every metric with stderr and n as JSON (- for stdout)"),
+      AF_STRING("--html", NULL, &a->html, "FILE", "a self-contained report with plots"),
+      AF_STRING("--samples", NULL, &a->samples, "FILE",
+                "per-item requests, log-likelihoods and answers (JSONL)"),
+      AF_STRING("--compare-with", NULL, &a->cmp, "M2",
+                "answers of MODEL and M2 to the generation tasks' prompts (or\n"
+                "--prompts FILE, one per line) as JSONL for `vklm rank`"),
+      AF_STRING("--prompts", NULL, &a->prompts, "FILE", "--compare-with's prompts"),
+      AF_STRING("--compare-out", NULL, &a->cmp_out, "FILE",
+                "where --compare-with writes (default compare.jsonl)"),
+      AF_FLAG("--max-new", NULL, AF_U32, &a->max_new, 1, 1u << 16, "N",
+              "--compare-with's tokens per answer (default 64)"),
+      AF_BOOL("--list-tasks", &a->list, "the built-in tasks"),
+      AF_STRING("--dump-task", NULL, &a->dump, "NAME", "a built-in task's JSONL on stdout"),
+      AF_BOOL("--quiet", &a->quiet, "no progress lines"),
+      AF_LAST};
+  const app_command c = {
+      "eval", "eval -m MODEL [flags] TASK...",
+      "TASK: a built-in task (--list-tasks), a JSONL task file (native or a public format\n"
+      "recognised by its fields), FORMAT:FILE (mc gen ppl bias hellaswag arc piqa lambada\n"
+      "crows), or a text file (perplexity).",
+      flags, 0, 256, 1};
+  int r = app_flags_parse(&c, argc, argv, cfg, a->tasks, &a->ntasks);
+  if (r) return r;
   if (a->list || a->dump) return 0;
   if (!a->model || (!a->ntasks && !a->cmp)) {
-    fprintf(stderr, "vklm eval: give -m MODEL and at least one TASK (or --compare-with)\n");
-    usage(stderr);
-    return 2;
-  }
-  if (a->o.batch == 0 || a->o.batch > 4096) {
-    fprintf(stderr, "vklm eval: --batch must be in [1, 4096]\n");
-    return 2;
+    return app_flags_missing(&c, "give -m MODEL and at least one TASK (or --compare-with)");
   }
   return 0;
 }

@@ -72,9 +72,7 @@ static int parse(gen *g, vklm_config *cfg, int argc, char **argv) {
     return 2;
   }
   if (!g->model || !!g->prompt + !!g->file + !!g->prompt_ids != 1) {
-    fprintf(stderr, "vklm generate: give -m MODEL and one of -p PROMPT, -f FILE, --prompt-ids "
-            "(see vklm generate --help)\n");
-    return 2;
+    return app_flags_missing(&cmd, "give -m MODEL and one of -p PROMPT, -f FILE, --prompt-ids");
   }
   return 0;
 }

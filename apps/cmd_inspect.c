@@ -9,18 +9,9 @@
 #include <string.h>
 
 #include "commands.h"
+#include "flags.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
-
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: vklm inspect FILE [--json]             metadata and tensor table (GGUF or safetensors)\n"
-          "       vklm inspect FILE --tensor NAME --dump [--dump-as f32|f16|bf16|q8_0|q4_0]\n"
-          "                                              one tensor, converted to fp32 (then to the\n"
-          "                                              --dump-as type), raw little-endian to stdout\n"
-          "       vklm inspect --write-test-gguf OUT     the fixed test file (every metadata type;\n"
-          "                                              F32, F16, BF16, Q8_0, Q4_0 tensors)\n");
-}
 
 /* ---- the fixed test file: tests/test_formats_py.py mirrors every value here ---- */
 /* Values in [-2, 2) that are exact in fp32: a 32-bit LCG's top 24 bits over 2^22. */
@@ -339,39 +330,32 @@ int cmd_inspect(int argc, char **argv) {
   const char *file = NULL, *tensor = NULL, *write_test = NULL;
   int json = 0, do_dump = 0;
   uint32_t as = VKLM_GGML_TYPE_F32;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      usage(stdout);
-      return 0;
-    } else if (!strcmp(argv[i], "--json")) {
-      json = 1;
-    } else if (!strcmp(argv[i], "--dump")) {
-      do_dump = 1;
-    } else if (!strcmp(argv[i], "--tensor") && i + 1 < argc) {
-      tensor = argv[++i];
-    } else if (!strcmp(argv[i], "--write-test-gguf") && i + 1 < argc) {
-      write_test = argv[++i];
-    } else if (!strcmp(argv[i], "--dump-as") && i + 1 < argc) {
-      const char *t = argv[++i];
-      as = !strcmp(t, "f32") ? VKLM_GGML_TYPE_F32 : !strcmp(t, "f16") ? VKLM_GGML_TYPE_F16
-           : !strcmp(t, "bf16") ? VKLM_GGML_TYPE_BF16 : !strcmp(t, "q8_0") ? VKLM_GGML_TYPE_Q8_0
-           : !strcmp(t, "q4_0") ? VKLM_GGML_TYPE_Q4_0 : UINT32_MAX;
-      if (as == UINT32_MAX) {
-        fprintf(stderr, "vklm inspect: --dump-as %s: want f32, f16, bf16, q8_0 or q4_0\n", t);
-        return 2;
-      }
-    } else if (argv[i][0] != '-' && !file) {
-      file = argv[i];
-    } else {
-      fprintf(stderr, "vklm inspect: unknown or incomplete flag '%s'\n", argv[i]);
-      usage(stderr);
-      return 2;
-    }
-  }
+  int dump_as = 0;
+  const app_flag flags[] = {
+      AF_BOOL("--json", &json, "the metadata and tensor table as JSON"),
+      AF_STRING("--tensor", NULL, &tensor, "NAME", "the tensor --dump writes"),
+      AF_BOOL("--dump", &do_dump,
+              "the tensor, converted to fp32 (then to the --dump-as type), raw\n"
+              "little-endian to stdout"),
+      AF_FLAG("--dump-as", NULL, AF_CHOICE, &dump_as, 0, 0, "f32|f16|bf16|q8_0|q4_0",
+              "--dump's type (f32)"),
+      AF_STRING("--write-test-gguf", NULL, &write_test, "OUT",
+                "write the fixed test file (every metadata type; F32, F16, BF16,\n"
+                "Q8_0, Q4_0 tensors)"),
+      AF_LAST};
+  const app_command c = {"inspect", "inspect FILE [--json] | FILE --tensor NAME --dump [--dump-as T]"
+                         " | --write-test-gguf OUT",
+                         "Metadata and tensor table of a GGUF or safetensors file.", flags, 0, 1, 0};
+  const char *pos[1] = {NULL};
+  int npos = 0, pr = app_flags_parse(&c, argc, argv, NULL, pos, &npos);
+  if (pr) return pr == 1 ? 0 : pr;
+  file = pos[0];
+  static const uint32_t types[] = {VKLM_GGML_TYPE_F32, VKLM_GGML_TYPE_F16, VKLM_GGML_TYPE_BF16,
+                                   VKLM_GGML_TYPE_Q8_0, VKLM_GGML_TYPE_Q4_0};
+  as = types[dump_as];
   if (write_test) return write_test_gguf(write_test);
   if (!file || do_dump != (tensor != NULL)) {
-    usage(stderr);
-    return 2;
+    return app_flags_missing(&c, "give FILE, and --tensor NAME with --dump");
   }
   FILE *f = fopen(file, "rb");
   char magic[4] = {0}, err[768];
@@ -382,6 +366,11 @@ int cmd_inspect(int argc, char **argv) {
   size_t got = fread(magic, 1, 4, f);
   fclose(f);
   int is_gguf = got == 4 && !memcmp(magic, "GGUF", 4), rc = 1;
+  size_t fl = strlen(file);
+  if (!is_gguf && fl > 5 && !strcmp(file + fl - 5, ".gguf")) { /* not safetensors' errors */
+    fprintf(stderr, "vklm inspect: %s: not a GGUF file (it does not start with \"GGUF\")\n", file);
+    return 1;
+  }
   vklm_gguf *g = NULL;
   vklm_safetensors *st = NULL;
   if (is_gguf ? vklm_gguf_open(file, &g, err, sizeof err)

@@ -9,40 +9,13 @@
 #include "align_common.h"
 #include "app_util.h"
 #include "commands.h"
+#include "flags.h"
 
-static const char help[] =
-    "usage: vklm ppo -m POLICY --reward REWARD_MODEL --prompts PROMPTS.jsonl [flags]\n"
+static const char about[] =
     "RLHF with PPO: the policy (from -m, e.g. an SFT model) answers batches of prompts, the\n"
     "frozen reward model scores the answers, per-token rewards -beta*KL(policy || reference) plus\n"
     "the score at the last token, GAE advantages, then 4 epochs of clipped policy and value\n"
-    "losses on a separate value model (initialised from the reward model).\n"
-    "  -m, --init MODEL     the policy's start (a vklm checkpoint or run directory)\n"
-    "  --reward MODEL       a `vklm reward train` checkpoint (required)\n"
-    "  --ref MODEL          the frozen reference (default: -m)\n"
-    "  --value MODEL        the value model's start (default: the reward model)\n"
-    "  --value-head         no value model: a new scalar head on the policy gives the values,\n"
-    "                       trained with it (loss pg + vf-coef * vf, one AdamW step at --lr)\n"
-    "  --prompts FILE       JSONL rows with \"prompt\" (other fields ignored)\n"
-    "  -t TOKENIZER  --template NAME|FILE  --bad-rows stop|skip (stop)\n"
-    "  --iters N (20)       rollout batches        -b, --batch N (8)  prompts per batch\n"
-    "  -k N (1)             responses per prompt   --max-tokens N (24) per response\n"
-    "  -T N (64)            positions per row (prompt + response)\n"
-    "  --temp X (1)         sampling temperature; the policy's and reference's log-probs are\n"
-    "                       those of the same distribution (logits / X)\n"
-    "  --beta X (0.05)      KL coefficient         --kl k1|k3 (k1)\n"
-    "  --target-kl X        adaptive beta toward X nats per response (default: fixed beta)\n"
-    "  --horizon N (10000)  the adaptive controller's horizon\n"
-    "  --gamma X (1)  --lam X (0.95)  --clip X (0.2)  --vclip X (0.2)  --vf-coef X (0.1)\n"
-    "  --whiten-rewards     scale per-token rewards to unit variance before GAE\n"
-    "  --ppo-epochs N (4)   --minibatch N (8) rows per update\n"
-    "  --no-eos-penalty X   added to the score of a response that never ended (0)\n"
-    "  --lr X (1e-5)  --value-lr X (1e-5)  --wd X (0)  --clip-grad X (1)  --seed N (1337)\n"
-    "  --out DIR            checkpoint.bin (policy), value.bin, ppo_state.json, metrics.jsonl,\n"
-    "                       ppo.png, samples.jsonl, ppo.json\n"
-    "  --ckpt-every N (0)   also checkpoint every N iterations (0: at the end only)\n"
-    "  --resume             continue the run in --out from its last checkpoint (same -m, seed,\n"
-    "                       batch shape; raise --iters)\n"
-    "  --quiet  --device D  --limits baseline  --validate\n";
+    "losses on a separate value model (initialised from the reward model).";
 
 /* The tokenizer beside a model (a run directory's, or the checkpoint file's directory). */
 static vklm_tokenizer *tokenizer_beside(const char *model) {
@@ -87,90 +60,78 @@ int cmd_ppo(int argc, char **argv) {
   vklm_ppo_options_default(&o);
   const char *init_path = NULL, *reward_path = NULL, *ref_path = NULL, *value_path = NULL;
   const char *prompts_path = NULL, *tok = NULL, *tmpl = NULL;
-  int skip_bad = 0, quiet = 0;
-  for (int i = 1; i < argc; i++) {
-    int r = app_config_flag(&cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define IS(x) (!strcmp(a, x))
-    if (IS("-h") || IS("--help")) {
-      fputs(help, stdout);
-      return 0;
-    }
-    if (IS("--quiet")) {
-      quiet = 1;
-      continue;
-    }
-    if (IS("--whiten-rewards")) {
-      o.hp.whiten_rewards = 1;
-      continue;
-    }
-    if (IS("--resume")) {
-      o.resume = 1;
-      continue;
-    }
-    if (IS("--value-head")) {
-      o.value_head = 1;
-      continue;
-    }
-    if (!v) {
-      fprintf(stderr, "%s: unknown flag or missing value '%s'\n", cmd, a);
-      return 2;
-    }
-    int ok = 1;
-    if (IS("-m") || IS("--init") || IS("--model")) init_path = v;
-    else if (IS("--reward")) reward_path = v;
-    else if (IS("--ref")) ref_path = v;
-    else if (IS("--value")) value_path = v;
-    else if (IS("--prompts") || IS("--data")) prompts_path = v;
-    else if (IS("-t") || IS("--tokenizer")) tok = v;
-    else if (IS("--template")) tmpl = v;
-    else if (IS("--out") || IS("-o")) o.out_dir = v;
-    else if (IS("--bad-rows")) {
-      skip_bad = !strcmp(v, "skip");
-      if (!skip_bad && strcmp(v, "stop")) {
-        fprintf(stderr, "%s: --bad-rows stop|skip, not '%s'\n", cmd, v);
-        return 2;
-      }
-    } else if (IS("--kl")) {
-      if (!strcmp(v, "k1")) o.hp.kl = VKLM_PPO_KL_K1;
-      else if (!strcmp(v, "k3")) o.hp.kl = VKLM_PPO_KL_K3;
-      else {
-        fprintf(stderr, "%s: --kl k1|k3, not '%s'\n", cmd, v);
-        return 2;
-      }
-    } else if (IS("--iters")) ok = app_u32(cmd, a, v, 1, 1u << 24, &o.iters);
-    else if (IS("-b") || IS("--batch")) ok = app_u32(cmd, a, v, 1, 4096, &o.prompts);
-    else if (IS("-k")) ok = app_u32(cmd, a, v, 1, VKLM_PREF_MAX_K, &o.k);
-    else if (IS("--max-tokens")) ok = app_u32(cmd, a, v, 1, 1u << 16, &o.max_tokens);
-    else if (IS("-T") || IS("--seq")) ok = app_u32(cmd, a, v, 2, 1u << 20, &o.T);
-    else if (IS("--temp")) ok = app_f32(cmd, a, v, 1e-3, 100, &o.temp);
-    else if (IS("--beta")) ok = app_f32(cmd, a, v, 0, 1e3, &o.hp.beta);
-    else if (IS("--target-kl")) ok = app_f32(cmd, a, v, 1e-6, 1e6, &o.target_kl);
-    else if (IS("--horizon")) ok = app_f32(cmd, a, v, 1, 1e12, &o.horizon);
-    else if (IS("--gamma")) ok = app_f32(cmd, a, v, 0, 1, &o.hp.gamma);
-    else if (IS("--lam")) ok = app_f32(cmd, a, v, 0, 1, &o.hp.lam);
-    else if (IS("--clip")) ok = app_f32(cmd, a, v, 1e-6, 10, &o.hp.clip);
-    else if (IS("--vclip")) ok = app_f32(cmd, a, v, 1e-6, 1e6, &o.hp.vclip);
-    else if (IS("--vf-coef")) ok = app_f32(cmd, a, v, 0, 1e3, &o.hp.vf_coef);
-    else if (IS("--ppo-epochs")) ok = app_u32(cmd, a, v, 1, 1000, &o.hp.epochs);
-    else if (IS("--minibatch")) ok = app_u32(cmd, a, v, 1, 4096, &o.hp.minibatch);
-    else if (IS("--no-eos-penalty")) ok = app_f32(cmd, a, v, -1e6, 1e6, &o.no_eos_penalty);
-    else if (IS("--lr")) ok = app_f32(cmd, a, v, 1e-12, 10, &o.lr);
-    else if (IS("--value-lr")) ok = app_f32(cmd, a, v, 1e-12, 10, &o.value_lr);
-    else if (IS("--wd")) ok = app_f32(cmd, a, v, 0, 100, &o.weight_decay);
-    else if (IS("--clip-grad")) ok = app_f32(cmd, a, v, 0, 1e9, &o.grad_clip);
-    else if (IS("--seed")) ok = app_u64(cmd, a, v, &o.seed);
-    else if (IS("--ckpt-every")) ok = app_u32(cmd, a, v, 0, 1u << 24, &o.ckpt_every);
-    else {
-      fprintf(stderr, "%s: unknown flag '%s'\n", cmd, a);
-      return 2;
-    }
-#undef IS
-    if (!ok) return 2;
-    i++;
-  }
+  int skip_bad = 0, quiet = 0, kl = 0;
+  const app_flag flags[] = {
+      AF_STRING("--init", "-m", &init_path, "MODEL",
+                "the policy's start (a vklm checkpoint or run directory)"),
+      AF_STRING("--model", NULL, &init_path, "MODEL", "the same as --init"),
+      AF_STRING("--reward", NULL, &reward_path, "MODEL",
+                "a `vklm reward train` checkpoint (required)"),
+      AF_STRING("--ref", NULL, &ref_path, "MODEL", "the frozen reference (default: -m)"),
+      AF_STRING("--value", NULL, &value_path, "MODEL",
+                "the value model's start (default: the reward model)"),
+      AF_BOOL("--value-head", &o.value_head,
+              "no value model: a new scalar head on the policy gives the values,\n"
+              "trained with it (loss pg + vf-coef * vf, one AdamW step at --lr)"),
+      AF_STRING("--prompts", NULL, &prompts_path, "FILE",
+                "JSONL rows with \"prompt\" (other fields ignored)"),
+      AF_STRING("--data", NULL, &prompts_path, "FILE", "the same as --prompts"),
+      AF_STRING("--tokenizer", "-t", &tok, "F", "tokenizer.json (default: beside -m)"),
+      AF_STRING("--template", NULL, &tmpl, "NAME|FILE", "the chat template for the prompts"),
+      AF_FLAG("--bad-rows", NULL, AF_CHOICE, &skip_bad, 0, 0, "stop|skip",
+              "what a bad prompt row does (stop)"),
+      AF_FLAG("--iters", NULL, AF_U32, &o.iters, 1, 1u << 24, "N", "rollout batches (20)"),
+      AF_FLAG("--batch", "-b", AF_U32, &o.prompts, 1, 4096, "N", "prompts per batch (8)"),
+      AF_FLAG("-k", NULL, AF_U32, &o.k, 1, VKLM_PREF_MAX_K, "N", "responses per prompt (1)"),
+      AF_FLAG("--max-tokens", NULL, AF_U32, &o.max_tokens, 1, 1u << 16, "N",
+              "tokens per response at most (24)"),
+      AF_FLAG("--seq", "-T", AF_U32, &o.T, 2, 1u << 20, "N",
+              "positions per row (prompt + response) (64)"),
+      AF_FLAG("--temp", NULL, AF_F32, &o.temp, 1e-3, 100, "X",
+              "sampling temperature (1); the policy's and reference's log-probs\n"
+              "are those of the same distribution (logits / X)"),
+      AF_FLAG("--beta", NULL, AF_F32, &o.hp.beta, 0, 1e3, "X", "KL coefficient (0.05)"),
+      AF_FLAG("--kl", NULL, AF_CHOICE, &kl, 0, 0, "k1|k3", "the KL estimator (k1)"),
+      AF_FLAG("--target-kl", NULL, AF_F32, &o.target_kl, 1e-6, 1e6, "X",
+              "adaptive beta toward X nats per response (default: fixed beta)"),
+      AF_FLAG("--horizon", NULL, AF_F32, &o.horizon, 1, 1e12, "N",
+              "the adaptive controller's horizon (10000)"),
+      AF_FLAG("--gamma", NULL, AF_F32, &o.hp.gamma, 0, 1, "X", "GAE discount (1)"),
+      AF_FLAG("--lam", NULL, AF_F32, &o.hp.lam, 0, 1, "X", "GAE lambda (0.95)"),
+      AF_FLAG("--clip", NULL, AF_F32, &o.hp.clip, 1e-6, 10, "X", "policy ratio clip (0.2)"),
+      AF_FLAG("--vclip", NULL, AF_F32, &o.hp.vclip, 1e-6, 1e6, "X", "value clip (0.2)"),
+      AF_FLAG("--vf-coef", NULL, AF_F32, &o.hp.vf_coef, 0, 1e3, "X",
+              "the value loss's weight (0.1)"),
+      AF_BOOL("--whiten-rewards", &o.hp.whiten_rewards,
+              "scale per-token rewards to unit variance before GAE"),
+      AF_FLAG("--ppo-epochs", NULL, AF_U32, &o.hp.epochs, 1, 1000, "N",
+              "passes over each rollout batch (4)"),
+      AF_FLAG("--minibatch", NULL, AF_U32, &o.hp.minibatch, 1, 4096, "N",
+              "rows per update (8)"),
+      AF_FLAG("--no-eos-penalty", NULL, AF_F32, &o.no_eos_penalty, -1e6, 1e6, "X",
+              "added to the score of a response that never ended (0)"),
+      AF_FLAG("--lr", NULL, AF_F32, &o.lr, 1e-12, 10, "X", "the policy's learning rate (1e-5)"),
+      AF_FLAG("--value-lr", NULL, AF_F32, &o.value_lr, 1e-12, 10, "X",
+              "the value model's learning rate (1e-5)"),
+      AF_FLAG("--wd", NULL, AF_F32, &o.weight_decay, 0, 100, "X", "weight decay (0)"),
+      AF_FLAG("--clip-grad", NULL, AF_F32, &o.grad_clip, 0, 1e9, "X",
+              "global gradient-norm clip (1)"),
+      AF_FLAG("--seed", NULL, AF_U64, &o.seed, 0, 18446744073709551615.0, "N", "seed (1337)"),
+      AF_STRING("--out", "-o", &o.out_dir, "DIR",
+                "checkpoint.bin (policy), value.bin, ppo_state.json, metrics.jsonl,\n"
+                "ppo.png, samples.jsonl, ppo.json (out-ppo)"),
+      AF_FLAG("--ckpt-every", NULL, AF_U32, &o.ckpt_every, 0, 1u << 24, "N",
+              "also checkpoint every N iterations (0: at the end only)"),
+      AF_BOOL("--resume", &o.resume,
+              "continue the run in --out from its last checkpoint (same -m, seed,\n"
+              "batch shape; raise --iters)"),
+      AF_BOOL("--quiet", &quiet, "no progress lines"),
+      AF_LAST};
+  const app_command c = {"ppo", "ppo -m POLICY --reward REWARD_MODEL --prompts PROMPTS.jsonl "
+                         "[flags]", about, flags, 0, 0, 1};
+  int pr = app_flags_parse(&c, argc, argv, &cfg, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
+  o.hp.kl = kl ? VKLM_PPO_KL_K3 : VKLM_PPO_KL_K1;
   o.progress = !quiet;
   if (o.value_head && value_path) {
     fprintf(stderr, "%s: --value-head puts the values on the policy; --value names a separate "
@@ -178,9 +139,8 @@ int cmd_ppo(int argc, char **argv) {
     return 2;
   }
   if (!init_path || !reward_path || !prompts_path) {
-    fprintf(stderr, "%s: give the policy (-m MODEL), the reward model (--reward MODEL) and the "
-            "prompts (--prompts FILE.jsonl)\n", cmd);
-    return 2;
+    return app_flags_missing(&c, "give the policy (-m MODEL), the reward model (--reward MODEL) "
+                             "and the prompts (--prompts FILE.jsonl)");
   }
   align_text at;
   if (!align_text_open(cmd, init_path, tok, tmpl, &at)) return 1;

@@ -12,30 +12,20 @@
 #include "align_common.h"
 #include "app_util.h"
 #include "commands.h"
+#include "flags.h"
 #include "net/http.h"
 
 /* apps/rank_page.html, embedded by scripts/embed_file.cmake */
 extern const unsigned char vklm_file_rank_page[];
 extern const size_t vklm_file_rank_page_size;
 
-static void usage(FILE *f) {
-  fprintf(f,
-      "usage: vklm rank --prompts FILE.jsonl -o RANKINGS.jsonl [-m MODEL] [flags]\n"
-      "For each prompt ({\"prompt\"} rows; rows that already carry \"responses\", e.g. two models'\n"
-      "answers from `vklm eval --compare-with`, are ranked as they are), samples K responses from\n"
-      "MODEL and asks for their ranking, best first; every ranking is appended to the output at\n"
-      "once (with the model, sampling settings, rater and time), and a second run resumes.\n"
-      "  -m MODEL          the model that answers (checkpoint, HF directory or GGUF)\n"
-      "  -k K (4)  --temp X (1.0)  --top-p X (1.0)  --top-k N (0)  --max-tokens N (48)\n"
-      "  --seed N (1337)  -t TOKENIZER  --template T  --bad-rows stop|skip\n"
-      "  --web             rank in the browser: serves a page on --host (127.0.0.1) --port (8090;\n"
-      "                    0: any free port); ends when every prompt is ranked (or on Ctrl-C)\n"
-      "  --simulate RULE   a simulated rater instead of a person: 'answer' (responses holding the\n"
-      "                    row's \"answer\" first, the rest tied) or 'length' (shorter first)\n"
-      "terminal: type the response numbers best first (\"2 1 3\"; \"2=1 3\" ties 2 and 1),\n"
-      "  'b 2 1 3' marks all bad, 's' skips, 'u' undoes the last, 'q' quits (resume later).\n"
-      "  --device D  --limits baseline  --validate\n");
-}
+static const char about[] =
+    "For each prompt ({\"prompt\"} rows; rows that already carry \"responses\", e.g. two models'\n"
+    "answers from `vklm eval --compare-with`, are ranked as they are), samples K responses from\n"
+    "MODEL and asks for their ranking, best first; every ranking is appended to the output at\n"
+    "once (with the model, sampling settings, rater and time), and a second run resumes.\n"
+    "In the terminal: type the response numbers best first (\"2 1 3\"; \"2=1 3\" ties 2 and 1),\n"
+    "'b 2 1 3' marks all bad, 's' skips, 'u' undoes the last, 'q' quits (resume later).";
 
 static void show_item(const vklm_pref_item *it, uint64_t i, uint64_t n) {
   printf("\n==== prompt %llu of %llu (line %u) ====\n%s\n", (unsigned long long)i + 1,
@@ -222,53 +212,41 @@ int cmd_rank(int argc, char **argv) {
   uint32_t k = 4, max_tokens = 48, top_k = 0, port = 8090;
   float temp = 1.0f, top_p = 1.0f;
   uint64_t seed = 1337;
-  int web_mode = 0, skip_bad = 0;
-  for (int i = 1; i < argc; i++) {
-    int r = app_config_flag(&cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define IS(x) (!strcmp(a, x))
-    if (IS("-h") || IS("--help")) {
-      usage(stdout);
-      return 0;
-    } else if (IS("--web")) {
-      web_mode = 1;
-      continue;
-    }
-    if (!v) {
-      fprintf(stderr, "%s: unknown flag or missing value '%s'\n", cmd, a);
-      return 2;
-    }
-    i++;
-    int ok = 1;
-    if (IS("-m") || IS("--model")) model = v;
-    else if (IS("--prompts") || IS("--data")) prompts = v;
-    else if (IS("-o") || IS("--out")) out = v;
-    else if (IS("-t") || IS("--tokenizer")) tok = v;
-    else if (IS("--template")) tmpl = v;
-    else if (IS("--simulate")) simulate = v;
-    else if (IS("--host")) host = v;
-    else if (IS("--port")) ok = app_u32(cmd, a, v, 0, 65535, &port);
-    else if (IS("-k")) ok = app_u32(cmd, a, v, 2, VKLM_PREF_MAX_K, &k);
-    else if (IS("--max-tokens") || IS("-n")) ok = app_u32(cmd, a, v, 1, 1u << 16, &max_tokens);
-    else if (IS("--top-k")) ok = app_u32(cmd, a, v, 0, 1u << 20, &top_k);
-    else if (IS("--temp")) ok = app_f32(cmd, a, v, 0, 100, &temp);
-    else if (IS("--top-p")) ok = app_f32(cmd, a, v, 0, 1, &top_p);
-    else if (IS("--seed")) ok = app_u64(cmd, a, v, &seed);
-    else if (IS("--bad-rows")) {
-      skip_bad = !strcmp(v, "skip");
-      ok = skip_bad || !strcmp(v, "stop");
-    } else {
-      fprintf(stderr, "%s: unknown flag '%s'\n", cmd, a);
-      ok = 0;
-    }
-#undef IS
-    if (!ok) return 2;
-  }
+  int web_mode = 0, skip_bad = 0, sim = -1;
+  const app_flag flags[] = {
+      AF_STRING("--model", "-m", &model, "MODEL",
+                "the model that answers (checkpoint, HF directory or GGUF)"),
+      AF_STRING("--prompts", NULL, &prompts, "FILE", "JSONL rows with \"prompt\""),
+      AF_STRING("--data", NULL, &prompts, "FILE", "the same as --prompts"),
+      AF_STRING("--out", "-o", &out, "FILE", "the rankings (JSONL, appended; a rerun resumes)"),
+      AF_STRING("--tokenizer", "-t", &tok, "F", "tokenizer.json (default: beside -m)"),
+      AF_STRING("--template", NULL, &tmpl, "NAME|FILE", "the chat template"),
+      AF_FLAG("--bad-rows", NULL, AF_CHOICE, &skip_bad, 0, 0, "stop|skip",
+              "what a bad prompt row does (stop)"),
+      AF_FLAG("-k", NULL, AF_U32, &k, 2, VKLM_PREF_MAX_K, "K", "responses per prompt (4)"),
+      AF_FLAG("--max-tokens", "-n", AF_U32, &max_tokens, 1, 1u << 16, "N",
+              "tokens per response at most (48)"),
+      AF_FLAG("--temp", NULL, AF_F32, &temp, 0, 100, "X", "temperature (1.0)"),
+      AF_FLAG("--top-p", NULL, AF_F32, &top_p, 0, 1, "X", "nucleus (1.0: off)"),
+      AF_FLAG("--top-k", NULL, AF_U32, &top_k, 0, 1u << 20, "N", "top-k (0: off)"),
+      AF_FLAG("--seed", NULL, AF_U64, &seed, 0, 18446744073709551615.0, "N", "seed (1337)"),
+      AF_BOOL("--web", &web_mode,
+              "rank in the browser: serves a page on --host --port; ends when\n"
+              "every prompt is ranked (or on Ctrl-C)"),
+      AF_STRING("--host", NULL, &host, "H", "--web's address (127.0.0.1)"),
+      AF_FLAG("--port", NULL, AF_U32, &port, 0, 65535, "N", "--web's port (8090; 0: any free one)"),
+      AF_FLAG("--simulate", NULL, AF_CHOICE, &sim, 0, 0, "answer|length",
+              "a simulated rater instead of a person: 'answer' (responses\n"
+              "holding the row's \"answer\" first, the rest tied) or 'length'\n"
+              "(shorter first)"),
+      AF_LAST};
+  const app_command c = {"rank", "rank --prompts FILE.jsonl -o RANKINGS.jsonl [-m MODEL] [flags]",
+                         about, flags, 0, 0, 1};
+  int pr = app_flags_parse(&c, argc, argv, &cfg, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
+  if (sim >= 0) simulate = sim == 0 ? "answer" : "length";
   if (!prompts || !out) {
-    usage(stderr);
-    return 2;
+    return app_flags_missing(&c, "give the prompts (--prompts FILE.jsonl) and the output (-o FILE)");
   }
   if (web_mode && simulate) {
     fprintf(stderr, "%s: --web (a person ranks) and --simulate (a rule ranks): give one\n", cmd);

@@ -14,6 +14,7 @@
 #include "align_common.h"
 #include "app_util.h"
 #include "commands.h"
+#include "flags.h"
 #include "gen_common.h"
 #include "report/report.h"
 
@@ -106,43 +107,31 @@ static void eval_figs(stage_buf *b, const cJSON *e) {
   }
 }
 
-static void usage(FILE *f) {
-  fprintf(f, "usage: vklm report DIR [-o DIR/report.html] [--prompts FILE.jsonl] [-n 6]\n"
-             "       [--max-tokens 12] [--title TEXT]\n"
-             "The one-page HTML report of a run directory as scripts/quickstart.sh lays it out:\n"
-             "each stage's figures and plot (embedded), and the greedy answers of the base (run/),\n"
-             "SFT (sft/), DPO (dpo/) and PPO (ppo/) models to the first N prompts of --prompts\n"
-             "({\"prompt\"[, \"answer\"]} rows) side by side.\n");
-}
-
 int cmd_report(int argc, char **argv) {
   const char *cmd = "vklm report", *dir = NULL, *out = NULL, *prompts = NULL;
   const char *title = "vklm: a language model's life";
   uint32_t nprompt = 6, max_tokens = 12;
   vklm_config cfg;
   vklm_config_from_env(&cfg);
-  for (int i = 1; i < argc; i++) {
-    int r = app_config_flag(&cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout), 0;
-    if (a[0] != '-' && !dir) { dir = a; continue; }
-    if (!v) {
-      fprintf(stderr, "%s: unknown flag or missing value '%s'\n", cmd, a);
-      return 2;
-    }
-    i++;
-    if (!strcmp(a, "-o")) out = v;
-    else if (!strcmp(a, "--prompts")) prompts = v;
-    else if (!strcmp(a, "--title")) title = v;
-    else if (!strcmp(a, "-n")) { if (!app_u32(cmd, a, v, 0, 64, &nprompt)) return 2; }
-    else if (!strcmp(a, "--max-tokens")) { if (!app_u32(cmd, a, v, 1, 1024, &max_tokens)) return 2; }
-    else {
-      fprintf(stderr, "%s: unknown flag '%s'\n", cmd, a);
-      return 2;
-    }
-  }
+  const app_flag flags[] = {
+      AF_STRING("--out", "-o", &out, "FILE", "the report (default DIR/report.html)"),
+      AF_STRING("--prompts", NULL, &prompts, "FILE.jsonl",
+                "{\"prompt\"[, \"answer\"]} rows: the first -n are answered by each model"),
+      AF_FLAG("--n-prompts", "-n", AF_U32, &nprompt, 0, 64, "N", "prompts answered (6)"),
+      AF_FLAG("--max-tokens", NULL, AF_U32, &max_tokens, 1, 1024, "N", "tokens per answer (12)"),
+      AF_STRING("--title", NULL, &title, "TEXT", "the page's title"),
+      AF_LAST};
+  const app_command c = {
+      "report", "report DIR [-o DIR/report.html] [--prompts FILE.jsonl] [-n 6] [flags]",
+      "The one-page HTML report of a run directory as scripts/quickstart.sh lays it out:\n"
+      "each stage's figures and plot (embedded), and the greedy answers of the base (run/),\n"
+      "SFT (sft/), DPO (dpo/) and PPO (ppo/) models to the first N prompts of --prompts\n"
+      "side by side.",
+      flags, 1, 1, 1};
+  const char *pos[1];
+  int npos = 0, pr = app_flags_parse(&c, argc, argv, &cfg, pos, &npos);
+  if (pr) return pr == 1 ? 0 : pr;
+  dir = pos[0];
   struct stat sb;
   if (!dir || stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
     fprintf(stderr, "%s: give the run directory (as scripts/quickstart.sh --out writes it)\n", cmd);

@@ -58,8 +58,7 @@ static int parse(opts *o, vklm_config *cfg, int argc, char **argv) {
   int r = app_flags_parse(&cmd, argc, argv, cfg, NULL, NULL);
   if (r) return r;
   if (!o->model) {
-    fprintf(stderr, "vklm serve: give -m MODEL (see vklm serve --help)\n");
-    return 2;
+    return app_flags_missing(&cmd, "give -m MODEL");
   }
   if (o->tpl && !gen_template_flag_ok("serve", o->tpl)) return 2;
   return 0;

@@ -11,24 +11,8 @@
 
 #include "chat/chat.h"
 #include "commands.h"
+#include "flags.h"
 #include "text/tokenizer.h"
-
-static void usage(FILE *f) {
-  fprintf(f,
-      "usage: vklm template (-m MODEL | --template FILE.jinja | --builtin NAME) --messages FILE\n"
-      "  -m, --model M            the model's own template (GGUF tokenizer.chat_template, else\n"
-      "                           chat_template.jinja, else tokenizer_config.json beside it)\n"
-      "  --template FILE          a Jinja chat template file\n"
-      "  --builtin NAME           chatml | llama3 | plain\n"
-      "  --messages FILE          JSON: [{\"role\":..., \"content\":...}, ...] or {\"messages\": [...],\n"
-      "                           other variables...}; - reads stdin\n"
-      "  --add-generation-prompt  end with the assistant's header\n"
-      "  --bos S, --eos S         bos_token / eos_token (default: the model's, else unset)\n"
-      "  --var NAME=VALUE         another variable; VALUE is JSON when it parses, else a string\n"
-      "  --now DATE               strftime_now's date: YYYY-MM-DD[THH:MM:SS] or Unix seconds\n"
-      "  --tokens                 print the token ids instead (needs -t, or -m with a tokenizer)\n"
-      "  -t, --tokenizer F        tokenizer.json for --tokens\n");
-}
 
 static char *slurp(const char *path) {
   FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
@@ -99,61 +83,64 @@ static char *add_var(char *obj, const char *name, const char *value) {
   return r;
 }
 
+typedef struct var_list {
+  const char **v;
+  int *n;
+} var_list;
+
+static int var_flag(void *p, const char *v, char *err, size_t errlen) {
+  var_list *l = p;
+  if (!strchr(v, '=') || v[0] == '=' || *l->n == 64) {
+    snprintf(err, errlen, "wants NAME=VALUE (at most 64), not '%s'", v);
+    return 1;
+  }
+  l->v[(*l->n)++] = v;
+  return 0;
+}
+
+static int now_flag(void *p, const char *v, char *err, size_t errlen) {
+  if (parse_now(v, p)) {
+    snprintf(err, errlen, "wants YYYY-MM-DD[THH:MM:SS] or seconds, not '%s'", v);
+    return 1;
+  }
+  return 0;
+}
+
 int cmd_template(int argc, char **argv) {
   const char *model = NULL, *file = NULL, *builtin = NULL, *msgs = NULL, *bos = NULL,
              *eos = NULL, *tokpath = NULL;
   const char *vars[64];
-  int nvars = 0, agp = 0, tokens = 0;
+  int nvars = 0, agp = 0, tokens = 0, bi = -1;
   int64_t now = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-#define IS(s) (!strcmp(a, s))
-    if (IS("-h") || IS("--help")) {
-      usage(stdout);
-      return 0;
-    }
-    if (IS("--add-generation-prompt")) {
-      agp = 1;
-      continue;
-    }
-    if (IS("--tokens")) {
-      tokens = 1;
-      continue;
-    }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "vklm template: unknown flag or missing value '%s'\n", a);
-      return 2;
-    }
-    const char *v = argv[++i];
-    if (IS("-m") || IS("--model")) model = v;
-    else if (IS("--template")) file = v;
-    else if (IS("--builtin")) builtin = v;
-    else if (IS("--messages")) msgs = v;
-    else if (IS("--bos")) bos = v;
-    else if (IS("--eos")) eos = v;
-    else if (IS("-t") || IS("--tokenizer")) tokpath = v;
-    else if (IS("--now")) {
-      if (parse_now(v, &now)) {
-        fprintf(stderr, "vklm template: --now wants YYYY-MM-DD[THH:MM:SS] or seconds, not '%s'\n",
-                v);
-        return 2;
-      }
-    } else if (IS("--var")) {
-      if (!strchr(v, '=') || nvars == 64) {
-        fprintf(stderr, "vklm template: --var wants NAME=VALUE (at most 64), not '%s'\n", v);
-        return 2;
-      }
-      vars[nvars++] = v;
-    } else {
-      fprintf(stderr, "vklm template: unknown flag '%s'\n", a);
-      return 2;
-    }
-#undef IS
-  }
+  var_list vl = {vars, &nvars};
+  const app_flag flags[] = {
+      AF_STRING("--model", "-m", &model, "M",
+                "the model's own template (GGUF tokenizer.chat_template, else\n"
+                "chat_template.jinja, else tokenizer_config.json beside it)"),
+      AF_STRING("--template", NULL, &file, "FILE", "a Jinja chat template file"),
+      AF_FLAG("--builtin", NULL, AF_CHOICE, &bi, 0, 0, "chatml|llama3|plain", "a built-in template"),
+      AF_STRING("--messages", NULL, &msgs, "FILE",
+                "JSON: [{\"role\":..., \"content\":...}, ...] or {\"messages\": [...],\n"
+                "other variables...}; - reads stdin"),
+      AF_BOOL("--add-generation-prompt", &agp, "end with the assistant's header"),
+      AF_STRING("--bos", NULL, &bos, "S", "bos_token (default: the model's, else unset)"),
+      AF_STRING("--eos", NULL, &eos, "S", "eos_token (default: the model's, else unset)"),
+      {"--var", NULL, AF_FN, &vl, 0, 0, "NAME=VALUE",
+       "another variable; VALUE is JSON when it parses, else a string\n(repeatable, at most 64)",
+       var_flag},
+      {"--now", NULL, AF_FN, &now, 0, 0, "DATE",
+       "strftime_now's date: YYYY-MM-DD[THH:MM:SS] or Unix seconds", now_flag},
+      AF_BOOL("--tokens", &tokens, "print the token ids instead (needs -t, or -m with a tokenizer)"),
+      AF_STRING("--tokenizer", "-t", &tokpath, "F", "tokenizer.json for --tokens"),
+      AF_LAST};
+  const app_command c = {"template", "template (-m MODEL | --template FILE.jinja | --builtin NAME) "
+                         "--messages FILE [flags]", NULL, flags, 0, 0, 0};
+  int pr = app_flags_parse(&c, argc, argv, NULL, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
+  static const char *const builtins[] = {"chatml", "llama3", "plain"};
+  if (bi >= 0) builtin = builtins[bi];
   if ((model != NULL) + (file != NULL) + (builtin != NULL) != 1 || !msgs) {
-    fprintf(stderr, "vklm template: give one of -m, --template, --builtin, and --messages\n");
-    usage(stderr);
-    return 2;
+    return app_flags_missing(&c, "give one of -m, --template, --builtin, and --messages");
   }
   char err[1024] = "", from[256] = "";
   int rc = 1;

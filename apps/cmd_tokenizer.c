@@ -45,7 +45,7 @@ typedef struct opts {
 
 static int special_flag(void *p, const char *v, char *err, size_t errlen) {
   opts *o = p;
-  if (!*v) return snprintf(err, errlen, "--special wants a token's text"), 1;
+  if (!*v) return snprintf(err, errlen, "wants a token's text"), 1;
   o->specials[o->n_specials++] = v;
   return 0;
 }

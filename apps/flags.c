@@ -91,7 +91,10 @@ static int store(const app_flag *f, const char *v, char *err, size_t errlen) {
     snprintf(err, errlen, "%s wants one of %s, not '%s'", f->name, f->arg, v);
     return 1;
   }
-  case AF_FN: return f->fn(f->p, v, err, errlen) != 0;
+  case AF_FN: { /* the function's message follows the flag's name */
+    int n = snprintf(err, errlen, "%s ", f->name);
+    return f->fn(f->p, v, err + n, errlen - (size_t)n) != 0;
+  }
   default: return 1;
   }
 }
@@ -184,11 +187,14 @@ int app_flags_parse(const app_command *c, int argc, char **argv, vklm_config *cf
     }
   }
   if (npos) *npos = n;
-  if (n < c->npos_min) {
-    fprintf(stderr, "vklm %s: missing arguments\nusage: vklm %s\n", c->name, c->usage);
-    return 2;
-  }
+  if (n < c->npos_min) return app_flags_missing(c, "missing arguments");
   return 0;
+}
+
+int app_flags_missing(const app_command *c, const char *what) {
+  fprintf(stderr, "vklm %s: %s\nusage: vklm %s   (vklm %s --help)\n", c->name, what, c->usage,
+          c->name);
+  return 2;
 }
 
 static void help_rows(const app_flag *t, FILE *out) {

@@ -27,7 +27,7 @@ typedef enum app_flag_type {
   AF_F64,     /* double, finite, in [min, max] */
   AF_STR,     /* const char *: the argument itself */
   AF_CHOICE,  /* int: the index of the value among choices ("a|b|c") */
-  AF_FN,      /* fn(p, value, err, errlen): 0, or nonzero with a message */
+  AF_FN,      /* fn(p, value, err, errlen): 0, or nonzero with a message (after the name) */
   AF_TABLE,   /* p is another table (const app_flag *), included here */
 } app_flag_type;
 
@@ -57,6 +57,8 @@ typedef struct app_command {
  * --help; exit 2). */
 int app_flags_parse(const app_command *c, int argc, char **argv, vklm_config *cfg,
                     const char **pos, int *npos);
+/* A required argument is missing: prints "vklm NAME: what" and the usage line; returns 2. */
+int app_flags_missing(const app_command *c, const char *what);
 /* The generated help: usage, about, then every flag with its value, range and help. */
 void app_flags_help(const app_command *c, FILE *out);
 /* vklm's version (the project's, from CMake). */

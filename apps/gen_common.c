@@ -138,7 +138,7 @@ static int seed_flag(void *p, const char *v, char *err, size_t errlen) {
   errno = 0;
   unsigned long long x = digits ? strtoull(v, NULL, 10) : 0;
   if (!digits || errno == ERANGE) {
-    snprintf(err, errlen, "--seed wants an integer in [0, 2^64-1], not '%s'", v);
+    snprintf(err, errlen, "wants an integer in [0, 2^64-1], not '%s'", v);
     return 1;
   }
   s->sp.seed = x, s->seed_set = 1;
@@ -148,11 +148,11 @@ static int seed_flag(void *p, const char *v, char *err, size_t errlen) {
 static int stop_flag(void *p, const char *v, char *err, size_t errlen) {
   gen_sampling *s = p;
   if (s->nstops == GEN_MAX_STOPS) {
-    snprintf(err, errlen, "at most %d --stop strings", GEN_MAX_STOPS);
+    snprintf(err, errlen, "is given too often: at most %d", GEN_MAX_STOPS);
     return 1;
   }
   if (!*v) {
-    snprintf(err, errlen, "--stop wants a non-empty string");
+    snprintf(err, errlen, "wants a non-empty string");
     return 1;
   }
   s->stops[s->nstops++] = v;

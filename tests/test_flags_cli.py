@@ -1,10 +1,13 @@
-"""Flags through the command line (argv[1]: the vklm binary), issue 14: the commands whose flags
-come from one table (apps/flags.h) refuse out-of-range, signed, junk, NaN and overflowing values
-with exit status 2 and a message naming the flag and its range, before any work (no model is
-needed to get there); generate --help / --version exit 0 and the help states each range; `vklm
---version` works; `--flag=value` is accepted; a missing, empty, device or non-model path given
-to generate -m gets a message naming it (not a config.json it never asked for). Standard library
-only; under a second."""
+"""Flags through the command line (argv[1]: the vklm binary), issue 14: every command whose flags
+come from one table (apps/flags.h: generate, chat, serve, tokenizer and its bench, ppo, dpo,
+reward train/score, rank, eval, report, convert, eval-logits, inspect, template, devices, bench
+ops/infer) refuses out-of-range, signed, junk, NaN and overflowing values, unknown choices and
+stray arguments with exit status 2 and a message naming the flag and its range, before any work
+(no model is needed to get there); --help exits 0 for each and states the ranges; --version
+works for vklm and its commands; `--flag=value` is accepted; a missing, empty, device or
+non-model path given to generate -m gets a message naming it (not a config.json it never asked
+for); inspect of a bad .gguf says it is not GGUF (not safetensors' errors). Standard library
+only; a second or two."""
 import os
 import subprocess
 import sys
@@ -55,6 +58,28 @@ BAD = [
     (["serve", "-m", "x", "-np", "0"], "--parallel wants an integer in [1, 256]"),
     (["serve", "-m", "x", "--max-body", "12"], "--max-body wants an integer in [1024,"),
     (["serve", "-m", "x", "--timeout", "1e3"], "--timeout wants an integer"),
+    (["ppo", "--kl", "k5"], "--kl wants one of k1|k3"),
+    (["ppo", "--iters", "0"], "--iters wants an integer in [1,"),
+    (["ppo", "--gamma", "1.5"], "--gamma wants a number in [0, 1]"),
+    (["dpo", "--loss", "x"], "--loss wants one of sigmoid|ipo|hinge"),
+    (["dpo", "--lr", "nan"], "--lr wants a number"),
+    (["dpo", "--min-lr", "-1"], "--min-lr wants a number in [0, 10]"),
+    (["reward", "train", "-b", "1"], "--batch wants an integer in [2, 4096]"),
+    (["reward", "score", "--bad-rows", "maybe"], "--bad-rows wants one of stop|skip"),
+    (["rank", "--simulate", "coin"], "--simulate wants one of answer|length"),
+    (["rank", "--port", "-1"], "--port wants an integer in [0, 65535]"),
+    (["eval", "-m", "x", "--limit", "-3"], "--limit wants an integer in [0,"),
+    (["eval", "-m", "x", "--batch", "0", "arith"], "--batch wants an integer in [1, 4096]"),
+    (["report", "/tmp", "-n", "99"], "--n-prompts wants an integer in [0, 64]"),
+    (["report", "/tmp", "/tmp"], "unexpected argument '/tmp'"),
+    (["convert", "-m", "a", "--bogus"], "unknown flag '--bogus'"),
+    (["inspect", "--dump-as", "f64", "x"], "--dump-as wants one of f32|f16|bf16|q8_0|q4_0"),
+    (["template", "--var", "novalue"], "--var wants NAME=VALUE"),
+    (["template", "--now", "yesterday"], "--now wants YYYY-MM-DD"),
+    (["devices", "--json=1"], "--json takes no value"),
+    (["bench", "ops", "--seconds", "0"], "--seconds wants a number in [0.01, 3600]"),
+    (["bench", "infer", "--batch", "1,65"], "--batch wants up to"),
+    (["tokenizer", "bench", "--pattern", "x"], "--pattern wants one of"),
     (["tokenizer", "train", "--vocab-size", "-3"], "--vocab-size wants an integer in [256,"),
     (["tokenizer", "train", "--vocab-size", "12abc"], "--vocab-size wants"),
     (["tokenizer", "encode", "--bogus"], "unknown flag '--bogus'"),
@@ -74,9 +99,21 @@ for argv in (["--version"], ["generate", "--version"], ["chat", "--version"], ["
     r = run(*argv)
     check(r.returncode == 0 and r.stdout.startswith("vklm "), "%s prints the version: %s"
           % (" ".join(argv), r.stdout.strip()))
+with tempfile.TemporaryDirectory() as d:
+    bad = os.path.join(d, "bad.gguf")
+    with open(bad, "wb") as f:
+        f.write(b"not a gguf file")
+    r = run("inspect", bad)
+    check(r.returncode == 1 and "not a GGUF file" in r.stderr and "safetensors" not in r.stderr,
+          "inspect of a bad .gguf says so: " + r.stderr.strip()[:90])
 r = run("tokenizer", "encode", "--help")
 check(r.returncode == 0 and "--no-specials" in r.stdout, "tokenizer encode --help exits 0")
-for argv in (["chat", "--help"], ["tokenizer", "train", "-h"]):
+for argv in (["chat", "--help"], ["tokenizer", "train", "-h"], ["ppo", "--help"], ["dpo", "-h"],
+             ["reward", "train", "--help"], ["reward", "score", "--help"], ["rank", "--help"],
+             ["eval", "--help"], ["report", "--help"], ["convert", "--help"], ["inspect", "--help"],
+             ["template", "--help"], ["devices", "--help"], ["bench", "ops", "--help"],
+             ["bench", "infer", "--help"], ["tokenizer", "bench", "--help"], ["serve", "--help"],
+             ["eval-logits", "--help"]):
     r = run(*argv)
     check(r.returncode == 0 and "usage: vklm" in r.stdout, " ".join(argv) + " exits 0")
 
