@@ -25,6 +25,7 @@
 #include "flags.h"
 #include "gen_common.h"
 #include "infer/stream.h"
+#include "io/file.h"
 
 /* ---- the command ---------------------------------------------------------------------------- */
 typedef struct gen {
@@ -138,10 +139,9 @@ int cmd_generate(int argc, char **argv) {
   if (g.ignore_eos) eos = -1;
 
   /* prompt */
-  if (g.file && !(ptext = gen_read_file(g.file))) {
-    snprintf(err, sizeof err, "cannot read the prompt file %s", g.file);
+  if (g.file && vklm_file_read(g.file, VKLM_FILE_MAX_TEXT, VKLM_FILE_STDIN, &ptext, NULL, err,
+                               sizeof err) != VKLM_OK)
     goto fail;
-  }
   const char *prompt = g.file ? ptext : g.prompt ? g.prompt : g.prompt_ids;
   if (g.prompt_ids) {
     if (parse_ids(g.prompt_ids, mc->vocab_size, &ids, err, sizeof err)) goto fail;

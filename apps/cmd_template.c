@@ -12,28 +12,9 @@
 #include "chat/chat.h"
 #include "commands.h"
 #include "flags.h"
+#include "io/file.h"
 #include "text/tokenizer.h"
 
-static char *slurp(const char *path) {
-  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-  if (!f) return NULL;
-  char *buf = NULL;
-  size_t n = 0, cap = 0;
-  for (;;) {
-    if (n + 4097 > cap) {
-      cap = cap ? 2 * cap : 65536;
-      char *nb = realloc(buf, cap);
-      if (!nb) break;
-      buf = nb;
-    }
-    size_t k = fread(buf + n, 1, cap - n - 1, f);
-    n += k;
-    if (!k) break;
-  }
-  if (f != stdin) fclose(f);
-  if (buf) buf[n] = 0;
-  return buf;
-}
 
 static int parse_now(const char *s, int64_t *out) {
   struct tm tm = {0};
@@ -152,8 +133,8 @@ int cmd_template(int argc, char **argv) {
   if (builtin) {
     st = vklm_chat_template_builtin(builtin, bos, eos, &t, err, sizeof err);
   } else if (file) {
-    if (!(text = slurp(file))) {
-      fprintf(stderr, "vklm template: cannot read %s\n", file);
+    if (vklm_file_read(file, VKLM_FILE_MAX_CONFIG, 0, &text, NULL, err, sizeof err) != VKLM_OK) {
+      fprintf(stderr, "vklm template: %s\n", err);
       return 1;
     }
     st = vklm_chat_template_create(text, strlen(text), bos, eos, &t, err, sizeof err);
@@ -168,10 +149,8 @@ int cmd_template(int argc, char **argv) {
     }
   }
   if (st) goto fail;
-  if (!(json = slurp(msgs))) {
-    snprintf(err, sizeof err, "cannot read %s", msgs);
+  if (vklm_file_read(msgs, VKLM_FILE_MAX_TEXT, VKLM_FILE_STDIN, &json, NULL, err, sizeof err))
     goto fail;
-  }
   cJSON *parsed = cJSON_Parse(json);
   int is_list = cJSON_IsArray(parsed), is_obj = cJSON_IsObject(parsed);
   cJSON_Delete(parsed);

@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "flags.h"
+#include "io/file.h"
 #include "text/tokenizer.h"
 
 /* The actions, shown by `vklm tokenizer --help` and each action's --help. */
@@ -123,37 +124,13 @@ static vklm_tokenizer *load(const opts *o) {
   return tk;
 }
 
+/* The text to encode or the ids to decode: a regular file or "-" (stdin), bounded. */
 static int read_all(const char *path, char **buf, size_t *len) {
-  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-  if (!f) {
-    fprintf(stderr, "vklm tokenizer: %s: %s\n", path, strerror(errno));
+  char err[512];
+  if (vklm_file_read(path, VKLM_FILE_MAX_TEXT, VKLM_FILE_STDIN, buf, len, err, sizeof err)) {
+    fprintf(stderr, "vklm tokenizer: %s\n", err);
     return 1;
   }
-  size_t cap = 1 << 16, n = 0;
-  char *b = malloc(cap);
-  while (b) {
-    if (n + 1 >= cap) {
-      char *nb = realloc(b, cap * 2);
-      if (!nb) {
-        free(b);
-        b = NULL;
-        break;
-      }
-      b = nb;
-      cap *= 2;
-    }
-    size_t got = fread(b + n, 1, cap - n - 1, f);
-    if (!got) break;
-    n += got;
-  }
-  if (f != stdin) fclose(f);
-  if (!b) {
-    fprintf(stderr, "vklm tokenizer: out of memory reading %s\n", path);
-    return 1;
-  }
-  b[n] = 0;
-  *buf = b;
-  *len = n;
   return 0;
 }
 

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "io/file.h"
+
 vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_model_tensor *out,
                              char *err, size_t errlen) {
   gen_model *s = user;
@@ -31,16 +33,10 @@ vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_model
 }
 
 char *gen_read_file(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
-  if (b) b[n] = 0;
-  fclose(f);
-  return b;
+  char *text = NULL, err[512];
+  return vklm_file_read(path, VKLM_FILE_MAX_TEXT, 0, &text, NULL, err, sizeof err) == VKLM_OK
+             ? text
+             : NULL;
 }
 
 double gen_now_s(void) {

@@ -106,6 +106,16 @@ with tempfile.TemporaryDirectory() as d:
     r = run("inspect", bad)
     check(r.returncode == 1 and "not a GGUF file" in r.stderr and "safetensors" not in r.stderr,
           "inspect of a bad .gguf says so: " + r.stderr.strip()[:90])
+# files: only regular files, never an endless read of a device (engine/io/file.h)
+with tempfile.TemporaryDirectory() as d:
+    for argv, want in ((["tokenizer", "encode", "-t", "/dev/zero", "-p", "hi"], "'/dev/zero' is a character device"),
+                       (["tokenizer", "encode", "-t", d, "-p", "hi"], "holds neither tokenizer.json"),
+                       (["template", "--builtin", "chatml", "--messages", "/dev/zero"], "'/dev/zero' is a character device"),
+                       (["template", "--builtin", "chatml", "--messages", d], "is a directory"),
+                       (["eval", "-m", "/nonexistent", "/dev/zero"], "'/dev/zero' is a character device")):
+        r = run(*argv)
+        check(r.returncode == 1 and want in r.stderr, "%s -> %d: %s" % (" ".join(argv)[:60], r.returncode,
+                                                                      r.stderr.strip()[:90]))
 r = run("tokenizer", "encode", "--help")
 check(r.returncode == 0 and "--no-specials" in r.stdout, "tokenizer encode --help exits 0")
 for argv in (["chat", "--help"], ["tokenizer", "train", "-h"], ["ppo", "--help"], ["dpo", "-h"],

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "align/align_internal.h"
+#include "io/file.h"
 
 
 /* A bad row: VKLM_ERROR_INVALID (stop) with the message in err, or VKLM_OK after logging and
@@ -29,41 +30,14 @@ vklm_status vklm_align_bad(reader *r, uint32_t line, bad_kind kind, const char *
   return VKLM_OK;
 }
 
-static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "cannot open '%s'", path);
-    return NULL;
-  }
-  size_t cap = 1 << 16, n = 0;
-  char *b = malloc(cap);
-  size_t k;
-  while (b && (k = fread(b + n, 1, cap - n - 1, f)) > 0) {
-    n += k;
-    if (n + 1 == cap) {
-      char *nb = realloc(b, cap *= 2);
-      if (!nb) free(b);
-      b = nb;
-    }
-  }
-  int ioerr = ferror(f);
-  fclose(f);
-  if (!b || ioerr) {
-    free(b);
-    snprintf(err, errlen, "cannot read '%s'", path);
-    return NULL;
-  }
-  b[n] = 0;
-  *len = n;
-  return b;
-}
 
 /* Calls row(r, json, line, user) for each non-blank line; a line that is not a JSON object is a
  * bad row. */
 vklm_status vklm_align_each_row(reader *r, row_fn fn, void *user) {
   size_t len = 0;
-  char *text = read_all(r->path, &len, r->err, r->errlen);
-  if (!text) return VKLM_ERROR_IO;
+  char *text = NULL;
+  vklm_status rs = vklm_file_read(r->path, VKLM_FILE_MAX_TEXT, 0, &text, &len, r->err, r->errlen);
+  if (rs != VKLM_OK) return rs;
   vklm_status st = VKLM_OK;
   uint32_t line = 0;
   for (char *p = text; st == VKLM_OK && p < text + len;) {

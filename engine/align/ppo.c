@@ -6,10 +6,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "align/align_internal.h"
+#include "io/file.h"
 #include "ops/ops.h"
 
 void vklm_ppo_options_default(vklm_ppo_options *o) {
@@ -273,23 +275,6 @@ static vklm_status save_state(const vklm_ppo_options *o, vklm_model *pol, vklm_m
   return VKLM_OK;
 }
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 4096, n = 0;
-  char *b = malloc(cap);
-  for (size_t got; b && (got = fread(b + n, 1, cap - n - 1, f)) > 0;) {
-    n += got;
-    if (n + 1 == cap) {
-      char *nb = realloc(b, cap *= 2);
-      if (!nb) free(b);
-      b = nb;
-    }
-  }
-  fclose(f);
-  if (b) b[n] = 0;
-  return b;
-}
 
 static vklm_status load_model_state(const char *path, vklm_model *m, char *err, size_t errlen) {
   vklm_ckpt *c = NULL;
@@ -307,7 +292,8 @@ static vklm_status resume(const vklm_ppo_options *o, vklm_model *pol, vklm_model
                           vklm_metrics *hist, vklm_ppo_result *res, char *err, size_t errlen) {
   char path[4096];
   snprintf(path, sizeof path, "%s/ppo_state.json", o->out_dir);
-  char *text = slurp(path);
+  char *text = NULL, why[512];
+  vklm_file_read(path, VKLM_FILE_MAX_CONFIG, 0, &text, NULL, why, sizeof why);
   cJSON *j = text ? cJSON_Parse(text) : NULL;
   free(text);
   const char *keys[7] = {"iter", "step", "beta", "seed", "rows", "T", "minibatch"};
@@ -344,7 +330,11 @@ static vklm_status resume(const vklm_ppo_options *o, vklm_model *pol, vklm_model
   *start = done + 1, *step = (uint32_t)v[1], *beta = (float)v[2];
   /* the metrics log up to the checkpoint, rewritten without the rows after it */
   snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
-  text = slurp(path);
+  text = NULL;
+  struct stat sb; /* no log: a new one; one that cannot be read: an error, not a lost log */
+  if (stat(path, &sb) == 0 &&
+      vklm_file_read(path, VKLM_FILE_MAX_TEXT, 0, &text, NULL, err, errlen) != VKLM_OK)
+    return VKLM_ERROR_IO;
   FILE *f = fopen(path, "w");
   for (char *line = text ? strtok(text, "\n") : NULL; f && line; line = strtok(NULL, "\n")) {
     cJSON *r = cJSON_Parse(line);

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "align/align.h"
+#include "io/file.h"
 
 struct vklm_rank_session {
   char *path;
@@ -22,21 +24,6 @@ struct vklm_rank_session {
   uint64_t nhist;
 };
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) b[n] = 0, *len = (size_t)n;
-  return b;
-}
 
 vklm_status vklm_rank_open(const char *out_path, const vklm_pref_set *items,
                            const char *const *models, const char *meta_json, const char *rater,
@@ -57,7 +44,13 @@ vklm_status vklm_rank_open(const char *out_path, const vklm_pref_set *items,
     return VKLM_ERROR_OUT_OF_HOST_MEMORY;
   }
   size_t len = 0;
-  char *text = read_file(out_path, &len);
+  char *text = NULL;
+  struct stat sb;
+  if (stat(out_path, &sb) == 0 && /* resume: the output exists; else a new one */
+      vklm_file_read(out_path, VKLM_FILE_MAX_TEXT, 0, &text, &len, err, errlen) != VKLM_OK) {
+    vklm_rank_close(s);
+    return VKLM_ERROR_IO;
+  }
   uint32_t line = 0;
   for (char *p = text; text && p < text + len;) { /* resume: items already in the output */
     char *nl = memchr(p, '\n', (size_t)(text + len - p));
@@ -188,10 +181,12 @@ vklm_status vklm_rank_undo(vklm_rank_session *s, char *err, size_t errlen) {
     return VKLM_ERROR_INVALID;
   }
   size_t len = 0;
-  char *text = read_file(s->path, &len);
-  if (!text || len == 0) {
+  char *text = NULL;
+  vklm_status rs = vklm_file_read(s->path, VKLM_FILE_MAX_TEXT, 0, &text, &len, err, errlen);
+  if (rs != VKLM_OK) return rs;
+  if (len == 0) {
     free(text);
-    snprintf(err, errlen, "cannot read '%s'", s->path);
+    snprintf(err, errlen, "'%s' is empty: nothing to undo", s->path);
     return VKLM_ERROR_IO;
   }
   size_t cut = len - 1; /* the last line's start: after the previous newline */

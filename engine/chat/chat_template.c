@@ -10,6 +10,7 @@
 #include "chat/chat.h"
 #include "chat/jinja.h"
 #include "formats/gguf.h"
+#include "io/file.h"
 
 #define MAX_STOPS 16
 
@@ -139,29 +140,12 @@ size_t vklm_chat_template_stops(const vklm_chat_template *t, const char **out, s
 }
 
 /* ---- finding a model's template ------------------------------------------------------------ */
+/* An optional file beside the model: NULL when it is absent or cannot be read. */
 static char *read_file(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  char *buf = NULL;
-  size_t n = 0, cap = 0;
-  for (;;) {
-    if (n + 4096 + 1 > cap) {
-      cap = cap ? 2 * cap : 65536;
-      char *nb = realloc(buf, cap);
-      if (!nb) {
-        free(buf);
-        fclose(f);
-        return NULL;
-      }
-      buf = nb;
-    }
-    size_t k = fread(buf + n, 1, cap - n - 1, f);
-    n += k;
-    if (!k) break;
-  }
-  fclose(f);
-  buf[n] = 0;
-  return buf;
+  char *text = NULL, err[512];
+  return vklm_file_read(path, VKLM_FILE_MAX_CONFIG, 0, &text, NULL, err, sizeof err) == VKLM_OK
+             ? text
+             : NULL;
 }
 
 /* "bos_token": "<s>" or {"content": "<s>", ...} */

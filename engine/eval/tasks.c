@@ -13,6 +13,7 @@
 
 #include "eval/eval.h"
 #include "eval/eval_internal.h"
+#include "io/file.h"
 
 static char *dupn(const char *s, size_t n) {
   char *o = malloc(n + 1);
@@ -369,23 +370,6 @@ bad:
   return -1;
 }
 
-static char *read_all(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, n = 0, k;
-  char *b = malloc(cap);
-  while (b && (k = fread(b + n, 1, cap - n - 1, f)) > 0) {
-    n += k;
-    if (n + 1 == cap) {
-      char *nb = realloc(b, cap *= 2);
-      if (!nb) { free(b); b = NULL; break; }
-      b = nb;
-    }
-  }
-  fclose(f);
-  if (b) b[n] = 0;
-  return b;
-}
 
 int vklm_eval_task_load(const char *spec, vklm_eval_task **out, char *err, size_t errlen) {
   static const char *fmts[] = {"mc", "gen", "ppl", "bias", "hellaswag", "arc", "piqa", "lambada", "crows"};
@@ -403,9 +387,10 @@ int vklm_eval_task_load(const char *spec, vklm_eval_task **out, char *err, size_
     free(text);
     return r;
   }
-  if (!(text = read_all(path))) {
-    snprintf(err, errlen, "%s: cannot read the task file (and it is no built-in task; "
-             "`vklm eval --list-tasks` lists them)", path);
+  char why[512];
+  if (vklm_file_read(path, VKLM_FILE_MAX_TEXT, 0, &text, NULL, why, sizeof why) != VKLM_OK) {
+    snprintf(err, errlen, "%s (and it is no built-in task; `vklm eval --list-tasks` lists them)",
+             why);
     return -1;
   }
   const char *dot = strrchr(path, '.');

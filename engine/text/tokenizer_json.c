@@ -13,42 +13,15 @@
 #include <string.h>
 
 #include "text/tokenizer_internal.h"
+#include "io/file.h"
 
 enum { MAX_IDS = 1 << 24 };
 
 int tk_read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen) {
-  *buf = NULL;
-  *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    tk_seterr(err, errlen, "%s: %s", path, strerror(errno));
-    return VKLM_TOK_ERR_IO;
-  }
-  size_t cap = 1 << 16, n = 0;
-  char *b = malloc(cap);
-  while (b) {
-    if (n + 1 >= cap) {
-      char *nb = realloc(b, cap * 2);
-      if (!nb) break;
-      b = nb;
-      cap *= 2;
-    }
-    size_t got = fread(b + n, 1, cap - n - 1, f);
-    n += got;
-    if (!got) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (!b) return VKLM_TOK_ERR_NOMEM;
-  if (bad) {
-    free(b);
-    tk_seterr(err, errlen, "%s: read error", path);
-    return VKLM_TOK_ERR_IO;
-  }
-  b[n] = 0;
-  *buf = b;
-  *len = n;
-  return 0;
+  vklm_status st = vklm_file_read(path, VKLM_FILE_MAX_TOKENIZER, 0, buf, len, err, errlen);
+  return st == VKLM_OK                            ? VKLM_TOK_OK
+         : st == VKLM_ERROR_OUT_OF_HOST_MEMORY ? VKLM_TOK_ERR_NOMEM
+                                               : VKLM_TOK_ERR_IO;
 }
 
 /* An integer in [0, MAX_IDS) from a JSON number, or -1. */
