@@ -86,6 +86,8 @@ int align_text_open(const char *cmd, const char *model, const char *tok, const c
   } else if (vklm_tokenizer_load(tok, &out->tk, err, sizeof err) != VKLM_TOK_OK) {
     fprintf(stderr, "%s: tokenizer '%s': %s (give -t tokenizer.json)\n", cmd, tok, err);
     return 0;
+  } else {
+    gen_tokenizer_warn(cmd, out->tk, tok);
   }
   out->eos = gguf_eos >= 0 ? gguf_eos : vklm_tokenizer_special_id(out->tk, "<|endoftext|>");
   if (out->eos < 0) out->eos = vklm_tokenizer_special_id(out->tk, "</s>");

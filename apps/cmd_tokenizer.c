@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "flags.h"
+#include "gen_common.h"
 #include "io/file.h"
 #include "text/tokenizer.h"
 
@@ -27,7 +28,7 @@ static const char actions[] =
           "  bench   see `vklm tokenizer bench --help`\n\n"
           "TOKENIZER is one of: -t tokenizer.json | -t DIR (tokenizer.json or vocab.json+merges.txt)\n"
           "  | --vocab vocab.json --merges merges.txt | --tiktoken FILE --pattern P|--regex RE\n"
-          "    [--special TOKEN]... (tiktoken specials get ids after the largest rank)\n";
+          "    [--special TOKEN]... (ids after the largest rank) | [--special-id TOKEN=ID]...\n";
 
 static void usage(FILE *f) {
   fprintf(f, "usage: vklm tokenizer <action> [flags]\n\n%s", actions);
@@ -36,6 +37,7 @@ static void usage(FILE *f) {
 typedef struct opts {
   const char *tok, *vocab, *merges, *tiktoken, *pattern, *regex, *out, *text, *input, *jsonl, *lines;
   const char **specials;
+  int32_t *special_ids; /* -1: after the largest rank (tiktoken), or not given */
   size_t n_specials;
   size_t vocab_size;
   unsigned long long min_freq;
@@ -47,7 +49,26 @@ typedef struct opts {
 static int special_flag(void *p, const char *v, char *err, size_t errlen) {
   opts *o = p;
   if (!*v) return snprintf(err, errlen, "wants a token's text"), 1;
+  o->special_ids[o->n_specials] = -1;
   o->specials[o->n_specials++] = v;
+  return 0;
+}
+
+/* --special-id TOKEN=ID: a tiktoken special token with its real id (cl100k's <|endoftext|> is
+ * 100257, not the largest rank + 1). The id follows the last '='. */
+static int special_id_flag(void *p, const char *v, char *err, size_t errlen) {
+  opts *o = p;
+  const char *eq = strrchr(v, '=');
+  char *end = NULL;
+  long id = eq && eq[1] >= '0' && eq[1] <= '9' ? strtol(eq + 1, &end, 10) : -1;
+  if (!eq || eq == v || !end || *end || id < 0 || id >= (1l << 24)) {
+    snprintf(err, errlen, "wants TOKEN=ID with ID in [0, 16777215], not '%s'", v);
+    return 1;
+  }
+  char *tok = strndup(v, (size_t)(eq - v));
+  if (!tok) return snprintf(err, errlen, "out of memory"), 1;
+  o->special_ids[o->n_specials] = (int32_t)id;
+  o->specials[o->n_specials++] = tok; /* freed with the process: flags live as long as it */
   return 0;
 }
 
@@ -55,8 +76,9 @@ static int special_flag(void *p, const char *v, char *err, size_t errlen) {
  * usage (message printed). */
 static int parse(int argc, char **argv, opts *o) {
   o->specials = calloc((size_t)argc + 1, sizeof *o->specials);
+  o->special_ids = calloc((size_t)argc + 1, sizeof *o->special_ids);
   o->rest = calloc((size_t)argc + 1, sizeof *o->rest);
-  if (!o->specials || !o->rest) return 2;
+  if (!o->specials || !o->special_ids || !o->rest) return 2;
   uint32_t vocab = 0;
   const app_flag flags[] = {
       AF_STRING("--tokenizer", "-t", &o->tok, "F", "tokenizer.json, or a directory holding it\n"
@@ -68,6 +90,9 @@ static int parse(int argc, char **argv, opts *o) {
       AF_STRING("--regex", NULL, &o->regex, "RE", "pre-tokenizer: a PCRE2 pattern"),
       {"--special", NULL, AF_FN, o, 0, 0, "TOKEN", "a special token (repeatable; tiktoken: ids after\n"
        "the largest rank)", special_flag},
+      {"--special-id", NULL, AF_FN, o, 0, 0, "TOKEN=ID",
+       "a tiktoken special token with its id (repeatable; e.g.\n"
+       "'<|endoftext|>=100257' for cl100k)", special_id_flag},
       AF_STRING("--out", "-o", &o->out, "OUT.json", "the output (train, convert)"),
       AF_STRING("--prompt", "-p", &o->text, "TEXT", "the text to encode"),
       AF_STRING("--input", "-i", &o->input, "FILE", "decode: ids from a file"),
@@ -106,9 +131,17 @@ static vklm_tokenizer *load(const opts *o) {
     fprintf(stderr, "vklm tokenizer: unknown pattern '%s' (gpt2, cl100k, llama3, o200k)\n", o->pattern);
     return NULL;
   }
+  size_t with_id = 0;
+  for (size_t i = 0; i < o->n_specials; i++) with_id += o->special_ids[i] >= 0;
+  if (with_id && (!o->tiktoken || with_id != o->n_specials)) {
+    fprintf(stderr, "vklm tokenizer: --special-id is for tiktoken files, and then every special "
+            "token needs its id (give them all with --special-id)\n");
+    return NULL;
+  }
   if (o->tiktoken)
-    rc = vklm_tokenizer_load_tiktoken(o->tiktoken, pattern_of(o), o->specials, NULL, o->n_specials,
-                                      &tk, err, sizeof err);
+    rc = vklm_tokenizer_load_tiktoken(o->tiktoken, pattern_of(o), o->specials,
+                                      with_id ? o->special_ids : NULL, o->n_specials, &tk, err,
+                                      sizeof err);
   else if (o->vocab && o->merges)
     rc = vklm_tokenizer_load_gpt2(o->vocab, o->merges, pattern_of(o), &tk, err, sizeof err);
   else if (o->tok)
@@ -121,6 +154,7 @@ static vklm_tokenizer *load(const opts *o) {
     fprintf(stderr, "vklm tokenizer: %s\n", err);
     return NULL;
   }
+  gen_tokenizer_warn("vklm tokenizer", tk, o->tiktoken ? o->tiktoken : o->tok ? o->tok : o->vocab);
   return tk;
 }
 
@@ -353,6 +387,7 @@ int cmd_tokenizer(int argc, char **argv) {
     rc = 2;
   }
   free(o.specials);
+  free(o.special_ids);
   free(o.rest);
   return rc;
 }

@@ -45,6 +45,14 @@ double gen_now_s(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+void gen_tokenizer_warn(const char *cmd, const vklm_tokenizer *tk, const char *path) {
+  int first, n = vklm_tokenizer_missing_bytes(tk, &first);
+  if (n)
+    fprintf(stderr, "%s: warning: the tokenizer of %s has no token for %d of the 256 byte values "
+            "(the first: 0x%02x) and no unknown token: text holding them loses those bytes when "
+            "encoded\n", cmd, path, n, first);
+}
+
 int gen_model_open(gen_model *m, const char *model, const char *tok, char *err, size_t errlen) {
   memset(m, 0, sizeof *m);
   m->eos = -1;
@@ -104,9 +112,12 @@ int gen_model_open(gen_model *m, const char *model, const char *tok, char *err, 
     m->lm->tokenizer = NULL;
     m->tokpath[0] = 0;
   } else {
-    snprintf(err, errlen, "no tokenizer: give -t tokenizer.json (none beside %.1000s)", m->path);
+    snprintf(err, errlen, "no tokenizer: give -t tokenizer.json (none beside %.1000s%s%.300s)",
+             m->path, m->lm && m->lm->tokenizer_note[0] ? "; the model's own: " : "",
+             m->lm ? m->lm->tokenizer_note : "");
     return 1;
   }
+  gen_tokenizer_warn("vklm", m->tk, m->tokpath[0] ? m->tokpath : m->path);
   if (vklm_tokenizer_vocab_size(m->tk) > m->cfg->vocab_size) {
     snprintf(err, errlen, "the tokenizer has %zu ids but the model's vocabulary is %u",
              vklm_tokenizer_vocab_size(m->tk), m->cfg->vocab_size);

@@ -39,6 +39,9 @@ typedef struct gen_model {
  * safe to pass to gen_model_close). */
 int gen_model_open(gen_model *m, const char *model, const char *tok, char *err, size_t errlen);
 void gen_model_close(gen_model *m);
+/* Warns on stderr (prefixed by cmd) when the tokenizer lacks byte tokens, so that encoding
+ * silently drops those bytes (vklm_tokenizer_missing_bytes). */
+void gen_tokenizer_warn(const char *cmd, const vklm_tokenizer *tk, const char *path);
 /* vklm_infer_create's tensor callback over a gen_model (user). */
 vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_model_tensor *out,
                              char *err, size_t errlen);

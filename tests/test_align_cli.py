@@ -93,7 +93,8 @@ try:
                 {"prompt": "x"},
                 {"prompt": "Question: c?\nAnswer:", "completion": ""},
                 {"text": "word " * 200},
-                {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}])
+                {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
+                {"prompt": "Question: d\x00 cut here?\nAnswer:", "completion": " e"}])
     r = run("sft", "--data", bad, "--init", base, "--out", os.path.join(tmp, "bad_sft"), "--steps",
             "1", "-T", "40", "-b", "1", "--val-fraction", "0")
     check(r.returncode != 0 and "bad.jsonl:2:" in r.stderr and "not valid JSON" in r.stderr,
@@ -102,9 +103,11 @@ try:
             "1", "-T", "63", "-b", "1", "--val-fraction", "0", "--bad-rows", "skip", "--quiet")
     check(r.returncode == 0 and "bad.jsonl:3: skipped" in r.stderr and
           "bad.jsonl:4: skipped: empty completion" in r.stderr and "bad.jsonl:5: skipped" in r.stderr
-          and "2 examples" in r.stderr and "4 skipped (too long 1, bad JSON 1, bad fields 1, empty 1)"
+          and "bad.jsonl:7: skipped: a NUL character" in r.stderr
+          and "2 examples" in r.stderr and "5 skipped (too long 1, bad JSON 2, bad fields 1, empty 1)"
           in r.stderr, "--bad-rows skip reports and counts every skipped row (the conversation "
-          "kept, rendered with ChatML): " + r.stderr.strip()[-300:])
+          "kept, rendered with ChatML; a text holding \\u0000 is refused, not cut): "
+          + r.stderr.strip()[-300:])
     prefs = os.path.join(tmp, "prefs.jsonl")
     jsonl(prefs, [{"prompt": "Question: a?\nAnswer:", "chosen": " b", "rejected": " c"},
                   {"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: go"},

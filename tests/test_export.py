@@ -6,8 +6,9 @@ tensor, so the export's name set is checked too), which must give the checkpoint
 (parsed here from its documented format, docs/checkpoint.md) bit for bit. Also checks config.json
 (read back by reference_model.config_from_hf), and that the reference forward
 (reference_model.forward, float64) of the export's weights reproduces, from the exported files
-alone, the validation loss vklm logged for the same parameters. When transformers is importable,
-the export is loaded into GPT2LMHeadModel / LlamaForCausalLM (strict) as well."""
+alone, the validation loss vklm logged for the same parameters; and that Hugging Face's
+GPT2LMHeadModel / LlamaForCausalLM load the export with every weight placed and their forward gives
+that loss too (transformers is a test requirement: its absence fails the test)."""
 import json
 import os
 import struct
@@ -68,16 +69,24 @@ def hf_val_loss(st_path, conf, ids, B, T, nb):
     return sum(losses) / len(losses)
 
 
-def try_transformers(d, arch):
-    try:
-        import torch  # noqa: F401
-        import transformers
-    except Exception:
-        print("  (transformers not importable: HF model load skipped)")
-        return
+def hf_model_loss(d, arch, ids, B, T, nb):
+    """Hugging Face's own model class loads the export (strict: every weight placed, none left
+    over) and its forward gives the same mean validation loss."""
+    import transformers  # scripts/requirements-test.txt: the version Debian 12's torch runs
     cls = transformers.GPT2LMHeadModel if arch == 0 else transformers.LlamaForCausalLM
-    model = cls.from_pretrained(d)
-    check(model is not None, "transformers loads the export (%s)" % cls.__name__)
+    model, info = cls.from_pretrained(d, output_loading_info=True, torch_dtype=torch.float64)
+    placed = not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys"))
+    check(placed, "transformers loads the export into %s with every weight placed (%s)"
+          % (cls.__name__, {k: v for k, v in info.items() if v} or "none missing or extra"))
+    losses = []
+    with torch.no_grad():
+        for b in range(nb):
+            win = torch.tensor(ids[b * B * T: b * B * T + B * T + 1])
+            inp, tgt = win[:-1].view(B, T), win[1:].view(B, T)
+            logits = model(inp).logits
+            losses.append(torch.nn.functional.cross_entropy(logits.reshape(B * T, -1),
+                                                            tgt.reshape(-1)).item())
+    return cls.__name__, sum(losses) / len(losses)
 
 
 def main():
@@ -138,7 +147,10 @@ def main():
             check(abs(got_loss - want_loss) < 1e-4 * max(1.0, abs(want_loss)),
                   "%s: the reference forward of the export gives vklm's validation loss "
                   "(%.6f vs %.6f)" % (preset, got_loss, want_loss))
-            try_transformers(exp_dir, arch)
+            name, hf_loss = hf_model_loss(exp_dir, arch, val_ids, 2, 16, nb)
+            check(abs(hf_loss - want_loss) < 1e-4 * max(1.0, abs(want_loss)),
+                  "%s: %s's forward of the export gives vklm's validation loss (%.6f vs %.6f)"
+                  % (preset, name, hf_loss, want_loss))
     print("%d passed, %d failed" % (passes, failures))
     return 1 if failures else 0
 

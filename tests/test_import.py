@@ -232,7 +232,10 @@ def write_gguf(path, P, c, qtype, tokenizer=None, arch=None, skip=(), reshape=No
         w.add_tokenizer_pre("gpt-2")
         w.add_token_list(toks)
         w.add_token_types(types)
-        w.add_token_merges(merges)
+        if merges and not isinstance(merges[0], str):  # a hostile file: merges of another type
+            w.add_array("tokenizer.ggml.merges", merges)
+        else:
+            w.add_token_merges(merges)
         w.add_eos_token_id(types.index(3))
         w.add_chat_template("{% for m in messages %}{{ m.content }}{% endfor %}")
     held = {}
@@ -443,6 +446,26 @@ def main():
                 tpl = os.path.join(d, "chat_template.jinja")
                 check(os.path.exists(tpl) and "messages" in open(tpl).read(),
                       "%s: chat template written" % lab)
+
+    # ---- hostile tokenizer metadata: refused with the reason, never a wrong tokenizer ----
+    c = LL
+    P = make_hf(c, 5)
+    toks, types, merges = tk_meta
+    for what, meta, want in (
+            ("merges of integers", (toks, types, list(range(len(merges)))), "merges is not an array of strings"),
+            ("token types one short", (toks, types[:-1], merges), "token_type has %d entries for %d tokens" % (len(toks) - 1, len(toks))),
+            ("a token type of 9", (toks, [9 if i == 5 else t for i, t in enumerate(types)], merges), "token_type[5] is not a token type")):
+        d = tempfile.mkdtemp(dir=tmp)
+        path = os.path.join(d, "bad.gguf")
+        write_gguf(path, P, c, QT.F32, tokenizer=meta)
+        ck = os.path.join(d, "model.ckpt")
+        r = run("convert", "-m", path, "-o", ck, expect_ok=False)
+        check(r.returncode == 0 and not os.path.exists(os.path.join(d, "tokenizer.json")) and
+              want in r.stderr, "GGUF with %s: convert writes the weights, no tokenizer, and says why: %s"
+              % (what, r.stderr.strip().splitlines()[-1][:120] if r.stderr.strip() else ""))
+        r = run("generate", "-m", path, "-p", "hi", "-n", "2", expect_ok=False)
+        check(r.returncode == 1 and want in r.stderr,
+              "GGUF with %s: generate names the tokenizer's defect: %s" % (what, r.stderr.strip()[:160]))
 
     # ---- export to GGUF, read back by PyPI gguf ----
     c = LL

@@ -2,7 +2,8 @@
  * NUL-terminated, an empty one is empty; a missing path, a directory, a character device
  * (/dev/zero: an endless read before), a FIFO and a file over the bound are refused with a
  * message naming the path and what is wrong; the bound is exact (max bytes pass, max + 1 do
- * not); standard input is read only where allowed ("-" is otherwise a missing file). */
+ * not); standard input is read only where allowed ("-" is otherwise a missing file); a JSON
+ * text holding an escaped NUL in a string is recognised (cJSON would cut the string there). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "io/file.h"
+#include "io/json.h"
 
 static int failures, checks;
 #define CHECK(cond, ...)                             \
@@ -86,6 +88,19 @@ int main(void) {
          "standard input over the bound");
   if (!freopen(big, "rb", stdin)) return 1;
   expect("-", nb, VKLM_FILE_STDIN, VKLM_OK, data, "standard input of exactly the bound");
+
+  /* JSON: an escaped NUL inside a string is found; an escaped backslash before u0000 is text */
+  static const struct { const char *json; int nul; } js[] = {
+      {"{\"text\": \"ab\\u0000cd\"}", 1},
+      {"{\"text\": \"ab\\\\u0000cd\"}", 0},
+      {"{\"a\": \"x\\\"\", \"b\": \"\\u0000\"}", 1},
+      {"{\"text\": \"plain\"}", 0},
+      {"{\"text\": \"ab\\u00001\"}", 1},
+      {"{\"text\": \"\\u0001\"}", 0},
+  };
+  for (size_t i = 0; i < sizeof js / sizeof js[0]; i++)
+    CHECK(vklm_json_has_nul(js[i].json, strlen(js[i].json)) == js[i].nul,
+          "vklm_json_has_nul(%s) = %d", js[i].json, js[i].nul);
 
   char err[256];
   CHECK(vklm_file_check(p, err, sizeof err) == VKLM_OK, "vklm_file_check: a regular file");

@@ -8,6 +8,7 @@
 
 #include "align/align_internal.h"
 #include "io/file.h"
+#include "io/json.h"
 
 
 /* A bad row: VKLM_ERROR_INVALID (stop) with the message in err, or VKLM_OK after logging and
@@ -50,9 +51,13 @@ vklm_status vklm_align_each_row(reader *r, row_fn fn, void *user) {
     while (*q == ' ' || *q == '\t' || *q == '\r') q++;
     if (*q) {
       r->st->rows++;
-      cJSON *j = strlen(p) == n ? cJSON_ParseWithLength(p, n) : NULL;
+      int nul = strlen(p) != n || vklm_json_has_nul(p, n); /* a text would be cut there */
+      cJSON *j = nul ? NULL : cJSON_ParseWithLength(p, n);
       if (!j || !cJSON_IsObject(j))
-        st = vklm_align_bad(r, line, BAD_JSON, j ? "not a JSON object" : "not valid JSON (or a NUL byte)");
+        st = vklm_align_bad(r, line, BAD_JSON,
+                            nul ? "a NUL character (a raw byte or \\u0000): the text would be cut"
+                            : j ? "not a JSON object"
+                                : "not valid JSON");
       else
         st = fn(r, j, line, user);
       cJSON_Delete(j);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/json.h"
 #include "text/tokenizer_internal.h"
 
 enum { ARENA_BLOCK = 1 << 22 };
@@ -153,7 +154,8 @@ int vklm_bpe_trainer_feed(vklm_bpe_trainer *t, const char *text, size_t len) {
 static int feed_line(vklm_bpe_trainer *t, const char *p, size_t n, int jsonl) {
   if (!jsonl) return vklm_bpe_trainer_feed(t, p, n);
   if (n <= 1) return 0;
-  cJSON *o = cJSON_ParseWithLength(p, n);
+  /* a text holding \u0000 would be cut at it (cJSON's strings end at a NUL): skipped whole */
+  cJSON *o = vklm_json_has_nul(p, n) ? NULL : cJSON_ParseWithLength(p, n);
   const cJSON *txt = cJSON_GetObjectItemCaseSensitive(o, "text");
   int rc = 0;
   if (cJSON_IsString(txt)) rc = vklm_bpe_trainer_feed(t, txt->valuestring, strlen(txt->valuestring));

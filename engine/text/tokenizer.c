@@ -458,6 +458,17 @@ int vklm_tokenizer_is_special(const vklm_tokenizer *tk, int32_t id) {
   return id >= 0 && (size_t)id < tk->n_ids && (tk->flags[id] & TK_TOK_SPECIAL) != 0;
 }
 
+int vklm_tokenizer_missing_bytes(const vklm_tokenizer *tk, int *first) {
+  int n = 0;
+  if (first) *first = -1;
+  for (int b = 0; b < 256 && tk->unk_id < 0; b++)
+    if (tk->byte_id[b] < 0) {
+      if (first && *first < 0) *first = b;
+      n++;
+    }
+  return n;
+}
+
 const char *vklm_tokenizer_pattern(const vklm_tokenizer *tk) {
   for (size_t i = 0; i < tk->n_steps; i++) {
     if (tk->steps[i].kind == TK_STEP_SPLIT && !tk->steps[i].literal) return tk->steps[i].pattern;

@@ -115,6 +115,11 @@ const char *vklm_tokenizer_token_bytes(const vklm_tokenizer *tk, int32_t id, siz
 int vklm_tokenizer_is_special(const vklm_tokenizer *tk, int32_t id);
 /* The pre-tokenizer regex (NULL if the tokenizer has none: the whole text is one piece). */
 const char *vklm_tokenizer_pattern(const vklm_tokenizer *tk);
+/* How many of the 256 byte values have no single-byte token and no unknown token to stand in:
+ * text holding them loses those bytes when encoded (as Hugging Face's tokenizers does). A
+ * complete byte-level vocabulary has none. *first (may be NULL) receives the smallest such byte,
+ * -1 when none. Loaders of user tokenizers warn about it (apps). */
+int vklm_tokenizer_missing_bytes(const vklm_tokenizer *tk, int *first);
 
 /* ---- encode / decode ---- */
 
@@ -158,8 +163,8 @@ int vklm_bpe_trainer_create(const vklm_bpe_train_config *cfg, vklm_bpe_trainer *
  * ordinary text, as Hugging Face's trainer does. */
 int vklm_bpe_trainer_feed(vklm_bpe_trainer *tr, const char *text, size_t len);
 /* Feeds a file: plain text one line (newline included) per sequence, as tokenizers' train(files)
- * reads it; *.jsonl: the "text" field of each line (other lines are skipped; a "\u0000" in a
- * text ends it, a cJSON limit). Any bytes are accepted. */
+ * reads it; *.jsonl: the "text" field of each line (other lines, and lines whose JSON holds
+ * "\u0000", which cJSON would cut the text at, are skipped). Any bytes are accepted. */
 int vklm_bpe_trainer_feed_file(vklm_bpe_trainer *tr, const char *path, char *err, size_t errlen);
 /* Runs the merges and builds the tokenizer. The trainer can be destroyed afterwards. */
 int vklm_bpe_trainer_finish(vklm_bpe_trainer *tr, vklm_tokenizer **out, char *err, size_t errlen);

@@ -48,10 +48,18 @@ int vklm_tokenizer_from_gguf(const struct vklm_gguf *g, vklm_tokenizer **out, in
     snprintf(note, notelen, "tokenizer.ggml.tokens missing or not 1..%u strings", MAX_TOKENS);
     return VKLM_TOK_ERR_FORMAT;
   }
-  int have_merges = vklm_gguf_get_array(g, "tokenizer.ggml.merges", &merges) == 0 &&
-                    merges.type == VKLM_GGUF_TYPE_STRING;
-  int have_types = vklm_gguf_get_array(g, "tokenizer.ggml.token_type", &types) == 0 &&
-                   types.n == toks.n;
+  /* present means right: an array of the wrong type or length is an error, never ignored */
+  int have_merges = vklm_gguf_get_array(g, "tokenizer.ggml.merges", &merges) == 0;
+  if (have_merges && merges.type != VKLM_GGUF_TYPE_STRING) {
+    snprintf(note, notelen, "tokenizer.ggml.merges is not an array of strings");
+    return VKLM_TOK_ERR_FORMAT;
+  }
+  int have_types = vklm_gguf_get_array(g, "tokenizer.ggml.token_type", &types) == 0;
+  if (have_types && types.n != toks.n) {
+    snprintf(note, notelen, "tokenizer.ggml.token_type has %llu entries for %llu tokens",
+             (unsigned long long)types.n, (unsigned long long)toks.n);
+    return VKLM_TOK_ERR_FORMAT;
+  }
   const char *pattern = vklm_pretok_pattern_regex(VKLM_PRETOK_GPT2);
   int gpt2_pat = 1;
   if (vklm_gguf_get_str(g, "tokenizer.ggml.pre", &pre, &pl) == 0 && strcmp(pre, "gpt-2") &&
@@ -98,7 +106,12 @@ int vklm_tokenizer_from_gguf(const struct vklm_gguf *g, vklm_tokenizer **out, in
     uint64_t len;
     int64_t ty = 1;
     if (vklm_gguf_array_str(&toks, i, &s, &len) != 0) goto fail;
-    if (have_types && vklm_gguf_array_int(&types, i, &ty) != 0) ty = 1;
+    if (have_types && (vklm_gguf_array_int(&types, i, &ty) != 0 || ty < 1 || ty > 6)) {
+      snprintf(note, notelen, "tokenizer.ggml.token_type[%llu] is not a token type (1..6)",
+               (unsigned long long)i);
+      cJSON_Delete(root);
+      return VKLM_TOK_ERR_FORMAT;
+    }
     char *z = dupn(s, len);
     if (!z) goto fail;
     if (ty == 3 || ty == 4) {
