@@ -301,8 +301,12 @@ int cmd_chat(int argc, char **argv) {
     }
   }
   if (!(ctx = app_context(&cfg))) goto fail_quiet;
-  if (vklm_infer_create(ctx, mc, n_ctx, NULL, gen_model_tensor, &gm, &c.S.s, err, sizeof err))
+  vklm_status ist = vklm_infer_create(ctx, mc, n_ctx, NULL, gen_model_tensor, &gm, &c.S.s, err,
+                                      sizeof err);
+  if (ist != VKLM_OK) {
+    gen_oom_hint(ist, err, sizeof err);
     goto fail;
+  }
   if (!(smp = vklm_sampler_create(&o.smp.sp, mc->vocab_size))) goto fail;
   int greedy = vklm_sampler_is_greedy(&o.smp.sp);
   c.S.smp = greedy ? NULL : smp;

@@ -118,6 +118,7 @@ int cmd_generate(int argc, char **argv) {
   if (!g.smp.seed_set) g.smp.sp.seed = (uint64_t)time(NULL);
 
   int rc = 1;
+  vklm_status ist;
   char err[2048] = "";
   gen_model gm;
   vklm_context *ctx = NULL;
@@ -169,7 +170,11 @@ int cmd_generate(int argc, char **argv) {
   }
 
   if (!(ctx = app_context(&cfg))) goto fail_quiet;
-  if (vklm_infer_create(ctx, mc, n_ctx, NULL, gen_model_tensor, &gm, &s, err, sizeof err)) goto fail;
+  if ((ist = vklm_infer_create(ctx, mc, n_ctx, NULL, gen_model_tensor, &gm, &s, err,
+                               sizeof err)) != VKLM_OK) {
+    gen_oom_hint(ist, err, sizeof err);
+    goto fail;
+  }
   if (!(smp = vklm_sampler_create(&g.smp.sp, mc->vocab_size))) goto fail;
   vklm_sampler *use = vklm_sampler_is_greedy(&g.smp.sp) ? NULL : smp; /* NULL: the GPU argmax */
   all = malloc(sizeof(int32_t) * ((size_t)np + g.n_predict + 1));

@@ -74,6 +74,7 @@ int cmd_serve(int argc, char **argv) {
   if (!o.key) o.key = getenv("VKLM_API_KEY");
 
   int rc = 1;
+  vklm_status ist;
   char err[2048] = "", from[128] = "", name[256];
   gen_model gm;
   memset(&gm, 0, sizeof gm);
@@ -105,8 +106,11 @@ int cmd_serve(int argc, char **argv) {
   uint32_t n_ctx = o.n_ctx ? o.n_ctx : mc->max_seq;
   if (!(ctx = app_context(&cfg))) goto fail_quiet;
   vklm_infer_options io = {.n_seq = o.np};
-  if (vklm_infer_create(ctx, mc, n_ctx, &io, gen_model_tensor, &gm, &s, err, sizeof err))
+  if ((ist = vklm_infer_create(ctx, mc, n_ctx, &io, gen_model_tensor, &gm, &s, err,
+                               sizeof err)) != VKLM_OK) {
+    gen_oom_hint(ist, err, sizeof err);
     goto fail;
+  }
   vklm_serve_model m = {.session = s, .tk = gm.tk, .tpl = tpl, .eos = gm.eos};
   if (vklm_serve_ready(sv, &m, err, sizeof err)) goto fail;
   fprintf(stderr, "vklm serve: ready: %s (%s, %u layers, V %u), %u slots of %u tokens, template "

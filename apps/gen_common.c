@@ -45,6 +45,13 @@ double gen_now_s(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+void gen_oom_hint(vklm_status st, char *err, size_t errlen) {
+  size_t n = strlen(err);
+  if (st == VKLM_ERROR_OUT_OF_DEVICE_MEMORY && n < errlen)
+    snprintf(err + n, errlen - n, "; a smaller -c (the KV cache's context), fewer slots or a "
+             "quantized model (F16, Q8_0, Q4_0 GGUF) needs less");
+}
+
 void gen_tokenizer_warn(const char *cmd, const vklm_tokenizer *tk, const char *path) {
   int first, n = vklm_tokenizer_missing_bytes(tk, &first);
   if (n)

@@ -42,6 +42,8 @@ void gen_model_close(gen_model *m);
 /* Warns on stderr (prefixed by cmd) when the tokenizer lacks byte tokens, so that encoding
  * silently drops those bytes (vklm_tokenizer_missing_bytes). */
 void gen_tokenizer_warn(const char *cmd, const vklm_tokenizer *tk, const char *path);
+/* After a failed vklm_infer_create: when the device is full, appends what to change to err. */
+void gen_oom_hint(vklm_status st, char *err, size_t errlen);
 /* vklm_infer_create's tensor callback over a gen_model (user). */
 vklm_status gen_model_tensor(void *user, const vklm_param_info *info, vklm_model_tensor *out,
                              char *err, size_t errlen);

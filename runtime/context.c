@@ -95,6 +95,9 @@ void vklm_config_from_env(vklm_config *cfg) {
   cfg->verbose = env_true("VKLM_VERBOSE");
   const char *lim = getenv("VKLM_LIMITS");
   cfg->limits_baseline = lim && strcasecmp(lim, "baseline") == 0;
+  const char *ml = getenv("VKLM_DEVICE_MEMORY_LIMIT"), *fa = getenv("VKLM_FAULT_ALLOC");
+  cfg->memory_limit = ml && *ml ? strtoull(ml, NULL, 10) : 0;
+  cfg->fail_alloc = fa && *fa ? (uint32_t)strtoul(fa, NULL, 10) : 0;
   const char *dev = getenv("VKLM_DEVICE");
   if (dev) snprintf(cfg->device, sizeof cfg->device, "%s", dev);
   const char *cd = getenv("VKLM_CACHE_DIR");

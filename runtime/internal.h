@@ -64,6 +64,7 @@ struct vklm_context {
 
   /* memory */
   uint64_t mem_used, mem_peak;
+  uint32_t allocations; /* vkAllocateMemory calls so far (cfg.fail_alloc counts them) */
   int direct_map; /* unified memory and not forced to stage: map device-local memory */
   VkBuffer staging;
   VkDeviceMemory staging_mem;

@@ -48,14 +48,20 @@ static vklm_status raw_create(vklm_context *ctx, uint64_t size, VkMemoryProperty
   VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
                               .allocationSize = req.size,
                               .memoryTypeIndex = (uint32_t)type};
-  VkResult r = vkAllocateMemory(ctx->device, &mai, NULL, mem);
+  /* injected faults stand for a full device: the same result as the driver's */
+  uint32_t nth = ++ctx->allocations;
+  int injected = (ctx->cfg.memory_limit && ctx->mem_used + req.size > ctx->cfg.memory_limit) ||
+                 nth == ctx->cfg.fail_alloc;
+  VkResult r = injected ? VK_ERROR_OUT_OF_DEVICE_MEMORY
+                        : vkAllocateMemory(ctx->device, &mai, NULL, mem);
   if (r != VK_SUCCESS) {
     if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
       st = FAIL(ctx, VKLM_ERROR_OUT_OF_DEVICE_MEMORY,
                 "out of device memory: %s needs %.1f MiB more; vklm already holds %.1f MiB of "
-                "the device's %.1f MiB (vkAllocateMemory: %s)",
+                "the device's %.1f MiB (vkAllocateMemory: %s%s)",
                 what, mib(req.size), mib(ctx->mem_used), mib(ctx->caps.device_local_bytes),
-                vklm__result_name(r));
+                vklm__result_name(r),
+                injected ? ", injected by VKLM_DEVICE_MEMORY_LIMIT / VKLM_FAULT_ALLOC" : "");
     } else {
       st = vklm__vkfail(ctx, r, "vkAllocateMemory", __FILE__, __LINE__, "%s of %.1f MiB", what,
                         mib(req.size));

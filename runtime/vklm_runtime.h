@@ -65,6 +65,11 @@ typedef struct vklm_config {
   int verbose;
   char device[128];
   char cache_dir[512]; /* empty: no pipeline cache on disk */
+  /* Fault injection (tests; docs/security.md): device allocations beyond memory_limit bytes
+   * (VKLM_DEVICE_MEMORY_LIMIT; 0: none) fail as if the device were full, and so does the
+   * fail_alloc-th allocation (VKLM_FAULT_ALLOC=N, counting from 1; 0: none). */
+  uint64_t memory_limit;
+  uint32_t fail_alloc;
 } vklm_config;
 
 void vklm_config_from_env(vklm_config *cfg);
