@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The device check (issue 13): everything a machine with a GPU should measure, in one call that
+# stays well under 10 minutes on an H100/H200, with every result under one folder:
+#   devices.json         the device and its capabilities as vklm reads them (+ nvidia-smi.txt)
+#   suite.log            the GPU tests of the C suite (ops against their C references, runtime,
+#                        model, inference, PPO/RL ops), normally and under baseline limits
+#   bench-ops.json       GEMM GFLOP/s by path at the GPT-2 shapes, elementwise GB/s
+#   bench-train.json     training tokens/s, ms/step, MFU, peak memory (gpt2-tiny, gpt2-124M)
+#   bench-infer.json     prefill and decode tokens/s by context and batch
+#   torch-train.json     the same training step in PyTorch on the same GPU, and vklm's ratio
+#   summary.txt          the exit status of each part and how long it took
+# Usage, on the device from the checkout's root after building here and running
+# ../shared/gpu/pack.sh build:   source .gpu/on-device.sh; bash scripts/device-check.sh [OUTDIR]
+# (OUTDIR defaults to $OUT, the device tool's folder that comes back, else ./device-check).
+set -uo pipefail
+out=${1:-${OUT:-device-check}}
+mkdir -p "$out"
+vklm=build/apps/vklm
+summary="$out/summary.txt"
+: > "$summary"
+part() { # name, timeout (s), command...: runs one part, never stops the others
+  local name=$1 limit=$2 t0 rc
+  shift 2
+  t0=$(date +%s)
+  timeout "$limit" "$@"
+  rc=$?
+  echo "$name: exit $rc in $(( $(date +%s) - t0 )) s" | tee -a "$summary"
+}
+{ nvidia-smi || true; } > "$out/nvidia-smi.txt" 2>&1
+part devices 60 sh -c "$vklm devices --json > '$out/devices.json'"
+# The C tests that exercise the device (their Python-driven siblings need the project's venv).
+part suite 240 sh -c "cd build && VKLM_VALIDATE=1 ctest -j4 --timeout 120 -R \
+  'test_ops_|test_runtime|test_model$|test_model_heads|test_model_modes|test_infer|test_sample' \
+  > '../$out/suite.log' 2>&1"
+part bench-ops 90 sh -c "$vklm bench ops --json > '$out/bench-ops.json'"
+part bench-train 150 sh -c "$vklm bench train --model gpt2-tiny,gpt2-124M --json > '$out/bench-train.json'"
+part bench-infer 120 sh -c "$vklm bench infer --json > '$out/bench-infer.json'"
+part torch-train 150 sh -c "python3 scripts/bench_train_torch.py --vklm $vklm --model gpt2-124M \
+  --json > '$out/torch-train.json'"
+cat "$summary"
