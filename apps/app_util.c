@@ -2,26 +2,26 @@
 #include "app_util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-int app_config_flag(vklm_config *cfg, int argc, char **argv, int *i) {
-  const char *a = argv[*i];
-  if (!strcmp(a, "--device") || !strcmp(a, "--limits")) {
-    if (*i + 1 >= argc) {
-      fprintf(stderr, "vklm: %s needs a value\n", a);
-      return -1;
-    }
-    const char *v = argv[++*i];
-    if (!strcmp(a, "--device")) snprintf(cfg->device, sizeof cfg->device, "%s", v);
-    else cfg->limits_baseline = !strcmp(v, "baseline");
-    return 1;
-  }
-  if (!strcmp(a, "--validate")) { cfg->validate = 1; return 1; }
-  if (!strcmp(a, "--timestamps")) { cfg->timestamps = 1; return 1; }
-  return 0;
+/* Validation messages fail the command (issue 14): once a context with validation exists, the
+ * process ends with status 3 when any message was raised, whether the command returned from main
+ * or called exit(), and whether the message came while it ran or while its context was destroyed
+ * (vklm_validation_messages counts both). CLI and Python-driven tests thus fail on any message. */
+static void validation_verdict(void) {
+  uint32_t n = vklm_validation_messages();
+  if (n == 0) return;
+  fprintf(stderr, "vklm: %u validation message(s) were raised (VKLM_VALIDATE is set): failing\n",
+          n);
+  fflush(NULL);
+  _exit(3);
 }
 
 vklm_context *app_context(const vklm_config *cfg) {
+  static int verdict_registered;
+  if (cfg->validate && !verdict_registered) verdict_registered = !atexit(validation_verdict);
   vklm_context *ctx = NULL;
   char err[1024];
   vklm_status st = vklm_context_create(cfg, &ctx, err, sizeof err);

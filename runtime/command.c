@@ -49,14 +49,14 @@ vklm_status vklm_cmd_create(vklm_context *ctx, vklm_cmd **out) {
                                     .commandPool = ctx->pool,
                                     .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                     .commandBufferCount = 1};
-  VK_TRY(ctx, vkAllocateCommandBuffers(ctx->device, &ai, &c->cb), "");
+  VK_TRY(ctx, ctx->vk.vkAllocateCommandBuffers(ctx->device, &ai, &c->cb), "");
   VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-  VK_TRY(ctx, vkCreateFence(ctx->device, &fi, NULL, &c->fence), "");
+  VK_TRY(ctx, ctx->vk.vkCreateFence(ctx->device, &fi, NULL, &c->fence), "");
   if (ctx->cfg.timestamps && ctx->caps.timestamps) {
     VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                 .queryType = VK_QUERY_TYPE_TIMESTAMP,
                                 .queryCount = MAX_TIMESTAMPS};
-    VK_TRY(ctx, vkCreateQueryPool(ctx->device, &qi, NULL, &c->queries), "%d timestamps", MAX_TIMESTAMPS);
+    VK_TRY(ctx, ctx->vk.vkCreateQueryPool(ctx->device, &qi, NULL, &c->queries), "%d timestamps", MAX_TIMESTAMPS);
   }
   *out = c;
   return VKLM_OK;
@@ -68,12 +68,12 @@ fail:
 void vklm_cmd_destroy(vklm_cmd *c) {
   if (!c) return;
   vklm_context *ctx = c->ctx;
-  if (c->pending && c->fence) vkWaitForFences(ctx->device, 1, &c->fence, VK_TRUE, UINT64_MAX);
+  if (c->pending && c->fence) ctx->vk.vkWaitForFences(ctx->device, 1, &c->fence, VK_TRUE, UINT64_MAX);
   for (uint32_t i = 0; i < c->cap_pools; i++)
-    if (c->pools[i]) vkDestroyDescriptorPool(ctx->device, c->pools[i], NULL);
-  if (c->queries) vkDestroyQueryPool(ctx->device, c->queries, NULL);
-  if (c->fence) vkDestroyFence(ctx->device, c->fence, NULL);
-  if (c->cb) vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &c->cb);
+    if (c->pools[i]) ctx->vk.vkDestroyDescriptorPool(ctx->device, c->pools[i], NULL);
+  if (c->queries) ctx->vk.vkDestroyQueryPool(ctx->device, c->queries, NULL);
+  if (c->fence) ctx->vk.vkDestroyFence(ctx->device, c->fence, NULL);
+  if (c->cb) ctx->vk.vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &c->cb);
   free(c->pools);
   free(c->acc);
   free(c->timed);
@@ -85,14 +85,14 @@ vklm_status vklm_cmd_begin(vklm_cmd *c) {
   vklm_status st = VKLM_OK;
   if (ctx->lost) return FAIL(ctx, VKLM_ERROR_DEVICE_LOST, "device lost");
   if (c->pending && (st = vklm_cmd_wait(c)) != VKLM_OK) return st;
-  VK_TRY(ctx, vkResetCommandBuffer(c->cb, 0), "");
-  for (uint32_t i = 0; i < c->npools; i++) VK_TRY(ctx, vkResetDescriptorPool(ctx->device, c->pools[i], 0), "");
+  VK_TRY(ctx, ctx->vk.vkResetCommandBuffer(c->cb, 0), "");
+  for (uint32_t i = 0; i < c->npools; i++) VK_TRY(ctx, ctx->vk.vkResetDescriptorPool(ctx->device, c->pools[i], 0), "");
   c->sets_in_last = 0;
   c->npools = c->npools ? 1 : 0; /* keep the first pool; free the rest */
   c->nacc = c->dispatches = c->barriers = c->ntimed = 0;
   VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-  VK_TRY(ctx, vkBeginCommandBuffer(c->cb, &bi), "");
-  if (c->queries) vkCmdResetQueryPool(c->cb, c->queries, 0, MAX_TIMESTAMPS);
+  VK_TRY(ctx, ctx->vk.vkBeginCommandBuffer(c->cb, &bi), "");
+  if (c->queries) ctx->vk.vkCmdResetQueryPool(c->cb, c->queries, 0, MAX_TIMESTAMPS);
   c->recording = 1;
   c->recorded = 0;
   return VKLM_OK;
@@ -106,7 +106,7 @@ static void barrier(vklm_cmd *c) {
                         .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
                                          VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
   VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
-  vkCmdPipelineBarrier(c->cb, stages, stages, 0, 1, &mb, 0, NULL, 0, NULL);
+  c->ctx->vk.vkCmdPipelineBarrier(c->cb, stages, stages, 0, 1, &mb, 0, NULL, 0, NULL);
   c->barriers++;
   c->nacc = 0;
 }
@@ -139,7 +139,7 @@ static vklm_status alloc_set(vklm_cmd *c, VkDescriptorSetLayout layout, VkDescri
   if (c->npools == 0 || c->sets_in_last == SETS_PER_POOL) {
     if (c->npools < c->cap_pools && c->pools[c->npools]) {
       /* a pool kept from an earlier recording */
-      VK_TRY(ctx, vkResetDescriptorPool(ctx->device, c->pools[c->npools], 0), "");
+      VK_TRY(ctx, ctx->vk.vkResetDescriptorPool(ctx->device, c->pools[c->npools], 0), "");
     } else {
       if (c->npools == c->cap_pools) {
         uint32_t cap = c->cap_pools ? c->cap_pools * 2 : 4;
@@ -154,7 +154,7 @@ static vklm_status alloc_set(vklm_cmd *c, VkDescriptorSetLayout layout, VkDescri
                                        .maxSets = SETS_PER_POOL,
                                        .poolSizeCount = 1,
                                        .pPoolSizes = &ps};
-      VK_TRY(ctx, vkCreateDescriptorPool(ctx->device, &pi, NULL, &c->pools[c->npools]), "%d sets", SETS_PER_POOL);
+      VK_TRY(ctx, ctx->vk.vkCreateDescriptorPool(ctx->device, &pi, NULL, &c->pools[c->npools]), "%d sets", SETS_PER_POOL);
     }
     c->npools++;
     c->sets_in_last = 0;
@@ -163,7 +163,7 @@ static vklm_status alloc_set(vklm_cmd *c, VkDescriptorSetLayout layout, VkDescri
                                     .descriptorPool = c->pools[c->npools - 1],
                                     .descriptorSetCount = 1,
                                     .pSetLayouts = &layout};
-  VK_TRY(ctx, vkAllocateDescriptorSets(ctx->device, &ai, set), "");
+  VK_TRY(ctx, ctx->vk.vkAllocateDescriptorSets(ctx->device, &ai, set), "");
   c->sets_in_last++;
   return VKLM_OK;
 fail:
@@ -207,15 +207,15 @@ vklm_status vklm_cmd_dispatch(vklm_cmd *c, vklm_pipeline *p, const vklm_buffer *
                                    .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                    .pBufferInfo = &bi[i]};
   }
-  vkUpdateDescriptorSets(ctx->device, nbufs, wr, 0, NULL);
-  vkCmdBindPipeline(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
-  vkCmdBindDescriptorSets(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
-  if (push_size) vkCmdPushConstants(c->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
+  ctx->vk.vkUpdateDescriptorSets(ctx->device, nbufs, wr, 0, NULL);
+  ctx->vk.vkCmdBindPipeline(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
+  ctx->vk.vkCmdBindDescriptorSets(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
+  if (push_size) ctx->vk.vkCmdPushConstants(c->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
   int timed = c->queries && 2 * (c->ntimed + 1) <= MAX_TIMESTAMPS;
-  if (timed) vkCmdWriteTimestamp(c->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, c->queries, 2 * c->ntimed);
-  vkCmdDispatch(c->cb, gx, gy, gz);
+  if (timed) ctx->vk.vkCmdWriteTimestamp(c->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, c->queries, 2 * c->ntimed);
+  ctx->vk.vkCmdDispatch(c->cb, gx, gy, gz);
   if (timed) {
-    vkCmdWriteTimestamp(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, c->queries, 2 * c->ntimed + 1);
+    ctx->vk.vkCmdWriteTimestamp(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, c->queries, 2 * c->ntimed + 1);
     if (c->ntimed == c->cap_timed) {
       uint32_t cap = c->cap_timed ? c->cap_timed * 2 : 64;
       const vklm_pipeline **n = realloc(c->timed, cap * sizeof *n);
@@ -235,7 +235,7 @@ vklm_status vklm_cmd_fill_words(vklm_cmd *c, vklm_buffer dst, uint32_t word) {
   if (conflicts(c, &dst, 1)) barrier(c);
   vklm_status st = track(c, &dst, 1);
   if (st != VKLM_OK) return st;
-  vkCmdFillBuffer(c->cb, dst.block->buffer, dst.offset, dst.size, word);
+  c->ctx->vk.vkCmdFillBuffer(c->cb, dst.block->buffer, dst.offset, dst.size, word);
   return VKLM_OK;
 }
 
@@ -256,7 +256,7 @@ vklm_status vklm_cmd_copy_at(vklm_cmd *c, vklm_buffer src, uint64_t src_offset, 
   vklm_status st;
   if ((st = track(c, &src, 0)) != VKLM_OK || (st = track(c, &dst, 1)) != VKLM_OK) return st;
   VkBufferCopy r = {src.offset, dst.offset, bytes};
-  vkCmdCopyBuffer(c->cb, src.block->buffer, dst.block->buffer, 1, &r);
+  c->ctx->vk.vkCmdCopyBuffer(c->cb, src.block->buffer, dst.block->buffer, 1, &r);
   return VKLM_OK;
 }
 
@@ -270,12 +270,12 @@ vklm_status vklm_cmd_end(vklm_cmd *c) {
                         .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_SHADER_READ_BIT |
                                          VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
                                          VK_ACCESS_TRANSFER_WRITE_BIT};
-  vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+  ctx->vk.vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                        VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
                            VK_PIPELINE_STAGE_TRANSFER_BIT,
                        0, 1, &mb, 0, NULL, 0, NULL);
   c->recording = 0;
-  VK_TRY(ctx, vkEndCommandBuffer(c->cb), "%u dispatches", c->dispatches);
+  VK_TRY(ctx, ctx->vk.vkEndCommandBuffer(c->cb), "%u dispatches", c->dispatches);
   c->recorded = 1;
   return VKLM_OK;
 fail:
@@ -289,7 +289,7 @@ vklm_status vklm_cmd_submit(vklm_cmd *c) {
   if (ctx->lost) return FAIL(ctx, VKLM_ERROR_DEVICE_LOST, "device lost");
   if (c->pending && (st = vklm_cmd_wait(c)) != VKLM_OK) return st;
   VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->cb};
-  VK_TRY(ctx, vkQueueSubmit(ctx->queue, 1, &si, c->fence), "%u dispatches", c->dispatches);
+  VK_TRY(ctx, ctx->vk.vkQueueSubmit(ctx->queue, 1, &si, c->fence), "%u dispatches", c->dispatches);
   c->pending = 1;
   return VKLM_OK;
 fail:
@@ -301,8 +301,8 @@ vklm_status vklm_cmd_wait(vklm_cmd *c) {
   vklm_status st = VKLM_OK;
   if (!c->pending) return VKLM_OK;
   c->pending = 0;
-  VK_TRY(ctx, vkWaitForFences(ctx->device, 1, &c->fence, VK_TRUE, UINT64_MAX), "%u dispatches", c->dispatches);
-  VK_TRY(ctx, vkResetFences(ctx->device, 1, &c->fence), "");
+  VK_TRY(ctx, ctx->vk.vkWaitForFences(ctx->device, 1, &c->fence, VK_TRUE, UINT64_MAX), "%u dispatches", c->dispatches);
+  VK_TRY(ctx, ctx->vk.vkResetFences(ctx->device, 1, &c->fence), "");
   return VKLM_OK;
 fail:
   return st;
@@ -321,7 +321,7 @@ vklm_status vklm_cmd_timings(vklm_cmd *c, vklm_timing *out, uint32_t max, uint32
   uint32_t k = c->ntimed < max ? c->ntimed : max;
   uint64_t *t = calloc(2 * (size_t)k, sizeof *t);
   if (!t) return FAIL(ctx, VKLM_ERROR_OUT_OF_HOST_MEMORY, "timings");
-  VK_TRY(ctx, vkGetQueryPoolResults(ctx->device, c->queries, 0, 2 * k, 2 * k * sizeof *t, t, sizeof *t,
+  VK_TRY(ctx, ctx->vk.vkGetQueryPoolResults(ctx->device, c->queries, 0, 2 * k, 2 * k * sizeof *t, t, sizeof *t,
                                     VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT), "%u timestamps", 2 * k);
   for (uint32_t i = 0; i < k; i++) {
     out[i].name = c->timed[i]->name;

@@ -2,6 +2,7 @@
  * device choice, the logical device and its compute queue, and error messages. */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,10 @@ vklm_status vklm__vkfail(vklm_context *ctx, VkResult r, const char *call, const 
   va_end(ap);
   const char *fn = call;
   char name[96];
-  /* "vkFoo(dev, ...)" -> "vkFoo" */
+  /* "vkFoo(dev, ...)" or "ctx->vk.vkFoo(dev, ...)" -> "vkFoo" */
+  const char *paren = strchr(call, '(');
+  for (const char *q = call; *q && (!paren || q < paren); q++)
+    if (*q == '.') fn = q + 1;
   size_t k = 0;
   while (fn[k] && fn[k] != '(' && k + 1 < sizeof name) { name[k] = fn[k]; k++; }
   name[k] = 0;
@@ -89,7 +93,9 @@ static int env_true(const char *name) {
 
 void vklm_config_from_env(vklm_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  cfg->validate = env_true("VKLM_VALIDATE");
+  const char *val = getenv("VKLM_VALIDATE");
+  cfg->validate = val && strcasecmp(val, "sync") == 0 ? VKLM_VALIDATE_SYNC
+                                                       : env_true("VKLM_VALIDATE");
   cfg->timestamps = env_true("VKLM_TIMESTAMPS");
   cfg->force_staging = env_true("VKLM_STAGING");
   cfg->verbose = env_true("VKLM_VERBOSE");
@@ -112,6 +118,12 @@ void vklm_config_from_env(vklm_config *cfg) {
 }
 
 /* ---- validation messages ------------------------------------------------------------------ */
+/* Every message of every context of the process, those raised while a context is created or
+ * destroyed included (the per-context count cannot see those: the context is gone). */
+static atomic_uint process_messages;
+
+uint32_t vklm_validation_messages(void) { return atomic_load(&process_messages); }
+
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlagBitsEXT sev,
                                                  VkDebugUtilsMessageTypeFlagsEXT type,
                                                  const VkDebugUtilsMessengerCallbackDataEXT *d,
@@ -120,6 +132,7 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlag
   if (!(type & (VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
                 VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT)))
     return VK_FALSE;
+  atomic_fetch_add(&process_messages, 1);
   if (ctx) ctx->validation_count++;
   fprintf(stderr, "vklm: validation %s: %s\n",
           (sev & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) ? "error" : "warning",
@@ -140,18 +153,21 @@ static int layer_available(const char *name) {
   return found;
 }
 
-static int instance_ext_available(const char *name) {
+/* An instance extension of the loader and drivers (layer NULL) or of one layer. */
+static int layer_ext_available(const char *layer, const char *name) {
   uint32_t n = 0;
-  if (vkEnumerateInstanceExtensionProperties(NULL, &n, NULL) != VK_SUCCESS || n == 0) return 0;
+  if (vkEnumerateInstanceExtensionProperties(layer, &n, NULL) != VK_SUCCESS || n == 0) return 0;
   VkExtensionProperties *p = calloc(n, sizeof *p);
   if (!p) return 0;
   int found = 0;
-  if (vkEnumerateInstanceExtensionProperties(NULL, &n, p) == VK_SUCCESS)
+  if (vkEnumerateInstanceExtensionProperties(layer, &n, p) == VK_SUCCESS)
     for (uint32_t i = 0; i < n; i++)
       if (!strcmp(p[i].extensionName, name)) found = 1;
   free(p);
   return found;
 }
+
+static int instance_ext_available(const char *name) { return layer_ext_available(NULL, name); }
 
 /* Creates ctx->instance (and the messenger when validating). */
 static vklm_status instance_create(vklm_context *ctx, int validate) {
@@ -170,15 +186,22 @@ static vklm_status instance_create(vklm_context *ctx, int validate) {
   const char *exts[4];
   uint32_t nexts = 0;
   VkInstanceCreateFlags flags = 0;
+  /* Validation that was asked for and cannot be had is an error, not a warning: a test run
+   * without the layer would pass whatever the validation layer would have said. */
   if (validate) {
-    if (layer_available(VALIDATION_LAYER) && instance_ext_available("VK_EXT_debug_utils")) {
-      layers[nlayers++] = VALIDATION_LAYER;
-      exts[nexts++] = "VK_EXT_debug_utils";
-      ctx->validation = 1;
-    } else {
-      fprintf(stderr, "vklm: validation requested but %s is not installed "
-                      "(Debian: vulkan-validationlayers); running without it\n", VALIDATION_LAYER);
-    }
+    if (!layer_available(VALIDATION_LAYER) || !instance_ext_available("VK_EXT_debug_utils"))
+      return FAIL(ctx, VKLM_ERROR_UNSUPPORTED, "validation requested (VKLM_VALIDATE) but %s (with "
+                  "VK_EXT_debug_utils) is not installed: install vulkan-validationlayers, or unset "
+                  "VKLM_VALIDATE", VALIDATION_LAYER);
+    if (validate == VKLM_VALIDATE_SYNC &&
+        !layer_ext_available(VALIDATION_LAYER, "VK_EXT_validation_features"))
+      return FAIL(ctx, VKLM_ERROR_UNSUPPORTED, "synchronization validation requested "
+                  "(VKLM_VALIDATE=sync) but %s has no VK_EXT_validation_features",
+                  VALIDATION_LAYER);
+    layers[nlayers++] = VALIDATION_LAYER;
+    exts[nexts++] = "VK_EXT_debug_utils";
+    if (validate == VKLM_VALIDATE_SYNC) exts[nexts++] = "VK_EXT_validation_features";
+    ctx->validation = validate == VKLM_VALIDATE_SYNC ? VKLM_VALIDATE_SYNC : 1;
   }
   if (instance_ext_available("VK_KHR_portability_enumeration")) {
     exts[nexts++] = "VK_KHR_portability_enumeration";
@@ -197,8 +220,17 @@ static vklm_status instance_create(vklm_context *ctx, int validate) {
                      VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
       .pfnUserCallback = on_message,
       .pUserData = ctx};
+  /* VKLM_VALIDATE=sync: the layer's synchronization validation (hazards between dispatches,
+   * copies and host access that no barrier orders) on top of the standard checks. */
+  static const VkValidationFeatureEnableEXT sync_on[] = {
+      VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT};
+  VkValidationFeaturesEXT features = {.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT,
+                                      .pNext = &dbg,
+                                      .enabledValidationFeatureCount = 1,
+                                      .pEnabledValidationFeatures = sync_on};
   VkInstanceCreateInfo ici = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
-                              .pNext = ctx->validation ? &dbg : NULL,
+                              .pNext = ctx->validation == VKLM_VALIDATE_SYNC ? (void *)&features
+                                       : ctx->validation ? (void *)&dbg : NULL,
                               .flags = flags,
                               .pApplicationInfo = &app,
                               .enabledLayerCount = nlayers,
@@ -330,21 +362,23 @@ static vklm_status device_create(vklm_context *ctx) {
                             .queueCreateInfoCount = 1,
                             .pQueueCreateInfos = &qci};
   VK_TRY(ctx, vkCreateDevice(ctx->phys, &dci, NULL, &ctx->device), "device '%s'", ctx->caps.name);
-  volkLoadDevice(ctx->device);
-  vkGetDeviceQueue(ctx->device, ctx->queue_family, 0, &ctx->queue);
+  /* This context's own table of device functions: several contexts (devices) may live in one
+   * process, so nothing here goes through volk's global device-level pointers. */
+  volkLoadDeviceTable(&ctx->vk, ctx->device);
+  ctx->vk.vkGetDeviceQueue(ctx->device, ctx->queue_family, 0, &ctx->queue);
   vkGetPhysicalDeviceMemoryProperties(ctx->phys, &ctx->memprops);
 
   VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                  .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
                                  .queueFamilyIndex = ctx->queue_family};
-  VK_TRY(ctx, vkCreateCommandPool(ctx->device, &pci, NULL, &ctx->pool), "");
+  VK_TRY(ctx, ctx->vk.vkCreateCommandPool(ctx->device, &pci, NULL, &ctx->pool), "");
   VkCommandBufferAllocateInfo cai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                      .commandPool = ctx->pool,
                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                      .commandBufferCount = 1};
-  VK_TRY(ctx, vkAllocateCommandBuffers(ctx->device, &cai, &ctx->xfer_cb), "");
+  VK_TRY(ctx, ctx->vk.vkAllocateCommandBuffers(ctx->device, &cai, &ctx->xfer_cb), "");
   VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-  VK_TRY(ctx, vkCreateFence(ctx->device, &fci, NULL, &ctx->xfer_fence), "");
+  VK_TRY(ctx, ctx->vk.vkCreateFence(ctx->device, &fci, NULL, &ctx->xfer_fence), "");
   ctx->direct_map = ctx->caps.unified_memory && !ctx->cfg.force_staging;
   return VKLM_OK;
 fail:
@@ -398,13 +432,13 @@ vklm_status vklm_context_create(const vklm_config *cfg, vklm_context **out, char
 
 void vklm_context_destroy(vklm_context *ctx) {
   if (!ctx) return;
-  if (ctx->device) vkDeviceWaitIdle(ctx->device);
+  if (ctx->device) ctx->vk.vkDeviceWaitIdle(ctx->device);
   vklm__pipelines_teardown(ctx);
   vklm__memory_teardown(ctx);
   if (ctx->device) {
-    if (ctx->xfer_fence) vkDestroyFence(ctx->device, ctx->xfer_fence, NULL);
-    if (ctx->pool) vkDestroyCommandPool(ctx->device, ctx->pool, NULL);
-    vkDestroyDevice(ctx->device, NULL);
+    if (ctx->xfer_fence) ctx->vk.vkDestroyFence(ctx->device, ctx->xfer_fence, NULL);
+    if (ctx->pool) ctx->vk.vkDestroyCommandPool(ctx->device, ctx->pool, NULL);
+    ctx->vk.vkDestroyDevice(ctx->device, NULL);
   }
   if (ctx->messenger) vkDestroyDebugUtilsMessengerEXT(ctx->instance, ctx->messenger, NULL);
   if (ctx->instance) vkDestroyInstance(ctx->instance, NULL);
@@ -416,6 +450,33 @@ const vklm_caps *vklm_context_caps(const vklm_context *ctx) { return &ctx->caps;
 const vklm_config *vklm_context_config(const vklm_context *ctx) { return &ctx->cfg; }
 uint32_t vklm_context_validation_count(const vklm_context *ctx) { return ctx->validation_count; }
 int vklm_context_validation_enabled(const vklm_context *ctx) { return ctx->validation; }
+
+void vklm_context_debug_leak(vklm_context *ctx) {
+  if (!ctx || !ctx->device) return;
+  VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+  VkFence f = VK_NULL_HANDLE;
+  (void)ctx->vk.vkCreateFence(ctx->device, &fi, NULL, &f); /* never destroyed, on purpose */
+}
+
+vklm_status vklm_context_debug_hazard(vklm_context *ctx, vklm_buffer b) {
+  vklm_status st = VKLM_OK;
+  VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                 .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+  VK_TRY(ctx, ctx->vk.vkBeginCommandBuffer(ctx->xfer_cb, &bi), "");
+  /* two writes of the same bytes with no barrier between them, on purpose */
+  ctx->vk.vkCmdFillBuffer(ctx->xfer_cb, b.block->buffer, b.offset, b.size, 0);
+  ctx->vk.vkCmdFillBuffer(ctx->xfer_cb, b.block->buffer, b.offset, b.size, 1);
+  VK_TRY(ctx, ctx->vk.vkEndCommandBuffer(ctx->xfer_cb), "");
+  VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+                     .commandBufferCount = 1,
+                     .pCommandBuffers = &ctx->xfer_cb};
+  VK_TRY(ctx, ctx->vk.vkQueueSubmit(ctx->queue, 1, &si, ctx->xfer_fence), "");
+  VK_TRY(ctx, ctx->vk.vkWaitForFences(ctx->device, 1, &ctx->xfer_fence, VK_TRUE, UINT64_MAX), "");
+  VK_TRY(ctx, ctx->vk.vkResetFences(ctx->device, 1, &ctx->xfer_fence), "");
+  return VKLM_OK;
+fail:
+  return st;
+}
 uint64_t vklm_context_memory_used(const vklm_context *ctx) { return ctx->mem_used; }
 uint64_t vklm_context_memory_peak(const vklm_context *ctx) { return ctx->mem_peak; }
 

@@ -58,6 +58,7 @@ struct vklm_context {
   uint32_t validation_count;
   VkPhysicalDevice phys;
   VkDevice device;
+  struct VolkDeviceTable vk; /* this device's functions: every device-level call goes through it */
   VkQueue queue;
   uint32_t queue_family;
   VkPhysicalDeviceMemoryProperties memprops;

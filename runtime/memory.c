@@ -36,9 +36,9 @@ static vklm_status raw_create(vklm_context *ctx, uint64_t size, VkMemoryProperty
                                      VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                             .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
-  VK_TRY(ctx, vkCreateBuffer(ctx->device, &bci, NULL, buf), "%s of %.1f MiB", what, mib(size));
+  VK_TRY(ctx, ctx->vk.vkCreateBuffer(ctx->device, &bci, NULL, buf), "%s of %.1f MiB", what, mib(size));
   VkMemoryRequirements req;
-  vkGetBufferMemoryRequirements(ctx->device, *buf, &req);
+  ctx->vk.vkGetBufferMemoryRequirements(ctx->device, *buf, &req);
   int32_t type = vklm__memory_type(ctx, req.memoryTypeBits, want, 0);
   if (type < 0) type = vklm__memory_type(ctx, req.memoryTypeBits, fallback, 0);
   if (type < 0) {
@@ -53,7 +53,7 @@ static vklm_status raw_create(vklm_context *ctx, uint64_t size, VkMemoryProperty
   int injected = (ctx->cfg.memory_limit && ctx->mem_used + req.size > ctx->cfg.memory_limit) ||
                  nth == ctx->cfg.fail_alloc;
   VkResult r = injected ? VK_ERROR_OUT_OF_DEVICE_MEMORY
-                        : vkAllocateMemory(ctx->device, &mai, NULL, mem);
+                        : ctx->vk.vkAllocateMemory(ctx->device, &mai, NULL, mem);
   if (r != VK_SUCCESS) {
     if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
       st = FAIL(ctx, VKLM_ERROR_OUT_OF_DEVICE_MEMORY,
@@ -69,15 +69,15 @@ static vklm_status raw_create(vklm_context *ctx, uint64_t size, VkMemoryProperty
     *mem = VK_NULL_HANDLE;
     goto fail;
   }
-  VK_TRY(ctx, vkBindBufferMemory(ctx->device, *buf, *mem, 0), "%s", what);
+  VK_TRY(ctx, ctx->vk.vkBindBufferMemory(ctx->device, *buf, *mem, 0), "%s", what);
   if (ctx->memprops.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)
-    VK_TRY(ctx, vkMapMemory(ctx->device, *mem, 0, VK_WHOLE_SIZE, 0, mapped), "%s", what);
+    VK_TRY(ctx, ctx->vk.vkMapMemory(ctx->device, *mem, 0, VK_WHOLE_SIZE, 0, mapped), "%s", what);
   ctx->mem_used += req.size;
   if (ctx->mem_used > ctx->mem_peak) ctx->mem_peak = ctx->mem_used;
   return VKLM_OK;
 fail:
-  if (*mem) vkFreeMemory(ctx->device, *mem, NULL);
-  if (*buf) vkDestroyBuffer(ctx->device, *buf, NULL);
+  if (*mem) ctx->vk.vkFreeMemory(ctx->device, *mem, NULL);
+  if (*buf) ctx->vk.vkDestroyBuffer(ctx->device, *buf, NULL);
   *buf = VK_NULL_HANDLE;
   *mem = VK_NULL_HANDLE;
   return st;
@@ -87,11 +87,11 @@ static void raw_destroy(vklm_context *ctx, VkBuffer buf, VkDeviceMemory mem) {
   if (!ctx->device) return;
   if (mem) {
     VkMemoryRequirements req;
-    vkGetBufferMemoryRequirements(ctx->device, buf, &req);
+    ctx->vk.vkGetBufferMemoryRequirements(ctx->device, buf, &req);
     ctx->mem_used -= req.size;
-    vkFreeMemory(ctx->device, mem, NULL);
+    ctx->vk.vkFreeMemory(ctx->device, mem, NULL);
   }
-  if (buf) vkDestroyBuffer(ctx->device, buf, NULL);
+  if (buf) ctx->vk.vkDestroyBuffer(ctx->device, buf, NULL);
 }
 
 static vklm_status block_create(vklm_context *ctx, uint64_t size, vklm_block **out) {
@@ -115,7 +115,7 @@ static vklm_status block_create(vklm_context *ctx, uint64_t size, vklm_block **o
 
 static void block_destroy(vklm_block *b) {
   if (!b) return;
-  if (b->mapped) vkUnmapMemory(b->ctx->device, b->memory);
+  if (b->mapped) b->ctx->vk.vkUnmapMemory(b->ctx->device, b->memory);
   raw_destroy(b->ctx, b->buffer, b->memory);
   free(b);
 }
@@ -203,7 +203,7 @@ uint32_t vklm_arena_block_count(const vklm_arena *a) { return a->nblocks; }
 
 void vklm_arena_destroy(vklm_arena *a) {
   if (!a) return;
-  if (a->ctx->device) vkDeviceWaitIdle(a->ctx->device);
+  if (a->ctx->device) a->ctx->vk.vkDeviceWaitIdle(a->ctx->device);
   for (uint32_t i = a->nblocks; i-- > 0;) block_destroy(a->blocks[i]);
   free(a->blocks);
   free(a->used);
@@ -224,7 +224,7 @@ static vklm_status staging_ensure(vklm_context *ctx, uint64_t want) {
   if (want > STAGING_MAX) want = STAGING_MAX;
   if (ctx->staging && ctx->staging_size >= want) return VKLM_OK;
   if (ctx->staging) {
-    vkUnmapMemory(ctx->device, ctx->staging_mem);
+    ctx->vk.vkUnmapMemory(ctx->device, ctx->staging_mem);
     raw_destroy(ctx, ctx->staging, ctx->staging_mem);
     ctx->staging = VK_NULL_HANDLE;
   }
@@ -245,28 +245,28 @@ static vklm_status staged_copy(vklm_context *ctx, VkBuffer src, uint64_t so, VkB
   vklm_status st = VKLM_OK;
   VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                  .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
-  VK_TRY(ctx, vkBeginCommandBuffer(ctx->xfer_cb, &bi), "");
+  VK_TRY(ctx, ctx->vk.vkBeginCommandBuffer(ctx->xfer_cb, &bi), "");
   VkMemoryBarrier pre = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
                          .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
-  vkCmdPipelineBarrier(ctx->xfer_cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+  ctx->vk.vkCmdPipelineBarrier(ctx->xfer_cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
                        VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &pre, 0, NULL, 0, NULL);
   VkBufferCopy region = {.srcOffset = so, .dstOffset = dof, .size = bytes};
-  vkCmdCopyBuffer(ctx->xfer_cb, src, dst, 1, &region);
+  ctx->vk.vkCmdCopyBuffer(ctx->xfer_cb, src, dst, 1, &region);
   VkMemoryBarrier post = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
                           .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_READ_BIT};
-  vkCmdPipelineBarrier(ctx->xfer_cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+  ctx->vk.vkCmdPipelineBarrier(ctx->xfer_cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &post,
                        0, NULL, 0, NULL);
-  VK_TRY(ctx, vkEndCommandBuffer(ctx->xfer_cb), "");
+  VK_TRY(ctx, ctx->vk.vkEndCommandBuffer(ctx->xfer_cb), "");
   VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
                      .commandBufferCount = 1,
                      .pCommandBuffers = &ctx->xfer_cb};
-  VK_TRY(ctx, vkQueueSubmit(ctx->queue, 1, &si, ctx->xfer_fence), "copy of %llu bytes",
+  VK_TRY(ctx, ctx->vk.vkQueueSubmit(ctx->queue, 1, &si, ctx->xfer_fence), "copy of %llu bytes",
          (unsigned long long)bytes);
-  VK_TRY(ctx, vkWaitForFences(ctx->device, 1, &ctx->xfer_fence, VK_TRUE, UINT64_MAX), "");
-  VK_TRY(ctx, vkResetFences(ctx->device, 1, &ctx->xfer_fence), "");
+  VK_TRY(ctx, ctx->vk.vkWaitForFences(ctx->device, 1, &ctx->xfer_fence, VK_TRUE, UINT64_MAX), "");
+  VK_TRY(ctx, ctx->vk.vkResetFences(ctx->device, 1, &ctx->xfer_fence), "");
   return VKLM_OK;
 fail:
   return st;
@@ -321,7 +321,7 @@ vklm_status vklm_buffer_download(vklm_context *ctx, vklm_buffer src, uint64_t of
 
 void vklm__memory_teardown(vklm_context *ctx) {
   if (ctx->staging) {
-    vkUnmapMemory(ctx->device, ctx->staging_mem);
+    ctx->vk.vkUnmapMemory(ctx->device, ctx->staging_mem);
     raw_destroy(ctx, ctx->staging, ctx->staging_mem);
     ctx->staging = VK_NULL_HANDLE;
   }

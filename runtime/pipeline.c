@@ -264,10 +264,10 @@ void vklm__cache_open(vklm_context *ctx) {
   VkPipelineCacheCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
                                   .initialDataSize = size,
                                   .pInitialData = size ? data : NULL};
-  if (vkCreatePipelineCache(ctx->device, &ci, NULL, &ctx->cache) != VK_SUCCESS) {
+  if (ctx->vk.vkCreatePipelineCache(ctx->device, &ci, NULL, &ctx->cache) != VK_SUCCESS) {
     ci.initialDataSize = 0;
     ci.pInitialData = NULL;
-    if (vkCreatePipelineCache(ctx->device, &ci, NULL, &ctx->cache) != VK_SUCCESS) ctx->cache = VK_NULL_HANDLE;
+    if (ctx->vk.vkCreatePipelineCache(ctx->device, &ci, NULL, &ctx->cache) != VK_SUCCESS) ctx->cache = VK_NULL_HANDLE;
   }
   free(data);
 }
@@ -276,10 +276,10 @@ void vklm__cache_open(vklm_context *ctx) {
 static void cache_save(vklm_context *ctx) {
   if (!ctx->cache || !ctx->cache_path[0] || ctx->pipeline_count == 0) return;
   size_t size = 0;
-  if (vkGetPipelineCacheData(ctx->device, ctx->cache, &size, NULL) != VK_SUCCESS || size == 0) return;
+  if (ctx->vk.vkGetPipelineCacheData(ctx->device, ctx->cache, &size, NULL) != VK_SUCCESS || size == 0) return;
   void *data = malloc(size);
   if (!data) return;
-  if (vkGetPipelineCacheData(ctx->device, ctx->cache, &size, data) == VK_SUCCESS &&
+  if (ctx->vk.vkGetPipelineCacheData(ctx->device, ctx->cache, &size, data) == VK_SUCCESS &&
       mkdirs(ctx->cfg.cache_dir) == 0) {
     char tmp[640];
     snprintf(tmp, sizeof tmp, "%s.%d.tmp", ctx->cache_path, (int)getpid());
@@ -306,10 +306,10 @@ static double now_ms(void) {
 
 static void pipeline_free(vklm_context *ctx, struct vklm_pipeline *p) {
   if (!p) return;
-  if (p->pipeline) vkDestroyPipeline(ctx->device, p->pipeline, NULL);
-  if (p->layout) vkDestroyPipelineLayout(ctx->device, p->layout, NULL);
-  if (p->set_layout) vkDestroyDescriptorSetLayout(ctx->device, p->set_layout, NULL);
-  if (p->module) vkDestroyShaderModule(ctx->device, p->module, NULL);
+  if (p->pipeline) ctx->vk.vkDestroyPipeline(ctx->device, p->pipeline, NULL);
+  if (p->layout) ctx->vk.vkDestroyPipelineLayout(ctx->device, p->layout, NULL);
+  if (p->set_layout) ctx->vk.vkDestroyDescriptorSetLayout(ctx->device, p->set_layout, NULL);
+  if (p->module) ctx->vk.vkDestroyShaderModule(ctx->device, p->module, NULL);
   free(p);
 }
 
@@ -372,7 +372,7 @@ vklm_status vklm_pipeline_get(vklm_context *ctx, const char *name, const uint32_
   VkShaderModuleCreateInfo smi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                   .codeSize = *e->size,
                                   .pCode = e->words};
-  VK_TRY(ctx, vkCreateShaderModule(ctx->device, &smi, NULL, &p->module), "shader %s", name);
+  VK_TRY(ctx, ctx->vk.vkCreateShaderModule(ctx->device, &smi, NULL, &p->module), "shader %s", name);
   VkDescriptorSetLayoutBinding lb[VKLM_MAX_BINDINGS];
   for (uint32_t b = 0; b < r.binding_count; b++)
     lb[b] = (VkDescriptorSetLayoutBinding){.binding = b,
@@ -382,14 +382,14 @@ vklm_status vklm_pipeline_get(vklm_context *ctx, const char *name, const uint32_
   VkDescriptorSetLayoutCreateInfo dli = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
                                          .bindingCount = r.binding_count,
                                          .pBindings = lb};
-  VK_TRY(ctx, vkCreateDescriptorSetLayout(ctx->device, &dli, NULL, &p->set_layout), "shader %s", name);
+  VK_TRY(ctx, ctx->vk.vkCreateDescriptorSetLayout(ctx->device, &dli, NULL, &p->set_layout), "shader %s", name);
   VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = r.push_size};
   VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
                                     .setLayoutCount = 1,
                                     .pSetLayouts = &p->set_layout,
                                     .pushConstantRangeCount = r.push_size ? 1 : 0,
                                     .pPushConstantRanges = &pcr};
-  VK_TRY(ctx, vkCreatePipelineLayout(ctx->device, &pli, NULL, &p->layout), "shader %s", name);
+  VK_TRY(ctx, ctx->vk.vkCreatePipelineLayout(ctx->device, &pli, NULL, &p->layout), "shader %s", name);
   VkSpecializationMapEntry me[VKLM_MAX_SPEC];
   for (uint32_t i = 0; i < nspec; i++) me[i] = (VkSpecializationMapEntry){i, i * 4, 4};
   VkSpecializationInfo si = {.mapEntryCount = nspec, .pMapEntries = me, .dataSize = nspec * 4, .pData = spec};
@@ -401,7 +401,7 @@ vklm_status vklm_pipeline_get(vklm_context *ctx, const char *name, const uint32_
                 .pName = "main",
                 .pSpecializationInfo = nspec ? &si : NULL},
       .layout = p->layout};
-  VK_TRY(ctx, vkCreateComputePipelines(ctx->device, ctx->cache, 1, &cpi, NULL, &p->pipeline),
+  VK_TRY(ctx, ctx->vk.vkCreateComputePipelines(ctx->device, ctx->cache, 1, &cpi, NULL, &p->pipeline),
          "shader %s with %u specialization constant(s)", name, nspec);
   p->next = ctx->pipelines;
   ctx->pipelines = p;
@@ -429,6 +429,6 @@ void vklm__pipelines_teardown(vklm_context *ctx) {
     p = next;
   }
   ctx->pipelines = NULL;
-  if (ctx->cache) vkDestroyPipelineCache(ctx->device, ctx->cache, NULL);
+  if (ctx->cache) ctx->vk.vkDestroyPipelineCache(ctx->device, ctx->cache, NULL);
   ctx->cache = VK_NULL_HANDLE;
 }

@@ -49,7 +49,9 @@ typedef enum vklm_status {
 const char *vklm_status_name(vklm_status s);
 
 /* ---- configuration: environment variables are read once, here, into this struct ----------
- * VKLM_VALIDATE=1        enable the Khronos validation layer (tests force it on when installed)
+ * VKLM_VALIDATE=1        enable the Khronos validation layer (tests force it on); a missing layer is
+ *                        then an error of vklm_context_create, not a warning
+ * VKLM_VALIDATE=sync     the same plus the layer's synchronization validation (VKLM_VALIDATE_SYNC)
  * VKLM_DEVICE=N|name     choose device by index or by a case-insensitive name substring
  * VKLM_LIMITS=baseline   hold the engine to the Vulkan spec minimum limits (see vklm_caps)
  * VKLM_TIMESTAMPS=1      record a GPU timestamp around every dispatch
@@ -57,8 +59,9 @@ const char *vklm_status_name(vklm_status s);
  * VKLM_CACHE_DIR=path    pipeline cache directory (default $XDG_CACHE_HOME/vklm or
  *                        ~/.cache/vklm); VKLM_CACHE_DIR=off disables the cache
  * VKLM_VERBOSE=1         log device choice and pipeline cache use to stderr */
+#define VKLM_VALIDATE_SYNC 2 /* vklm_config.validate: validation with synchronization validation */
 typedef struct vklm_config {
-  int validate;
+  int validate; /* 0: off, 1: the validation layer, VKLM_VALIDATE_SYNC: and sync validation */
   int limits_baseline;
   int timestamps;
   int force_staging;
@@ -181,7 +184,13 @@ const vklm_caps *vklm_context_caps(const vklm_context *ctx);
 const vklm_config *vklm_context_config(const vklm_context *ctx);
 /* Number of validation-layer errors and warnings seen so far (each is also printed to stderr). */
 uint32_t vklm_context_validation_count(const vklm_context *ctx);
-int vklm_context_validation_enabled(const vklm_context *ctx);
+int vklm_context_validation_enabled(const vklm_context *ctx); /* 0, 1 or VKLM_VALIDATE_SYNC */
+/* Validation messages of every context of this process so far, including those raised while a
+ * context was created or destroyed (a test or the CLI checks it after destroying its context). */
+uint32_t vklm_validation_messages(void);
+/* Test hook: creates a Vulkan object and never destroys it, so that destroying ctx makes the
+ * validation layer report a leak (tests/test_validation.c proves teardown messages are counted). */
+void vklm_context_debug_leak(vklm_context *ctx);
 /* Bytes of device memory allocated by this context now, and at most so far. */
 uint64_t vklm_context_memory_used(const vklm_context *ctx);
 uint64_t vklm_context_memory_peak(const vklm_context *ctx);
@@ -195,6 +204,10 @@ typedef struct vklm_buffer {
   uint64_t offset;   /* bytes from the block's start; aligned */
   uint64_t size;     /* bytes */
 } vklm_buffer;
+
+/* Test hook: records two fills of b with no barrier between them and runs them: a write-after-write
+ * hazard that only synchronization validation (VKLM_VALIDATE=sync) reports. */
+vklm_status vklm_context_debug_hazard(vklm_context *ctx, vklm_buffer b);
 
 /* An arena hands out buffers from a few large device-local blocks of block_bytes each
  * (0: 256 MiB), each clamped to maxStorageBufferRange and the allocation limit, allocated on

@@ -1,7 +1,7 @@
 /* Runtime tests (VKLM_TEST_GPU): capabilities, arenas and their split at the storage-buffer
  * range, uploads and downloads on both the direct and the staged path, pipelines reflected from
  * SPIR-V, dependency-driven barriers, replay of a recorded command buffer, the on-disk pipeline
- * cache, and clear errors for bad requests. */
+ * cache, two contexts in one process, and clear errors for bad requests. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +102,52 @@ static void test_staged(vt_env *env) {
   vklm_cmd_destroy(cmd);
   vklm_arena_destroy(a);
   vklm_context_destroy(ctx);
+}
+
+/* Two contexts (two devices, or the same one twice) in one process: each has its own table of
+ * device functions (volkLoadDeviceTable), so work interleaves on both, and the first keeps
+ * working after the second is destroyed. */
+static void test_two_contexts(vt_env *env) {
+  vklm_context *ctx[2] = {env->ctx, NULL};
+  char err[512];
+  vt_ok(env, vklm_context_create(vklm_context_config(env->ctx), &ctx[1], err, sizeof err),
+        "second context");
+  if (!ctx[1]) return;
+  size_t n = 100003;
+  float *src = vt_randf(n, 3, -1, 1), *back = malloc(n * 4);
+  vklm_arena *a[2] = {NULL, NULL};
+  vklm_cmd *cmd[2] = {NULL, NULL};
+  vklm_buffer b[2];
+  for (int k = 0; k < 2; k++) {
+    vt_ok(env, vklm_arena_create(ctx[k], 0, &a[k]), "arena");
+    vt_ok(env, vklm_arena_alloc(a[k], n * 4, &b[k]), "alloc");
+    vt_ok(env, vklm_buffer_upload(ctx[k], b[k], 0, src, n * 4), "upload");
+    vt_ok(env, vklm_cmd_create(ctx[k], &cmd[k]), "cmd");
+    vt_ok(env, vklm_cmd_begin(cmd[k]), "begin");
+    vt_ok(env, vklm_scale(cmd[k], b[k], k ? 3.0f : 2.0f, (uint32_t)n), "scale");
+    vt_ok(env, vklm_cmd_end(cmd[k]), "end");
+  }
+  for (int k = 0; k < 2; k++) vt_ok(env, vklm_cmd_submit(cmd[k]), "submit"); /* both in flight */
+  size_t bad = 0;
+  for (int k = 1; k >= 0; k--) {
+    vt_ok(env, vklm_cmd_wait(cmd[k]), "wait");
+    vt_ok(env, vklm_buffer_download(ctx[k], b[k], 0, back, n * 4), "download");
+    for (size_t i = 0; i < n; i++) bad += back[i] != (k ? 3.0f : 2.0f) * src[i];
+  }
+  vt_expect(env, bad == 0, "two contexts at once: x2 on one, x3 on the other, %zu mismatches", bad);
+  vt_expect(env, vklm_context_validation_count(ctx[1]) == 0, "second context: no validation messages");
+  vklm_cmd_destroy(cmd[1]);
+  vklm_arena_destroy(a[1]);
+  vklm_context_destroy(ctx[1]);
+  vt_ok(env, vklm_cmd_run(cmd[0]), "replay on the first after the second is gone");
+  vt_ok(env, vklm_buffer_download(ctx[0], b[0], 0, back, n * 4), "download");
+  bad = 0;
+  for (size_t i = 0; i < n; i++) bad += back[i] != 4.0f * src[i];
+  vt_expect(env, bad == 0, "the first context still works after the second is destroyed (%zu bad)", bad);
+  vklm_cmd_destroy(cmd[0]);
+  vklm_arena_destroy(a[0]);
+  free(src);
+  free(back);
 }
 
 static void test_pipeline(vt_env *env) {
@@ -218,6 +264,7 @@ int main(void) {
   test_caps(&env);
   test_arena(&env);
   test_staged(&env);
+  test_two_contexts(&env);
   test_pipeline(&env);
   test_barriers_and_replay(&env);
   test_timestamps(&env);

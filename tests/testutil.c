@@ -21,7 +21,7 @@ void vt_init(vt_env *env, const char *name) {
   test_name = name;
   vklm_config cfg;
   vklm_config_from_env(&cfg);
-  cfg.validate = 1;
+  if (!cfg.validate) cfg.validate = 1; /* VKLM_VALIDATE=sync keeps synchronization validation */
   char err[1024];
   vklm_status st = vklm_context_create(&cfg, &env->ctx, err, sizeof err);
   if (st != VKLM_OK) {
@@ -32,17 +32,17 @@ void vt_init(vt_env *env, const char *name) {
   printf("%s: device %s (%s), subgroup %u, shared %u B, invocations %u%s, validation %s\n", name,
          c->name, c->driver_name, c->subgroup_size, c->max_shared_memory,
          c->max_workgroup_invocations, c->baseline ? ", BASELINE limits" : "",
-         vklm_context_validation_enabled(env->ctx) ? "on" : "NOT INSTALLED");
+         vklm_context_validation_enabled(env->ctx) == VKLM_VALIDATE_SYNC ? "on (sync)" : "on");
   vt_ok(env, vklm_arena_create(env->ctx, 0, &env->arena), "arena");
   vt_ok(env, vklm_cmd_create(env->ctx, &env->cmd), "cmd");
 }
 
 int vt_finish(vt_env *env) {
-  uint32_t vmsgs = vklm_context_validation_count(env->ctx);
   vklm_cmd_destroy(env->cmd);
   vklm_arena_destroy(env->arena);
-  vmsgs = vklm_context_validation_count(env->ctx);
   vklm_context_destroy(env->ctx);
+  /* every message of the process: any context the test made, and those raised at teardown */
+  uint32_t vmsgs = vklm_validation_messages();
   if (vmsgs) {
     printf("%s: FAIL: %u validation message(s)\n", test_name, vmsgs);
     env->failures++;

@@ -1,9 +1,9 @@
-/* Helpers shared by the test programs: a context with validation forced on (when the layer is
- * installed), deterministic random data, GPU-vs-reference comparison that prints the worst
+/* Helpers shared by the test programs: a context with validation forced on (a missing layer fails
+ * the test; VKLM_VALIDATE=sync adds synchronization validation), deterministic random data, GPU-vs-reference comparison that prints the worst
  * relative error, a finite-difference checker for backward references, and the reader of the
  * PyTorch reference states (scripts/reference_model.py) that the model-level tests compare with.
  * A test ends with `return vt_finish(&env);`, which fails if any check failed or any validation
- * message was seen. */
+ * message was seen by any context of the process, at teardown included. */
 #ifndef VKLM_TESTUTIL_H
 #define VKLM_TESTUTIL_H
 
