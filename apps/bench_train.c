@@ -4,7 +4,13 @@
  *
  * FLOPs per token: 6N + 6*L*C*T (N parameters; the second term is the attention's score and
  * value products, forward and backward). The peak is the tiled fp32 GEMM's rate at a large
- * square shape, measured in the same run on the same device. */
+ * square shape, measured in the same run on the same device.
+ *
+ * Under mpirun (docs/distributed.md), every rank runs the model on its own device with B x T
+ * tokens per step, and the gradients are summed over the ranks every step as `vklm train` does
+ * (host staging, fixed-order reduce-scatter + all-gather). Reported by rank 0: tokens/s of each
+ * rank and in all, rank 0's rate alone (the others idle) and the scaling efficiency
+ * total / (ranks x alone). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +20,8 @@
 
 #include "app_util.h"
 #include "commands.h"
+#include "dist/dist.h"
+#include "flags.h"
 #include "model/model.h"
 #include "ops/ops.h"
 
@@ -70,12 +78,28 @@ done:
 typedef struct result {
   double ms_step, tok_s, mfu, peak_mem, flops_tok, loss0, loss1;
   uint64_t params;
+  /* data parallel (d's size > 1) */
+  double alone_tok_s;    /* rank 0 alone, the others idle */
+  double total_tok_s;    /* all ranks: ranks x B x T / the slowest rank's time per step */
+  double *rank_tok_s;    /* owned: each rank's B x T / its time per step */
 } result;
 
 /* Times `steps` training steps of config `name` at (B,T) on a fresh context (so that the peak
  * memory is this model's). Random tokens (seeded). */
+/* One timed step: forward + backward, the gradients summed over the ranks (data parallel), AdamW. */
+static int timed_step(vklm_model *m, vklm_dist *d, float *gbuf, const int32_t *tok,
+                      const vklm_optim_config *oc, uint32_t step, float *loss) {
+  char err[512];
+  if (vklm_model_forward_backward(m, tok, tok + 1, 1.0f, loss)) return -1;
+  if (gbuf && (vklm_model_get_grads(m, gbuf) ||
+               vklm_dist_sum_f32(d, gbuf, vklm_model_num_params(m), err, sizeof err) ||
+               vklm_model_set_grads(m, gbuf)))
+    return -1;
+  return vklm_model_update(m, oc, step, NULL) ? -1 : 0;
+}
+
 static int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint32_t T,
-                     uint32_t steps, double peak_gflops, result *r) {
+                     uint32_t steps, double peak_gflops, vklm_dist *d, result *r) {
   vklm_model_config mc;
   if (vklm_model_config_preset(name, &mc) != VKLM_OK) {
     fprintf(stderr, "vklm bench train: unknown model '%s'\n", name);
@@ -86,6 +110,8 @@ static int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint3
   if (!ctx) return -1;
   int rc = -1;
   vklm_model *m = NULL;
+  float *gbuf = NULL;
+  int nranks = vklm_dist_size(d), rank = vklm_dist_rank(d);
   size_t n = (size_t)B * T;
   int32_t *tok = malloc((n + 1) * sizeof(int32_t));
   uint64_t s = 42;
@@ -102,12 +128,35 @@ static int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint3
         vklm_model_update(m, &oc, w + 1, NULL))
       goto done;
   r->loss0 = loss;
-  double t0 = now_s();
-  for (uint32_t i = 0; i < steps; i++)
-    if (vklm_model_forward_backward(m, tok, tok + 1, 1.0f, &loss) ||
-        vklm_model_update(m, &oc, 3 + i, NULL))
+  uint32_t step = 3;
+  double t0;
+  if (nranks > 1) {
+    char err[512];
+    gbuf = malloc(vklm_model_num_params(m) * sizeof(float));
+    r->rank_tok_s = calloc((size_t)nranks, sizeof(double));
+    if (!gbuf || !r->rank_tok_s) goto done;
+    if (rank == 0) { /* the one-rank figure: rank 0 alone, no communication */
+      t0 = now_s();
+      for (uint32_t i = 0; i < steps; i++)
+        if (timed_step(m, d, NULL, tok, &oc, step++, &loss)) goto done;
+      r->alone_tok_s = n / ((now_s() - t0) / steps);
+    }
+    if (vklm_dist_exchange(d, "the one-rank baseline", 1, VKLM_OK, NULL, 0, NULL, 0, NULL, NULL,
+                           err, sizeof err) != VKLM_OK)
       goto done;
+  }
+  t0 = now_s();
+  for (uint32_t i = 0; i < steps; i++)
+    if (timed_step(m, d, gbuf, tok, &oc, step++, &loss)) goto done;
   double dt = (now_s() - t0) / steps;
+  if (nranks > 1) {
+    char err[512];
+    if (vklm_dist_gather_f64(d, n / dt, r->rank_tok_s, err, sizeof err) != VKLM_OK) goto done;
+    double slowest = r->rank_tok_s[0];
+    for (int i = 1; i < nranks; i++)
+      if (r->rank_tok_s[i] < slowest) slowest = r->rank_tok_s[i];
+    r->total_tok_s = nranks * slowest;
+  }
   r->loss1 = loss;
   r->params = vklm_model_num_params(m);
   r->ms_step = dt * 1e3;
@@ -117,7 +166,11 @@ static int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint3
   r->peak_mem = (double)vklm_context_memory_peak(ctx);
   rc = 0;
 done:
-  if (rc) fprintf(stderr, "vklm bench train: %s: %s\n", name, vklm_model_error(m));
+  if (rc) {
+    fprintf(stderr, "vklm bench train: %s: %s\n", name, vklm_model_error(m));
+    if (nranks > 1) vklm_dist_abort(d, "the benchmark failed");
+  }
+  free(gbuf);
   free(tok);
   vklm_model_destroy(m);
   vklm_context_destroy(ctx);
@@ -130,36 +183,43 @@ int bench_train(int argc, char **argv) {
   const char *models = NULL;
   uint32_t B = 0, T = 0, steps = 0, square = 0;
   int json = 0;
-  for (int i = 1; i < argc; i++) {
-    int r = app_config_flag(&cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    const char *a = argv[i];
-    if (!strcmp(a, "--json")) json = 1;
-    else if (i + 1 < argc && (!strcmp(a, "--model") || !strcmp(a, "-m"))) models = argv[++i];
-    else if (i + 1 < argc && (!strcmp(a, "-b") || !strcmp(a, "--batch"))) B = (uint32_t)atol(argv[++i]);
-    else if (i + 1 < argc && (!strcmp(a, "-T") || !strcmp(a, "--seq"))) T = (uint32_t)atol(argv[++i]);
-    else if (i + 1 < argc && !strcmp(a, "--steps")) steps = (uint32_t)atol(argv[++i]);
-    else if (i + 1 < argc && !strcmp(a, "--peak-size")) square = (uint32_t)atol(argv[++i]);
-    else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      printf("usage: vklm bench train [--model gpt2-tiny,gpt2-124M] [-b B] [-T T] [--steps N]\n"
-             "                        [--peak-size S] [--json] [--device D] [--limits baseline]\n"
-             "  tokens/s, ms/step, MFU (6N + 6*L*C*T FLOPs/token against the fp32 GEMM rate at\n"
-             "  S x S x S, measured in the same run) and peak device memory per model.\n"
-             "  Defaults: B 8, T 1024, 20 steps, S 4096 on a GPU; B 4, T 64, 3 steps, S 512 and\n"
-             "  gpt2-tiny only on a CPU device.\n");
-      return 0;
-    } else {
-      fprintf(stderr, "vklm bench train: unknown flag '%s'\n", a);
-      return 2;
-    }
-  }
+  const app_flag flags[] = {
+      AF_STRING("--model", "-m", &models, "NAMES", "comma-separated presets (gpt2-tiny,gpt2-124M)"),
+      AF_FLAG("--batch", "-b", AF_U32, &B, 1, 1u << 16, "B", "sequences per step"),
+      AF_FLAG("--seq", "-T", AF_U32, &T, 1, 1u << 20, "T", "sequence length"),
+      AF_FLAG("--steps", NULL, AF_U32, &steps, 1, 1u << 20, "N", "timed steps"),
+      AF_FLAG("--peak-size", NULL, AF_U32, &square, 16, 1u << 16, "S",
+              "the S x S x S GEMM whose rate MFU is measured against"),
+      AF_BOOL("--json", &json, "JSON instead of a table"),
+      AF_LAST};
+  const app_command c = {
+      "bench train", "bench train [--model gpt2-tiny,gpt2-124M] [-b B] [-T T] [--steps N] [flags]",
+      "tokens/s, ms/step, MFU (6N + 6*L*C*T FLOPs/token against the fp32 GEMM rate at\n"
+      "S x S x S, measured in the same run) and peak device memory per model.\n"
+      "Defaults: B 8, T 1024, 20 steps, S 4096 on a GPU; B 4, T 64, 3 steps, S 512 and\n"
+      "gpt2-tiny only on a CPU device. Under mpirun: tokens/s per rank and in all, and the\n"
+      "scaling efficiency against one rank (docs/distributed.md).",
+      flags, 0, 0, 1};
+  int pr = app_flags_parse(&c, argc, argv, &cfg, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
   vklm_caps caps[16];
   int nd = 0;
   char err[512];
   if (vklm_devices_query(&cfg, caps, 16, &nd, err, sizeof err) != VKLM_OK || nd == 0) {
     fprintf(stderr, "vklm bench train: %s\n", nd ? err : "no Vulkan device");
     return 1;
+  }
+  vklm_dist *d = NULL; /* under mpirun: data parallel, one device per rank */
+  if (vklm_dist_init(&d, err, sizeof err) != VKLM_OK) {
+    fprintf(stderr, "vklm bench train: %s\n", err);
+    return 1;
+  }
+  int nranks = vklm_dist_size(d), lead = vklm_dist_rank(d) == 0;
+  if (nranks > 1) {
+    char want[128];
+    vklm_dist_device_choice(d, cfg.device, nd, want, sizeof want);
+    snprintf(cfg.device, sizeof cfg.device, "%s", want);
+    json = json && lead;
   }
   int di = vklm_devices_choose(caps, nd, cfg.device);
   int cpu = di >= 0 && caps[di].type == VKLM_DEVICE_CPU;
@@ -169,7 +229,11 @@ int bench_train(int argc, char **argv) {
   if (!steps) steps = cpu ? 3 : 20;
   if (!square) square = cpu ? 512 : 4096;
   double peak = matmul_peak(&cfg, square, cpu ? 1.0 : 2.0);
-  if (peak < 0) return 1;
+  if (peak < 0) {
+    if (nranks > 1) vklm_dist_abort(d, "the matmul peak could not be measured");
+    vklm_dist_finalize(d);
+    return 1;
+  }
   cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "models");
   cJSON_AddStringToObject(root, "device", di >= 0 ? caps[di].name : "?");
   cJSON_AddNumberToObject(root, "B", B);
@@ -177,7 +241,10 @@ int bench_train(int argc, char **argv) {
   cJSON_AddNumberToObject(root, "steps", steps);
   cJSON_AddNumberToObject(root, "peak_size", square);
   cJSON_AddNumberToObject(root, "peak_gflops_f32", peak);
-  if (!json) {
+  cJSON_AddNumberToObject(root, "ranks", nranks);
+  if (!lead) {
+    /* rank 0 prints */
+  } else if (!json) {
     printf("device: %s%s\n", di >= 0 ? caps[di].name : "?", cfg.limits_baseline ? " [baseline limits]" : "");
     printf("fp32 matmul peak (%u^3): %.1f GFLOP/s\n", square, peak);
     printf("%-12s %10s %5s %5s %10s %12s %8s %10s %10s\n", "model", "params", "B", "T", "ms/step",
@@ -188,7 +255,7 @@ int bench_train(int argc, char **argv) {
   snprintf(list, sizeof list, "%s", models);
   for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
     result r = {0};
-    if (bench_one(&cfg, name, B, T, steps, peak, &r) != 0) {
+    if (bench_one(&cfg, name, B, T, steps, peak, d, &r) != 0) {
       rc = 1;
       continue;
     }
@@ -203,14 +270,31 @@ int bench_train(int argc, char **argv) {
     cJSON_AddNumberToObject(o, "loss_first", r.loss0);
     cJSON_AddNumberToObject(o, "loss_last", r.loss1);
     cJSON_AddItemToArray(arr, o);
-    if (!json) {
+    if (!json && lead) {
       char mem[32];
       printf("%-12s %10llu %5u %5u %10.1f %12.0f %7.2f%% %10s %10.4f\n", name,
              (unsigned long long)r.params, B, T, r.ms_step, r.tok_s, 100 * r.mfu,
              app_bytes((uint64_t)r.peak_mem, mem, sizeof mem), r.loss1);
       fflush(stdout);
     }
+    if (nranks > 1) { /* per rank (the figures above are rank 0's), in all, and the scaling */
+      cJSON *per = cJSON_AddArrayToObject(o, "tokens_per_s_per_rank");
+      for (int i = 0; i < nranks; i++) cJSON_AddItemToArray(per, cJSON_CreateNumber(r.rank_tok_s[i]));
+      double eff = r.alone_tok_s > 0 ? r.total_tok_s / (nranks * r.alone_tok_s) : 0;
+      cJSON_AddNumberToObject(o, "tokens_per_s_total", r.total_tok_s);
+      cJSON_AddNumberToObject(o, "tokens_per_s_one_rank", r.alone_tok_s);
+      cJSON_AddNumberToObject(o, "scaling_efficiency", eff);
+      if (lead && !json) {
+        printf("  %d ranks, B x T tokens each per step, gradients summed every step:\n", nranks);
+        for (int i = 0; i < nranks; i++) printf("    rank %d: %.0f tokens/s\n", i, r.rank_tok_s[i]);
+        printf("    total: %.0f tokens/s; one rank alone: %.0f tokens/s; scaling efficiency "
+               "%.1f%%\n", r.total_tok_s, r.alone_tok_s, 100 * eff);
+        fflush(stdout);
+      }
+      free(r.rank_tok_s);
+    }
   }
+  vklm_dist_finalize(d);
   if (json) {
     char *s = cJSON_Print(root);
     printf("%s\n", s);

@@ -14,44 +14,26 @@
 #include "align/align.h"
 #include "app_util.h"
 #include "commands.h"
+#include "flags.h"
 #include "align_common.h"
 #include "formats/model_load.h"
 #include "train/train.h"
 
-static void train_usage(FILE *f) {
-  fprintf(f,
-      "usage: vklm train (--train PATTERN|DIR [--val PATTERN|DIR] | --text FILE -t TOKENIZER)\n"
-      "                  [model] [training] [--out DIR] [--resume [CKPT] | --init MODEL]\n"
-      "data:\n"
-      "  --train P        token shards: a glob (out/train_*.bin), a file, or a directory\n"
-      "                   (its train_*.bin; its val_*.bin become the validation data)\n"
-      "  --val P          validation shards (default: val_*.bin beside a --train directory)\n"
-      "  --text FILE      a plain text file, encoded with -t/--tokenizer tokenizer.json\n"
-      "  --val-fraction F the tail fraction of --text used for validation (default 0.1)\n"
-      "  --data-order shuffled|sequential  training batches from shuffled windows of T+1 tokens\n"
-      "                   (a fresh permutation per epoch from the seed; default) or in file order\n"
-      "model (a new model; with --resume or --init the model comes from the checkpoint/MODEL and\n"
-      "these flags, when given, must agree with it):\n"
-      "  --model NAME     preset: gpt2-tiny (default), llama-tiny, gpt2-124M, gpt2-350M, llama-60M\n"
-      "  --arch gpt2|llama  --layers L  --heads NH  --kv-heads NKV  --embd C  --ffn F\n"
-      "  --ctx N          model positions (default: the preset's, raised to T)\n"
-      "  --vocab V        vocabulary size (default: the data's)\n"
-      "  --objective causal|mlm  (--mask-id ID: MLM mask token, default V-1)\n"
-      "training (on --resume, the flags given override the checkpoint's values):\n"
-      "  -b, --batch B    sequences per micro-batch (4)     -T, --seq T  sequence length (64)\n"
-      "  --grad-accum N   micro-batches per step (1)        --steps N    optimizer steps (100)\n"
-      "  --lr X (6e-4) --warmup N (10) --min-lr X (lr/10)  linear warmup, cosine decay to min-lr\n"
-      "  --wd X (0.1)  --clip X (1.0, 0: off)  --seed N (1337)\n"
-      "  --val-every N (50) --val-batches N (8) --ckpt-every N (100) --log-every N (10)\n"
-      "  --out DIR        checkpoint.bin, metrics.jsonl, loss.png (default out)\n"
-      "  --resume [CKPT]  continue a run from CKPT (default DIR/checkpoint.bin): its model,\n"
-      "                   moments, step, data position and the values not given as flags\n"
-      "  --init MODEL     a new run (step 0, fresh schedule and AdamW moments) from the weights\n"
-      "                   of MODEL: a vklm checkpoint or run directory, an HF directory or a GGUF\n"
-      "  --force          a fresh run may replace DIR/checkpoint.bin\n"
-      "  --stop-at N      stop with a checkpoint after step N (as if interrupted)\n"
-      "  --no-plot  --quiet  --device D  --limits baseline  --validate\n");
-}
+static const char train_about[] =
+    "Trains a new model, continues a run (--resume) or starts a new run from a model's weights\n"
+    "(--init). Data: --train shards (a glob, a file, or a directory whose val_*.bin become the\n"
+    "validation data) or --text FILE with -t tokenizer.json. Model flags describe a new model;\n"
+    "with --resume or --init the model comes from the checkpoint and the model flags given must\n"
+    "agree with it; on --resume the training flags given override the checkpoint's values.\n"
+    "Data parallel: mpirun -np N vklm train ... (docs/distributed.md): --grad-accum counts the\n"
+    "micro-batches of the whole step (a multiple of N; default N), split over the ranks;\n"
+    "--device D0,D1,...: the device of each local rank (default: by local rank).";
+
+static const char sft_about[] =
+    "Supervised fine-tuning: the training loop of `vklm train` (schedule, checkpoints, resume,\n"
+    "metrics, loss plot, progress) over prompt-response examples, one per row, right-padded to\n"
+    "T (examples never share a row, so they never see each other), the loss on the completion\n"
+    "tokens only (docs/alignment.md).";
 
 /* SIGINT / SIGTERM: finish the step, write a checkpoint, exit 130; a second signal kills. */
 static volatile int stop_requested = 0;
@@ -63,72 +45,6 @@ static void on_signal(int sig) {
 static int is_dir(const char *p) {
   struct stat sb;
   return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-/* Typed, range-checked flag values: 0 with a message on stderr when v is not one. */
-static int parse_u64(const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long x = strtoull(v, &end, 10);
-  if (!*v || *end || errno || v[0] == '-' || x < lo || x > hi) {
-    fprintf(stderr, "vklm train: %s wants an integer in [%llu, %llu], not '%s'\n", flag,
-            (unsigned long long)lo, (unsigned long long)hi, v);
-    return 0;
-  }
-  *out = x;
-  return 1;
-}
-
-static int parse_u32(const char *flag, const char *v, uint32_t lo, uint32_t hi, uint32_t *out) {
-  uint64_t x;
-  if (!parse_u64(flag, v, lo, hi, &x)) return 0;
-  *out = (uint32_t)x;
-  return 1;
-}
-
-/* lo_open: the value must be above lo (not equal). */
-static int parse_f(const char *flag, const char *v, double lo, int lo_open, double hi, double *out) {
-  char *end;
-  errno = 0;
-  double x = strtod(v, &end);
-  if (!*v || *end || errno || !isfinite(x) || x < lo || (lo_open && x == lo) || x > hi) {
-    fprintf(stderr, "vklm train: %s wants a number in %s%g, %g], not '%s'\n", flag,
-            lo_open ? "(" : "[", lo, hi, v);
-    return 0;
-  }
-  *out = x;
-  return 1;
-}
-
-#define NEED_VALUE()                                                                             \
-  do {                                                                                           \
-    if (i + 1 >= argc) {                                                                         \
-      fprintf(stderr, "vklm train: %s needs a value\n", a);                                      \
-      return 2;                                                                                  \
-    }                                                                                            \
-  } while (0)
-
-static void sft_usage(FILE *f) {
-  fprintf(f,
-      "usage: vklm sft --data FILE.jsonl (--init MODEL | --resume [CKPT]) [-t TOKENIZER]\n"
-      "                [--val FILE.jsonl | --val-fraction F] [--loss-on-prompt]\n"
-      "                [--template NAME|FILE] [--bad-rows stop|skip] [training flags]\n"
-      "Supervised fine-tuning: the training loop of `vklm train` (schedule, checkpoints, resume,\n"
-      "metrics, loss plot, progress) over prompt-response examples, one per row, right-padded to\n"
-      "T (examples never share a row, so they never see each other), the loss on the completion\n"
-      "tokens only (docs/alignment.md).\n"
-      "  --data FILE      JSONL: {\"prompt\",\"completion\"}, {\"messages\":[{\"role\",\"content\"}]}\n"
-      "                   (the chat template renders it; loss on the assistant turns) or {\"text\"}\n"
-      "  --init MODEL     the model to fine-tune: a vklm checkpoint or run directory, an HF\n"
-      "                   directory or a GGUF (its tokenizer.json beside it, or -t)\n"
-      "  --val FILE       held-out examples (default: the last --val-fraction of --data, 0.1)\n"
-      "  --loss-on-prompt the prompt's tokens count in the loss too\n"
-      "  --template T     chat template for {\"messages\"} rows: a built-in (chatml, llama3,\n"
-      "                   plain) or a Jinja file (default: the model's own, else chatml)\n"
-      "  --bad-rows stop|skip  a bad row stops the run (default) or is skipped and counted\n"
-      "  --eval-answers FILE  {\"prompt\",\"answer\"} rows: exact match of the greedy answers\n"
-      "                   before and after fine-tuning (--answer-tokens N, 16), in DIR/sft_eval.json\n"
-      "training flags: as `vklm train --help` (-b, -T, --steps, --lr, --warmup, --out, ...).\n");
 }
 
 /* Loads the SFT examples for `vklm sft` into train/val token sources. */
@@ -224,104 +140,134 @@ int cmd_train(int argc, char **argv) {
   vklm_train_options o;
   vklm_train_options_default(&o);
   const char *train_p = NULL, *val_p = NULL, *text = NULL, *tok = NULL, *model = NULL;
-  double val_fraction = 0.1, x;
+  double val_fraction = 0.1;
   uint32_t layers = 0, heads = 0, kv = 0, embd = 0, ffn = 0, ctxlen = 0, vocab = 0, mask_id = 0;
   const char *arch = NULL, *objective = NULL;
   int resume = 0;
   const char *resume_file = NULL;
   const uint32_t BIG = 1u << 30;
-  for (int i = 1; i < argc; i++) {
-    int r = app_config_flag(&cfg, argc, argv, &i);
-    if (r < 0) return 2;
-    if (r) continue;
-    const char *a = argv[i];
-#define IS(x) (!strcmp(a, x))
-#define U32(lo, hi, dst, bit) \
-  do { if (!parse_u32(a, v, lo, hi, dst)) return 2; o.given |= (bit); } while (0)
-#define F32(lo, open, hi, dst, bit) \
-  do { if (!parse_f(a, v, lo, open, hi, &x)) return 2; *(dst) = (float)x; o.given |= (bit); } while (0)
-    if (IS("-h") || IS("--help")) { sft ? sft_usage(stdout) : train_usage(stdout); return 0; }
-    else if (IS("--force")) o.force = 1;
-    else if (sft && IS("--loss-on-prompt")) loss_on_prompt = 1;
-    else if (IS("--no-plot")) o.plot = 0;
-    else if (IS("--quiet")) o.progress = 0;
-    else if (IS("--resume")) {
-      resume = 1;
-      if (i + 1 < argc && argv[i + 1][0] != '-') resume_file = argv[++i];
-    } else {
-      NEED_VALUE();
-      const char *v = argv[++i];
-      if (sft && IS("--data")) sft_file = v;
-      else if (sft && IS("--template")) tmpl_name = v;
-      else if (sft && IS("--eval-answers")) eval_answers = v;
-      else if (sft && IS("--answer-tokens")) U32(1, 1u << 16, &answer_tokens, 0);
-      else if (sft && IS("--bad-rows")) {
-        if (!strcmp(v, "skip")) skip_bad = 1;
-        else if (strcmp(v, "stop")) { fprintf(stderr, "vklm sft: --bad-rows stop|skip, not '%s'\n", v); return 2; }
-      } else if (sft && IS("--val")) val_p = v;
-      else if (!sft && IS("--train")) train_p = v;
-      else if (IS("--val")) val_p = v;
-      else if (IS("--text")) text = v;
-      else if (IS("-t") || IS("--tokenizer")) tok = v;
-      else if (IS("--val-fraction")) {
-        if (!parse_f(a, v, 0, 0, 0.99, &val_fraction)) return 2;
-      } else if (IS("--init")) o.init = v;
-      else if (IS("--model")) model = v;
-      else if (IS("--arch")) arch = v;
-      else if (IS("--objective")) objective = v;
-      else if (IS("--data-order")) {
-        if (!strcmp(v, "shuffled")) o.data_order = VKLM_DATA_SHUFFLED;
-        else if (!strcmp(v, "sequential")) o.data_order = VKLM_DATA_SEQUENTIAL;
-        else { fprintf(stderr, "vklm train: --data-order shuffled|sequential, not '%s'\n", v); return 2; }
-        o.given |= VKLM_GIVEN_DATA_ORDER;
-      }
-      else if (IS("--layers")) U32(1, 4096, &layers, VKLM_GIVEN_LAYERS);
-      else if (IS("--heads")) U32(1, 4096, &heads, VKLM_GIVEN_HEADS);
-      else if (IS("--kv-heads")) U32(1, 4096, &kv, VKLM_GIVEN_KV_HEADS);
-      else if (IS("--embd")) U32(1, 1u << 20, &embd, VKLM_GIVEN_EMBD);
-      else if (IS("--ffn")) U32(1, 1u << 22, &ffn, VKLM_GIVEN_FFN);
-      else if (IS("--ctx")) U32(1, 1u << 24, &ctxlen, VKLM_GIVEN_CTX);
-      else if (IS("--vocab")) U32(1, 1u << 28, &vocab, VKLM_GIVEN_VOCAB);
-      else if (IS("--mask-id")) U32(0, (1u << 28) - 1, &mask_id, VKLM_GIVEN_MASK_ID);
-      else if (IS("-b") || IS("--batch")) U32(1, BIG, &o.B, VKLM_GIVEN_B);
-      else if (IS("-T") || IS("--seq")) U32(1, 1u << 24, &o.T, VKLM_GIVEN_T);
-      else if (IS("--grad-accum")) U32(1, 1u << 16, &o.grad_accum, VKLM_GIVEN_GRAD_ACCUM);
-      else if (IS("--steps")) U32(1, UINT32_MAX - 1, &o.steps, VKLM_GIVEN_STEPS);
-      else if (IS("--lr")) F32(0, 1, 10, &o.lr, VKLM_GIVEN_LR);
-      else if (IS("--warmup")) U32(0, UINT32_MAX - 1, &o.warmup, VKLM_GIVEN_WARMUP);
-      else if (IS("--min-lr")) F32(0, 0, 10, &o.min_lr, VKLM_GIVEN_MIN_LR);
-      else if (IS("--wd")) F32(0, 0, 100, &o.weight_decay, VKLM_GIVEN_WD);
-      else if (IS("--clip")) F32(0, 0, 1e9, &o.grad_clip, VKLM_GIVEN_CLIP);
-      else if (IS("--val-every")) U32(0, UINT32_MAX, &o.val_every, 0);
-      else if (IS("--val-batches")) U32(0, 1u << 20, &o.val_batches, 0);
-      else if (IS("--ckpt-every")) U32(0, UINT32_MAX, &o.ckpt_every, 0);
-      else if (IS("--log-every")) U32(0, UINT32_MAX, &o.log_every, 0);
-      else if (IS("--out")) o.out_dir = v;
-      else if (IS("--seed")) {
-        if (!parse_u64(a, v, 0, UINT64_MAX, &o.seed)) return 2;
-        o.given |= VKLM_GIVEN_SEED;
-      } else if (IS("--stop-at")) U32(0, UINT32_MAX, &o.stop_at, 0);
-      else {
-        fprintf(stderr, "%s: unknown flag '%s'\n\n", cmdname, a);
-        sft ? sft_usage(stderr) : train_usage(stderr);
-        return 2;
-      }
-    }
-#undef IS
-#undef U32
-#undef F32
-  }
-  if (sft && (!sft_file || (!o.init && !resume))) {
-    fprintf(stderr, "vklm sft: give --data FILE.jsonl and the model to fine-tune (--init MODEL, "
-            "or --resume to continue a fine-tuning run)\n");
-    sft_usage(stderr);
+  int data_order = -1, no_plot = 0, quiet = 0;
+  uint32_t *g = &o.given;
+  const app_flag sft_flags[] = {
+      AF_STRING("--data", NULL, &sft_file, "FILE",
+                "JSONL: {\"prompt\",\"completion\"}, {\"messages\":[{\"role\",\"content\"}]}\n"
+                "(the chat template renders it; loss on the assistant turns) or {\"text\"}"),
+      AF_STRING("--val", NULL, &val_p, "FILE",
+                "held-out examples (default: the last --val-fraction of --data)"),
+      AF_BOOL("--loss-on-prompt", &loss_on_prompt, "the prompt's tokens count in the loss too"),
+      AF_STRING("--template", NULL, &tmpl_name, "T",
+                "chat template for {\"messages\"} rows: a built-in (chatml, llama3,\n"
+                "plain) or a Jinja file (default: the model's own, else chatml)"),
+      AF_FLAG("--bad-rows", NULL, AF_CHOICE, &skip_bad, 0, 0, "stop|skip",
+              "a bad row stops the run (default) or is skipped and counted"),
+      AF_STRING("--eval-answers", NULL, &eval_answers, "FILE",
+                "{\"prompt\",\"answer\"} rows: exact match of the greedy answers\n"
+                "before and after fine-tuning, in DIR/sft_eval.json"),
+      AF_FLAG("--answer-tokens", NULL, AF_U32, &answer_tokens, 1, 1u << 16, "N",
+              "tokens per --eval-answers answer (16)"),
+      AF_LAST};
+  const app_flag train_data_flags[] = {
+      AF_STRING("--train", NULL, &train_p, "P",
+                "token shards: a glob (out/train_*.bin), a file, or a directory"),
+      AF_STRING("--val", NULL, &val_p, "P",
+                "validation shards (default: val_*.bin beside a --train directory)"),
+      AF_STRING("--text", NULL, &text, "FILE", "a plain text file, encoded with -t tokenizer.json"),
+      AF_GIVEN("--data-order", NULL, AF_CHOICE, &data_order, 0, 0, "shuffled|sequential",
+               "training batches from shuffled windows of T+1 tokens (a fresh\n"
+               "permutation per epoch from the seed; default) or in file order", g,
+               VKLM_GIVEN_DATA_ORDER),
+      AF_STRING("--model", NULL, &model, "NAME",
+                "preset: gpt2-tiny (default), llama-tiny, gpt2-124M, gpt2-350M, llama-60M"),
+      AF_STRING("--arch", NULL, &arch, "gpt2|llama", "architecture of a new model"),
+      AF_GIVEN("--layers", NULL, AF_U32, &layers, 1, 4096, "L", "layers", g, VKLM_GIVEN_LAYERS),
+      AF_GIVEN("--heads", NULL, AF_U32, &heads, 1, 4096, "NH", "attention heads", g,
+               VKLM_GIVEN_HEADS),
+      AF_GIVEN("--kv-heads", NULL, AF_U32, &kv, 1, 4096, "NKV", "key/value heads (Llama)", g,
+               VKLM_GIVEN_KV_HEADS),
+      AF_GIVEN("--embd", NULL, AF_U32, &embd, 1, 1u << 20, "C", "width", g, VKLM_GIVEN_EMBD),
+      AF_GIVEN("--ffn", NULL, AF_U32, &ffn, 1, 1u << 22, "F", "MLP width", g, VKLM_GIVEN_FFN),
+      AF_GIVEN("--ctx", NULL, AF_U32, &ctxlen, 1, 1u << 24, "N",
+               "model positions (default: the preset's, raised to T)", g, VKLM_GIVEN_CTX),
+      AF_GIVEN("--vocab", NULL, AF_U32, &vocab, 1, 1u << 28, "V",
+               "vocabulary size (default: the data's)", g, VKLM_GIVEN_VOCAB),
+      AF_STRING("--objective", NULL, &objective, "causal|mlm", "the training objective (causal)"),
+      AF_GIVEN("--mask-id", NULL, AF_U32, &mask_id, 0, (1u << 28) - 1, "ID",
+               "MLM mask token (default V-1)", g, VKLM_GIVEN_MASK_ID),
+      AF_LAST};
+  const app_flag flags[] = {
+      AF_INCLUDE(sft ? sft_flags : train_data_flags),
+      AF_STRING("--tokenizer", "-t", &tok, "F", "tokenizer.json"),
+      AF_FLAG("--val-fraction", NULL, AF_F64, &val_fraction, 0, 0.99, "F",
+              "the tail fraction of --text (or of sft --data) held out (0.1)"),
+      AF_STRING("--init", NULL, &o.init, "MODEL",
+                "a new run (step 0, fresh schedule and AdamW moments) from the weights\n"
+                "of MODEL: a vklm checkpoint or run directory, an HF directory or a GGUF"),
+      AF_BOOL("--resume", &resume,
+              "continue a run from CKPT (an argument after it; default\n"
+              "DIR/checkpoint.bin): its model, moments, step, data position and the\n"
+              "values not given as flags"),
+      AF_GIVEN("--batch", "-b", AF_U32, &o.B, 1, BIG, "B", "sequences per micro-batch (4)", g,
+               VKLM_GIVEN_B),
+      AF_GIVEN("--seq", "-T", AF_U32, &o.T, 1, 1u << 24, "T", "sequence length (64)", g,
+               VKLM_GIVEN_T),
+      AF_GIVEN("--grad-accum", NULL, AF_U32, &o.grad_accum, 1, 1u << 16, "N",
+               "micro-batches per step (1)", g, VKLM_GIVEN_GRAD_ACCUM),
+      AF_GIVEN("--steps", NULL, AF_U32, &o.steps, 1, UINT32_MAX - 1, "N", "optimizer steps (100)",
+               g, VKLM_GIVEN_STEPS),
+      AF_GIVEN("--lr", NULL, AF_F32, &o.lr, 1e-12, 10, "X",
+               "peak learning rate (6e-4): linear warmup, cosine decay to --min-lr", g,
+               VKLM_GIVEN_LR),
+      AF_GIVEN("--warmup", NULL, AF_U32, &o.warmup, 0, UINT32_MAX - 1, "N", "warmup steps (10)", g,
+               VKLM_GIVEN_WARMUP),
+      AF_GIVEN("--min-lr", NULL, AF_F32, &o.min_lr, 0, 10, "X", "final learning rate (lr/10)", g,
+               VKLM_GIVEN_MIN_LR),
+      AF_GIVEN("--wd", NULL, AF_F32, &o.weight_decay, 0, 100, "X", "weight decay (0.1)", g,
+               VKLM_GIVEN_WD),
+      AF_GIVEN("--clip", NULL, AF_F32, &o.grad_clip, 0, 1e9, "X",
+               "global gradient-norm clip (1.0, 0: off)", g, VKLM_GIVEN_CLIP),
+      AF_GIVEN("--seed", NULL, AF_U64, &o.seed, 0, 18446744073709551615.0, "N", "seed (1337)", g,
+               VKLM_GIVEN_SEED),
+      AF_FLAG("--val-every", NULL, AF_U32, &o.val_every, 0, UINT32_MAX, "N",
+              "steps between validations (50)"),
+      AF_FLAG("--val-batches", NULL, AF_U32, &o.val_batches, 0, 1u << 20, "N",
+              "validation batches (8)"),
+      AF_FLAG("--ckpt-every", NULL, AF_U32, &o.ckpt_every, 0, UINT32_MAX, "N",
+              "steps between checkpoints (100)"),
+      AF_FLAG("--log-every", NULL, AF_U32, &o.log_every, 0, UINT32_MAX, "N",
+              "steps between progress lines (10)"),
+      AF_STRING("--out", NULL, &o.out_dir, "DIR", "checkpoint.bin, metrics.jsonl, loss.png (out)"),
+      AF_BOOL("--force", &o.force, "a fresh run may replace DIR/checkpoint.bin"),
+      AF_FLAG("--stop-at", NULL, AF_U32, &o.stop_at, 0, UINT32_MAX, "N",
+              "stop with a checkpoint after step N (as if interrupted)"),
+      AF_BOOL("--zero1", &o.zero1,
+              "under mpirun: shard the AdamW moments and master weights over the\n"
+              "ranks (ZeRO-1)"),
+      AF_BOOL("--no-plot", &no_plot, "no loss.png"),
+      AF_BOOL("--quiet", &quiet, "no progress lines"),
+      AF_LAST};
+  const app_command cmd = {
+      sft ? "sft" : "train",
+      sft ? "sft --data FILE.jsonl (--init MODEL | --resume [CKPT]) [-t TOKENIZER] [flags]"
+          : "train (--train PATTERN|DIR [--val PATTERN|DIR] | --text FILE -t TOKENIZER) "
+            "[flags] [--resume [CKPT] | --init MODEL]",
+      sft ? sft_about : train_about, flags, 0, 1, 1};
+  const char *pos[1] = {NULL};
+  int npos = 0, pr = app_flags_parse(&cmd, argc, argv, &cfg, pos, &npos);
+  if (pr) return pr == 1 ? 0 : pr;
+  if (npos && !resume) {
+    fprintf(stderr, "%s: unexpected argument '%s' (a checkpoint goes after --resume)\n", cmdname,
+            pos[0]);
     return 2;
   }
-  if (!sft && ((!train_p && !text) || (train_p && text) || (text && !tok))) {
-    fprintf(stderr, "vklm train: give --train SHARDS, or --text FILE with -t TOKENIZER\n");
-    train_usage(stderr);
-    return 2;
-  }
+  if (npos) resume_file = pos[0];
+  if (data_order >= 0) o.data_order = data_order ? VKLM_DATA_SEQUENTIAL : VKLM_DATA_SHUFFLED;
+  if (no_plot) o.plot = 0;
+  if (quiet) o.progress = 0;
+  if (sft && (!sft_file || (!o.init && !resume)))
+    return app_flags_missing(&cmd, "give --data FILE.jsonl and the model to fine-tune (--init "
+                             "MODEL, or --resume to continue a fine-tuning run)");
+  if (!sft && ((!train_p && !text) || (train_p && text) || (text && !tok)))
+    return app_flags_missing(&cmd, "give --train SHARDS, or --text FILE with -t TOKENIZER");
   if (resume && o.init) {
     fprintf(stderr, "vklm train: --resume continues a run, --init starts a new one from a model's "
             "weights: give one of them\n");
@@ -362,13 +308,32 @@ int cmd_train(int argc, char **argv) {
   char err[2048] = "";
   vklm_tokens *tr = NULL, *va = NULL;
   vklm_status st;
+  /* Under mpirun / srun: one rank of a data-parallel job (docs/distributed.md). */
+  vklm_dist *dist = NULL;
+  if ((st = vklm_dist_init(&dist, err, sizeof err)) != VKLM_OK) {
+    fprintf(stderr, "%s: %s\n", cmdname, err);
+    return 1;
+  }
+  int nranks = vklm_dist_size(dist), rank = vklm_dist_rank(dist);
+  if (nranks > 1) {
+    vklm_caps devs[16];
+    int ndev = 0;
+    char e2[512], want[128];
+    if (vklm_devices_query(&cfg, devs, 16, &ndev, e2, sizeof e2) != VKLM_OK) ndev = 0;
+    vklm_dist_device_choice(dist, cfg.device, ndev, want, sizeof want);
+    snprintf(cfg.device, sizeof cfg.device, "%s", want);
+    o.dist = dist;
+  }
   if (sft) {
     char rck[4096];
     snprintf(rck, sizeof rck, "%s/checkpoint.bin", o.out_dir);
     const char *src = o.init ? o.init : resume_file ? resume_file : rck;
     if (!sft_data(sft_file, val_p, val_fraction, tok, src, tmpl_name, loss_on_prompt, skip_bad,
-                  o.T, o.B, o.init ? o.out_dir : NULL, &tr, &va))
+                  o.T, o.B, o.init ? o.out_dir : NULL, &tr, &va)) {
+      if (nranks > 1) vklm_dist_abort(dist, "the fine-tuning data could not be read");
+      vklm_dist_finalize(dist);
       return 1;
+    }
     st = VKLM_OK;
   } else if (text) {
     st = vklm_tokens_from_text(text, tok, val_fraction, &tr, &va, err, sizeof err);
@@ -382,6 +347,8 @@ int cmd_train(int argc, char **argv) {
   }
   if (st != VKLM_OK) {
     fprintf(stderr, "%s: %s\n", cmdname, err);
+    if (nranks > 1) vklm_dist_abort(dist, err);
+    vklm_dist_finalize(dist);
     vklm_tokens_destroy(tr);
     return 1;
   }
@@ -393,11 +360,16 @@ int cmd_train(int argc, char **argv) {
   }
   vklm_context *ctx = app_context(&cfg);
   if (!ctx) {
+    if (nranks > 1) vklm_dist_abort(dist, "the device could not be opened");
+    vklm_dist_finalize(dist);
     vklm_tokens_destroy(tr);
     vklm_tokens_destroy(va);
     return 1;
   }
-  if (o.progress)
+  if (o.progress && nranks > 1)
+    fprintf(stderr, "%s: rank %d of %d on %s: device %s\n", cmdname, rank, nranks,
+            vklm_dist_host(dist), vklm_context_caps(ctx)->name);
+  if (o.progress && rank == 0)
     fprintf(stderr, "%s: %llu training tokens, %llu validation tokens, device %s\n", cmdname,
             (unsigned long long)vklm_tokens_count(tr),
             (unsigned long long)(va ? vklm_tokens_count(va) : 0), vklm_context_caps(ctx)->name);
@@ -405,6 +377,8 @@ int cmd_train(int argc, char **argv) {
   int have_before = 0;
   if (eval_answers && o.init) {
     if (!answers_em(ctx, o.init, eval_answers, tok, answer_tokens, &em_before, &em_n)) {
+      if (nranks > 1) vklm_dist_abort(dist, "the answers before fine-tuning failed");
+      vklm_dist_finalize(dist);
       vklm_context_destroy(ctx);
       vklm_tokens_destroy(tr);
       vklm_tokens_destroy(va);
@@ -422,9 +396,16 @@ int cmd_train(int argc, char **argv) {
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
   int rc = 0;
+  if (st == VKLM_ERROR_OUT_OF_DEVICE_MEMORY) /* what to change, not only what failed */
+    snprintf(err + strlen(err), sizeof err - strlen(err), "; a smaller -b or -T (with "
+             "--grad-accum to keep the global batch) or a smaller model needs less");
   if (st != VKLM_OK) {
-    fprintf(stderr, "%s: %s\n", cmdname, err);
+    /* another rank's failure is told once, by rank 0 */
+    if (nranks == 1) fprintf(stderr, "%s: %s\n", cmdname, err);
+    else if (rank == 0 || !res.peer_failed) fprintf(stderr, "%s: rank %d: %s\n", cmdname, rank, err);
     rc = 1;
+  } else if (rank != 0) {
+    rc = res.interrupted ? 130 : 0; /* the summary, the answers and their file are rank 0's */
   } else if (res.interrupted) {
     fprintf(stderr, "%s: interrupted after step %u; checkpoint written to %s/checkpoint.bin "
             "(continue with --resume)\n", cmdname, res.last_step, o.out_dir);
@@ -436,7 +417,7 @@ int cmd_train(int argc, char **argv) {
             "outputs in %s/\n", cmdname, res.first_step, res.last_step, res.losses[res.last_step], vl,
             res.ms_per_step, res.tokens_per_s, o.out_dir);
   }
-  if (rc == 0 && eval_answers) {
+  if (rc == 0 && eval_answers && rank == 0) {
     char ck[4096], path[4096];
     snprintf(ck, sizeof ck, "%s/checkpoint.bin", o.out_dir);
     if (!answers_em(ctx, ck, eval_answers, tok, answer_tokens, &em_after, &em_n)) {
@@ -460,6 +441,7 @@ int cmd_train(int argc, char **argv) {
   vklm_context_destroy(ctx);
   vklm_tokens_destroy(tr);
   vklm_tokens_destroy(va);
+  vklm_dist_finalize(dist);
   return rc;
 }
 
@@ -493,36 +475,30 @@ static int export_gguf(const char *model, const char *out, const char *type, con
 int cmd_export(int argc, char **argv) {
   const char *model = NULL, *out = NULL, *format = "safetensors", *config = NULL;
   const char *type = "f32", *tok = NULL;
-  int no_config = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      printf("usage: vklm export -m CHECKPOINT [--format safetensors] -o model.safetensors\n"
-             "                   [--config config.json | --no-config]\n"
-             "       vklm export -m CHECKPOINT --format gguf [--type f32|f16|q8_0|q4_0]\n"
-             "                   [-t tokenizer.json] -o model.gguf\n"
-             "safetensors: the parameters with Hugging Face names (GPT2LMHeadModel or\n"
-             "LlamaForCausalLM) and HF's config.json (default: beside the output).\n"
-             "gguf: llama.cpp's names and metadata; --type is the linear weights' type (norms and\n"
-             "embeddings stay f32); Llama's Q/K rows are permuted into llama.cpp's RoPE order;\n"
-             "-t adds tokenizer.ggml.* from a byte-level BPE tokenizer.json.\n");
-      return 0;
-    } else if (!strcmp(a, "--no-config")) no_config = 1;
-    else if (i + 1 < argc && (!strcmp(a, "-m") || !strcmp(a, "--model"))) model = argv[++i];
-    else if (i + 1 < argc && (!strcmp(a, "-o") || !strcmp(a, "--out"))) out = argv[++i];
-    else if (i + 1 < argc && !strcmp(a, "--format")) format = argv[++i];
-    else if (i + 1 < argc && !strcmp(a, "--config")) config = argv[++i];
-    else if (i + 1 < argc && !strcmp(a, "--type")) type = argv[++i];
-    else if (i + 1 < argc && (!strcmp(a, "-t") || !strcmp(a, "--tokenizer"))) tok = argv[++i];
-    else {
-      fprintf(stderr, "vklm export: unknown flag or missing value '%s'\n", a);
-      return 2;
-    }
-  }
-  if (!model || !out) {
-    fprintf(stderr, "usage: vklm export -m CHECKPOINT --format safetensors -o FILE\n");
-    return 2;
-  }
+  int no_config = 0, fmt = 0, ty = 0;
+  const app_flag flags[] = {
+      AF_STRING("--model", "-m", &model, "CHECKPOINT", "the checkpoint to export"),
+      AF_STRING("--out", "-o", &out, "FILE", "model.safetensors or model.gguf"),
+      AF_FLAG("--format", NULL, AF_CHOICE, &fmt, 0, 0, "safetensors|gguf", "(safetensors)"),
+      AF_STRING("--config", NULL, &config, "FILE", "safetensors: HF's config.json (default: beside -o)"),
+      AF_BOOL("--no-config", &no_config, "safetensors: no config.json"),
+      AF_FLAG("--type", NULL, AF_CHOICE, &ty, 0, 0, "f32|f16|q8_0|q4_0",
+              "gguf: the linear weights' type (f32); norms and embeddings stay f32"),
+      AF_STRING("--tokenizer", "-t", &tok, "F",
+                "gguf: tokenizer.ggml.* from a byte-level BPE tokenizer.json"),
+      AF_LAST};
+  const app_command cmd = {
+      "export", "export -m CHECKPOINT [--format safetensors|gguf] -o FILE [flags]",
+      "safetensors: the parameters with Hugging Face names (GPT2LMHeadModel or\n"
+      "LlamaForCausalLM) and HF's config.json. gguf: llama.cpp's names and metadata; Llama's\n"
+      "Q/K rows are permuted into llama.cpp's RoPE order.",
+      flags, 0, 0, 0};
+  int pr = app_flags_parse(&cmd, argc, argv, NULL, NULL, NULL);
+  if (pr) return pr == 1 ? 0 : pr;
+  if (!model || !out) return app_flags_missing(&cmd, "give -m CHECKPOINT and -o FILE");
+  static const char *const types[] = {"f32", "f16", "q8_0", "q4_0"};
+  format = fmt ? "gguf" : "safetensors";
+  type = types[ty];
   if (!strcmp(format, "gguf")) return export_gguf(model, out, type, tok);
   if (strcmp(format, "safetensors")) {
     fprintf(stderr, "vklm export: unknown format '%s' (safetensors, gguf)\n", format);

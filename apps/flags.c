@@ -32,9 +32,13 @@ static const app_flag *find(const app_flag *t, const char *name, size_t len) {
 
 static int takes_value(const app_flag *f) { return f->type != AF_ON && f->type != AF_OFF; }
 
+static int is_int(app_flag_type t) {
+  return t == AF_I32 || t == AF_LONG || t == AF_SIZE || t == AF_U32 || t == AF_U64;
+}
+
 /* The range as text for messages and help. */
 static void range_text(const app_flag *f, char *buf, size_t n) {
-  if (f->type == AF_U32 || f->type == AF_U64) {
+  if (is_int(f->type)) {
     if (f->max >= 18446744073709551615.0) snprintf(buf, n, "an integer >= %.0f", f->min);
     else snprintf(buf, n, "an integer in [%.0f, %.0f]", f->min, f->max);
   } else {
@@ -61,6 +65,33 @@ static int store(const app_flag *f, const char *v, char *err, size_t errlen) {
     }
     if (f->type == AF_U32) *(uint32_t *)f->p = (uint32_t)x;
     else *(uint64_t *)f->p = (uint64_t)x;
+    return 0;
+  }
+  case AF_I32:
+  case AF_LONG:
+  case AF_SIZE: {
+    range_text(f, rng, sizeof rng);
+    const char *d = v + (f->min < 0 && v[0] == '-'); /* a sign only where negatives are allowed */
+    int digits = *d != 0;
+    for (const char *q = d; *q; q++) digits &= *q >= '0' && *q <= '9';
+    errno = 0;
+    long long x = digits ? strtoll(v, NULL, 10) : 0;
+    if (!digits || errno == ERANGE || (double)x < f->min || (double)x > f->max) {
+      snprintf(err, errlen, "%s wants %s, not '%s'", f->name, rng, v);
+      return 1;
+    }
+    if (f->type == AF_I32) *(int *)f->p = (int)x;
+    else if (f->type == AF_LONG) *(long *)f->p = (long)x;
+    else *(size_t *)f->p = (size_t)x;
+    return 0;
+  }
+  case AF_LIST: {
+    app_strlist *l = f->p;
+    if (l->n >= l->cap) {
+      snprintf(err, errlen, "%s is given too often (at most %d)", f->name, l->cap);
+      return 1;
+    }
+    l->v[l->n++] = v;
     return 0;
   }
   case AF_F32:
@@ -167,6 +198,7 @@ int app_flags_parse(const app_command *c, int argc, char **argv, vklm_config *cf
               a, c->name);
       return 2;
     }
+    if (f->given) *f->given |= f->bit;
     if (!takes_value(f)) {
       if (eq) {
         fprintf(stderr, "vklm %s: %s takes no value\n", c->name, f->name);
@@ -209,7 +241,8 @@ static void help_rows(const app_flag *t, FILE *out) {
                                            : NULL;
     snprintf(left, sizeof left, "%s%s%s%s%s", t->alias ? t->alias : "", t->alias ? ", " : "",
              t->name, arg ? " " : "", arg ? arg : "");
-    if (t->type == AF_U32 || t->type == AF_U64 || t->type == AF_F32 || t->type == AF_F64) {
+    if (t->type == AF_LIST) snprintf(rng, sizeof rng, " (repeatable)");
+    if (is_int(t->type) || t->type == AF_F32 || t->type == AF_F64) {
       char r[80];
       range_text(t, r, sizeof r);
       snprintf(rng, sizeof rng, " (%s)", r);

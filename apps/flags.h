@@ -21,6 +21,9 @@ typedef enum app_flag_type {
   AF_END = 0, /* ends a table */
   AF_ON,      /* no value: *(int *)p = 1 */
   AF_OFF,     /* no value: *(int *)p = 0 */
+  AF_I32,     /* int in [min, max] (decimal digits; a sign only when min < 0) */
+  AF_LONG,    /* long in [min, max] */
+  AF_SIZE,    /* size_t in [min, max] */
   AF_U32,     /* uint32_t in [min, max] */
   AF_U64,     /* uint64_t in [min, max] (max >= 2^64 - 1: no upper bound) */
   AF_F32,     /* float, finite, in [min, max] */
@@ -28,8 +31,15 @@ typedef enum app_flag_type {
   AF_STR,     /* const char *: the argument itself */
   AF_CHOICE,  /* int: the index of the value among choices ("a|b|c") */
   AF_FN,      /* fn(p, value, err, errlen): 0, or nonzero with a message (after the name) */
+  AF_LIST,    /* app_strlist: each use appends its value (a repeatable flag) */
   AF_TABLE,   /* p is another table (const app_flag *), included here */
 } app_flag_type;
+
+/* The values of a repeatable flag (AF_LIST): v has room for cap entries (argc is enough). */
+typedef struct app_strlist {
+  const char **v;
+  int n, cap;
+} app_strlist;
 
 typedef struct app_flag {
   const char *name;  /* "--n-predict" */
@@ -40,6 +50,7 @@ typedef struct app_flag {
   const char *arg;   /* the value's name in the help ("N"); AF_CHOICE: the choices "a|b|c" */
   const char *help;  /* may hold "\n" for more lines */
   int (*fn)(void *p, const char *v, char *err, size_t errlen);
+  uint32_t *given, bit; /* when set: *given |= bit once the flag is given (AF_GIVEN) */
 } app_flag;
 
 typedef struct app_command {
@@ -65,11 +76,13 @@ void app_flags_help(const app_command *c, FILE *out);
 const char *app_version(void);
 
 /* Convenience initialisers for table rows. */
-#define AF_FLAG(n, a, t, ptr, lo, hi, arg, help) {n, a, t, ptr, lo, hi, arg, help, NULL}
-#define AF_BOOL(n, ptr, help) {n, NULL, AF_ON, ptr, 0, 0, NULL, help, NULL}
-#define AF_NOT(n, ptr, help) {n, NULL, AF_OFF, ptr, 0, 0, NULL, help, NULL}
-#define AF_STRING(n, a, ptr, arg, help) {n, a, AF_STR, ptr, 0, 0, arg, help, NULL}
-#define AF_INCLUDE(tbl) {"", NULL, AF_TABLE, (void *)(tbl), 0, 0, NULL, NULL, NULL}
-#define AF_LAST {NULL, NULL, AF_END, NULL, 0, 0, NULL, NULL, NULL}
+#define AF_FLAG(n, a, t, ptr, lo, hi, arg, help) {n, a, t, ptr, lo, hi, arg, help, NULL, NULL, 0}
+#define AF_BOOL(n, ptr, help) {n, NULL, AF_ON, ptr, 0, 0, NULL, help, NULL, NULL, 0}
+#define AF_NOT(n, ptr, help) {n, NULL, AF_OFF, ptr, 0, 0, NULL, help, NULL, NULL, 0}
+#define AF_STRING(n, a, ptr, arg, help) {n, a, AF_STR, ptr, 0, 0, arg, help, NULL, NULL, 0}
+#define AF_INCLUDE(tbl) {"", NULL, AF_TABLE, (void *)(tbl), 0, 0, NULL, NULL, NULL, NULL, 0}
+#define AF_LAST {NULL, NULL, AF_END, NULL, 0, 0, NULL, NULL, NULL, NULL, 0}
+/* A number flag that also records that it was given: *given |= bit. */
+#define AF_GIVEN(n, a, t, ptr, lo, hi, arg, help, gv, b) {n, a, t, ptr, lo, hi, arg, help, NULL, gv, b}
 
 #endif

@@ -10,12 +10,16 @@ PKGS=(
   libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
   libstb-dev libpcre2-dev libutf8proc-dev libcjson-dev zlib1g-dev libxml2-dev libmicrohttpd-dev
+  libopenmpi-dev openmpi-bin
+  libexttextcat-dev
   fortunes
 )
 if [ "${1:-}" = "--tests" ]; then
   # libopenblas0-pthread: without it Debian's torch runs on the reference BLAS, ~8x slower.
   PKGS+=(python3 python3-venv python3-pip python3-numpy python3-torch libopenblas0-pthread
          chromium)
+  # clang and its compiler-rt: the libFuzzer harnesses of tests/fuzz (scripts/fuzz.sh)
+  PKGS+=(clang libclang-rt-14-dev)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -232,10 +232,10 @@ def main():
 
         # bad input
         run(["train", "--bogus"], expect=2)
-        for flags, needle in ((["-b", "0"], "-b wants an integer in [1,"),
-                              (["--lr", "fast"], "--lr wants a number in (0,"),
+        for flags, needle in ((["-b", "0"], "--batch wants an integer in [1,"),
+                              (["--lr", "fast"], "--lr wants a number in [1e-12,"),
                               (["--steps", "-3"], "--steps wants an integer"),
-                              (["--data-order", "random"], "--data-order shuffled|sequential"),
+                              (["--data-order", "random"], "--data-order wants one of shuffled|sequential"),
                               (["--resume", "--init", out], "give one of them")):
             p = run(["train", "--train", shards, "--out", os.path.join(d, "w")] + flags, expect=2)
             check(needle in p.stderr, "%s: %s" % (" ".join(flags[:2]), p.stderr.strip().splitlines()[0]))

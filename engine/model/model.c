@@ -155,6 +155,7 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
       if (!m->trains[i]) continue;
       uint64_t fb = (uint64_t)m->slot_count[s] * 4;
       TAKE(A_GRAD, fb, &m->g[s], "gradient of %s%s", nm, part);
+      if (m->no_moments) continue;
       TAKE(A_OPT, fb, &m->mom[s], "AdamW m of %s%s", nm, part);
       TAKE(A_OPT, fb, &m->vel[s], "AdamW v of %s%s", nm, part);
     }
@@ -304,6 +305,7 @@ static vklm_status setup_table(vklm_model *m, const vklm_model_options *opt) {
     return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
   m->nparams = vklm_model_table(&m->cfg, m->info, m->init, m->pid, &m->ntensors);
   int frozen = opt && opt->frozen;
+  m->no_moments = opt && opt->no_moments;
   for (uint32_t i = 0; i < m->ntensors; i++) m->trains[i] = !frozen && !(opt && opt->train);
   vklm_status st;
   if (!frozen && opt && opt->train && (st = apply_patterns(m, opt->train, 1)) != VKLM_OK)
@@ -681,6 +683,9 @@ vklm_status vklm_model_set_params(vklm_model *m, const float *in) {
 }
 vklm_status vklm_model_get_grads(vklm_model *m, float *out) {
   return copy_vec(m, m->g, out, 0, "gradients");
+}
+vklm_status vklm_model_set_grads(vklm_model *m, const float *in) {
+  return copy_vec(m, m->g, (float *)in, 1, "gradients");
 }
 vklm_status vklm_model_get_moments(vklm_model *m, float *m_out, float *v_out) {
   vklm_status st = copy_vec(m, m->mom, m_out, 0, "AdamW m");

@@ -147,6 +147,9 @@ typedef struct vklm_model_options {
   const char *freeze;
   const char *train;
   float logit_scale;
+  int no_moments; /* trainable without AdamW moments on the device: the optimizer state lives
+                     elsewhere (ZeRO-1 keeps each rank's shard of it, engine/train); the moments
+                     read as zeros, and vklm_model_update is unavailable */
 } vklm_model_options;
 vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
                                  uint32_t T, vklm_objective obj, const vklm_model_options *opt,

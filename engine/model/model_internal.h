@@ -65,6 +65,7 @@ struct vklm_model {
   uint32_t layer_stride;        /* present per-layer tensors */
   uint64_t nparams;
   int trainable;                /* some tensor trains: gradients and moments exist */
+  int no_moments;               /* options.no_moments: trainable, but no AdamW moments */
   int lowest_layer;             /* the backward goes down to this layer (-1: the embeddings) */
   /* Storage slots: tensor i is stored as slots slot_of[i] .. slot_of[i+1]-1, one buffer each
    * (of parameters, gradients and both moments). A (V,C) vocabulary matrix (wte, lm_head) larger

@@ -326,6 +326,9 @@ vklm_status vklm_model_update(vklm_model *m, const vklm_optim_config *oc, uint32
   vklm_status st;
   if ((st = need_trainable(m)) != VKLM_OK) return st;
   if (step == 0) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: update step counts from 1");
+  if (m->no_moments)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: created without AdamW moments "
+                           "(options.no_moments): its optimizer lives elsewhere");
   float clip = oc->grad_clip > 0 ? oc->grad_clip : 0.0f;
   if (!m->recorded[CMD_UPDATE] || m->upd_clip != clip)
     if ((st = record_update(m, clip)) != VKLM_OK) return st;

@@ -335,6 +335,24 @@ static vklm_status example_row(const vklm_tokens *t, uint64_t e, uint32_t T, uin
   return VKLM_OK;
 }
 
+void vklm_batcher_skip(vklm_batcher *b) {
+  if (b->src->nex || b->order == VKLM_DATA_SHUFFLED) { /* as vklm_batcher_next: windows */
+    uint64_t k = b->pos / b->T;
+    if (k > b->nwin - b->B) {
+      k = 0;
+      b->epoch++;
+    }
+    b->pos = (k + b->B) * b->T;
+    return;
+  }
+  uint64_t bt = (uint64_t)b->B * b->T;
+  if (b->pos > b->src->n - (bt + 1)) {
+    b->pos = 0;
+    b->epoch++;
+  }
+  b->pos += bt;
+}
+
 vklm_status vklm_batcher_next(vklm_batcher *b, uint32_t V, int32_t *buf, int32_t *inputs,
                               int32_t *targets, char *err, size_t errlen) {
   uint64_t bt = (uint64_t)b->B * b->T, n = b->src->n;

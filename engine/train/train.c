@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "train/train.h"
+#include "train/zero.h"
 
 void vklm_train_options_default(vklm_train_options *o) {
   memset(o, 0, sizeof *o);
@@ -63,6 +64,14 @@ typedef struct loop {
   int32_t *inputs, *targets, *masked; /* GA micro-batches of (B,T) each */
   const int32_t **in, **tg;           /* GA pointers: what each micro-batch feeds the model */
   char ckpt_path[4096], log_path[4096], png_path[4096];
+  /* data parallel (o->dist): this rank's micro-batches of a step are [mb0, mb0 + nmb) of GA */
+  vklm_dist *dist;
+  int rank, nranks, lead; /* lead: rank 0, which writes files and prints */
+  uint32_t mb0, nmb;
+  float *gbuf;            /* num_params floats: host staging of the gradients */
+  vklm_zero *zero;        /* ZeRO-1 (o->zero1 with several ranks): this rank's optimizer shard */
+  int reported;           /* a failure was already shared with the other ranks */
+  uint32_t cur_step;      /* for messages; 0 during set-up */
 } loop;
 
 /* Micro-batch g's inputs and targets for the objective (MLM masks its inputs with a seed). */
@@ -97,6 +106,16 @@ vklm_status vklm_train_accumulate(vklm_model *m, uint32_t nmb, const int32_t *co
     return VKLM_ERROR_INVALID;
   }
   double sum = 0;
+  vklm_status st = vklm_train_accumulate_part(m, nmb, inputs, targets, total, &sum, err, errlen);
+  if (st == VKLM_OK) *loss = (float)(sum / (double)total);
+  return st;
+}
+
+vklm_status vklm_train_accumulate_part(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
+                                       const int32_t *const *targets, uint64_t total,
+                                       double *loss_sum, char *err, size_t errlen) {
+  size_t bt = (size_t)vklm_model_batch(m) * vklm_model_seq(m);
+  double sum = 0;
   for (uint32_t i = 0; i < nmb; i++) {
     uint64_t c = vklm_train_count_targets(targets[i], bt);
     if (c == 0) continue; /* no gradient, and its mean loss is undefined */
@@ -108,19 +127,27 @@ vklm_status vklm_train_accumulate(vklm_model *m, uint32_t nmb, const int32_t *co
     }
     sum += (double)l * (double)c;
   }
-  *loss = (float)(sum / (double)total);
+  *loss_sum = sum;
   return VKLM_OK;
 }
 
+static vklm_status agree(loop *l, vklm_train_result *res, int flag, double *vals, int n,
+                         int *any_flag, char *err, size_t errlen);
+
 /* The mean loss over the target tokens of the first nb batches of the validation data (fixed
- * sequential batches, fixed masks). */
-static vklm_status eval_val(loop *l, const vklm_tokens *val, uint32_t nb, uint64_t seed,
-                            float *out, char *err, size_t errlen) {
+ * sequential batches, fixed masks). Data parallel: rank r evaluates batches r, r+N, ... and the
+ * ranks' sums are added in rank order. */
+static vklm_status eval_val(loop *l, vklm_train_result *res, const vklm_tokens *val, uint32_t nb,
+                            uint64_t seed, float *out, char *err, size_t errlen) {
   vklm_batcher vb;
   vklm_status st = vklm_batcher_init(&vb, val, l->B, l->T, err, errlen);
   size_t bt = (size_t)l->B * l->T;
   double sum = 0, count = 0;
   for (uint32_t i = 0; i < nb && st == VKLM_OK; i++) {
+    if (l->nranks > 1 && i % (uint32_t)l->nranks != (uint32_t)l->rank) { /* another rank's */
+      vklm_batcher_skip(&vb);
+      continue;
+    }
     st = vklm_batcher_next(&vb, l->V, l->buf, l->inputs, l->targets, err, errlen);
     if (st != VKLM_OK) break;
     objective_batch(l, 0, seed ^ (0x5A17ull + i));
@@ -131,6 +158,12 @@ static vklm_status eval_val(loop *l, const vklm_tokens *val, uint32_t nb, uint64
     if (st != VKLM_OK) snprintf(err, errlen, "validation forward: %s", vklm_model_error(l->model));
     sum += (double)loss * (double)c;
     count += (double)c;
+  }
+  if (st == VKLM_OK && l->nranks > 1) {
+    double v[2] = {sum, count};
+    if ((st = agree(l, res, 0, v, 2, NULL, err, errlen)) != VKLM_OK) return st;
+    sum = v[0];
+    count = v[1];
   }
   *out = count > 0 ? (float)(sum / count) : NAN;
   return st;
@@ -157,13 +190,100 @@ static void poison(vklm_model *m) {
   free(p);
 }
 
+/* ---- data parallel ------------------------------------------------------------------------- */
+static void phase(const loop *l, char *buf, size_t n) {
+  if (l->cur_step) snprintf(buf, n, "step %u", l->cur_step);
+  else snprintf(buf, n, "set-up");
+}
+
+/* One status exchange (see vklm_dist_exchange): a failure anywhere becomes this rank's error. */
+static vklm_status agree(loop *l, vklm_train_result *res, int flag, double *vals, int n,
+                         int *any_flag, char *err, size_t errlen) {
+  char what[64];
+  int failed = -1;
+  phase(l, what, sizeof what);
+  vklm_status st = vklm_dist_exchange(l->dist, what, 1, VKLM_OK, NULL, flag, vals, n, any_flag,
+                                      &failed, err, errlen);
+  if (st != VKLM_OK) {
+    l->reported = 1;
+    res->peer_failed = failed != l->rank;
+  }
+  return st;
+}
+
+/* Rank 0's parameters and AdamW moments into every rank's model: every replica is then exactly
+ * what rank 0 checkpoints, whatever rounding differences between devices. */
+static vklm_status sync_model(loop *l, vklm_train_result *res, char *err, size_t errlen) {
+  uint64_t n = vklm_model_num_params(l->model);
+  float *mv = malloc(2 * n * sizeof(float));
+  vklm_status st = mv ? VKLM_OK : VKLM_ERROR_OUT_OF_HOST_MEMORY;
+  if (!mv) snprintf(err, errlen, "out of host memory for the model's moments");
+  if (st == VKLM_OK && l->lead &&
+      ((st = vklm_model_get_params(l->model, l->gbuf)) != VKLM_OK ||
+       (st = vklm_model_get_moments(l->model, mv, mv + n)) != VKLM_OK))
+    snprintf(err, errlen, "reading the model for the other ranks: %s", vklm_model_error(l->model));
+  if (st != VKLM_OK) goto out;
+  if ((st = agree(l, res, 0, NULL, 0, NULL, err, errlen)) != VKLM_OK) goto out;
+  if ((st = vklm_dist_bcast(l->dist, l->gbuf, n * sizeof(float), err, errlen)) != VKLM_OK ||
+      (st = vklm_dist_bcast(l->dist, mv, 2 * n * sizeof(float), err, errlen)) != VKLM_OK)
+    goto out;
+  if (!l->lead && ((st = vklm_model_set_params(l->model, l->gbuf)) != VKLM_OK ||
+                   (st = vklm_model_set_moments(l->model, mv, mv + n)) != VKLM_OK))
+    snprintf(err, errlen, "taking rank 0's model: %s", vklm_model_error(l->model));
+out:
+  free(mv);
+  return st;
+}
+
+/* This rank's share of a step: forward + backward of its micro-batches scaled by the step's
+ * target count over all ranks, then the gradients summed over the ranks in rank order. *stop:
+ * any rank asked to stop. */
+static vklm_status dist_step(loop *l, vklm_train_result *res, int want_stop, float *loss,
+                             int *stop, char *err, size_t errlen) {
+  size_t bt = (size_t)l->B * l->T;
+  double v[1] = {0};
+  for (uint32_t i = 0; i < l->nmb; i++) v[0] += (double)vklm_train_count_targets(l->tg[i], bt);
+  vklm_status st = agree(l, res, 0, v, 1, NULL, err, errlen);
+  if (st != VKLM_OK) return st;
+  uint64_t total = (uint64_t)v[0];
+  if (total == 0) {
+    snprintf(err, errlen, "no target tokens: every target of the step's %u micro-batch(es) of "
+             "%zu is the ignore index", l->GA, bt);
+    l->reported = 1; /* every rank sees the same total */
+    return VKLM_ERROR_INVALID;
+  }
+  double sum = 0;
+  if ((st = vklm_train_accumulate_part(l->model, l->nmb, l->in, l->tg, total, &sum, err,
+                                       errlen)) != VKLM_OK)
+    return st;
+  if ((st = vklm_model_get_grads(l->model, l->gbuf)) != VKLM_OK) {
+    snprintf(err, errlen, "reading the gradients: %s", vklm_model_error(l->model));
+    return st;
+  }
+  v[0] = sum;
+  if ((st = agree(l, res, want_stop, v, 1, stop, err, errlen)) != VKLM_OK) return st;
+  *loss = (float)(v[0] / (double)total);
+  if (l->zero) return VKLM_OK; /* vklm_zero_step reduce-scatters them */
+  uint64_t n = vklm_model_num_params(l->model);
+  if ((st = vklm_dist_sum_f32(l->dist, l->gbuf, n, err, errlen)) != VKLM_OK) return st;
+  if ((st = vklm_model_set_grads(l->model, l->gbuf)) != VKLM_OK)
+    snprintf(err, errlen, "writing the summed gradients: %s", vklm_model_error(l->model));
+  return st;
+}
+
 vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
                            const vklm_tokens *train, const vklm_tokens *val,
                            vklm_train_result *res, char *err, size_t errlen) {
   memset(res, 0, sizeof *res);
   res->last_val_loss = NAN;
   res->first_step = 1;
-  loop l = {.ctx = ctx, .o = o};
+  loop l = {.ctx = ctx, .o = o, .dist = o->dist, .rank = vklm_dist_rank(o->dist),
+            .nranks = vklm_dist_size(o->dist)};
+  l.lead = l.rank == 0;
+  vklm_train_options oo = *o; /* a fresh data-parallel run without --grad-accum: one per rank */
+  if (l.nranks > 1 && !(o->given & VKLM_GIVEN_GRAD_ACCUM) && !o->resume &&
+      o->grad_accum % (uint32_t)l.nranks)
+    oo.grad_accum = (o->grad_accum + (uint32_t)l.nranks - 1) / (uint32_t)l.nranks * (uint32_t)l.nranks;
   vklm_ckpt *ck = NULL, *init = NULL;
   vklm_metrics hist = {0};
   vklm_status st = VKLM_OK;
@@ -183,7 +303,7 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
     if ((st = vklm_ckpt_read(o->resume, 1, &ck, err, errlen)) != VKLM_OK) goto done;
   } else {
     struct stat sb;
-    if (!o->force && stat(l.ckpt_path, &sb) == 0) {
+    if (l.lead && !o->force && stat(l.ckpt_path, &sb) == 0) {
       snprintf(err, errlen, "'%s' exists: resume it (--resume) or allow replacing it (--force)",
                l.ckpt_path);
       st = VKLM_ERROR_INVALID;
@@ -195,13 +315,21 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
       goto done;
   }
   vklm_ckpt_state cs;
-  if ((st = vklm_train_resolve(o, ck ? &ck->st : NULL, init ? &init->st.model : NULL,
+  if ((st = vklm_train_resolve(&oo, ck ? &ck->st : NULL, init ? &init->st.model : NULL,
                                vklm_tokens_vocab(train), vklm_tokens_count(train), &cs, summary,
                                sizeof summary, err, errlen)) != VKLM_OK)
     goto done;
   vklm_model_config cfg = cs.model;
   uint32_t B = cs.B, T = cs.T, GA = cs.grad_accum;
   uint64_t start = ck ? ck->st.step : 0;
+  if (GA % (uint32_t)l.nranks) {
+    snprintf(err, errlen, "%u micro-batches per step (--grad-accum) cannot be split over %d ranks: "
+             "give a multiple of %d", GA, l.nranks, l.nranks);
+    st = VKLM_ERROR_INVALID;
+    goto done;
+  }
+  l.nmb = GA / (uint32_t)l.nranks;
+  l.mb0 = (uint32_t)l.rank * l.nmb;
   const vklm_tokens *srcs[2] = {train, val};
   for (int k = 0; k < 2; k++) {
     if (!srcs[k]) continue;
@@ -239,7 +367,8 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
       goto done;
     }
   }
-  if ((st = vklm_model_create(ctx, &cfg, B, T, cs.objective, &l.model)) != VKLM_OK) {
+  vklm_model_options mopt = {.no_moments = o->zero1 && l.nranks > 1};
+  if ((st = vklm_model_create_ex(ctx, &cfg, B, T, cs.objective, &mopt, &l.model)) != VKLM_OK) {
     snprintf(err, errlen, "cannot create the model: %s", vklm_model_error(NULL));
     goto done;
   }
@@ -251,11 +380,11 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
   } else if ((st = vklm_model_init(l.model, o->seed)) != VKLM_OK)
     snprintf(err, errlen, "model init: %s", vklm_model_error(l.model));
   if (st != VKLM_OK) goto done;
-  if ((st = make_dir(o->out_dir, err, errlen)) != VKLM_OK) goto done;
-  if (o->progress && ck)
+  if (l.lead && (st = make_dir(o->out_dir, err, errlen)) != VKLM_OK) goto done;
+  if (o->progress && l.lead && ck)
     fprintf(stderr, "vklm train: resuming '%s' at step %llu of %u: %s\n", o->resume,
             (unsigned long long)start, total, summary);
-  else if (o->progress && init)
+  else if (o->progress && l.lead && init)
     fprintf(stderr, "vklm train: a new run from the weights of '%s' (%s, %s: V %u, ctx %u, L %u, "
             "C %u), fresh schedule and AdamW moments: %s\n", o->init, init_kind,
             cfg.arch == VKLM_ARCH_LLAMA ? "llama" : "gpt2", cfg.vocab_size, cfg.max_seq,
@@ -270,13 +399,15 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
   l.mask_id = cs.mask_id;
   size_t bt = (size_t)B * T;
   l.buf = malloc((bt + 1) * sizeof(int32_t));
-  l.inputs = malloc(bt * GA * sizeof(int32_t));
-  l.targets = malloc(bt * GA * sizeof(int32_t));
-  l.masked = malloc(bt * GA * sizeof(int32_t));
-  l.in = malloc(GA * sizeof *l.in);
-  l.tg = malloc(GA * sizeof *l.tg);
+  l.inputs = malloc(bt * l.nmb * sizeof(int32_t));
+  l.targets = malloc(bt * l.nmb * sizeof(int32_t));
+  l.masked = malloc(bt * l.nmb * sizeof(int32_t));
+  l.in = malloc(l.nmb * sizeof *l.in);
+  l.tg = malloc(l.nmb * sizeof *l.tg);
   res->losses = malloc((size_t)(end + 1) * sizeof(float));
-  if (!l.buf || !l.inputs || !l.targets || !l.masked || !l.in || !l.tg || !res->losses) {
+  if (l.nranks > 1) l.gbuf = malloc(vklm_model_num_params(l.model) * sizeof(float));
+  if (!l.buf || !l.inputs || !l.targets || !l.masked || !l.in || !l.tg || !res->losses ||
+      (l.nranks > 1 && !l.gbuf)) {
     st = VKLM_ERROR_OUT_OF_HOST_MEMORY;
     snprintf(err, errlen, "out of host memory");
     goto done;
@@ -292,24 +423,33 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
   }
   uint64_t rng = cs.rng, tokens = cs.tokens_seen;
   double elapsed0 = cs.elapsed_s;
-  if (ck) {
+  if (l.lead && ck) { /* metrics and files are rank 0's */
     if ((st = vklm_metrics_load(&hist, l.log_path, (uint32_t)start, err, errlen)) != VKLM_OK ||
         (st = vklm_metrics_save(&hist, l.log_path, err, errlen)) != VKLM_OK)
       goto done;
-  } else {
-    if ((st = vklm_metrics_save(&hist, l.log_path, err, errlen)) != VKLM_OK) goto done;
-    if (val_nb) {
-      vklm_metric r = {.step = 0, .train_loss = NAN, .grad_norm = NAN, .lr = 0};
-      if ((st = eval_val(&l, val, val_nb, cs.seed, &r.val_loss, err, errlen)) != VKLM_OK) goto done;
-      res->last_val_loss = r.val_loss;
-      vklm_metrics_add(&hist, &r);
-      if ((st = vklm_metrics_append(&r, l.log_path, err, errlen)) != VKLM_OK) goto done;
-    }
+  } else if (l.lead && (st = vklm_metrics_save(&hist, l.log_path, err, errlen)) != VKLM_OK) {
+    goto done;
+  }
+  if (!ck && val_nb) { /* every rank evaluates its share */
+    vklm_metric r = {.step = 0, .train_loss = NAN, .grad_norm = NAN, .lr = 0};
+    if ((st = eval_val(&l, res, val, val_nb, cs.seed, &r.val_loss, err, errlen)) != VKLM_OK)
+      goto done;
+    res->last_val_loss = r.val_loss;
+    if (l.lead) vklm_metrics_add(&hist, &r);
+    if (l.lead && (st = vklm_metrics_append(&r, l.log_path, err, errlen)) != VKLM_OK) goto done;
   }
   char title[160];
   snprintf(title, sizeof title, "%s L=%u C=%u V=%u  B=%u T=%u", cfg.arch == VKLM_ARCH_LLAMA ?
            "llama" : "gpt2", cfg.n_layer, cfg.n_embd, cfg.vocab_size, B, T);
-  int tty = o->progress && isatty(2);
+  int tty = o->progress && l.lead && isatty(2);
+  if (l.nranks > 1 && (st = sync_model(&l, res, err, errlen)) != VKLM_OK) goto done;
+  if (mopt.no_moments) { /* ZeRO-1: this rank's shard of the weights and the moments */
+    if ((st = vklm_zero_create(l.model, l.dist, &l.zero, err, errlen)) != VKLM_OK ||
+        (st = vklm_model_get_params(l.model, l.gbuf)) != VKLM_OK ||
+        (st = vklm_zero_load(l.zero, l.gbuf, ck ? ck->m : NULL, ck ? ck->v : NULL, err,
+                             errlen)) != VKLM_OK)
+      goto done;
+  }
   uint32_t log_every = o->log_every ? o->log_every : 10;
 
   /* 3. The loop. */
@@ -319,19 +459,34 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
   res->last_step = (uint32_t)start;
   for (uint32_t step = (uint32_t)start + 1; step <= end; step++) {
     double t0 = vklm_train_now_s();
+    l.cur_step = step;
     if (o->nan_step == step) poison(l.model);
-    /* all micro-batches first: the gradient scales need the step's count of target tokens */
+    /* all micro-batches first: the gradient scales need the step's count of target tokens. Every
+     * rank walks the whole global batch (the data position and the generator stay in step) and
+     * reads its own run of micro-batches. */
     for (uint32_t g = 0; g < GA; g++) {
-      if ((st = vklm_batcher_next(&tb, l.V, l.buf, l.inputs + g * bt, l.targets + g * bt, err,
+      uint64_t mask_seed = vklm_train_rng_next(&rng);
+      if (g < l.mb0 || g >= l.mb0 + l.nmb) {
+        vklm_batcher_skip(&tb);
+        continue;
+      }
+      uint32_t j = g - l.mb0;
+      if ((st = vklm_batcher_next(&tb, l.V, l.buf, l.inputs + j * bt, l.targets + j * bt, err,
                                   errlen)) != VKLM_OK)
         goto done;
-      objective_batch(&l, g, vklm_train_rng_next(&rng));
+      objective_batch(&l, j, mask_seed);
     }
     float loss = 0;
     char e2[1024];
-    if ((st = vklm_train_accumulate(l.model, GA, l.in, l.tg, &loss, NULL, e2, sizeof e2)) !=
-        VKLM_OK) {
-      snprintf(err, errlen, "step %u: %s", step, e2);
+    int stopping = o->stop && *o->stop;
+    if (l.nranks > 1) {
+      st = dist_step(&l, res, stopping, &loss, &stopping, e2, sizeof e2);
+    } else {
+      st = vklm_train_accumulate(l.model, GA, l.in, l.tg, &loss, NULL, e2, sizeof e2);
+    }
+    if (st != VKLM_OK) {
+      if (l.reported) snprintf(err, errlen, "%s", e2); /* names the rank and the step */
+      else snprintf(err, errlen, "step %u: %s", step, e2);
       goto done;
     }
     float lr = vklm_train_lr(step, (uint32_t)cs.warmup, (uint32_t)cs.total_steps, cs.lr, cs.min_lr);
@@ -339,7 +494,12 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
     if (isfinite(loss)) {
       vklm_optim_config oc = cs.opt;
       oc.lr = lr;
-      if ((st = vklm_model_update(l.model, &oc, step, &gn)) != VKLM_OK) {
+      if (l.zero) {
+        if ((st = vklm_zero_step(l.zero, l.gbuf, &oc, step, &gn, e2, sizeof e2)) != VKLM_OK) {
+          snprintf(err, errlen, "step %u update: %s", step, e2);
+          goto done;
+        }
+      } else if ((st = vklm_model_update(l.model, &oc, step, &gn)) != VKLM_OK) {
         snprintf(err, errlen, "step %u update: %s", step, vklm_model_error(l.model));
         goto done;
       }
@@ -365,12 +525,13 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
     vklm_metric r = {.step = step, .train_loss = loss, .val_loss = NAN, .lr = lr, .grad_norm = gn,
                      .tokens_per_s = bt * GA / dt, .elapsed_s = elapsed0 + (vklm_train_now_s() - t_run)};
     if (val_nb && ((o->val_every && step % o->val_every == 0) || step == end)) {
-      if ((st = eval_val(&l, val, val_nb, cs.seed, &r.val_loss, err, errlen)) != VKLM_OK) goto done;
+      if ((st = eval_val(&l, res, val, val_nb, cs.seed, &r.val_loss, err, errlen)) != VKLM_OK)
+        goto done;
       res->last_val_loss = r.val_loss;
     }
-    vklm_metrics_add(&hist, &r);
-    if ((st = vklm_metrics_append(&r, l.log_path, err, errlen)) != VKLM_OK) goto done;
-    if (o->progress) {
+    if (l.lead) vklm_metrics_add(&hist, &r);
+    if (l.lead && (st = vklm_metrics_append(&r, l.log_path, err, errlen)) != VKLM_OK) goto done;
+    if (o->progress && l.lead) {
       double per = t_train / (step - res->first_step + 1);
       char eta[32], vl[48] = "";
       fmt_time(eta, sizeof eta, per * (end - step));
@@ -382,7 +543,6 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
         line_open = tty;
       }
     }
-    int stopping = o->stop && *o->stop;
     if ((o->ckpt_every && step % o->ckpt_every == 0) || step == end || stopping) {
       cs.step = step;
       cs.data_pos = tb.pos;
@@ -391,10 +551,20 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
       cs.tokens_seen = tokens;
       cs.elapsed_s = r.elapsed_s;
       cs.opt.lr = lr;
-      if ((st = vklm_ckpt_save_model(l.ckpt_path, l.model, &cs, err, errlen)) != VKLM_OK) goto done;
-      last_ckpt = step; /* the last good checkpoint, for the NaN message */
-      if (o->plot && (st = vklm_plot_loss(&hist, title, l.png_path, 800, 500, err, errlen)) != VKLM_OK)
+      if (l.zero) {
+        if ((st = vklm_zero_save(l.zero, l.ckpt_path, &cs, err, errlen)) != VKLM_OK) goto done;
+      } else if (l.lead &&
+                 (st = vklm_ckpt_save_model(l.ckpt_path, l.model, &cs, err, errlen)) != VKLM_OK) {
         goto done;
+      }
+      last_ckpt = step; /* the last good checkpoint, for the NaN message */
+      if (l.lead && o->plot &&
+          (st = vklm_plot_loss(&hist, title, l.png_path, 800, 500, err, errlen)) != VKLM_OK)
+        goto done;
+      /* every replica becomes the checkpointed model (rank 0's); ZeRO-1's already are */
+      if (l.nranks > 1 && !l.zero && (st = sync_model(&l, res, err, errlen)) != VKLM_OK)
+        goto done;
+      if (l.zero && (st = agree(&l, res, 0, NULL, 0, NULL, err, errlen)) != VKLM_OK) goto done;
     }
     if (stopping) {
       res->interrupted = 1;
@@ -404,6 +574,15 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
   res->ms_per_step = t_train * 1e3 / (res->last_step - res->first_step + 1);
   res->tokens_per_s = (double)bt * GA * (res->last_step - res->first_step + 1) / t_train;
 done:
+  if (st != VKLM_OK && l.nranks > 1 && !l.reported) {
+    /* tell the other ranks, at the exchange they are waiting in */
+    char what[64], mine[2048];
+    int failed = -1;
+    phase(&l, what, sizeof what);
+    snprintf(mine, sizeof mine, "%s", err);
+    vklm_dist_exchange(l.dist, what, 0, st, mine, 0, NULL, 0, NULL, &failed, err, errlen);
+    res->peer_failed = failed != l.rank;
+  }
   if (line_open) fputc('\n', stderr); /* end the in-place progress line */
   free(l.buf);
   free(l.inputs);
@@ -411,6 +590,8 @@ done:
   free(l.masked);
   free(l.in);
   free(l.tg);
+  free(l.gbuf);
+  vklm_zero_destroy(l.zero);
   vklm_model_destroy(l.model);
   vklm_ckpt_free(ck);
   vklm_ckpt_free(init);

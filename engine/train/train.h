@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dist/dist.h"
 #include "model/model.h"
 
 /* ---- token sources (data.c) --------------------------------------------------------------- */
@@ -83,6 +84,9 @@ vklm_status vklm_batcher_init(vklm_batcher *b, const vklm_tokens *src, uint32_t 
  * position past the end starts the next epoch at the next read. */
 void vklm_batcher_seek(vklm_batcher *b, vklm_data_order order, uint64_t seed, uint64_t pos,
                        uint64_t epoch);
+/* Moves past the next micro-batch without reading it (exactly as vklm_batcher_next moves):
+ * data-parallel ranks step over the micro-batches of the other ranks. */
+void vklm_batcher_skip(vklm_batcher *b);
 /* The next micro-batch: inputs and targets (B,T) int32; buf holds B*T+1 tokens of scratch. */
 vklm_status vklm_batcher_next(vklm_batcher *b, uint32_t V, int32_t *buf, int32_t *inputs,
                               int32_t *targets, char *err, size_t errlen);
@@ -219,6 +223,16 @@ typedef struct vklm_train_options {
   uint32_t nan_step;      /* test hook: poison a parameter with NaN before this step (0: off) */
   volatile int *stop;     /* when set (e.g. by a SIGINT handler in the app), the loop ends after
                              the current step with a checkpoint; NULL: never */
+  vklm_dist *dist;        /* data parallel (engine/dist, docs/distributed.md): the group this
+                             process belongs to, or NULL for one process. Each step's grad_accum
+                             micro-batches (the global batch) are split over the ranks, rank r
+                             taking the r-th run of grad_accum/size consecutive ones (grad_accum
+                             must be a multiple of the size; a fresh run without --grad-accum
+                             takes the size); gradients are summed in rank order, so the result
+                             is that of one process with the same global batch. Rank 0 alone
+                             writes the checkpoint, the metrics, the plot and the progress. */
+  int zero1;              /* data parallel: ZeRO-1, the AdamW moments and master weights sharded
+                             over the ranks (train/zero.h); the checkpoint is the same */
 } vklm_train_options;
 
 /* The defaults: gpt2-tiny, causal, B 4, T 64, 100 steps, lr 6e-4 to 6e-5, warmup 10, wd 0.1,
@@ -254,6 +268,12 @@ uint64_t vklm_train_count_targets(const int32_t *targets, size_t n);
 vklm_status vklm_train_accumulate(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
                                   const int32_t *const *targets, float *loss, uint64_t *ntargets,
                                   char *err, size_t errlen);
+/* The same for this rank's share of a data-parallel step: grad_scale = count_i / total, total
+ * the target tokens of the whole step over every rank (> 0); *loss_sum = sum_i loss_i * count_i
+ * (the ranks' sums over total give the step's loss). Micro-batches without targets are skipped. */
+vklm_status vklm_train_accumulate_part(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
+                                       const int32_t *const *targets, uint64_t total,
+                                       double *loss_sum, char *err, size_t errlen);
 
 typedef struct vklm_train_result {
   uint32_t first_step, last_step; /* steps run by this call (first_step > last_step: none) */
@@ -262,6 +282,8 @@ typedef struct vklm_train_result {
   double tokens_per_s;            /* mean over this call */
   double ms_per_step;
   int interrupted;                /* ended early by *o->stop (a checkpoint was written) */
+  int peer_failed;                /* data parallel: ended because another rank failed (err
+                                     names it) */
 } vklm_train_result;
 void vklm_train_result_free(vklm_train_result *r);
 
