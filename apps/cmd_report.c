@@ -19,7 +19,7 @@
 #include "report/report.h"
 
 #define MAX_FIG 8
-#define MAX_STAGES 12
+#define MAX_STAGES 16
 
 typedef struct stage_buf {
   vklm_report_stage st;
@@ -51,7 +51,7 @@ static double jnum(const cJSON *o, const char *k) {
 
 static stage_buf *add(stage_buf *s, uint32_t *n, const char *title, const char *cmd,
                       const char *dir, const char *png) {
-  stage_buf *b = &s[(*n)++];
+  stage_buf *b = &s[*n < MAX_STAGES ? (*n)++ : MAX_STAGES - 1]; /* full: the last is reused */
   memset(b, 0, sizeof *b);
   b->st.title = title;
   b->st.command = cmd;
@@ -156,6 +156,29 @@ int cmd_report(int argc, char **argv) {
     }
     const cJSON *last = cJSON_GetArrayItem(steps, cJSON_GetArraySize(steps) - 1);
     if (last) fig(b, "kept: %g documents, %.2f MB", jnum(last, "docs_out"), jnum(last, "bytes_out") / 1e6);
+    static const char *const keyed[2][2] = {{"languages", "language"}, {"sources", "source"}};
+    for (int k = 0; k < 2; k++) { /* kept documents by language and by source */
+      const cJSON *o = cJSON_GetObjectItem(j, keyed[k][0]), *e;
+      char line[512] = "";
+      size_t n = 0;
+      cJSON_ArrayForEach(e, o) if (n < sizeof line - 64)
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s%s %g", n ? ", " : "", e->string,
+                              jnum(e, "docs"));
+      if (n) fig(b, "kept documents by %s: %s", keyed[k][1], line);
+    }
+    cJSON_Delete(j);
+  }
+  if ((j = load_json(dir, "shards/mixture.json"))) { /* vklm data mix */
+    stage_buf *b = add(s, &ns, "Data mixture", "vklm data mix", dir, "shards/mixture.png");
+    const cJSON *by = cJSON_GetObjectItem(j, "by"), *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(j, "keys")) {
+      const cJSON *nm = cJSON_GetObjectItem(e, "name"), *bf = cJSON_GetObjectItem(e, "before"),
+                  *af = cJSON_GetObjectItem(e, "after");
+      fig(b, "%s %s: weight %.2f; %g -> %g tokens (share %.3f)",
+          cJSON_IsString(by) ? by->valuestring : "key",
+          cJSON_IsString(nm) ? nm->valuestring : "?", jnum(e, "weight"), jnum(bf, "tokens"),
+          jnum(af, "tokens"), jnum(af, "token_share"));
+    }
     cJSON_Delete(j);
   }
   if (exists(dir, "tokenizer.json")) {

@@ -42,36 +42,44 @@ prepare_flags=()
 if [ ${#data[@]} -eq 0 ]; then
   fortunes=/usr/share/games/fortunes
   [ -d "$fortunes" ] || { echo "quickstart: $fortunes is missing (apt-get install fortunes)" >&2; exit 1; }
-  step "1/6 corpus: Debian's fortunes, 25 fortunes per document"
-  rm -rf "$out/corpus" && mkdir -p "$out/corpus"
+  step "1/6 corpus: Debian's fortunes, 25 fortunes per document, two sources (tech, misc)"
+  rm -rf "$out/corpus" && mkdir -p "$out/corpus/tech" "$out/corpus/misc"
   for f in "$fortunes"/*; do
     case "$f" in *.dat|*.u8) continue ;; esac
-    [ -f "$f" ] && cat "$f" && printf '\n%%\n'
-  done | awk -v dir="$out/corpus" -v per=25 '
+    case "${f##*/}" in computers|linux|linuxcookie|perl|science|debian) src=tech ;; *) src=misc ;; esac
+    [ -f "$f" ] && cat "$f" >> "$out/corpus/$src.txt" && printf '\n%%\n' >> "$out/corpus/$src.txt"
+  done
+  for src in tech misc; do awk -v dir="$out/corpus/$src" -v per=25 '
     /^%$/ { if (buf != "") { n++; text = text buf "\n"; buf = "" }
             if (n >= per) { f = sprintf("%s/fortunes_%04d.txt", dir, d++); printf "%s", text > f; close(f); text = ""; n = 0 }
             next }
     { buf = buf $0 "\n" }
-    END { if (text != "") { f = sprintf("%s/fortunes_%04d.txt", dir, d++); printf "%s", text > f; close(f) } }'
-  echo "$(ls "$out/corpus" | wc -l) documents, $(du -sh "$out/corpus" | cut -f1)"
-  data=("$out/corpus")
+    END { if (text != "") { f = sprintf("%s/fortunes_%04d.txt", dir, d++); printf "%s", text > f; close(f) } }' \
+    "$out/corpus/$src.txt"; rm "$out/corpus/$src.txt"; done
+  echo "$(ls "$out/corpus/tech" | wc -l) tech and $(ls "$out/corpus/misc" | wc -l) misc documents, $(du -sh "$out/corpus" | cut -f1)"
+  sources=(--source "tech=$out/corpus/tech" --source "misc=$out/corpus/misc")
+  weights=tech=0.3,misc=0.7
   # Fortunes are hard-wrapped verse and quotations: a line end is not a sentence end, so C4's
   # "drop lines without terminal punctuation" would remove most of the text.
   prepare_flags=(--c4-keep-unpunctuated)
 else
   step "1/6 corpus: ${data[*]}"
+  sources=()
+  for d in "${data[@]}"; do sources+=(--source "data=$d"); done
+  weights=data=1
 fi
 
-step "2/6 clean, filter and deduplicate (vklm data prepare)"
-"$VKLM" data prepare -o "$out/cleaned.jsonl" "${prepare_flags[@]}" "${data[@]}"
+step "2/6 clean, filter, identify languages, deduplicate (vklm data prepare)"
+"$VKLM" data prepare -o "$out/cleaned.jsonl" "${prepare_flags[@]}" "${sources[@]}"
 
 step "3/6 train a byte-level BPE tokenizer of $vocab tokens (vklm tokenizer train)"
 "$VKLM" tokenizer train -o "$out/tokenizer.json" --vocab-size "$vocab" --special '<|endoftext|>' \
   "$out/cleaned.jsonl"
 
-step "4/6 tokenize into shards (vklm data tokenize)"
+step "4/6 mix the sources ($weights of the tokens) into token shards (vklm data mix)"
 rm -rf "$out/shards"
-"$VKLM" data tokenize -t "$out/tokenizer.json" -i "$out/cleaned.jsonl" -o "$out/shards"
+"$VKLM" data mix -t "$out/tokenizer.json" -o "$out/shards" --by source --weights "$weights" \
+  "$out/cleaned.jsonl"
 
 step "5/6 pretrain $model for $steps steps on the GPU (vklm train)"
 "$VKLM" train --train "$out/shards" --model "$model" -b 8 -T 64 --steps "$steps" --lr 3e-3 \
@@ -138,7 +146,7 @@ cat <<EOF
 == done in $((t1 - t0)) s ==
   corpus, cleaned:   $out/cleaned.jsonl (report: $out/cleaned.jsonl.stats.json)
   tokenizer:         $out/tokenizer.json
-  token shards:      $out/shards/
+  token shards:      $out/shards/ (the mixture by source: mixture.json, mixture.png)
   model checkpoint:  $out/run/checkpoint.bin
   loss plot:         $out/run/loss.png
   metrics log:       $out/run/metrics.jsonl (validation loss first and last: $val)

@@ -22,7 +22,7 @@ uint64_t vklm_dedup_set_count(const vklm_dedup_set *s);
 /* ---- near (minhash.c) -------------------------------------------------------------------- */
 typedef struct vklm_minhash_opts {
   int enabled;
-  int bands, rows;  /* 14 x 8 = 112 hashes */
+  int bands, rows;  /* 20 x 6 = 120 hashes */
   int ngram;        /* words per shingle: 5 */
   double threshold; /* minimum estimated Jaccard to merge a candidate pair: 0.7 */
   uint64_t seed;

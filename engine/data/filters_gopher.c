@@ -41,13 +41,10 @@ static size_t count_sub(const char *s, size_t n, const char *pat) {
   return c;
 }
 
-static const char *const stop_words[] = {"the", "be", "to", "of", "and", "that", "have", "with"};
-
-static int is_stop(const char *w, size_t n) {
-  static const size_t len[] = {3, 2, 2, 2, 3, 4, 4, 4}; /* strlen of each stop word */
-  if (n < 2 || n > 4) return 0;
-  for (size_t i = 0; i < sizeof stop_words / sizeof *stop_words; i++)
-    if (len[i] == n && !memcmp(stop_words[i], w, n)) return 1;
+static int is_stop(const char *const *stop, const char *w, size_t n) {
+  if (!stop || n > 16) return 0;
+  for (; *stop; stop++)
+    if (!strncmp(*stop, w, n) && (*stop)[n] == 0) return 1;
   return 0;
 }
 
@@ -62,6 +59,19 @@ static int ends_with(const char *s, size_t n, const char *p) {
 }
 
 vklm_drop vklm_gopher_quality(const vklm_gopher_quality_opts *o, const char *s, size_t n) {
+  return vklm_gopher_quality_lang(o, NULL, s, n);
+}
+
+vklm_drop vklm_gopher_quality_lang(const vklm_gopher_quality_opts *o, const char *lang,
+                                   const char *s, size_t n) {
+  const vklm_lang_rules *lr = vklm_lang_rules_get(lang);
+  int en = !lang || !strcmp(lang, "en"), unspaced = lr && lr->unspaced;
+  const char *const *stop = lr ? lr->stop_words : NULL;
+  double min_len = o->min_mean_word_len, max_len = o->max_mean_word_len;
+  if (!en && lr && !unspaced) { /* the language's bounds, unless the rule is off */
+    if (min_len > 0) min_len = lr->min_mean_word_len;
+    if (max_len > 0) max_len = lr->max_mean_word_len;
+  }
   vklm_span *w = NULL;
   size_t cap = 0;
   long nt = vklm_words_split(s, n, &w, &cap);
@@ -79,14 +89,17 @@ vklm_drop vklm_gopher_quality(const vklm_gopher_quality_opts *o, const char *s, 
       chars += (double)vklm_words_codepoints(t, w[i].len);
     }
     alpha += vklm_words_has_alpha(t, w[i].len);
-    stops += is_stop(t, w[i].len);
+    stops += is_stop(stop, t, w[i].len);
   }
   free(w);
-  if (nw == 0 || nw < o->min_words) return VKLM_DROP_GOPHER_SHORT;
-  if (o->max_words > 0 && nw > o->max_words) return VKLM_DROP_GOPHER_LONG;
-  double mean = chars / (double)nw;
-  if (o->min_mean_word_len > 0 && mean < o->min_mean_word_len) return VKLM_DROP_GOPHER_WORDLEN_LOW;
-  if (o->max_mean_word_len > 0 && mean > o->max_mean_word_len) return VKLM_DROP_GOPHER_WORDLEN_HIGH;
+  if (nw == 0) return VKLM_DROP_GOPHER_SHORT;
+  if (!unspaced) {
+    if (nw < o->min_words) return VKLM_DROP_GOPHER_SHORT;
+    if (o->max_words > 0 && nw > o->max_words) return VKLM_DROP_GOPHER_LONG;
+    double mean = chars / (double)nw;
+    if (min_len > 0 && mean < min_len) return VKLM_DROP_GOPHER_WORDLEN_LOW;
+    if (max_len > 0 && mean > max_len) return VKLM_DROP_GOPHER_WORDLEN_HIGH;
+  }
   if (o->max_symbol_ratio > 0) {
     if ((double)count_sub(s, n, "#") / (double)nw > o->max_symbol_ratio)
       return VKLM_DROP_GOPHER_HASHES;
@@ -115,7 +128,8 @@ vklm_drop vklm_gopher_quality(const vklm_gopher_quality_opts *o, const char *s, 
     return VKLM_DROP_GOPHER_END_ELLIPSIS;
   if (o->min_alpha_words > 0 && (double)alpha / (double)nw < o->min_alpha_words)
     return VKLM_DROP_GOPHER_ALPHA;
-  if (o->min_stop_words > 0 && stops < o->min_stop_words) return VKLM_DROP_GOPHER_STOP_WORDS;
+  if (stop && !unspaced && o->min_stop_words > 0 && stops < o->min_stop_words)
+    return VKLM_DROP_GOPHER_STOP_WORDS;
   return d;
 }
 

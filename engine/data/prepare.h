@@ -14,24 +14,42 @@
 
 #include <stdio.h>
 
+#include "data/blocklist.h"
 #include "data/dedup.h"
+#include "data/langid.h"
 #include "data/reader.h"
 #include "data/steps.h"
 
 typedef enum vklm_step {
   VKLM_STEP_HTML,
   VKLM_STEP_CLEAN,
+  VKLM_STEP_LANG,  /* language identification, --languages, --min-lang-score */
+  VKLM_STEP_BLOCK, /* word/phrase and URL block lists */
   VKLM_STEP_GOPHER_QUALITY, /* before repetition: it rejects very long documents cheaply */
   VKLM_STEP_GOPHER_REP,
   VKLM_STEP_C4,
   VKLM_STEP_FINEWEB,
   VKLM_STEP_SCRUB,
   VKLM_STEP_EXACT,
+  VKLM_STEP_CLASSIFIER, /* the learned filter, in GPU batches on the main thread */
   VKLM_STEP_NEAR,
   VKLM_STEP_COUNT
 } vklm_step;
 
 const char *vklm_step_name(vklm_step s);
+
+/* A document scorer run on the kept documents in batches, on the main thread (a GPU classifier,
+ * classifier.h's vklm_classifier_scorer): score(user, texts, lens, n, out, err, errlen) writes n
+ * scores and returns 0, or -1 with a message. Documents scoring above threshold are dropped, or
+ * with tag kept and marked "classifier_flagged": true; every kept document then carries
+ * "classifier_score". */
+typedef struct vklm_doc_scorer {
+  int (*score)(void *user, const char *const *texts, const size_t *lens, int n, float *out,
+               char *err, size_t errlen);
+  void *user;
+  double threshold;
+  int tag;
+} vklm_doc_scorer;
 
 typedef struct vklm_prepare_opts {
   const char *const *inputs; /* borrowed: files and directories */
@@ -52,7 +70,38 @@ typedef struct vklm_prepare_opts {
   int scrub_emails, scrub_ips;
   int exact_dedup;
   vklm_minhash_opts near;
+  /* language (langid.h): detection on by default; its code and score go into each kept line */
+  int langid;                  /* 1 */
+  const char *lang_models;     /* model directory; NULL: VKLM_LANGID_DEFAULT_DIR */
+  const char *lang_candidates; /* comma list of languages to consider; NULL: every model */
+  const char *languages;       /* comma list of languages to keep; NULL: all */
+  double min_lang_score;       /* drop documents whose language score is lower: 0 */
+  int lang_rules;              /* per-language stop words and word lengths (1; langrules.c) */
+  /* block lists (blocklist.h): "FILE" or "LANG:FILE" word lists, URL/domain lists */
+  const char *const *block_words;
+  int nblock_words;
+  const char *const *block_urls;
+  int nblock_urls;
+  long block_min_matches; /* word-list matches that remove a document: 1 */
+  /* tags: a source name per input (NULL entries or array: none), a keyword topic map */
+  const char *const *sources;
+  const char *topics;
+  const vklm_doc_scorer *scorer; /* borrowed, or NULL */
+  /* --shard i/N (shard_merge.h): only documents i, i+N, i+2N, ... of the input (in reader
+   * order) are processed, each output line ends with its index in the whole input
+   * ("doc_index"), and near-dedup must be off (exact dedup may stay on): the merge dedups
+   * across the shards. nshards 0 or 1: the whole input. */
+  uint32_t shard, nshards;
 } vklm_prepare_opts;
+
+/* Documents and bytes written, by one key (a language, a source or a topic). */
+typedef struct vklm_key_count {
+  char name[32];
+  uint64_t docs, bytes; /* written */
+  uint64_t docs_in;     /* read (sources only) */
+} vklm_key_count;
+
+#define VKLM_PREPARE_MAX_KEYS 256
 
 typedef struct vklm_step_stats {
   uint64_t docs_in, docs_out, bytes_in, bytes_out;
@@ -71,6 +120,16 @@ typedef struct vklm_prepare_stats {
   vklm_minhash_result near;
   uint64_t docs_out, bytes_out; /* documents written and their text bytes */
   double seconds;
+  /* kept documents by language (detector order, "und" last), by source and by topic */
+  vklm_key_count langs[VKLM_PREPARE_MAX_KEYS], sources[VKLM_PREPARE_MAX_KEYS],
+      topics[VKLM_TOPIC_MAX + 1];
+  int nlangs, nsources, ntopics;
+  /* documents removed by each block list */
+  char block_names[VKLM_BLOCK_MAX_LISTS][256];
+  uint64_t block_removed[VKLM_BLOCK_MAX_LISTS];
+  int nblock;
+  uint64_t scored, flagged; /* documents the classifier scored, and those above the threshold */
+  double score_seconds;     /* time in the scorer */
 } vklm_prepare_stats;
 
 void vklm_prepare_default(vklm_prepare_opts *o);

@@ -17,8 +17,11 @@ enum { CHUNK = 1 << 20, SNIFF = 1 << 16 };
 struct vklm_reader {
   const char *const *paths; /* borrowed */
   const char *field;        /* borrowed */
+  const char *meta;         /* borrowed: the field vklm_reader_next_meta returns ("url") */
   size_t max;
   char **stack; /* owned: paths waiting to be visited, popped from the end */
+  int *stack_input; /* owned: the input (index into paths) each waiting path came from */
+  int input;        /* the input of the open file */
   size_t nstack, capstack;
   gzFile gz;   /* the open JSONL file, or NULL */
   char *chunk; /* owned: CHUNK bytes read ahead from gz */
@@ -40,18 +43,22 @@ int vklm_reader_create(const char *const *paths, int npaths, const char *text_fi
   }
   r->paths = paths;
   r->field = text_field ? text_field : "text";
+  r->meta = "url";
   r->max = max_doc_bytes ? max_doc_bytes : ((size_t)64 << 20);
   for (int i = npaths; i-- > 0;) {
     if (r->nstack == r->capstack) {
       size_t nc = r->capstack ? r->capstack * 2 : 16;
       char **s = realloc(r->stack, nc * sizeof *s);
-      if (!s) {
+      if (s) r->stack = s;
+      int *si = s ? realloc(r->stack_input, nc * sizeof *si) : NULL;
+      if (!s || !si) {
         vklm_reader_destroy(r);
         return -1;
       }
-      r->stack = s;
+      r->stack_input = si;
       r->capstack = nc;
     }
+    r->stack_input[r->nstack] = i;
     if (!(r->stack[r->nstack] = strdup(paths[i]))) {
       vklm_reader_destroy(r);
       return -1;
@@ -68,6 +75,7 @@ void vklm_reader_destroy(vklm_reader *r) {
   for (size_t i = 0; i < r->nstack; i++)
     free(r->stack[i]);
   free(r->stack);
+  free(r->stack_input);
   free(r->chunk);
   vklm_buf_free(&r->line);
   vklm_dedup_set_destroy(r->dirs);
@@ -75,6 +83,8 @@ void vklm_reader_destroy(vklm_reader *r) {
 }
 
 const vklm_reader_counts *vklm_reader_counts_get(const vklm_reader *r) { return &r->c; }
+
+void vklm_reader_set_meta_field(vklm_reader *r, const char *field) { r->meta = field; }
 
 static enum kind kind_of(const char *path) {
   size_t n = strlen(path);
@@ -122,14 +132,18 @@ static int is_binary(const unsigned char *p, size_t n) {
   return nul * 10 > n || bad * 10 > n * 3;
 }
 
-static int push_path(vklm_reader *r, const char *dir, const char *name) {
+static int push_path(vklm_reader *r, const char *dir, const char *name, int input) {
   if (r->nstack == r->capstack) {
     size_t nc = r->capstack ? r->capstack * 2 : 16;
     char **s = realloc(r->stack, nc * sizeof *s);
     if (!s) return -1;
     r->stack = s;
+    int *si = realloc(r->stack_input, nc * sizeof *si);
+    if (!si) return -1;
+    r->stack_input = si;
     r->capstack = nc;
   }
+  r->stack_input[r->nstack] = input;
   size_t n = strlen(dir) + strlen(name) + 2;
   char *p = malloc(n);
   if (!p) return -1;
@@ -145,6 +159,7 @@ static int visible(const struct dirent *d) { return d->d_name[0] != '.'; }
 static int open_next(vklm_reader *r) {
   while (r->nstack) {
     char *path = r->stack[--r->nstack];
+    int input = r->stack_input[r->nstack];
     struct stat st;
     if (stat(path, &st)) {
       r->c.files_unreadable++;
@@ -165,7 +180,7 @@ static int open_next(vklm_reader *r) {
       if (ne < 0) r->c.files_unreadable++;
       int rc = 0;
       for (int i = ne; i-- > 0;) {
-        if (!rc) rc = push_path(r, path, ents[i]->d_name);
+        if (!rc) rc = push_path(r, path, ents[i]->d_name, input);
         free(ents[i]);
       }
       free(ents);
@@ -186,6 +201,7 @@ static int open_next(vklm_reader *r) {
       continue;
     }
     gzbuffer(r->gz, 1 << 18);
+    r->input = input;
     r->c.files++;
     r->pos = r->len = 0;
     r->eof = r->sniffed = r->failed = 0;
@@ -299,7 +315,12 @@ static int blank(const char *s, size_t n) {
 }
 
 int vklm_reader_next(vklm_reader *r, vklm_buf *text, int *html) {
+  return vklm_reader_next_meta(r, text, html, NULL, NULL);
+}
+
+int vklm_reader_next_meta(vklm_reader *r, vklm_buf *text, int *html, int *input, vklm_buf *url) {
   vklm_buf_clear(text);
+  if (url) vklm_buf_clear(url);
   for (;;) {
     if (r->gz) { /* an open JSONL file */
       int rc = next_line(r);
@@ -316,7 +337,10 @@ int vklm_reader_next(vklm_reader *r, vklm_buf *text, int *html) {
       cJSON *j = cJSON_ParseWithLength(r->line.p, r->line.n);
       cJSON *t = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, r->field) : NULL;
       int ok = cJSON_IsString(t) && t->valuestring;
-      if (ok && vklm_buf_append(text, t->valuestring, strlen(t->valuestring))) {
+      cJSON *u = ok && url ? cJSON_GetObjectItemCaseSensitive(j, r->meta) : NULL;
+      if ((ok && vklm_buf_append(text, t->valuestring, strlen(t->valuestring))) ||
+          (cJSON_IsString(u) && u->valuestring &&
+           vklm_buf_append(url, u->valuestring, strlen(u->valuestring)))) {
         cJSON_Delete(j);
         return -1;
       }
@@ -326,6 +350,7 @@ int vklm_reader_next(vklm_reader *r, vklm_buf *text, int *html) {
         continue;
       }
       *html = 0;
+      if (input) *input = r->input;
       return 1;
     }
     int k = open_next(r);
@@ -336,6 +361,7 @@ int vklm_reader_next(vklm_reader *r, vklm_buf *text, int *html) {
     if (rc < 0) return -1;
     if (rc == 1) {
       *html = k == K_HTML;
+      if (input) *input = r->input;
       return 1;
     }
     vklm_buf_clear(text);

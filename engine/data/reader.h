@@ -33,6 +33,12 @@ void vklm_reader_destroy(vklm_reader *r);
 /* Next document into text (cleared first); *html says whether it is HTML.
  * Returns 1 with a document, 0 at the end, -1 when memory runs out. */
 int vklm_reader_next(vklm_reader *r, vklm_buf *text, int *html);
+/* The same, also giving the input (index into paths) the document came from and, for JSONL
+ * lines, the string of their "url" field (url cleared first; empty when there is none).
+ * input and url may be NULL. */
+int vklm_reader_next_meta(vklm_reader *r, vklm_buf *text, int *html, int *input, vklm_buf *url);
+/* The JSONL field whose string vklm_reader_next_meta returns in url ("url"); borrowed. */
+void vklm_reader_set_meta_field(vklm_reader *r, const char *field);
 const vklm_reader_counts *vklm_reader_counts_get(const vklm_reader *r);
 
 #endif

@@ -77,7 +77,7 @@ int vklm_scrub_apply(const vklm_scrubber *sc, const char *s, size_t n, vklm_buf 
                      uint64_t *emails, uint64_t *ips) {
   vklm_buf a = {0}, b = {0};
   int rc = vklm_buf_append(&a, s, n);
-  if (!rc && sc->email && memchr(a.p, '@', a.n)) {
+  if (!rc && sc->email && a.n && memchr(a.p, '@', a.n)) {
     rc = substitute(sc->email, a.p, a.n, "email@example.com", &b, emails);
     vklm_buf_swap(&a, &b);
     vklm_buf_clear(&b);
@@ -87,7 +87,7 @@ int vklm_scrub_apply(const vklm_scrubber *sc, const char *s, size_t n, vklm_buf 
     vklm_buf_swap(&a, &b);
     vklm_buf_clear(&b);
   }
-  if (!rc && sc->ip6 && memchr(a.p, ':', a.n)) {
+  if (!rc && sc->ip6 && a.n && memchr(a.p, ':', a.n)) {
     rc = substitute(sc->ip6, a.p, a.n, "::", &b, ips);
     vklm_buf_swap(&a, &b);
     vklm_buf_clear(&b);

@@ -8,11 +8,41 @@
 #include "data/prepare.h"
 
 static const char *const step_names[VKLM_STEP_COUNT] = {
-    "html",    "clean", "gopher_quality", "gopher_repetition", "c4",
-    "fineweb", "scrub", "exact_dedup",    "near_dedup"};
+    "html",  "clean",   "language", "block_lists", "gopher_quality", "gopher_repetition",
+    "c4",    "fineweb", "scrub",    "exact_dedup", "classifier", "near_dedup"};
 
 const char *vklm_step_name(vklm_step s) {
   return (unsigned)s < VKLM_STEP_COUNT ? step_names[s] : "unknown";
+}
+
+/* Kept documents and bytes by key, largest first (keys with no document left out). */
+static void keys_print(FILE *f, const char *what, const vklm_key_count *k, int n, uint64_t total) {
+  int idx[VKLM_PREPARE_MAX_KEYS], m = 0;
+  for (int i = 0; i < n; i++)
+    if (k[i].docs) idx[m++] = i;
+  if (!m) return;
+  for (int i = 1; i < m; i++) /* insertion sort by bytes, descending; stable */
+    for (int j = i; j > 0 && k[idx[j]].bytes > k[idx[j - 1]].bytes; j--) {
+      int t = idx[j];
+      idx[j] = idx[j - 1];
+      idx[j - 1] = t;
+    }
+  fprintf(f, "%-18s %12s %12s %9s\n", what, "docs", "MB", "share");
+  for (int i = 0; i < m; i++)
+    fprintf(f, "  %-16s %12" PRIu64 " %12.3f %8.1f%%\n", k[idx[i]].name, k[idx[i]].docs,
+            (double)k[idx[i]].bytes / 1e6, total ? 100.0 * (double)k[idx[i]].bytes / (double)total : 0.0);
+}
+
+static void keys_json(cJSON *root, const char *name, const vklm_key_count *k, int n) {
+  if (!n) return;
+  cJSON *o = cJSON_AddObjectToObject(root, name);
+  for (int i = 0; o && i < n; i++) {
+    if (!k[i].docs) continue;
+    cJSON *e = cJSON_AddObjectToObject(o, k[i].name);
+    if (!e) continue;
+    cJSON_AddNumberToObject(e, "docs", (double)k[i].docs);
+    cJSON_AddNumberToObject(e, "bytes", (double)k[i].bytes);
+  }
 }
 
 void vklm_prepare_stats_print(const vklm_prepare_stats *st, FILE *f) {
@@ -51,6 +81,15 @@ void vklm_prepare_stats_print(const vklm_prepare_stats *st, FILE *f) {
   if (st->step_on[VKLM_STEP_NEAR])
     fprintf(f, "near-dedup: %" PRIu64 " candidate pairs checked, %" PRIu64 " merged\n",
             st->near.candidates, st->near.merged);
+  if (st->step_on[VKLM_STEP_CLASSIFIER])
+    fprintf(f, "classifier: %" PRIu64 " docs scored, %" PRIu64 " above the threshold, %.2f s (%.1f docs/s)\n",
+            st->scored, st->flagged, st->score_seconds,
+            st->score_seconds > 0 ? (double)st->scored / st->score_seconds : 0.0);
+  for (int i = 0; i < st->nblock; i++)
+    fprintf(f, "block list %-40s removed %12" PRIu64 "\n", st->block_names[i], st->block_removed[i]);
+  keys_print(f, "language", st->langs, st->nlangs, st->bytes_out);
+  keys_print(f, "source", st->sources, st->nsources, st->bytes_out);
+  keys_print(f, "topic", st->topics, st->ntopics, st->bytes_out);
 }
 
 static void num(cJSON *o, const char *k, uint64_t v) { cJSON_AddNumberToObject(o, k, (double)v); }
@@ -99,6 +138,17 @@ int vklm_prepare_stats_write(const vklm_prepare_stats *st, const char *path) {
   num(root, "docs_out", st->docs_out);
   num(root, "bytes_out", st->bytes_out);
   cJSON_AddNumberToObject(root, "seconds", st->seconds);
+  keys_json(root, "languages", st->langs, st->nlangs);
+  num(root, "classifier_scored", st->scored);
+  num(root, "classifier_flagged", st->flagged);
+  cJSON_AddNumberToObject(root, "classifier_seconds", st->score_seconds);
+  keys_json(root, "sources", st->sources, st->nsources);
+  keys_json(root, "topics", st->topics, st->ntopics);
+  if (st->nblock) {
+    cJSON *bl = cJSON_AddObjectToObject(root, "block_lists");
+    for (int i = 0; bl && i < st->nblock; i++)
+      cJSON_AddNumberToObject(bl, st->block_names[i], (double)st->block_removed[i]);
+  }
   char *s = cJSON_Print(root);
   cJSON_Delete(root);
   if (!s) return -1;

@@ -54,6 +54,11 @@ typedef enum vklm_drop {
   VKLM_DROP_FW_LIST, /* newlines per word too high */
   VKLM_DROP_EXACT_DUP,
   VKLM_DROP_NEAR_DUP,
+  VKLM_DROP_LANG,        /* detected language not in the --languages list */
+  VKLM_DROP_LANG_SCORE,  /* language score below --min-lang-score */
+  VKLM_DROP_BLOCK_WORDS, /* a word/phrase block list matched (per-list counts in the stats) */
+  VKLM_DROP_BLOCK_URL,   /* the document's URL or domain is on a URL block list */
+  VKLM_DROP_CLASSIFIER,  /* a classifier scored it above the threshold */
   VKLM_DROP_COUNT
 } vklm_drop;
 
@@ -122,6 +127,22 @@ typedef struct vklm_gopher_rep_opts {
 void vklm_gopher_quality_default(vklm_gopher_quality_opts *o);
 void vklm_gopher_rep_default(vklm_gopher_rep_opts *o);
 vklm_drop vklm_gopher_quality(const vklm_gopher_quality_opts *o, const char *s, size_t n);
+/* The same with the thresholds of a language (langrules.c): its stop words and mean word-length
+ * bounds in place of the English ones (a bound of 0 in o still disables that rule); no
+ * stop-word rule for a language without a list; for scripts written without spaces, no
+ * word-count, word-length or stop-word rule. lang NULL: English, as vklm_gopher_quality. */
+vklm_drop vklm_gopher_quality_lang(const vklm_gopher_quality_opts *o, const char *lang,
+                                   const char *s, size_t n);
+
+/* ---- langrules.c ------------------------------------------------------------------------- */
+typedef struct vklm_lang_rules {
+  const char *code;
+  const char *const *stop_words; /* NULL-terminated; NULL: none known */
+  double min_mean_word_len, max_mean_word_len;
+  int unspaced; /* written without spaces between words (zh, ja, th, ...) */
+} vklm_lang_rules;
+/* The rules of a language code; NULL code: English; NULL when the language has none. */
+const vklm_lang_rules *vklm_lang_rules_get(const char *code);
 vklm_drop vklm_gopher_repetition(const vklm_gopher_rep_opts *o, const char *s, size_t n);
 
 /* ---- filters_c4.c ------------------------------------------------------------------------ */

@@ -82,8 +82,9 @@ static int split_put(split *s, const vklm_tokenize_opts *o, uint64_t vocab, int3
                      const uint32_t *t, size_t n, int new_doc, char *err, size_t errlen) {
   while (n) {
     if (!s->w) {
-      char path[4096];
-      snprintf(path, sizeof path, "%s/%s_%06" PRIu64 ".bin", o->outdir, s->name, s->index);
+      char path[4096], part[32] = "";
+      if (o->nshards > 1) snprintf(part, sizeof part, "%03uof%03u_", o->shard, o->nshards);
+      snprintf(path, sizeof path, "%s/%s_%s%06" PRIu64 ".bin", o->outdir, s->name, part, s->index);
       if (vklm_shard_writer_create(path, vocab, eot, &s->w, err, errlen)) return -1;
     }
     uint64_t room = o->shard_tokens - vklm_shard_writer_count(s->w);
@@ -114,6 +115,9 @@ int vklm_tokenize_run(const vklm_tokenize_opts *o, vklm_tokenize_stats *st, char
   if (!o->tokenizer || !o->ninputs || !o->outdir)
     return vklm_data_fail(err, errlen, "tokenize: need a tokenizer, an input and an output directory");
   if (!o->shard_tokens) return vklm_data_fail(err, errlen, "tokenize: --shard-tokens must be > 0");
+  if (o->nshards > 1 && o->shard >= o->nshards)
+    return vklm_data_fail(err, errlen, "tokenize: no shard %u of %u", o->shard, o->nshards);
+  uint64_t docno = 0; /* documents the reader gave, every shard's */
   if (o->val_fraction < 0 || o->val_fraction > 1)
     return vklm_data_fail(err, errlen, "tokenize: --val-fraction must be in [0, 1]");
   if (mkdir(o->outdir, 0777) && errno != EEXIST)
@@ -175,6 +179,7 @@ int vklm_tokenize_run(const vklm_tokenize_opts *o, vklm_tokenize_stats *st, char
         end = 1;
         break;
       }
+      if (o->nshards > 1 && docno++ % o->nshards != o->shard) continue; /* another shard's */
       bytes += p.d[p.n].text.n;
       p.n++;
     }

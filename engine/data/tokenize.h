@@ -25,6 +25,11 @@ typedef struct vklm_tokenize_opts {
   uint64_t seed;
   int threads; /* 0: one per core */
   int progress;
+  /* --shard i/N: only documents i, i+N, i+2N, ... of the input (reader order), written to
+   * train_<i>of<N>_NNNNNN.bin / val_<i>of<N>_NNNNNN.bin, so N runs (or MPI ranks) can share one
+   * output directory; together they hold every document once, each in the split one run would
+   * give it. nshards 0 or 1: everything, train_NNNNNN.bin. */
+  uint32_t shard, nshards;
 } vklm_tokenize_opts;
 
 typedef struct vklm_tokenize_stats {

@@ -39,6 +39,11 @@ static const char *const drop_names[VKLM_DROP_COUNT] = {
     [VKLM_DROP_FW_LIST] = "fineweb_list_ratio",
     [VKLM_DROP_EXACT_DUP] = "exact_duplicate",
     [VKLM_DROP_NEAR_DUP] = "near_duplicate",
+    [VKLM_DROP_LANG] = "language_not_wanted",
+    [VKLM_DROP_LANG_SCORE] = "language_score_low",
+    [VKLM_DROP_BLOCK_WORDS] = "block_list_words",
+    [VKLM_DROP_BLOCK_URL] = "block_list_url",
+    [VKLM_DROP_CLASSIFIER] = "classifier",
 };
 
 const char *vklm_drop_name(vklm_drop d) {
