@@ -1,7 +1,6 @@
-/* Flag values and a model's tokenizer / chat template for the alignment commands. */
+/* A model's tokenizer / chat template for the alignment commands. */
 #include <errno.h>
 #include <libgen.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,49 +9,6 @@
 
 #include "align_common.h"
 #include "gen_common.h"
-
-int app_u64(const char *cmd, const char *flag, const char *v, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long x = strtoull(v, &end, 10);
-  if (!*v || *end || errno || v[0] == '-') {
-    fprintf(stderr, "%s: %s wants a non-negative integer, not '%s'\n", cmd, flag, v);
-    return 0;
-  }
-  *out = x;
-  return 1;
-}
-
-int app_u32(const char *cmd, const char *flag, const char *v, uint32_t lo, uint32_t hi,
-            uint32_t *out) {
-  uint64_t x;
-  if (!app_u64(cmd, flag, v, &x)) return 0;
-  if (x < lo || x > hi) {
-    fprintf(stderr, "%s: %s wants an integer in [%u, %u], not '%s'\n", cmd, flag, lo, hi, v);
-    return 0;
-  }
-  *out = (uint32_t)x;
-  return 1;
-}
-
-int app_f64(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out) {
-  char *end;
-  errno = 0;
-  double x = strtod(v, &end);
-  if (!*v || *end || errno || !isfinite(x) || x < lo || x > hi) {
-    fprintf(stderr, "%s: %s wants a number in [%g, %g], not '%s'\n", cmd, flag, lo, hi, v);
-    return 0;
-  }
-  *out = x;
-  return 1;
-}
-
-int app_f32(const char *cmd, const char *flag, const char *v, double lo, double hi, float *out) {
-  double x;
-  if (!app_f64(cmd, flag, v, lo, hi, &x)) return 0;
-  *out = (float)x;
-  return 1;
-}
 
 int align_text_open(const char *cmd, const char *model, const char *tok, const char *tmpl,
                     align_text *out) {

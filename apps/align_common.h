@@ -1,18 +1,11 @@
-/* What the alignment commands (sft, reward, dpo, rank) share: typed flag values, and the
- * tokenizer, chat template and end-of-sequence id of the model they start from. */
+/* What the alignment commands (sft, reward, dpo, rank, ppo) share: the tokenizer, chat template
+ * and end-of-sequence id of the model they start from. Their flags come from apps/flags.h. */
 #ifndef VKLM_APPS_ALIGN_COMMON_H
 #define VKLM_APPS_ALIGN_COMMON_H
 
 #include <stdint.h>
 
 #include "align/align.h"
-
-/* Typed, range-checked flag values: 1, or 0 with a message on stderr (prefixed by cmd). */
-int app_u32(const char *cmd, const char *flag, const char *v, uint32_t lo, uint32_t hi,
-            uint32_t *out);
-int app_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
-int app_f32(const char *cmd, const char *flag, const char *v, double lo, double hi, float *out);
-int app_f64(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out);
 
 /* The text side of a model: its tokenizer (tok, else tokenizer.json beside model), its chat
  * template (tmpl: a built-in name or a Jinja file; else the model's own; else chatml) and eos id

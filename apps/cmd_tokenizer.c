@@ -68,7 +68,7 @@ static int special_id_flag(void *p, const char *v, char *err, size_t errlen) {
   char *tok = strndup(v, (size_t)(eq - v));
   if (!tok) return snprintf(err, errlen, "out of memory"), 1;
   o->special_ids[o->n_specials] = (int32_t)id;
-  o->specials[o->n_specials++] = tok; /* freed with the process: flags live as long as it */
+  o->specials[o->n_specials++] = tok; /* a copy: freed with the options */
   return 0;
 }
 
@@ -386,6 +386,8 @@ int cmd_tokenizer(int argc, char **argv) {
     usage(stderr);
     rc = 2;
   }
+  for (size_t i = 0; i < o.n_specials; i++) /* --special-id's token texts are copies */
+    if (o.special_ids[i] >= 0) free((char *)o.specials[i]);
   free(o.specials);
   free(o.special_ids);
   free(o.rest);

@@ -1,7 +1,7 @@
 """Flags through the command line (argv[1]: the vklm binary), issue 14: every command whose flags
-come from one table (apps/flags.h: generate, chat, serve, tokenizer and its bench, ppo, dpo,
-reward train/score, rank, eval, report, convert, eval-logits, inspect, template, devices, bench
-ops/infer) refuses out-of-range, signed, junk, NaN and overflowing values, unknown choices and
+come from one table (apps/flags.h: generate, chat, serve, tokenizer and its bench, train, sft,
+export, ppo, dpo, reward train/score, rank, eval, report, convert, eval-logits, inspect,
+template, devices, bench ops/infer/train, data prepare/tokenize/mix/merge/classifier) refuses out-of-range, signed, junk, NaN and overflowing values, unknown choices and
 stray arguments with exit status 2 and a message naming the flag and its range, before any work
 (no model is needed to get there); --help exits 0 for each and states the ranges; --version
 works for vklm and its commands; `--flag=value` is accepted; a missing, empty, device or
@@ -80,6 +80,28 @@ BAD = [
     (["bench", "ops", "--seconds", "0"], "--seconds wants a number in [0.01, 3600]"),
     (["bench", "infer", "--batch", "1,65"], "--batch wants up to"),
     (["tokenizer", "bench", "--pattern", "x"], "--pattern wants one of"),
+    (["train", "--steps", "-5"], "--steps wants an integer in [1,"),
+    (["train", "--grad-accum", "-1"], "--grad-accum wants an integer in [1, 65536]"),
+    (["train", "--warmup", "-1"], "--warmup wants an integer in [0,"),
+    (["train", "--layers", "-1"], "--layers wants an integer in [1, 4096]"),
+    (["train", "--lr", "0"], "--lr wants a number in [1e-12, 10]"),
+    (["train", "--data-order", "random"], "--data-order wants one of shuffled|sequential"),
+    (["train", "--text", "a", "stray"], "unexpected argument 'stray'"),
+    (["sft", "--bad-rows", "maybe"], "--bad-rows wants one of stop|skip"),
+    (["sft", "--answer-tokens", "0"], "--answer-tokens wants an integer in [1,"),
+    (["export", "--type", "q5", "-m", "x", "-o", "y"], "--type wants one of f32|f16|q8_0|q4_0"),
+    (["export", "--format", "onnx"], "--format wants one of safetensors|gguf"),
+    (["bench", "train", "-b", "0"], "--batch wants an integer in [1,"),
+    (["data", "prepare", "-o", "x", "--rep-top-2gram", "2", "in"], "--rep-top-2gram wants a number in [0, 1]"),
+    (["data", "prepare", "-o", "x", "--minhash-bands", "0", "in"], "--minhash-bands wants an integer in [1, 1024]"),
+    (["data", "prepare", "-o", "x", "--gq-min-words", "-1", "in"], "--gq-min-words wants an integer in [0,"),
+    (["data", "prepare", "-o", "x", "--threads", "abc", "in"], "--threads wants an integer"),
+    (["data", "prepare", "-o", "x", "--limits", "foo", "in"], "--limits wants baseline or device"),
+    (["data", "tokenize", "--val-fraction", "nan"], "--val-fraction wants a number in [0, 1]"),
+    (["data", "mix", "--max-repeat", "0"], "--max-repeat wants a number in [1, 65535]"),
+    (["data", "merge", "--minhash-rows", "0"], "--minhash-rows wants an integer in [1, 256]"),
+    (["data", "classifier", "train", "--lr", "5"], "--lr wants a number in [1e-09, 1]"),
+    (["data", "classifier", "score", "-b", "0"], "--batch wants an integer in [1, 4096]"),
     (["tokenizer", "train", "--vocab-size", "-3"], "--vocab-size wants an integer in [256,"),
     (["tokenizer", "train", "--vocab-size", "12abc"], "--vocab-size wants"),
     (["tokenizer", "encode", "--bogus"], "unknown flag '--bogus'"),
@@ -123,7 +145,10 @@ for argv in (["chat", "--help"], ["tokenizer", "train", "-h"], ["ppo", "--help"]
              ["eval", "--help"], ["report", "--help"], ["convert", "--help"], ["inspect", "--help"],
              ["template", "--help"], ["devices", "--help"], ["bench", "ops", "--help"],
              ["bench", "infer", "--help"], ["tokenizer", "bench", "--help"], ["serve", "--help"],
-             ["eval-logits", "--help"]):
+             ["eval-logits", "--help"], ["train", "--help"], ["sft", "--help"],
+             ["export", "--help"], ["bench", "train", "--help"], ["data", "prepare", "--help"],
+             ["data", "tokenize", "--help"], ["data", "mix", "--help"], ["data", "merge", "--help"],
+             ["data", "classifier", "train", "--help"], ["data", "classifier", "score", "--help"]):
     r = run(*argv)
     check(r.returncode == 0 and "usage: vklm" in r.stdout, " ".join(argv) + " exits 0")
 

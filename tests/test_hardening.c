@@ -9,6 +9,10 @@
  *     (not through the reader): an error, not an assertion, a division by zero or a heap read;
  *   - a pre-tokenizer pattern with \C (tokenizer.json Split, or a training pattern) is refused;
  *   - a tiktoken line without a rank (or with a sign or blank before it) is an error, not rank 0.
+ *   - what the libFuzzer harnesses (tests/fuzz) found: the data-pipeline scrubber on an empty
+ *     document (memchr on a NULL buffer, undefined behaviour caught by the sanitizer build); a
+ *     Jinja number literal over 126 characters (a stack write past the lexer's buffer, and a
+ *     different number read).
  * Calls that crashed before the fixes run in a child process, so a regression shows as a failed
  * check with the signal rather than a dead test. */
 #include <signal.h>
@@ -20,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chat/jinja.h"
+#include "data/steps.h"
 #include "formats/hf_names.h"
 #include "formats/model_load.h"
 #include "formats/quant.h"
@@ -541,6 +547,61 @@ static void test_tiktoken(void) {
   unlink(f);
 }
 
+/* ---- defects the libFuzzer harnesses found (tests/fuzz, scripts/fuzz.sh) ----------------------
+ * Some are undefined behaviour that a plain build survives: they fail here under the sanitizer
+ * build (build-asan, UBSan halting on error), which runs this test too. */
+static void test_fuzz_findings(void) {
+  /* fuzz_jsonl / fuzz_html: an empty document (after cleaning) reached memchr(NULL, ':', 0) in
+   * the scrubber once the IPv4 pass left an empty buffer */
+  vklm_scrubber *sc = NULL;
+  int rc = vklm_scrub_create(1, 1, &sc);
+  static const char *const texts[] = {"", "1.2.3.4", "a@b.co", " "};
+  for (size_t i = 0; rc == 0 && i < sizeof texts / sizeof texts[0]; i++) {
+    vklm_buf out = {0};
+    uint64_t em = 0, ip = 0;
+    int r = vklm_scrub_apply(sc, texts[i], strlen(texts[i]), &out, &em, &ip);
+    CHECK(r == 0 && (texts[i][0] == 0) == (out.n == 0),
+          "the scrubber on '%s': %zu bytes out, %llu e-mail(s), %llu IP(s)", texts[i], out.n,
+          (unsigned long long)em, (unsigned long long)ip);
+    free(out.p);
+  }
+  CHECK(rc == 0, "scrubber created");
+  vklm_scrub_destroy(sc);
+  /* fuzz_jinja: a number literal longer than the lexer's 128-byte buffer wrote one or two bytes
+   * past it (the '.', 'e', '-' and the NUL were stored unchecked) and was read with its extra
+   * digits dropped (1 and 130 zeros read as 1e126): now an error */
+  char tpl[600];
+  static const struct {
+    const char *what, *head, *tail;
+    size_t zeros;
+    int ok;
+  } lits[] = {
+      {"a 101-digit float", "{{ 1", ".5 }}", 100, 1},
+      {"a 131-digit float", "{{ 1", ".5 }}", 130, 0},
+      {"126 digits and a fraction", "{{ 1", ".25 }}", 125, 0},
+      {"a 300-digit exponent", "{{ 1.5e-", "1 }}", 300, 0},
+      {"a 200-digit integer", "{{ 1", " }}", 199, 0},
+  };
+  for (size_t i = 0; i < sizeof lits / sizeof lits[0]; i++) {
+    int k = snprintf(tpl, sizeof tpl, "%s", lits[i].head);
+    for (size_t z = 0; z < lits[i].zeros; z++) tpl[k++] = '0';
+    snprintf(tpl + k, sizeof tpl - (size_t)k, "%s", lits[i].tail);
+    vklm_jinja *t = NULL;
+    char err[512] = "", *out = NULL;
+    size_t outlen = 0;
+    vklm_status st = vklm_jinja_parse(tpl, strlen(tpl), &t, err, sizeof err);
+    if (st == VKLM_OK) st = vklm_jinja_render(t, NULL, NULL, &out, &outlen, err, sizeof err);
+    if (lits[i].ok)
+      CHECK(st == VKLM_OK && out && strstr(out, "e+100"), "jinja: %s renders: %s", lits[i].what,
+            st ? err : out);
+    else
+      CHECK(st != VKLM_OK && strstr(err, "too l"), "jinja: %s is an error, not another number: %s",
+            lits[i].what, st ? err : out);
+    free(out);
+    vklm_jinja_destroy(t);
+  }
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/vklm_test_hardening_XXXXXX");
   if (!mkdtemp(tmpdir)) return 1;
@@ -548,6 +609,7 @@ int main(void) {
   test_exports();
   test_backslash_c();
   test_tiktoken();
+  test_fuzz_findings();
   char cmd[400];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -150,6 +150,23 @@ def main():
         r = run("tokenizer", "encode", "--tiktoken", tk, "--pattern", "llama3", "-p", "ab")
         expect_refused(r, "a tiktoken line with no rank", "r.tiktoken:2:")
 
+        # validation asked for (VKLM_VALIDATE) with the layer missing fails the command instead of
+        # running without it; the same run with the layer present succeeds (the control)
+        lg = os.path.join(d, "logits.bin")
+        args = ("eval-logits", "-m", good, "--tokens", "1,2,3", "--out", lg)
+        env = dict(os.environ, VKLM_VALIDATE="1")
+        r = subprocess.run([VKLM, *args], capture_output=True, text=True, errors="replace",
+                           timeout=120, env=env)
+        check(r.returncode == 0 and "validation message" not in r.stderr,
+              "eval-logits with the validation layer: exit %d (want 0) %s"
+              % (r.returncode, r.stderr.strip()[-200:]))
+        env["VK_LAYER_PATH"] = os.path.join(d, "no-layers-here")
+        env.pop("VK_ADD_LAYER_PATH", None)
+        r = subprocess.run([VKLM, *args], capture_output=True, text=True, errors="replace",
+                           timeout=120, env=env)
+        expect_refused(r, "VKLM_VALIDATE=1 with the validation layer missing",
+                       "VK_LAYER_KHRONOS_validation", "not installed")
+
     print("%s: %d passed, %d failed" % ("FAILED" if failures else "PASSED", passes, failures))
     return 1 if failures else 0
 

@@ -300,8 +300,9 @@ static size_t lex_number(lx *L, size_t i) {
   size_t bk = 0, j = digits(L->s, L->n, i, buf, &bk, sizeof buf);
   int isf = 0;
   int after_dot = i > 0 && L->s[i - 1] == '.';
+  /* digits() stops storing one byte short of the end; the separators below must too */
   if (!after_dot && j + 1 < L->n && L->s[j] == '.' && isdig(L->s[j + 1])) {
-    buf[bk++] = '.';
+    if (bk + 1 < sizeof buf) buf[bk++] = '.';
     j = digits(L->s, L->n, j + 1, buf, &bk, sizeof buf);
     isf = 1;
   }
@@ -309,12 +310,15 @@ static size_t lex_number(lx *L, size_t i) {
     size_t k = j + 1;
     if (k < L->n && (L->s[k] == '+' || L->s[k] == '-')) k++;
     if (k < L->n && isdig(L->s[k])) {
-      buf[bk++] = 'e';
-      if (L->s[j + 1] == '-') buf[bk++] = '-';
+      if (bk + 1 < sizeof buf) buf[bk++] = 'e';
+      if (L->s[j + 1] == '-' && bk + 1 < sizeof buf) buf[bk++] = '-';
       j = digits(L->s, L->n, k, buf, &bk, sizeof buf);
       isf = 1;
     }
   }
+  /* a full buffer may have dropped digits: refuse rather than read a different number */
+  if (bk + 1 >= sizeof buf)
+    jfail(L->e, i, "number literal is too long (at most %zu characters)", sizeof buf - 2);
   buf[bk] = 0;
   jtok *t = push(L, isf ? T_FLOAT : T_INT, i);
   if (isf) {
