@@ -24,6 +24,11 @@ def check(ok, what):
     failures += not ok
 
 
+def last_line(text):
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return lines[-1][:100] if lines else ""
+
+
 def run(*args):
     return subprocess.run([VKLM, *args], capture_output=True, text=True, errors="replace",
                           timeout=60)
@@ -134,10 +139,31 @@ with tempfile.TemporaryDirectory() as d:
                        (["tokenizer", "encode", "-t", d, "-p", "hi"], "holds neither tokenizer.json"),
                        (["template", "--builtin", "chatml", "--messages", "/dev/zero"], "'/dev/zero' is a character device"),
                        (["template", "--builtin", "chatml", "--messages", d], "is a directory"),
-                       (["eval", "-m", "/nonexistent", "/dev/zero"], "'/dev/zero' is a character device")):
+                       (["eval", "-m", "/nonexistent", "/dev/zero"], "'/dev/zero' is a character device"),
+                       (["data", "tokenize", "-t", "/nonexistent.json", "-i", "/nonexistent", "-o",
+                         os.path.join(d, "sh")], "cannot open the input '/nonexistent'"),
+                       (["data", "prepare", "-o", os.path.join(d, "x.jsonl"), d],
+                        "no documents in the input"),
+                       (["data", "prepare", "-o", os.path.join(d, "y.jsonl"), "/nonexistent"],
+                        "cannot open the input '/nonexistent'"),
+                       (["tokenizer", "train", "-o", os.path.join(d, "t.json"), "--vocab-size",
+                         "300", d], "is a directory, not a file")):
         r = run(*argv)
         check(r.returncode == 1 and want in r.stderr, "%s -> %d: %s" % (" ".join(argv)[:60], r.returncode,
                                                                       r.stderr.strip()[:90]))
+# a JSONL text holding \u0000 is a malformed line for the data pipeline, never a text cut short
+with tempfile.TemporaryDirectory() as d:
+    src = os.path.join(d, "in.jsonl")
+    with open(src, "w") as f:
+        f.write('{"text": "%s"}\n' % ("A long enough document about foxes and dogs. " * 20))
+        f.write('{"text": "cut here\\u0000%s"}\n' % ("and a hidden rest of the text. " * 20))
+    out = os.path.join(d, "out.jsonl")
+    r = run("data", "prepare", "-o", out, "--no-langid", "--no-gopher-quality", "--no-c4",
+            "--no-fineweb", "--no-gopher-repetition", src)
+    kept = open(out).read() if os.path.exists(out) else ""
+    check(r.returncode == 0 and "cut here" not in kept and "foxes" in kept and
+          "1 malformed" in r.stdout + r.stderr,
+          "data prepare: a \\u0000 line is malformed, not cut: " + last_line(r.stdout))
 r = run("tokenizer", "encode", "--help")
 check(r.returncode == 0 and "--no-specials" in r.stdout, "tokenizer encode --help exits 0")
 for argv in (["chat", "--help"], ["tokenizer", "train", "-h"], ["ppo", "--help"], ["dpo", "-h"],

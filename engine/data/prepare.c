@@ -643,6 +643,7 @@ int vklm_prepare_run(const vklm_prepare_opts *o, vklm_prepare_stats *st, char *e
   if (o->near.enabled && (o->near.bands < 1 || o->near.rows < 1 || o->near.ngram < 1 ||
                           vklm_minhash_count(&o->near) > 1024))
     return vklm_data_fail(err, errlen, "prepare: MinHash needs bands, rows, ngram >= 1, bands*rows <= 1024");
+  if (vklm_reader_check_inputs(o->inputs, o->ninputs, err, errlen)) return -1;
   run r = {.o = o, .st = st, .t0 = now()};
   ctx c = {o, NULL, NULL, NULL, NULL, NULL, NULL};
   r.c = &c;
@@ -751,6 +752,12 @@ int vklm_prepare_run(const vklm_prepare_opts *o, vklm_prepare_stats *st, char *e
   }
   fclose(r.out);
   r.out = final_out = NULL;
+  if (!st->docs_read && o->nshards <= 1) { /* an empty result is an error, not an empty file */
+    char what[512];
+    vklm_reader_describe(&st->input, what, sizeof what);
+    rc = vklm_data_fail(err, errlen, "prepare: no documents in the input (%s)", what);
+    goto done;
+  }
   for (int i = 0; i < st->nsources; i++)
     if (!st->sources[i].docs_in) {
       rc = vklm_data_fail(err, errlen, "prepare: source %s has no documents (.txt .md .html .jsonl "

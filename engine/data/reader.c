@@ -1,5 +1,6 @@
 /* File walking, gzip, whole-file and JSONL documents (see reader.h). */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -10,6 +11,7 @@
 
 #include "data/dedup.h"
 #include "data/reader.h"
+#include "io/json.h"
 
 enum kind { K_NONE, K_TEXT, K_HTML, K_JSONL };
 enum { CHUNK = 1 << 20, SNIFF = 1 << 16 };
@@ -83,6 +85,29 @@ void vklm_reader_destroy(vklm_reader *r) {
 }
 
 const vklm_reader_counts *vklm_reader_counts_get(const vklm_reader *r) { return &r->c; }
+
+int vklm_reader_check_inputs(const char *const *paths, int npaths, char *err, size_t errlen) {
+  for (int i = 0; i < npaths; i++) {
+    struct stat sb;
+    if (stat(paths[i], &sb) != 0) {
+      snprintf(err, errlen, "cannot open the input '%s': %s", paths[i], strerror(errno));
+      return -1;
+    }
+    if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode)) {
+      snprintf(err, errlen, "the input '%s' is neither a file nor a directory", paths[i]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+void vklm_reader_describe(const vklm_reader_counts *c, char *buf, size_t n) {
+  snprintf(buf, n, "%llu files read, %llu empty, %llu binary, %llu unreadable, %llu skipped (not "
+           ".txt .md .html .jsonl, optionally .gz), %llu malformed JSONL lines",
+           (unsigned long long)c->files, (unsigned long long)c->files_empty,
+           (unsigned long long)c->files_binary, (unsigned long long)c->files_unreadable,
+           (unsigned long long)c->files_skipped, (unsigned long long)c->lines_malformed);
+}
 
 void vklm_reader_set_meta_field(vklm_reader *r, const char *field) { r->meta = field; }
 
@@ -334,7 +359,10 @@ int vklm_reader_next_meta(vklm_reader *r, vklm_buf *text, int *html, int *input,
         r->c.lines_blank++;
         continue;
       }
-      cJSON *j = cJSON_ParseWithLength(r->line.p, r->line.n);
+      /* a text holding \u0000 would be cut there (cJSON's strings end at a NUL): malformed */
+      cJSON *j = vklm_json_has_nul(r->line.p, r->line.n)
+                     ? NULL
+                     : cJSON_ParseWithLength(r->line.p, r->line.n);
       cJSON *t = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, r->field) : NULL;
       int ok = cJSON_IsString(t) && t->valuestring;
       cJSON *u = ok && url ? cJSON_GetObjectItemCaseSensitive(j, r->meta) : NULL;

@@ -18,7 +18,8 @@ typedef struct vklm_reader_counts {
   uint64_t files_empty;
   uint64_t files_binary;     /* NULs or control bytes in the first 64 KiB */
   uint64_t files_unreadable; /* could not open, or a read / decompression error */
-  uint64_t lines_malformed;  /* JSONL lines: not JSON, not an object, no string text field */
+  uint64_t lines_malformed;  /* JSONL lines: not JSON, not an object, no string text field, or
+                                a text holding \u0000 (it would be cut there) */
   uint64_t lines_blank;      /* JSONL lines with only whitespace */
   uint64_t docs_oversize;    /* documents or lines over max_doc_bytes, skipped */
   uint64_t bytes;            /* bytes read (after decompression) */
@@ -40,5 +41,9 @@ int vklm_reader_next_meta(vklm_reader *r, vklm_buf *text, int *html, int *input,
 /* The JSONL field whose string vklm_reader_next_meta returns in url ("url"); borrowed. */
 void vklm_reader_set_meta_field(vklm_reader *r, const char *field);
 const vklm_reader_counts *vklm_reader_counts_get(const vklm_reader *r);
+/* Before any work: every input must exist and be a file or a directory (0, or -1 with why). */
+int vklm_reader_check_inputs(const char *const *paths, int npaths, char *err, size_t errlen);
+/* What the reader saw, for "no documents" messages. */
+void vklm_reader_describe(const vklm_reader_counts *c, char *buf, size_t n);
 
 #endif

@@ -120,6 +120,7 @@ int vklm_tokenize_run(const vklm_tokenize_opts *o, vklm_tokenize_stats *st, char
   uint64_t docno = 0; /* documents the reader gave, every shard's */
   if (o->val_fraction < 0 || o->val_fraction > 1)
     return vklm_data_fail(err, errlen, "tokenize: --val-fraction must be in [0, 1]");
+  if (vklm_reader_check_inputs(o->inputs, o->ninputs, err, errlen)) return -1;
   if (mkdir(o->outdir, 0777) && errno != EEXIST)
     return vklm_data_fail(err, errlen, "tokenize: cannot create %s: %s", o->outdir, strerror(errno));
   int nthreads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -227,6 +228,11 @@ int vklm_tokenize_run(const vklm_tokenize_opts *o, vklm_tokenize_stats *st, char
       fprintf(stderr, "\rtokenize: %" PRIu64 " docs, %" PRIu64 " tokens, %.1f MB/s   ", st->docs,
               st->tokens_train + st->tokens_val, (double)st->bytes / 1e6 / (t - t0));
     }
+  }
+  if (!rc && !st->docs && o->nshards <= 1) { /* nothing to train on: an error, not 0 shards */
+    char what[512];
+    vklm_reader_describe(vklm_reader_counts_get(rd), what, sizeof what);
+    rc = vklm_data_fail(err, errlen, "tokenize: no documents in the input (%s)", what);
   }
   for (int s = 0; s < 2 && !rc; s++)
     if (sp[s].w) {

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/file.h"
 #include "io/json.h"
 #include "text/tokenizer_internal.h"
 
@@ -167,6 +168,7 @@ static int feed_line(vklm_bpe_trainer *t, const char *p, size_t n, int jsonl) {
 /* Streams the file in blocks (memory: the largest line, at least 16 MiB), one sequence per line,
  * the newline included, as tokenizers' train(files) reads text files. */
 int vklm_bpe_trainer_feed_file(vklm_bpe_trainer *t, const char *path, char *err, size_t errlen) {
+  if (vklm_file_check(path, err, errlen) != VKLM_OK) return VKLM_TOK_ERR_IO; /* a directory... */
   FILE *f = fopen(path, "rb");
   if (!f) {
     tk_seterr(err, errlen, "%s: %s", path, strerror(errno));
