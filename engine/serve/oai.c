@@ -158,7 +158,7 @@ static int common(pctx *P, vklm_serve *sv, srv_job *j, const cJSON *o, uint32_t 
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "model");
   if (v && !cJSON_IsNull(v) && !cJSON_IsString(v))
     return bad(P, "model", "'%s' must be %s", "a string");
-  uint32_t n_ctx = vklm_infer_ctx(sv->m.session), V = vklm_infer_config(sv->m.session)->vocab_size;
+  uint32_t n_ctx = sv->n_ctx, V = sv->vocab;
   double d;
   int r;
   j->sp.temp = 1.0f, j->sp.top_p = 1.0f, j->sp.top_k = 0, j->sp.min_p = 0.0f;
@@ -288,7 +288,7 @@ static int messages(pctx *P, vklm_serve *sv, srv_job *j, const cJSON *o) {
 /* ---- completions ---- */
 static int prompt_one(pctx *P, vklm_serve *sv, srv_job *j, const cJSON *p, uint32_t i) {
   vklm_token_ids *ids = &j->prompts[i];
-  uint32_t V = vklm_infer_config(sv->m.session)->vocab_size;
+  uint32_t V = sv->vocab;
   if (cJSON_IsString(p)) {
     size_t n = strlen(p->valuestring);
     if (!srv_utf8_valid(p->valuestring, n))
@@ -376,7 +376,7 @@ int srv_parse(vklm_serve *sv, int kind, const char *body, size_t len, srv_job **
     st = prompts(&P, sv, j, o);
   }
   cJSON_Delete(o);
-  uint32_t n_ctx = vklm_infer_ctx(sv->m.session);
+  uint32_t n_ctx = sv->n_ctx;
   for (uint32_t i = 0; !st && i < j->nprompts; i++) {
     char m[300];
     if (j->prompts[i].n == 0) {
@@ -413,7 +413,7 @@ int srv_parse(vklm_serve *sv, int kind, const char *body, size_t len, srv_job **
     vklm_sampler_params sp = j->sp;
     sp.seed += i;
     vklm_stream_options so = {.stops = (const char *const *)j->stops, .nstops = j->nstops};
-    if (!(c->smp = vklm_sampler_create(&sp, vklm_infer_config(sv->m.session)->vocab_size)) ||
+    if (!(c->smp = vklm_sampler_create(&sp, sv->vocab)) ||
         vklm_stream_create(sv->m.tk, &so, &c->stream))
       st = 500;
   }

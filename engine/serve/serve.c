@@ -317,6 +317,8 @@ uint16_t vklm_serve_port(const vklm_serve *sv) { return vklm_http_port(sv->http)
 vklm_status vklm_serve_ready(vklm_serve *sv, const vklm_serve_model *m, char *err,
                              size_t errlen) {
   sv->m = *m;
+  sv->n_ctx = vklm_infer_ctx(m->session);
+  sv->vocab = vklm_infer_config(m->session)->vocab_size;
   sv->nends = sv->nchat_ends = 0;
   if (m->eos >= 0) sv->ends[sv->nends++] = m->eos;
   sv->nchat_ends = sv->nends;

@@ -94,6 +94,8 @@ struct vklm_serve {
   uint32_t nends, nchat_ends;
   const char *tpl_stops[SRV_MAX_ENDS];
   uint32_t ntpl_stops;
+  uint32_t n_ctx, vocab;    /* what requests are checked against: the session's context and
+                               vocabulary (vklm_serve_ready); srv_parse reads no session */
   /* the scheduler (sched.c) */
   pthread_t thread;
   int thread_on;
