@@ -21,18 +21,7 @@
 #include "data/prepare.h"
 #include "data/steps.h"
 
-static int failures, checks;
-
-static void expect(int ok, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  checks++;
-  if (!ok) failures++;
-  printf("%s ", ok ? "ok  " : "FAIL");
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-}
+#include "check_util.h"
 
 static char fixtures[512], tmpdir[256];
 

@@ -15,18 +15,7 @@
 #include "data/shard.h"
 #include "text/tokenizer.h"
 
-static int failures, checks;
-
-static void expect(int ok, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  checks++;
-  if (!ok) failures++;
-  printf("%s ", ok ? "ok  " : "FAIL");
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-}
+#include "check_util.h"
 
 static char tmpdir[256], prepared[512], tok[512];
 static uint64_t rng = 0x1234567887654321ULL;
