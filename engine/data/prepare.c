@@ -484,9 +484,10 @@ static void batch_free(batch *b) {
   free(b->tid);
 }
 
-static FILE *temp_file(const char *dir, const char *base, char *path, size_t n) {
+FILE *vklm_data_temp_file(const char *dir, const char *tag, const char *base, char *path,
+                          size_t n) {
   if (dir)
-    snprintf(path, n, "%s/vklm-prepare.XXXXXX", dir);
+    snprintf(path, n, "%s/vklm-%s.XXXXXX", dir, tag);
   else
     snprintf(path, n, "%s.XXXXXX", base);
   int fd = mkstemp(path);
@@ -700,9 +701,9 @@ int vklm_prepare_run(const vklm_prepare_opts *o, vklm_prepare_stats *st, char *e
     goto done;
   }
   if (o->near.enabled) {
-    tmp = temp_file(o->tmp_dir, o->output, tmppath, sizeof tmppath);
-    r.sigf = temp_file(o->tmp_dir, o->output, sigpath, sizeof sigpath);
-    r.lenf = temp_file(o->tmp_dir, o->output, lenpath, sizeof lenpath);
+    tmp = vklm_data_temp_file(o->tmp_dir, "prepare", o->output, tmppath, sizeof tmppath);
+    r.sigf = vklm_data_temp_file(o->tmp_dir, "prepare", o->output, sigpath, sizeof sigpath);
+    r.lenf = vklm_data_temp_file(o->tmp_dir, "prepare", o->output, lenpath, sizeof lenpath);
     if (!tmp || !r.sigf || !r.lenf) {
       rc = vklm_data_fail(err, errlen, "prepare: cannot create temp files next to %s: %s", o->output,
                 strerror(errno));

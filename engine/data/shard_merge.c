@@ -72,18 +72,6 @@ static int next_line(source *s, char *err, size_t errlen) {
   return 0;
 }
 
-static FILE *temp_file(const char *dir, const char *base, char *path, size_t n) {
-  if (dir)
-    snprintf(path, n, "%s/vklm-merge.XXXXXX", dir);
-  else
-    snprintf(path, n, "%s.XXXXXX", base);
-  int fd = mkstemp(path);
-  if (fd < 0) return NULL;
-  FILE *f = fdopen(fd, "w+b");
-  if (!f) close(fd);
-  return f;
-}
-
 /* The line of s without its doc_index: "{...}\n". */
 static int put_line(FILE *out, const source *s) {
   return fwrite(s->line, 1, (size_t)s->len, out) != (size_t)s->len || fputs("}\n", out) < 0;
@@ -122,8 +110,8 @@ int vklm_prepare_merge(const vklm_merge_opts *o, vklm_merge_stats *st, char *err
     goto done;
   }
   if (k) {
-    tmp = temp_file(o->tmp_dir, o->output, tmppath, sizeof tmppath);
-    sigf = temp_file(o->tmp_dir, o->output, sigpath, sizeof sigpath);
+    tmp = vklm_data_temp_file(o->tmp_dir, "merge", o->output, tmppath, sizeof tmppath);
+    sigf = vklm_data_temp_file(o->tmp_dir, "merge", o->output, sigpath, sizeof sigpath);
     if (!tmp || !sigf) {
       rc = vklm_data_fail(err, errlen, "merge: cannot create temp files next to %s: %s",
                           o->output, strerror(errno));

@@ -14,9 +14,15 @@
 #define VKLM_DATA_STEPS_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "data/buf.h"
+
+/* A temporary file opened "w+b": DIR/vklm-TAG.XXXXXX when dir is given, else BASE.XXXXXX
+ * (beside the output); its path into path. NULL on failure (errno set). */
+FILE *vklm_data_temp_file(const char *dir, const char *tag, const char *base, char *path,
+                          size_t n);
 
 /* Why a document was removed. Names (for reports) come from vklm_drop_name(). */
 typedef enum vklm_drop {
