@@ -99,6 +99,11 @@ void vklm_config_from_env(vklm_config *cfg) {
   cfg->timestamps = env_true("VKLM_TIMESTAMPS");
   cfg->force_staging = env_true("VKLM_STAGING");
   cfg->verbose = env_true("VKLM_VERBOSE");
+  const char *kn = getenv("VKLM_KERNELS");
+  cfg->kernels = !kn ? VKLM_KERNELS_AUTO
+                 : strcasecmp(kn, "gpu") == 0 ? VKLM_KERNELS_GPU
+                 : strcasecmp(kn, "cpu") == 0 ? VKLM_KERNELS_CPU
+                                              : VKLM_KERNELS_AUTO;
   const char *lim = getenv("VKLM_LIMITS");
   cfg->limits_baseline = lim && strcasecmp(lim, "baseline") == 0;
   const char *ml = getenv("VKLM_DEVICE_MEMORY_LIMIT"), *fa = getenv("VKLM_FAULT_ALLOC");
@@ -447,6 +452,13 @@ void vklm_context_destroy(vklm_context *ctx) {
 
 const char *vklm_context_error(const vklm_context *ctx) { return ctx ? ctx->err : "no context"; }
 const vklm_caps *vklm_context_caps(const vklm_context *ctx) { return &ctx->caps; }
+
+int vklm_context_cpu_kernels(const vklm_context *ctx) {
+  return ctx->cfg.kernels == VKLM_KERNELS_CPU ||
+         (ctx->cfg.kernels == VKLM_KERNELS_AUTO && ctx->caps.type == VKLM_DEVICE_CPU);
+}
+
+void vklm_context_set_kernels(vklm_context *ctx, vklm_kernels k) { ctx->cfg.kernels = k; }
 const vklm_config *vklm_context_config(const vklm_context *ctx) { return &ctx->cfg; }
 uint32_t vklm_context_validation_count(const vklm_context *ctx) { return ctx->validation_count; }
 int vklm_context_validation_enabled(const vklm_context *ctx) { return ctx->validation; }

@@ -58,14 +58,23 @@ const char *vklm_status_name(vklm_status s);
  * VKLM_STAGING=1         use staging buffers even on unified-memory devices (tests both paths)
  * VKLM_CACHE_DIR=path    pipeline cache directory (default $XDG_CACHE_HOME/vklm or
  *                        ~/.cache/vklm); VKLM_CACHE_DIR=off disables the cache
- * VKLM_VERBOSE=1         log device choice and pipeline cache use to stderr */
+ * VKLM_VERBOSE=1         log device choice and pipeline cache use to stderr
+ * VKLM_KERNELS=auto|gpu|cpu  which kernel variants ops run: auto (default) gives CPU-type devices
+ *                        (lavapipe) the variants written for CPUs and every other device the GPU
+ *                        kernels; gpu or cpu forces one family everywhere (tests, comparisons) */
 #define VKLM_VALIDATE_SYNC 2 /* vklm_config.validate: validation with synchronization validation */
+typedef enum vklm_kernels {
+  VKLM_KERNELS_AUTO = 0, /* by device type */
+  VKLM_KERNELS_GPU,      /* the GPU kernels, whatever the device */
+  VKLM_KERNELS_CPU,      /* the CPU-type variants where an op has one */
+} vklm_kernels;
 typedef struct vklm_config {
   int validate; /* 0: off, 1: the validation layer, VKLM_VALIDATE_SYNC: and sync validation */
   int limits_baseline;
   int timestamps;
   int force_staging;
   int verbose;
+  vklm_kernels kernels;
   char device[128];
   char cache_dir[512]; /* empty: no pipeline cache on disk */
   /* Fault injection (tests; docs/security.md): device allocations beyond memory_limit bytes
@@ -181,6 +190,12 @@ vklm_status vklm_context_create(const vklm_config *cfg, vklm_context **out, char
 void vklm_context_destroy(vklm_context *ctx); /* accepts NULL; saves the pipeline cache */
 const char *vklm_context_error(const vklm_context *ctx);
 const vklm_caps *vklm_context_caps(const vklm_context *ctx);
+/* Whether ops should record their CPU-type variants (barrier-free, register-blocked kernels for
+ * CPU Vulkan devices such as lavapipe) on this context: cfg.kernels, or with AUTO the device
+ * type. set_kernels changes the choice for recordings made after it (tests run both families on
+ * one context); a recorded command buffer keeps the kernels it was recorded with. */
+int vklm_context_cpu_kernels(const vklm_context *ctx);
+void vklm_context_set_kernels(vklm_context *ctx, vklm_kernels k);
 const vklm_config *vklm_context_config(const vklm_context *ctx);
 /* Number of validation-layer errors and warnings seen so far (each is also printed to stderr). */
 uint32_t vklm_context_validation_count(const vklm_context *ctx);
