@@ -77,24 +77,43 @@ done:
 
 typedef struct result {
   double ms_step, tok_s, mfu, peak_mem, flops_tok, loss0, loss1;
+  uint32_t dispatches, barriers; /* per step, as recorded */
+  double submits;                /* queue submissions per step (each a host round trip) */
   uint64_t params;
   /* data parallel (d's size > 1) */
   double alone_tok_s;    /* rank 0 alone, the others idle */
   double total_tok_s;    /* all ranks: ranks x B x T / the slowest rank's time per step */
   double *rank_tok_s;    /* owned: each rank's B x T / its time per step */
+  vklm_overlap_stats overlap; /* the last step's reduction, part by part during the backward */
 } result;
 
 /* Times `steps` training steps of config `name` at (B,T) on a fresh context (so that the peak
  * memory is this model's). Random tokens (seeded). */
-/* One timed step: forward + backward, the gradients summed over the ranks (data parallel), AdamW. */
-static int timed_step(vklm_model *m, vklm_dist *d, float *gbuf, const int32_t *tok,
-                      const vklm_optim_config *oc, uint32_t step, float *loss) {
+/* One timed step: forward + backward, AdamW; data parallel, the gradients summed over the ranks
+ * part by part while the backward runs (as vklm train does). */
+typedef struct sum_ctx {
+  vklm_dist *d;
+  uint64_t n;
   char err[512];
-  if (vklm_model_forward_backward(m, tok, tok + 1, 1.0f, loss)) return -1;
-  if (gbuf && (vklm_model_get_grads(m, gbuf) ||
-               vklm_dist_sum_f32(d, gbuf, vklm_model_num_params(m), err, sizeof err) ||
-               vklm_model_set_grads(m, gbuf)))
-    return -1;
+} sum_ctx;
+
+static vklm_status sum_part(void *user, float *grads, uint64_t lo, uint64_t hi) {
+  sum_ctx *c = user;
+  return vklm_dist_sum_range_f32(c->d, grads, c->n, lo, hi, c->err, sizeof c->err);
+}
+
+static int timed_step(vklm_model *m, vklm_dist *d, float *gbuf, const int32_t *tok,
+                      const vklm_optim_config *oc, uint32_t step, float *loss,
+                      vklm_overlap_stats *ov) {
+  if (!gbuf) {
+    if (vklm_model_forward_backward(m, tok, tok + 1, 1.0f, loss)) return -1;
+  } else {
+    sum_ctx c = {d, vklm_model_num_params(m), ""};
+    vklm_status st = vklm_model_forward_backward_parts(m, tok, tok + 1, 1.0f, loss, gbuf,
+                                                       sum_part, &c, ov);
+    if (st != VKLM_OK && c.err[0]) fprintf(stderr, "vklm bench train: %s\n", c.err);
+    if (st != VKLM_OK || vklm_model_set_grads(m, gbuf)) return -1;
+  }
   return vklm_model_update(m, oc, step, NULL) ? -1 : 0;
 }
 
@@ -138,17 +157,20 @@ static int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint3
     if (rank == 0) { /* the one-rank figure: rank 0 alone, no communication */
       t0 = now_s();
       for (uint32_t i = 0; i < steps; i++)
-        if (timed_step(m, d, NULL, tok, &oc, step++, &loss)) goto done;
+        if (timed_step(m, d, NULL, tok, &oc, step++, &loss, NULL)) goto done;
       r->alone_tok_s = n / ((now_s() - t0) / steps);
     }
     if (vklm_dist_exchange(d, "the one-rank baseline", 1, VKLM_OK, NULL, 0, NULL, 0, NULL, NULL,
                            err, sizeof err) != VKLM_OK)
       goto done;
   }
+  uint64_t sub0 = vklm_context_submit_count(ctx);
   t0 = now_s();
   for (uint32_t i = 0; i < steps; i++)
-    if (timed_step(m, d, gbuf, tok, &oc, step++, &loss)) goto done;
+    if (timed_step(m, d, gbuf, tok, &oc, step++, &loss, &r->overlap)) goto done;
   double dt = (now_s() - t0) / steps;
+  r->submits = (double)(vklm_context_submit_count(ctx) - sub0) / steps;
+  vklm_model_step_counts(m, &r->dispatches, &r->barriers);
   if (nranks > 1) {
     char err[512];
     if (vklm_dist_gather_f64(d, n / dt, r->rank_tok_s, err, sizeof err) != VKLM_OK) goto done;
@@ -247,8 +269,8 @@ int bench_train(int argc, char **argv) {
   } else if (!json) {
     printf("device: %s%s\n", di >= 0 ? caps[di].name : "?", cfg.limits_baseline ? " [baseline limits]" : "");
     printf("fp32 matmul peak (%u^3): %.1f GFLOP/s\n", square, peak);
-    printf("%-12s %10s %5s %5s %10s %12s %8s %10s %10s\n", "model", "params", "B", "T", "ms/step",
-           "tokens/s", "MFU", "peak mem", "loss");
+    printf("%-12s %10s %5s %5s %10s %12s %8s %10s %10s %6s %6s %6s\n", "model", "params", "B",
+           "T", "ms/step", "tokens/s", "MFU", "peak mem", "loss", "disp", "barr", "subm");
   }
   int rc = 0;
   char list[512];
@@ -269,12 +291,16 @@ int bench_train(int argc, char **argv) {
     cJSON_AddNumberToObject(o, "peak_memory_bytes", r.peak_mem);
     cJSON_AddNumberToObject(o, "loss_first", r.loss0);
     cJSON_AddNumberToObject(o, "loss_last", r.loss1);
+    cJSON_AddNumberToObject(o, "dispatches_per_step", r.dispatches);
+    cJSON_AddNumberToObject(o, "barriers_per_step", r.barriers);
+    cJSON_AddNumberToObject(o, "submits_per_step", r.submits);
     cJSON_AddItemToArray(arr, o);
     if (!json && lead) {
       char mem[32];
-      printf("%-12s %10llu %5u %5u %10.1f %12.0f %7.2f%% %10s %10.4f\n", name,
+      printf("%-12s %10llu %5u %5u %10.1f %12.0f %7.2f%% %10s %10.4f %6u %6u %6.1f\n", name,
              (unsigned long long)r.params, B, T, r.ms_step, r.tok_s, 100 * r.mfu,
-             app_bytes((uint64_t)r.peak_mem, mem, sizeof mem), r.loss1);
+             app_bytes((uint64_t)r.peak_mem, mem, sizeof mem), r.loss1, r.dispatches,
+             r.barriers, r.submits);
       fflush(stdout);
     }
     if (nranks > 1) { /* per rank (the figures above are rank 0's), in all, and the scaling */
@@ -284,11 +310,19 @@ int bench_train(int argc, char **argv) {
       cJSON_AddNumberToObject(o, "tokens_per_s_total", r.total_tok_s);
       cJSON_AddNumberToObject(o, "tokens_per_s_one_rank", r.alone_tok_s);
       cJSON_AddNumberToObject(o, "scaling_efficiency", eff);
+      cJSON_AddNumberToObject(o, "overlap_parts", r.overlap.parts);
+      cJSON_AddNumberToObject(o, "overlap_parts_early", r.overlap.early);
+      cJSON_AddNumberToObject(o, "overlap_wait_ms", r.overlap.wait_s * 1e3);
+      cJSON_AddNumberToObject(o, "overlap_reduce_ms", r.overlap.ready_s * 1e3);
       if (lead && !json) {
         printf("  %d ranks, B x T tokens each per step, gradients summed every step:\n", nranks);
         for (int i = 0; i < nranks; i++) printf("    rank %d: %.0f tokens/s\n", i, r.rank_tok_s[i]);
         printf("    total: %.0f tokens/s; one rank alone: %.0f tokens/s; scaling efficiency "
                "%.1f%%\n", r.total_tok_s, r.alone_tok_s, 100 * eff);
+        printf("    reduction in %u parts during the backward (%u while the device still "
+               "computed): %.1f ms reducing, %.1f ms waiting for the device per step\n",
+               r.overlap.parts, r.overlap.early, r.overlap.ready_s * 1e3,
+               r.overlap.wait_s * 1e3);
         fflush(stdout);
       }
       free(r.rank_tok_s);

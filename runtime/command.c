@@ -289,6 +289,7 @@ vklm_status vklm_cmd_submit(vklm_cmd *c) {
   if (ctx->lost) return FAIL(ctx, VKLM_ERROR_DEVICE_LOST, "device lost");
   if (c->pending && (st = vklm_cmd_wait(c)) != VKLM_OK) return st;
   VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->cb};
+  ctx->submits++;
   VK_TRY(ctx, ctx->vk.vkQueueSubmit(ctx->queue, 1, &si, c->fence), "%u dispatches", c->dispatches);
   c->pending = 1;
   return VKLM_OK;
@@ -306,6 +307,10 @@ vklm_status vklm_cmd_wait(vklm_cmd *c) {
   return VKLM_OK;
 fail:
   return st;
+}
+
+int vklm_cmd_done(vklm_cmd *c) {
+  return !c->pending || c->ctx->vk.vkGetFenceStatus(c->ctx->device, c->fence) != VK_NOT_READY;
 }
 
 vklm_status vklm_cmd_run(vklm_cmd *c) {

@@ -453,6 +453,8 @@ void vklm_context_destroy(vklm_context *ctx) {
 const char *vklm_context_error(const vklm_context *ctx) { return ctx ? ctx->err : "no context"; }
 const vklm_caps *vklm_context_caps(const vklm_context *ctx) { return &ctx->caps; }
 
+uint64_t vklm_context_submit_count(const vklm_context *ctx) { return ctx->submits; }
+
 int vklm_context_cpu_kernels(const vklm_context *ctx) {
   return ctx->cfg.kernels == VKLM_KERNELS_CPU ||
          (ctx->cfg.kernels == VKLM_KERNELS_AUTO && ctx->caps.type == VKLM_DEVICE_CPU);
@@ -482,6 +484,7 @@ vklm_status vklm_context_debug_hazard(vklm_context *ctx, vklm_buffer b) {
   VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
                      .commandBufferCount = 1,
                      .pCommandBuffers = &ctx->xfer_cb};
+  ctx->submits++;
   VK_TRY(ctx, ctx->vk.vkQueueSubmit(ctx->queue, 1, &si, ctx->xfer_fence), "");
   VK_TRY(ctx, ctx->vk.vkWaitForFences(ctx->device, 1, &ctx->xfer_fence, VK_TRUE, UINT64_MAX), "");
   VK_TRY(ctx, ctx->vk.vkResetFences(ctx->device, 1, &ctx->xfer_fence), "");

@@ -24,6 +24,7 @@ struct vklm_arena {
   vklm_block **blocks; /* owned */
   uint64_t *used;      /* bytes used in each block */
   uint32_t nblocks, cap;
+  int host; /* vklm_arena_create_host: host-visible, mapped blocks */
 };
 
 typedef struct pipeline_reflect {
@@ -56,6 +57,7 @@ struct vklm_context {
   VkDebugUtilsMessengerEXT messenger;
   int validation;
   uint32_t validation_count;
+  uint64_t submits; /* vkQueueSubmit calls: recorded work, staged copies, one-off commands */
   VkPhysicalDevice phys;
   VkDevice device;
   struct VolkDeviceTable vk; /* this device's functions: every device-level call goes through it */

@@ -94,21 +94,29 @@ static void raw_destroy(vklm_context *ctx, VkBuffer buf, VkDeviceMemory mem) {
   if (buf) ctx->vk.vkDestroyBuffer(ctx->device, buf, NULL);
 }
 
-static vklm_status block_create(vklm_context *ctx, uint64_t size, vklm_block **out) {
+/* host: host-visible memory the host reads and writes through its mapping (read-backs and
+ * uploads recorded in command buffers); else device-local, mapped on unified memory. */
+static vklm_status block_create(vklm_context *ctx, uint64_t size, int host, vklm_block **out) {
   vklm_block *b = calloc(1, sizeof *b);
   if (!b) return FAIL(ctx, VKLM_ERROR_OUT_OF_HOST_MEMORY, "block");
   b->ctx = ctx;
   b->size = size;
-  VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
-  if (ctx->direct_map)
+  VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
+                        fallback = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
+  if (host) {
+    want = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT |
+           VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
+    fallback = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+  } else if (ctx->direct_map) {
     want |= VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-  vklm_status st = raw_create(ctx, size, want, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, &b->buffer,
-                              &b->memory, &b->mapped, "arena block");
+  }
+  vklm_status st = raw_create(ctx, size, want, fallback, &b->buffer, &b->memory, &b->mapped,
+                              host ? "host-visible block" : "arena block");
   if (st != VKLM_OK) {
     free(b);
     return st;
   }
-  if (!ctx->direct_map) b->mapped = NULL; /* staged path: never touch device memory directly */
+  if (!host && !ctx->direct_map) b->mapped = NULL; /* staged path: never touch device memory */
   *out = b;
   return VKLM_OK;
 }
@@ -144,6 +152,16 @@ vklm_status vklm_arena_create(vklm_context *ctx, uint64_t block_bytes, vklm_aren
   return VKLM_OK;
 }
 
+vklm_status vklm_arena_create_host(vklm_context *ctx, uint64_t block_bytes, vklm_arena **out) {
+  vklm_status st = vklm_arena_create(ctx, block_bytes, out);
+  if (st == VKLM_OK) (*out)->host = 1;
+  return st;
+}
+
+void *vklm_buffer_host(vklm_buffer b) {
+  return b.block && b.block->mapped ? (char *)b.block->mapped + b.offset : NULL;
+}
+
 vklm_status vklm_arena_alloc(vklm_arena *a, uint64_t bytes, vklm_buffer *out) {
   vklm_context *ctx = a->ctx;
   if (ctx->lost) return FAIL(ctx, VKLM_ERROR_DEVICE_LOST, "device lost");
@@ -174,7 +192,7 @@ vklm_status vklm_arena_alloc(vklm_arena *a, uint64_t bytes, vklm_buffer *out) {
   }
   uint64_t size = need > a->block_bytes ? need : a->block_bytes;
   vklm_block *b = NULL;
-  vklm_status st = block_create(ctx, size, &b);
+  vklm_status st = block_create(ctx, size, a->host, &b);
   if (st != VKLM_OK) return st;
   a->blocks[a->nblocks] = b;
   a->used[a->nblocks] = need;
@@ -263,6 +281,7 @@ static vklm_status staged_copy(vklm_context *ctx, VkBuffer src, uint64_t so, VkB
   VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
                      .commandBufferCount = 1,
                      .pCommandBuffers = &ctx->xfer_cb};
+  ctx->submits++;
   VK_TRY(ctx, ctx->vk.vkQueueSubmit(ctx->queue, 1, &si, ctx->xfer_fence), "copy of %llu bytes",
          (unsigned long long)bytes);
   VK_TRY(ctx, ctx->vk.vkWaitForFences(ctx->device, 1, &ctx->xfer_fence, VK_TRUE, UINT64_MAX), "");

@@ -209,6 +209,9 @@ void vklm_context_debug_leak(vklm_context *ctx);
 /* Bytes of device memory allocated by this context now, and at most so far. */
 uint64_t vklm_context_memory_used(const vklm_context *ctx);
 uint64_t vklm_context_memory_peak(const vklm_context *ctx);
+/* Queue submissions so far (recorded command buffers, staged uploads and downloads, one-off
+ * commands): each is a host round trip when waited for; benchmarks report them per step. */
+uint64_t vklm_context_submit_count(const vklm_context *ctx);
 
 /* ---- memory ------------------------------------------------------------------------------ */
 typedef struct vklm_block vklm_block; /* one VkBuffer over one VkDeviceMemory */
@@ -230,6 +233,15 @@ vklm_status vklm_context_debug_hazard(vklm_context *ctx, vklm_buffer b);
 vklm_status vklm_arena_create(vklm_context *ctx, uint64_t block_bytes, vklm_arena **out);
 vklm_status vklm_arena_alloc(vklm_arena *a, uint64_t bytes, vklm_buffer *out);
 void vklm_arena_reset(vklm_arena *a); /* forgets every buffer; keeps the blocks */
+/* An arena of host-visible, host-coherent memory (cached where the device offers it), every block
+ * mapped: what command buffers copy results into for the host to read without another
+ * submission (read-backs while later work still runs), and stage inputs from. */
+vklm_status vklm_arena_create_host(vklm_context *ctx, uint64_t block_bytes, vklm_arena **out);
+/* The host address of b's first byte when its memory is mapped (a host arena's buffers; every
+ * buffer on unified-memory devices unless VKLM_STAGING=1), else NULL. Reads are valid once the
+ * command buffer that wrote b has completed (vklm_cmd_wait); writes are seen by command buffers
+ * submitted after them. */
+void *vklm_buffer_host(vklm_buffer b);
 uint64_t vklm_arena_used(const vklm_arena *a);
 uint64_t vklm_arena_reserved(const vklm_arena *a);
 uint32_t vklm_arena_block_count(const vklm_arena *a);
@@ -299,6 +311,9 @@ vklm_status vklm_cmd_end(vklm_cmd *c);
 vklm_status vklm_cmd_submit(vklm_cmd *c);
 vklm_status vklm_cmd_wait(vklm_cmd *c);
 vklm_status vklm_cmd_run(vklm_cmd *c); /* submit + wait */
+/* Whether c's last submission has completed (or nothing is pending), without waiting; an error
+ * (a lost device) counts as done: the next wait reports it. */
+int vklm_cmd_done(vklm_cmd *c);
 
 uint32_t vklm_cmd_dispatch_count(const vklm_cmd *c);
 uint32_t vklm_cmd_barrier_count(const vklm_cmd *c);

@@ -279,6 +279,12 @@ def main():
             check(len(per) == 2 and all(x > 0 for x in per) and
                   abs(total - 2 * min(per)) < 1e-6 * total and 0 < eff < 4,
                   "bench: tokens/s of each rank, in all, and the scaling efficiency")
+            print("    gradients reduced in %d parts during the backward (%d while the device "
+                  "still computed), %.1f ms reducing" % (r["overlap_parts"],
+                                                         r["overlap_parts_early"],
+                                                         r["overlap_reduce_ms"]))
+            check(r["overlap_parts"] == 2 and r["dispatches_per_step"] > 0,
+                  "bench: the reduction ran in the backward's 2 parts (one per layer)")
         except (ValueError, KeyError, IndexError) as e:
             check(False, "bench: JSON with the data-parallel figures (%s)" % e)
 

@@ -3,7 +3,9 @@
  * holds no AdamW moments (its memory says so, vklm_model_update refuses with a message, the
  * moments read as zeros); and the ZeRO-1 step (engine/train/zero.c, here over a group of one,
  * whose shard is the whole vector) against the model's own AdamW update on the same gradients:
- * parameters, both moments and the gradient norm after two steps, with clipping active. */
+ * parameters, both moments and the gradient norm after two steps, with clipping active; and the
+ * training pass in parts that lets data-parallel training reduce gradients during the backward:
+ * each part's gradients bit-identical to the whole pass's, mapped and staged. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,11 +129,101 @@ static void test_zero_step(vt_env *env) {
   vklm_model_destroy(b);
 }
 
+/* ---- the training pass in parts (vklm_model_forward_backward_parts) ---------------------- */
+typedef struct parts_rec {
+  const float *want;
+  uint64_t prev;
+  int calls, bad_order, mismatch, fail_at;
+} parts_rec;
+
+static vklm_status on_part(void *user, float *grads, uint64_t lo, uint64_t hi) {
+  parts_rec *r = user;
+  if (hi != r->prev || lo >= hi) r->bad_order++;
+  if (memcmp(grads + lo, r->want + lo, (size_t)(hi - lo) * 4)) r->mismatch++;
+  r->prev = lo;
+  r->calls++;
+  return r->calls == r->fail_at ? VKLM_ERROR_IO : VKLM_OK;
+}
+
+static vklm_model *layered(vt_env *env, vklm_context *ctx, const vklm_model_options *o) {
+  vklm_model_config cfg;
+  vklm_model_config_preset("gpt2-tiny", &cfg);
+  cfg.n_layer = 5;
+  vklm_model *m = NULL;
+  vt_ok(env, vklm_model_create_ex(ctx, &cfg, 2, 16, VKLM_OBJ_CAUSAL, o, &m), "model");
+  vt_ok(env, vklm_model_init(m, 11), "init");
+  return m;
+}
+
+/* Two micro-batches: the reference accumulates both with forward_backward; the other runs the
+ * second in parts. Every part's range must hold the reference's bits when handed over, the ranges
+ * must come in decreasing order and cover [0, n), and the device must be left with the same
+ * accumulated gradients. */
+static void parts_case(vt_env *env, vklm_context *ctx, const char *label,
+                       const vklm_model_options *o, int want_parts) {
+  vklm_model *a = layered(env, ctx, o), *b = layered(env, ctx, o);
+  uint64_t n = vklm_model_num_params(a);
+  uint32_t V = vklm_model_get_config(a)->vocab_size;
+  int32_t in[2][32], tg[2][32];
+  batch(in[0], tg[0], 32, V, 1);
+  batch(in[1], tg[1], 32, V, 2);
+  float la, lb, *want = malloc(n * 4), *grads = malloc(n * 4), *back = malloc(n * 4);
+  for (uint64_t i = 0; i < n; i++) grads[i] = NAN; /* every float must be written */
+  vt_ok(env, vklm_model_forward_backward(a, in[0], tg[0], 0.5f, &la), "a mb 0");
+  vt_ok(env, vklm_model_forward_backward(a, in[1], tg[1], 0.5f, &la), "a mb 1");
+  vt_ok(env, vklm_model_get_grads(a, want), "a grads");
+  vt_ok(env, vklm_model_forward_backward(b, in[0], tg[0], 0.5f, &lb), "b mb 0");
+  parts_rec r = {want, n, 0, 0, 0, 0};
+  vklm_overlap_stats ov;
+  vt_ok(env, vklm_model_forward_backward_parts(b, in[1], tg[1], 0.5f, &lb, grads, on_part, &r, &ov),
+        "b mb 1 in parts");
+  vt_expect(env, r.calls == want_parts && ov.parts == (uint32_t)want_parts && r.bad_order == 0 &&
+                     r.prev == 0,
+            "%s: %d parts (want %d), ranges decreasing from n to 0 (%d out of order)", label,
+            r.calls, want_parts, r.bad_order);
+  vt_expect(env, r.mismatch == 0 && !memcmp(grads, want, n * 4) && la == lb,
+            "%s: each part's gradients bit-identical to forward_backward's when handed over "
+            "(%d differ), loss %.7f vs %.7f", label, r.mismatch, lb, la);
+  vt_ok(env, vklm_model_get_grads(b, back), "b grads");
+  vt_expect(env, !memcmp(back, want, n * 4), "%s: the device keeps the accumulated gradients",
+            label);
+  uint32_t d = 0, bar = 0;
+  vklm_model_step_counts(b, &d, &bar);
+  vt_expect(env, d > 0 && bar > 0, "%s: the parts' %u dispatches and %u barriers counted", label,
+            d, bar);
+  /* a failing ready() stops the calls; its status comes back; the model runs on */
+  parts_rec f = {want, n, 0, 0, 0, 2};
+  vklm_status st = vklm_model_forward_backward_parts(b, in[1], tg[1], 0.5f, &lb, grads, on_part,
+                                                     &f, NULL);
+  vt_expect(env, st == VKLM_ERROR_IO && f.calls == 2, "%s: ready() failing at part 2: status %s, "
+            "%d calls", label, vklm_status_name(st), f.calls);
+  vt_ok(env, vklm_model_forward_backward(b, in[0], tg[0], 0.5f, &lb), "b runs after the failure");
+  free(want), free(grads), free(back);
+  vklm_model_destroy(a);
+  vklm_model_destroy(b);
+}
+
+static void test_parts(vt_env *env) {
+  vklm_model_options all = {0}, top = {.train = "h.[2-4].*,lnf.*"};
+  parts_case(env, env->ctx, "5 layers", &all, 5);
+  parts_case(env, env->ctx, "layers 2-4 train", &top, 3);
+  /* gradients the host cannot map: each part copies its own into host-visible memory */
+  vklm_config cfg;
+  vklm_config_from_env(&cfg);
+  cfg.force_staging = 1;
+  vklm_context *ctx = NULL;
+  char err[512];
+  vt_ok(env, vklm_context_create(&cfg, &ctx, err, sizeof err), "staged context");
+  if (ctx) parts_case(env, ctx, "staged (read-back copies)", &all, 5);
+  vklm_context_destroy(ctx);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_dist_model");
   test_set_grads(&env);
   test_no_moments(&env);
   test_zero_step(&env);
+  test_parts(&env);
   return vt_finish(&env);
 }

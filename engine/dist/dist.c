@@ -336,26 +336,38 @@ static void p2p_close(p2p *p) {
   free(p->who);
 }
 
-vklm_status vklm_dist_reduce_scatter_f32(vklm_dist *d, float *x, uint64_t n, char *err,
-                                         size_t errlen) {
-  if (!d || d->size == 1 || n == 0) return VKLM_OK;
+/* Shard j of a vector of n, [n*j/N, n*(j+1)/N), clipped to the range [lo, hi). */
+static void shard_in(uint64_t n, int j, int N, uint64_t lo, uint64_t hi, uint64_t *a,
+                     uint64_t *b) {
+  *a = n * (uint64_t)j / (uint64_t)N;
+  *b = n * (uint64_t)(j + 1) / (uint64_t)N;
+  if (*a < lo) *a = lo;
+  if (*b > hi) *b = hi;
+  if (*b < *a) *b = *a;
+}
+
+vklm_status vklm_dist_reduce_scatter_range_f32(vklm_dist *d, float *x, uint64_t n, uint64_t from,
+                                               uint64_t to, char *err, size_t errlen) {
+  if (!d || d->size == 1 || from >= to) return VKLM_OK;
+  VKLM_ASSERT(to <= n, "reduce-scatter of [%llu, %llu) in a vector of %llu",
+              (unsigned long long)from, (unsigned long long)to, (unsigned long long)n);
   vklm_status st = too_long(d, n, err, errlen);
   p2p p;
   if (st != VKLM_OK || (st = p2p_open(d, &p, err, errlen)) != VKLM_OK) return st;
   int N = d->size, me = d->rank;
   /* Rounds of R floats of every shard: the receive buffer holds N x R floats. */
-  uint64_t R = SEG / (uint64_t)N, lo, hi, longest = 0;
+  uint64_t R = SEG / (uint64_t)N, lo, hi, a, b, longest = 0;
   for (int j = 0; j < N; j++) {
-    uint64_t a = n * (uint64_t)j / (uint64_t)N, b = n * (uint64_t)(j + 1) / (uint64_t)N;
+    shard_in(n, j, N, from, to, &a, &b);
     if (b - a > longest) longest = b - a;
   }
-  vklm_dist_shard(d, n, &lo, &hi);
+  shard_in(n, me, N, from, to, &lo, &hi);
   for (uint64_t at = 0; at < longest; at += R) {
     uint64_t mine = at < hi - lo ? (hi - lo - at < R ? hi - lo - at : R) : 0;
     for (int i = 0; i < N; i++) /* every rank's part of my shard */
       if (i != me) p2p_recv(&p, d->scratch + (size_t)i * R, (int)mine, MPI_FLOAT, i, TAG_RS);
     for (int j = 0; j < N; j++) { /* my part of every rank's shard */
-      uint64_t a = n * (uint64_t)j / (uint64_t)N, b = n * (uint64_t)(j + 1) / (uint64_t)N;
+      shard_in(n, j, N, from, to, &a, &b);
       uint64_t k = at < b - a ? (b - a - at < R ? b - a - at : R) : 0;
       if (j != me) p2p_send(&p, x + a + (k ? at : 0), (int)k, MPI_FLOAT, j, TAG_RS);
     }
@@ -373,18 +385,20 @@ vklm_status vklm_dist_reduce_scatter_f32(vklm_dist *d, float *x, uint64_t n, cha
   return VKLM_OK;
 }
 
-vklm_status vklm_dist_allgather_f32(vklm_dist *d, float *x, uint64_t n, char *err,
-                                    size_t errlen) {
-  if (!d || d->size == 1 || n == 0) return VKLM_OK;
+vklm_status vklm_dist_allgather_range_f32(vklm_dist *d, float *x, uint64_t n, uint64_t from,
+                                          uint64_t to, char *err, size_t errlen) {
+  if (!d || d->size == 1 || from >= to) return VKLM_OK;
+  VKLM_ASSERT(to <= n, "all-gather of [%llu, %llu) in a vector of %llu",
+              (unsigned long long)from, (unsigned long long)to, (unsigned long long)n);
   vklm_status st = too_long(d, n, err, errlen);
   p2p p;
   if (st != VKLM_OK || (st = p2p_open(d, &p, err, errlen)) != VKLM_OK) return st;
   int N = d->size, me = d->rank;
-  uint64_t lo, hi;
-  vklm_dist_shard(d, n, &lo, &hi);
+  uint64_t lo, hi, a, b;
+  shard_in(n, me, N, from, to, &lo, &hi);
   for (int j = 0; j < N; j++) {
     if (j == me) continue;
-    uint64_t a = n * (uint64_t)j / (uint64_t)N, b = n * (uint64_t)(j + 1) / (uint64_t)N;
+    shard_in(n, j, N, from, to, &a, &b);
     p2p_recv(&p, x + a, (int)(b - a), MPI_FLOAT, j, TAG_AG);
     p2p_send(&p, x + lo, (int)(hi - lo), MPI_FLOAT, j, TAG_AG);
   }
@@ -393,9 +407,24 @@ vklm_status vklm_dist_allgather_f32(vklm_dist *d, float *x, uint64_t n, char *er
   return VKLM_OK;
 }
 
+vklm_status vklm_dist_reduce_scatter_f32(vklm_dist *d, float *x, uint64_t n, char *err,
+                                         size_t errlen) {
+  return vklm_dist_reduce_scatter_range_f32(d, x, n, 0, n, err, errlen);
+}
+
+vklm_status vklm_dist_allgather_f32(vklm_dist *d, float *x, uint64_t n, char *err,
+                                    size_t errlen) {
+  return vklm_dist_allgather_range_f32(d, x, n, 0, n, err, errlen);
+}
+
+vklm_status vklm_dist_sum_range_f32(vklm_dist *d, float *x, uint64_t n, uint64_t from,
+                                    uint64_t to, char *err, size_t errlen) {
+  vklm_status st = vklm_dist_reduce_scatter_range_f32(d, x, n, from, to, err, errlen);
+  return st != VKLM_OK ? st : vklm_dist_allgather_range_f32(d, x, n, from, to, err, errlen);
+}
+
 vklm_status vklm_dist_sum_f32(vklm_dist *d, float *x, uint64_t n, char *err, size_t errlen) {
-  vklm_status st = vklm_dist_reduce_scatter_f32(d, x, n, err, errlen);
-  return st != VKLM_OK ? st : vklm_dist_allgather_f32(d, x, n, err, errlen);
+  return vklm_dist_sum_range_f32(d, x, n, 0, n, err, errlen);
 }
 
 vklm_status vklm_dist_bcast(vklm_dist *d, void *buf, uint64_t bytes, char *err, size_t errlen) {

@@ -76,6 +76,17 @@ vklm_status vklm_dist_reduce_scatter_f32(vklm_dist *d, float *x, uint64_t n, cha
                                          size_t errlen);
 vklm_status vklm_dist_allgather_f32(vklm_dist *d, float *x, uint64_t n, char *err,
                                     size_t errlen);
+/* The same restricted to the elements [from, to) of the vector x of n (each element's owner is
+ * still the rank whose shard of the whole vector holds it): reducing a vector range by range, in
+ * any order of ranges, gives the same bits as reducing it whole (data-parallel training reduces
+ * each part of the gradients as soon as the backward has finished it, while the device computes
+ * the rest). Every rank must call with the same ranges in the same order. */
+vklm_status vklm_dist_reduce_scatter_range_f32(vklm_dist *d, float *x, uint64_t n, uint64_t from,
+                                               uint64_t to, char *err, size_t errlen);
+vklm_status vklm_dist_allgather_range_f32(vklm_dist *d, float *x, uint64_t n, uint64_t from,
+                                          uint64_t to, char *err, size_t errlen);
+vklm_status vklm_dist_sum_range_f32(vklm_dist *d, float *x, uint64_t n, uint64_t from,
+                                    uint64_t to, char *err, size_t errlen);
 /* Rank 0's bytes into every rank's buf (point to point, with the same timeout). */
 vklm_status vklm_dist_bcast(vklm_dist *d, void *buf, uint64_t bytes, char *err, size_t errlen);
 /* Every rank's (value) gathered on every rank: out[r] = rank r's x (out has size entries). */

@@ -388,6 +388,7 @@ uint64_t vklm_model_config_bytes(const vklm_model_config *cfg, uint32_t B, uint3
 void vklm_model_destroy(vklm_model *m) {
   if (!m) return;
   for (int i = CMD_COUNT; i-- > 0;) vklm_cmd_destroy(m->cmd[i]);
+  vklm_model_parts_free(m);
   for (int k = A_COUNT; k-- > 0;) vklm_arena_destroy(m->arena[k]);
   free_host(m);
   free(m);

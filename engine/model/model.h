@@ -231,6 +231,33 @@ vklm_status vklm_model_get_logits(vklm_model *m, float *out);
 vklm_status vklm_model_forward_backward(vklm_model *m, const int32_t *inputs,
                                         const int32_t *targets, float grad_scale, float *loss);
 
+/* The same pass, with the gradients handed to the host as the backward finishes them, while the
+ * device computes the rest (data-parallel training reduces each part over the ranks meanwhile).
+ * The pass runs as parts (the forward, the heads and the top layers' backward; then groups of
+ * lower layers, at most 16 parts; the embeddings with the last); when part k completes, the
+ * gradients of a suffix [lo, hi) of the flat vector are final: they are copied into grads[lo, hi)
+ * and ready(user, grads, lo, hi) is called. The ranges come in decreasing order, cover [0, n)
+ * exactly once, and are the same on every call of a model. Gradients accumulate on the device as
+ * in vklm_model_forward_backward (grads gets the accumulated values; tensors that do not train
+ * read as zeros); what ready() does to grads stays on the host. A ready() that fails stops the
+ * calls: the rest of the pass is waited for and its status returned (its message is the
+ * caller's). stats (may be NULL): parts handed over, how many of them while the device was still
+ * computing later parts, and the host's seconds waiting for the device and inside ready(). */
+/* Dispatches and barriers of one recorded training step (the training pass, whole or in parts,
+ * and the update), once both have run: what `vklm bench train` reports. */
+void vklm_model_step_counts(const vklm_model *m, uint32_t *dispatches, uint32_t *barriers);
+
+typedef vklm_status (*vklm_grads_ready_fn)(void *user, float *grads, uint64_t lo, uint64_t hi);
+typedef struct vklm_overlap_stats {
+  uint32_t parts, early;
+  double wait_s, ready_s;
+} vklm_overlap_stats;
+vklm_status vklm_model_forward_backward_parts(vklm_model *m, const int32_t *inputs,
+                                              const int32_t *targets, float grad_scale,
+                                              float *loss, float *grads,
+                                              vklm_grads_ready_fn ready, void *user,
+                                              vklm_overlap_stats *stats);
+
 /* ---- log-probs, values, hidden states, and their backward --------------------------------
  * vklm_model_run: one forward of the batch (activations saved when trainable) and any of:
  *   token_logp (B,T)  log p(targets[r] | inputs up to r) at every row, 0 where ignored;

@@ -22,6 +22,13 @@ static vklm_status norm_bwd(vklm_model *m, vklm_cmd *cmd, vklm_tensor dinp, vklm
 }
 
 vklm_status vklm_model_record_backward(vklm_model *m, vklm_cmd *cmd) {
+  uint32_t lowest = m->lowest_layer < 0 ? 0 : (uint32_t)m->lowest_layer;
+  return vklm_model_record_backward_part(m, cmd, 1, m->cfg.n_layer, lowest,
+                                         m->lowest_layer < 0);
+}
+
+vklm_status vklm_model_record_backward_part(vklm_model *m, vklm_cmd *cmd, int top, uint32_t hi,
+                                            uint32_t lo, int embed) {
   const vklm_model_config *c = &m->cfg;
   vklm_workspace *w = &m->w;
   uint32_t B = m->B, T = m->T, V = c->vocab_size, L = c->n_layer;
@@ -33,12 +40,14 @@ vklm_status vklm_model_record_backward(vklm_model *m, vklm_cmd *cmd) {
   vklm_tensor dact = w->dact, dfch = w->dfch;
   vklm_tensor lnf_in = L ? w->la[L - 1].res3 : w->encoded;
 
-  TRY(vklm_cmd_fill_words(cmd, w->dres.buf, 0));
-  if ((st = norm_bwd(m, cmd, dres, VKLM_P_LNF_W, VKLM_P_LNF_B, 0, dln, lnf_in, w->lnf_mean,
-                     w->lnf_rstd)))
-    return st;
-  int lowest = m->lowest_layer < 0 ? 0 : m->lowest_layer;
-  for (uint32_t l = L; l-- > (uint32_t)lowest;) {
+  VKLM_ASSERT(lo <= hi && hi <= L, "model: backward of layers [%u, %u) of %u", lo, hi, L);
+  if (top) {
+    TRY(vklm_cmd_fill_words(cmd, w->dres.buf, 0));
+    if ((st = norm_bwd(m, cmd, dres, VKLM_P_LNF_W, VKLM_P_LNF_B, 0, dln, lnf_in, w->lnf_mean,
+                       w->lnf_rstd)))
+      return st;
+  }
+  for (uint32_t l = hi; l-- > lo;) {
     vklm_layer_acts *a = &w->la[l];
     vklm_tensor x = l == 0 ? w->encoded : w->la[l - 1].res3;
 #define P(id) vklm_model_w(m, VKLM_P_##id, l)
@@ -62,7 +71,8 @@ vklm_status vklm_model_record_backward(vklm_model *m, vklm_cmd *cmd) {
 #undef P
 #undef G
   }
-  if (m->lowest_layer >= 0) return VKLM_OK; /* the embeddings do not train */
+  if (!embed) return VKLM_OK;
+  VKLM_ASSERT(m->lowest_layer < 0, "model: the embeddings do not train");
   vklm_tensor dwpe = vklm_model_gw(m, VKLM_P_WPE, 0);
   for (uint32_t k = 0; k < m->nvchunks; k++) { /* each chunk: the plan's tokens in its range */
     uint32_t v0, v1;

@@ -94,6 +94,16 @@ struct vklm_model {
   vklm_cmd *cmd[CMD_COUNT];
   uint8_t recorded[CMD_COUNT];
   float upd_clip;
+  /* the training pass in parts (model_overlap.c; created on first use): parts[k] records the
+   * forward, the heads and the top layers' backward (k = 0), then lower layer groups, the
+   * embeddings with the last; after part k the gradients of flat [part_lo[k], nparams) are final.
+   * Where a gradient buffer is not mapped, each part copies its finished gradients into rb[slot]
+   * (host-visible, rb_arena) for the host to read while later parts run. */
+  vklm_cmd **parts;               /* owned, nparts */
+  uint64_t *part_lo;              /* owned, nparts */
+  uint32_t nparts;
+  vklm_arena *rb_arena;           /* owned; NULL when every gradient is mapped */
+  vklm_buffer *rb;                /* owned, nslots ({0}: read the gradient directly) */
   int have_logits;  /* the last run left the logits of its single chunk in w.logits */
   int have_run;     /* a vklm_model_run with activations for vklm_model_backward */
   int run_had_lm;
@@ -143,6 +153,17 @@ vklm_status vklm_model_record_lm_head(vklm_model *m, vklm_cmd *cmd, int with_gra
                                       int accumulate);
 vklm_status vklm_model_record_values(vklm_model *m, vklm_cmd *cmd);
 vklm_status vklm_model_record_values_backward(vklm_model *m, vklm_cmd *cmd);
+/* The inputs of a training pass (model_step.c): the batch checked and uploaded, the per-row loss
+ * scales grad_scale / (targets not ignored); then CMD_FB or the overlapped parts run it. */
+vklm_status vklm_model_fb_prepare(vklm_model *m, const int32_t *inputs, const int32_t *targets,
+                                  float grad_scale);
+/* Frees the parts of the overlapped training pass (model_overlap.c); accepts none made. */
+void vklm_model_parts_free(vklm_model *m);
+/* Part of the backward: with top, the final norm's (dres zeroed first); then layers hi-1 down to
+ * lo; with embed, the embeddings. The whole backward is top, [lowest, L), embed (when they
+ * train): vklm_model_record_backward. */
+vklm_status vklm_model_record_backward_part(vklm_model *m, vklm_cmd *cmd, int top, uint32_t hi,
+                                            uint32_t lo, int embed);
 vklm_status vklm_model_record_backward(vklm_model *m, vklm_cmd *cmd);
 /* Rows per logits chunk for (cfg, B, T): want (0: automatic, at most 256 MiB of logits and the
  * largest bindable range max_range) rounded to a multiple of 64, or B*T when that is less. */

@@ -191,8 +191,8 @@ static vklm_status need_trainable(vklm_model *m) {
   return VKLM_OK;
 }
 
-vklm_status vklm_model_forward_backward(vklm_model *m, const int32_t *inputs,
-                                        const int32_t *targets, float grad_scale, float *loss) {
+vklm_status vklm_model_fb_prepare(vklm_model *m, const int32_t *inputs, const int32_t *targets,
+                                  float grad_scale) {
   vklm_status st;
   uint32_t BT = m->B * m->T;
   if ((st = need_trainable(m)) != VKLM_OK) return st;
@@ -206,6 +206,13 @@ vklm_status vklm_model_forward_backward(vklm_model *m, const int32_t *inputs,
     return st;
   m->have_logits = 0;
   m->have_run = 0;
+  return VKLM_OK;
+}
+
+vklm_status vklm_model_forward_backward(vklm_model *m, const int32_t *inputs,
+                                        const int32_t *targets, float grad_scale, float *loss) {
+  vklm_status st;
+  if ((st = vklm_model_fb_prepare(m, inputs, targets, grad_scale)) != VKLM_OK) return st;
   if ((st = replay(m, CMD_FB)) != VKLM_OK) return st;
   return loss ? download_f(m, m->w.loss, loss, 1, "reading the loss") : VKLM_OK;
 }
@@ -344,4 +351,21 @@ vklm_status vklm_model_update(vklm_model *m, const vklm_optim_config *oc, uint32
     *grad_norm = nb[0];
   }
   return VKLM_OK;
+}
+
+void vklm_model_step_counts(const vklm_model *m, uint32_t *dispatches, uint32_t *barriers) {
+  uint32_t d = 0, b = 0;
+  const int which[] = {CMD_FB, CMD_UPDATE};
+  for (int i = 0; i < 2; i++)
+    if (m->recorded[which[i]]) {
+      d += vklm_cmd_dispatch_count(m->cmd[which[i]]);
+      b += vklm_cmd_barrier_count(m->cmd[which[i]]);
+    }
+  if (!m->recorded[CMD_FB]) /* the training pass ran in parts */
+    for (uint32_t k = 0; k < m->nparts; k++) {
+      d += vklm_cmd_dispatch_count(m->parts[k]);
+      b += vklm_cmd_barrier_count(m->parts[k]);
+    }
+  *dispatches = d;
+  *barriers = b;
 }

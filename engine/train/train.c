@@ -235,9 +235,29 @@ out:
   return st;
 }
 
+/* The gradient reduction of one part of the backward (vklm_model_forward_backward_parts): the
+ * range summed over the ranks in rank order, or with ZeRO-1 reduce-scattered to the ranks owning
+ * it; each range as soon as the device has finished it, while it computes the layers below. */
+typedef struct reduce_ctx {
+  loop *l;
+  char *err;
+  size_t errlen;
+} reduce_ctx;
+
+static vklm_status reduce_part(void *user, float *grads, uint64_t lo, uint64_t hi) {
+  reduce_ctx *r = user;
+  uint64_t n = vklm_model_num_params(r->l->model);
+  if (r->l->zero)
+    return vklm_dist_reduce_scatter_range_f32(r->l->dist, grads, n, lo, hi, r->err, r->errlen);
+  return vklm_dist_sum_range_f32(r->l->dist, grads, n, lo, hi, r->err, r->errlen);
+}
+
 /* This rank's share of a step: forward + backward of its micro-batches scaled by the step's
- * target count over all ranks, then the gradients summed over the ranks in rank order. *stop:
- * any rank asked to stop. */
+ * target count over all ranks; the last micro-batch's backward runs in parts, and the gradients
+ * each part finishes are reduced over the ranks (in rank order: the same bits as reducing the
+ * whole vector afterwards) while the device computes the next. A rank that fails inside the
+ * pass, where the others wait in a reduction, ends the job naming itself (vklm_dist_abort).
+ * *stop: any rank asked to stop. */
 static vklm_status dist_step(loop *l, vklm_train_result *res, int want_stop, float *loss,
                              int *stop, char *err, size_t errlen) {
   size_t bt = (size_t)l->B * l->T;
@@ -253,19 +273,32 @@ static vklm_status dist_step(loop *l, vklm_train_result *res, int want_stop, flo
     return VKLM_ERROR_INVALID;
   }
   double sum = 0;
-  if ((st = vklm_train_accumulate_part(l->model, l->nmb, l->in, l->tg, total, &sum, err,
-                                       errlen)) != VKLM_OK)
-    return st;
-  if ((st = vklm_model_get_grads(l->model, l->gbuf)) != VKLM_OK) {
-    snprintf(err, errlen, "reading the gradients: %s", vklm_model_error(l->model));
+  uint32_t last = l->nmb - 1;
+  err[0] = 0;
+  st = vklm_train_accumulate_part(l->model, last, l->in, l->tg, total, &sum, err, errlen);
+  if (st == VKLM_OK) {
+    /* every rank runs its last micro-batch in parts, even without targets (scale 0): the
+     * reductions must be the same on all */
+    uint64_t c = vklm_train_count_targets(l->tg[last], bt);
+    float lv = 0;
+    reduce_ctx rc = {l, err, errlen};
+    st = vklm_model_forward_backward_parts(l->model, l->in[last], l->tg[last],
+                                           (float)((double)c / (double)total), &lv, l->gbuf,
+                                           reduce_part, &rc, &res->overlap);
+    if (st != VKLM_OK && !err[0]) /* else the reduction's message */
+      snprintf(err, errlen, "micro-batch %u: %s", last, vklm_model_error(l->model));
+    if (c) sum += (double)lv * (double)c;
+  }
+  if (st != VKLM_OK) {
+    char msg[1200];
+    snprintf(msg, sizeof msg, "step %u: %s", l->cur_step, err);
+    vklm_dist_abort(l->dist, msg); /* the others wait in a reduction: end the job now */
     return st;
   }
   v[0] = sum;
   if ((st = agree(l, res, want_stop, v, 1, stop, err, errlen)) != VKLM_OK) return st;
   *loss = (float)(v[0] / (double)total);
-  if (l->zero) return VKLM_OK; /* vklm_zero_step reduce-scatters them */
-  uint64_t n = vklm_model_num_params(l->model);
-  if ((st = vklm_dist_sum_f32(l->dist, l->gbuf, n, err, errlen)) != VKLM_OK) return st;
+  if (l->zero) return VKLM_OK; /* vklm_zero_step takes the reduce-scattered gradients */
   if ((st = vklm_model_set_grads(l->model, l->gbuf)) != VKLM_OK)
     snprintf(err, errlen, "writing the summed gradients: %s", vklm_model_error(l->model));
   return st;

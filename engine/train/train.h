@@ -284,6 +284,8 @@ typedef struct vklm_train_result {
   int interrupted;                /* ended early by *o->stop (a checkpoint was written) */
   int peer_failed;                /* data parallel: ended because another rank failed (err
                                      names it) */
+  vklm_overlap_stats overlap;     /* data parallel: the last step's gradient reduction, part by
+                                     part while the backward ran (model.h) */
 } vklm_train_result;
 void vklm_train_result_free(vklm_train_result *r);
 

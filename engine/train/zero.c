@@ -141,7 +141,6 @@ static vklm_status record(vklm_zero *z) {
 vklm_status vklm_zero_step(vklm_zero *z, float *g, const vklm_optim_config *oc, uint32_t step,
                            float *grad_norm, char *err, size_t errlen) {
   vklm_status st;
-  if ((st = vklm_dist_reduce_scatter_f32(z->dist, g, z->n, err, errlen)) != VKLM_OK) return st;
   /* the global norm: the shards' sums of squares (in double), summed in rank order */
   double ss[1] = {0};
   for (uint64_t i = z->lo; i < z->hi; i++) ss[0] += (double)g[i] * (double)g[i];

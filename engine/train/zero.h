@@ -3,8 +3,8 @@
  * those of its shard [lo, hi) of the flat parameter vector (vklm_dist_shard), so each rank holds
  * 1/N of the optimizer state; the model itself is created without moments (no_moments).
  *
- * A step: the ranks' gradients are reduce-scattered (each rank gets the rank-order sum of its
- * shard), the global gradient norm is the rank-order sum of the shards' sums of squares, each
+ * A step: the ranks' gradients are reduce-scattered by the caller (each rank gets the rank-order
+ * sum of its shard; vklm train does it part by part during the backward), the global gradient norm is the rank-order sum of the shards' sums of squares, each
  * rank runs the AdamW op (engine/ops/optim.h, the same shader as the unsharded update, with the
  * clip scale computed on the host) over the trainable pieces of its shard, and the parameters
  * are all-gathered into every rank's model.
@@ -29,8 +29,10 @@ void vklm_zero_destroy(vklm_zero *z); /* accepts NULL */
  * (whole vectors, a checkpoint's) or zeros when NULL. */
 vklm_status vklm_zero_load(vklm_zero *z, const float *params, const float *m, const float *v,
                            char *err, size_t errlen);
-/* One optimizer step. g: this rank's gradients (the whole flat vector, overwritten: on return it
- * holds the new parameters, which are also in the model). Zeroes the model's gradients.
+/* One optimizer step. g: the whole flat gradient vector, already reduce-scattered over the ranks
+ * (vklm_dist_reduce_scatter_f32, or range by range as the backward finished them): this rank's
+ * shard holds the sum. Overwritten: on return g holds the new parameters, which are also in the
+ * model. Zeroes the model's gradients.
  * *grad_norm: the global norm before clipping. */
 vklm_status vklm_zero_step(vklm_zero *z, float *g, const vklm_optim_config *oc, uint32_t step,
                            float *grad_norm, char *err, size_t errlen);
