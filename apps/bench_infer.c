@@ -105,6 +105,7 @@ static void rnd_free(rnd_src *r) {
 typedef struct dec_result {
   uint32_t context; /* tokens in the cache before the first timed decode */
   double tok_s, ms_tok;
+  double submits; /* queue submissions per decode step (each a host round trip) */
 } dec_result;
 
 static int fail_infer(vklm_infer *s) {
@@ -130,16 +131,22 @@ static double time_prefill(vklm_infer *s, const int32_t *tok, uint32_t n, double
 }
 
 /* Decode after a context of ctxlen tokens: prefill them (none for 0), one untimed decode step
- * (warm-up), then nd greedy steps timed. Seconds per token. */
-static double time_decode(vklm_infer *s, const int32_t *tok, uint32_t ctxlen, uint32_t nd) {
+ * (warm-up), then nd greedy steps timed. Seconds per token; *submits: queue submissions per
+ * token. */
+static double time_decode(vklm_infer *s, const int32_t *tok, uint32_t ctxlen, uint32_t nd,
+                          double *submits) {
   int32_t next = tok[0];
+  vklm_context *ctx = vklm_model_context(vklm_infer_model(s));
   vklm_infer_rewind(s, 0);
   if (ctxlen && vklm_infer_prefill(s, tok, ctxlen, NULL, &next)) return fail_infer(s);
   if (vklm_infer_decode(s, next, NULL, &next)) return fail_infer(s);
+  uint64_t sub0 = vklm_context_submit_count(ctx);
   double t0 = gen_now_s();
   for (uint32_t i = 0; i < nd; i++)
     if (vklm_infer_decode(s, next, NULL, &next)) return fail_infer(s);
-  return (gen_now_s() - t0) / nd;
+  double t = (gen_now_s() - t0) / nd;
+  *submits = (double)(vklm_context_submit_count(ctx) - sub0) / nd;
+  return t;
 }
 
 /* Batched decode: nb sequences (slots 0..nb-1, all open), each prefilled with the same bctx
@@ -341,16 +348,16 @@ int bench_infer(int argc, char **argv) {
   if (tp < 0) goto done;
   if (!json) {
     printf("prefill %u tokens: %.1f tok/s (%.2f ms)\n\n", prefill, prefill / tp, tp * 1e3);
-    printf("%-10s %10s %12s\n", "context", "decode/s", "ms/token");
+    printf("%-10s %10s %12s %12s\n", "context", "decode/s", "ms/token", "submits/tok");
     fflush(stdout);
   }
   dec_result dr[MAX_CTXS];
   for (int i = 0; i < nctx; i++) {
-    double t = time_decode(s, tok, ctxs[i], ndec);
+    double sub = 0, t = time_decode(s, tok, ctxs[i], ndec, &sub);
     if (t < 0) goto done;
-    dr[i] = (dec_result){.context = ctxs[i], .tok_s = 1.0 / t, .ms_tok = t * 1e3};
+    dr[i] = (dec_result){.context = ctxs[i], .tok_s = 1.0 / t, .ms_tok = t * 1e3, .submits = sub};
     if (!json) {
-      printf("%-10u %10.1f %12.3f\n", ctxs[i], dr[i].tok_s, dr[i].ms_tok);
+      printf("%-10u %10.1f %12.3f %12.1f\n", ctxs[i], dr[i].tok_s, dr[i].ms_tok, sub);
       fflush(stdout);
     }
   }
@@ -398,6 +405,7 @@ int bench_infer(int argc, char **argv) {
       cJSON_AddNumberToObject(o, "tokens", ndec);
       cJSON_AddNumberToObject(o, "tok_s", dr[i].tok_s);
       cJSON_AddNumberToObject(o, "ms_per_token", dr[i].ms_tok);
+      cJSON_AddNumberToObject(o, "submits_per_token", dr[i].submits);
       cJSON_AddItemToArray(d, o);
     }
     cJSON *bj = cJSON_AddArrayToObject(root, "batch");

@@ -1,8 +1,10 @@
 """Test of `vklm bench infer` (argv[1]: the vklm binary): tiny runs with --json on small random
 models (gpt2-tiny in f32 and q8_0, llama-tiny in q4_0, whose K = 172 MLP projection falls back to
 f16) must exit 0 and report positive prefill and decode rates at every requested context, a
-positive session memory and weight size, and the context list clamped to what fits."""
+positive session memory and weight size, the context list clamped to what fits, and one queue
+submission per decode token."""
 import json
+import os
 import subprocess
 import sys
 
@@ -16,9 +18,9 @@ def check(ok, what):
     failures += not ok
 
 
-def bench(*args):
+def bench(*args, env=None):
     r = subprocess.run([VKLM, "bench", "infer", "--json", "--prefill", "16", "--decode", "4",
-                        "--seconds", "0.01", *args], capture_output=True, text=True)
+                        "--seconds", "0.01", *args], capture_output=True, text=True, env=env)
     if r.returncode != 0:
         print(r.stdout, r.stderr)
         return None
@@ -60,6 +62,13 @@ j32, j8 = bench("--model", "gpt2-tiny", "--ctx", "0"), bench("--model", "gpt2-ti
                                                               "--type", "q8_0")
 check(j32 is not None and j8 is not None and j8["weight_bytes"] < j32["weight_bytes"],
       "q8_0 weights smaller than f32")
+# one queue submission per decode token, also where nothing is mapped (a discrete GPU's case:
+# the token, its row and the sampled id go through host-visible memory, not staged copies)
+for staged in ("0", "1"):
+    js = bench("--model", "gpt2-tiny", "--ctx", "0,8", env=dict(os.environ, VKLM_STAGING=staged))
+    subs = [d["submits_per_token"] for d in js["decode"]] if js else None
+    check(subs is not None and all(x == 1 for x in subs),
+          "VKLM_STAGING=%s: %s queue submission(s) per decode token (want 1)" % (staged, subs))
 r = subprocess.run([VKLM, "bench", "infer", "--type", "q5_k"], capture_output=True, text=True)
 check(r.returncode == 2 and "--type" in r.stderr, "bad --type: exit 2 with a message")
 print("%d failure(s)" % failures)

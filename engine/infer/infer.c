@@ -23,6 +23,9 @@ struct vklm_infer {
   uint32_t *pos;          /* owned, S */
   uint8_t *open;          /* owned, S */
   vklm_arena *arena;      /* owned: everything below */
+  vklm_arena *harena;     /* owned: host-visible (tokens, rows, next, srows, spen): a pass's
+                             inputs are written and its sampled ids read through the mapping, so
+                             a decode step is one submission and no staged copy */
   vklm_tensor *kt, *vt;   /* owned arrays of L: the cache, (S*maxT, NKV, HS) */
   vklm_dtype kv_dtype;
   vklm_kv_cache kv;
@@ -67,7 +70,9 @@ vklm_model *vklm_infer_model(const vklm_infer *s) { return s->m; }
 uint32_t vklm_infer_ctx(const vklm_infer *s) { return s->maxT; }
 uint32_t vklm_infer_slots(const vklm_infer *s) { return s->S; }
 vklm_dtype vklm_infer_kv_dtype(const vklm_infer *s) { return s->kv_dtype; }
-uint64_t vklm_infer_memory(const vklm_infer *s) { return vklm_arena_used(s->arena); }
+uint64_t vklm_infer_memory(const vklm_infer *s) {
+  return vklm_arena_used(s->arena) + vklm_arena_used(s->harena);
+}
 
 int vklm_infer_seq_open(vklm_infer *s) {
   for (uint32_t i = 0; i < s->S; i++)
@@ -99,6 +104,7 @@ void vklm_infer_destroy(vklm_infer *s) {
   if (!s) return;
   for (uint32_t i = 0; i <= MAX_DECODE_CMDS; i++) vklm_cmd_destroy(s->dcmd[i]);
   vklm_cmd_destroy(s->pcmd);
+  vklm_arena_destroy(s->harena);
   vklm_arena_destroy(s->arena);
   if (s->own_model) vklm_model_destroy(s->m);
   free(s->kt);
@@ -155,10 +161,12 @@ static vklm_status layout(vklm_infer *s, vklm_planner *pl) {
   const vklm_dtype f = VKLM_DTYPE_F32, i32 = VKLM_DTYPE_I32;
   vklm_buffer b;
   vklm_status st;
-#define TAKE(bytes, out, ...)                                                                      \
+#define TAKE_IN(k, bytes, out, ...)                                                                \
   do {                                                                                             \
-    if ((st = vklm_plan_take(pl, 0, bytes, out, __VA_ARGS__)) != VKLM_OK) return st;               \
+    if ((st = vklm_plan_take(pl, k, bytes, out, __VA_ARGS__)) != VKLM_OK) return st;               \
   } while (0)
+#define TAKE(bytes, out, ...) TAKE_IN(0, bytes, out, __VA_ARGS__)
+#define HOST 1 /* the host-visible arena */
 #define TENSOR(out, dt, d0, d1, ...)                                                               \
   do {                                                                                             \
     TAKE((uint64_t)(d0) * ((d1) ? (d1) : 1) * 4, &b, __VA_ARGS__);                                 \
@@ -174,8 +182,10 @@ static vklm_status layout(vklm_infer *s, vklm_planner *pl) {
     return st;
   TENSOR(s->x0, f, s->P, C, "embedding output (P,C)");
   TENSOR(s->tmp, f, s->P, C, "projection output (P,C)");
-  TENSOR(s->tokens, i32, 1, s->P, "tokens (P)");
-  TENSOR(s->rows, i32, s->P, 2, "rows (P)");
+  TAKE_IN(HOST, (uint64_t)s->P * 4, &b, "tokens (P)");
+  s->tokens = vklm_tensor_2d(b, i32, 1, s->P);
+  TAKE_IN(HOST, (uint64_t)s->P * 8, &b, "rows (P)");
+  s->rows = vklm_tensor_2d(b, i32, s->P, 2);
   TAKE(vklm_attention_decode_scratch_bytes(s->K, c->n_head, HS, s->dsplits), &s->ascratch,
        "split attention scratch");
   TENSOR(s->last, f, s->K, C, "output rows (K,C)");
@@ -183,12 +193,14 @@ static vklm_status layout(vklm_infer *s, vklm_planner *pl) {
   TENSOR(s->lnf_mean, f, s->K, 0, "final norm mean");
   TENSOR(s->lnf_rstd, f, s->K, 0, "final norm rstd");
   TENSOR(s->logits, f, s->K, V, "logits (K,V)");
-  TAKE((uint64_t)s->K * 4, &s->next, "next tokens (K)");
-  TAKE((uint64_t)s->K * sizeof(vklm_sample_row), &s->srows, "sampler rows (K)");
-  TAKE((uint64_t)s->K * (s->max_pen ? s->max_pen : 1) * 4, &s->spen, "penalty lists (K)");
+  TAKE_IN(HOST, (uint64_t)s->K * 4, &s->next, "next tokens (K)");
+  TAKE_IN(HOST, (uint64_t)s->K * sizeof(vklm_sample_row), &s->srows, "sampler rows (K)");
+  TAKE_IN(HOST, (uint64_t)s->K * (s->max_pen ? s->max_pen : 1) * 4, &s->spen, "penalty lists (K)");
   TAKE(vklm_sample_rows_scratch_bytes(s->K, V), &s->sscratch, "sampler scratch (K,V)");
 #undef TENSOR
 #undef TAKE
+#undef TAKE_IN
+#undef HOST
   return VKLM_OK;
 }
 
@@ -247,11 +259,13 @@ static vklm_status setup(vklm_infer *s, uint32_t n_ctx, const vklm_infer_options
                 "device's maxStorageBufferRange (%.1f MiB): fewer sequences or a shorter context",
                 dry.biggest_name, dry.biggest / 1048576.0,
                 caps->max_storage_buffer_range / 1048576.0);
-  if ((st = vklm_arena_create(s->ctx, dry.total, &s->arena)) != VKLM_OK ||
+  if ((st = vklm_arena_create(s->ctx, dry.arena_bytes[0], &s->arena)) != VKLM_OK ||
+      (st = vklm_arena_create_host(s->ctx, dry.arena_bytes[1], &s->harena)) != VKLM_OK ||
       (st = vklm_cmd_create(s->ctx, &s->pcmd)) != VKLM_OK)
     return fail(s, st, "infer: %s", vklm_context_error(s->ctx));
   vklm_planner pl = {.ctx = s->ctx, .dry = 0, .align = dry.align};
   pl.arena[0] = s->arena;
+  pl.arena[1] = s->harena;
   if ((st = layout(s, &pl)) != VKLM_OK) return fail(s, st, "infer: %s", pl.err);
   if (c->arch != VKLM_ARCH_GPT2 && (st = make_rope_table(s, &pl)) != VKLM_OK) return st;
   s->open[0] = 1; /* slot 0 is the single-sequence calls' */
