@@ -87,7 +87,7 @@ vklm_status vklm_graph_acts_plan(vklm_planner *pl, int arena, const vklm_model_c
                                  vklm_layer_acts *out);
 
 /* ---- allocation planning: one walk serves the size estimate (dry) and the allocation ------- */
-#define VKLM_PLAN_ARENAS 4
+#define VKLM_PLAN_ARENAS 5
 struct vklm_planner {
   vklm_context *ctx;            /* NULL for a dry run without a device */
   vklm_arena *arena[VKLM_PLAN_ARENAS];

@@ -160,8 +160,8 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
       TAKE(A_OPT, fb, &m->vel[s], "AdamW v of %s%s", nm, part);
     }
   if (m->trainable) {
-    TAKE(A_OPT, sizeof(vklm_adamw_step), &m->step_buf, "AdamW step values");
-    TAKE(A_OPT, 8, &m->norm_buf, "gradient norm");
+    TAKE(A_HOST, sizeof(vklm_adamw_step), &m->step_buf, "AdamW step values");
+    TAKE(A_HOST, 8, &m->norm_buf, "gradient norm");
     uint64_t ns = 0;
     if (pl->ctx) {
       ns = vklm_grad_norm_scratch_size(pl->ctx, m->tcount, m->ntslots);
@@ -182,9 +182,16 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
     out = (d1) ? vklm_tensor_2d(b, dt, (uint32_t)(d0), (uint32_t)(d1))                             \
                : vklm_tensor_1d(b, dt, (uint32_t)(d0));                                            \
   } while (0)
-  TENSOR(w->tokens, i32, B, T, "tokens (B,T)");
-  TENSOR(w->targets, i32, BT, 0, "targets (B,T)");
-  TENSOR(w->plan, i32, vklm_embedding_plan_size((uint32_t)BT), 0, "embedding plan");
+  const int h = A_HOST; /* uploaded or read every call: through the mapping */
+#define HTENSOR(out, dt, d0, d1, ...)                                                              \
+  do {                                                                                             \
+    TAKE(h, (uint64_t)(d0) * ((d1) ? (d1) : 1) * 4, &b, __VA_ARGS__);                              \
+    out = (d1) ? vklm_tensor_2d(b, dt, (uint32_t)(d0), (uint32_t)(d1))                             \
+               : vklm_tensor_1d(b, dt, (uint32_t)(d0));                                            \
+  } while (0)
+  HTENSOR(w->tokens, i32, B, T, "tokens (B,T)");
+  HTENSOR(w->targets, i32, BT, 0, "targets (B,T)");
+  HTENSOR(w->plan, i32, vklm_embedding_plan_size((uint32_t)BT), 0, "embedding plan");
   TENSOR(w->encoded, f, BT, C, "embedding output (B,T,C)");
   for (uint32_t l = 0; l < w->nla; l++)
     if ((st = vklm_graph_acts_plan(pl, a, c, m->B, m->T, 0, w->nla > 1 ? "h.%u" : "layers",
@@ -195,10 +202,11 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
   TENSOR(w->lnf_rstd, f, BT, 0, "lnf rstd");
   TENSOR(w->logits, f, m->lrows, V, "logits chunk (R,V)");
   TENSOR(w->losses, f, BT, 0, "losses (B,T)");
-  TENSOR(w->loss, f, 1, 0, "loss");
-  TENSOR(w->rscale, f, BT, 0, "per-row loss scales (B,T)");
-  TENSOR(w->rmask, f, B, T, "sequence masks (B,T)");
-  TENSOR(w->seq, f, B, 0, "sequence log-probs (B)");
+  HTENSOR(w->loss, f, 1, 0, "loss");
+  HTENSOR(w->rscale, f, BT, 0, "per-row loss scales (B,T)");
+  HTENSOR(w->rmask, f, B, T, "sequence masks (B,T)");
+  HTENSOR(w->seq, f, B, 0, "sequence log-probs (B)");
+#undef HTENSOR
   if (c->scalar_head) {
     TENSOR(w->values, f, BT, 0, "scalar head values (B,T)");
     TENSOR(w->dvalues, f, BT, 1, "scalar head gradient (B,T)");
@@ -533,7 +541,8 @@ static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint3
    * largest bindable range): a small model takes exactly its size, a large one few blocks. */
   for (int k = 0; k < A_COUNT; k++) {
     if (!dry.arena_bytes[k]) continue;
-    if ((st = vklm_arena_create(ctx, dry.arena_bytes[k], &m->arena[k])) != VKLM_OK) {
+    if ((st = k == A_HOST ? vklm_arena_create_host(ctx, dry.arena_bytes[k], &m->arena[k])
+                          : vklm_arena_create(ctx, dry.arena_bytes[k], &m->arena[k])) != VKLM_OK) {
       st = vklm_model_fail(m, st, "model: creating an arena failed: %s", vklm_context_error(ctx));
       goto fail;
     }

@@ -10,7 +10,11 @@
 #include "model.h"
 #include "model_params.h"
 
-enum { A_PARAM, A_GRAD, A_OPT, A_ACT, A_COUNT };
+/* Arenas: A_HOST is host-visible memory for what the host writes or reads every call (the
+ * batch's tokens, targets, embedding plan, loss scales and masks, the loss, the sequence sums,
+ * the AdamW step values and the gradient norm): uploads and read-backs through the mapping, no
+ * staged copy, so a training step costs its two submissions (pass, update) and nothing more. */
+enum { A_PARAM, A_GRAD, A_OPT, A_ACT, A_HOST, A_COUNT };
 
 /* The (B,T) workspace: inputs, the saved (trainable) or shared (frozen) activations, the heads'
  * buffers and, when trainable, the backward's temporaries. */
