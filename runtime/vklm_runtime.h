@@ -311,6 +311,10 @@ vklm_status vklm_cmd_end(vklm_cmd *c);
 vklm_status vklm_cmd_submit(vklm_cmd *c);
 vklm_status vklm_cmd_wait(vklm_cmd *c);
 vklm_status vklm_cmd_run(vklm_cmd *c); /* submit + wait */
+/* Runs cs[0..n) (1 <= n <= 16, recorded on one context) as ONE queue submission, in order (each
+ * command buffer's closing barrier orders it before the next), and waits for them: one host round
+ * trip for work recorded apart (a training pass and its update). */
+vklm_status vklm_cmd_run_many(vklm_cmd *const *cs, uint32_t n);
 /* Whether c's last submission has completed (or nothing is pending), without waiting; an error
  * (a lost device) counts as done: the next wait reports it. */
 int vklm_cmd_done(vklm_cmd *c);

@@ -258,6 +258,43 @@ static void test_cache(vt_env *env) {
             (long long)(stat(path, &sb) == 0 ? sb.st_size : 0));
 }
 
+/* Two command buffers recorded apart run as one submission, in order (the second reads what the
+ * first wrote), the count of submissions says one, and both replay; a host arena's buffer is
+ * mapped and a recorded copy into it is readable after the wait. */
+static void test_run_many(vt_env *env) {
+  uint32_t n = 4099;
+  vklm_buffer a = vt_alloc(env, n * 4);
+  vklm_arena *host = NULL;
+  vklm_buffer h = {0};
+  vt_ok(env, vklm_arena_create_host(env->ctx, 0, &host), "host arena");
+  vt_ok(env, vklm_arena_alloc(host, (uint64_t)n * 4, &h), "host buffer");
+  vt_expect(env, vklm_buffer_host(h) != NULL, "a host arena's buffer is mapped");
+  vklm_cmd *c1 = NULL, *c2 = NULL;
+  vt_ok(env, vklm_cmd_create(env->ctx, &c1), "cmd 1");
+  vt_ok(env, vklm_cmd_create(env->ctx, &c2), "cmd 2");
+  vt_ok(env, vklm_cmd_begin(c1), "begin 1");
+  vt_ok(env, vklm_fill(c1, a, 1.25f, n), "fill");
+  vt_ok(env, vklm_cmd_end(c1), "end 1");
+  vt_ok(env, vklm_cmd_begin(c2), "begin 2");
+  vt_ok(env, vklm_scale(c2, a, 2.0f, n), "scale");
+  vt_ok(env, vklm_cmd_copy(c2, a, h, (uint64_t)n * 4), "copy to the host buffer");
+  vt_ok(env, vklm_cmd_end(c2), "end 2");
+  vklm_cmd *both[2] = {c1, c2};
+  uint64_t s0 = vklm_context_submit_count(env->ctx);
+  vt_ok(env, vklm_cmd_run_many(both, 2), "run_many");
+  vt_ok(env, vklm_cmd_run_many(both, 2), "run_many again");
+  uint64_t subs = vklm_context_submit_count(env->ctx) - s0;
+  const float *x = vklm_buffer_host(h);
+  int ok = x != NULL;
+  for (uint32_t i = 0; ok && i < n; i++) ok = x[i] == 2.5f;
+  vt_expect(env, ok && subs == 2 && vklm_cmd_done(c2),
+            "run_many: fill then scale in one submission each time (%llu for 2 runs), copied "
+            "into mapped host memory: %s", (unsigned long long)subs, ok ? "2.5 everywhere" : "wrong");
+  vklm_cmd_destroy(c2);
+  vklm_cmd_destroy(c1);
+  vklm_arena_destroy(host);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_runtime");
@@ -267,6 +304,7 @@ int main(void) {
   test_two_contexts(&env);
   test_pipeline(&env);
   test_barriers_and_replay(&env);
+  test_run_many(&env);
   test_timestamps(&env);
   test_cache(&env);
   return vt_finish(&env);
