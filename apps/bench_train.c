@@ -89,8 +89,9 @@ typedef struct result {
 
 /* Times `steps` training steps of config `name` at (B,T) on a fresh context (so that the peak
  * memory is this model's). Random tokens (seeded). */
-/* One timed step: forward + backward, AdamW; data parallel, the gradients summed over the ranks
- * part by part while the backward runs (as vklm train does). */
+/* One timed step: forward + backward and AdamW in one submission; data parallel, the gradients
+ * summed over the ranks part by part while the backward runs, then the update (as vklm train
+ * does). */
 typedef struct sum_ctx {
   vklm_dist *d;
   uint64_t n;
@@ -105,9 +106,9 @@ static vklm_status sum_part(void *user, float *grads, uint64_t lo, uint64_t hi) 
 static int timed_step(vklm_model *m, vklm_dist *d, float *gbuf, const int32_t *tok,
                       const vklm_optim_config *oc, uint32_t step, float *loss,
                       vklm_overlap_stats *ov) {
-  if (!gbuf) {
-    if (vklm_model_forward_backward(m, tok, tok + 1, 1.0f, loss)) return -1;
-  } else {
+  if (!gbuf) /* the pass and the update in one submission, as vklm train runs them */
+    return vklm_model_train_step(m, tok, tok + 1, 1.0f, oc, step, loss, NULL) ? -1 : 0;
+  {
     sum_ctx c = {d, vklm_model_num_params(m), ""};
     vklm_status st = vklm_model_forward_backward_parts(m, tok, tok + 1, 1.0f, loss, gbuf,
                                                        sum_part, &c, ov);

@@ -148,6 +148,58 @@ static void edge_cases(vt_env *env) {
   vt_state_free(&s);
 }
 
+/* vklm_train_step (the last micro-batch's pass and the update in one submission, what vklm train
+ * runs) against vklm_train_accumulate + vklm_model_update: the same bits after three steps of two
+ * micro-batches (the second without targets in step 2, so the update rides on the first), the
+ * same losses and norms, and one submission per micro-batch with targets. */
+static void step_in_one_submit(vt_env *env) {
+  char path[1024];
+  vt_state s;
+  if (!vt_state_path("gpt2-causal-masked", path, sizeof path) || !vt_state_load(path, &s)) {
+    vt_expect(env, 0, "one submit: load the reference state");
+    vt_state_free(&s);
+    return;
+  }
+  uint32_t Bh = s.B / 2;
+  size_t half = (size_t)Bh * s.T;
+  vklm_model_config cfg = vt_state_config(&s);
+  vklm_model *a = NULL, *b = NULL;
+  OKM(a, vklm_model_create(env->ctx, &cfg, Bh, s.T, VKLM_OBJ_CAUSAL, &a));
+  OKM(b, vklm_model_create(env->ctx, &cfg, Bh, s.T, VKLM_OBJ_CAUSAL, &b));
+  OKM(a, vklm_model_set_params(a, s.params));
+  OKM(b, vklm_model_set_params(b, s.params));
+  int32_t *none = malloc(half * sizeof *none);
+  for (size_t i = 0; i < half; i++) none[i] = VKLM_IGNORE_INDEX;
+  vklm_optim_config oc = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+                          .weight_decay = 0.1f, .grad_clip = 0.5f};
+  char err[512] = "";
+  int same = 1;
+  double subs = 0;
+  for (uint32_t step = 1; step <= 3; step++) {
+    const int32_t *in[2] = {s.inputs, s.inputs + half};
+    const int32_t *tg[2] = {s.targets, step == 2 ? none : s.targets + half};
+    float la = 0, lb = 0, na = 0, nb = 0;
+    vt_ok(env, vklm_train_accumulate(a, 2, in, tg, &la, NULL, err, sizeof err), "accumulate");
+    vt_ok(env, vklm_model_update(a, &oc, step, &na), "update");
+    uint64_t s0 = vklm_context_submit_count(env->ctx);
+    vt_ok(env, vklm_train_step(b, 2, in, tg, &oc, step, &lb, &nb, err, sizeof err), "train step");
+    subs += (double)(vklm_context_submit_count(env->ctx) - s0);
+    same &= la == lb && na == nb;
+  }
+  float *pa = malloc(s.nparams * 4), *pb = malloc(s.nparams * 4);
+  OKM(a, vklm_model_get_params(a, pa));
+  OKM(b, vklm_model_get_params(b, pb));
+  vt_expect(env, same && !memcmp(pa, pb, s.nparams * 4),
+            "vklm_train_step == accumulate + update: parameters, losses and norms bit-identical "
+            "over 3 steps");
+  vt_expect(env, subs == 5, "vklm_train_step: %.0f submissions for 3 steps of 2, 1, 2 micro-batches "
+            "with targets (want 5: one per micro-batch, the update riding on the last)", subs);
+  free(pa), free(pb), free(none);
+  vklm_model_destroy(a);
+  vklm_model_destroy(b);
+  vt_state_free(&s);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_train_parity");
@@ -159,5 +211,6 @@ int main(void) {
   run_case(&env, "gpt2-causal-masked", 1);
   run_case(&env, "llama-mlm", 0);
   edge_cases(&env);
+  step_in_one_submit(&env);
   return vt_finish(&env);
 }

@@ -316,6 +316,15 @@ vklm_status vklm_model_update(vklm_model *m, const vklm_optim_config *oc, uint32
                               float *grad_norm);
 vklm_status vklm_model_zero_grads(vklm_model *m);
 
+/* A whole training step in ONE queue submission: the pass of vklm_model_forward_backward on
+ * (inputs, targets, grad_scale) and the update of vklm_model_update (oc, step), recorded apart and
+ * submitted together, so the host waits once. The update runs whatever the loss: a caller that
+ * stops on a non-finite loss or norm (as vklm train does) stops after it. *loss and *grad_norm
+ * (either may be NULL) as in those two calls. */
+vklm_status vklm_model_train_step(vklm_model *m, const int32_t *inputs, const int32_t *targets,
+                                  float grad_scale, const vklm_optim_config *oc, uint32_t step,
+                                  float *loss, float *grad_norm);
+
 /* MLM masking on the host: of the n tokens, chooses 15% (at least one) of the positions with a
  * seeded generator; inputs = tokens with the chosen ones replaced by mask_id (80%), a random
  * token in [0,V) (10%) or kept (10%); targets = the original token at chosen positions, else

@@ -78,8 +78,8 @@ static vklm_status download_f(vklm_model *m, vklm_tensor t, float *x, uint64_t n
   return st == VKLM_OK ? st : vkfail(m, st, what);
 }
 
-/* Records command buffer `which` (once) and runs it. */
-static vklm_status replay(vklm_model *m, int which) {
+/* Records command buffer `which` once. */
+static vklm_status ensure_recorded(vklm_model *m, int which) {
   vklm_status st;
   vklm_cmd *c = m->cmd[which];
   if (!m->recorded[which]) {
@@ -114,7 +114,14 @@ static vklm_status replay(vklm_model *m, int which) {
     if ((st = vklm_cmd_end(c)) != VKLM_OK) return vkfail(m, st, "end");
     m->recorded[which] = 1;
   }
-  if ((st = vklm_cmd_run(c)) != VKLM_OK) return vkfail(m, st, "running a recorded pass");
+  return VKLM_OK;
+}
+
+/* Records command buffer `which` (once) and runs it. */
+static vklm_status replay(vklm_model *m, int which) {
+  vklm_status st = ensure_recorded(m, which);
+  if (st != VKLM_OK) return st;
+  if ((st = vklm_cmd_run(m->cmd[which])) != VKLM_OK) return vkfail(m, st, "running a recorded pass");
   return VKLM_OK;
 }
 
@@ -328,8 +335,8 @@ fail:
   return vkfail(m, st, "recording the update");
 }
 
-vklm_status vklm_model_update(vklm_model *m, const vklm_optim_config *oc, uint32_t step,
-                              float *grad_norm) {
+/* The update's checks, its recording (again when the clip changes) and its step values. */
+static vklm_status update_prepare(vklm_model *m, const vklm_optim_config *oc, uint32_t step) {
   vklm_status st;
   if ((st = need_trainable(m)) != VKLM_OK) return st;
   if (step == 0) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: update step counts from 1");
@@ -343,14 +350,37 @@ vklm_status vklm_model_update(vklm_model *m, const vklm_optim_config *oc, uint32
   vklm_adamw_step_fill(&s, oc->lr, oc->beta1, oc->beta2, oc->eps, oc->weight_decay, step);
   if ((st = vklm_buffer_upload(m->ctx, m->step_buf, 0, &s, sizeof s)) != VKLM_OK)
     return vkfail(m, st, "uploading the step values");
-  if ((st = vklm_cmd_run(m->cmd[CMD_UPDATE])) != VKLM_OK) return vkfail(m, st, "running the update");
-  if (grad_norm) {
-    float nb[2];
-    if ((st = vklm_buffer_download(m->ctx, m->norm_buf, 0, nb, sizeof nb)) != VKLM_OK)
-      return vkfail(m, st, "reading the gradient norm");
-    *grad_norm = nb[0];
-  }
   return VKLM_OK;
+}
+
+static vklm_status read_norm(vklm_model *m, float *grad_norm) {
+  if (!grad_norm) return VKLM_OK;
+  float nb[2];
+  vklm_status st = vklm_buffer_download(m->ctx, m->norm_buf, 0, nb, sizeof nb);
+  if (st != VKLM_OK) return vkfail(m, st, "reading the gradient norm");
+  *grad_norm = nb[0];
+  return VKLM_OK;
+}
+
+vklm_status vklm_model_update(vklm_model *m, const vklm_optim_config *oc, uint32_t step,
+                              float *grad_norm) {
+  vklm_status st;
+  if ((st = update_prepare(m, oc, step)) != VKLM_OK) return st;
+  if ((st = vklm_cmd_run(m->cmd[CMD_UPDATE])) != VKLM_OK) return vkfail(m, st, "running the update");
+  return read_norm(m, grad_norm);
+}
+
+vklm_status vklm_model_train_step(vklm_model *m, const int32_t *inputs, const int32_t *targets,
+                                  float grad_scale, const vklm_optim_config *oc, uint32_t step,
+                                  float *loss, float *grad_norm) {
+  vklm_status st;
+  if ((st = vklm_model_fb_prepare(m, inputs, targets, grad_scale)) != VKLM_OK ||
+      (st = update_prepare(m, oc, step)) != VKLM_OK || (st = ensure_recorded(m, CMD_FB)) != VKLM_OK)
+    return st;
+  vklm_cmd *both[2] = {m->cmd[CMD_FB], m->cmd[CMD_UPDATE]};
+  if ((st = vklm_cmd_run_many(both, 2)) != VKLM_OK) return vkfail(m, st, "running the step");
+  if (loss && (st = download_f(m, m->w.loss, loss, 1, "reading the loss")) != VKLM_OK) return st;
+  return read_norm(m, grad_norm);
 }
 
 void vklm_model_step_counts(const vklm_model *m, uint32_t *dispatches, uint32_t *barriers) {

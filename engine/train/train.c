@@ -93,34 +93,37 @@ uint64_t vklm_train_count_targets(const int32_t *targets, size_t n) {
   return c;
 }
 
-vklm_status vklm_train_accumulate(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
-                                  const int32_t *const *targets, float *loss, uint64_t *ntargets,
-                                  char *err, size_t errlen) {
+/* The step's target count; an error when there is none. */
+static vklm_status step_targets(vklm_model *m, uint32_t nmb, const int32_t *const *targets,
+                                uint64_t *total, char *err, size_t errlen) {
   size_t bt = (size_t)vklm_model_batch(m) * vklm_model_seq(m);
-  uint64_t total = 0;
-  for (uint32_t i = 0; i < nmb; i++) total += vklm_train_count_targets(targets[i], bt);
-  if (ntargets) *ntargets = total;
-  if (total == 0) {
-    snprintf(err, errlen, "no target tokens: every target of the step's %u micro-batch(es) of "
-             "%zu is the ignore index", nmb, bt);
-    return VKLM_ERROR_INVALID;
-  }
-  double sum = 0;
-  vklm_status st = vklm_train_accumulate_part(m, nmb, inputs, targets, total, &sum, err, errlen);
-  if (st == VKLM_OK) *loss = (float)(sum / (double)total);
-  return st;
+  *total = 0;
+  for (uint32_t i = 0; i < nmb; i++) *total += vklm_train_count_targets(targets[i], bt);
+  if (*total) return VKLM_OK;
+  snprintf(err, errlen, "no target tokens: every target of the step's %u micro-batch(es) of "
+           "%zu is the ignore index", nmb, bt);
+  return VKLM_ERROR_INVALID;
 }
 
-vklm_status vklm_train_accumulate_part(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
-                                       const int32_t *const *targets, uint64_t total,
-                                       double *loss_sum, char *err, size_t errlen) {
+/* The micro-batches' passes; with oc, the last one with targets runs with the update in one
+ * submission (vklm_model_train_step). */
+static vklm_status passes(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
+                          const int32_t *const *targets, uint64_t total,
+                          const vklm_optim_config *oc, uint32_t step, float *grad_norm,
+                          double *loss_sum, char *err, size_t errlen) {
   size_t bt = (size_t)vklm_model_batch(m) * vklm_model_seq(m);
   double sum = 0;
+  uint32_t last = nmb;
+  for (uint32_t i = 0; i < nmb; i++)
+    if (vklm_train_count_targets(targets[i], bt)) last = i;
   for (uint32_t i = 0; i < nmb; i++) {
     uint64_t c = vklm_train_count_targets(targets[i], bt);
     if (c == 0) continue; /* no gradient, and its mean loss is undefined */
     float l = 0, scale = (float)((double)c / (double)total);
-    vklm_status st = vklm_model_forward_backward(m, inputs[i], targets[i], scale, &l);
+    vklm_status st = oc && i == last
+                         ? vklm_model_train_step(m, inputs[i], targets[i], scale, oc, step, &l,
+                                                 grad_norm)
+                         : vklm_model_forward_backward(m, inputs[i], targets[i], scale, &l);
     if (st != VKLM_OK) {
       snprintf(err, errlen, "micro-batch %u: %s", i, vklm_model_error(m));
       return st;
@@ -129,6 +132,38 @@ vklm_status vklm_train_accumulate_part(vklm_model *m, uint32_t nmb, const int32_
   }
   *loss_sum = sum;
   return VKLM_OK;
+}
+
+vklm_status vklm_train_accumulate(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
+                                  const int32_t *const *targets, float *loss, uint64_t *ntargets,
+                                  char *err, size_t errlen) {
+  uint64_t total;
+  vklm_status st = step_targets(m, nmb, targets, &total, err, errlen);
+  if (ntargets) *ntargets = total;
+  if (st != VKLM_OK) return st;
+  double sum = 0;
+  st = passes(m, nmb, inputs, targets, total, NULL, 0, NULL, &sum, err, errlen);
+  if (st == VKLM_OK) *loss = (float)(sum / (double)total);
+  return st;
+}
+
+vklm_status vklm_train_step(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
+                            const int32_t *const *targets, const vklm_optim_config *oc,
+                            uint32_t step, float *loss, float *grad_norm, char *err,
+                            size_t errlen) {
+  uint64_t total;
+  double sum = 0;
+  vklm_status st = step_targets(m, nmb, targets, &total, err, errlen);
+  if (st == VKLM_OK)
+    st = passes(m, nmb, inputs, targets, total, oc, step, grad_norm, &sum, err, errlen);
+  if (st == VKLM_OK) *loss = (float)(sum / (double)total);
+  return st;
+}
+
+vklm_status vklm_train_accumulate_part(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
+                                       const int32_t *const *targets, uint64_t total,
+                                       double *loss_sum, char *err, size_t errlen) {
+  return passes(m, nmb, inputs, targets, total, NULL, 0, NULL, loss_sum, err, errlen);
 }
 
 static vklm_status agree(loop *l, vklm_train_result *res, int flag, double *vals, int n,
@@ -512,21 +547,21 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
     float loss = 0;
     char e2[1024];
     int stopping = o->stop && *o->stop;
+    float lr = vklm_train_lr(step, (uint32_t)cs.warmup, (uint32_t)cs.total_steps, cs.lr, cs.min_lr);
+    float gn = NAN;
+    vklm_optim_config oc = cs.opt;
+    oc.lr = lr;
     if (l.nranks > 1) {
       st = dist_step(&l, res, stopping, &loss, &stopping, e2, sizeof e2);
-    } else {
-      st = vklm_train_accumulate(l.model, GA, l.in, l.tg, &loss, NULL, e2, sizeof e2);
+    } else { /* passes and update: the last micro-batch's pass and the update in one submission */
+      st = vklm_train_step(l.model, GA, l.in, l.tg, &oc, step, &loss, &gn, e2, sizeof e2);
     }
     if (st != VKLM_OK) {
       if (l.reported) snprintf(err, errlen, "%s", e2); /* names the rank and the step */
       else snprintf(err, errlen, "step %u: %s", step, e2);
       goto done;
     }
-    float lr = vklm_train_lr(step, (uint32_t)cs.warmup, (uint32_t)cs.total_steps, cs.lr, cs.min_lr);
-    float gn = NAN;
-    if (isfinite(loss)) {
-      vklm_optim_config oc = cs.opt;
-      oc.lr = lr;
+    if (l.nranks > 1 && isfinite(loss)) {
       if (l.zero) {
         if ((st = vklm_zero_step(l.zero, l.gbuf, &oc, step, &gn, e2, sizeof e2)) != VKLM_OK) {
           snprintf(err, errlen, "step %u update: %s", step, e2);

@@ -268,6 +268,13 @@ uint64_t vklm_train_count_targets(const int32_t *targets, size_t n);
 vklm_status vklm_train_accumulate(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
                                   const int32_t *const *targets, float *loss, uint64_t *ntargets,
                                   char *err, size_t errlen);
+/* A whole optimizer step: the passes of vklm_train_accumulate, the last micro-batch with targets
+ * and the update (oc, step; vklm_model_train_step) in one submission. The update runs whatever
+ * the loss; *loss and *grad_norm (NULL: not read) for the caller's checks. */
+vklm_status vklm_train_step(vklm_model *m, uint32_t nmb, const int32_t *const *inputs,
+                            const int32_t *const *targets, const vklm_optim_config *oc,
+                            uint32_t step, float *loss, float *grad_norm, char *err,
+                            size_t errlen);
 /* The same for this rank's share of a data-parallel step: grad_scale = count_i / total, total
  * the target tokens of the whole step over every rank (> 0); *loss_sum = sum_i loss_i * count_i
  * (the ranks' sums over total give the step's loss). Micro-batches without targets are skipped. */
