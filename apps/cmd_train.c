@@ -242,6 +242,9 @@ int cmd_train(int argc, char **argv) {
       AF_BOOL("--zero1", &o.zero1,
               "under mpirun: shard the AdamW moments and master weights over the\n"
               "ranks (ZeRO-1)"),
+      AF_BOOL("--recompute", &o.recompute,
+              "recompute the norms and the MLP activation in the backward instead\n"
+              "of keeping them per layer: less activation memory, the same results"),
       AF_BOOL("--no-plot", &no_plot, "no loss.png"),
       AF_BOOL("--quiet", &quiet, "no progress lines"),
       AF_LAST};

@@ -355,6 +355,63 @@ static void test_scalar_head(vt_env *env, vklm_arch arch) {
   vklm_model_destroy(m);
 }
 
+/* options.recompute: the norms' outputs and the MLP activation recomputed in the backward. Three
+ * steps of two micro-batches and AdamW against a model that keeps them: the same bits (losses,
+ * norms, parameters), the runs-in-parts path too, and the activation memory smaller by the
+ * shared buffers' worth: (L-1) layers x (2C + F) floats per row. */
+static void test_recompute(vt_env *env, vklm_arch arch) {
+  vklm_model_config c = tiny(arch);
+  c.n_layer = 3;
+  uint32_t B = 2, T = 16, n = B * T;
+  vklm_model_options keep = {0}, re = {.recompute = 1};
+  vklm_model *a = NULL, *b = NULL;
+  OK(a, vklm_model_create_ex(env->ctx, &c, B, T, VKLM_OBJ_CAUSAL, &keep, &a));
+  OK(b, vklm_model_create_ex(env->ctx, &c, B, T, VKLM_OBJ_CAUSAL, &re, &b));
+  if (!a || !b) goto done;
+  OK(a, vklm_model_init(a, 5));
+  OK(b, vklm_model_init(b, 5));
+  vklm_optim_config oc = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+                          .weight_decay = 0.1f, .grad_clip = 1.0f};
+  int32_t in[2][32], tg[2][32];
+  int same = 1;
+  for (uint32_t step = 1; step <= 3; step++) {
+    float la = 0, lb = 0, na = 0, nb = 0;
+    for (int k = 0; k < 2; k++) {
+      batch(n, c.vocab_size, 100 * step + k, in[k], tg[k]);
+      OK(a, vklm_model_forward_backward(a, in[k], tg[k], 0.5f, &la));
+      OK(b, vklm_model_forward_backward(b, in[k], tg[k], 0.5f, &lb));
+      same &= la == lb;
+    }
+    OK(a, vklm_model_update(a, &oc, step, &na));
+    OK(b, vklm_model_update(b, &oc, step, &nb));
+    same &= na == nb;
+  }
+  uint64_t np = vklm_model_num_params(a);
+  float *pa = malloc(np * 4), *pb = malloc(np * 4), *ga = malloc(np * 4), *gb = malloc(np * 4);
+  OK(a, vklm_model_get_params(a, pa));
+  OK(b, vklm_model_get_params(b, pb));
+  /* the training pass in parts (data parallel) recomputes too */
+  OK(a, vklm_model_forward_backward(a, in[0], tg[0], 1.0f, NULL));
+  OK(b, vklm_model_forward_backward_parts(b, in[0], tg[0], 1.0f, NULL, gb, NULL, NULL, NULL));
+  OK(a, vklm_model_get_grads(a, ga));
+  vt_expect(env, same && !memcmp(pa, pb, np * 4) && !memcmp(ga, gb, np * 4),
+            "%s recompute: losses, norms and parameters after 3 steps, and the gradients of a "
+            "pass in parts, bit-identical to keeping the activations", name_of(arch));
+  vklm_model_memory ma, mb;
+  vklm_model_memory_get(a, &ma);
+  vklm_model_memory_get(b, &mb);
+  uint64_t want = (uint64_t)(c.n_layer - 1) * n * (2 * c.n_embd + c.ffn_hidden) * 4;
+  vt_expect(env, ma.activations - mb.activations >= want &&
+                     ma.activations - mb.activations < want + 64 * 1024,
+            "%s recompute: activations %.1f KiB instead of %.1f KiB (saves %.1f KiB, want about "
+            "%.1f)", name_of(arch), mb.activations / 1024.0, ma.activations / 1024.0,
+            (ma.activations - mb.activations) / 1024.0, want / 1024.0);
+  free(pa), free(pb), free(ga), free(gb);
+done:
+  vklm_model_destroy(a);
+  vklm_model_destroy(b);
+}
+
 int main(void) {
   vt_env env_, *env = &env_;
   vt_init(env, "test_model_modes");
@@ -365,6 +422,7 @@ int main(void) {
     test_logprobs(env, arch);
     test_backward_seq(env, arch);
     test_scalar_head(env, arch);
+    test_recompute(env, arch);
   }
   return vt_finish(env);
 }

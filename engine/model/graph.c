@@ -39,7 +39,7 @@ vklm_status vklm_plan_take(vklm_planner *pl, int k, uint64_t bytes, vklm_buffer 
 
 vklm_status vklm_graph_acts_plan(vklm_planner *pl, int k, const vklm_model_config *c, uint32_t B,
                                  uint32_t T, int kv, const char *what, uint32_t l,
-                                 vklm_layer_acts *a) {
+                                 const vklm_layer_acts *share, vklm_layer_acts *a) {
   uint32_t n = B * T, C = c->n_embd, QKV = VKLM_MP_QKV(c), F = c->ffn_hidden;
   uint32_t FC = VKLM_MP_FC(c), NH = c->n_head;
   const vklm_dtype f = VKLM_DTYPE_F32;
@@ -53,7 +53,8 @@ vklm_status vklm_graph_acts_plan(vklm_planner *pl, int k, const vklm_model_confi
       return st;                                                                                   \
     a->field = (d1) == 1 ? vklm_tensor_1d(b, f, d0) : vklm_tensor_2d(b, f, d0, d1);                \
   } while (0)
-  ACT(ln1, n, C, "ln1 (n,C)");
+  if (share) a->ln1 = share->ln1;
+  else ACT(ln1, n, C, "ln1 (n,C)");
   ACT(ln1_mean, n, 1, "ln1 mean");
   ACT(ln1_rstd, n, 1, "ln1 rstd");
   ACT(qkv, n, QKV, "qkv (n,QKV)");
@@ -66,11 +67,13 @@ vklm_status vklm_graph_acts_plan(vklm_planner *pl, int k, const vklm_model_confi
     a->lse = vklm_tensor_none();
   }
   ACT(res2, n, C, "residual (n,C)");
-  ACT(ln2, n, C, "ln2 (n,C)");
+  if (share) a->ln2 = share->ln2;
+  else ACT(ln2, n, C, "ln2 (n,C)");
   ACT(ln2_mean, n, 1, "ln2 mean");
   ACT(ln2_rstd, n, 1, "ln2 rstd");
   ACT(fch, n, FC, "MLP hidden (n,FC)");
-  ACT(act, n, F, "MLP activation (n,F)");
+  if (share) a->act = share->act;
+  else ACT(act, n, F, "MLP activation (n,F)");
   ACT(res3, n, C, "output (n,C)");
 #undef ACT
   return VKLM_OK;

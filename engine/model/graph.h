@@ -80,11 +80,13 @@ vklm_status vklm_graph_logits(struct vklm_model *m, vklm_cmd *cmd, vklm_tensor l
 vklm_status vklm_graph_values(struct vklm_model *m, vklm_cmd *cmd, vklm_tensor values,
                               vklm_tensor h);
 
-/* The activations of one layer for a pass, allocated through a planner (below). */
+/* The activations of one layer for a pass, allocated through a planner (below). share (may be
+ * NULL): take its ln1, ln2 and act instead of allocating them (recomputation: one buffer of
+ * each for every layer, refilled in the backward). */
 typedef struct vklm_planner vklm_planner;
 vklm_status vklm_graph_acts_plan(vklm_planner *pl, int arena, const vklm_model_config *cfg,
                                  uint32_t B, uint32_t T, int kv, const char *what, uint32_t l,
-                                 vklm_layer_acts *out);
+                                 const vklm_layer_acts *share, vklm_layer_acts *out);
 
 /* ---- allocation planning: one walk serves the size estimate (dry) and the allocation ------- */
 #define VKLM_PLAN_ARENAS 5

@@ -195,7 +195,8 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
   TENSOR(w->encoded, f, BT, C, "embedding output (B,T,C)");
   for (uint32_t l = 0; l < w->nla; l++)
     if ((st = vklm_graph_acts_plan(pl, a, c, m->B, m->T, 0, w->nla > 1 ? "h.%u" : "layers",
-                                   l, &w->la[l])) != VKLM_OK)
+                                   l, m->recompute && l > 0 ? &w->la[0] : NULL, &w->la[l])) !=
+        VKLM_OK)
       return st;
   TENSOR(w->lnf, f, BT, C, "lnf (B,T,C)");
   TENSOR(w->lnf_mean, f, BT, 0, "lnf mean");
@@ -341,6 +342,7 @@ static vklm_status setup_table(vklm_model *m, const vklm_model_options *opt) {
   }
   if ((st = setup_slots(m)) != VKLM_OK) return st;
   m->w.nla = m->trainable ? m->cfg.n_layer : 1;
+  m->recompute = opt && opt->recompute && m->trainable;
   m->w.la = calloc(m->w.nla, sizeof *m->w.la);
   if (!m->w.la) return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
   uint32_t BT = m->B * m->T;

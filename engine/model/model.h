@@ -150,6 +150,11 @@ typedef struct vklm_model_options {
   int no_moments; /* trainable without AdamW moments on the device: the optimizer state lives
                      elsewhere (ZeRO-1 keeps each rank's shard of it, engine/train); the moments
                      read as zeros, and vklm_model_update is unavailable */
+  int recompute;  /* trainable: the cheap activations (both norms' outputs, the MLP activation)
+                     are not kept per layer but recomputed in the backward from what is kept
+                     (the norms' inputs and statistics, the MLP pre-activation): 6C of GPT-2's
+                     16C saved floats per row and layer (Llama: 2C + F of 7C + 3F) for two norm
+                     passes and one activation pass more per layer; gradients bit-identical */
 } vklm_model_options;
 vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
                                  uint32_t T, vklm_objective obj, const vklm_model_options *opt,

@@ -71,6 +71,8 @@ struct vklm_model {
   int trainable;                /* some tensor trains: gradients and moments exist */
   int no_moments;               /* options.no_moments: trainable, but no AdamW moments */
   int lowest_layer;             /* the backward goes down to this layer (-1: the embeddings) */
+  int recompute;                /* options.recompute: ln1, ln2 and act are one shared buffer each,
+                                   recomputed per layer in the backward (model_backward.c) */
   /* Storage slots: tensor i is stored as slots slot_of[i] .. slot_of[i+1]-1, one buffer each
    * (of parameters, gradients and both moments). A (V,C) vocabulary matrix (wte, lm_head) larger
    * than the largest bindable buffer is split into row chunks of vrows rows (nvchunks slots, the

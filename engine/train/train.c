@@ -435,7 +435,7 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
       goto done;
     }
   }
-  vklm_model_options mopt = {.no_moments = o->zero1 && l.nranks > 1};
+  vklm_model_options mopt = {.no_moments = o->zero1 && l.nranks > 1, .recompute = o->recompute};
   if ((st = vklm_model_create_ex(ctx, &cfg, B, T, cs.objective, &mopt, &l.model)) != VKLM_OK) {
     snprintf(err, errlen, "cannot create the model: %s", vklm_model_error(NULL));
     goto done;

@@ -233,6 +233,9 @@ typedef struct vklm_train_options {
                              writes the checkpoint, the metrics, the plot and the progress. */
   int zero1;              /* data parallel: ZeRO-1, the AdamW moments and master weights sharded
                              over the ranks (train/zero.h); the checkpoint is the same */
+  int recompute;          /* recompute the norms' outputs and the MLP activation in the
+                             backward instead of keeping them (vklm_model_options.recompute):
+                             less activation memory, the same bits */
 } vklm_train_options;
 
 /* The defaults: gpt2-tiny, causal, B 4, T 64, 100 steps, lr 6e-4 to 6e-5, warmup 10, wd 0.1,
