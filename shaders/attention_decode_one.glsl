@@ -10,10 +10,12 @@
 //           4 rows (n) uvec2 readonly: (position, sequence slot) of each query row (a buffer, so
 //             a recorded decode step replays for any positions without re-recording).
 // Push constants: uint n, NH, NKV, HS, QS; float scale (1/sqrt(HS)); uint maxT.
-// Dispatch: one workgroup per (head, row): (NH, n, 1); local_size_x = spec constant 0 (WG, >= 64,
-//   HS <= 4*WG). Keys are walked in tiles of WG (one key per thread: score; a shared-memory tree
-//   max and sum: an online softmax), then each thread accumulates its HS/WG output channels over
-//   the tile's probabilities held in shared memory (attention_decode.glsl). Fixed order
+// Dispatch: one workgroup per (G heads of one KV head, row): (NH/G, n, 1); local_size_x = spec
+//   constant 0 (WG, >= 64, HS <= 4*WG); G = spec constant 1 (divides NH/NKV, <= 8). Keys are
+//   walked in tiles of WG (one key per thread, scored for the G heads: a shared-memory tree max
+//   and sum per head: an online softmax), then each thread accumulates its HS/WG output channels
+//   of the G heads over the tile's probabilities held in shared memory, each cached key and value
+//   read once for the G heads (attention_decode.glsl). Fixed order
 //   throughout: deterministic. For few rows and long caches, attention_decode_*_split.comp +
 //   attention_merge_f32.comp spread the keys over more workgroups.
 layout(local_size_x_id = 0) in;
@@ -28,12 +30,13 @@ layout(push_constant) uniform Push {
 } pc;
 #include "attention_decode.glsl"
 void main() {
-  uint h = gl_WorkGroupID.x, i = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
-  float acc[4], m, l;
+  uint h0 = gl_WorkGroupID.x * G, i = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
+  float acc[MAXG * 4u], m[MAXG], l[MAXG];
   uvec2 r = rows[i];
-  attend(h, i, r.y * pc.maxT, 0u, r.x + 1u, acc, m, l);
-  for (uint c = 0u; c < 4u; c++) {
-    uint d = tid + c * WG;
-    if (d < pc.HS) outp[i * pc.NH * pc.HS + h * pc.HS + d] = acc[c] / l;
-  }
+  attend(h0, i, r.y * pc.maxT, 0u, r.x + 1u, acc, m, l);
+  for (uint g = 0u; g < G; g++)
+    for (uint c = 0u; c < 4u; c++) {
+      uint d = tid + c * WG;
+      if (d < pc.HS) outp[i * pc.NH * pc.HS + (h0 + g) * pc.HS + d] = acc[g * 4u + c] / l[g];
+    }
 }

@@ -9,8 +9,9 @@
 // Bindings: 0 part (n, NH, S, HS+2) f32 writeonly; 1 q (n, QS) f32 readonly; 2 kc, 3 vc
 //           (S_seq*maxT, NKV, HS) KV_T readonly; 4 rows (n) uvec2 (position, slot) readonly.
 // Push constants: uint n, NH, NKV, HS, QS; float scale; uint maxT, S.
-// Dispatch: (NH, n, S) workgroups; local_size_x = spec constant 0 (WG >= 64, HS <= 4*WG); the
-//   slice is walked as in attention_decode_one.glsl (attention_decode.glsl).
+// Dispatch: (NH/G, n, S) workgroups; local_size_x = spec constant 0 (WG >= 64, HS <= 4*WG), G =
+//   spec constant 1 (query heads of one KV head per workgroup); the slice is walked as in
+//   attention_decode_one.glsl (attention_decode.glsl).
 layout(local_size_x_id = 0) in;
 #include "common.glsl"
 layout(std430, binding = 0) writeonly buffer Part { float part[]; };
@@ -23,20 +24,22 @@ layout(push_constant) uniform Push {
 } pc;
 #include "attention_decode.glsl"
 void main() {
-  uint h = gl_WorkGroupID.x, i = gl_WorkGroupID.y, s = gl_WorkGroupID.z;
+  uint h0 = gl_WorkGroupID.x * G, i = gl_WorkGroupID.y, s = gl_WorkGroupID.z;
   uint tid = gl_LocalInvocationID.x;
   uvec2 r = rows[i];
   uint L = r.x + 1u, chunk = (L + pc.S - 1u) / pc.S;
   uint jb = min(L, s * chunk), je = min(L, jb + chunk);
-  float acc[4], m, l;
-  attend(h, i, r.y * pc.maxT, jb, je, acc, m, l);
-  uint base = ((i * pc.NH + h) * pc.S + s) * (pc.HS + 2u);
-  for (uint c = 0u; c < 4u; c++) {
-    uint d = tid + c * WG;
-    if (d < pc.HS) part[base + d] = acc[c];
-  }
-  if (tid == 0u) {
-    part[base + pc.HS] = m;
-    part[base + pc.HS + 1u] = l;
+  float acc[MAXG * 4u], m[MAXG], l[MAXG];
+  attend(h0, i, r.y * pc.maxT, jb, je, acc, m, l);
+  for (uint g = 0u; g < G; g++) {
+    uint base = ((i * pc.NH + h0 + g) * pc.S + s) * (pc.HS + 2u);
+    for (uint c = 0u; c < 4u; c++) {
+      uint d = tid + c * WG;
+      if (d < pc.HS) part[base + d] = acc[g * 4u + c];
+    }
+    if (tid == 0u) {
+      part[base + pc.HS] = m[g];
+      part[base + pc.HS + 1u] = l[g];
+    }
   }
 }

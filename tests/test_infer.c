@@ -578,6 +578,12 @@ int main(void) {
     test_attention(env, 4, 2, 80, 300, 1, 5, 7, 2, h);
     test_attention(env, 3, 1, 5, 1, 1, 0, 5, 1, h);
     test_attention(env, 6, 3, 33, 130, 17, 1, 4, 5, h);
+    /* grouped-query heads served G at a time (G the largest divisor of NH/NKV up to 8 that
+     * fits): groups of 8, 16 (G 8), 12 (G 6) and 7, split and not */
+    test_attention(env, 8, 1, 64, 45, 3, 0, 1, 2, h);
+    test_attention(env, 16, 1, 24, 70, 2, 3, 1, 1, h);
+    test_attention(env, 24, 2, 16, 90, 1, 0, 3, 1, h);
+    test_attention(env, 7, 1, 40, 20, 2, 0, 2, 2, h);
   }
   test_argmax(env);
   test_sampler(env);

@@ -62,6 +62,22 @@ static void check_cache(const char *op, vklm_buffer kc, vklm_buffer vc, vklm_dty
               vklm_dtype_name(dt));
 }
 
+/* The decode kernels' workgroup size and G, the query heads of one KV head that a workgroup
+ * serves (each cached key and value then read once for G heads, not G times): the largest
+ * divisor of the group NH/NKV up to 8 whose shared memory, G * (256 + 2 * WG) floats, fits. */
+static void decode_geometry(vklm_context *ctx, uint32_t NH, uint32_t NKV, uint32_t *wg,
+                            uint32_t *G) {
+  const vklm_caps *caps = vklm_context_caps(ctx);
+  uint32_t grp = NH / NKV;
+  *wg = vklm_op_wg_fit(ctx, 128, 8); /* at G = 1: ps + red 8 bytes a thread, the 1 KiB query */
+  *G = 1;
+  for (uint32_t g = grp < 8 ? grp : 8; g > 1; g--)
+    if (grp % g == 0 && (uint64_t)g * (256 + 2 * *wg) * 4 <= caps->max_shared_memory) {
+      *G = g;
+      break;
+    }
+}
+
 vklm_status vklm_attention_decode(vklm_cmd *cmd, vklm_buffer out, vklm_buffer scratch,
                                   vklm_buffer q, vklm_buffer kc, vklm_buffer vc, vklm_dtype kv_dt,
                                   vklm_buffer rows, uint32_t n, uint32_t NH, uint32_t NKV,
@@ -76,15 +92,16 @@ vklm_status vklm_attention_decode(vklm_cmd *cmd, vklm_buffer out, vklm_buffer sc
   VKLM_ASSERT(out.size >= (uint64_t)n * NH * HS * 4 && q.size >= ((uint64_t)(n - 1) * QS +
               (uint64_t)NH * HS) * 4, "attention_decode: out or q too small");
   vklm_context *ctx = vklm_cmd_context(cmd);
-  /* ps + red: 8 bytes a thread, plus the 1 KiB query */
-  uint32_t wg = vklm_op_wg_fit(ctx, 128, 8);
+  uint32_t wg, G;
+  decode_geometry(ctx, NH, NKV, &wg, &G);
   VKLM_ASSERT(wg >= 64 && HS <= 4 * wg, "attention_decode: workgroup %u too small", wg);
   float scale = (float)(1.0 / sqrt((double)HS));
   vklm_buffer b[5] = {out, q, kc, vc, rows};
+  uint32_t spec[2] = {wg, G};
   if (splits <= 1) {
     attn_push pc = {n, NH, NKV, HS, QS, scale, maxT};
-    return vklm_op_dispatch(cmd, f16 ? "attention_decode_f16" : "attention_decode_f32", &wg, 1,
-                            b, 5, &pc, sizeof pc, NH, n, 1);
+    return vklm_op_dispatch(cmd, f16 ? "attention_decode_f16" : "attention_decode_f32", spec, 2,
+                            b, 5, &pc, sizeof pc, NH / G, n, 1);
   }
   VKLM_ASSERT(scratch.size >= vklm_attention_decode_scratch_bytes(n, NH, HS, splits),
               "attention_decode: scratch of %llu bytes too small",
@@ -95,7 +112,7 @@ vklm_status vklm_attention_decode(vklm_cmd *cmd, vklm_buffer out, vklm_buffer sc
   b[0] = scratch;
   vklm_status st = vklm_op_dispatch(cmd, f16 ? "attention_decode_f16_split"
                                              : "attention_decode_f32_split",
-                                    &wg, 1, b, 5, &sp, sizeof sp, NH, n, splits);
+                                    spec, 2, b, 5, &sp, sizeof sp, NH / G, n, splits);
   if (st != VKLM_OK) return st;
   merge_push mp = {n * NH * HS, HS, splits};
   vklm_buffer mb[2] = {out, scratch};
