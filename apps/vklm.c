@@ -14,7 +14,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"devices", cmd_devices, "list Vulkan devices and their capabilities (--json)"},
-    {"bench", cmd_bench, "benchmarks: `vklm bench ops` (matmul GFLOP/s, elementwise GB/s)"},
+    {"bench", cmd_bench, "benchmarks: `vklm bench` (the device's benchmark card), `bench ops|train|infer|tokenizer`"},
     {"tokenizer", cmd_tokenizer, "byte-level BPE: train, encode, decode, convert"},
     {"data", cmd_data, "text pipeline: prepare (clean, filter, dedup), tokenize (shards)"},
     {"train", cmd_train, "pretrain a GPT-2/Llama model from shards or text (checkpoints, resume)"},
