@@ -156,5 +156,13 @@ with tempfile.TemporaryDirectory(prefix="vklm_faults_") as d:
           "killed %d times at random moments and resumed: the final checkpoint equals the "
           "straight run's byte for byte, but for the training time it records" % kills)
 
+    # ---- --recompute: the same run, the cheap activations recomputed in the backward -----------
+    re_dir = os.path.join(d, "recompute")
+    r = run(*argv, "--out", re_dir, "--recompute")
+    got = open(os.path.join(re_dir, "checkpoint.bin"), "rb").read() if r.returncode == 0 else b""
+    check(r.returncode == 0 and len(got) == len(want) and timeless(got) == timeless(want),
+          "train --recompute gives the straight run's checkpoint byte for byte (but its time): "
+          + last(r.stderr))
+
 print("test_faults: %d checks, %d failed" % (passes + failures, failures))
 sys.exit(1 if failures else 0)
