@@ -3,7 +3,9 @@
  * (stride 0) operands, alpha/beta, padded rows and element offsets (odd ones for fp16), sizes
  * that are not multiples of the tile; beta = 0 must ignore NaNs already in C. Then the linear
  * layer's forward and backward against their references, and the backward reference against
- * finite differences. */
+ * finite differences. Everything runs for both kernel families (vklm_context_set_kernels): the
+ * GPU kernels, and the CPU-type ones, where fp32 GEMMs run matmul_cpu_f32; the CPU family adds
+ * cases at that kernel's block edges (8/16/32 rows, 8/16/32/64 columns, one below and above). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "testutil.h"
 
 static uint64_t seed = 1;
+static const char *family = "gpu"; /* the kernel family being tested, for the messages */
 
 /* fp32 accumulation over K terms: the error grows like sqrt(K) (vt_compare's floor is
  * 1e-3 * max|C|, so entries near zero see the absolute error of the large ones). */
@@ -76,8 +79,8 @@ static void run_gemm_cfg(vt_env *env, kind k, const vklm_gemm *g, const char *la
     if (isnan(c[i]) && isnan(got[i])) c[i] = got[i] = 0;
   char what[160], cs[48] = "";
   if (cfg) snprintf(cs, sizeof cs, " [%ux%ux%u %ux%u]", cfg->BM, cfg->BN, cfg->BK, cfg->TM, cfg->TN);
-  snprintf(what, sizeof what, "%s %s%s %ux%ux%u b%u %s%s", KIND_NAME[k], g->trans_a ? "T" : "N",
-           g->trans_b ? "T" : "N", g->M, g->N, g->K, batch, label, cs);
+  snprintf(what, sizeof what, "[%s] %s %s%s %ux%ux%u b%u %s%s", family, KIND_NAME[k],
+           g->trans_a ? "T" : "N", g->trans_b ? "T" : "N", g->M, g->N, g->K, batch, label, cs);
   vt_compare(env, what, got, c, nc, tol_for(g->K));
   free(a), free(b), free(c), free(got), free(ha_host), free(hb_host);
   vklm_arena_reset(env->arena);
@@ -183,14 +186,15 @@ static void test_linear(vt_env *env, uint32_t BT, uint32_t C, uint32_t OC, int w
   vklm_matmul_forward_ref(out, inp, w, with_bias ? bias : NULL, BT, C, OC);
   vklm_matmul_backward_ref(dinp, dw, with_bias ? db : NULL, dout, inp, w, BT, C, OC);
   char what[128];
-  snprintf(what, sizeof what, "matmul_forward (%u,%u,%u)%s", BT, C, OC, with_bias ? " +bias" : "");
+  snprintf(what, sizeof what, "[%s] matmul_forward (%u,%u,%u)%s", family, BT, C, OC,
+           with_bias ? " +bias" : "");
   vt_compare(env, what, g_out, out, (size_t)BT * OC, tol_for(C));
-  snprintf(what, sizeof what, "matmul_backward dinp (%u,%u,%u)", BT, C, OC);
+  snprintf(what, sizeof what, "[%s] matmul_backward dinp (%u,%u,%u)", family, BT, C, OC);
   vt_compare(env, what, g_dinp, dinp, (size_t)BT * C, tol_for(OC));
-  snprintf(what, sizeof what, "matmul_backward dweight (%u,%u,%u)", BT, C, OC);
+  snprintf(what, sizeof what, "[%s] matmul_backward dweight (%u,%u,%u)", family, BT, C, OC);
   vt_compare(env, what, g_dw, dw, (size_t)OC * C, tol_for(BT));
   if (with_bias) {
-    snprintf(what, sizeof what, "matmul_backward dbias (%u,%u,%u)", BT, C, OC);
+    snprintf(what, sizeof what, "[%s] matmul_backward dbias (%u,%u,%u)", family, BT, C, OC);
     vt_compare(env, what, g_db, db, OC, tol_for(BT));
   }
   free(inp), free(w), free(bias), free(dout), free(dinp), free(dw), free(db), free(out);
@@ -226,11 +230,11 @@ static void test_fd(vt_env *env) {
 }
 
 /* Long K (the LM head's input gradient reduces over the vocabulary, K = 50257): split into
- * several dispatches along K (see matmul.c); every configuration, both layouts of A, with beta
- * and a bias on the last part. */
-static void test_long_k(vt_env *env) {
+ * several dispatches along K where the driver needs it (see matmul.c); every tile configuration
+ * (with_configs), both layouts of A and B, with beta and a bias on the last part. */
+static void test_long_k(vt_env *env, int with_configs) {
   vklm_matmul_config cf[8];
-  uint32_t n = vklm_matmul_configs(env->ctx, cf, 8);
+  uint32_t n = with_configs ? vklm_matmul_configs(env->ctx, cf, 8) : 0;
   for (uint32_t i = 0; i < n; i++) {
     vklm_gemm g = vklm_gemm_make(5, 9, 50257);
     g.trans_a = i & 1;
@@ -238,34 +242,143 @@ static void test_long_k(vt_env *env) {
     g.beta = 0.5f;
     run_gemm_cfg(env, K_F32, &g, "long K", &cf[i]);
   }
+  for (int t = 0; t < 4; t++) { /* the chosen kernel: matmul_cpu_f32 in the CPU family */
+    vklm_gemm g = vklm_gemm_make(t & 1 ? 3 : 40, t & 2 ? 70 : 9, 50257);
+    g.trans_a = t & 1;
+    g.trans_b = t >> 1;
+    g.beta = 0.5f;
+    run_gemm(env, K_F32, &g, "long K");
+  }
   vklm_gemm g = vklm_gemm_make(3, 7, 20001);
   run_gemm(env, K_F16, &g, "long K");
   run_gemm(env, K_NAIVE, &g, "long K");
+  test_linear(env, 9, 5, 40000, 1); /* dinp reduces over OC = 40000, with the bias */
+}
+
+/* vklm_matmul_bias (the fp32 linear forward of engine/ops/quant.c): C = op(A) @ op(B) + beta C +
+ * bias per row, into a padded C at an offset. */
+static void test_matmul_bias(vt_env *env, uint32_t M, uint32_t N, uint32_t K, int trans_b) {
+  vklm_gemm g = vklm_gemm_make(M, N, K);
+  g.trans_b = trans_b;
+  g.beta = 0.5f;
+  g.ldc = N + 3;
+  g.off_c = 5;
+  uint64_t nc = span(M, N, g.ldc, g.off_c, 0, 1);
+  float *a = vt_randf((uint64_t)M * K, seed++, -1, 1), *b = vt_randf((uint64_t)K * N, seed++, -1, 1);
+  float *c = vt_randf(nc, seed++, -1, 1), *bias = vt_randf(N, seed++, -1, 1);
+  vklm_buffer A = vt_upload(env, a, (uint64_t)M * K * 4), B = vt_upload(env, b, (uint64_t)K * N * 4);
+  vklm_buffer Cb = vt_upload(env, c, nc * 4), Bias = vt_upload(env, bias, N * 4);
+  vt_begin(env);
+  vt_ok(env, vklm_matmul_bias(env->cmd, Cb, A, B, Bias, &g), "matmul_bias");
+  vt_run(env);
+  float *got = vt_download(env, Cb, nc);
+  vklm_gemm_ref(c, a, 0, b, 0, &g);
+  for (uint32_t m = 0; m < M; m++)
+    for (uint32_t n = 0; n < N; n++) c[g.off_c + (uint64_t)m * g.ldc + n] += bias[n];
+  char what[96];
+  snprintf(what, sizeof what, "[%s] matmul_bias N%s %ux%ux%u beta .5, ldc, off_c", family,
+           trans_b ? "T" : "N", M, N, K);
+  vt_compare(env, what, got, c, nc, tol_for(K));
+  free(a), free(b), free(c), free(bias), free(got);
+  vklm_arena_reset(env->arena);
+}
+
+/* The CPU kernel's blocks (matmul_cpu_f32: 8, 16 or 32 rows by 8 to 64 columns a workgroup, the
+ * K loop one step at a time): M and N one below, at and one above each block edge, K of 1 and
+ * more, all four transpose combinations, beta 0 (NaNs in C) and 1 (a non-zero C), the bias, and
+ * batches with offsets, padded rows and shared operands. Runs in both families (cheap). */
+static void test_cpu_blocks(vt_env *env) {
+  static const uint32_t ms[] = {1, 7, 9, 15, 17, 31, 32, 33, 63, 64, 65};
+  static const uint32_t ns[] = {1, 7, 8, 9, 15, 17, 31, 33, 63, 64, 65, 129};
+  static const uint32_t ks[] = {1, 2, 9, 31};
+  for (int t = 0; t < 4; t++) {
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+      vklm_gemm g = vklm_gemm_make(ms[i], 65, ks[i % 4]);
+      g.trans_a = t & 1;
+      g.trans_b = t >> 1;
+      g.beta = (i & 1) ? 1.0f : 0.0f;
+      run_gemm(env, K_F32, &g, g.beta != 0 ? "M edge beta 1" : "M edge");
+    }
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+      vklm_gemm g = vklm_gemm_make(33, ns[i], ks[(i + t) % 4]);
+      g.trans_a = t & 1;
+      g.trans_b = t >> 1;
+      g.beta = (i & 1) ? 0.0f : 1.0f;
+      g.alpha = 0.75f;
+      run_gemm(env, K_F32, &g, g.beta != 0 ? "N edge beta 1" : "N edge");
+    }
+    vklm_gemm one = vklm_gemm_make(1, 1, 1);
+    one.trans_a = t & 1;
+    one.trans_b = t >> 1;
+    one.beta = 1.0f;
+    run_gemm(env, K_F32, &one, "1x1x1 beta 1");
+    /* batch 3 at the block edges: offsets, padded rows, per-item A and C, B shared */
+    vklm_gemm h = vklm_gemm_make(33, 65, 17);
+    h.batch = 3;
+    h.trans_a = t & 1;
+    h.trans_b = t >> 1;
+    h.beta = 1.0f;
+    h.lda = (t & 1 ? 33 : 17) + 2;
+    h.ldb = (t >> 1 ? 17 : 65) + 1;
+    h.ldc = 65 + 3;
+    h.off_a = 5;
+    h.off_b = 2;
+    h.off_c = 1;
+    h.stride_a = (t & 1 ? 17 : 33) * (uint64_t)h.lda + 7;
+    h.stride_b = 0;
+    h.stride_c = 33 * 68 + 4;
+    run_gemm(env, K_F32, &h, "batch, ld/offsets, shared B, beta 1");
+  }
+  test_matmul_bias(env, 33, 65, 17, 1);
+  test_matmul_bias(env, 9, 17, 40, 0);
+  test_linear(env, 33, 17, 65, 1); /* bias at the edges: 33 rows, 65 columns */
+  test_linear(env, 1, 1, 1, 1);
+  test_linear(env, 64, 64, 64, 1);
+}
+
+/* Every case above, in the family selected on env's context. */
+static void test_family(vt_env *env, vklm_kernels k) {
+  vklm_context_set_kernels(env->ctx, k);
+  family = k == VKLM_KERNELS_CPU ? "cpu" : "gpu";
+  test_long_k(env, k == VKLM_KERNELS_GPU);
+  if (k == VKLM_KERNELS_GPU) test_configs(env); /* explicit configurations: tiled in any family */
+  for (int t = K_F32; t <= K_NAIVE; t++) {
+    test_gemm_shapes(env, (kind)t);
+    test_gemm_batched(env, (kind)t);
+  }
+  test_cpu_blocks(env);
+  /* GPT-2-like: a QKV projection of 96 tokens, C = 768 (out = inp @ W^T) */
+  vklm_gemm g = vklm_gemm_make(96, 2304, 768);
+  g.trans_b = 1;
+  run_gemm(env, K_F32, &g, "gpt2 qkv");
+  run_gemm(env, K_F16, &g, "gpt2 qkv");
+
+  test_linear(env, 37, 29, 53, 1);
+  test_linear(env, 37, 29, 53, 0);
+  test_linear(env, 300, 64, 130, 1); /* 128-chunk bias reduction */
+  test_linear(env, 3, 5, 200, 1);    /* dinp too small for the chunks: one stage */
+  test_fd(env);
 }
 
 int main(void) {
   vt_env env;
   vt_init(&env, "ops_matmul");
-  test_long_k(&env);
+  const vklm_caps *caps = vklm_context_caps(env.ctx);
   vklm_gemm big = vklm_gemm_make(8192, 768, 768);
   vklm_matmul_config cf = vklm_matmul_config_choose(env.ctx, &big);
   printf("tile config for 8192x768x768: %ux%ux%u, %ux%u per thread, %u threads\n", cf.BM, cf.BN,
          cf.BK, cf.TM, cf.TN, cf.threads);
-  test_configs(&env);
-  for (int k = K_F32; k <= K_NAIVE; k++) {
-    test_gemm_shapes(&env, (kind)k);
-    test_gemm_batched(&env, (kind)k);
-  }
-  /* GPT-2-like: a QKV projection of 96 tokens, C = 768 (out = inp @ W^T) */
-  vklm_gemm g = vklm_gemm_make(96, 2304, 768);
-  g.trans_b = 1;
-  run_gemm(&env, K_F32, &g, "gpt2 qkv");
-  run_gemm(&env, K_F16, &g, "gpt2 qkv");
-
-  test_linear(&env, 37, 29, 53, 1);
-  test_linear(&env, 37, 29, 53, 0);
-  test_linear(&env, 300, 64, 130, 1); /* 128-chunk bias reduction */
-  test_linear(&env, 3, 5, 200, 1);    /* dinp too small for the chunks: one stage */
-  test_fd(&env);
+  uint32_t chunk = vklm_matmul_k_chunk(env.ctx);
+  printf("driver %s: K split %u; CPU fp32 kernel %s\n", caps->driver_name, chunk,
+         vklm_matmul_cpu_available(env.ctx) ? "available" : "unavailable (tiled instead)");
+  /* llvmpipe ends loops after 65535 iterations: its GEMMs must be split along K. */
+  if (strstr(caps->driver_name, "llvmpipe"))
+    vt_expect(&env, chunk == 8192, "llvmpipe: K split %u, want 8192", chunk);
+  if (caps->type == VKLM_DEVICE_CPU)
+    vt_expect(&env, vklm_matmul_cpu_available(env.ctx), "the CPU fp32 kernel should run on %s",
+              caps->name);
+  test_family(&env, VKLM_KERNELS_GPU);
+  test_family(&env, VKLM_KERNELS_CPU);
+  vklm_context_set_kernels(env.ctx, VKLM_KERNELS_AUTO);
   return vt_finish(&env);
 }

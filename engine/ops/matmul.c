@@ -1,11 +1,15 @@
 /* Batched GEMM (shaders/matmul_tiled_f32.comp, matmul_tiled_f16.comp, matmul_naive_f32.comp,
- * shaders/matmul.glsl), the linear-layer wrappers, and their C references. */
+ * shaders/matmul.glsl; matmul_cpu_f32.comp on CPU devices), the linear-layer wrappers, and their C
+ * references. */
 #include "matmul.h"
+
+#include <string.h>
+#include <unistd.h>
 
 #include "elementwise.h"
 #include "op_util.h"
 
-/* The push constants of all three matmul shaders. */
+/* The push constants of all the matmul shaders. */
 typedef struct gemm_push {
   uint32_t M, N, K;
   uint32_t lda, ldb, ldc;
@@ -64,6 +68,48 @@ vklm_matmul_config vklm_matmul_config_choose(const vklm_context *ctx, const vklm
   return CONFIGS[NCONFIGS - 1];
 }
 
+/* ---- the CPU-type fp32 kernel (matmul_cpu_f32) ---------------------------------------------
+ * A workgroup of WG lanes (one subgroup) computes TM x (WG*TN) outputs, each lane TM x TN of them
+ * in registers (see the shader). Its broadcasts need subgroup ballot operations and subgroups of
+ * at least 8 lanes; a device without them keeps the tiled kernel. */
+typedef struct cpu_block {
+  uint32_t wg, tm, tn;
+} cpu_block;
+
+static int cpu_kernel_fits(const vklm_caps *caps, uint32_t *wg) {
+  uint32_t sg = caps->subgroup_size, sg_min = caps->subgroup_min ? caps->subgroup_min : sg;
+  uint32_t lim = caps->max_workgroup_invocations < caps->max_workgroup_size[0]
+                     ? caps->max_workgroup_invocations
+                     : caps->max_workgroup_size[0];
+  *wg = sg;
+  return (caps->subgroup_ops & VKLM_SUBGROUP_BALLOT) && sg_min >= 8 && sg <= 128 && sg <= lim;
+}
+
+int vklm_matmul_cpu_available(const vklm_context *ctx) {
+  uint32_t wg;
+  return cpu_kernel_fits(vklm_context_caps(ctx), &wg);
+}
+
+/* The block for g: TN the fewest columns per lane (1, 2, 4 or 8) that cover N; TM the most rows
+ * (32, 16 or 8: measured on lavapipe, larger blocks are faster, 32 x 64 the fastest) that still
+ * give two workgroups per CPU thread (llvmpipe runs one workgroup per thread at a time, with as
+ * many threads as the host has CPUs). */
+static cpu_block cpu_block_choose(uint32_t wg, const vklm_gemm *g) {
+  cpu_block b = {wg, 8, 1};
+  while (b.tn < 8 && (uint64_t)wg * b.tn < g->N) b.tn *= 2;
+  static long cpus; /* read once (sysconf reads a file); every thread would store the same value */
+  if (cpus <= 0) cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  uint64_t want = 2 * (uint64_t)(cpus > 0 ? cpus : 1);
+  uint64_t width = (uint64_t)wg * b.tn;
+  uint64_t cols = (g->N + width - 1) / width * (g->batch ? g->batch : 1);
+  for (uint32_t tm = 32; tm > 8; tm /= 2)
+    if (g->M > tm / 2 && (g->M + tm - 1) / tm * cols >= want) {
+      b.tm = tm;
+      break;
+    }
+  return b;
+}
+
 vklm_gemm vklm_gemm_make(uint32_t M, uint32_t N, uint32_t K) {
   vklm_gemm g = {0};
   g.M = M;
@@ -96,8 +142,10 @@ static uint32_t check_operand(const char *op, const char *what, vklm_buffer b, u
   return ld;
 }
 
-/* naive: matmul_naive_f32 (fp32 only); else the tiled kernels with configuration cfg (NULL:
- * chosen). One dispatch over the whole K: see gemm() for the split along K. */
+/* naive: matmul_naive_f32 (fp32 only); else, for fp32 without a configuration cfg on a context
+ * that asks for CPU-type kernels (vklm_context_cpu_kernels), matmul_cpu_f32; else the tiled
+ * kernels with configuration cfg (NULL: chosen). One dispatch over the whole K: see gemm() for the
+ * split along K. */
 static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
                         vklm_buffer b, int half_b, vklm_buffer bias, const vklm_gemm *g,
                         const vklm_matmul_config *cfg) {
@@ -149,6 +197,14 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
     return vklm_op_dispatch(cmd, "matmul_naive_f32", spec, 8, bufs, 4, &pc, sizeof pc, gx, gy,
                             batch);
   }
+  uint32_t wg;
+  if (!cfg && !half_a && !half_b && vklm_context_cpu_kernels(ctx) && cpu_kernel_fits(caps, &wg)) {
+    cpu_block cb = cpu_block_choose(wg, g);
+    uint32_t spec[8] = {cb.wg, cb.tm, cb.tn, 0, 0, 0, ta, tb};
+    uint32_t gx = (g->N + cb.wg * cb.tn - 1) / (cb.wg * cb.tn), gy = (g->M + cb.tm - 1) / cb.tm;
+    return vklm_op_dispatch(cmd, "matmul_cpu_f32", spec, 8, bufs, 4, &pc, sizeof pc, gx, gy,
+                            batch);
+  }
   vklm_matmul_config cf = cfg ? *cfg : vklm_matmul_config_choose(ctx, g);
   VKLM_ASSERT(fits(caps, &cf) && cf.threads == (cf.BM / cf.TM) * (cf.BN / cf.TN),
               "%s: tile configuration %ux%ux%u/%ux%u/%u does not fit this device", op, cf.BM,
@@ -168,19 +224,43 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
  * deterministic. Why: Mesa's llvmpipe/lavapipe ends every loop of a shader invocation after
  * 65535 iterations in all (LP_MAX_TGSI_LOOP_ITERATIONS, its guard against infinite loops, shared
  * by all loops the compiler did not unroll), which silently truncated GEMMs with K above ~29k
- * (the LM head's input gradient, K = 50257). GPUs have no such limit; there the split costs one
- * extra read and write of C per 8192 of K, which only GEMMs with such long K pay. */
+ * (the LM head's input gradient, K = 50257). Iterations per invocation for a K of 8192: the naive
+ * kernel 8192 (its K loop); matmul_cpu_f32 8192 (its K loop; its row and column loops are
+ * unrolled); the tiled kernels K/BK steps, each with the tile-load loops and the BK loop, which
+ * 8192 keeps under the limit for every configuration (tested with K = 50257 in
+ * tests/test_ops_matmul.c). GPU drivers have no such limit, so the split is applied only where the
+ * driver needs it (vklm_matmul_k_chunk): there it would cost one extra read and write of C per
+ * 8192 of K for nothing. */
 #define MATMUL_K_CHUNK 8192u
+
+/* Drivers that end shader loops early: llvmpipe (lavapipe reports driverName "llvmpipe"), and,
+ * when the driver does not say its name (no VK_KHR_driver_properties), any CPU device. */
+static int loop_limited(const vklm_caps *caps) {
+  char name[sizeof caps->driver_name];
+  size_t i = 0;
+  for (; caps->driver_name[i] && i + 1 < sizeof name; i++)
+    name[i] = (char)(caps->driver_name[i] >= 'A' && caps->driver_name[i] <= 'Z'
+                         ? caps->driver_name[i] - 'A' + 'a'
+                         : caps->driver_name[i]);
+  name[i] = 0;
+  if (!name[0]) return caps->type == VKLM_DEVICE_CPU;
+  return strstr(name, "llvmpipe") != NULL || strstr(name, "lavapipe") != NULL;
+}
+
+uint32_t vklm_matmul_k_chunk(const vklm_context *ctx) {
+  return loop_limited(vklm_context_caps(ctx)) ? MATMUL_K_CHUNK : 0;
+}
 
 static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
                         vklm_buffer b, int half_b, vklm_buffer bias, const vklm_gemm *g,
                         const vklm_matmul_config *cfg) {
-  if (g->K <= MATMUL_K_CHUNK)
+  uint32_t chunk = vklm_matmul_k_chunk(vklm_cmd_context(cmd));
+  if (chunk == 0 || g->K <= chunk)
     return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, g, cfg);
   uint64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);
   uint64_t ldb = g->ldb ? g->ldb : (g->trans_b ? g->K : g->N);
-  for (uint32_t k0 = 0; k0 < g->K; k0 += MATMUL_K_CHUNK) {
-    uint32_t kn = g->K - k0 < MATMUL_K_CHUNK ? g->K - k0 : MATMUL_K_CHUNK;
+  for (uint32_t k0 = 0; k0 < g->K; k0 += chunk) {
+    uint32_t kn = g->K - k0 < chunk ? g->K - k0 : chunk;
     vklm_gemm part = *g;
     part.K = kn;
     part.lda = (uint32_t)lda;
@@ -201,6 +281,11 @@ static const vklm_buffer NO_BIAS = {0};
 vklm_status vklm_matmul(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                         const vklm_gemm *g) {
   return gemm(cmd, 0, c, a, 0, b, 0, NO_BIAS, g, NULL);
+}
+
+vklm_status vklm_matmul_bias(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                             vklm_buffer bias, const vklm_gemm *g) {
+  return gemm(cmd, 0, c, a, 0, b, 0, bias, g, NULL);
 }
 
 vklm_status vklm_matmul_f16(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,

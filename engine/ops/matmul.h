@@ -14,7 +14,12 @@
  * Kernel: shared-memory tiles of BM x BN with K-steps of BK, each thread a TM x TN register tile
  * (shaders/matmul.glsl); the tile configuration is chosen from the device's limits and the
  * problem's size (vklm_matmul_config_choose). matmul_naive_f32 (one thread per output) is kept as a fallback and as the
- * benchmark's baseline.
+ * benchmark's baseline. On contexts that ask for CPU-type kernels (vklm_context_cpu_kernels:
+ * lavapipe by default), fp32 GEMMs without an explicit tile configuration run matmul_cpu_f32
+ * instead: no shared memory, no barriers, a large register block per invocation (the shader says
+ * why that suits llvmpipe); fp16 storage, the naive kernel and vklm_matmul_ex with a
+ * configuration keep their kernels. On drivers that end shader loops early (llvmpipe) every GEMM
+ * is split along K into dispatches of vklm_matmul_k_chunk (matmul.c says why).
  *
  * Gradients (ops.h): matmul_backward OVERWRITES dinp and ACCUMULATES dweight and dbias. */
 #ifndef VKLM_OPS_MATMUL_H
@@ -59,12 +64,25 @@ vklm_status vklm_matmul_f16(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_bu
 vklm_status vklm_matmul_f16b(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                              const vklm_gemm *g);
 /* Any mix: a_f16 / b_f16 say which of a and b hold packed halves; cfg NULL chooses the
- * configuration (vklm_matmul_config_choose), else it must be one of vklm_matmul_configs. */
+ * configuration (vklm_matmul_config_choose; fp32 on a CPU-type context: matmul_cpu_f32), else it
+ * must be one of vklm_matmul_configs and the tiled kernel runs it in either kernel family. */
 vklm_status vklm_matmul_ex(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_f16, vklm_buffer b,
                            int b_f16, const vklm_gemm *g, const vklm_matmul_config *cfg);
+/* vklm_matmul plus bias (N floats; a zero-size buffer: none) added to every row of C after
+ * alpha and beta, in the kernel's epilogue: the fp32 linear layer with any output layout (ldc,
+ * off_c), which engine/ops/quant.c's linear forward uses for fp32 weights. */
+vklm_status vklm_matmul_bias(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                             vklm_buffer bias, const vklm_gemm *g);
 /* The same GEMM as vklm_matmul with the naive one-thread-per-output kernel. */
 vklm_status vklm_matmul_naive(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                               const vklm_gemm *g);
+
+/* Whether this device can run the CPU-type fp32 kernel (subgroup ballot operations, subgroups of
+ * at least 8 invocations); where it cannot, CPU-type contexts keep the tiled kernel. */
+int vklm_matmul_cpu_available(const vklm_context *ctx);
+/* The most K one dispatch reduces over on this device's driver (8192 on llvmpipe, whose loops end
+ * after 65535 iterations), or 0: no split. */
+uint32_t vklm_matmul_k_chunk(const vklm_context *ctx);
 
 /* 2*M*N*K*batch. */
 double vklm_matmul_flops(const vklm_gemm *g);

@@ -125,6 +125,11 @@ static vklm_status matmul_w(vklm_cmd *cmd, vklm_buffer out, uint32_t ldc, uint64
   vklm_context *ctx = vklm_cmd_context(cmd);
   vklm_gemm g = vklm_gemm_make(M, N, K);
   g.trans_b = 1;
+  if (type == VKLM_DTYPE_F32) { /* matmul.c: the same tiled dispatch, or the CPU-type kernel */
+    g.ldc = ldc;
+    g.off_c = off_c;
+    return vklm_matmul_bias(cmd, out, inp, w, bias, &g);
+  }
   vklm_matmul_config cf = vklm_matmul_config_choose(ctx, &g);
   gemm_push pc = {0};
   pc.M = M;
