@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "app_util.h"
+#include "bench.h"
 #include "commands.h"
 #include "formats/quant.h"
 #include "flags.h"
@@ -30,21 +31,13 @@
 #define MAX_CTXS 16
 
 /* ---- random weights through vklm_infer_create's tensor callback ---------------------------- */
-typedef struct rnd_src {
-  vklm_dtype type; /* of the linear weights */
-  uint64_t seed;
-  void **bufs; /* owned: every tensor handed out (vklm_infer_create reads them before it returns) */
-  uint32_t nbufs, cap;
-  uint32_t fallback; /* matrices stored as F16 because K % 32 != 0 */
-  uint64_t weight_bytes;
-} rnd_src;
-
+/* (rnd_src: apps/bench.h; the benchmark card, bench_card.c, uses these functions too) */
 static float rnd_uniform(uint64_t *s) { /* [-1, 1) */
   *s = *s * 6364136223846793005ull + 1442695040888963407ull;
   return (float)((*s >> 40) * (1.0 / 8388608.0) - 1.0);
 }
 
-static vklm_status rnd_get(void *user, const vklm_param_info *info, vklm_model_tensor *out,
+vklm_status rnd_get(void *user, const vklm_param_info *info, vklm_model_tensor *out,
                            char *err, size_t errlen) {
   rnd_src *r = user;
   if (r->nbufs == r->cap) {
@@ -96,7 +89,7 @@ oom:
   return VKLM_ERROR_INVALID;
 }
 
-static void rnd_free(rnd_src *r) {
+void rnd_free(rnd_src *r) {
   for (uint32_t i = 0; i < r->nbufs; i++) free(r->bufs[i]);
   free(r->bufs);
 }
@@ -115,7 +108,7 @@ static int fail_infer(vklm_infer *s) {
 
 /* Prefill of n tokens from an empty cache: warm-up once, then repeated for `seconds` (at least
  * twice); mean seconds per prefill. */
-static double time_prefill(vklm_infer *s, const int32_t *tok, uint32_t n, double seconds) {
+double time_prefill(vklm_infer *s, const int32_t *tok, uint32_t n, double seconds) {
   int32_t next;
   vklm_infer_rewind(s, 0);
   if (vklm_infer_prefill(s, tok, n, NULL, &next)) return fail_infer(s);
@@ -133,7 +126,7 @@ static double time_prefill(vklm_infer *s, const int32_t *tok, uint32_t n, double
 /* Decode after a context of ctxlen tokens: prefill them (none for 0), one untimed decode step
  * (warm-up), then nd greedy steps timed. Seconds per token; *submits: queue submissions per
  * token. */
-static double time_decode(vklm_infer *s, const int32_t *tok, uint32_t ctxlen, uint32_t nd,
+double time_decode(vklm_infer *s, const int32_t *tok, uint32_t ctxlen, uint32_t nd,
                           double *submits) {
   int32_t next = tok[0];
   vklm_context *ctx = vklm_model_context(vklm_infer_model(s));
@@ -151,7 +144,7 @@ static double time_decode(vklm_infer *s, const int32_t *tok, uint32_t ctxlen, ui
 
 /* Batched decode: nb sequences (slots 0..nb-1, all open), each prefilled with the same bctx
  * tokens, then nd steps that advance all of them (one untimed first). Seconds per step. */
-static double time_batch(vklm_infer *s, const int32_t *tok, uint32_t nb, uint32_t bctx,
+double time_batch(vklm_infer *s, const int32_t *tok, uint32_t nb, uint32_t bctx,
                          uint32_t nd) {
   vklm_infer_req r[64];
   int32_t next[64], cur[64];

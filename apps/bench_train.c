@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "app_util.h"
+#include "bench.h"
 #include "commands.h"
 #include "dist/dist.h"
 #include "flags.h"
@@ -75,17 +76,7 @@ done:
   return best;
 }
 
-typedef struct result {
-  double ms_step, tok_s, mfu, peak_mem, flops_tok, loss0, loss1;
-  uint32_t dispatches, barriers; /* per step, as recorded */
-  double submits;                /* queue submissions per step (each a host round trip) */
-  uint64_t params;
-  /* data parallel (d's size > 1) */
-  double alone_tok_s;    /* rank 0 alone, the others idle */
-  double total_tok_s;    /* all ranks: ranks x B x T / the slowest rank's time per step */
-  double *rank_tok_s;    /* owned: each rank's B x T / its time per step */
-  vklm_overlap_stats overlap; /* the last step's reduction, part by part during the backward */
-} result;
+typedef train_result result; /* apps/bench.h (the benchmark card runs bench_one too) */
 
 /* Times `steps` training steps of config `name` at (B,T) on a fresh context (so that the peak
  * memory is this model's). Random tokens (seeded). */
@@ -118,7 +109,7 @@ static int timed_step(vklm_model *m, vklm_dist *d, float *gbuf, const int32_t *t
   return vklm_model_update(m, oc, step, NULL) ? -1 : 0;
 }
 
-static int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint32_t T,
+int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint32_t T,
                      uint32_t steps, double peak_gflops, vklm_dist *d, result *r) {
   vklm_model_config mc;
   if (vklm_model_config_preset(name, &mc) != VKLM_OK) {

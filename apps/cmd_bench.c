@@ -1,8 +1,10 @@
 /* vklm bench: benchmarks that print figures.
- *   vklm bench ops        matmul GFLOP/s (tiled fp32, fp16 storage, and the naive kernel for
- *                         comparison) over square shapes and the shapes of GPT-2 124M, and
- *                         elementwise GB/s; a table, or --json.
- *   vklm bench tokenizer  see engine/text (encode MB/s and training time). */
+ *   vklm bench ops        matmul GFLOP/s (tiled fp32, the CPU-type fp32 kernel where the context
+ *                         runs CPU kernels, fp16 storage, and the naive kernel for comparison)
+ *                         over square shapes, the shapes of GPT-2 124M and, on CPU devices,
+ *                         gpt2-tiny's, and elementwise GB/s; a table, or --json.
+ *   vklm bench tokenizer  see engine/text (encode MB/s and training time).
+ *   vklm bench [all]      the benchmark card of the device (apps/bench_card.c). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,15 +13,10 @@
 #include <time.h>
 
 #include "app_util.h"
+#include "bench.h"
 #include "commands.h"
 #include "flags.h"
 #include "ops/ops.h"
-
-typedef struct mm_shape {
-  const char *name;
-  uint32_t M, N, K;
-  int trans_a, trans_b;
-} mm_shape;
 
 static double now_s(void) {
   struct timespec ts;
@@ -27,26 +24,18 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-typedef struct bench {
-  vklm_context *ctx;
-  vklm_arena *arena;
-  vklm_cmd *cmd;
-  double min_seconds; /* time budget per measurement */
-} bench;
-
 /* Times rec(): one repetition recorded and run to warm up (pipelines, caches, clocks) and to
  * estimate its cost, then as many repetitions per command buffer as fit in a fraction of the time
  * budget, run until min_seconds have passed. Returns seconds per repetition, or -1 with the
  * error printed. */
-typedef vklm_status (*record_fn)(vklm_cmd *cmd, void *arg);
-
+/* (record_fn, bench, mm_shape, mm_arg: apps/bench.h, shared with the card, bench_card.c) */
 static vklm_status record(bench *b, record_fn rec, void *arg, int reps) {
   vklm_status st = vklm_cmd_begin(b->cmd);
   for (int r = 0; r < reps && st == VKLM_OK; r++) st = rec(b->cmd, arg);
   return st == VKLM_OK ? vklm_cmd_end(b->cmd) : st;
 }
 
-static double time_recorded(bench *b, record_fn rec, void *arg) {
+double time_recorded(bench *b, record_fn rec, void *arg) {
   vklm_status st = record(b, rec, arg, 1);
   double t0 = now_s();
   if (st == VKLM_OK) st = vklm_cmd_run(b->cmd);
@@ -73,15 +62,7 @@ static double time_recorded(bench *b, record_fn rec, void *arg) {
 /* A GEMM whose B or C would exceed the largest bindable buffer (GPT-2's 50257 x 768 fp32 LM
  * head is 147 MiB; lavapipe and baseline limits bind 128 MiB) is split along N into chunks with
  * their own buffers, as the engine must do for such tensors. */
-#define MAX_CHUNKS 16
-typedef struct mm_arg {
-  vklm_buffer a, b[MAX_CHUNKS], c[MAX_CHUNKS];
-  vklm_gemm g[MAX_CHUNKS];
-  int nchunks;
-  int kind; /* 0 tiled fp32, 1 fp16 storage, 2 naive */
-} mm_arg;
-
-static vklm_status rec_mm(vklm_cmd *cmd, void *p) {
+vklm_status rec_mm(vklm_cmd *cmd, void *p) {
   mm_arg *m = p;
   vklm_status st = VKLM_OK;
   for (int i = 0; i < m->nchunks && st == VKLM_OK; i++) {
@@ -93,7 +74,7 @@ static vklm_status rec_mm(vklm_cmd *cmd, void *p) {
 }
 
 /* Allocates and fills the operands of shape sh, splitting N into chunks where needed. */
-static int mm_setup(bench *b, const mm_shape *sh, mm_arg *m) {
+int mm_setup(bench *b, const mm_shape *sh, mm_arg *m) {
   uint64_t range = vklm_context_caps(b->ctx)->max_storage_buffer_range;
   uint64_t na = (uint64_t)sh->M * sh->K, nb = (uint64_t)sh->K * sh->N, nc = (uint64_t)sh->M * sh->N;
   uint64_t big = nb > nc ? nb : nc;
@@ -153,8 +134,8 @@ static int bench_ops(int argc, char **argv) {
       AF_BOOL("--no-naive", &no_naive, "skip the naive GEMM"),
       AF_LAST};
   const app_command c = {"bench ops", "bench ops [flags]",
-                         "GEMM GFLOP/s at the GPT-2 shapes (fp32, fp16 storage, naive) and "
-                         "elementwise GB/s.", flags, 0, 0, 1};
+                         "GEMM GFLOP/s at the GPT-2 shapes (fp32 tiled and CPU-type, fp16 "
+                         "storage, naive) and elementwise GB/s.", flags, 0, 0, 1};
   int pr = app_flags_parse(&c, argc, argv, &cfg, NULL, NULL);
   if (pr) return pr == 1 ? 0 : pr;
   tokens = (int)ntok, naive = !no_naive;
@@ -175,7 +156,12 @@ static int bench_ops(int argc, char **argv) {
     fprintf(stderr, "vklm bench: %s\n", vklm_context_error(b.ctx));
     goto done;
   }
-  uint32_t sq = cpu ? 256 : 2048, T = (uint32_t)tokens;
+  uint32_t sq = cpu ? 512 : 2048, T = (uint32_t)tokens;
+  /* The fp32 GEMM's two paths: the tiled kernel (the GPU family) and, where the context runs
+   * CPU-type kernels (lavapipe by default, or VKLM_KERNELS=cpu), matmul_cpu_f32, timed side by side
+   * by switching the context's kernel family; on CPU devices also the shapes of a gpt2-tiny
+   * training step (B4 T64: C 64, MLP 256, vocabulary 256), forward and backward. */
+  int cpu_path = (cpu || vklm_context_cpu_kernels(b.ctx)) && vklm_matmul_cpu_available(b.ctx);
   mm_shape shapes[] = {
       {"square", sq, sq, sq, 0, 0},
       {"gpt2 qkv", T, 2304, 768, 0, 1},
@@ -184,25 +170,43 @@ static int bench_ops(int argc, char **argv) {
       {"gpt2 mlp proj", T, 768, 3072, 0, 1},
       {"gpt2 lm head", T, 50257, 768, 0, 1},
       {"gpt2 dW mlp fc", 3072, 768, T, 1, 0},
+      {"tiny qkv", 256, 192, 64, 0, 1},
+      {"tiny attn proj", 256, 64, 64, 0, 1},
+      {"tiny fc, head", 256, 256, 64, 0, 1},
+      {"tiny mlp proj", 256, 64, 256, 0, 1},
+      {"tiny dinp qkv", 256, 64, 192, 0, 0},
+      {"tiny dinp attn", 256, 64, 64, 0, 0},
+      {"tiny dinp fc,hd", 256, 64, 256, 0, 0},
+      {"tiny dinp proj", 256, 256, 64, 0, 0},
+      {"tiny dW qkv", 192, 64, 256, 1, 0},
+      {"tiny dW attn", 64, 64, 256, 1, 0},
+      {"tiny dW fc,head", 256, 64, 256, 1, 0},
+      {"tiny dW proj", 64, 256, 256, 1, 0},
   };
-  int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+  int nshapes = (int)(sizeof shapes / sizeof shapes[0]) - (cpu ? 0 : 12);
   if (!json) {
     printf("device: %s (%s)%s\n", caps->name, caps->driver_info[0] ? caps->driver_info : caps->driver_name,
            caps->baseline ? " [baseline limits]" : "");
     printf("\nmatmul C = op(A) @ op(B), fp32 accumulate; GFLOP/s = 2*M*N*K / time\n");
-    printf("%-16s %6s %6s %6s %3s %10s %10s %10s\n", "shape", "M", "N", "K", "op", "fp32", "fp16 st.",
-           naive ? "naive" : "");
+    printf("%-16s %6s %6s %6s %3s %10s %10s %10s %10s\n", "shape", "M", "N", "K", "op", "fp32 tiled",
+           cpu_path ? "fp32 cpu" : "", "fp16 st.", naive ? "naive" : "");
   }
   for (int s = 0; s < nshapes; s++) {
     mm_shape *sh = &shapes[s];
     mm_arg m;
     if (mm_setup(&b, sh, &m)) goto done;
     vklm_gemm whole = {.M = sh->M, .N = sh->N, .K = sh->K, .batch = 1};
-    double flops = vklm_matmul_flops(&whole), gf[3] = {0, 0, 0};
-    for (int kind = 0; kind < 3; kind++) {
+    /* gf: tiled fp32, fp16 storage, naive, CPU-type fp32 */
+    double flops = vklm_matmul_flops(&whole), gf[4] = {0, 0, 0, 0};
+    for (int kind = 0; kind < 4; kind++) {
       if (kind == 2 && (!naive || flops > (cpu ? 2e9 : 2e12))) continue;
-      m.kind = kind;
+      if (kind == 3 && !cpu_path) continue;
+      m.kind = kind == 3 ? 0 : kind;
+      vklm_context_set_kernels(b.ctx, kind == 0   ? VKLM_KERNELS_GPU
+                                      : kind == 3 ? VKLM_KERNELS_CPU
+                                                  : cfg.kernels);
       double t = time_recorded(&b, rec_mm, &m);
+      vklm_context_set_kernels(b.ctx, cfg.kernels);
       if (t < 0) goto done;
       gf[kind] = flops / t / 1e9;
     }
@@ -215,6 +219,7 @@ static int bench_ops(int argc, char **argv) {
     cJSON_AddBoolToObject(o, "trans_b", sh->trans_b);
     cJSON_AddNumberToObject(o, "chunks", m.nchunks);
     cJSON_AddNumberToObject(o, "gflops_f32", gf[0]);
+    if (gf[3] > 0) cJSON_AddNumberToObject(o, "gflops_f32_cpu", gf[3]);
     cJSON_AddNumberToObject(o, "gflops_f16_storage", gf[1]);
     if (gf[2] > 0) cJSON_AddNumberToObject(o, "gflops_naive", gf[2]);
     cJSON_AddItemToArray(mmj, o);
@@ -222,8 +227,10 @@ static int bench_ops(int argc, char **argv) {
       char nv[16] = "";
       if (gf[2] > 0) snprintf(nv, sizeof nv, "%10.1f", gf[2]);
       else if (naive) snprintf(nv, sizeof nv, "%10s", "-");
-      printf("%-16s %6u %6u %6u %s%s %10.1f %10.1f %s\n", sh->name, sh->M, sh->N, sh->K, sh->trans_a ? "T" : "N",
-             sh->trans_b ? "T" : "N", gf[0], gf[1], nv);
+      char cv[16] = "";
+      if (cpu_path) snprintf(cv, sizeof cv, "%10.1f", gf[3]);
+      printf("%-16s %6u %6u %6u %s%s %10.1f %10s %10.1f %s\n", sh->name, sh->M, sh->N, sh->K,
+             sh->trans_a ? "T" : "N", sh->trans_b ? "T" : "N", gf[0], cv, gf[1], nv);
       fflush(stdout);
     }
   }
@@ -264,10 +271,15 @@ done:
 }
 
 int cmd_bench(int argc, char **argv) {
+  /* `vklm bench [flags]` and `vklm bench all [flags]`: the benchmark card (bench_card.c) */
+  if (argc < 2 || argv[1][0] == '-') return bench_card(argc, argv);
+  if (!strcmp(argv[1], "all")) return bench_card(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "ops")) return bench_ops(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "tokenizer")) return bench_tokenizer(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "train")) return bench_train(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "infer")) return bench_infer(argc - 1, argv + 1);
-  fprintf(stderr, "usage: vklm bench ops|tokenizer|train|infer [flags]   (vklm bench ops --help)\n");
+  fprintf(stderr, "vklm bench: unknown benchmark '%s'\n"
+                  "usage: vklm bench [all|ops|tokenizer|train|infer] [flags]   (vklm bench --help)\n",
+          argv[1]);
   return 2;
 }

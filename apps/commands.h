@@ -41,5 +41,7 @@ int cmd_eval(int argc, char **argv);
 int bench_train(int argc, char **argv);
 /* `vklm bench infer`: prefill and decode tokens/s, session memory (apps/bench_infer.c). */
 int bench_infer(int argc, char **argv);
+/* `vklm bench [all]`: the device's benchmark card, a table, --json or --md (apps/bench_card.c). */
+int bench_card(int argc, char **argv);
 
 #endif
