@@ -60,9 +60,10 @@ typedef struct train_result {
 } train_result;
 
 /* `steps` timed training steps of preset `name` at (B,T) on a fresh context (d NULL: one
- * process); MFU against peak_gflops. 0, or -1 with the error printed. */
+ * process); MFU against peak_gflops; recompute: vklm_model_options.recompute. 0, or -1 with the
+ * error printed. */
 int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint32_t T, uint32_t steps,
-              double peak_gflops, vklm_dist *d, train_result *r);
+              double peak_gflops, int recompute, vklm_dist *d, train_result *r);
 
 /* ---- apps/bench_infer.c (bench infer) ------------------------------------------------------ */
 typedef struct rnd_src {

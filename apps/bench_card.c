@@ -294,7 +294,7 @@ static int training_section(card *k, const char *model, uint32_t B, uint32_t T, 
     }
   uint32_t steps = k->cpu ? (k->quick ? 2 : 3) : (k->quick ? 3 : 5);
   train_result r = {0};
-  if (bench_one(&k->cfg, model, B, T, steps, peak, NULL, &r)) return -1;
+  if (bench_one(&k->cfg, model, B, T, steps, peak, 0, NULL, &r)) return -1;
   cJSON *o = cJSON_AddObjectToObject(k->root, "training");
   cJSON_AddStringToObject(o, "model", model);
   cJSON_AddNumberToObject(o, "params", (double)r.params);

@@ -110,7 +110,7 @@ static int timed_step(vklm_model *m, vklm_dist *d, float *gbuf, const int32_t *t
 }
 
 int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint32_t T,
-                     uint32_t steps, double peak_gflops, vklm_dist *d, result *r) {
+              uint32_t steps, double peak_gflops, int recompute, vklm_dist *d, result *r) {
   vklm_model_config mc;
   if (vklm_model_config_preset(name, &mc) != VKLM_OK) {
     fprintf(stderr, "vklm bench train: unknown model '%s'\n", name);
@@ -132,7 +132,9 @@ int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint32_t T,
   }
   vklm_optim_config oc = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
                           .weight_decay = 0.1f, .grad_clip = 1.0f};
-  if (vklm_model_create(ctx, &mc, B, T, VKLM_OBJ_CAUSAL, &m) || vklm_model_init(m, 1)) goto done;
+  vklm_model_options mo = {.recompute = recompute};
+  if (vklm_model_create_ex(ctx, &mc, B, T, VKLM_OBJ_CAUSAL, &mo, &m) || vklm_model_init(m, 1))
+    goto done;
   float loss = 0;
   for (uint32_t w = 0; w < 2; w++) /* warm-up: pipelines, caches */
     if (vklm_model_forward_backward(m, tok, tok + 1, 1.0f, &loss) ||
@@ -196,7 +198,7 @@ int bench_train(int argc, char **argv) {
   vklm_config_from_env(&cfg);
   const char *models = NULL;
   uint32_t B = 0, T = 0, steps = 0, square = 0;
-  int json = 0;
+  int json = 0, recompute = 0;
   const app_flag flags[] = {
       AF_STRING("--model", "-m", &models, "NAMES", "comma-separated presets (gpt2-tiny,gpt2-124M)"),
       AF_FLAG("--batch", "-b", AF_U32, &B, 1, 1u << 16, "B", "sequences per step"),
@@ -204,6 +206,8 @@ int bench_train(int argc, char **argv) {
       AF_FLAG("--steps", NULL, AF_U32, &steps, 1, 1u << 20, "N", "timed steps"),
       AF_FLAG("--peak-size", NULL, AF_U32, &square, 16, 1u << 16, "S",
               "the S x S x S GEMM whose rate MFU is measured against"),
+      AF_BOOL("--recompute", &recompute,
+              "recompute the norms and the MLP activation in the backward (less memory)"),
       AF_BOOL("--json", &json, "JSON instead of a table"),
       AF_LAST};
   const app_command c = {
@@ -256,6 +260,7 @@ int bench_train(int argc, char **argv) {
   cJSON_AddNumberToObject(root, "peak_size", square);
   cJSON_AddNumberToObject(root, "peak_gflops_f32", peak);
   cJSON_AddNumberToObject(root, "ranks", nranks);
+  cJSON_AddBoolToObject(root, "recompute", recompute);
   if (!lead) {
     /* rank 0 prints */
   } else if (!json) {
@@ -269,7 +274,7 @@ int bench_train(int argc, char **argv) {
   snprintf(list, sizeof list, "%s", models);
   for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
     result r = {0};
-    if (bench_one(&cfg, name, B, T, steps, peak, d, &r) != 0) {
+    if (bench_one(&cfg, name, B, T, steps, peak, recompute, d, &r) != 0) {
       rc = 1;
       continue;
     }
