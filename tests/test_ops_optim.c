@@ -4,7 +4,10 @@
  * awkward sizes (0, 1, 1000, 100003, and one large enough to hit the per-tensor partial cap)
  * against a double-precision reference, its clip scale on both sides of max_norm and with
  * max_norm = 0, run-to-run bit-identity, grad_clip, and grad_norm feeding AdamW in one command
- * buffer as a training step does. */
+ * buffer as a training step does. The multi-tensor forms (one dispatch per block combination):
+ * slots of awkward sizes spread over several arena blocks, decay on some, clipping on and off,
+ * recorded once and replayed, bit for bit against the per-tensor ops and against the reference,
+ * with both kernel families; the gradient zeroing's merged fills. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,6 +237,237 @@ static void test_norm_into_adamw(vt_env *env) {
   }
 }
 
+/* ---- multi-tensor forms ------------------------------------------------------------------------ */
+/* Slots of awkward sizes around both workgroup sizes (256, and 128 under baseline limits), an empty
+ * one, and one past the norm's per-tensor partial cap (1024 workgroups of 16 floats per thread). */
+#define MS 14
+static const uint32_t MCOUNTS[MS] = {1, 7, 127, 129, 255, 0, 257, 1000, 4097, 100003, 3, 4300001, 65537, 33};
+
+typedef struct mstate {
+  vklm_buffer p[MS], m[MS], v[MS], g[MS], scratch, norm, step;
+} mstate;
+
+/* The same slots twice (a: the per-tensor ops, b: the multi-tensor ones), spread over two arenas
+ * so that the slots' parameters, moments and gradients fall in several block combinations:
+ * `small` has 64 KiB blocks (a slot larger than that gets a block of its own). */
+static void mstate_make(vt_env *env, vklm_arena *small, mstate *st, float *const *p,
+                        float *const *m, float *const *v) {
+  for (int i = 0; i < MS; i++) /* the gradients first, one after another (as a model has them) */
+    if (MCOUNTS[i])
+      vt_ok(env, vklm_arena_alloc(i % 2 ? small : env->arena, MCOUNTS[i] * 4, &st->g[i]), "alloc g");
+  for (int i = 0; i < MS; i++) {
+    uint64_t bytes = (uint64_t)MCOUNTS[i] * 4;
+    if (!bytes) continue; /* an empty slot: its buffers stay {0} */
+    vt_ok(env, vklm_arena_alloc(i % 3 == 0 ? small : env->arena, bytes, &st->p[i]), "alloc p");
+    vt_ok(env, vklm_arena_alloc(env->arena, bytes, &st->m[i]), "alloc m");
+    vt_ok(env, vklm_arena_alloc(i % 4 == 1 ? small : env->arena, bytes, &st->v[i]), "alloc v");
+    vt_ok(env, vklm_buffer_upload(env->ctx, st->p[i], 0, p[i], bytes), "upload p");
+    vt_ok(env, vklm_buffer_upload(env->ctx, st->m[i], 0, m[i], bytes), "upload m");
+    vt_ok(env, vklm_buffer_upload(env->ctx, st->v[i], 0, v[i], bytes), "upload v");
+  }
+  st->scratch = vt_alloc(env, vklm_grad_norm_scratch_size(env->ctx, MCOUNTS, MS));
+  st->norm = vt_alloc(env, 8);
+  st->step = vt_alloc(env, sizeof(vklm_adamw_step));
+}
+
+static int same_bits(vt_env *env, vklm_buffer a, vklm_buffer b, uint32_t n) {
+  if (!n) return 1;
+  float *x = vt_download(env, a, n), *y = vt_download(env, b, n);
+  int same = !memcmp(x, y, (size_t)n * 4);
+  free(x);
+  free(y);
+  return same;
+}
+
+/* Distinct values among n keys of k pointers each. */
+static uint32_t distinct(void *const (*keys)[4], uint32_t n, int k) {
+  uint32_t d = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t j = 0;
+    while (j < i && memcmp(keys[j], keys[i], k * sizeof(void *))) j++;
+    d += j == i;
+  }
+  return d;
+}
+
+/* Three training-step tails (norm, AdamW reading its clip scale, gradients zeroed), each recorded
+ * once and replayed with new gradients and step values: the multi-tensor path against the
+ * per-tensor path (bit for bit) and against the C reference (per slot), with max_norm 0 (no
+ * clipping), with clipping, and AdamW without a clip buffer. */
+static void test_multi(vt_env *env, vklm_arena *small, const char *family) {
+  float *p[MS], *m[MS], *v[MS], *g[MS];
+  int wd[MS];
+  for (int i = 0; i < MS; i++) {
+    p[i] = vt_randf(MCOUNTS[i], 600 + i, -1, 1);
+    m[i] = vt_randf(MCOUNTS[i], 620 + i, -0.1f, 0.1f);
+    v[i] = vt_randf(MCOUNTS[i], 640 + i, 0, 0.01f);
+    wd[i] = i % 2 == 0;
+  }
+  mstate a = {0}, b = {0};
+  mstate_make(env, small, &a, p, m, v);
+  mstate_make(env, small, &b, p, m, v);
+  vklm_optim_slot sl[MS];
+  void *akeys[MS][4], *gkeys[MS][4];
+  uint32_t nz = 0;
+  for (int i = 0; i < MS; i++) {
+    sl[i] = (vklm_optim_slot){b.p[i], b.m[i], b.v[i], b.g[i], MCOUNTS[i], wd[i]};
+    if (!MCOUNTS[i]) continue;
+    void *k4[4] = {b.p[i].block, b.m[i].block, b.v[i].block, b.g[i].block};
+    memcpy(akeys[nz], k4, sizeof k4);
+    memcpy(gkeys[nz], k4 + 3, sizeof(void *));
+    nz++;
+  }
+  uint32_t want_adamw = distinct((void *const(*)[4])akeys, nz, 4);
+  uint32_t want_norm = distinct((void *const(*)[4])gkeys, nz, 1);
+  vklm_cmd *ca, *cb;
+  vt_ok(env, vklm_cmd_create(env->ctx, &ca), "cmd");
+  vt_ok(env, vklm_cmd_create(env->ctx, &cb), "cmd");
+
+  float norm0[2];
+  { /* the norm of the first gradients sets the clip threshold */
+    for (int i = 0; i < MS; i++) g[i] = vt_randf(MCOUNTS[i], 700 + i, -0.5f, 0.5f);
+    vklm_grad_norm_ref(norm0, (const float *const *)g, MCOUNTS, MS, 0);
+    for (int i = 0; i < MS; i++) free(g[i]);
+  }
+  const float maxes[3] = {0.0f, norm0[0] * 0.37f, 0.0f};
+  const char *modes[3] = {"no clipping", "clipped at 0.37 x norm", "no clip buffer"};
+  uint32_t t = 0;
+  for (int mode = 0; mode < 3; mode++) {
+    vklm_buffer clip_a = mode == 2 ? (vklm_buffer){0} : a.norm;
+    vklm_buffer clip_b = mode == 2 ? (vklm_buffer){0} : b.norm;
+    /* a: per tensor */
+    vt_ok(env, vklm_cmd_begin(ca), "begin");
+    vt_ok(env, vklm_grad_norm(ca, a.norm, a.scratch, a.g, MCOUNTS, MS, maxes[mode]), "grad norm");
+    for (int i = 0; i < MS; i++)
+      vt_ok(env, vklm_adamw(ca, a.p[i], a.m[i], a.v[i], a.g[i], MCOUNTS[i], a.step, clip_a, wd[i]),
+            "adamw");
+    for (int i = 0; i < MS; i++)
+      if (MCOUNTS[i]) vt_ok(env, vklm_cmd_fill_words(ca, a.g[i], 0), "fill");
+    vt_ok(env, vklm_cmd_end(ca), "end");
+    /* b: multi-tensor, counted part by part */
+    uint32_t nd, nf;
+    vt_ok(env, vklm_cmd_begin(cb), "begin");
+    vt_ok(env, vklm_grad_norm_multi(cb, b.norm, b.scratch, b.g, MCOUNTS, MS, maxes[mode]),
+          "grad norm multi");
+    uint32_t norm_disp = vklm_cmd_dispatch_count(cb);
+    vt_ok(env, vklm_adamw_multi(cb, sl, MS, b.scratch, b.step, clip_b, &nd), "adamw multi");
+    uint32_t adamw_disp = vklm_cmd_dispatch_count(cb) - norm_disp;
+    vt_ok(env, vklm_grad_zero(cb, b.g, MS, &nf), "grad zero");
+    vt_ok(env, vklm_cmd_end(cb), "end");
+    if (mode == 0) {
+      vt_expect(env, norm_disp == want_norm + 1 && adamw_disp == want_adamw && nd == adamw_disp,
+                "%s: multi-tensor dispatches: norm %u (want %u gradient blocks + 1), AdamW %u "
+                "(want %u block combinations; reported %u), %u fills for %u gradients", family,
+                norm_disp, want_norm, adamw_disp, want_adamw, nd, nf, nz);
+      vt_expect(env, nf >= want_norm && nf < nz,
+                "%s: %u gradient fills (>= %u blocks; < %u slots: adjacent ones merged)", family,
+                nf, want_norm, nz);
+    }
+    for (int rep = 0; rep < 2; rep++) { /* replays: new gradients and step values, no recording */
+      t++;
+      for (int i = 0; i < MS; i++) {
+        g[i] = vt_randf(MCOUNTS[i], 700 + 31 * t + i, -0.5f, 0.5f);
+        if (!MCOUNTS[i]) continue;
+        vt_ok(env, vklm_buffer_upload(env->ctx, a.g[i], 0, g[i], MCOUNTS[i] * 4), "upload g");
+        vt_ok(env, vklm_buffer_upload(env->ctx, b.g[i], 0, g[i], MCOUNTS[i] * 4), "upload g");
+      }
+      vklm_adamw_step s;
+      vklm_adamw_step_fill(&s, LR * (float)t, B1, B2, EPS, WD, t);
+      vt_ok(env, vklm_buffer_upload(env->ctx, a.step, 0, &s, sizeof s), "upload step");
+      vt_ok(env, vklm_buffer_upload(env->ctx, b.step, 0, &s, sizeof s), "upload step");
+      vt_ok(env, vklm_cmd_run(ca), "run a");
+      vt_ok(env, vklm_cmd_run(cb), "run b");
+      float na[2], nb[2], ref[2];
+      vt_ok(env, vklm_buffer_download(env->ctx, a.norm, 0, na, 8), "download");
+      vt_ok(env, vklm_buffer_download(env->ctx, b.norm, 0, nb, 8), "download");
+      vklm_grad_norm_ref(ref, (const float *const *)g, MCOUNTS, MS, maxes[mode]);
+      char what[160];
+      snprintf(what, sizeof what, "%s, %s, step %u: multi norm vs ref", family, modes[mode], t);
+      vt_compare(env, what, nb, ref, 2, 1e-5);
+      vt_expect(env, !memcmp(na, nb, 8), "%s, %s, step %u: norm %.9g scale %.9g bit-identical "
+                "to the per-tensor path (%.9g %.9g)", family, modes[mode], t, nb[0], nb[1], na[0], na[1]);
+      vklm_adamw_multi_ref(p, m, v, (const float *const *)g, MCOUNTS, wd, MS, &s,
+                           mode == 2 ? 1.0f : nb[1]);
+      int same = 1, zeroed = 1;
+      for (int i = 0; i < MS; i++) {
+        same &= same_bits(env, a.p[i], b.p[i], MCOUNTS[i]) && same_bits(env, a.m[i], b.m[i], MCOUNTS[i]) &&
+                same_bits(env, a.v[i], b.v[i], MCOUNTS[i]);
+        float *gz = vt_download(env, b.g[i], MCOUNTS[i]);
+        for (uint32_t j = 0; j < MCOUNTS[i]; j++) zeroed &= gz[j] == 0.0f;
+        free(gz);
+        free(g[i]);
+      }
+      vt_expect(env, same, "%s, %s, step %u: params, m, v of %d slots bit-identical to the "
+                "per-tensor path", family, modes[mode], t, MS);
+      vt_expect(env, zeroed, "%s, %s, step %u: every gradient zeroed", family, modes[mode], t);
+    }
+    /* against the reference, every slot (the reference took the GPU's scale) */
+    size_t total = 0;
+    for (int i = 0; i < MS; i++) total += MCOUNTS[i];
+    float *got[3], *want[3];
+    for (int r = 0; r < 3; r++) got[r] = vt_zeros(total), want[r] = vt_zeros(total);
+    for (int i = 0, at = 0; i < MS; at += MCOUNTS[i], i++) {
+      vklm_buffer gb[3] = {b.p[i], b.m[i], b.v[i]};
+      float *hb[3] = {p[i], m[i], v[i]};
+      for (int r = 0; r < 3 && MCOUNTS[i]; r++) {
+        float *x = vt_download(env, gb[r], MCOUNTS[i]);
+        memcpy(got[r] + at, x, MCOUNTS[i] * 4);
+        memcpy(want[r] + at, hb[r], MCOUNTS[i] * 4);
+        free(x);
+      }
+    }
+    const char *rn[3] = {"params", "m", "v"};
+    for (int r = 0; r < 3; r++) {
+      char what[160];
+      snprintf(what, sizeof what, "%s, %s: %s of %d slots vs ref", family, modes[mode], rn[r], MS);
+      vt_compare(env, what, got[r], want[r], total, 1e-6);
+      free(got[r]);
+      free(want[r]);
+    }
+  }
+  vklm_cmd_destroy(ca);
+  vklm_cmd_destroy(cb);
+  for (int i = 0; i < MS; i++) free(p[i]), free(m[i]), free(v[i]);
+}
+
+/* vklm_grad_zero: adjacent buffers of one block become one fill; a buffer between them that is
+ * not in the list breaks the run and keeps its contents; {0} entries are skipped. */
+static void test_grad_zero(vt_env *env) {
+  vklm_arena *ar;
+  vt_ok(env, vklm_arena_create(env->ctx, 1 << 20, &ar), "arena");
+  const uint32_t n[5] = {5, 64, 1, 333, 7};
+  vklm_buffer b[7], keep;
+  float *ones = vt_zeros(400);
+  for (int k = 0; k < 400; k++) ones[k] = 1.0f;
+  for (int k = 0; k < 5; k++) {
+    vt_ok(env, vklm_arena_alloc(ar, n[k] * 4, &b[k]), "alloc");
+    if (k == 2) vt_ok(env, vklm_arena_alloc(ar, 40, &keep), "alloc"); /* between 2 and 3 */
+  }
+  b[5] = (vklm_buffer){0};
+  b[6] = b[1]; /* twice */
+  for (int k = 0; k < 5; k++) vt_ok(env, vklm_buffer_upload(env->ctx, b[k], 0, ones, n[k] * 4), "up");
+  vt_ok(env, vklm_buffer_upload(env->ctx, keep, 0, ones, 40), "up");
+  uint32_t fills = 0;
+  vt_begin(env);
+  vt_ok(env, vklm_grad_zero(env->cmd, b, 7, &fills), "grad zero");
+  vt_run(env);
+  int zero = 1;
+  for (int k = 0; k < 5; k++) {
+    float *x = vt_download(env, b[k], n[k]);
+    for (uint32_t j = 0; j < n[k]; j++) zero &= x[j] == 0.0f;
+    free(x);
+  }
+  float *kx = vt_download(env, keep, 10);
+  int kept = 1;
+  for (int j = 0; j < 10; j++) kept &= kx[j] == 1.0f;
+  vt_expect(env, zero && kept && fills == 2,
+            "grad zero: 5 buffers (one listed twice, one {0}) zeroed in %u fills (want 2: a foreign "
+            "buffer splits them), the foreign buffer kept", fills);
+  free(kx);
+  free(ones);
+  vklm_arena_destroy(ar);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_ops_optim");
@@ -248,5 +482,14 @@ int main(void) {
   test_grad_norm(&env);
   test_grad_norm_edge(&env);
   test_norm_into_adamw(&env);
+  test_grad_zero(&env);
+  vklm_arena *small;
+  vt_ok(&env, vklm_arena_create(env.ctx, 64 << 10, &small), "small arena");
+  vklm_context_set_kernels(env.ctx, VKLM_KERNELS_GPU);
+  test_multi(&env, small, "GPU kernels");
+  vklm_context_set_kernels(env.ctx, VKLM_KERNELS_CPU);
+  test_multi(&env, small, "CPU kernels");
+  vklm_context_set_kernels(env.ctx, VKLM_KERNELS_AUTO);
+  vklm_arena_destroy(small);
   return vt_finish(&env);
 }

@@ -312,21 +312,32 @@ vklm_status vklm_model_zero_grads(vklm_model *m) {
 static vklm_status record_update(vklm_model *m, float clip) {
   vklm_status st;
   vklm_cmd *c = m->cmd[CMD_UPDATE];
-  /* every trainable storage slot (a split vocabulary matrix's chunks too) is a tensor here */
-  if ((st = vklm_cmd_begin(c)) != VKLM_OK) goto fail;
-  if ((st = vklm_grad_norm(c, m->norm_buf, m->norm_scratch, m->tg, m->tcount, m->ntslots,
-                           clip)) != VKLM_OK)
-    goto fail;
+  /* every trainable storage slot (a split vocabulary matrix's chunks too) is a tensor here, in
+   * the order of m->tg: the norm, AdamW and the zeroing are multi-tensor (a dispatch or fill per
+   * distinct arena block, not per tensor), and share norm_scratch for their tables */
+  vklm_optim_slot *sl = calloc(m->ntslots ? m->ntslots : 1, sizeof *sl);
+  if (!sl) {
+    m->recorded[CMD_UPDATE] = 0;
+    return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+  }
+  uint32_t k = 0;
   for (uint32_t i = 0; i < m->ntensors; i++) {
     if (!m->trains[i]) continue;
     for (uint32_t s = m->slot_of[i]; s < m->slot_of[i + 1]; s++)
-      if ((st = vklm_adamw(c, m->p[s], m->mom[s], m->vel[s], m->g[s], m->slot_count[s],
-                           m->step_buf, m->norm_buf, m->info[i].decay)) != VKLM_OK)
-        goto fail;
+      sl[k++] = (vklm_optim_slot){m->p[s], m->mom[s], m->vel[s], m->g[s], m->slot_count[s],
+                                  m->info[i].decay};
   }
-  for (uint32_t k = 0; k < m->ntslots; k++)
-    if ((st = vklm_cmd_fill_words(c, m->tg[k], 0)) != VKLM_OK) goto fail;
-  if ((st = vklm_cmd_end(c)) != VKLM_OK) goto fail;
+  VKLM_ASSERT(k == m->ntslots, "model: %u trainable slots, %u listed", k, m->ntslots);
+  if ((st = vklm_cmd_begin(c)) != VKLM_OK ||
+      (st = vklm_grad_norm_multi(c, m->norm_buf, m->norm_scratch, m->tg, m->tcount, m->ntslots,
+                                 clip)) != VKLM_OK ||
+      (st = vklm_adamw_multi(c, sl, k, m->norm_scratch, m->step_buf, m->norm_buf, NULL)) != VKLM_OK ||
+      (st = vklm_grad_zero(c, m->tg, m->ntslots, NULL)) != VKLM_OK ||
+      (st = vklm_cmd_end(c)) != VKLM_OK) {
+    free(sl);
+    goto fail;
+  }
+  free(sl);
   m->recorded[CMD_UPDATE] = 1;
   m->upd_clip = clip;
   return VKLM_OK;

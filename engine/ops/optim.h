@@ -9,7 +9,17 @@
  * Determinism: the gradient norm is a two-stage fixed-order reduction (per-workgroup partial sums
  * of squares for each tensor into a scratch buffer, then one workgroup sums all partials in a
  * fixed order); its result is bit-identical from run to run on a given device and workgroup size.
- * No atomics anywhere. */
+ * The order, for workgroup size WG: tensor i gets G_i = min(1024, ceil(n_i / (16*WG))) partials;
+ * thread t of its workgroup w adds g[j]^2 for j = w*WG + t + k*G_i*WG (k = 0, 1, ...) in turn,
+ * then the workgroup sums its WG values by a halving tree (t += t + WG/2, ...); the partials lie
+ * tensor after tensor (each slice zero-padded to the buffer alignment) and the final pass sums them
+ * the same way (thread t: partials t, t + WG, ... in turn, then the tree). No atomics anywhere.
+ *
+ * Multi-tensor forms (vklm_grad_norm_multi, vklm_adamw_multi, vklm_grad_zero): the same
+ * arithmetic over every tensor of a model in one dispatch per distinct combination of arena
+ * blocks (usually one), driven by a small table of per-tensor offsets and counts that is written
+ * into the scratch buffer when the command is recorded. Their results are bit-identical to the
+ * per-tensor forms (same fp32 formulas, same partial-sum layout and summation order). */
 #ifndef VKLM_OPS_OPTIM_H
 #define VKLM_OPS_OPTIM_H
 
@@ -65,14 +75,60 @@ void vklm_adamw_ref(float *params, float *m, float *v, const float *grads, uint3
  *                      [1] = clip scale = min(1, max_norm / (norm + 1e-6)), or 1 when
  *                            max_norm <= 0 (as torch.nn.utils.clip_grad_norm_; a +inf norm
  *                            gives scale 0 and a NaN norm a NaN scale: check norm_out[0]).
- * scratch: vklm_grad_norm_scratch_size(ctx, counts, ntensors) bytes of partial sums (the layout
- *          depends on the device's workgroup size and buffer alignment: size it on this context).
+ * scratch: vklm_grad_norm_scratch_size(ctx, counts, ntensors) bytes: the partial sums (the layout
+ *          depends on the device's workgroup size and buffer alignment: size it on this context),
+ *          then room for the multi-tensor forms' tables (below).
  * grads[i] (counts[i]) for i < ntensors; a tensor with count 0 may be {0}. Overwrites norm_out. */
 uint64_t vklm_grad_norm_scratch_size(const vklm_context *ctx, const uint32_t *counts,
                                      uint32_t ntensors);
 vklm_status vklm_grad_norm(vklm_cmd *cmd, vklm_buffer norm_out, vklm_buffer scratch,
                            const vklm_buffer *grads, const uint32_t *counts, uint32_t ntensors,
                            float max_norm);
+
+/* ---- multi-tensor forms --------------------------------------------------------------------
+ * One entry per tensor ("slot"). The buffers of several slots may share an arena block: each
+ * dispatch binds, per role (params, m, v, grads), the range of one block that spans its slots,
+ * and the table gives every slot's element offsets within those ranges. Slots whose blocks differ
+ * go to separate dispatches (one per distinct block combination, in order of first appearance).
+ *
+ * scratch: vklm_grad_norm_scratch_size(ctx, counts, n) bytes for the n slots (it includes, after
+ * the partial sums, room for one table of each multi-tensor op). The table is uploaded while the
+ * command is recorded (a blocking upload), so record while no submission uses the scratch; replays
+ * need nothing re-uploaded. Both ops may share one scratch in one command buffer when they are
+ * given the same slots in the same order, as a training step does. */
+typedef struct vklm_optim_slot {
+  vklm_buffer p, m, v; /* count floats each, updated in place (vklm_adamw_multi only) */
+  vklm_buffer g;       /* count floats, read only */
+  uint32_t count;      /* elements; a slot with 0 is skipped (its buffers may be {0}) */
+  int apply_wd;        /* as vklm_adamw's apply_wd */
+} vklm_optim_slot;
+
+/* The same result as vklm_grad_norm over the same grads and counts, bit for bit: the partial sums
+ * of every tensor are computed in one dispatch per distinct gradient block (workgroup w of tensor
+ * i writes the same partial, in the same scratch place, as vklm_grad_norm's dispatch for i), then
+ * one final dispatch sums them all. */
+vklm_status vklm_grad_norm_multi(vklm_cmd *cmd, vklm_buffer norm_out, vklm_buffer scratch,
+                                 const vklm_buffer *grads, const uint32_t *counts,
+                                 uint32_t ntensors, float max_norm);
+
+/* vklm_adamw on every slot (its own apply_wd), in one dispatch per distinct block combination;
+ * step_buf and clip_buf as vklm_adamw's (clip_buf {0}: scale 1). Bit-identical to vklm_adamw
+ * called slot by slot. *dispatches (may be NULL) receives the number recorded. */
+vklm_status vklm_adamw_multi(vklm_cmd *cmd, const vklm_optim_slot *slots, uint32_t nslots,
+                             vklm_buffer scratch, vklm_buffer step_buf, vklm_buffer clip_buf,
+                             uint32_t *dispatches);
+
+/* Zeroes the buffers bufs[0..n) ({0} entries skipped) with as few fills as possible: buffers of
+ * one block that follow each other with only allocation padding between them (a gap smaller than
+ * vklm_buffer_alignment) become one fill, which zeroes that padding too. *fills (may be NULL)
+ * receives the number of fills recorded. */
+vklm_status vklm_grad_zero(vklm_cmd *cmd, const vklm_buffer *bufs, uint32_t n, uint32_t *fills);
+
+/* References for the multi-tensor forms: vklm_adamw_ref slot by slot (p, m, v, g of slot i at
+ * params[i], ...), and vklm_grad_norm_ref. */
+void vklm_adamw_multi_ref(float *const *params, float *const *m, float *const *v,
+                          const float *const *grads, const uint32_t *counts, const int *apply_wd,
+                          uint32_t nslots, const vklm_adamw_step *s, float clip);
 
 /* grads (n) *= norm_out[1], in place (for callers that clip explicitly rather than in AdamW). */
 vklm_status vklm_grad_clip(vklm_cmd *cmd, vklm_buffer grads, uint32_t n, vklm_buffer norm_out);

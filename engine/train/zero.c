@@ -26,6 +26,7 @@ struct vklm_zero {
   vklm_arena *arena;
   vklm_cmd *cmd;
   vklm_buffer step_buf, clip_buf;
+  vklm_buffer scratch; /* the multi-tensor AdamW's table (vklm_adamw_multi) */
   int recorded;
 };
 
@@ -74,12 +75,30 @@ vklm_status vklm_zero_create(vklm_model *m, vklm_dist *d, vklm_zero **out, char 
     pc->off = a;
     pc->n = (uint32_t)(b - a);
     pc->wd = info->decay;
-    vklm_buffer *bufs[4] = {&pc->p, &pc->g, &pc->m, &pc->v};
-    for (int k = 0; k < 4; k++)
-      if ((st = vklm_arena_alloc(z->arena, (uint64_t)pc->n * 4, bufs[k])) != VKLM_OK) {
+  }
+  /* each role's pieces one after another (parameters, then gradients, m, v), so that one AdamW
+   * dispatch spans them all where they share a block */
+  uint32_t *counts = malloc((z->npieces ? z->npieces : 1) * sizeof *counts);
+  if (!counts) {
+    snprintf(err, errlen, "ZeRO-1: out of host memory");
+    st = VKLM_ERROR_OUT_OF_HOST_MEMORY;
+    goto fail;
+  }
+  for (uint32_t k = 0; k < z->npieces; k++) counts[k] = z->pieces[k].n;
+  uint64_t ss = vklm_grad_norm_scratch_size(z->ctx, counts, z->npieces);
+  free(counts);
+  for (int r = 0; r < 4; r++)
+    for (uint32_t k = 0; k < z->npieces; k++) {
+      piece *pc = &z->pieces[k];
+      vklm_buffer *b = r == 0 ? &pc->p : r == 1 ? &pc->g : r == 2 ? &pc->m : &pc->v;
+      if ((st = vklm_arena_alloc(z->arena, (uint64_t)pc->n * 4, b)) != VKLM_OK) {
         vkerr(z, st, "the shard's buffers", err, errlen);
         goto fail;
       }
+    }
+  if ((st = vklm_arena_alloc(z->arena, ss, &z->scratch)) != VKLM_OK) {
+    vkerr(z, st, "the optimizer's table", err, errlen);
+    goto fail;
   }
   *out = z;
   return VKLM_OK;
@@ -126,14 +145,17 @@ vklm_status vklm_zero_load(vklm_zero *z, const float *params, const float *m, co
 
 static vklm_status record(vklm_zero *z) {
   vklm_status st;
-  if ((st = vklm_cmd_begin(z->cmd)) != VKLM_OK) return st;
+  vklm_optim_slot *sl = calloc(z->npieces ? z->npieces : 1, sizeof *sl);
+  if (!sl) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
   for (uint32_t k = 0; k < z->npieces; k++) {
     piece *pc = &z->pieces[k];
-    if ((st = vklm_adamw(z->cmd, pc->p, pc->m, pc->v, pc->g, pc->n, z->step_buf, z->clip_buf,
-                         pc->wd)) != VKLM_OK)
-      return st;
+    sl[k] = (vklm_optim_slot){pc->p, pc->m, pc->v, pc->g, pc->n, pc->wd};
   }
-  if ((st = vklm_cmd_end(z->cmd)) != VKLM_OK) return st;
+  /* one multi-tensor AdamW over every piece (a dispatch per distinct block combination) */
+  if ((st = vklm_cmd_begin(z->cmd)) == VKLM_OK)
+    st = vklm_adamw_multi(z->cmd, sl, z->npieces, z->scratch, z->step_buf, z->clip_buf, NULL);
+  free(sl);
+  if (st != VKLM_OK || (st = vklm_cmd_end(z->cmd)) != VKLM_OK) return st;
   z->recorded = 1;
   return VKLM_OK;
 }
