@@ -245,6 +245,10 @@ static vklm_status instance_create(vklm_context *ctx, int validate) {
   VK_TRY(ctx, vkCreateInstance(&ici, NULL, &ctx->instance), "api %u.%u, %u layer(s)",
          VK_API_VERSION_MAJOR(api), VK_API_VERSION_MINOR(api), nlayers);
   volkLoadInstanceOnly(ctx->instance);
+  /* volk's instance-level pointers are global: the next context's instance replaces them, and an
+   * extension's pointer (debug utils) is NULL for an instance without it. Keep this instance's. */
+  ctx->destroy_messenger = (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(
+      ctx->instance, "vkDestroyDebugUtilsMessengerEXT");
   if (ctx->validation)
     VK_TRY(ctx, vkCreateDebugUtilsMessengerEXT(ctx->instance, &dbg, NULL, &ctx->messenger), "");
   return VKLM_OK;
@@ -445,7 +449,8 @@ void vklm_context_destroy(vklm_context *ctx) {
     if (ctx->pool) ctx->vk.vkDestroyCommandPool(ctx->device, ctx->pool, NULL);
     ctx->vk.vkDestroyDevice(ctx->device, NULL);
   }
-  if (ctx->messenger) vkDestroyDebugUtilsMessengerEXT(ctx->instance, ctx->messenger, NULL);
+  if (ctx->messenger && ctx->destroy_messenger)
+    ctx->destroy_messenger(ctx->instance, ctx->messenger, NULL);
   if (ctx->instance) vkDestroyInstance(ctx->instance, NULL);
   free(ctx);
 }

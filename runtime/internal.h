@@ -55,6 +55,7 @@ struct vklm_context {
 
   VkInstance instance;
   VkDebugUtilsMessengerEXT messenger;
+  PFN_vkDestroyDebugUtilsMessengerEXT destroy_messenger; /* this instance's (volk's is global) */
   int validation;
   uint32_t validation_count;
   uint64_t submits; /* vkQueueSubmit calls: recorded work, staged copies, one-off commands */

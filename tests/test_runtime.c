@@ -146,6 +146,14 @@ static void test_two_contexts(vt_env *env) {
   vt_expect(env, bad == 0, "the first context still works after the second is destroyed (%zu bad)", bad);
   vklm_cmd_destroy(cmd[0]);
   vklm_arena_destroy(a[0]);
+  /* A context without validation after one with it: volk's instance-level pointers are global,
+   * and the second instance's debug-utils pointer is NULL; destroying the first context (at the
+   * end of this test) must still use its own (it crashed in vt_finish before). */
+  vklm_config quiet = *vklm_context_config(env->ctx);
+  quiet.validate = 0;
+  vklm_context *plain = NULL;
+  vt_ok(env, vklm_context_create(&quiet, &plain, err, sizeof err), "a context without validation");
+  vklm_context_destroy(plain);
   free(src);
   free(back);
 }
