@@ -2,7 +2,11 @@
  * the materialised-softmax C references, causal and non-causal, for multi-head, grouped-query and
  * multi-query shapes with T not a multiple of any tile and HS of 16, 32, 64, 80, 128 and 256; the
  * backward reference checked by finite differences of loss = sum(out * proj); and repeatability
- * of the backward (no atomics: two runs give identical bits). */
+ * of the backward (no atomics: two runs give identical bits). Every GPU case runs for both kernel
+ * families (the GPU kernels and the CPU-type variants, vklm_context_set_kernels), with extra
+ * shapes for the latter: T = 1, HS = 1 and 3, T = 17, 18, 301 and 700 (with HS = 64: more loop
+ * iterations than llvmpipe allows unless the head-dimension loops are unrolled), and T = 480
+ * with 64 query heads per key head (past their loop budget: the GPU dK/dV kernel stands in). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +15,9 @@
 
 #include "ops/ops.h"
 #include "testutil.h"
+
+/* The kernel family under test (vklm_context_set_kernels): every GPU case runs for both. */
+static const char *fam = "gpu";
 
 typedef struct shape {
   uint32_t B, T, NH, NKV, HS;
@@ -68,13 +75,13 @@ static void test_gpu(vt_env *env, shape s, int causal, int timing) {
   float *o = vt_download(env, gout, nout), *l = vt_download(env, glse, nrow);
   float *d = vt_download(env, gdqkv, nqkv);
   char what[96];
-  snprintf(what, sizeof what, "attn fwd out  B%u T%u NH%u NKV%u HS%u %s", B, T, NH, NKV, HS,
+  snprintf(what, sizeof what, "attn[%s] fwd out  B%u T%u NH%u NKV%u HS%u %s", fam, B, T, NH, NKV, HS,
            causal ? "causal" : "full");
   check(env, what, o, out, nout, 5e-3, 1e-5);
-  snprintf(what, sizeof what, "attn fwd lse  B%u T%u NH%u NKV%u HS%u %s", B, T, NH, NKV, HS,
+  snprintf(what, sizeof what, "attn[%s] fwd lse  B%u T%u NH%u NKV%u HS%u %s", fam, B, T, NH, NKV, HS,
            causal ? "causal" : "full");
   check(env, what, l, lse, nrow, 1e-4, 1e-5);
-  snprintf(what, sizeof what, "attn bwd dqkv B%u T%u NH%u NKV%u HS%u %s", B, T, NH, NKV, HS,
+  snprintf(what, sizeof what, "attn[%s] bwd dqkv B%u T%u NH%u NKV%u HS%u %s", fam, B, T, NH, NKV, HS,
            causal ? "causal" : "full");
   check(env, what, d, dqkv, nqkv, 5e-3, 1e-4);
 
@@ -85,7 +92,7 @@ static void test_gpu(vt_env *env, shape s, int causal, int timing) {
         "bwd");
   vt_run(env);
   float *d2 = vt_download(env, gdqkv, nqkv);
-  vt_expect(env, !memcmp(d, d2, nqkv * 4), "attn bwd repeat gives identical bits");
+  vt_expect(env, !memcmp(d, d2, nqkv * 4), "attn[%s] bwd repeat gives identical bits", fam);
 
   if (timing) {
     /* Rough timings (lavapipe timings are CPU timings: for information only). */
@@ -107,7 +114,7 @@ static void test_gpu(vt_env *env, shape s, int causal, int timing) {
     double g2 = now_ms();
     vt_ok(env, vklm_cmd_run(env->cmd), "run");
     double g3 = now_ms();
-    printf("       timing: fwd ref %.2f ms, gpu %.2f ms; bwd ref %.2f ms, gpu %.2f ms\n", t1 - t0,
+    printf("       timing[%s]: fwd ref %.2f ms, gpu %.2f ms; bwd ref %.2f ms, gpu %.2f ms\n", fam, t1 - t0,
            (g1 - g0) / reps, t2 - t1, (g3 - g2) / reps);
   }
   free(qkv); free(dout); free(out); free(lse); free(dqkv); free(o); free(l); free(d); free(d2);
@@ -151,12 +158,29 @@ int main(void) {
       {1, 1, 1, 1, 16},  {2, 7, 4, 4, 16},   {1, 37, 4, 2, 32},
       {2, 19, 6, 1, 64}, {1, 65, 2, 2, 128}, {1, 23, 3, 1, 80},
       {1, 100, 2, 1, 32}, {1, 33, 2, 1, 256},
+      /* for the CPU-type variants (16 rows per workgroup): T = 1 with GQA, HS = 1 and 3, and a
+       * long T that fills no whole workgroup */
+      {3, 1, 4, 2, 8},   {2, 17, 2, 2, 1},   {1, 18, 4, 1, 3},   {1, 301, 2, 1, 16},
+      /* HS = 64 and T = 700: llvmpipe's loop limit would cut the CPU variants short unless
+       * their head-dimension loops are unrolled, as their loop budget assumes (HS = 80, 128 and
+       * 256 above are past their largest head size: the GPU kernels stand in) */
+      {1, 700, 1, 1, 64},
+      /* past the CPU variants' loop budget for dK/dV (64 query heads per key head): the CPU
+       * family records the CPU dQ with the GPU dK/dV kernel */
+      {1, 480, 64, 1, 1},
   };
-  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-    for (int causal = 1; causal >= 0; causal--) test_gpu(&env, shapes[i], causal, 0);
+  static const vklm_kernels fams[] = {VKLM_KERNELS_GPU, VKLM_KERNELS_CPU};
+  for (int f = 0; f < 2; f++) {
+    vklm_context_set_kernels(env.ctx, fams[f]);
+    fam = fams[f] == VKLM_KERNELS_CPU ? "cpu" : "gpu";
+    printf("-- %s kernels\n", fam);
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+      for (int causal = 1; causal >= 0; causal--) test_gpu(&env, shapes[i], causal, 0);
+    test_gpu(&env, (shape){2, 128, 4, 2, 64}, 1, 1);
+    vklm_arena_reset(env.arena);
+  }
   const shape fds[] = {{1, 5, 2, 1, 8}, {2, 4, 2, 2, 4}, {1, 6, 3, 3, 6}};
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
     for (int causal = 1; causal >= 0; causal--) test_fd(&env, fds[i], causal);
-  test_gpu(&env, (shape){2, 128, 4, 2, 64}, 1, 1);
   return vt_finish(&env);
 }

@@ -4,7 +4,9 @@
  * but one ignored, and all ignored; V = 50257 (GPT-2) for a few rows; a recorded step replayed
  * with new targets (the GPU-computed dloss must follow the new count); the losses-only forward;
  * the deterministic mean loss; and the reference gradient of the mean loss checked by finite
- * differences. */
+ * differences. Every GPU case runs for both kernel families (the GPU kernels and the CPU-type
+ * variants, vklm_context_set_kernels), with extra sizes for the latter (N = 1, 17, 33 rows of
+ * V = 5, 257, 4099, and 2 rows of 150001, past their loop budget). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,9 @@
  * reaches 9e-5 on lavapipe). */
 #define TOL_GRAD 3e-4
 #define IGNORE (-100)
+
+/* The kernel family under test (vklm_context_set_kernels): every GPU case runs for both. */
+static const char *fam = "gpu";
 
 static vklm_buffer up(vt_env *env, const void *x, size_t bytes) { return vt_upload(env, x, bytes); }
 
@@ -60,23 +65,23 @@ static void check_ce(vt_env *env, const char *label, const float *logits, const 
   float want_dloss = kept ? grad_scale / (float)kept : 0.0f, want_mean = (float)mean;
   char what[128];
   float *x = vt_download(env, g_losses, N);
-  snprintf(what, sizeof what, "ce %s losses N=%u V=%u%s", label, N, V, in_place ? " in-place" : "");
+  snprintf(what, sizeof what, "ce[%s] %s losses N=%u V=%u%s", fam, label, N, V, in_place ? " in-place" : "");
   vt_compare(env, what, x, losses, N, TOL);
   free(x);
   x = vt_download(env, g_losses2, N);
-  snprintf(what, sizeof what, "ce %s fwd-only losses N=%u V=%u", label, N, V);
+  snprintf(what, sizeof what, "ce[%s] %s fwd-only losses N=%u V=%u", fam, label, N, V);
   vt_compare(env, what, x, losses, N, TOL);
   free(x);
   x = vt_download(env, g_dlogits, n);
-  snprintf(what, sizeof what, "ce %s dlogits N=%u V=%u%s", label, N, V, in_place ? " in-place" : "");
+  snprintf(what, sizeof what, "ce[%s] %s dlogits N=%u V=%u%s", fam, label, N, V, in_place ? " in-place" : "");
   vt_compare(env, what, x, dlogits, n, TOL_GRAD);
   free(x);
   x = vt_download(env, g_dloss, 1);
-  snprintf(what, sizeof what, "ce %s dloss (%u of %u kept)", label, kept, N);
+  snprintf(what, sizeof what, "ce[%s] %s dloss (%u of %u kept)", fam, label, kept, N);
   vt_compare(env, what, x, &want_dloss, 1, 1e-6);
   free(x);
   x = vt_download(env, g_mean, 1);
-  snprintf(what, sizeof what, "ce %s mean loss N=%u V=%u", label, N, V);
+  snprintf(what, sizeof what, "ce[%s] %s mean loss N=%u V=%u", fam, label, N, V);
   vt_compare(env, what, x, &want_mean, 1, 1e-5);
   free(x);
   free(losses);
@@ -164,11 +169,11 @@ static void test_replay(vt_env *env) {
                                                                     V, IGNORE, 1.0f);
     char what[96];
     float *x = vt_download(env, g_dlogits, n);
-    snprintf(what, sizeof what, "ce replay %d dlogits (%u of %u kept)", k, count_kept(tg, N), N);
+    snprintf(what, sizeof what, "ce[%s] replay %d dlogits (%u of %u kept)", fam, k, count_kept(tg, N), N);
     vt_compare(env, what, x, dlogits, n, TOL_GRAD);
     free(x);
     x = vt_download(env, g_mean, 1);
-    snprintf(what, sizeof what, "ce replay %d mean loss", k);
+    snprintf(what, sizeof what, "ce[%s] replay %d mean loss", fam, k);
     vt_compare(env, what, x, &want_mean, 1, 1e-5);
     *(k ? &m2 : &m1) = x[0];
     free(x);
@@ -178,8 +183,8 @@ static void test_replay(vt_env *env) {
   /* Replaying the same targets again gives bitwise the same mean. */
   vt_ok(env, vklm_cmd_run(env->cmd), "replay");
   float *x = vt_download(env, g_mean, 1);
-  vt_expect(env, x[0] == m2 && m1 != m2, "replay with the same targets: mean %.9g == %.9g (bitwise)",
-            x[0], m2);
+  vt_expect(env, x[0] == m2 && m1 != m2, "ce[%s] replay with the same targets: mean %.9g == %.9g (bitwise)",
+            fam, x[0], m2);
   free(x);
   free(logits); free(t1); free(t2);
   vklm_arena_reset(env->arena);
@@ -235,11 +240,11 @@ static void test_rows(vt_env *env, uint32_t B, uint32_t T, uint32_t V) {
   vklm_segment_dot_ref(seq, losses, mask, B, T);
   char what[128];
   float *x = vt_download(env, g_losses, N);
-  snprintf(what, sizeof what, "ce rows losses N=%u V=%u", N, V);
+  snprintf(what, sizeof what, "ce[%s] rows losses N=%u V=%u", fam, N, V);
   vt_compare(env, what, x, losses, N, TOL);
   free(x);
   x = vt_download(env, g_logits, n);
-  snprintf(what, sizeof what, "ce rows dlogits (per-row scales, in place) N=%u V=%u", N, V);
+  snprintf(what, sizeof what, "ce[%s] rows dlogits (per-row scales, in place) N=%u V=%u", fam, N, V);
   vt_compare(env, what, x, dlogits, n, TOL_GRAD);
   free(x);
   x = vt_download(env, g_seq, B);
@@ -252,16 +257,39 @@ static void test_rows(vt_env *env, uint32_t B, uint32_t T, uint32_t V) {
   free(x), free(logits), free(scale), free(tg), free(mask), free(losses), free(dlogits), free(seq);
 }
 
+/* Awkward sizes for the CPU-type variants (16 rows per workgroup): rows that fill no whole
+ * workgroup, a vocabulary that is no multiple of 4 or 8, long rows, and rows past their loop
+ * budget (V = 150001: the GPU kernels stand in). */
+static void test_cpu_sizes(vt_env *env) {
+  static const uint32_t Ns[] = {1, 17, 33, 2}, Vs[] = {5, 257, 4099, 150001};
+  for (int i = 0; i < 4; i++) {
+    uint32_t N = Ns[i], V = Vs[i];
+    float *logits = vt_randf((size_t)N * V, 300 + i, -6, 6);
+    int32_t *tg = make_targets(N, V, 3, 310 + i);
+    check_ce(env, "odd sizes", logits, tg, N, V, i & 1, 0.5f);
+    free(logits);
+    free(tg);
+    vklm_arena_reset(env->arena);
+  }
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_ops_loss");
-  test_rows(&env, 3, 7, 67);
-  test_rows(&env, 2, 300, 1000);
-  test_shapes(&env);
-  test_ignored(&env);
-  test_many_rows(&env);
-  test_gpt2_vocab(&env);
-  test_replay(&env);
+  static const vklm_kernels fams[] = {VKLM_KERNELS_GPU, VKLM_KERNELS_CPU};
+  for (int f = 0; f < 2; f++) {
+    vklm_context_set_kernels(env.ctx, fams[f]);
+    fam = fams[f] == VKLM_KERNELS_CPU ? "cpu" : "gpu";
+    printf("-- %s kernels\n", fam);
+    test_rows(&env, 3, 7, 67);
+    test_rows(&env, 2, 300, 1000);
+    test_shapes(&env);
+    test_cpu_sizes(&env);
+    test_ignored(&env);
+    test_many_rows(&env);
+    test_gpt2_vocab(&env);
+    test_replay(&env);
+  }
   fd_check(&env, 1, 3, 0, 11);
   fd_check(&env, 5, 67, 2, 12);
   fd_check(&env, 3, 1000, 0, 13);

@@ -4,7 +4,9 @@
  * one grid dimension holds under baseline limits); input and parameter gradients start
  * non-zero to check that they accumulate; the two-stage parameter-gradient reduction is checked
  * to be bitwise deterministic; and every backward reference is checked by finite differences of
- * loss = sum(out * proj). */
+ * loss = sum(out * proj). Every GPU case runs for both kernel families (the GPU kernels and the
+ * CPU-type variants, vklm_context_set_kernels), with extra sizes for the latter: rows not a
+ * multiple of its 32-row workgroups, C = 45 and 4099, and (257, 768). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,9 @@
 #include "testutil.h"
 
 #define TOL 1e-4 /* vt_compare's metric: fp32 rounding of the largest terms, at elements near zero */
+
+/* The kernel family under test (vklm_context_set_kernels): every GPU case runs for both. */
+static const char *fam = "gpu";
 
 static vklm_buffer up(vt_env *env, const float *x, size_t n) { return vt_upload(env, x, n * 4); }
 
@@ -88,7 +93,7 @@ static void test_layernorm(vt_env *env, uint32_t N, uint32_t C, uint64_t seed) {
   char what[96];
 #define CMP(buf, ref, cnt, name)                                               \
   do {                                                                         \
-    snprintf(what, sizeof what, "layernorm %s N=%u C=%u", name, N, C);         \
+    snprintf(what, sizeof what, "layernorm[%s] %s N=%u C=%u", fam, name, N, C);         \
     x = vt_download(env, buf, cnt);                                            \
     vt_compare(env, what, x, ref, cnt, TOL);                                   \
     free(x);                                                                   \
@@ -126,7 +131,7 @@ static void test_rmsnorm(vt_env *env, uint32_t N, uint32_t C, uint64_t seed) {
   char what[96];
 #define CMP(buf, ref, cnt, name)                                               \
   do {                                                                         \
-    snprintf(what, sizeof what, "rmsnorm %s N=%u C=%u", name, N, C);           \
+    snprintf(what, sizeof what, "rmsnorm[%s] %s N=%u C=%u", fam, name, N, C);         \
     x = vt_download(env, buf, cnt);                                            \
     vt_compare(env, what, x, ref, cnt, TOL);                                   \
     free(x);                                                                   \
@@ -165,7 +170,7 @@ static void test_determinism(vt_env *env) {
     res[k][1] = vt_download(env, g_db, C);
   }
   vt_expect(env, !memcmp(res[0][0], res[1][0], C * 4) && !memcmp(res[0][1], res[1][1], C * 4),
-            "layernorm dweight/dbias over N=%u rows bitwise equal in two runs", N);
+            "layernorm[%s] dweight/dbias over N=%u rows bitwise equal in two runs", fam, N);
   for (int k = 0; k < 2; k++) { free(res[k][0]); free(res[k][1]); }
   free(inp); free(w); free(b); free(dout);
 }
@@ -174,19 +179,34 @@ int main(void) {
   vt_env env;
   vt_init(&env, "test_ops_norm");
   static const uint32_t Cs[] = {1, 3, 67, 769, 1000}, Ns[] = {1, 5, 130};
-  uint64_t seed = 1;
-  for (int i = 0; i < 5; i++)
-    for (int j = 0; j < 3; j++) {
-      test_layernorm(&env, Ns[j], Cs[i], seed += 10);
-      test_rmsnorm(&env, Ns[j], Cs[i], seed += 10);
-      vklm_arena_reset(env.arena);
-    }
-  /* more rows than one grid dimension holds under baseline limits (65535 workgroups) */
-  test_layernorm(&env, 70001, 13, 7001); /* C = 3 over 70001 rows meets near-constant rows: rstd ~ 300 */
-  test_rmsnorm(&env, 70001, 13, 7002);
-  vklm_arena_reset(env.arena);
-  test_determinism(&env);
-  vklm_arena_reset(env.arena);
+  static const vklm_kernels fams[] = {VKLM_KERNELS_GPU, VKLM_KERNELS_CPU};
+  for (int f = 0; f < 2; f++) {
+    vklm_context_set_kernels(env.ctx, fams[f]);
+    fam = fams[f] == VKLM_KERNELS_CPU ? "cpu" : "gpu";
+    printf("-- %s kernels\n", fam);
+    uint64_t seed = 1;
+    for (int i = 0; i < 5; i++)
+      for (int j = 0; j < 3; j++) {
+        test_layernorm(&env, Ns[j], Cs[i], seed += 10);
+        test_rmsnorm(&env, Ns[j], Cs[i], seed += 10);
+        vklm_arena_reset(env.arena);
+      }
+    /* rows that fill no whole workgroup of either family (the CPU variants' 32 rows and the
+     * parameter-gradient chunks), long rows, and GPT-2 124M's width */
+    test_layernorm(&env, 33, 45, 801);
+    test_rmsnorm(&env, 33, 45, 802);
+    test_layernorm(&env, 257, 768, 803);
+    test_rmsnorm(&env, 257, 768, 804);
+    test_layernorm(&env, 2, 4099, 805);
+    test_rmsnorm(&env, 2, 4099, 806);
+    vklm_arena_reset(env.arena);
+    /* more rows than one grid dimension holds under baseline limits (65535 workgroups) */
+    test_layernorm(&env, 70001, 13, 7001); /* C = 3 over 70001 rows meets near-constant rows: rstd ~ 300 */
+    test_rmsnorm(&env, 70001, 13, 7002);
+    vklm_arena_reset(env.arena);
+    test_determinism(&env);
+    vklm_arena_reset(env.arena);
+  }
   static const uint32_t fdN[] = {1, 5, 3}, fdC[] = {3, 67, 1000};
   for (int k = 0; k < 3; k++) {
     fd_check(&env, 0, fdN[k], fdC[k], 500 + k);

@@ -62,6 +62,36 @@ static attn_tiles attn_choose(const vklm_context *ctx, uint32_t T, uint32_t HS, 
   return none;
 }
 
+/* The CPU-type variants (vklm_context_cpu_kernels): an invocation per few query rows (forward,
+ * dQ) or key rows (dK, dV; cpu_rows below), so that each load of the other operand feeds
+ * several rows (llvmpipe loads every lane separately); rows of one head side by side in
+ * workgroups of ATTN_CPU_W invocations, no shared memory and no barrier; the forward's online
+ * softmax rescales once per block of ATTN_CPU_BK keys. */
+#define ATTN_CPU_W 16u
+#define ATTN_CPU_BK 16u
+#define ATTN_CPU_R 4u /* the most rows per invocation */
+#define ATTN_CPU_REGS 512u /* the most floats per invocation in its arrays of head-size rows */
+/* Their loops over the head dimension are unrolled, and llvmpipe's compile time grows steeply
+ * with the code (one-time, then Mesa's shader cache: about 2 s at HS = 16, 8 s at 64 and 10-45 s
+ * at 128 on a loaded 2-core machine): larger heads run the GPU kernels. */
+#define ATTN_CPU_MAX_HS 64u
+
+/* Loop iterations of one invocation of the CPU variants over `rows` rows of the other operand:
+ * their loops over the head dimension and over their own rows are unrolled ([[unroll]], trip
+ * counts from specialization constants; the T = 700, HS = 64 test would exceed llvmpipe's limit
+ * otherwise), leaving the loops over keys (two per block in the forward) or query rows.
+ * cpu_loops(...) <= VKLM_CPU_LOOP_BUDGET or the GPU kernel runs (see op_util.h). */
+static uint64_t cpu_loops(uint64_t rows) { return 2 * rows + rows / ATTN_CPU_BK + 8; }
+
+/* Rows per invocation of a CPU variant that holds `arrays` arrays of R*HS floats (forward 2, dQ 3,
+ * dK/dV 4): a power of two up to ATTN_CPU_R within ATTN_CPU_REGS floats. More rows feed more FMAs
+ * per load, but past a few registers' worth llvmpipe's compile time grows steeply. */
+static uint32_t cpu_rows(uint32_t HS, uint32_t arrays) {
+  uint32_t r = ATTN_CPU_R;
+  while (r > 1 && r * HS * arrays > ATTN_CPU_REGS) r /= 2;
+  return r;
+}
+
 static void attn_check(const char *what, vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
                        uint32_t NKV, uint32_t HS) {
   VKLM_ASSERT(B >= 1 && T >= 1 && NH >= 1 && NKV >= 1 && HS >= 1, "%s: empty shape", what);
@@ -90,10 +120,18 @@ vklm_status vklm_attention_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer l
   VKLM_ASSERT(out.size >= nout * 4, "attention_forward: out buffer too small");
   VKLM_ASSERT(lse.size >= nlse * 4, "attention_forward: lse buffer too small");
   vklm_context *ctx = vklm_cmd_context(cmd);
-  attn_tiles t = attn_choose(ctx, T, HS, 4, 1, 2, 1, 0);
-  uint32_t spec[5] = {t.nt, t.br, t.bc, HS, t.rm};
   attn_push pc = {T, NH, NKV, causal ? 1u : 0u, (float)(1.0 / sqrt((double)HS))};
   vklm_buffer bufs[3] = {out, lse, qkv};
+  if (vklm_context_cpu_kernels(ctx) && HS <= ATTN_CPU_MAX_HS &&
+      cpu_loops(T) <= VKLM_CPU_LOOP_BUDGET) {
+    uint32_t spec[4] = {vklm_op_wg_fit(ctx, ATTN_CPU_W, 0), HS, ATTN_CPU_BK, cpu_rows(HS, 2)};
+    uint32_t gx = (T + spec[0] * spec[3] - 1) / (spec[0] * spec[3]);
+    attn_check_grid(ctx, "attention_forward", gx, NH, B);
+    return vklm_op_dispatch(cmd, "attention_forward_f32_cpu", spec, 4, bufs, 3, &pc, sizeof pc,
+                            gx, NH, B);
+  }
+  attn_tiles t = attn_choose(ctx, T, HS, 4, 1, 2, 1, 0);
+  uint32_t spec[5] = {t.nt, t.br, t.bc, HS, t.rm};
   uint32_t gx = (T + t.br - 1) / t.br;
   attn_check_grid(ctx, "attention_forward", gx, NH, B);
   return vklm_op_dispatch(cmd, "attention_forward_f32", spec, 5, bufs, 3, &pc, sizeof pc, gx, NH,
@@ -124,14 +162,37 @@ vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer
   attn_push pc = {T, NH, NKV, causal ? 1u : 0u, (float)(1.0 / sqrt((double)HS))};
   vklm_buffer bufs[5] = {dqkv, dout, lse, scratch, qkv};
 
+  /* CPU-type devices: dQ and dK/dV by the CPU variants, each where it fits the loop budget */
+  int cpu = vklm_context_cpu_kernels(ctx) && HS <= ATTN_CPU_MAX_HS;
+  int cpu_dq = cpu && cpu_loops(T) <= VKLM_CPU_LOOP_BUDGET;
+  int cpu_dkv = cpu && cpu_loops((uint64_t)(NH / NKV) * T) <= VKLM_CPU_LOOP_BUDGET;
+  uint32_t cw = vklm_op_wg_fit(ctx, ATTN_CPU_W, 0);
+  if (cpu_dq) {
+    uint32_t spec[3] = {cw, HS, cpu_rows(HS, 3)};
+    uint32_t gx = (T + cw * spec[2] - 1) / (cw * spec[2]);
+    attn_check_grid(ctx, "attention_backward", gx, NH, B);
+    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq_cpu", spec, 3, bufs, 5, &pc,
+                          sizeof pc, gx, NH, B);
+    if (st != VKLM_OK) return st;
+    if (cpu_dkv) {
+      spec[2] = cpu_rows(HS, 4);
+      gx = (T + cw * spec[2] - 1) / (cw * spec[2]);
+      attn_check_grid(ctx, "attention_backward", gx, NKV, B);
+      return vklm_op_dispatch(cmd, "attention_backward_f32_dkv_cpu", spec, 3, bufs, 5, &pc,
+                              sizeof pc, gx, NKV, B);
+    }
+  }
+
   /* dQ: a workgroup per (query block, query head, batch) */
   attn_tiles tq = attn_choose(ctx, T, HS, 4, 2, 2, 1, 0);
   uint32_t specq[5] = {tq.nt, tq.br, tq.bc, HS, tq.rm};
   uint32_t gq = (T + tq.br - 1) / tq.br;
   attn_check_grid(ctx, "attention_backward", gq, NH, B);
-  st = vklm_op_dispatch(cmd, "attention_backward_f32_dq", specq, 5, bufs, 5, &pc, sizeof pc, gq,
-                        NH, B);
-  if (st != VKLM_OK) return st;
+  if (!cpu_dq) {
+    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq", specq, 5, bufs, 5, &pc, sizeof pc, gq,
+                          NH, B);
+    if (st != VKLM_OK) return st;
+  }
 
   /* dK, dV: a workgroup per (key block, key/value head, batch) */
   attn_tiles tk = attn_choose(ctx, T, HS, 2, 2, 2, 2, 2);

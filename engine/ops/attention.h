@@ -17,6 +17,11 @@
  * no atomics). Tile and workgroup sizes come from the device's limits. HS may be any size from 1
  * to 256 (tested: 16, 32, 64, 80, 128); T need not be a multiple of any tile.
  *
+ * CPU-type devices (vklm_context_cpu_kernels; lavapipe) get variants without shared memory or
+ * barriers (shaders/attention_*_cpu.comp): an invocation per few query rows (forward, dQ) or key
+ * rows (dK/dV), same results and determinism, for HS <= 64 and while their loops fit llvmpipe's
+ * per-invocation limit; otherwise the kernels above run there too.
+ *
  * Gradients: dqkv is an activation gradient and is OVERWRITTEN (every element, the key and value
  * parts included). */
 #ifndef VKLM_OPS_ATTENTION_H

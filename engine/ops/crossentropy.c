@@ -2,6 +2,7 @@
 #include "crossentropy.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #include "op_util.h"
 
@@ -42,11 +43,27 @@ static void check_shape(const char *op, uint32_t N, uint32_t V) {
   VKLM_ASSERT(N < (1u << 24), "%s: N = %u rows exceed 2^24", op, N);
 }
 
-/* A workgroup per row: rows of a vocabulary are long, so up to 512 threads. */
+/* Rows per workgroup of the CPU-type variants (one invocation per row). */
+#define CE_CPU_WG 16u
+
+/* GPU kernels: a workgroup per row (rows of a vocabulary are long, so up to 512 threads).
+ * CPU-type devices (vklm_context_cpu_kernels): the "<name>_cpu" variant, one invocation per row
+ * in workgroups of CE_CPU_WG rows, no shared memory and no barrier. */
 static vklm_status dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *b,
-                                 uint32_t nb, const void *pc, uint32_t pc_size, uint32_t N) {
+                                 uint32_t nb, const void *pc, uint32_t pc_size, uint32_t N,
+                                 uint32_t V) {
   vklm_context *ctx = vklm_cmd_context(cmd);
-  uint32_t wg = vklm_op_wg_fit(ctx, 512, 8), gx, gy;
+  uint32_t wg, gx, gy;
+  /* loop iterations of a CPU invocation: three passes over the row (rows_cpu.glsl) */
+  uint64_t loops = 3ull * (V / 8 + V / 64 + 8) + 8;
+  if (vklm_context_cpu_kernels(ctx) && loops <= VKLM_CPU_LOOP_BUDGET) {
+    char cpu[64];
+    snprintf(cpu, sizeof cpu, "%s_cpu", name);
+    wg = vklm_op_wg_fit(ctx, CE_CPU_WG, 0);
+    vklm_groups_1d(ctx, (N + wg - 1) / wg, &gx, &gy);
+    return vklm_op_dispatch(cmd, cpu, &wg, 1, b, nb, pc, pc_size, gx, gy, 1);
+  }
+  wg = vklm_op_wg_fit(ctx, 512, 8);
   vklm_groups_1d(ctx, N, &gx, &gy);
   return vklm_op_dispatch(cmd, name, &wg, 1, b, nb, pc, pc_size, gx, gy, 1);
 }
@@ -73,7 +90,7 @@ vklm_status vklm_crossentropy_forward_backward(vklm_cmd *cmd, vklm_buffer losses
   if (st != VKLM_OK) return st;
   fb_push fp = {N, V, ignore_index, 0};
   vklm_buffer b2[5] = {losses, dlogits, logits, targets, dloss};
-  return dispatch_rows(cmd, "crossentropy_forward_backward_f32", b2, 5, &fp, sizeof fp, N);
+  return dispatch_rows(cmd, "crossentropy_forward_backward_f32", b2, 5, &fp, sizeof fp, N, V);
 }
 
 vklm_status vklm_crossentropy_forward_backward_rows(vklm_cmd *cmd, vklm_buffer losses,
@@ -92,7 +109,7 @@ vklm_status vklm_crossentropy_forward_backward_rows(vklm_cmd *cmd, vklm_buffer l
   VKLM_ASSERT(V > 0, "%s: V = 0", op);
   fb_push fp = {N, V, ignore_index, 1};
   vklm_buffer b[5] = {losses, dlogits, logits, targets, scale};
-  return dispatch_rows(cmd, "crossentropy_forward_backward_f32", b, 5, &fp, sizeof fp, N);
+  return dispatch_rows(cmd, "crossentropy_forward_backward_f32", b, 5, &fp, sizeof fp, N, V);
 }
 
 vklm_status vklm_crossentropy_forward(vklm_cmd *cmd, vklm_buffer losses, vklm_buffer logits,
@@ -107,7 +124,7 @@ vklm_status vklm_crossentropy_forward(vklm_cmd *cmd, vklm_buffer losses, vklm_bu
   VKLM_ASSERT(V > 0, "%s: V = 0", op);
   rows_push rp = {N, V, ignore_index};
   vklm_buffer b[3] = {losses, logits, targets};
-  return dispatch_rows(cmd, "crossentropy_forward_f32", b, 3, &rp, sizeof rp, N);
+  return dispatch_rows(cmd, "crossentropy_forward_f32", b, 3, &rp, sizeof rp, N, V);
 }
 
 vklm_status vklm_crossentropy_mean(vklm_cmd *cmd, vklm_buffer mean, vklm_buffer losses,

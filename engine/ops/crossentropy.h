@@ -11,7 +11,10 @@
  * Targets are int32. A target outside [0,V) other than ignore_index is the CALLER's error: the
  * wrapper cannot see GPU data and the shaders do not clamp; nothing is accessed out of bounds,
  * but that row's loss and gradient are meaningless (loss = logsumexp, gradient = softmax * dloss).
- * N*V must be < 2^32 and N < 2^24 (the count is summed in fp32). fp32 throughout. */
+ * N*V must be < 2^32 and N < 2^24 (the count is summed in fp32). fp32 throughout.
+ * CPU-type devices (vklm_context_cpu_kernels; lavapipe) run variants with one invocation per
+ * row and no shared memory or barrier (crossentropy_*_f32_cpu.comp; the GPU kernels where V is
+ * too long for llvmpipe's loop limit). */
 #ifndef VKLM_OPS_CROSSENTROPY_H
 #define VKLM_OPS_CROSSENTROPY_H
 

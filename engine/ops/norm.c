@@ -3,12 +3,18 @@
 #include "norm.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #include "op_util.h"
 
 /* Rows are split into at most this many chunks for the two-stage parameter-gradient sums: enough
  * workgroups to fill a GPU (times ceil(C / workgroup) column blocks), few partials to add up. */
 #define NORM_MAX_CHUNKS 128u
+/* Rows per workgroup of the CPU-type variants (one invocation per row). */
+#define NORM_CPU_WG 32u
+/* Row chunks of the parameter-gradient partial sums on CPU-type devices: a few per CPU thread
+ * (fewer than NORM_MAX_CHUNKS, so the scratch size, set by the GPU chunking, always suffices). */
+#define NORM_CPU_CHUNKS 16u
 
 typedef struct norm_fwd_push {
   uint32_t N, C;
@@ -31,8 +37,9 @@ typedef struct reduce_push {
 } reduce_push;
 _Static_assert(sizeof(reduce_push) == 12, "norm_backward_f32_reduce.comp push constants");
 
-static void chunking(uint32_t N, uint32_t *rows_per_chunk, uint32_t *chunks) {
-  uint32_t target = N < NORM_MAX_CHUNKS ? N : NORM_MAX_CHUNKS;
+static void chunking(uint32_t N, uint32_t max_chunks, uint32_t *rows_per_chunk,
+                     uint32_t *chunks) {
+  uint32_t target = N < max_chunks ? N : max_chunks;
   if (target == 0) target = 1;
   *rows_per_chunk = (N + target - 1) / target;
   if (*rows_per_chunk == 0) *rows_per_chunk = 1;
@@ -42,8 +49,8 @@ static void chunking(uint32_t N, uint32_t *rows_per_chunk, uint32_t *chunks) {
 
 uint64_t vklm_norm_backward_scratch_bytes(const vklm_context *ctx, uint32_t N, uint32_t C) {
   (void)ctx;
-  uint32_t rpc, chunks;
-  chunking(N, &rpc, &chunks);
+  uint32_t rpc, chunks; /* the GPU chunking: the CPU variants use fewer chunks */
+  chunking(N, NORM_MAX_CHUNKS, &rpc, &chunks);
   return 2ull * chunks * (C ? C : 1) * sizeof(float);
 }
 
@@ -57,12 +64,24 @@ static void check(const char *op, vklm_buffer b, uint64_t n, const char *what) {
               (unsigned long long)b.size, (unsigned long long)n);
 }
 
-/* One workgroup per row: a power-of-two size with 8 bytes of shared memory per thread. */
+/* GPU kernels: one workgroup per row, a power-of-two size with 8 bytes of shared memory per
+ * thread. CPU-type devices (vklm_context_cpu_kernels): the "<name>_cpu" variant, one invocation
+ * per row in workgroups of NORM_CPU_WG rows, no shared memory and no barrier. */
 static vklm_status dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
                                  uint32_t nbufs, const void *push, uint32_t push_size,
-                                 uint32_t N) {
+                                 uint32_t N, uint32_t C) {
   vklm_context *ctx = vklm_cmd_context(cmd);
-  uint32_t wg = vklm_op_wg_fit(ctx, 256, 8), gx, gy;
+  uint32_t wg, gx, gy;
+  /* loop iterations of a CPU invocation: three passes over the row (rows_cpu.glsl) */
+  uint64_t loops = 3ull * (C / 8 + C / 64 + 8) + 8;
+  if (vklm_context_cpu_kernels(ctx) && loops <= VKLM_CPU_LOOP_BUDGET) {
+    char cpu[64];
+    snprintf(cpu, sizeof cpu, "%s_cpu", name);
+    wg = vklm_op_wg_fit(ctx, NORM_CPU_WG, 0);
+    vklm_groups_1d(ctx, (N + wg - 1) / wg, &gx, &gy);
+    return vklm_op_dispatch(cmd, cpu, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
+  }
+  wg = vklm_op_wg_fit(ctx, 256, 8);
   vklm_groups_1d(ctx, N, &gx, &gy);
   return vklm_op_dispatch(cmd, name, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
 }
@@ -73,13 +92,15 @@ static vklm_status param_grads(vklm_cmd *cmd, vklm_buffer dweight, vklm_buffer d
                                vklm_buffer mean, vklm_buffer rstd, uint32_t N, uint32_t C,
                                int rms) {
   vklm_context *ctx = vklm_cmd_context(cmd);
+  int cpu = vklm_context_cpu_kernels(ctx) &&
+            (N + NORM_CPU_CHUNKS - 1) / NORM_CPU_CHUNKS <= VKLM_CPU_LOOP_BUDGET;
   uint32_t rpc, chunks;
-  chunking(N, &rpc, &chunks);
+  chunking(N, cpu ? NORM_CPU_CHUNKS : NORM_MAX_CHUNKS, &rpc, &chunks);
   uint32_t nparams = rms ? 1 : 2;
   VKLM_ASSERT(scratch.block && scratch.size >= (uint64_t)nparams * chunks * C * 4,
               "norm backward: scratch holds %llu bytes, needs %llu",
               (unsigned long long)scratch.size, (unsigned long long)nparams * chunks * C * 4);
-  uint32_t wg = vklm_op_wg1d(ctx);
+  uint32_t wg = cpu ? vklm_op_wg_fit(ctx, NORM_CPU_WG, 0) : vklm_op_wg1d(ctx);
   partials_push pp = {N, C, rpc, chunks, (uint32_t)rms};
   vklm_buffer b1[5] = {scratch, dout, inp, mean, rstd};
   vklm_status st = vklm_op_dispatch(cmd, "norm_backward_f32_partials", &wg, 1, b1, 5, &pp,
@@ -104,7 +125,7 @@ vklm_status vklm_layernorm_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer m
   if (N == 0 || C == 0) return VKLM_OK;
   norm_fwd_push pc = {N, C, VKLM_LAYERNORM_EPS};
   vklm_buffer b[6] = {out, mean, rstd, inp, weight, bias};
-  return dispatch_rows(cmd, "layernorm_forward_f32", b, 6, &pc, sizeof pc, N);
+  return dispatch_rows(cmd, "layernorm_forward_f32", b, 6, &pc, sizeof pc, N, C);
 }
 
 vklm_status vklm_layernorm_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dweight,
@@ -126,7 +147,7 @@ vklm_status vklm_layernorm_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer
   if (N == 0 || C == 0) return VKLM_OK;
   norm_bwd_push pc = {N, C};
   vklm_buffer b[6] = {dinp, dout, inp, weight, mean, rstd};
-  vklm_status st = dispatch_rows(cmd, "layernorm_backward_f32", b, 6, &pc, sizeof pc, N);
+  vklm_status st = dispatch_rows(cmd, "layernorm_backward_f32", b, 6, &pc, sizeof pc, N, C);
   if (st != VKLM_OK || !params) return st;
   return param_grads(cmd, dweight, dbias, scratch, dout, inp, mean, rstd, N, C, 0);
 }
@@ -143,7 +164,7 @@ vklm_status vklm_rmsnorm_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer rst
   if (N == 0 || C == 0) return VKLM_OK;
   norm_fwd_push pc = {N, C, eps};
   vklm_buffer b[4] = {out, rstd, inp, weight};
-  return dispatch_rows(cmd, "rmsnorm_forward_f32", b, 4, &pc, sizeof pc, N);
+  return dispatch_rows(cmd, "rmsnorm_forward_f32", b, 4, &pc, sizeof pc, N, C);
 }
 
 vklm_status vklm_rmsnorm_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dweight,
@@ -160,7 +181,7 @@ vklm_status vklm_rmsnorm_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer d
   if (N == 0 || C == 0) return VKLM_OK;
   norm_bwd_push pc = {N, C};
   vklm_buffer b[5] = {dinp, dout, inp, weight, rstd};
-  vklm_status st = dispatch_rows(cmd, "rmsnorm_backward_f32", b, 5, &pc, sizeof pc, N);
+  vklm_status st = dispatch_rows(cmd, "rmsnorm_backward_f32", b, 5, &pc, sizeof pc, N, C);
   if (st != VKLM_OK || !dweight.block) return st;
   /* rmsnorm has no mean and no bias: rstd and dweight stand in for the unused bindings. */
   return param_grads(cmd, dweight, dweight, scratch, dout, inp, rstd, rstd, N, C, 1);

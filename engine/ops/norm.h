@@ -6,7 +6,11 @@
  *   reduction over the N rows: per-chunk partial sums into `scratch`, then a fixed-order sum.
  *   scratch must hold vklm_norm_backward_scratch_bytes(ctx, N, C) bytes; its contents are
  *   overwritten (it need not be zeroed, and can be shared with any other temporary).
- * Everything is fp32; N*C must be < 2^32. Any C >= 1. */
+ * Everything is fp32; N*C must be < 2^32. Any C >= 1.
+ * CPU-type devices (vklm_context_cpu_kernels; lavapipe): the forward and the input gradient run
+ * variants with one invocation per row and no shared memory or barrier (*_cpu.comp; the GPU
+ * kernels where a row is too long for llvmpipe's loop limit), and the parameter gradients use
+ * fewer row chunks; results agree with the GPU kernels to fp32 rounding. */
 #ifndef VKLM_OPS_NORM_H
 #define VKLM_OPS_NORM_H
 

@@ -12,6 +12,13 @@ uint32_t vklm_op_wg1d(const vklm_context *ctx);
  * `bytes_per_thread` of shared memory fits. */
 uint32_t vklm_op_wg_fit(const vklm_context *ctx, uint32_t want, uint32_t bytes_per_thread);
 
+/* Mesa's llvmpipe (lavapipe) ends every loop of a shader invocation after 65535 iterations in
+ * all, counted over every loop its compiler did not unroll (a guard against infinite loops).
+ * The CPU-type kernel variants walk whole rows in one invocation, so ops record them only where
+ * their estimate of the iterations per invocation stays within this budget, and the GPU kernels
+ * (correct on lavapipe too) beyond it. */
+#define VKLM_CPU_LOOP_BUDGET 60000u
+
 /* Gets the pipeline `name` with the given specialization constants and records one dispatch. */
 vklm_status vklm_op_dispatch(vklm_cmd *cmd, const char *name, const uint32_t *spec,
                              uint32_t nspec, const vklm_buffer *bufs, uint32_t nbufs,

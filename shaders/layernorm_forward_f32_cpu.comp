@@ -1,0 +1,44 @@
+#version 450
+// layernorm_forward_f32_cpu: layernorm_forward_f32 (same results and semantics) for CPU-type
+// Vulkan devices (lavapipe), where a workgroup runs on one CPU thread, its invocations a SIMD
+// vector at a time, and barriers and shared memory are slow. Here each invocation owns one row
+// and walks it serially (loops of rows_cpu.glsl; no shared memory, no barrier): per row r of
+// inp (N,C),
+//   mean[r] = sum_c x / C;  rstd[r] = 1 / sqrt(sum_c (x - mean)^2 / C + eps)
+//   out[r,c] = (x[r,c] - mean[r]) * rstd[r] * weight[c] + bias[c]
+// Control flow stays uniform (invocations past N work on row N-1 and store nothing), so the
+// loads of weight[c] and bias[c] are one scalar load for the whole SIMD vector.
+// Bindings: 0 out (N,C) write-only; 1 mean (N) write-only; 2 rstd (N) write-only;
+//           3 inp (N,C); 4 weight (C); 5 bias (C).
+// Push constants: uint N, C; float eps.
+// Dispatch: one invocation per row, local_size_x = spec constant 0; grid over x,y by
+// vklm_groups_1d (ceil(N / local_size_x) workgroups).
+#extension GL_GOOGLE_include_directive : require
+layout(local_size_x_id = 0) in;
+#include "common.glsl"
+#include "rows_cpu.glsl"
+layout(std430, binding = 0) writeonly buffer Out { float out_[]; };
+layout(std430, binding = 1) writeonly buffer Mean { float mean_[]; };
+layout(std430, binding = 2) writeonly buffer Rstd { float rstd_[]; };
+layout(std430, binding = 3) readonly buffer Inp { float inp[]; };
+layout(std430, binding = 4) readonly buffer Weight { float weight[]; };
+layout(std430, binding = 5) readonly buffer Bias { float bias[]; };
+layout(push_constant) uniform Push { uint N; uint C; float eps; } pc;
+void main() {
+  uint r = vklm_global_linear();
+  bool live = r < pc.N;
+  uint base = min(r, pc.N - 1u) * pc.C;
+  float s, v;
+#define X(c) inp[base + (c)]
+  VKLM_ROW_SUM(s, pc.C, X)
+  float m = s / float(pc.C);
+#define SQ(c) ((X(c) - m) * (X(c) - m))
+  VKLM_ROW_SUM(v, pc.C, SQ)
+  float rs = 1.0 / sqrt(v / float(pc.C) + pc.eps);
+#define OUT(c) if (live) out_[base + (c)] = (X(c) - m) * rs * weight[c] + bias[c]
+  VKLM_ROW_FOR(pc.C, OUT)
+  if (live) {
+    mean_[r] = m;
+    rstd_[r] = rs;
+  }
+}
