@@ -120,10 +120,12 @@ with tempfile.TemporaryDirectory(prefix="vklm_faults_") as d:
 
     # ---- kill -9, resumed until done --------------------------------------------------------
     straight = os.path.join(d, "straight")
-    argv = base + ["--steps", "30", "--ckpt-every", "3"]
+    argv = base + ["--steps", "60", "--ckpt-every", "3"]
+    t0 = time.time()
     r = run(*argv, "--out", straight)
+    span = time.time() - t0  # kill moments are drawn within a straight run's duration
     want = open(os.path.join(straight, "checkpoint.bin"), "rb").read()
-    check(r.returncode == 0, "a straight run of 30 steps: " + last(r.stderr))
+    check(r.returncode == 0, "a straight run of 60 steps (%.1f s): " % span + last(r.stderr))
     chaos = os.path.join(d, "chaos")
     rng = random.Random(1234)
     kills = 0
@@ -132,7 +134,7 @@ with tempfile.TemporaryDirectory(prefix="vklm_faults_") as d:
         e = dict(os.environ)
         p = subprocess.Popen([VKLM, *argv, "--out", chaos, *resume], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, env=e)
-        delay = rng.uniform(0.2, 2.5)
+        delay = rng.uniform(0.1, 0.9) * span
         try:
             p.wait(timeout=delay if kills < 4 else 300)
         except subprocess.TimeoutExpired:
