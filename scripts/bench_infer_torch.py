@@ -25,7 +25,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -63,18 +62,10 @@ class Cached:
         P, c, HS = self.P, self.c, self.HS
         gpt2 = c["arch"] == "gpt2"
         B, n = tokens.shape
-        C, NH, NKV, Fh = c["C"], c["NH"], c["NKV"], c["F"]
-        eps = c.get("eps", ref.NORM_EPS)
+        C, NH, NKV = c["C"], c["NH"], c["NKV"]
         pos = torch.arange(pos0, pos0 + n, device=tokens.device)
 
-        def norm(x, pre):
-            if gpt2:
-                return F.layer_norm(x, (C,), P[pre + ".weight"], P[pre + ".bias"], eps)
-            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * P[pre + ".weight"]
-
-        def lin(x, pre):
-            y = x @ P[pre + ".weight"].t()
-            return y + P[pre + ".bias"] if gpt2 else y
+        norm, lin = ref.layer_ops(P, c)
 
         x = P["wte.weight"][tokens]
         if gpt2:
@@ -101,8 +92,7 @@ class Cached:
             y = (att.softmax(-1) @ Vc).transpose(1, 2).reshape(B, n, C)
             x = x + lin(y, h + "attn.proj")
             f = lin(norm(x, h + "ln2"), h + "mlp.fc")
-            a = F.gelu(f, approximate="tanh") if gpt2 else F.silu(f[..., :Fh]) * f[..., Fh:]
-            x = x + lin(a, h + "mlp.proj")
+            x = x + lin(ref.mlp_act(f, c), h + "mlp.proj")
         x = norm(x, "lnf")
         head = P["wte.weight"] if c["tie"] else P["lm_head.weight"]
         return x @ head.t()

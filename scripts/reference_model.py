@@ -149,6 +149,31 @@ def rope(x, T, HS, theta=ROPE_THETA):
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
+def layer_ops(P, c):
+    """(norm, lin): the norm (LayerNorm for GPT-2, RMSNorm for Llama) and the linear layer of the
+    vklm-named weights P under a prefix, for config c. Shared by forward() and the cached decode
+    of scripts/bench_infer_torch.py."""
+    gpt2, C, eps = c["arch"] == "gpt2", c["C"], c.get("eps", NORM_EPS)
+
+    def norm(x, pre):
+        if gpt2:
+            return F.layer_norm(x, (C,), P[pre + ".weight"], P[pre + ".bias"], eps)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * P[pre + ".weight"]
+
+    def lin(x, pre):
+        y = x @ P[pre + ".weight"].t()
+        return y + P[pre + ".bias"] if gpt2 else y
+
+    return norm, lin
+
+
+def mlp_act(f, c):
+    """The MLP activation of the hidden f: GELU (tanh) for GPT-2, SwiGLU of the fused gate|up."""
+    if c["arch"] == "gpt2":
+        return F.gelu(f, approximate="tanh")
+    return F.silu(f[..., :c["F"]]) * f[..., c["F"]:]
+
+
 def forward(P, c, inputs, return_hidden=False):
     """Logits (B,T,V) of vklm-named weights P for inputs (B,T) (or (T,): logits (T,V)); with
     return_hidden, (logits, h) where h is the final normed hidden state (B,T,C), the lm head's
@@ -159,19 +184,12 @@ def forward(P, c, inputs, return_hidden=False):
     if squeeze:
         inputs = inputs.unsqueeze(0)
     B, T = inputs.shape
-    C, NH, NKV, Fh = c["C"], c["NH"], c["NKV"], c["F"]
+    C, NH, NKV = c["C"], c["NH"], c["NKV"]
     HS = C // NH
-    eps, theta = c.get("eps", NORM_EPS), c.get("theta", ROPE_THETA)
+    theta = c.get("theta", ROPE_THETA)
     causal = c.get("objective", "causal") != "mlm"
 
-    def norm(x, pre):
-        if gpt2:
-            return F.layer_norm(x, (C,), P[pre + ".weight"], P[pre + ".bias"], eps)
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * P[pre + ".weight"]
-
-    def lin(x, pre):
-        y = x @ P[pre + ".weight"].t()
-        return y + P[pre + ".bias"] if gpt2 else y
+    norm, lin = layer_ops(P, c)
 
     x = P["wte.weight"][inputs]
     if gpt2:
@@ -193,11 +211,7 @@ def forward(P, c, inputs, return_hidden=False):
         y = (att.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C)
         x = x + lin(y, h + "attn.proj")
         f = lin(norm(x, h + "ln2"), h + "mlp.fc")
-        if gpt2:
-            a = F.gelu(f, approximate="tanh")
-        else:
-            a = F.silu(f[..., :Fh]) * f[..., Fh:]
-        x = x + lin(a, h + "mlp.proj")
+        x = x + lin(mlp_act(f, c), h + "mlp.proj")
     x = norm(x, "lnf")
     head = P["wte.weight"] if c["tie"] else P["lm_head.weight"]
     logits = x @ head.t()

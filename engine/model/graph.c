@@ -80,9 +80,9 @@ vklm_status vklm_graph_acts_plan(vklm_planner *pl, int k, const vklm_model_confi
 }
 
 /* ---- the pass ------------------------------------------------------------------------------ */
-static vklm_status norm(vklm_model *m, vklm_cmd *cmd, vklm_tensor out, vklm_tensor mean,
-                        vklm_tensor rstd, vklm_tensor in, vklm_param_id w, vklm_param_id b,
-                        uint32_t l) {
+vklm_status vklm_graph_norm(vklm_model *m, vklm_cmd *cmd, vklm_tensor out, vklm_tensor mean,
+                            vklm_tensor rstd, vklm_tensor in, vklm_param_id w, vklm_param_id b,
+                            uint32_t l) {
   int rms = m->cfg.arch != VKLM_ARCH_GPT2;
   TRY(vklm_nn_norm(cmd, rms, m->cfg.norm_eps, out, mean, rstd, in, vklm_model_w(m, w, l),
                    rms ? vklm_tensor_none() : vklm_model_w(m, b, l)));
@@ -146,14 +146,15 @@ vklm_status vklm_graph_forward(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p,
     vklm_layer_acts rows = first_rows(&p->la[p->nla > 1 ? l : 0], n);
     const vklm_layer_acts *a = &rows;
 #define W(id) vklm_model_w(m, VKLM_P_##id, l)
-    if ((st = norm(m, cmd, a->ln1, a->ln1_mean, a->ln1_rstd, x, VKLM_P_LN1_W, VKLM_P_LN1_B, l)))
+    if ((st = vklm_graph_norm(m, cmd, a->ln1, a->ln1_mean, a->ln1_rstd, x, VKLM_P_LN1_W,
+                              VKLM_P_LN1_B, l)))
       return st;
     TRY(vklm_nn_linear(cmd, a->qkv, a->ln1, W(QKV_W), W(QKV_B)));
     if ((st = attention(m, cmd, p, a, l)) != VKLM_OK) return st;
     TRY(vklm_nn_linear(cmd, tmp, a->atty, W(ATTO_W), W(ATTO_B)));
     TRY(vklm_nn_add(cmd, a->res2, x, tmp));
-    if ((st = norm(m, cmd, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, VKLM_P_LN2_W, VKLM_P_LN2_B,
-                   l)))
+    if ((st = vklm_graph_norm(m, cmd, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, VKLM_P_LN2_W,
+                              VKLM_P_LN2_B, l)))
       return st;
     TRY(vklm_nn_linear(cmd, a->fch, a->ln2, W(FC_W), W(FC_B)));
     TRY(vklm_nn_mlp_act(cmd, swiglu, a->act, a->fch));
@@ -168,7 +169,7 @@ vklm_status vklm_graph_forward(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p,
 
 vklm_status vklm_graph_final_norm(vklm_model *m, vklm_cmd *cmd, vklm_tensor out,
                                   vklm_tensor mean, vklm_tensor rstd, vklm_tensor x) {
-  return norm(m, cmd, out, mean, rstd, x, VKLM_P_LNF_W, VKLM_P_LNF_B, 0);
+  return vklm_graph_norm(m, cmd, out, mean, rstd, x, VKLM_P_LNF_W, VKLM_P_LNF_B, 0);
 }
 
 vklm_status vklm_graph_logits(vklm_model *m, vklm_cmd *cmd, vklm_tensor logits, vklm_tensor h) {

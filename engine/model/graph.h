@@ -23,6 +23,7 @@
 #include <stdarg.h>
 
 #include "model.h"
+#include "model_params.h"
 #include "ops/tensor.h"
 
 /* The activations of one layer for n rows (tensors over the caller's buffers). ln*_mean and
@@ -69,6 +70,12 @@ typedef struct vklm_pass {
 /* Records the pass; *out receives the last residual stream (n,C) (one of p's buffers). */
 vklm_status vklm_graph_forward(struct vklm_model *m, vklm_cmd *cmd, const vklm_pass *p,
                                vklm_tensor *out);
+/* out (n,C) = norm w/b of layer l (LayerNorm for GPT-2, RMSNorm for Llama, b then unused) of in
+ * (n,C), with its statistics into mean (GPT-2) and rstd: the blocks' norms (and their
+ * recomputation in the backward, options.recompute). */
+vklm_status vklm_graph_norm(struct vklm_model *m, vklm_cmd *cmd, vklm_tensor out,
+                            vklm_tensor mean, vklm_tensor rstd, vklm_tensor in, vklm_param_id w,
+                            vklm_param_id b, uint32_t l);
 /* out (n,C) = the final norm of x (n,C); mean (n) is GPT-2's (may be unused by Llama). */
 vklm_status vklm_graph_final_norm(struct vklm_model *m, vklm_cmd *cmd, vklm_tensor out,
                                   vklm_tensor mean, vklm_tensor rstd, vklm_tensor x);

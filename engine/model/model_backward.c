@@ -21,17 +21,6 @@ static vklm_status norm_bwd(vklm_model *m, vklm_cmd *cmd, vklm_tensor dinp, vklm
   return VKLM_OK;
 }
 
-/* Recomputation (options.recompute): the norm's output again, from its kept input (the same
- * kernel on the same input: the forward's bits; its statistics are rewritten unchanged). */
-static vklm_status renorm(vklm_model *m, vklm_cmd *cmd, vklm_tensor out, vklm_tensor mean,
-                          vklm_tensor rstd, vklm_tensor in, vklm_param_id w, vklm_param_id b,
-                          uint32_t l) {
-  int rms = m->cfg.arch != VKLM_ARCH_GPT2;
-  TRY(vklm_nn_norm(cmd, rms, m->cfg.norm_eps, out, mean, rstd, in, vklm_model_w(m, w, l),
-                   rms ? vklm_tensor_none() : vklm_model_w(m, b, l)));
-  return VKLM_OK;
-}
-
 vklm_status vklm_model_record_backward(vklm_model *m, vklm_cmd *cmd) {
   uint32_t lowest = m->lowest_layer < 0 ? 0 : (uint32_t)m->lowest_layer;
   return vklm_model_record_backward_part(m, cmd, 1, m->cfg.n_layer, lowest,
@@ -67,8 +56,8 @@ vklm_status vklm_model_record_backward_part(vklm_model *m, vklm_cmd *cmd, int to
     if (m->recompute) TRY(vklm_nn_mlp_act(cmd, swiglu, a->act, a->fch));
     TRY(vklm_nn_linear_backward(cmd, dact, G(PROJ_W), G(PROJ_B), dres, a->act, P(PROJ_W)));
     TRY(vklm_nn_mlp_act_backward(cmd, swiglu, dfch, dact, a->fch));
-    if (m->recompute && (st = renorm(m, cmd, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2,
-                                     VKLM_P_LN2_W, VKLM_P_LN2_B, l)))
+    if (m->recompute && (st = vklm_graph_norm(m, cmd, a->ln2, a->ln2_mean, a->ln2_rstd,
+                                              a->res2, VKLM_P_LN2_W, VKLM_P_LN2_B, l)))
       return st;
     TRY(vklm_nn_linear_backward(cmd, dln, G(FC_W), G(FC_B), dfch, a->ln2, P(FC_W)));
     if ((st = norm_bwd(m, cmd, dres, VKLM_P_LN2_W, VKLM_P_LN2_B, l, dln, a->res2, a->ln2_mean,
@@ -79,8 +68,8 @@ vklm_status vklm_model_record_backward_part(vklm_model *m, vklm_cmd *cmd, int to
     TRY(vklm_nn_attention_backward(cmd, dqkv, w->scratch, datty, a->atty, a->lse, a->qkv, B, T,
                                    NH, NKV, causal));
     if (swiglu) TRY(vklm_nn_rope(cmd, dqkv, B, T, NH, NKV, c->rope_theta, 1));
-    if (m->recompute && (st = renorm(m, cmd, a->ln1, a->ln1_mean, a->ln1_rstd, x, VKLM_P_LN1_W,
-                                     VKLM_P_LN1_B, l)))
+    if (m->recompute && (st = vklm_graph_norm(m, cmd, a->ln1, a->ln1_mean, a->ln1_rstd, x,
+                                              VKLM_P_LN1_W, VKLM_P_LN1_B, l)))
       return st;
     TRY(vklm_nn_linear_backward(cmd, dln, G(QKV_W), G(QKV_B), dqkv, a->ln1, P(QKV_W)));
     if ((st = norm_bwd(m, cmd, dres, VKLM_P_LN1_W, VKLM_P_LN1_B, l, dln, x, a->ln1_mean,

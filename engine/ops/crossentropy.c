@@ -46,26 +46,12 @@ static void check_shape(const char *op, uint32_t N, uint32_t V) {
 /* Rows per workgroup of the CPU-type variants (one invocation per row). */
 #define CE_CPU_WG 16u
 
-/* GPU kernels: a workgroup per row (rows of a vocabulary are long, so up to 512 threads).
- * CPU-type devices (vklm_context_cpu_kernels): the "<name>_cpu" variant, one invocation per row
- * in workgroups of CE_CPU_WG rows, no shared memory and no barrier. */
+/* A per-row kernel (vklm_op_dispatch_rows): GPU workgroups of up to 512 threads per row, CPU-type
+ * variants CE_CPU_WG rows per workgroup. */
 static vklm_status dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *b,
                                  uint32_t nb, const void *pc, uint32_t pc_size, uint32_t N,
-                                 uint32_t V) {
-  vklm_context *ctx = vklm_cmd_context(cmd);
-  uint32_t wg, gx, gy;
-  /* loop iterations of a CPU invocation: three passes over the row (rows_cpu.glsl) */
-  uint64_t loops = 3ull * (V / 8 + V / 64 + 8) + 8;
-  if (vklm_context_cpu_kernels(ctx) && loops <= VKLM_CPU_LOOP_BUDGET) {
-    char cpu[64];
-    snprintf(cpu, sizeof cpu, "%s_cpu", name);
-    wg = vklm_op_wg_fit(ctx, CE_CPU_WG, 0);
-    vklm_groups_1d(ctx, (N + wg - 1) / wg, &gx, &gy);
-    return vklm_op_dispatch(cmd, cpu, &wg, 1, b, nb, pc, pc_size, gx, gy, 1);
-  }
-  wg = vklm_op_wg_fit(ctx, 512, 8);
-  vklm_groups_1d(ctx, N, &gx, &gy);
-  return vklm_op_dispatch(cmd, name, &wg, 1, b, nb, pc, pc_size, gx, gy, 1);
+                                 uint32_t len) {
+  return vklm_op_dispatch_rows(cmd, name, b, nb, pc, pc_size, N, len, 512, CE_CPU_WG);
 }
 
 vklm_status vklm_crossentropy_forward_backward(vklm_cmd *cmd, vklm_buffer losses,

@@ -64,26 +64,12 @@ static void check(const char *op, vklm_buffer b, uint64_t n, const char *what) {
               (unsigned long long)b.size, (unsigned long long)n);
 }
 
-/* GPU kernels: one workgroup per row, a power-of-two size with 8 bytes of shared memory per
- * thread. CPU-type devices (vklm_context_cpu_kernels): the "<name>_cpu" variant, one invocation
- * per row in workgroups of NORM_CPU_WG rows, no shared memory and no barrier. */
-static vklm_status dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
-                                 uint32_t nbufs, const void *push, uint32_t push_size,
-                                 uint32_t N, uint32_t C) {
-  vklm_context *ctx = vklm_cmd_context(cmd);
-  uint32_t wg, gx, gy;
-  /* loop iterations of a CPU invocation: three passes over the row (rows_cpu.glsl) */
-  uint64_t loops = 3ull * (C / 8 + C / 64 + 8) + 8;
-  if (vklm_context_cpu_kernels(ctx) && loops <= VKLM_CPU_LOOP_BUDGET) {
-    char cpu[64];
-    snprintf(cpu, sizeof cpu, "%s_cpu", name);
-    wg = vklm_op_wg_fit(ctx, NORM_CPU_WG, 0);
-    vklm_groups_1d(ctx, (N + wg - 1) / wg, &gx, &gy);
-    return vklm_op_dispatch(cmd, cpu, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
-  }
-  wg = vklm_op_wg_fit(ctx, 256, 8);
-  vklm_groups_1d(ctx, N, &gx, &gy);
-  return vklm_op_dispatch(cmd, name, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
+/* A per-row kernel (vklm_op_dispatch_rows): GPU workgroups of up to 256 threads per row, CPU-type
+ * variants NORM_CPU_WG rows per workgroup. */
+static vklm_status dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *b,
+                                 uint32_t nb, const void *pc, uint32_t pc_size, uint32_t N,
+                                 uint32_t len) {
+  return vklm_op_dispatch_rows(cmd, name, b, nb, pc, pc_size, N, len, 256, NORM_CPU_WG);
 }
 
 /* Stage 1 and 2 of the parameter gradients (rms: dweight only; else dweight and dbias). */

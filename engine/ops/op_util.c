@@ -1,6 +1,8 @@
 /* Workgroup-size choice and dispatch helpers for engine/ops. */
 #include "op_util.h"
 
+#include <stdio.h>
+
 uint32_t vklm_op_wg_fit(const vklm_context *ctx, uint32_t want, uint32_t bytes_per_thread) {
   const vklm_caps *c = vklm_context_caps(ctx);
   uint32_t lim = c->max_workgroup_invocations < c->max_workgroup_size[0]
@@ -30,5 +32,24 @@ vklm_status vklm_op_dispatch_1d(vklm_cmd *cmd, const char *name, const vklm_buff
   vklm_context *ctx = vklm_cmd_context(cmd);
   uint32_t wg = vklm_op_wg1d(ctx), gx, gy;
   vklm_groups_1d(ctx, (n + wg - 1) / wg, &gx, &gy);
+  return vklm_op_dispatch(cmd, name, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
+}
+
+vklm_status vklm_op_dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
+                                  uint32_t nbufs, const void *push, uint32_t push_size,
+                                  uint32_t N, uint32_t C, uint32_t gpu_wg, uint32_t cpu_wg) {
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  uint32_t wg, gx, gy;
+  /* loop iterations of a CPU invocation: three passes over the row (rows_cpu.glsl) */
+  uint64_t loops = 3ull * (C / 8 + C / 64 + 8) + 8;
+  if (vklm_context_cpu_kernels(ctx) && loops <= VKLM_CPU_LOOP_BUDGET) {
+    char cpu[64];
+    snprintf(cpu, sizeof cpu, "%s_cpu", name);
+    wg = vklm_op_wg_fit(ctx, cpu_wg, 0);
+    vklm_groups_1d(ctx, (N + wg - 1) / wg, &gx, &gy);
+    return vklm_op_dispatch(cmd, cpu, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
+  }
+  wg = vklm_op_wg_fit(ctx, gpu_wg, 8);
+  vklm_groups_1d(ctx, N, &gx, &gy);
   return vklm_op_dispatch(cmd, name, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
 }

@@ -19,6 +19,16 @@ uint32_t vklm_op_wg_fit(const vklm_context *ctx, uint32_t want, uint32_t bytes_p
  * (correct on lavapipe too) beyond it. */
 #define VKLM_CPU_LOOP_BUDGET 60000u
 
+/* Records a per-row kernel over N rows of C elements. GPU kernels: `name`, one workgroup per row
+ * of a power-of-two size up to gpu_wg with 8 bytes of shared memory per thread. CPU-type devices
+ * (vklm_context_cpu_kernels): "<name>_cpu", one invocation per row in workgroups of cpu_wg rows,
+ * no shared memory and no barrier (rows_cpu.glsl: three passes over a row), unless a row is too
+ * long for llvmpipe's loop budget, where the GPU kernel runs instead. Spec constant 0: the
+ * workgroup size. */
+vklm_status vklm_op_dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
+                                  uint32_t nbufs, const void *push, uint32_t push_size,
+                                  uint32_t N, uint32_t C, uint32_t gpu_wg, uint32_t cpu_wg);
+
 /* Gets the pipeline `name` with the given specialization constants and records one dispatch. */
 vklm_status vklm_op_dispatch(vklm_cmd *cmd, const char *name, const uint32_t *spec,
                              uint32_t nspec, const vklm_buffer *bufs, uint32_t nbufs,
