@@ -2,6 +2,11 @@
 // after the bindings; see those files for what they compute). The including file defines
 //   LOAD_A(i), LOAD_B(i): element i of A / B as a float, and the bindings C (float c_[]) and
 //   Bias (float bias_[]).
+// With ROWSUM defined (matmul_tiled_f32_dbias.comp, binding 4 RowSum float rs_[]), the
+// workgroups of the first column block also add the row sums of op(A) over K into rs_
+// (rs_[m] += sum_k op(A)[m][k], k in order; batch 1): the bias gradient of a linear layer taken
+// from the weight gradient's own pass over dout (dW = dout^T @ inp, dbias = the row sums of
+// dout^T), with no dispatch of its own.
 // Tiling: a workgroup computes a BM x BN block of C; K is walked in steps of BK through shared
 // memory (As: BK x BM, Bs: BK x BN, both k-major and padded by one to spread the banks); each of
 // the (BM/TM)*(BN/TN) threads keeps a TM x TN register tile whose rows are ty + i*(BM/TM) and
@@ -46,6 +51,10 @@ void main() {
   for (uint i = 0; i < TM * TN; i++) acc[i] = 0.0;
   float a[TM];
   float b[TN];
+#ifdef ROWSUM
+  bool rows = gl_WorkGroupID.x == 0 && tid < BM;
+  float rsum = 0.0;
+#endif
 
   for (uint k0 = 0; k0 < pc.K; k0 += BK) {
     for (uint l = tid; l < BM * BK; l += NT) {
@@ -68,6 +77,10 @@ void main() {
       Bs[k * SB + n] = v;
     }
     barrier();
+#ifdef ROWSUM
+    if (rows)
+      for (uint k = 0; k < BK; k++) rsum += As[k * SA + tid]; // zero past K
+#endif
     for (uint k = 0; k < BK; k++) {
       for (uint i = 0; i < TM; i++) a[i] = As[k * SA + ty + i * TY];
       for (uint j = 0; j < TN; j++) b[j] = Bs[k * SB + tx + j * TX];
@@ -77,6 +90,9 @@ void main() {
     barrier();
   }
 
+#ifdef ROWSUM
+  if (rows && m0 + tid < pc.M) rs_[m0 + tid] += rsum;
+#endif
   uint cbase = pc.off_c + z * pc.stride_c;
   for (uint i = 0; i < TM; i++) {
     uint gm = m0 + ty + i * TY;

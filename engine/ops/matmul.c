@@ -147,8 +147,8 @@ static uint32_t check_operand(const char *op, const char *what, vklm_buffer b, u
  * kernels with configuration cfg (NULL: chosen). One dispatch over the whole K: see gemm() for the
  * split along K. */
 static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
-                        vklm_buffer b, int half_b, vklm_buffer bias, const vklm_gemm *g,
-                        const vklm_matmul_config *cfg) {
+                        vklm_buffer b, int half_b, vklm_buffer bias, vklm_buffer rowsum,
+                        const vklm_gemm *g, const vklm_matmul_config *cfg) {
   const char *op = naive ? "matmul_naive" : half_a || half_b ? "matmul_f16" : "matmul";
   vklm_context *ctx = vklm_cmd_context(cmd);
   const vklm_caps *caps = vklm_context_caps(ctx);
@@ -187,7 +187,13 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
     bias = a; /* bound but not read */
   /* Grids past the device's workgroup-count limits (M or N over ~4M rows, batch over the z
    * limit) are refused by the runtime with a status. */
-  vklm_buffer bufs[4] = {c, a, b, bias};
+  int rows = rowsum.block != NULL; /* the "_dbias" variants: row sums of op(A) into rowsum */
+  if (rows)
+    VKLM_ASSERT(!naive && !half_a && !half_b && batch == 1 && !pc.has_bias &&
+                    rowsum.size >= (uint64_t)g->M * 4,
+                "%s: row sums need fp32, batch 1, no bias and %u floats", op, g->M);
+  vklm_buffer bufs[5] = {c, a, b, bias, rowsum};
+  uint32_t nb = rows ? 5 : 4;
   uint32_t ta = g->trans_a ? 1 : 0, tb = g->trans_b ? 1 : 0;
 
   if (naive) {
@@ -202,8 +208,8 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
     cpu_block cb = cpu_block_choose(wg, g);
     uint32_t spec[8] = {cb.wg, cb.tm, cb.tn, 0, 0, 0, ta, tb};
     uint32_t gx = (g->N + cb.wg * cb.tn - 1) / (cb.wg * cb.tn), gy = (g->M + cb.tm - 1) / cb.tm;
-    return vklm_op_dispatch(cmd, "matmul_cpu_f32", spec, 8, bufs, 4, &pc, sizeof pc, gx, gy,
-                            batch);
+    return vklm_op_dispatch(cmd, rows ? "matmul_cpu_f32_dbias" : "matmul_cpu_f32", spec, 8, bufs,
+                            nb, &pc, sizeof pc, gx, gy, batch);
   }
   vklm_matmul_config cf = cfg ? *cfg : vklm_matmul_config_choose(ctx, g);
   VKLM_ASSERT(fits(caps, &cf) && cf.threads == (cf.BM / cf.TM) * (cf.BN / cf.TN),
@@ -213,8 +219,8 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
                        (uint32_t)half_a, (uint32_t)half_b};
   uint32_t gx = (g->N + cf.BN - 1) / cf.BN, gy = (g->M + cf.BM - 1) / cf.BM;
   if (!half_a && !half_b)
-    return vklm_op_dispatch(cmd, "matmul_tiled_f32", spec, 8, bufs, 4, &pc, sizeof pc, gx, gy,
-                            batch);
+    return vklm_op_dispatch(cmd, rows ? "matmul_tiled_f32_dbias" : "matmul_tiled_f32", spec, 8,
+                            bufs, nb, &pc, sizeof pc, gx, gy, batch);
   return vklm_op_dispatch(cmd, "matmul_tiled_f16", spec, 10, bufs, 4, &pc, sizeof pc, gx, gy,
                           batch);
 }
@@ -252,11 +258,11 @@ uint32_t vklm_matmul_k_chunk(const vklm_context *ctx) {
 }
 
 static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
-                        vklm_buffer b, int half_b, vklm_buffer bias, const vklm_gemm *g,
-                        const vklm_matmul_config *cfg) {
+                        vklm_buffer b, int half_b, vklm_buffer bias, vklm_buffer rowsum,
+                        const vklm_gemm *g, const vklm_matmul_config *cfg) {
   uint32_t chunk = vklm_matmul_k_chunk(vklm_cmd_context(cmd));
   if (chunk == 0 || g->K <= chunk)
-    return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, g, cfg);
+    return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, rowsum, g, cfg);
   uint64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);
   uint64_t ldb = g->ldb ? g->ldb : (g->trans_b ? g->K : g->N);
   for (uint32_t k0 = 0; k0 < g->K; k0 += chunk) {
@@ -270,7 +276,7 @@ static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, 
     if (k0 > 0) part.beta = 1.0f;
     int last = k0 + kn == g->K;
     vklm_status st = gemm_one(cmd, naive, c, a, half_a, b, half_b, last ? bias : (vklm_buffer){0},
-                              &part, cfg);
+                              rowsum, &part, cfg);
     if (st != VKLM_OK) return st;
   }
   return VKLM_OK;
@@ -280,32 +286,32 @@ static const vklm_buffer NO_BIAS = {0};
 
 vklm_status vklm_matmul(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                         const vklm_gemm *g) {
-  return gemm(cmd, 0, c, a, 0, b, 0, NO_BIAS, g, NULL);
+  return gemm(cmd, 0, c, a, 0, b, 0, NO_BIAS, NO_BIAS, g, NULL);
 }
 
 vklm_status vklm_matmul_bias(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                              vklm_buffer bias, const vklm_gemm *g) {
-  return gemm(cmd, 0, c, a, 0, b, 0, bias, g, NULL);
+  return gemm(cmd, 0, c, a, 0, b, 0, bias, NO_BIAS, g, NULL);
 }
 
 vklm_status vklm_matmul_f16(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                             const vklm_gemm *g) {
-  return gemm(cmd, 0, c, a, 1, b, 1, NO_BIAS, g, NULL);
+  return gemm(cmd, 0, c, a, 1, b, 1, NO_BIAS, NO_BIAS, g, NULL);
 }
 
 vklm_status vklm_matmul_f16b(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                              const vklm_gemm *g) {
-  return gemm(cmd, 0, c, a, 0, b, 1, NO_BIAS, g, NULL);
+  return gemm(cmd, 0, c, a, 0, b, 1, NO_BIAS, NO_BIAS, g, NULL);
 }
 
 vklm_status vklm_matmul_ex(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_f16, vklm_buffer b,
                            int b_f16, const vklm_gemm *g, const vklm_matmul_config *cfg) {
-  return gemm(cmd, 0, c, a, a_f16 != 0, b, b_f16 != 0, NO_BIAS, g, cfg);
+  return gemm(cmd, 0, c, a, a_f16 != 0, b, b_f16 != 0, NO_BIAS, NO_BIAS, g, cfg);
 }
 
 vklm_status vklm_matmul_naive(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                               const vklm_gemm *g) {
-  return gemm(cmd, 1, c, a, 0, b, 0, NO_BIAS, g, NULL);
+  return gemm(cmd, 1, c, a, 0, b, 0, NO_BIAS, NO_BIAS, g, NULL);
 }
 
 vklm_status vklm_matmul_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp,
@@ -313,15 +319,18 @@ vklm_status vklm_matmul_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp,
                                 uint32_t OC) {
   vklm_gemm g = vklm_gemm_make(BT, OC, C);
   g.trans_b = 1; /* weight (OC,C) is op(B)^T */
-  return gemm(cmd, 0, out, inp, 0, weight, 0, bias, &g, NULL);
+  return gemm(cmd, 0, out, inp, 0, weight, 0, bias, NO_BIAS, &g, NULL);
 }
 
 vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dweight,
                                  vklm_buffer dbias, vklm_buffer dout, vklm_buffer inp,
                                  vklm_buffer weight, uint32_t BT, uint32_t C, uint32_t OC) {
   vklm_status st;
-  int has_dinp = dinp.block && dinp.size > 0;
-  if (dbias.block && dbias.size > 0) {
+  int has_dinp = dinp.block && dinp.size > 0, has_dbias = dbias.block && dbias.size > 0;
+  /* With a weight gradient, the bias gradient comes from the same pass over dout (the dW GEMM's
+   * "_dbias" variant adds the row sums of dout^T: no dispatch of its own); alone, it is the
+   * two-stage column sum. */
+  if (has_dbias && !dweight.block) {
     /* dinp is overwritten below, so its memory is free scratch until then (the runtime puts a
      * barrier between the reduction's last read and the GEMM's write). */
     vklm_buffer scratch = {0};
@@ -332,7 +341,7 @@ vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dw
   }
   if (has_dinp) { /* dinp (BT,C) = dout (BT,OC) @ weight (OC,C) */
     vklm_gemm g = vklm_gemm_make(BT, C, OC);
-    st = gemm(cmd, 0, dinp, dout, 0, weight, 0, NO_BIAS, &g, NULL);
+    st = gemm(cmd, 0, dinp, dout, 0, weight, 0, NO_BIAS, NO_BIAS, &g, NULL);
     if (st != VKLM_OK) return st;
   }
   if (!dweight.block) return VKLM_OK; /* a frozen weight: no gradient */
@@ -340,7 +349,10 @@ vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dw
   vklm_gemm g = vklm_gemm_make(OC, C, BT);
   g.trans_a = 1;
   g.beta = 1.0f;
-  return gemm(cmd, 0, dweight, dout, 0, inp, 0, NO_BIAS, &g, NULL);
+  if (has_dbias)
+    VKLM_ASSERT(dbias.size >= (uint64_t)OC * 4, "matmul_backward: dbias holds %llu bytes, needs "
+                "%u floats", (unsigned long long)dbias.size, OC);
+  return gemm(cmd, 0, dweight, dout, 0, inp, 0, NO_BIAS, has_dbias ? dbias : NO_BIAS, &g, NULL);
 }
 
 /* ---- references ------------------------------------------------------------------------- */

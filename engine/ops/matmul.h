@@ -96,8 +96,10 @@ vklm_status vklm_matmul_forward(vklm_cmd *cmd, vklm_buffer out /* (BT,OC) */,
 /* dinp (BT,C) = dout @ weight (OVERWRITE; a zero-size dinp skips it);
  * dweight (OC,C) += dout^T @ inp (ACCUMULATE; {0} skips it: a frozen weight);
  * dbias (OC) += column sums of dout (ACCUMULATE; a zero-size dbias skips it).
- * The bias gradient is a deterministic two-stage reduction that uses dinp's memory as its
- * scratch before dinp is written (when dinp is given and large enough; otherwise one stage). */
+ * With dweight, the bias gradient comes from the weight gradient's GEMM (its "_dbias" variant
+ * adds the row sums of dout^T, k in order, in the same pass: no dispatch of its own); without,
+ * it is a deterministic two-stage reduction that uses dinp's memory as its scratch before dinp
+ * is written (when dinp is given and large enough; otherwise one stage). */
 vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp /* (BT,C) */,
                                  vklm_buffer dweight /* (OC,C) */, vklm_buffer dbias /* (OC) */,
                                  vklm_buffer dout /* (BT,OC) */, vklm_buffer inp /* (BT,C) */,
