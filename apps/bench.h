@@ -39,6 +39,11 @@ typedef struct mm_arg {
                1 fp16 storage, 2 naive */
 } mm_arg;
 
+/* The GEMMs of GPT-2 124M (C 768, MLP 3072, V 50257) at T rows: qkv, attention projection, MLP
+ * fc and proj, the LM head, and the MLP fc's weight gradient; fills out[0..BENCH_GPT2_SHAPES). */
+#define BENCH_GPT2_SHAPES 6
+void bench_gpt2_shapes(uint32_t T, mm_shape *out);
+
 /* Seconds per repetition of rec(cmd, arg) (recorded repeatedly into b->cmd), or -1 with the error
  * printed. */
 double time_recorded(bench *b, record_fn rec, void *arg);

@@ -157,19 +157,15 @@ static int gemm_section(card *k, bench *b, uint32_t rows, double *best_f32, char
    * shapes are left out, and the GPU-type paths (tiled, fp16 storage, naive) run only at the
    * shapes marked in `every_path` beside the CPU-type variant. */
   static const int every_path[] = {0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
-  const mm_shape all[] = {
-      {"gpt2 qkv", T, 2304, 768, 0, 1},
-      {"gpt2 attn proj", T, 768, 768, 0, 1},
-      {"gpt2 mlp fc", T, 3072, 768, 0, 1},
-      {"gpt2 mlp proj", T, 768, 3072, 0, 1},
-      {"gpt2 lm head", T, 50257, 768, 0, 1},
-      {"gpt2 dW mlp fc", 3072, 768, T, 1, 0},
+  mm_shape all[] = {
+      {0}, {0}, {0}, {0}, {0}, {0}, /* bench_gpt2_shapes */
       {"llama-1b qkv", T, 3072, 2048, 0, 1},
       {"llama-1b mlp down", T, 2048, 8192, 0, 1},
       {"llama-7b qkv", T, 12288, 4096, 0, 1},
       {"llama-7b mlp gate+up", T, 22016, 4096, 0, 1},
       {"llama-7b mlp down", T, 4096, 11008, 0, 1},
   };
+  bench_gpt2_shapes(T, all);
   int cpu_variant = k->cpu && vklm_matmul_cpu_available(ctx);
   cJSON *arr = cJSON_AddArrayToObject(k->root, "gemm");
   cJSON_AddNumberToObject(k->root, "gemm_rows", rows);

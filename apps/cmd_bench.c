@@ -62,6 +62,15 @@ double time_recorded(bench *b, record_fn rec, void *arg) {
 /* A GEMM whose B or C would exceed the largest bindable buffer (GPT-2's 50257 x 768 fp32 LM
  * head is 147 MiB; lavapipe and baseline limits bind 128 MiB) is split along N into chunks with
  * their own buffers, as the engine must do for such tensors. */
+void bench_gpt2_shapes(uint32_t T, mm_shape *out) {
+  const mm_shape g[BENCH_GPT2_SHAPES] = {
+      {"gpt2 qkv", T, 2304, 768, 0, 1},      {"gpt2 attn proj", T, 768, 768, 0, 1},
+      {"gpt2 mlp fc", T, 3072, 768, 0, 1},   {"gpt2 mlp proj", T, 768, 3072, 0, 1},
+      {"gpt2 lm head", T, 50257, 768, 0, 1}, {"gpt2 dW mlp fc", 3072, 768, T, 1, 0},
+  };
+  for (int i = 0; i < BENCH_GPT2_SHAPES; i++) out[i] = g[i];
+}
+
 vklm_status rec_mm(vklm_cmd *cmd, void *p) {
   mm_arg *m = p;
   vklm_status st = VKLM_OK;
@@ -164,12 +173,7 @@ static int bench_ops(int argc, char **argv) {
   int cpu_path = (cpu || vklm_context_cpu_kernels(b.ctx)) && vklm_matmul_cpu_available(b.ctx);
   mm_shape shapes[] = {
       {"square", sq, sq, sq, 0, 0},
-      {"gpt2 qkv", T, 2304, 768, 0, 1},
-      {"gpt2 attn proj", T, 768, 768, 0, 1},
-      {"gpt2 mlp fc", T, 3072, 768, 0, 1},
-      {"gpt2 mlp proj", T, 768, 3072, 0, 1},
-      {"gpt2 lm head", T, 50257, 768, 0, 1},
-      {"gpt2 dW mlp fc", 3072, 768, T, 1, 0},
+      {0}, {0}, {0}, {0}, {0}, {0}, /* bench_gpt2_shapes */
       {"tiny qkv", 256, 192, 64, 0, 1},
       {"tiny attn proj", 256, 64, 64, 0, 1},
       {"tiny fc, head", 256, 256, 64, 0, 1},
@@ -183,6 +187,7 @@ static int bench_ops(int argc, char **argv) {
       {"tiny dW fc,head", 256, 64, 256, 1, 0},
       {"tiny dW proj", 64, 256, 256, 1, 0},
   };
+  bench_gpt2_shapes(T, shapes + 1);
   int nshapes = (int)(sizeof shapes / sizeof shapes[0]) - (cpu ? 0 : 12);
   if (!json) {
     printf("device: %s (%s)%s\n", caps->name, caps->driver_info[0] ? caps->driver_info : caps->driver_name,

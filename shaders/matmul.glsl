@@ -24,14 +24,7 @@ layout(constant_id = 5) const uint TN = 4;
 layout(constant_id = 6) const uint TRANS_A = 0;
 layout(constant_id = 7) const uint TRANS_B = 0;
 
-layout(push_constant) uniform Push {
-  uint M, N, K;
-  uint lda, ldb, ldc;
-  uint stride_a, stride_b, stride_c;
-  uint off_a, off_b, off_c;
-  float alpha, beta;
-  uint has_bias;
-} pc;
+#include "matmul_push.glsl"
 
 const uint TX = BN / TN;
 const uint TY = BM / TM;

@@ -19,14 +19,7 @@ layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
 #ifdef ROWSUM
 layout(std430, binding = 4) buffer RowSum { float rs_[]; };
 #endif
-layout(push_constant) uniform Push {
-  uint M, N, K;
-  uint lda, ldb, ldc;
-  uint stride_a, stride_b, stride_c;
-  uint off_a, off_b, off_c;
-  float alpha, beta;
-  uint has_bias;
-} pc;
+#include "matmul_push.glsl"
 
 void main() {
   uint lane = gl_LocalInvocationID.x, s = gl_SubgroupInvocationID & 7u;

@@ -16,14 +16,7 @@ layout(std430, binding = 0) buffer C { float c_[]; };
 layout(std430, binding = 1) readonly buffer A { float a_[]; };
 layout(std430, binding = 2) readonly buffer B { float b_[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
-layout(push_constant) uniform Push {
-  uint M, N, K;
-  uint lda, ldb, ldc;
-  uint stride_a, stride_b, stride_c;
-  uint off_a, off_b, off_c;
-  float alpha, beta;
-  uint has_bias;
-} pc;
+#include "matmul_push.glsl"
 void main() {
   uint n = gl_GlobalInvocationID.x, m = gl_GlobalInvocationID.y, z = gl_WorkGroupID.z;
   if (m >= pc.M || n >= pc.N) return;

@@ -175,20 +175,17 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
   const int a = A_ACT;
   const vklm_dtype f = VKLM_DTYPE_F32, i32 = VKLM_DTYPE_I32;
   vklm_buffer b;
-  /* a (d0,d1) tensor of dtype dt (d1 == 0: 1-D) in the activation arena */
-#define TENSOR(out, dt, d0, d1, ...)                                                               \
-  do {                                                                                             \
-    TAKE(a, (uint64_t)(d0) * ((d1) ? (d1) : 1) * 4, &b, __VA_ARGS__);                              \
-    out = (d1) ? vklm_tensor_2d(b, dt, (uint32_t)(d0), (uint32_t)(d1))                             \
-               : vklm_tensor_1d(b, dt, (uint32_t)(d0));                                            \
-  } while (0)
   const int h = A_HOST; /* uploaded or read every call: through the mapping */
-#define HTENSOR(out, dt, d0, d1, ...)                                                              \
+  /* a (d0,d1) tensor of dtype dt (d1 == 0: 1-D) in arena k: TENSOR the activations', HTENSOR
+   * the host-visible one */
+#define TENSOR_IN(k, out, dt, d0, d1, ...)                                                         \
   do {                                                                                             \
-    TAKE(h, (uint64_t)(d0) * ((d1) ? (d1) : 1) * 4, &b, __VA_ARGS__);                              \
+    TAKE(k, (uint64_t)(d0) * ((d1) ? (d1) : 1) * 4, &b, __VA_ARGS__);                              \
     out = (d1) ? vklm_tensor_2d(b, dt, (uint32_t)(d0), (uint32_t)(d1))                             \
                : vklm_tensor_1d(b, dt, (uint32_t)(d0));                                            \
   } while (0)
+#define TENSOR(...) TENSOR_IN(a, __VA_ARGS__)
+#define HTENSOR(...) TENSOR_IN(h, __VA_ARGS__)
   HTENSOR(w->tokens, i32, B, T, "tokens (B,T)");
   HTENSOR(w->targets, i32, BT, 0, "targets (B,T)");
   HTENSOR(w->plan, i32, vklm_embedding_plan_size((uint32_t)BT), 0, "embedding plan");
@@ -225,6 +222,7 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
   uint64_t s2 = B * c->n_head * T * 4;
   TAKE(a, s1 > s2 ? s1 : s2, &w->scratch, "backward scratch");
 #undef TENSOR
+#undef TENSOR_IN
 #undef TAKE
   return VKLM_OK;
 }
