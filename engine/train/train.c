@@ -113,9 +113,12 @@ static vklm_status passes(vklm_model *m, uint32_t nmb, const int32_t *const *inp
                           double *loss_sum, char *err, size_t errlen) {
   size_t bt = (size_t)vklm_model_batch(m) * vklm_model_seq(m);
   double sum = 0;
-  uint32_t last = nmb;
-  for (uint32_t i = 0; i < nmb; i++)
-    if (vklm_train_count_targets(targets[i], bt)) last = i;
+  uint32_t last = nmb; /* the last micro-batch with targets (the update rides on it) */
+  for (uint32_t i = nmb; oc && i-- > 0;)
+    if (vklm_train_count_targets(targets[i], bt)) {
+      last = i;
+      break;
+    }
   for (uint32_t i = 0; i < nmb; i++) {
     uint64_t c = vklm_train_count_targets(targets[i], bt);
     if (c == 0) continue; /* no gradient, and its mean loss is undefined */
