@@ -79,6 +79,10 @@ static vklm_status parts_record(vklm_model *m) {
   uint32_t layers = L - lowest;
   /* layer groups: part k covers layers [bound[k+1], bound[k]) */
   uint32_t groups = layers == 0 ? 1 : layers < MAX_PARTS ? layers : MAX_PARTS;
+  for (uint32_t i = 0; i < m->ntensors; i++)
+    if (m->dtype[i] != VKLM_DTYPE_F32)
+      return vklm_model_fail(m, VKLM_ERROR_UNSUPPORTED, "model: %s is held in %s: no fp32 "
+                             "gradients to read", m->info[i].name, vklm_dtype_name(m->dtype[i]));
   m->parts = calloc(groups, sizeof *m->parts);
   m->part_lo = calloc(groups, sizeof *m->part_lo);
   if (!m->parts || !m->part_lo)
@@ -132,10 +136,6 @@ vklm_status vklm_model_forward_backward_parts(vklm_model *m, const int32_t *inpu
   vklm_status st;
   vklm_overlap_stats sx = {0};
   if ((st = vklm_model_fb_prepare(m, inputs, targets, grad_scale)) != VKLM_OK) return st;
-  for (uint32_t i = 0; i < m->ntensors; i++)
-    if (m->dtype[i] != VKLM_DTYPE_F32)
-      return vklm_model_fail(m, VKLM_ERROR_UNSUPPORTED, "model: %s is held in %s: no fp32 "
-                             "gradients to read", m->info[i].name, vklm_dtype_name(m->dtype[i]));
   if (!m->parts && (st = parts_record(m)) != VKLM_OK) {
     vklm_model_parts_free(m);
     return st;
