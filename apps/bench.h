@@ -36,7 +36,7 @@ typedef struct mm_arg {
   vklm_gemm g[MAX_CHUNKS];
   int nchunks;
   int kind; /* 0 tiled fp32 (or the CPU-type variant, by the context's kernel family),
-               1 fp16 storage, 2 naive */
+               1 fp16 storage (tiled), 2 naive, 3 cooperative matrices (fp16) */
 } mm_arg;
 
 /* The GEMMs of GPT-2 124M (C 768, MLP 3072, V 50257) at T rows: qkv, attention projection, MLP
@@ -65,10 +65,11 @@ typedef struct train_result {
 } train_result;
 
 /* `steps` timed training steps of preset `name` at (B,T) on a fresh context (d NULL: one
- * process); MFU against peak_gflops; recompute: vklm_model_options.recompute. 0, or -1 with the
+ * process); MFU against peak_gflops; mo: the model's options (NULL: defaults). 0, or -1 with the
  * error printed. */
 int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint32_t T, uint32_t steps,
-              double peak_gflops, int recompute, vklm_dist *d, train_result *r);
+              double peak_gflops, const vklm_model_options *mo, vklm_dist *d,
+              train_result *r);
 
 /* ---- apps/bench_infer.c (bench infer) ------------------------------------------------------ */
 typedef struct rnd_src {

@@ -5,7 +5,8 @@
  * What it holds: the device, vendor, driver, Vulkan API version and the capabilities the kernels
  * use (subgroup size, shared memory, fp16 arithmetic, 16-bit storage, cooperative-matrix shapes,
  * the kernel family: vklm_context_cpu_kernels); GEMM GFLOP/s by path (fp32 tiled, fp32 CPU-type
- * variant on CPU devices, fp16 storage, naive as a floor) at the GPT-2 124M and Llama shapes;
+ * variant on CPU devices, fp16 storage, naive as a floor, cooperative matrices where the device
+ * has them) at the GPT-2 124M and Llama shapes;
  * attention forward and backward at a GPT-2 shape; training tokens/s, ms/step, MFU, dispatches,
  * barriers and queue submissions per step and peak memory (gpt2-124M at T 1024 and the largest
  * batch up to 16 whose vklm_model_config_bytes fits the device; gpt2-tiny at 4 x 64 on a CPU
@@ -141,11 +142,15 @@ static void device_info(card *k, vklm_context *ctx) {
   }
   cJSON_AddStringToObject(p, "kernels", vklm_context_cpu_kernels(ctx) ? "cpu" : "gpu");
   cJSON_AddBoolToObject(p, "cpu_matmul_available", vklm_matmul_cpu_available(ctx));
+  char coop[200];
+  vklm_matmul_coopmat_describe(ctx, coop, sizeof coop);
+  cJSON_AddStringToObject(p, "coopmat_gemm", coop[0] ? coop : "none");
 }
 
 /* ---- GEMM ----------------------------------------------------------------------------------- */
-enum { P_TILED, P_CPU, P_F16, P_NAIVE, NPATHS };
-static const char *PATH_NAMES[NPATHS] = {"fp32 tiled", "fp32 cpu", "fp16 storage", "naive"};
+enum { P_TILED, P_CPU, P_F16, P_NAIVE, P_COOP, NPATHS };
+static const char *PATH_NAMES[NPATHS] = {"fp32 tiled", "fp32 cpu", "fp16 storage", "naive",
+                                         "coopmat fp16"};
 
 static int gemm_section(card *k, bench *b, uint32_t rows, double *best_f32, char *best_what,
                         size_t best_len) {
@@ -190,11 +195,12 @@ static int gemm_section(card *k, bench *b, uint32_t rows, double *best_f32, char
     cJSON_AddItemToArray(arr, o);
     for (int p = 0; p < NPATHS; p++) {
       if (p == P_CPU && !cpu_variant) continue;
+      if (p == P_COOP && !vklm_matmul_coopmat_available(ctx)) continue;
       if (p != P_CPU && cpu_variant && !every_path[s]) continue;
       if (p == P_NAIVE && flops > (k->cpu ? 3e8 : 2e12)) continue; /* a floor, not a wait */
       /* the kernel family decides which fp32 kernel vklm_matmul records */
       vklm_context_set_kernels(ctx, p == P_CPU ? VKLM_KERNELS_CPU : VKLM_KERNELS_GPU);
-      m.kind = p == P_F16 ? 1 : p == P_NAIVE ? 2 : 0;
+      m.kind = p == P_F16 ? 1 : p == P_NAIVE ? 2 : p == P_COOP ? 3 : 0;
       double t = time_recorded(b, rec_mm, &m);
       vklm_context_set_kernels(ctx, k->cfg.kernels);
       if (t < 0) return -1;
@@ -290,7 +296,7 @@ static int training_section(card *k, const char *model, uint32_t B, uint32_t T, 
     }
   uint32_t steps = k->cpu ? (k->quick ? 2 : 3) : (k->quick ? 3 : 5);
   train_result r = {0};
-  if (bench_one(&k->cfg, model, B, T, steps, peak, 0, NULL, &r)) return -1;
+  if (bench_one(&k->cfg, model, B, T, steps, peak, NULL, NULL, &r)) return -1;
   cJSON *o = cJSON_AddObjectToObject(k->root, "training");
   cJSON_AddStringToObject(o, "model", model);
   cJSON_AddNumberToObject(o, "params", (double)r.params);
@@ -347,19 +353,21 @@ static int inference_section(card *k, const char *model, uint64_t *peak_mem) {
   int rc = ctx ? 0 : -1;
   cJSON *o = cJSON_AddObjectToObject(k->root, "inference");
   cJSON_AddStringToObject(o, "model", model);
-  cJSON_AddStringToObject(o, "weights", "f32");
+  cJSON_AddStringToObject(o, "weights_source", "f32");
   cJSON_AddNumberToObject(o, "n_ctx", n_ctx);
   cJSON_AddNumberToObject(o, "prefill_tokens", prefill);
   cJSON_AddNumberToObject(o, "decode_context", dctx);
   cJSON_AddNumberToObject(o, "decode_steps", nd);
   cJSON *runs = cJSON_AddArrayToObject(o, "runs");
-  /* the automatic KV cache (f16 with 16-bit storage) and, where that is f16, f32 beside it */
-  int kvs[2] = {0, VKLM_DTYPE_F32 + 1}, nkv = k->caps.storage_16bit ? 2 : 1;
+  /* the automatic weights and KV cache (fp16 weights on GPUs, an f16 cache with 16-bit
+   * storage) and all-fp32 beside them where they differ */
+  int kvs[2] = {0, VKLM_DTYPE_F32 + 1}, wts[2] = {0, VKLM_DTYPE_F32 + 1};
+  int nkv = k->caps.storage_16bit || vklm_infer_weight_dtype(ctx, NULL) != VKLM_DTYPE_F32 ? 2 : 1;
   for (int v = 0; v < nkv && rc == 0; v++) {
     char err[1024] = "";
     rnd_src rs = {.type = VKLM_DTYPE_F32, .seed = 1234};
     vklm_infer *s = NULL;
-    vklm_infer_options io = {.n_seq = bats[nbat - 1], .kv_type = kvs[v]};
+    vklm_infer_options io = {.n_seq = bats[nbat - 1], .kv_type = kvs[v], .weight_type = wts[v]};
     vklm_status st = vklm_infer_create(ctx, &mc, n_ctx, &io, rnd_get, &rs, &s, err, sizeof err);
     rnd_free(&rs);
     if (st) {
@@ -367,10 +375,13 @@ static int inference_section(card *k, const char *model, uint64_t *peak_mem) {
       rc = -1;
       break;
     }
-    const char *kv = vklm_dtype_name(vklm_infer_kv_dtype(s));
+    char kv[48]; /* "weights f16, kv f16" */
+    snprintf(kv, sizeof kv, "weights %s, kv %s", vklm_dtype_name(vklm_infer_weights_dtype(s)),
+             vklm_dtype_name(vklm_infer_kv_dtype(s)));
     cJSON *r = cJSON_CreateObject();
     cJSON_AddItemToArray(runs, r);
-    cJSON_AddStringToObject(r, "kv_cache", kv);
+    cJSON_AddStringToObject(r, "weights", vklm_dtype_name(vklm_infer_weights_dtype(s)));
+    cJSON_AddStringToObject(r, "kv_cache", vklm_dtype_name(vklm_infer_kv_dtype(s)));
     cJSON_AddNumberToObject(r, "session_memory_bytes", (double)vklm_infer_memory(s));
     double sub = 0, tp = time_prefill(s, tok, prefill, seconds);
     double td = tp < 0 ? -1 : time_decode(s, tok, dctx, nd, &sub);
@@ -380,11 +391,11 @@ static int inference_section(card *k, const char *model, uint64_t *peak_mem) {
       cJSON_AddNumberToObject(r, "prefill_tok_s", prefill / tp);
       cJSON_AddNumberToObject(r, "decode_tok_s", 1.0 / td);
       cJSON_AddNumberToObject(r, "submits_per_token", sub);
-      snprintf(name, sizeof name, "prefill %u tokens, kv %s", prefill, kv);
+      snprintf(name, sizeof name, "prefill %u tokens, %s", prefill, kv);
       fig(k, "inference", name, prefill / tp, "tokens/s", 1);
-      snprintf(name, sizeof name, "decode batch 1, kv %s", kv);
+      snprintf(name, sizeof name, "decode batch 1, %s", kv);
       fig(k, "inference", name, 1.0 / td, "tokens/s", 1);
-      snprintf(name, sizeof name, "decode submissions/token, kv %s", kv);
+      snprintf(name, sizeof name, "decode submissions/token, %s", kv);
       fig(k, "inference", name, sub, "", -1);
     }
     cJSON *bj = cJSON_AddArrayToObject(r, "batch");
@@ -399,7 +410,7 @@ static int inference_section(card *k, const char *model, uint64_t *peak_mem) {
       cJSON_AddNumberToObject(e, "sequences", bats[i]);
       cJSON_AddNumberToObject(e, "tok_s", bats[i] / t);
       cJSON_AddItemToArray(bj, e);
-      snprintf(name, sizeof name, "decode batch %u, kv %s", bats[i], kv);
+      snprintf(name, sizeof name, "decode batch %u, %s", bats[i], kv);
       fig(k, "inference", name, bats[i] / t, "tokens/s", 1);
     }
     vklm_infer_destroy(s);

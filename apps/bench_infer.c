@@ -327,10 +327,12 @@ int bench_infer(int argc, char **argv) {
     printf("device: %s (%s)%s\n", caps->name,
            caps->driver_info[0] ? caps->driver_info : caps->driver_name,
            caps->baseline ? " [baseline limits]" : "");
-    printf("model: %s (%s, %llu params, %u layers, C %u, V %u), linear weights %s%s, context %u\n",
+    printf("model: %s (%s, %llu params, %u layers, C %u, V %u), linear weights %s%s (held "
+           "as %s), context %u\n",
            file ? gm.path : name, mc.arch == VKLM_ARCH_GPT2 ? "gpt2" : "llama",
            (unsigned long long)vklm_model_config_params(&mc), mc.n_layer, mc.n_embd,
-           mc.vocab_size, tname, rs.fallback ? " (some f16: K % 32 != 0)" : "", n_ctx);
+           mc.vocab_size, tname, rs.fallback ? " (some f16: K % 32 != 0)" : "",
+           vklm_dtype_name(vklm_infer_weights_dtype(s)), n_ctx);
     if (!file) printf("weights on the device: %s; ", app_bytes(rs.weight_bytes, b1, sizeof b1));
     printf("session memory: %s for %u sequences, KV cache %s (built in %.2f s)\n\n",
            app_bytes(mem_session, b2, sizeof b2), maxb,
@@ -383,6 +385,7 @@ int bench_infer(int argc, char **argv) {
     cJSON_AddStringToObject(root, "arch", mc.arch == VKLM_ARCH_GPT2 ? "gpt2" : "llama");
     cJSON_AddNumberToObject(root, "params", (double)vklm_model_config_params(&mc));
     cJSON_AddStringToObject(root, "weight_type", file ? "file" : tname);
+    cJSON_AddStringToObject(root, "weights_held", vklm_dtype_name(vklm_infer_weights_dtype(s)));
     cJSON_AddNumberToObject(root, "f16_fallback_matrices", rs.fallback);
     if (!file) cJSON_AddNumberToObject(root, "weight_bytes", (double)rs.weight_bytes);
     cJSON_AddNumberToObject(root, "n_ctx", n_ctx);

@@ -110,7 +110,8 @@ static int timed_step(vklm_model *m, vklm_dist *d, float *gbuf, const int32_t *t
 }
 
 int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint32_t T,
-              uint32_t steps, double peak_gflops, int recompute, vklm_dist *d, result *r) {
+              uint32_t steps, double peak_gflops, const vklm_model_options *opt, vklm_dist *d,
+              result *r) {
   vklm_model_config mc;
   if (vklm_model_config_preset(name, &mc) != VKLM_OK) {
     fprintf(stderr, "vklm bench train: unknown model '%s'\n", name);
@@ -132,7 +133,7 @@ int bench_one(const vklm_config *cfg, const char *name, uint32_t B, uint32_t T,
   }
   vklm_optim_config oc = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
                           .weight_decay = 0.1f, .grad_clip = 1.0f};
-  vklm_model_options mo = {.recompute = recompute};
+  vklm_model_options mo = opt ? *opt : (vklm_model_options){0};
   if (vklm_model_create_ex(ctx, &mc, B, T, VKLM_OBJ_CAUSAL, &mo, &m) || vklm_model_init(m, 1))
     goto done;
   float loss = 0;
@@ -198,7 +199,7 @@ int bench_train(int argc, char **argv) {
   vklm_config_from_env(&cfg);
   const char *models = NULL;
   uint32_t B = 0, T = 0, steps = 0, square = 0;
-  int json = 0, recompute = 0;
+  int json = 0, recompute = 0, precision = 0;
   const app_flag flags[] = {
       AF_STRING("--model", "-m", &models, "NAMES", "comma-separated presets (gpt2-tiny,gpt2-124M)"),
       AF_FLAG("--batch", "-b", AF_U32, &B, 1, 1u << 16, "B", "sequences per step"),
@@ -208,6 +209,8 @@ int bench_train(int argc, char **argv) {
               "the S x S x S GEMM whose rate MFU is measured against"),
       AF_BOOL("--recompute", &recompute,
               "recompute the norms and the MLP activation in the backward (less memory)"),
+      AF_FLAG("--precision", NULL, AF_CHOICE, &precision, 0, 0, "f32|bf16|f16",
+              "the GEMMs' weight dtype (f32; bf16/f16: 16-bit copies of the fp32 master)"),
       AF_BOOL("--json", &json, "JSON instead of a table"),
       AF_LAST};
   const app_command c = {
@@ -261,11 +264,14 @@ int bench_train(int argc, char **argv) {
   cJSON_AddNumberToObject(root, "peak_gflops_f32", peak);
   cJSON_AddNumberToObject(root, "ranks", nranks);
   cJSON_AddBoolToObject(root, "recompute", recompute);
+  cJSON_AddStringToObject(root, "precision", precision == 1 ? "bf16" : precision == 2 ? "f16" : "f32");
   if (!lead) {
     /* rank 0 prints */
   } else if (!json) {
     printf("device: %s%s\n", di >= 0 ? caps[di].name : "?", cfg.limits_baseline ? " [baseline limits]" : "");
     printf("fp32 matmul peak (%u^3): %.1f GFLOP/s\n", square, peak);
+    if (precision) printf("mixed precision: the GEMMs read %s copies of the weights\n",
+                          precision == 1 ? "bf16" : "f16");
     printf("%-12s %10s %5s %5s %10s %12s %8s %10s %10s %6s %6s %6s\n", "model", "params", "B",
            "T", "ms/step", "tokens/s", "MFU", "peak mem", "loss", "disp", "barr", "subm");
   }
@@ -274,7 +280,11 @@ int bench_train(int argc, char **argv) {
   snprintf(list, sizeof list, "%s", models);
   for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
     result r = {0};
-    if (bench_one(&cfg, name, B, T, steps, peak, recompute, d, &r) != 0) {
+    vklm_model_options mo = {.recompute = recompute,
+                             .precision = precision == 1   ? VKLM_DTYPE_BF16
+                                          : precision == 2 ? VKLM_DTYPE_F16
+                                                           : VKLM_DTYPE_F32};
+    if (bench_one(&cfg, name, B, T, steps, peak, &mo, d, &r) != 0) {
       rc = 1;
       continue;
     }

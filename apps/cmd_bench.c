@@ -75,7 +75,12 @@ vklm_status rec_mm(vklm_cmd *cmd, void *p) {
   mm_arg *m = p;
   vklm_status st = VKLM_OK;
   for (int i = 0; i < m->nchunks && st == VKLM_OK; i++) {
-    if (m->kind == 1) st = vklm_matmul_f16(cmd, m->c[i], m->a, m->b[i], &m->g[i]);
+    if (m->kind == 1) { /* the tiled kernel (no configuration would pick coopmat where it is) */
+      vklm_matmul_config cf = vklm_matmul_config_choose(vklm_cmd_context(cmd), &m->g[i]);
+      st = vklm_matmul_ex(cmd, m->c[i], m->a, VKLM_GEMM_F16, m->b[i], VKLM_GEMM_F16, &m->g[i], &cf);
+    } else if (m->kind == 3)
+      st = vklm_matmul_ex(cmd, m->c[i], m->a, VKLM_GEMM_F16, m->b[i], VKLM_GEMM_F16, &m->g[i],
+                          &vklm_matmul_config_coopmat);
     else if (m->kind == 2) st = vklm_matmul_naive(cmd, m->c[i], m->a, m->b[i], &m->g[i]);
     else st = vklm_matmul(cmd, m->c[i], m->a, m->b[i], &m->g[i]);
   }

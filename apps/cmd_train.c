@@ -146,7 +146,7 @@ int cmd_train(int argc, char **argv) {
   int resume = 0;
   const char *resume_file = NULL;
   const uint32_t BIG = 1u << 30;
-  int data_order = -1, no_plot = 0, quiet = 0;
+  int data_order = -1, no_plot = 0, quiet = 0, precision = 0;
   uint32_t *g = &o.given;
   const app_flag sft_flags[] = {
       AF_STRING("--data", NULL, &sft_file, "FILE",
@@ -245,6 +245,13 @@ int cmd_train(int argc, char **argv) {
       AF_BOOL("--recompute", &o.recompute,
               "recompute the norms and the MLP activation in the backward instead\n"
               "of keeping them per layer: less activation memory, the same results"),
+      AF_GIVEN("--precision", NULL, AF_CHOICE, &precision, 0, 0, "f32|bf16|f16",
+               "the dtype the GEMMs read the weights in (f32): bf16 or f16 copies of\n"
+               "the fp32 master weights; f16 with dynamic loss scaling", g,
+               VKLM_GIVEN_PRECISION),
+      AF_FLAG("--loss-scale", NULL, AF_F32, &o.loss_scale, 0, 1.7e38, "S",
+              "f16: the loss scale to start from, a power of two (65536; on\n"
+              "--resume: the checkpoint's)"),
       AF_BOOL("--no-plot", &no_plot, "no loss.png"),
       AF_BOOL("--quiet", &quiet, "no progress lines"),
       AF_LAST};
@@ -264,6 +271,7 @@ int cmd_train(int argc, char **argv) {
   }
   if (npos) resume_file = pos[0];
   if (data_order >= 0) o.data_order = data_order ? VKLM_DATA_SEQUENTIAL : VKLM_DATA_SHUFFLED;
+  o.precision = precision == 1 ? VKLM_DTYPE_BF16 : precision == 2 ? VKLM_DTYPE_F16 : VKLM_DTYPE_F32;
   if (no_plot) o.plot = 0;
   if (quiet) o.progress = 0;
   if (sft && (!sft_file || (!o.init && !resume)))

@@ -9,6 +9,7 @@
  * and the query it adds are declared here from the registry's definitions. */
 #define KHR_COOPMAT_EXT "VK_KHR_cooperative_matrix"
 #define STYPE_COOPMAT_PROPS_KHR ((VkStructureType)1000506001)
+#define STYPE_COOPMAT_FEATURES_KHR ((VkStructureType)1000506000)
 typedef struct coopmat_props_khr {
   VkStructureType sType;
   void *pNext;
@@ -168,7 +169,7 @@ void vklm__caps_read(VkPhysicalDevice phys, int index, int baseline, vklm_caps *
   c->fp16_arithmetic = f16.shaderFloat16;
   c->int8_arithmetic = f16.shaderInt8;
 
-  /* Cooperative matrices, KHR first, then NV. */
+  /* Cooperative matrices, KHR's shapes first, then NV's. */
   c->coopmat_khr = has_ext(ext, next, KHR_COOPMAT_EXT);
   c->coopmat_nv = has_ext(ext, next, "VK_NV_cooperative_matrix");
   VkInstance inst = volkGetLoadedInstance();
@@ -190,10 +191,12 @@ void vklm__caps_read(VkPhysicalDevice phys, int index, int baseline, vklm_caps *
           snprintf(s->c_type, sizeof s->c_type, "%s", component_name(props[i].CType));
           snprintf(s->result_type, sizeof s->result_type, "%s", component_name(props[i].ResultType));
           snprintf(s->source, sizeof s->source, "KHR");
+          s->subgroup_scope = props[i].scope == 3; /* VK_SCOPE_SUBGROUP_KHR */
         }
     }
   }
-  if (c->coopmat_nv && c->coopmat_count == 0 && vkGetPhysicalDeviceCooperativeMatrixPropertiesNV) {
+  /* NV's shapes too when the device offers both (a build without the KHR shader uses them). */
+  if (c->coopmat_nv && vkGetPhysicalDeviceCooperativeMatrixPropertiesNV) {
     uint32_t n = 0;
     if (vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(phys, &n, NULL) == VK_SUCCESS && n) {
       VkCooperativeMatrixPropertiesNV props[VKLM_MAX_COOPMAT];
@@ -210,6 +213,7 @@ void vklm__caps_read(VkPhysicalDevice phys, int index, int baseline, vklm_caps *
           snprintf(s->c_type, sizeof s->c_type, "%s", component_name(props[i].CType));
           snprintf(s->result_type, sizeof s->result_type, "%s", component_name(props[i].DType));
           snprintf(s->source, sizeof s->source, "NV");
+          s->subgroup_scope = props[i].scope == VK_SCOPE_SUBGROUP_NV;
         }
     }
   }
@@ -234,4 +238,55 @@ void vklm__caps_read(VkPhysicalDevice phys, int index, int baseline, vklm_caps *
     c->coopmat_count = 0;
     c->coopmat_khr = c->coopmat_nv = 0;
   }
+}
+
+void *vklm__coopmat_enable(VkPhysicalDevice phys, vklm_caps *caps, coopmat_enable *e, void *chain) {
+  memset(e, 0, sizeof *e);
+  if (!caps->coopmat_khr && !caps->coopmat_nv) return chain;
+  uint32_t next = 0;
+  vkEnumerateDeviceExtensionProperties(phys, NULL, &next, NULL);
+  VkExtensionProperties *ext = calloc(next ? next : 1, sizeof *ext);
+  if (ext) vkEnumerateDeviceExtensionProperties(phys, NULL, &next, ext);
+  else next = 0;
+  /* shaderFloat16 and vulkanMemoryModel: core in 1.2 (instance and device), else extensions */
+  int core12 = caps->api_version >= VK_API_VERSION_1_2 && volkGetInstanceVersion() >= VK_API_VERSION_1_2;
+  int ext_f16 = has_ext(ext, next, "VK_KHR_shader_float16_int8");
+  int ext_vmm = has_ext(ext, next, "VK_KHR_vulkan_memory_model");
+  free(ext);
+  VkPhysicalDeviceShaderFloat16Int8Features f16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+  VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV nv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  coopmat_features_khr khr = {.sType = STYPE_COOPMAT_FEATURES_KHR};
+  void *q = NULL;
+  if (core12 || ext_f16) { f16.pNext = q; q = &f16; }
+  if (core12 || ext_vmm) { vmm.pNext = q; q = &vmm; }
+  if (caps->coopmat_nv) { nv.pNext = q; q = &nv; }
+  if (caps->coopmat_khr) { khr.pNext = q; q = &khr; }
+  VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = q};
+  vkGetPhysicalDeviceFeatures2(phys, &f2);
+  int base = f16.shaderFloat16 && vmm.vulkanMemoryModel;
+  caps->coopmat_khr = caps->coopmat_khr && base && khr.cooperativeMatrix;
+  caps->coopmat_nv = caps->coopmat_nv && base && nv.cooperativeMatrix;
+  if (!caps->coopmat_khr && !caps->coopmat_nv) return chain;
+  e->f16 = (VkPhysicalDeviceShaderFloat16Int8Features){
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .pNext = chain, .shaderFloat16 = VK_TRUE};
+  e->vmm = (VkPhysicalDeviceVulkanMemoryModelFeatures){
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES, .pNext = &e->f16, .vulkanMemoryModel = VK_TRUE};
+  chain = &e->vmm;
+  if (!core12) {
+    e->exts[e->nexts++] = "VK_KHR_shader_float16_int8";
+    e->exts[e->nexts++] = "VK_KHR_vulkan_memory_model";
+  }
+  if (caps->coopmat_nv) {
+    e->nv = (VkPhysicalDeviceCooperativeMatrixFeaturesNV){
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .pNext = chain, .cooperativeMatrix = VK_TRUE};
+    chain = &e->nv;
+    e->exts[e->nexts++] = "VK_NV_cooperative_matrix";
+  }
+  if (caps->coopmat_khr) {
+    e->khr = (coopmat_features_khr){.sType = STYPE_COOPMAT_FEATURES_KHR, .pNext = chain, .cooperativeMatrix = VK_TRUE};
+    chain = &e->khr;
+    e->exts[e->nexts++] = KHR_COOPMAT_EXT;
+  }
+  return chain;
 }

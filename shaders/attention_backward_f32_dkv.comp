@@ -9,7 +9,7 @@
 // query tiles of BQ rows through shared memory), so the result is deterministic without atomics.
 // Bindings: 0 dqkv (B,T,(NH+2*NKV)*HS) f32, write-only (only the key and value heads are written
 //           here); 1 dout (B,T,NH*HS) f32; 2 lse (B,NH,T) f32; 3 D (B,NH,T) f32 (from
-//           attention_backward_f32_d); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 1..4 read-only.
+//           attention_backward_f32_dq); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 1..4 read-only.
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size NT, 1 BKV key rows per workgroup, 2 BQ query rows per tile,
 //   3 HS, 4 RM key rows per thread. Thread (g, c), c < TPR = NT/(BKV/RM), computes p and ds of

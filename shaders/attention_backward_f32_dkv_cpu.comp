@@ -14,7 +14,7 @@
 // T-1 and store nothing.
 // Bindings: 0 dqkv (B,T,(NH+2*NKV)*HS) f32, write-only (only the key and value heads are written
 //           here); 1 dout (B,T,NH*HS) f32; 2 lse (B,NH,T) f32; 3 D (B,NH,T) f32 (from
-//           attention_backward_f32_d); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 1..4 read-only.
+//           attention_backward_f32_dq); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 1..4 read-only.
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size W, 1 HS head size, 2 R key rows per invocation (keys
 //   k0 + i*W + local id, i < R, of the workgroup's block of W*R keys starting at k0): each load

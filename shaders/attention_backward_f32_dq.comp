@@ -1,18 +1,22 @@
 #version 450
 // attention_backward_f32_dq: the query gradient of fused attention (see attention_forward_f32).
-// For query head h of batch b, row t, with p_j = exp(s_j - lse[b,h,t]) recomputed from qkv:
+// For query head h of batch b, row t, first D[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d]
+// (= rowsum(dP * P), summed over d in order; written to D for attention_backward_f32_dkv, which
+// runs next), then, with p_j = exp(s_j - lse[b,h,t]) recomputed from qkv:
 //   dp_j = dout[b,t,h,:] . v_j,  ds_j = p_j (dp_j - D[b,h,t]),
 //   dq[b,t,h,:] = scale * sum_j ds_j k_j        (written into the query part of dqkv).
 // Key/value tiles of BK rows pass through shared memory; no TxT matrix is stored.
 // Bindings: 0 dqkv (B,T,(NH+2*NKV)*HS) f32, write-only (only the query heads are written here);
-//           1 dout (B,T,NH*HS) f32; 2 lse (B,NH,T) f32; 3 D (B,NH,T) f32 (from
-//           attention_backward_f32_d); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 1..4 read-only.
+//           1 dout (B,T,NH*HS) f32; 2 lse (B,NH,T) f32; 3 D (B,NH,T) f32, write-only (rows
+//           t < T of the workgroup's query block); 4 qkv (B,T,(NH+2*NKV)*HS) f32;
+//           5 out (B,T,NH*HS) f32 (the forward's output); 1, 2, 4, 5 read-only.
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size NT, 1 BQ query rows per workgroup, 2 BK keys per tile, 3 HS,
 //   4 RM query rows per thread. Thread (g, c), c < TPR = NT/(BQ/RM), computes ds of rows
 //   g*RM .. g*RM+RM-1 against keys c, c+TPR, ... of the tile and accumulates dims c, c+TPR, ...
 //   of their dq (register tiles of RM x KPT and RM x DPT).
-// Shared memory: (2*BQ + 2*BK) * (HS+1) + BQ*(BK+1) floats.
+// Shared memory: (2*BQ + 2*BK) * (HS+1) + BQ*(BK+1) floats (the ds tile first passes the rows'
+// D to the threads).
 // Dispatch: (ceil(T/BQ), NH, B).
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;
@@ -31,8 +35,9 @@ const uint LD = HS + 1, SLD = BK + 1;
 layout(std430, binding = 0) writeonly buffer Dqkv { float dqkv[]; };
 layout(std430, binding = 1) readonly buffer Dout { float dout[]; };
 layout(std430, binding = 2) readonly buffer Lse { float lse[]; };
-layout(std430, binding = 3) readonly buffer D { float D_[]; };
+layout(std430, binding = 3) writeonly buffer D { float D_[]; };
 layout(std430, binding = 4) readonly buffer Qkv { float qkv[]; };
+layout(std430, binding = 5) readonly buffer Out { float out_[]; };
 layout(push_constant) uniform Push { uint T; uint NH; uint NKV; uint causal; float scale; } pc;
 
 shared float sQ[BQ * LD];
@@ -57,11 +62,25 @@ void main() {
     sQ[rr * LD + d] = in_ ? qkv[base + t * C3 + h * HS + d] : 0.0;
     sO[rr * LD + d] = in_ ? dout[(b * T + t) * pc.NH * HS + h * HS + d] : 0.0;
   }
+  barrier();
+  // D of the block's rows, each by one thread from its dout row in shared memory, through the
+  // ds tile (free until the key loop's second barrier) to the threads that use it
+  for (uint rr = tid; rr < BQ; rr += NT) {
+    uint t = q0 + rr;
+    float s = 0.0;
+    if (t < T) {
+      uint o = (b * T + t) * pc.NH * HS + h * HS;
+      for (uint d = 0; d < HS; d++) s += sO[rr * LD + d] * out_[o + d];
+      D_[(b * pc.NH + h) * T + t] = s;
+    }
+    sS[rr * SLD] = s;
+  }
+  barrier();
   float L[RM], Dr[RM], acc[RM * DPT];
   for (uint i = 0; i < RM; i++) {
     uint t = q0 + r0 + i;
     L[i] = t < T ? lse[(b * pc.NH + h) * T + t] : 0.0;
-    Dr[i] = t < T ? D_[(b * pc.NH + h) * T + t] : 0.0;
+    Dr[i] = sS[(r0 + i) * SLD];
   }
   for (uint i = 0; i < RM * DPT; i++) acc[i] = 0.0;
 

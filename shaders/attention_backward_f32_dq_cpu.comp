@@ -1,7 +1,8 @@
 #version 450
 // attention_backward_f32_dq_cpu: attention_backward_f32_dq (same results and semantics) for
-// CPU-type Vulkan devices (lavapipe). For query head h of batch b, row t, with
-// p_j = exp(s_j - lse[b,h,t]) recomputed from qkv:
+// CPU-type Vulkan devices (lavapipe). For query head h of batch b, row t, first
+// D[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d] (summed over d in order; written to D for the
+// dK/dV kernel that runs next), then, with p_j = exp(s_j - lse[b,h,t]) recomputed from qkv:
 //   dp_j = dout[b,t,h,:] . v_j,  ds_j = p_j (dp_j - D[b,h,t]),
 //   dq[b,t,h,:] = scale * sum_j ds_j k_j        (written into the query part of dqkv).
 // Each invocation owns one query row, holding q, its dout row and the dq accumulator in
@@ -11,8 +12,9 @@
 // workgroup's last row (causal) with the mask applied per row, and rows past T work on row T-1
 // and store nothing.
 // Bindings: 0 dqkv (B,T,(NH+2*NKV)*HS) f32, write-only (only the query heads are written here);
-//           1 dout (B,T,NH*HS) f32; 2 lse (B,NH,T) f32; 3 D (B,NH,T) f32 (from
-//           attention_backward_f32_d); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 1..4 read-only.
+//           1 dout (B,T,NH*HS) f32; 2 lse (B,NH,T) f32; 3 D (B,NH,T) f32, write-only (the
+//           invocation's rows t < T); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 5 out (B,T,NH*HS) f32 (the
+//           forward's output); 1, 2, 4, 5 read-only.
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size W, 1 HS head size, 2 R query rows per invocation (rows
 //   q0 + i*W + local id, i < R, of the workgroup's block of W*R rows starting at q0): each load of
@@ -33,8 +35,9 @@ layout(constant_id = 2) const uint R = 4;
 layout(std430, binding = 0) writeonly buffer Dqkv { float dqkv[]; };
 layout(std430, binding = 1) readonly buffer Dout { float dout[]; };
 layout(std430, binding = 2) readonly buffer Lse { float lse[]; };
-layout(std430, binding = 3) readonly buffer D { float D_[]; };
+layout(std430, binding = 3) writeonly buffer D { float D_[]; };
 layout(std430, binding = 4) readonly buffer Qkv { float qkv[]; };
+layout(std430, binding = 5) readonly buffer Out { float out_[]; };
 layout(push_constant) uniform Push { uint T; uint NH; uint NKV; uint causal; float scale; } pc;
 
 void main() {
@@ -56,7 +59,11 @@ void main() {
 #define INIT(d) q[i * HS + (d)] = qkv[qb + (d)], o[i * HS + (d)] = dout[ob + (d)], acc[i * HS + (d)] = 0.0
     DLOOP(INIT)
     L[i] = lse[(b * pc.NH + h) * T + tt[i]];
-    Dr[i] = D_[(b * pc.NH + h) * T + tt[i]];
+    float dsum = 0.0;
+#define DSUM(d) dsum += o[i * HS + (d)] * out_[ob + (d)]
+    DLOOP(DSUM)
+    Dr[i] = dsum;
+    if (q0 + i * W + lid < T) D_[(b * pc.NH + h) * T + tt[i]] = dsum;
   }
   const uint kend = causal ? min(T, q0 + QB) : T;
   for (uint j = 0; j < kend; j++) {

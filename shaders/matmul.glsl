@@ -7,6 +7,15 @@
 // (rs_[m] += sum_k op(A)[m][k], k in order; batch 1): the bias gradient of a linear layer taken
 // from the weight gradient's own pass over dout (dW = dout^T @ inp, dbias = the row sums of
 // dout^T), with no dispatch of its own.
+// Epilogues (one defined at most, each with binding 4 laid out as C: element ci of C pairs with
+// element ci of it; activation.glsl included before this file):
+//   EPI_GELU  (matmul_tiled_f32_gelu.comp): C gets v = alpha*acc + beta*C + bias as always, and
+//             binding 4 (float act_[], write-only) gets gelu(v): a GPT-2 MLP's fc layer and its
+//             activation in one pass, the pre-activation kept for the backward.
+//   EPI_DGELU (matmul_tiled_f32_dgelu.comp): C gets v * gelu'(pre_[ci]), binding 4 (float pre_[],
+//             read-only) the pre-activation: the input gradient of the MLP's projection times
+//             the activation's derivative, i.e. the gradient of the pre-activation.
+// They are compiled into variants of their own, so the plain kernel is unchanged.
 // Tiling: a workgroup computes a BM x BN block of C; K is walked in steps of BK through shared
 // memory (As: BK x BM, Bs: BK x BN, both k-major and padded by one to spread the banks); each of
 // the (BM/TM)*(BN/TN) threads keeps a TM x TN register tile whose rows are ty + i*(BM/TM) and
@@ -97,6 +106,11 @@ void main() {
       float v = pc.alpha * acc[i * TN + j];
       if (pc.beta != 0.0) v += pc.beta * c_[ci]; // beta == 0: overwrite, never read old C
       if (pc.has_bias != 0) v += bias_[gn];
+#if defined(EPI_GELU)
+      act_[ci] = vklm_gelu(v);
+#elif defined(EPI_DGELU)
+      v *= vklm_gelu_grad(pre_[ci]);
+#endif
       c_[ci] = v;
     }
   }

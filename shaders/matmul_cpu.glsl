@@ -2,6 +2,9 @@
 // matmul_cpu_f32.comp for what it computes, its bindings, constants, blocking and dispatch).
 // With ROWSUM defined, binding 4 (rs_) also gets the row sums of op(A) over K, k in order, from
 // the workgroups of the first column block: lane s < 8 sums the rows it loads (batch 1).
+// With EPI_GELU or EPI_DGELU defined, the epilogues of matmul.glsl (see there) on binding 4:
+// act_ = gelu(C) written beside C, or C multiplied by gelu'(pre_) (matmul_cpu_f32_gelu.comp,
+// matmul_cpu_f32_dgelu.comp).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_ballot : require
@@ -18,6 +21,12 @@ layout(std430, binding = 2) readonly buffer B { float b_[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
 #ifdef ROWSUM
 layout(std430, binding = 4) buffer RowSum { float rs_[]; };
+#elif defined(EPI_GELU)
+#include "activation.glsl"
+layout(std430, binding = 4) writeonly buffer Act { float act_[]; };
+#elif defined(EPI_DGELU)
+#include "activation.glsl"
+layout(std430, binding = 4) readonly buffer Pre { float pre_[]; };
 #endif
 #include "matmul_push.glsl"
 
@@ -82,6 +91,11 @@ void main() {
         float v = pc.alpha * acc[i * TN + j];
         if (pc.beta != 0.0) v += pc.beta * c_[ci]; // beta == 0: overwrite, never read old C
         if (pc.has_bias != 0) v += bias_[n];
+#if defined(EPI_GELU)
+        act_[ci] = vklm_gelu(v);
+#elif defined(EPI_DGELU)
+        v *= vklm_gelu_grad(pre_[ci]);
+#endif
         c_[ci] = v;
       }
     }

@@ -14,7 +14,9 @@ On one machine (lavapipe: every rank on the CPU device), with a tiny GPT-2 and a
     failure told once, naming the rank and the step;
   - a rank killed (SIGKILL) mid-run ends the job within a bounded time, the rank named;
   - a rank that hangs (SIGSTOP) makes the others abort after VKLM_DIST_TIMEOUT seconds, naming it;
-  - the same run on the same ranks twice gives the same bits.
+  - the same run on the same ranks twice gives the same bits;
+  - f16 with dynamic loss scaling, started high enough to overflow: 2 ranks with ZeRO-1 skip the
+    same steps as one process and end with the same weights and loss scale.
 """
 import array
 import json
@@ -90,10 +92,13 @@ def load_ckpt(path):
     step, = struct.unpack_from("<Q", d, 80)
     pos, epoch = struct.unpack_from("<QQ", d, 104)
     ga, = struct.unpack_from("<I", d, 72)
+    scale, = struct.unpack_from("<f", d, 244)
+    skipped, = struct.unpack_from("<I", d, 252)
     off = 256 + nt * 112
     a = array.array("f")
     a.frombytes(d[off:off + 12 * n])
-    return {"n": n, "step": step, "pos": pos, "epoch": epoch, "ga": ga, "vec": a}
+    return {"n": n, "step": step, "pos": pos, "epoch": epoch, "ga": ga, "vec": a, "scale": scale,
+            "skipped": skipped}
 
 
 def max_diff(a, b, part):
@@ -250,6 +255,18 @@ def main():
             d = os.path.join(tmp, "zero%d" % n)
             run(mpi_cmd(n, base + ["--grad-accum", "6", "--zero1", "--out", d]))
             compare(ref, d, "%d ranks ZeRO-1 vs 1" % n)
+        print("f16 with loss scaling from 2^64 (overflowing steps skipped): 1 process, then 2 "
+              "ranks with ZeRO-1")
+        f16 = ["--precision", "f16", "--loss-scale", str(2.0 ** 64)]
+        fr, fz = os.path.join(tmp, "f16_ref"), os.path.join(tmp, "f16_zero2")
+        run([VKLM] + base + ["--grad-accum", "6", "--out", fr] + f16)
+        run(mpi_cmd(2, base + ["--grad-accum", "6", "--zero1", "--out", fz] + f16))
+        compare(fr, fz, "f16 2 ranks ZeRO-1 vs 1")
+        a, b = (load_ckpt(os.path.join(x, "checkpoint.bin")) for x in (fr, fz))
+        check(a["skipped"] == b["skipped"] and a["scale"] == b["scale"] and
+              a["scale"] == 2.0 ** (64 - a["skipped"]) and a["skipped"] >= 1,
+              "f16: both skipped %d overflowing step(s) and hold the loss scale 2^%d"
+              % (b["skipped"], 64 - b["skipped"]))
         print("2 ranks with another global batch (grad-accum 4): must differ")
         d = os.path.join(tmp, "np2_ga4")
         run(mpi_cmd(2, base + ["--grad-accum", "4", "--out", d]))

@@ -104,7 +104,8 @@ static vklm_infer *session(vt_env *env, const vklm_model_config *cfg, uint32_t n
   vklm_infer *s = NULL;
   char err[512] = "";
   vklm_infer_options o = {.prefill_rows = prows, .max_tensor_bytes = max_tensor_bytes,
-                          .decode_splits = dsplits, .kv_type = g_kv_type};
+                          .decode_splits = dsplits, .kv_type = g_kv_type,
+                          .weight_type = VKLM_DTYPE_F32 + 1};
   vklm_status st = vklm_infer_create(env->ctx, cfg, n_ctx, &o, flat_get, &f, &s, err, sizeof err);
   if (st) printf("  %s\n", err);
   vt_ok(env, st, "vklm_infer_create");
@@ -402,6 +403,69 @@ static void test_kv_f16(vt_env *env, vklm_arch arch) {
   free(a), free(b);
 }
 
+/* fp16 weights converted on load (weight_type): every linear weight (and an untied head) held
+ * as F16 on the device; the logits of a 16-token prefill (its last row: the GEMMs) and of 14
+ * decode steps (the matrix-vector kernels) close to the fp32 session's;
+ * the automatic choice is fp32 with CPU-type kernels and fp16 with GPU ones. */
+static void test_weights_f16(vt_env *env, vklm_arch arch) {
+  vklm_model_config cfg = tiny(arch);
+  uint32_t V = cfg.vocab_size, T = 30;
+  vklm_model *m = NULL;
+  vt_ok(env, vklm_model_create(env->ctx, &cfg, 1, 8, VKLM_OBJ_CAUSAL, &m), "model_create");
+  vt_ok(env, vklm_model_init(m, 77), "model_init");
+  float *params = malloc(sizeof(float) * vklm_model_num_params(m));
+  vt_ok(env, vklm_model_get_params(m, params), "get_params");
+  const uint32_t PF = 16;
+  float *a = calloc((size_t)T * V, sizeof(float)), *b = calloc((size_t)T * V, sizeof(float));
+  int *r = vt_randi(T, 8, 0, (int)V);
+  int32_t tok[30];
+  for (uint32_t i = 0; i < T; i++) tok[i] = r[i];
+  free(r);
+  flat f = {params};
+  for (int h = 0; h < 2; h++) {
+    vklm_infer *s = NULL;
+    char err[512] = "";
+    vklm_infer_options o = {.kv_type = VKLM_DTYPE_F32 + 1,
+                            .weight_type = h ? VKLM_DTYPE_F16 + 1 : VKLM_DTYPE_F32 + 1};
+    vklm_status st = vklm_infer_create(env->ctx, &cfg, T, &o, flat_get, &f, &s, err, sizeof err);
+    if (st) printf("  %s\n", err);
+    vt_ok(env, st, "infer_create");
+    if (st) break;
+    float *lg = h ? b : a;
+    SOK(s, vklm_infer_prefill(s, tok, PF, lg + (size_t)(PF - 1) * V, NULL));
+    for (uint32_t t = PF; t < T; t++) SOK(s, vklm_infer_decode(s, tok[t], lg + (size_t)t * V, NULL));
+    vklm_model *sm = vklm_infer_model(s);
+    int linear = 0, half = 0, other = 1;
+    for (uint32_t i = 0; i < vklm_model_param_count(sm); i++) {
+      const vklm_param_info *p = vklm_model_param(sm, i);
+      int lin = p->ndim == 2 && strstr(p->name, "weight") && !strstr(p->name, "wte") &&
+                !strstr(p->name, "wpe");
+      linear += lin;
+      half += lin && vklm_model_param_dtype(sm, i) == VKLM_DTYPE_F16;
+      if (!lin) other &= vklm_model_param_dtype(sm, i) == VKLM_DTYPE_F32;
+    }
+    vt_expect(env, linear > 0 && half == (h ? linear : 0) && other,
+              "%s weight_type %s: %d of %d linear weights held in f16, the rest f32",
+              arch == VKLM_ARCH_GPT2 ? "gpt2" : "llama", h ? "f16" : "f32", half, linear);
+    vklm_infer_destroy(s);
+  }
+  size_t at = (size_t)(PF - 1) * V, nv = (size_t)(T - PF + 1) * V;
+  double e = vt_rel_norm(b + at, a + at, nv), e0 = vt_rel_norm(b + at, a + at, V);
+  vt_expect(env, e <= 2e-3 && e0 <= 2e-3, "%s fp16 weights vs fp32: logits of the prefill's last "
+            "row %.2e and of it and 14 decode steps %.2e, norm-relative (tol 2e-3)",
+            arch == VKLM_ARCH_GPT2 ? "gpt2" : "llama", e0, e);
+  vklm_context_set_kernels(env->ctx, VKLM_KERNELS_CPU);
+  vklm_dtype dc = vklm_infer_weight_dtype(env->ctx, NULL);
+  vklm_context_set_kernels(env->ctx, VKLM_KERNELS_GPU);
+  vklm_dtype dg = vklm_infer_weight_dtype(env->ctx, NULL);
+  vklm_context_set_kernels(env->ctx, VKLM_KERNELS_AUTO);
+  vt_expect(env, dc == VKLM_DTYPE_F32 && dg == VKLM_DTYPE_F16,
+            "automatic weight type: %s with CPU-type kernels, %s with GPU ones",
+            vklm_dtype_name(dc), vklm_dtype_name(dg));
+  vklm_model_destroy(m);
+  free(a), free(b), free(params);
+}
+
 /* A session borrowing a trainable model's weights sees every update with nothing copied: after
  * an AdamW step its logits equal the updated model's full forward. */
 static void test_borrow(vt_env *env) {
@@ -593,6 +657,8 @@ int main(void) {
   test_batched(env, VKLM_ARCH_GPT2, VKLM_DTYPE_F32 + 1);
   test_batched(env, VKLM_ARCH_LLAMA, f16 ? VKLM_DTYPE_F16 + 1 : VKLM_DTYPE_F32 + 1);
   if (f16) test_kv_f16(env, VKLM_ARCH_GPT2), test_kv_f16(env, VKLM_ARCH_LLAMA);
+  test_weights_f16(env, VKLM_ARCH_GPT2);
+  test_weights_f16(env, VKLM_ARCH_LLAMA);
   test_borrow(env);
   test_step_sampling(env);
   return vt_finish(env);

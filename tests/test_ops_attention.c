@@ -84,12 +84,31 @@ static void test_gpu(vt_env *env, shape s, int causal, int timing) {
   snprintf(what, sizeof what, "attn[%s] bwd dqkv B%u T%u NH%u NKV%u HS%u %s", fam, B, T, NH, NKV, HS,
            causal ? "causal" : "full");
   check(env, what, d, dqkv, nqkv, 5e-3, 1e-4);
+  /* D = rowsum(dout * out), which the dQ kernel leaves in scratch for dK/dV: against the same
+   * sum in double over the GPU's own out */
+  float *dd = vt_download(env, gscr, nrow), *dref = vt_zeros(nrow);
+  for (uint32_t b = 0; b < B; b++)
+    for (uint32_t t = 0; t < T; t++)
+      for (uint32_t h = 0; h < NH; h++) {
+        size_t at = (((size_t)b * T + t) * NH + h) * HS;
+        double sum = 0;
+        for (uint32_t e = 0; e < HS; e++) sum += (double)dout[at + e] * o[at + e];
+        dref[((size_t)b * NH + h) * T + t] = (float)sum;
+      }
+  snprintf(what, sizeof what, "attn[%s] bwd D    B%u T%u NH%u NKV%u HS%u %s", fam, B, T, NH, NKV, HS,
+           causal ? "causal" : "full");
+  check(env, what, dd, dref, nrow, 1e-4, 1e-5);
+  free(dd);
+  free(dref);
 
-  /* Determinism: the backward again gives identical bits. */
+  /* Determinism: the backward again gives identical bits; it is two dispatches (dQ with D,
+   * then dK/dV) */
   vt_begin(env);
   vt_ok(env, vklm_attention_backward(env->cmd, gdqkv, gscr, gdout, gout, glse, gqkv, B, T, NH, NKV,
                                      HS, causal),
         "bwd");
+  vt_expect(env, vklm_cmd_dispatch_count(env->cmd) == 2,
+            "attn[%s] bwd records 2 dispatches (%u)", fam, vklm_cmd_dispatch_count(env->cmd));
   vt_run(env);
   float *d2 = vt_download(env, gdqkv, nqkv);
   vt_expect(env, !memcmp(d, d2, nqkv * 4), "attn[%s] bwd repeat gives identical bits", fam);

@@ -21,8 +21,9 @@ static const char *family = "gpu"; /* the kernel family being tested, for the me
  * 1e-3 * max|C|, so entries near zero see the absolute error of the large ones). */
 static double tol_for(uint32_t K) { return 3e-5 * (1.0 + sqrt((double)K)); }
 
-typedef enum { K_F32, K_F16, K_F16B, K_NAIVE, K_F16A } kind;
-static const char *KIND_NAME[] = {"f32", "f16", "f32xf16", "naive", "f16xf32"};
+typedef enum { K_F32, K_F16, K_F16B, K_NAIVE, K_F16A, K_BF16, K_BF16B } kind;
+static const char *KIND_NAME[] = {"f32",     "f16",  "f32xf16", "naive",
+                                  "f16xf32", "bf16", "f32xbf16"};
 
 /* Elements an operand of (rows, cols) with row stride ld spans over the batch. */
 static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, uint64_t stride,
@@ -31,8 +32,8 @@ static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, ui
   return off + (uint64_t)(batch - 1) * stride + (uint64_t)(rows ? rows - 1 : 0) * ld + cols;
 }
 
-/* Uploads n floats as fp32 or as packed halves (rounded by the reference converter); *host gets
- * what the reference should read (floats or packed words). */
+/* Uploads n floats as fp32 or as packed halves / bfloat16 (format half: VKLM_GEMM_*, rounded by
+ * the reference converter); *host gets what the reference should read (floats or packed words). */
 static vklm_buffer upload_operand(vt_env *env, const float *x, uint64_t n, int half, void **host) {
   if (!half) {
     *host = vt_copy(x, n);
@@ -40,7 +41,8 @@ static vklm_buffer upload_operand(vt_env *env, const float *x, uint64_t n, int h
   }
   uint64_t words = (n + 1) / 2;
   uint32_t *p = calloc(words ? words : 1, 4);
-  vklm_convert_f32_to_f16_ref(p, x, (uint32_t)n);
+  if (half == VKLM_GEMM_BF16) vklm_convert_f32_to_bf16_ref(p, x, (uint32_t)n);
+  else vklm_convert_f32_to_f16_ref(p, x, (uint32_t)n);
   *host = p;
   return vt_upload(env, p, words * 4);
 }
@@ -49,7 +51,8 @@ static vklm_buffer upload_operand(vt_env *env, const float *x, uint64_t n, int h
 static void run_gemm_cfg(vt_env *env, kind k, const vklm_gemm *g, const char *label,
                          const vklm_matmul_config *cfg) {
   uint32_t batch = g->batch ? g->batch : 1;
-  int ha = k == K_F16 || k == K_F16A, hb = k == K_F16 || k == K_F16B;
+  int ha = k == K_F16 || k == K_F16A ? VKLM_GEMM_F16 : k == K_BF16 ? VKLM_GEMM_BF16 : 0;
+  int hb = k == K_F16 || k == K_F16B ? VKLM_GEMM_F16 : k == K_BF16 || k == K_BF16B ? VKLM_GEMM_BF16 : 0;
   uint64_t na = g->trans_a ? span(g->K, g->M, g->lda, g->off_a, g->stride_a, batch)
                            : span(g->M, g->K, g->lda, g->off_a, g->stride_a, batch);
   uint64_t nb = g->trans_b ? span(g->N, g->K, g->ldb, g->off_b, g->stride_b, batch)
@@ -64,7 +67,7 @@ static void run_gemm_cfg(vt_env *env, kind k, const vklm_gemm *g, const char *la
   vklm_buffer B = upload_operand(env, b, nb, hb, &hb_host);
   vklm_buffer Cb = vt_upload(env, c, nc * 4);
   vt_begin(env);
-  vklm_status st = cfg          ? vklm_matmul_ex(env->cmd, Cb, A, ha, B, hb, g, cfg)
+  vklm_status st = cfg || k >= K_BF16 ? vklm_matmul_ex(env->cmd, Cb, A, ha, B, hb, g, cfg)
                    : k == K_F32  ? vklm_matmul(env->cmd, Cb, A, B, g)
                    : k == K_F16  ? vklm_matmul_f16(env->cmd, Cb, A, B, g)
                    : k == K_F16B ? vklm_matmul_f16b(env->cmd, Cb, A, B, g)
@@ -354,6 +357,9 @@ static void test_family(vt_env *env, vklm_kernels k) {
     test_gemm_shapes(env, (kind)t);
     test_gemm_batched(env, (kind)t);
   }
+  /* bf16 operands (mixed precision's weight copies): both and weight-only */
+  test_gemm_shapes(env, K_BF16);
+  test_gemm_batched(env, K_BF16B);
   test_cpu_blocks(env);
   /* GPT-2-like: a QKV projection of 96 tokens, C = 768 (out = inp @ W^T) */
   vklm_gemm g = vklm_gemm_make(96, 2304, 768);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "ops/elementwise.h"
 #include "testutil.h"
 
 static const float LR = 1e-3f, B1 = 0.9f, B2 = 0.999f, EPS = 1e-8f, WD = 0.1f;
@@ -430,6 +431,121 @@ static void test_multi(vt_env *env, vklm_arena *small, const char *family) {
   for (int i = 0; i < MS; i++) free(p[i]), free(m[i]), free(v[i]);
 }
 
+/* 16-bit copies written by the multi-tensor AdamW (mixed precision): slots alternate fp16, bf16
+ * and none (copies split over two arenas, odd counts among them); the updated params, m and v
+ * must be bit-identical to the run without copies, and each copy equal to the reference
+ * conversion of the updated params. Then skip_nonfinite: a NaN or infinite norm leaves every
+ * buffer untouched, a finite one updates. */
+static void test_multi_copies(vt_env *env, vklm_arena *small, const char *family) {
+  float *p[MS], *m[MS], *v[MS], *g[MS];
+  int wd[MS];
+  for (int i = 0; i < MS; i++) {
+    p[i] = vt_randf(MCOUNTS[i], 800 + i, -1, 1);
+    m[i] = vt_randf(MCOUNTS[i], 820 + i, -0.1f, 0.1f);
+    v[i] = vt_randf(MCOUNTS[i], 840 + i, 0, 0.01f);
+    g[i] = vt_randf(MCOUNTS[i], 860 + i, -0.5f, 0.5f);
+    wd[i] = i % 2 == 0;
+  }
+  mstate a = {0}, b = {0};
+  mstate_make(env, small, &a, p, m, v);
+  mstate_make(env, small, &b, p, m, v);
+  vklm_optim_slot sa[MS], sb[MS];
+  vklm_buffer h[MS];
+  for (int i = 0; i < MS; i++) {
+    sa[i] = (vklm_optim_slot){a.p[i], a.m[i], a.v[i], a.g[i], MCOUNTS[i], wd[i]};
+    sb[i] = (vklm_optim_slot){b.p[i], b.m[i], b.v[i], b.g[i], MCOUNTS[i], wd[i]};
+    h[i] = (vklm_buffer){0};
+    if (MCOUNTS[i] && i % 3 != 2) {
+      vt_ok(env, vklm_arena_alloc(i % 5 == 0 ? small : env->arena, ((uint64_t)MCOUNTS[i] + 1) / 2 * 4,
+                                  &h[i]), "alloc h");
+      sb[i].h = h[i];
+      sb[i].h_fmt = i % 3 == 0 ? VKLM_OPTIM_F16 : VKLM_OPTIM_BF16;
+    }
+    if (!MCOUNTS[i]) continue;
+    vt_ok(env, vklm_buffer_upload(env->ctx, a.g[i], 0, g[i], MCOUNTS[i] * 4), "upload g");
+    vt_ok(env, vklm_buffer_upload(env->ctx, b.g[i], 0, g[i], MCOUNTS[i] * 4), "upload g");
+  }
+  vklm_adamw_step s;
+  vklm_adamw_step_fill(&s, LR, B1, B2, EPS, WD, 1);
+  vt_ok(env, vklm_buffer_upload(env->ctx, a.step, 0, &s, sizeof s), "upload step");
+  vt_ok(env, vklm_buffer_upload(env->ctx, b.step, 0, &s, sizeof s), "upload step");
+  float maxn = 0.5f;
+  vt_begin(env);
+  vt_ok(env, vklm_grad_norm_multi(env->cmd, a.norm, a.scratch, a.g, MCOUNTS, MS, maxn), "norm");
+  vt_ok(env, vklm_grad_norm_multi(env->cmd, b.norm, b.scratch, b.g, MCOUNTS, MS, maxn), "norm");
+  vt_ok(env, vklm_adamw_multi(env->cmd, sa, MS, a.scratch, a.step, a.norm, NULL), "adamw");
+  vt_ok(env, vklm_adamw_multi_ex(env->cmd, sb, MS, b.scratch, b.step, b.norm, 1, NULL),
+        "adamw with copies");
+  vt_run(env);
+  int same = 1, copies = 1;
+  for (int i = 0; i < MS; i++) {
+    same &= same_bits(env, a.p[i], b.p[i], MCOUNTS[i]) && same_bits(env, a.m[i], b.m[i], MCOUNTS[i]) &&
+            same_bits(env, a.v[i], b.v[i], MCOUNTS[i]);
+    if (!h[i].block) continue;
+    uint32_t n = MCOUNTS[i], words = (n + 1) / 2;
+    float *x = vt_download(env, b.p[i], n);
+    uint32_t *want = calloc(words, 4), *got = calloc(words, 4);
+    if (sb[i].h_fmt == VKLM_OPTIM_BF16) vklm_convert_f32_to_bf16_ref(want, x, n);
+    else vklm_convert_f32_to_f16_ref(want, x, n);
+    vt_ok(env, vklm_buffer_download(env->ctx, h[i], 0, got, (uint64_t)words * 4), "download h");
+    uint32_t bad = 0;
+    for (uint32_t j = 0; j < words; j++) bad += got[j] != want[j];
+    if (bad) printf("  slot %d (%u elements, %s): %u of %u words differ\n", i, n,
+                    sb[i].h_fmt == VKLM_OPTIM_BF16 ? "bf16" : "f16", bad, words);
+    copies &= bad == 0;
+    free(x), free(want), free(got);
+  }
+  vt_expect(env, same, "%s: with 16-bit copies, params, m, v bit-identical to the run without",
+            family);
+  vt_expect(env, copies, "%s: every fp16 / bf16 copy equals the reference conversion of the "
+            "updated params", family);
+  /* skipping: a non-finite norm writes nothing */
+  float bad_norms[2][2] = {{NAN, NAN}, {INFINITY, 0.0f}};
+  for (int k = 0; k < 3; k++) {
+    float *before = vt_download(env, b.p[9], MCOUNTS[9]);
+    uint32_t hw = (MCOUNTS[9] + 1) / 2, *hb = calloc(hw, 4), *ha = calloc(hw, 4);
+    vt_ok(env, vklm_buffer_download(env->ctx, h[9], 0, hb, (uint64_t)hw * 4), "download h");
+    float nv[2] = {1.0f, 1.0f};
+    if (k < 2) memcpy(nv, bad_norms[k], sizeof nv);
+    vt_ok(env, vklm_buffer_upload(env->ctx, b.norm, 0, nv, 8), "upload norm");
+    vklm_adamw_step_fill(&s, LR, B1, B2, EPS, WD, 2);
+    vt_ok(env, vklm_buffer_upload(env->ctx, b.step, 0, &s, sizeof s), "upload step");
+    vt_begin(env);
+    vt_ok(env, vklm_adamw_multi_ex(env->cmd, sb, MS, b.scratch, b.step, b.norm, 1, NULL), "adamw");
+    vt_run(env);
+    float *after = vt_download(env, b.p[9], MCOUNTS[9]);
+    vt_ok(env, vklm_buffer_download(env->ctx, h[9], 0, ha, (uint64_t)hw * 4), "download h");
+    int unchanged = !memcmp(before, after, MCOUNTS[9] * 4ull) && !memcmp(ha, hb, hw * 4ull);
+    vt_expect(env, k < 2 ? unchanged : !unchanged, "%s: norm %g: the step is %s", family,
+              (double)nv[0], k < 2 ? "skipped (params and copy unchanged)" : "applied");
+    free(before), free(after), free(ha), free(hb);
+  }
+  /* loss scaling: gradients S times the true ones, 1/S in norm_out[2]: the true norm, the clip
+   * scale from it, and scale / S as AdamW's multiplier (S = 2^20) */
+  vklm_buffer n3 = vt_alloc(env, 16);
+  const float S = 1048576.0f;
+  for (int i = 0; i < MS; i++) {
+    if (!MCOUNTS[i]) continue;
+    float *gs = vt_copy(g[i], MCOUNTS[i]);
+    for (uint32_t j = 0; j < MCOUNTS[i]; j++) gs[j] *= S;
+    vt_ok(env, vklm_buffer_upload(env->ctx, b.g[i], 0, gs, MCOUNTS[i] * 4ull), "upload g");
+    free(gs);
+  }
+  float ref[2], three[3] = {0, 0, 1.0f / S}, got[3];
+  vklm_grad_norm_ref(ref, (const float *const *)g, MCOUNTS, MS, maxn);
+  vt_ok(env, vklm_buffer_upload(env->ctx, n3, 0, three, 12), "upload 1/S");
+  vt_begin(env);
+  vt_ok(env, vklm_grad_norm_multi_ex(env->cmd, n3, b.scratch, b.g, MCOUNTS, MS, maxn, 1), "norm");
+  vt_run(env);
+  vt_ok(env, vklm_buffer_download(env->ctx, n3, 0, got, 12), "download");
+  float want[2] = {ref[0], ref[1] / S}, gv[2] = {got[0], got[1]};
+  char what[128];
+  snprintf(what, sizeof what, "%s: unscaled norm %g and multiplier %g (S = 2^20)", family,
+           (double)got[0], (double)got[1]);
+  vt_compare(env, what, gv, want, 2, 1e-5);
+  for (int i = 0; i < MS; i++) free(p[i]), free(m[i]), free(v[i]), free(g[i]);
+}
+
 /* vklm_grad_zero: adjacent buffers of one block become one fill; a buffer between them that is
  * not in the list breaks the run and keeps its contents; {0} entries are skipped. */
 static void test_grad_zero(vt_env *env) {
@@ -487,8 +603,10 @@ int main(void) {
   vt_ok(&env, vklm_arena_create(env.ctx, 64 << 10, &small), "small arena");
   vklm_context_set_kernels(env.ctx, VKLM_KERNELS_GPU);
   test_multi(&env, small, "GPU kernels");
+  test_multi_copies(&env, small, "GPU kernels");
   vklm_context_set_kernels(env.ctx, VKLM_KERNELS_CPU);
   test_multi(&env, small, "CPU kernels");
+  test_multi_copies(&env, small, "CPU kernels");
   vklm_context_set_kernels(env.ctx, VKLM_KERNELS_AUTO);
   vklm_arena_destroy(small);
   return vt_finish(&env);

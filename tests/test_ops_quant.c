@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "ops/elementwise.h"
 #include "testutil.h"
 
 static uint64_t seed = 1;
@@ -36,7 +37,8 @@ static uint8_t *make_weight(vklm_dtype t, uint32_t N, uint32_t K) {
   float *w = vt_randf((size_t)N * K, seed++, -1, 1);
   uint64_t bytes = vklm_dtype_buffer_bytes(t, N, K);
   uint8_t *q = calloc(bytes, 1);
-  vklm_q_quantize(t, w, q, N, K);
+  if (t == VKLM_DTYPE_BF16) vklm_convert_f32_to_bf16_ref((uint32_t *)q, w, N * K);
+  else vklm_q_quantize(t, w, q, N, K);
   free(w);
   return q;
 }
@@ -63,7 +65,7 @@ static void run_case(vt_env *env, vklm_dtype t, uint32_t M, uint32_t N, uint32_t
   float *got = vt_download(env, Out, (size_t)M * N);
   vklm_linear_forward_ref(want, inp, w, t, with_bias ? bias : NULL, M, K, N);
   const char *kernel = p != PATH_AUTO                  ? PATH_NAME[p]
-                       : M <= VKLM_LINEAR_MATVEC_MAX_M ? "matvec"
+                       : M <= VKLM_LINEAR_MATVEC_MAX_M && t != VKLM_DTYPE_BF16 ? "matvec"
                                                        : "tiled";
   char what[128];
   snprintf(what, sizeof what, "%-4s %-6s M=%-3u (N,K)=(%u,%u)%s", vklm_dtype_name(t), kernel,
@@ -179,6 +181,11 @@ int main(void) {
     run_case(&env, (vklm_dtype)ti, 5, 33, 77, 0, PATH_AUTO);
     run_case(&env, (vklm_dtype)ti, 17, 33, 77, 1, PATH_AUTO);
   }
+  /* bf16 weights (mixed-precision training's copies): the GEMM at every M (no decode kernel) */
+  run_case(&env, VKLM_DTYPE_BF16, 1, 5, 13, 1, PATH_AUTO);
+  run_case(&env, VKLM_DTYPE_BF16, 8, 300, 768, 0, PATH_AUTO);
+  run_case(&env, VKLM_DTYPE_BF16, 37, 67, 96, 1, PATH_AUTO);
+  run_case(&env, VKLM_DTYPE_BF16, 130, 33, 77, 1, PATH_TILED);
   /* more rows than one grid dimension holds (65535 groups of 4 rows): the grid splits over y */
   run_case(&env, VKLM_DTYPE_Q4_0, 1, 270001, 32, 1, PATH_AUTO);
   test_determinism(&env);

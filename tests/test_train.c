@@ -181,9 +181,11 @@ static void test_ckpt_versions(void) {
   s = s ? s : vklm_ckpt_read(f, 0, &c, err, sizeof err);
   size_t len;
   unsigned char *b = slurp(f, &len);
-  vt_expect(&env, s == VKLM_OK && c && b && b[8] == 2 && c->st.data_order == VKLM_DATA_SHUFFLED &&
-                      c->st.data_tokens == 4000 && c->st.data_pos == 48,
-            "version 2 written and read back (data order shuffled, 4000 data tokens): %s",
+  vt_expect(&env, s == VKLM_OK && c && b && b[8] == 3 && c->st.data_order == VKLM_DATA_SHUFFLED &&
+                      c->st.data_tokens == 4000 && c->st.data_pos == 48 &&
+                      c->st.precision == VKLM_DTYPE_F32 && c->st.loss_scale == 1.0f,
+            "version 3 written and read back (data order shuffled, 4000 data tokens, f32 with "
+            "loss scale 1): %s",
             s ? err : "ok");
   vklm_ckpt_free(c);
   c = NULL;
@@ -208,7 +210,11 @@ static void test_ckpt_versions(void) {
   struct { const char *what; size_t at; uint32_t v; uint32_t version; const char *needle; } bad[] = {
       {"data order 7", 224, 7, 2, "data order 7"},
       {"objective 9", 20, 9, 2, "objective 9"},
-      {"version 3", 8, 3, 3, "version 3"},
+      {"version 4", 8, 4, 4, "version 4"},
+      {"precision 2 (q8_0)", 240, 2, 3, "precision 2"},
+      {"loss scale 3", 244, 0x40400000u, 3, "loss scale 3"},
+      {"loss scale 2 in f32", 244, 0x40000000u, 3, "loss scale 2"},
+      {"more skipped steps than steps", 252, 4, 3, "4 skipped steps of 3"},
       {"version 0", 8, 0, 0, "version 0"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

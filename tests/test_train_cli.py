@@ -6,7 +6,7 @@ source files where those are missing), trains a tokenizer (`vklm tokenizer train
 validation loss in metrics.jsonl falls, that loss.png is a valid PNG of the expected size and that
 the checkpoint exists; then resumes the run for a few more steps, resumes it again with flags
 that override the checkpoint's values (the start-up line names each value's source; the new
-checkpoint, version 2, holds them), refuses a resume whose model or seed flags contradict the
+checkpoint, version 3, holds them), refuses a resume whose model or seed flags contradict the
 checkpoint, starts new runs from the trained weights with --init (from the checkpoint and from a
 Hugging Face export of it: both start at the same validation loss, far below a fresh model's),
 runs --text mode in sequential data order, and checks bad input: unknown flags and bad values
@@ -139,7 +139,7 @@ def main():
         total, = struct.unpack_from("<Q", h, 88)
         lr, min_lr = struct.unpack_from("<ff", h, 152)
         order, = struct.unpack_from("<I", h, 224)
-        check(version == 2 and (B, T) == (4, 32) and total == steps + 20 and abs(lr - 1e-4) < 1e-9
+        check(version == 3 and (B, T) == (4, 32) and total == steps + 20 and abs(lr - 1e-4) < 1e-9
               and abs(min_lr - 1e-5) < 1e-10 and order == 1,
               "checkpoint v%d holds B=%d T=%d steps=%d lr=%g min-lr=%g order=%d" % (
                   version, B, T, total, lr, min_lr, order))

@@ -70,6 +70,9 @@ vklm_model *vklm_infer_model(const vklm_infer *s) { return s->m; }
 uint32_t vklm_infer_ctx(const vklm_infer *s) { return s->maxT; }
 uint32_t vklm_infer_slots(const vklm_infer *s) { return s->S; }
 vklm_dtype vklm_infer_kv_dtype(const vklm_infer *s) { return s->kv_dtype; }
+vklm_dtype vklm_infer_weights_dtype(const vklm_infer *s) {
+  return vklm_model_w(s->m, VKLM_P_QKV_W, 0).dtype;
+}
 uint64_t vklm_infer_memory(const vklm_infer *s) {
   return vklm_arena_used(s->arena) + vklm_arena_used(s->harena);
 }
@@ -305,11 +308,18 @@ vklm_status vklm_infer_create_for(vklm_model *m, uint32_t n_ctx, const vklm_infe
   return start(m, 0, n_ctx, opt, out, err, errlen);
 }
 
+vklm_dtype vklm_infer_weight_dtype(const vklm_context *ctx, const vklm_infer_options *opt) {
+  int wt = opt ? opt->weight_type : 0;
+  if (wt) return (vklm_dtype)(wt - 1);
+  return vklm_context_cpu_kernels(ctx) ? VKLM_DTYPE_F32 : VKLM_DTYPE_F16;
+}
+
 vklm_status vklm_infer_create(vklm_context *ctx, const vklm_model_config *cfg, uint32_t n_ctx,
                               const vklm_infer_options *opt, vklm_model_tensor_fn get, void *user,
                               vklm_infer **out, char *err, size_t errlen) {
   *out = NULL;
-  vklm_model_options mo = {.frozen = 1, .max_tensor_bytes = opt ? opt->max_tensor_bytes : 0};
+  vklm_model_options mo = {.frozen = 1, .max_tensor_bytes = opt ? opt->max_tensor_bytes : 0,
+                           .weight_dtype = vklm_infer_weight_dtype(ctx, opt)};
   vklm_model *m = NULL;
   vklm_status st = vklm_model_create_from(ctx, cfg, 0, 0, VKLM_OBJ_CAUSAL, &mo, get, user, &m,
                                           err, errlen);
@@ -321,7 +331,7 @@ vklm_status vklm_infer_create_f32(vklm_context *ctx, const vklm_model_config *cf
                                   size_t errlen) {
   *out = NULL;
   vklm_model *m = NULL;
-  vklm_model_options mo = {.frozen = 1};
+  vklm_model_options mo = {.frozen = 1, .weight_dtype = vklm_infer_weight_dtype(ctx, NULL)};
   vklm_status st = vklm_model_create_f32(ctx, cfg, 0, 0, VKLM_OBJ_CAUSAL, &mo, params, &m, err,
                                          errlen);
   return st != VKLM_OK ? st : start(m, 1, n_ctx, NULL, out, err, errlen);

@@ -46,7 +46,12 @@ typedef struct vklm_infer vklm_infer;
  * 16; 1: no split).
  * kv_type: 0 automatic (F16 with 16-bit storage, else F32), or VKLM_DTYPE_F32 + 1 / F16 + 1 to
  * force one (F16 without 16-bit storage is an error).
- * max_penalty: distinct tokens a sampler's repetition-penalty window may hold (0: 256). */
+ * max_penalty: distinct tokens a sampler's repetition-penalty window may hold (0: 256).
+ * weight_type (sessions that create their model): 0 automatic: fp32 linear weights are held in
+ * fp16 (converted on load, vklm_model_options.weight_dtype: half the bytes a decode step reads,
+ * and the operand cooperative-matrix GEMMs take) except on contexts with CPU-type kernels
+ * (lavapipe), whose fp32 GEMM is their fastest; VKLM_DTYPE_F32 + 1 / F16 + 1 force one. Weights
+ * the source already holds in another dtype (F16, Q8_0, Q4_0) stay as they are. */
 typedef struct vklm_infer_options {
   uint32_t n_seq;
   uint32_t prefill_rows;
@@ -54,7 +59,10 @@ typedef struct vklm_infer_options {
   uint32_t decode_splits;
   int kv_type;
   uint32_t max_penalty;
+  int weight_type;
 } vklm_infer_options;
+/* The dtype weight_type (above) gives fp32 linear weights on ctx. */
+vklm_dtype vklm_infer_weight_dtype(const vklm_context *ctx, const vklm_infer_options *opt);
 
 /* A session of n_ctx positions per sequence (GPT-2: <= cfg->max_seq) over a frozen model it
  * creates from get(user, ...) (model.h's tensor callback; linear weights in any dtype). */
@@ -77,6 +85,8 @@ vklm_model *vklm_infer_model(const vklm_infer *s);
 uint32_t vklm_infer_ctx(const vklm_infer *s);   /* n_ctx */
 uint32_t vklm_infer_slots(const vklm_infer *s); /* n_seq */
 vklm_dtype vklm_infer_kv_dtype(const vklm_infer *s);
+/* The dtype of the linear weights as the session's model holds them (its first layer's qkv). */
+vklm_dtype vklm_infer_weights_dtype(const vklm_infer *s);
 /* Device bytes the session itself holds (cache, activations, tables; not borrowed weights). */
 uint64_t vklm_infer_memory(const vklm_infer *s);
 

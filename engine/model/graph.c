@@ -1,7 +1,8 @@
 /* The one forward pass (graph.h): embedding, L pre-norm blocks (norm, qkv, RoPE, attention,
  * projection, residual; norm, MLP, residual), the final norm and the heads, recorded with the
- * tensor-level ops of ops/nn.h. SEQ and KV passes differ only in the position source and the
- * attention (see graph.h). */
+ * tensor-level ops of ops/nn.h. Each residual add and the norm that follows it (the block's ln2,
+ * the next block's ln1) are one fused op. SEQ and KV passes differ only in the position source
+ * and the attention (see graph.h). */
 #include <stdio.h>
 
 #include "model_internal.h"
@@ -89,6 +90,16 @@ vklm_status vklm_graph_norm(vklm_model *m, vklm_cmd *cmd, vklm_tensor out, vklm_
   return VKLM_OK;
 }
 
+/* res = a + b and out = the norm (w, b of layer l) of res, in one dispatch. */
+static vklm_status add_norm(vklm_model *m, vklm_cmd *cmd, vklm_tensor res, vklm_tensor out,
+                            vklm_tensor mean, vklm_tensor rstd, vklm_tensor a, vklm_tensor b,
+                            vklm_param_id w, vklm_param_id bias, uint32_t l) {
+  int rms = m->cfg.arch != VKLM_ARCH_GPT2;
+  TRY(vklm_nn_add_norm(cmd, rms, m->cfg.norm_eps, res, out, mean, rstd, a, b,
+                       vklm_model_w(m, w, l), rms ? vklm_tensor_none() : vklm_model_w(m, bias, l)));
+  return VKLM_OK;
+}
+
 static vklm_status embed(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p) {
   const vklm_model_config *c = &m->cfg;
   int seq = p->kind == VKLM_PASS_SEQ;
@@ -146,20 +157,31 @@ vklm_status vklm_graph_forward(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p,
     vklm_layer_acts rows = first_rows(&p->la[p->nla > 1 ? l : 0], n);
     const vklm_layer_acts *a = &rows;
 #define W(id) vklm_model_w(m, VKLM_P_##id, l)
-    if ((st = vklm_graph_norm(m, cmd, a->ln1, a->ln1_mean, a->ln1_rstd, x, VKLM_P_LN1_W,
-                              VKLM_P_LN1_B, l)))
+    /* ln1: layer 0's here, the others' by the previous layer's residual add */
+    if (l == 0 && (st = vklm_graph_norm(m, cmd, a->ln1, a->ln1_mean, a->ln1_rstd, x, VKLM_P_LN1_W,
+                                        VKLM_P_LN1_B, l)))
       return st;
     TRY(vklm_nn_linear(cmd, a->qkv, a->ln1, W(QKV_W), W(QKV_B)));
     if ((st = attention(m, cmd, p, a, l)) != VKLM_OK) return st;
     TRY(vklm_nn_linear(cmd, tmp, a->atty, W(ATTO_W), W(ATTO_B)));
-    TRY(vklm_nn_add(cmd, a->res2, x, tmp));
-    if ((st = vklm_graph_norm(m, cmd, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, VKLM_P_LN2_W,
-                              VKLM_P_LN2_B, l)))
+    if ((st = add_norm(m, cmd, a->res2, a->ln2, a->ln2_mean, a->ln2_rstd, x, tmp, VKLM_P_LN2_W,
+                       VKLM_P_LN2_B, l)))
       return st;
-    TRY(vklm_nn_linear(cmd, a->fch, a->ln2, W(FC_W), W(FC_B)));
-    TRY(vklm_nn_mlp_act(cmd, swiglu, a->act, a->fch));
+    if (swiglu) { /* the SwiGLU of the fused [gate | up] projection */
+      TRY(vklm_nn_linear(cmd, a->fch, a->ln2, W(FC_W), W(FC_B)));
+      TRY(vklm_nn_mlp_act(cmd, swiglu, a->act, a->fch));
+    } else { /* fch and its GELU from one GEMM (the epilogue writes both) */
+      TRY(vklm_nn_linear_gelu(cmd, a->fch, a->act, a->ln2, W(FC_W), W(FC_B)));
+    }
     TRY(vklm_nn_linear(cmd, tmp, a->act, W(PROJ_W), W(PROJ_B)));
-    TRY(vklm_nn_add(cmd, a->res3, a->res2, tmp));
+    if (l + 1 < c->n_layer) { /* res3 and the next layer's ln1 of it */
+      vklm_layer_acts next = first_rows(&p->la[p->nla > 1 ? l + 1 : 0], n);
+      if ((st = add_norm(m, cmd, a->res3, next.ln1, next.ln1_mean, next.ln1_rstd, a->res2, tmp,
+                         VKLM_P_LN1_W, VKLM_P_LN1_B, l + 1)))
+        return st;
+    } else { /* the final norm is the callers' (vklm_graph_final_norm) */
+      TRY(vklm_nn_add(cmd, a->res3, a->res2, tmp));
+    }
 #undef W
     x = a->res3;
   }
@@ -174,9 +196,8 @@ vklm_status vklm_graph_final_norm(vklm_model *m, vklm_cmd *cmd, vklm_tensor out,
 
 vklm_status vklm_graph_logits(vklm_model *m, vklm_cmd *cmd, vklm_tensor logits, vklm_tensor h) {
   uint32_t n = h.shape[0], V = m->cfg.vocab_size, v0, v1;
-  vklm_param_id hid = vklm_model_head_id(m);
   for (uint32_t k = 0; k < m->nvchunks; k++) {
-    vklm_tensor w = vklm_model_wchunk(m, hid, k, &v0, &v1);
+    vklm_tensor w = vklm_model_headchunk(m, k, &v0, &v1);
     vklm_tensor blk = vklm_tensor_2d(logits.buf, VKLM_DTYPE_F32, n, v1 - v0);
     blk.stride[0] = V; /* the column block [v0, v1) of (n, V) */
     blk.offset = logits.offset + v0;

@@ -87,7 +87,15 @@ static vklm_tensor one_slot(const vklm_model *m, const vklm_buffer *bufs, vklm_p
   if (grad) t.dtype = VKLM_DTYPE_F32;
   return t;
 }
+/* 16-bit copies are viewed in their dtype */
+static vklm_tensor as_copy(const vklm_model *m, vklm_tensor t) {
+  t.dtype = m->prec;
+  return t;
+}
 vklm_tensor vklm_model_w(const vklm_model *m, vklm_param_id id, uint32_t l) {
+  uint32_t i = vklm_model_index(m, id, l);
+  if (i != UINT32_MAX && m->h && m->h[m->slot_of[i]].block)
+    return as_copy(m, one_slot(m, m->h, id, l, 0));
   return one_slot(m, m->p, id, l, 0);
 }
 vklm_tensor vklm_model_gw(const vklm_model *m, vklm_param_id id, uint32_t l) {
@@ -117,6 +125,13 @@ vklm_tensor vklm_model_gchunk(const vklm_model *m, vklm_param_id id, uint32_t k,
                               uint32_t *v1) {
   return chunk(m, m->g, id, k, v0, v1, 1);
 }
+vklm_tensor vklm_model_headchunk(const vklm_model *m, uint32_t k, uint32_t *v0, uint32_t *v1) {
+  vklm_param_id id = vklm_model_head_id(m);
+  uint32_t i = vklm_model_index(m, id, 0);
+  if (i != UINT32_MAX && m->h && m->h[m->slot_of[i]].block)
+    return as_copy(m, chunk(m, m->h, id, k, v0, v1, 0));
+  return chunk(m, m->p, id, k, v0, v1, 0);
+}
 vklm_param_id vklm_model_head_id(const vklm_model *m) {
   return m->cfg.tie_embeddings ? VKLM_P_WTE : VKLM_P_LM_HEAD;
 }
@@ -129,6 +144,12 @@ uint32_t vklm_model_vocab_rows(const vklm_model_config *cfg, uint64_t max_bytes)
 }
 
 /* ---- layout ------------------------------------------------------------------------------- */
+static int linear_weight(const vklm_model *m, uint32_t i);
+/* Tensors with a 16-bit copy under mixed precision: what the GEMMs read as weights. */
+static int has_copy(const vklm_model *m, uint32_t i) {
+  return linear_weight(m, i) || (m->pid[i] == VKLM_P_WTE && m->cfg.tie_embeddings);
+}
+
 static uint64_t slot_bytes(const vklm_model *m, uint32_t i, uint32_t s) {
   const vklm_param_info *t = &m->info[i];
   uint32_t cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
@@ -152,6 +173,9 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
       if (m->slot_of[i + 1] - m->slot_of[i] > 1)
         snprintf(part, sizeof part, " (chunk %u of %u)", k, m->slot_of[i + 1] - m->slot_of[i]);
       TAKE(A_PARAM, slot_bytes(m, i, s), &m->p[s], "parameter %s%s", nm, part);
+      if (m->prec != VKLM_DTYPE_F32 && has_copy(m, i))
+        TAKE(A_PARAM, ((uint64_t)m->slot_count[s] + 1) / 2 * 4, &m->h[s], "%s copy of %s%s",
+             vklm_dtype_name(m->prec), nm, part);
       if (!m->trains[i]) continue;
       uint64_t fb = (uint64_t)m->slot_count[s] * 4;
       TAKE(A_GRAD, fb, &m->g[s], "gradient of %s%s", nm, part);
@@ -161,7 +185,7 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
     }
   if (m->trainable) {
     TAKE(A_HOST, sizeof(vklm_adamw_step), &m->step_buf, "AdamW step values");
-    TAKE(A_HOST, 8, &m->norm_buf, "gradient norm");
+    TAKE(A_HOST, 16, &m->norm_buf, "gradient norm, clip scale, 1 / loss scale");
     uint64_t ns = 0;
     if (pl->ctx) {
       ns = vklm_grad_norm_scratch_size(pl->ctx, m->tcount, m->ntslots);
@@ -215,12 +239,19 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
   TENSOR(w->dln, f, BT, C, "norm gradient (B,T,C)");
   TENSOR(w->datty, f, BT, C, "attention output gradient (B,T,C)");
   TENSOR(w->dqkv, f, BT, QKV, "qkv gradient (B,T,QKV)");
-  TENSOR(w->dact, f, BT, F, "MLP activation gradient (B,T,F)");
+  if (c->arch != VKLM_ARCH_GPT2) /* GPT-2's GELU backward runs in the GEMM's epilogue */
+    TENSOR(w->dact, f, BT, F, "MLP activation gradient (B,T,F)");
+  else
+    w->dact = vklm_tensor_none();
   TENSOR(w->dfch, f, BT, FC, "MLP hidden gradient (B,T,FC)");
-  uint64_t s1 = pl->ctx ? vklm_norm_backward_scratch_bytes(pl->ctx, (uint32_t)BT, (uint32_t)C)
-                        : 2 * 128 * C * 4;
-  uint64_t s2 = B * c->n_head * T * 4;
-  TAKE(a, s1 > s2 ? s1 : s2, &w->scratch, "backward scratch");
+  TAKE(a, B * c->n_head * T * 4, &w->scratch, "backward scratch");
+  for (uint32_t k = 0; k <= 2 * c->n_layer; k++) { /* dry: the GPU chunking's estimate */
+    uint64_t np = pl->ctx ? vklm_norm_partials_bytes(pl->ctx, (uint32_t)BT, (uint32_t)C,
+                                                     c->arch != VKLM_ARCH_GPT2)
+                          : 2ull * (BT < 256 ? BT : 256) * C * 4;
+    TAKE(a, np, pl->dry ? &b : &w->npart[k], "norm %u gradient partials", k);
+  }
+  TAKE(a, vklm_norm_grads_table_bytes(2 * c->n_layer + 1), &w->ntable, "norm gradient table");
 #undef TENSOR
 #undef TENSOR_IN
 #undef TAKE
@@ -245,8 +276,9 @@ static vklm_status setup_slots(vklm_model *m) {
   m->tslots = calloc(m->nslots, sizeof *m->tslots);
   m->tcount = calloc(m->nslots, sizeof *m->tcount);
   m->tg = calloc(m->nslots, sizeof *m->tg);
+  m->h = calloc(m->nslots, sizeof *m->h);
   if (!m->slot_of || !m->slot_off || !m->slot_count || !m->p || !m->g || !m->mom || !m->vel ||
-      !m->tslots || !m->tcount || !m->tg)
+      !m->tslots || !m->tcount || !m->tg || !m->h)
     return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
   uint32_t s = 0;
   for (uint32_t i = 0; i < m->ntensors; i++) {
@@ -339,10 +371,26 @@ static vklm_status setup_table(vklm_model *m, const vklm_model_options *opt) {
     if (l < m->lowest_layer) m->lowest_layer = l;
   }
   if ((st = setup_slots(m)) != VKLM_OK) return st;
+  m->prec = opt ? opt->precision : VKLM_DTYPE_F32;
+  if (m->prec != VKLM_DTYPE_F32 && m->prec != VKLM_DTYPE_F16 && m->prec != VKLM_DTYPE_BF16)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: precision %s: f32, f16 or bf16",
+                           vklm_dtype_name(m->prec));
+  if (m->prec != VKLM_DTYPE_F32 && !m->trainable)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID,
+                           "model: mixed precision (%s) is for training: a frozen model keeps "
+                           "its weights in the dtype they are loaded in",
+                           vklm_dtype_name(m->prec));
+  m->loss_scale = 1.0f;
   m->w.nla = m->trainable ? m->cfg.n_layer : 1;
   m->recompute = opt && opt->recompute && m->trainable;
   m->w.la = calloc(m->w.nla, sizeof *m->w.la);
   if (!m->w.la) return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
+  if (m->trainable) { /* the norms' partials (model_internal.h) */
+    m->w.npart = calloc(2 * (size_t)m->cfg.n_layer + 1, sizeof *m->w.npart);
+    m->w.npend = calloc(2 * (size_t)m->cfg.n_layer + 1, sizeof *m->w.npend);
+    if (!m->w.npart || !m->w.npend)
+      return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
+  }
   uint32_t BT = m->B * m->T;
   m->nchunks = BT ? (BT + m->lrows - 1) / m->lrows : 0;
   m->host_f = calloc(BT ? BT : 1, sizeof *m->host_f);
@@ -369,10 +417,13 @@ static void free_host(vklm_model *m) {
   free(m->tslots);
   free(m->tcount);
   free(m->tg);
+  free(m->h);
   free(m->slot_of);
   free(m->slot_off);
   free(m->slot_count);
   free(m->w.la);
+  free(m->w.npart);
+  free(m->w.npend);
   free(m->host_f);
 }
 
@@ -411,17 +462,27 @@ static int linear_weight(const vklm_model *m, uint32_t i) {
          id == VKLM_P_LM_HEAD;
 }
 
-/* Uploads every tensor from the sources read_sources collected. */
-static vklm_status upload_from(vklm_model *m, const void *const *src) {
+/* Uploads every tensor from the sources read_sources collected; conv[i]: the source holds fp32
+ * and the device fp16 (options.weight_dtype), converted slot by slot. */
+static vklm_status upload_from(vklm_model *m, const void *const *src, const uint8_t *conv) {
   for (uint32_t i = 0; i < m->ntensors; i++) {
     const vklm_param_info *t = &m->info[i];
     uint32_t cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
     for (uint32_t s = m->slot_of[i]; s < m->slot_of[i + 1]; s++) {
       uint32_t r0 = (uint32_t)((m->slot_off[s] - t->offset) / cols);
-      uint64_t off = vklm_dtype_bytes(m->dtype[i], r0, cols);
+      uint64_t off = vklm_dtype_bytes(conv[i] ? VKLM_DTYPE_F32 : m->dtype[i], r0, cols);
       uint64_t bytes = vklm_dtype_bytes(m->dtype[i], t->ndim == 2 ? m->slot_count[s] / cols : 1,
                                         cols);
-      vklm_status st = vklm_buffer_upload(m->ctx, m->p[s], 0, (const uint8_t *)src[i] + off, bytes);
+      const void *from = (const uint8_t *)src[i] + off;
+      uint32_t *half = NULL;
+      if (conv[i]) {
+        if (!(half = malloc(((size_t)m->slot_count[s] + 1) / 2 * 4)))
+          return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+        vklm_convert_f32_to_f16_ref(half, from, m->slot_count[s]);
+        from = half;
+      }
+      vklm_status st = vklm_buffer_upload(m->ctx, m->p[s], 0, from, bytes);
+      free(half);
       if (st != VKLM_OK)
         return vklm_model_fail(m, st, "model: uploading %s failed: %s", t->name,
                                vklm_context_error(m->ctx));
@@ -433,7 +494,7 @@ static vklm_status upload_from(vklm_model *m, const void *const *src) {
 /* Asks get() once for every tensor: its data (into src) and dtype (before the layout, which sizes
  * the weight buffers by them), checked. */
 static vklm_status read_sources(vklm_model *m, vklm_model_tensor_fn get, void *user,
-                                const void **src) {
+                                vklm_dtype convert, const void **src, uint8_t *conv) {
   char e2[400];
   for (uint32_t i = 0; i < m->ntensors; i++) {
     const vklm_param_info *t = &m->info[i];
@@ -452,6 +513,8 @@ static vklm_status read_sources(vklm_model *m, vklm_model_tensor_fn get, void *u
                              "model: %s in %s: only linear weights may be other than f32 (f16, "
                              "q8_0, q4_0 with rows a multiple of 32)",
                              t->name, vklm_dtype_name(dt));
+    if (convert == VKLM_DTYPE_F16 && dt == VKLM_DTYPE_F32 && linear_weight(m, i))
+      dt = VKLM_DTYPE_F16, conv[i] = 1;
     m->dtype[i] = dt;
     src[i] = one.data;
   }
@@ -483,6 +546,7 @@ static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint3
   vklm_model *m = calloc(1, sizeof *m);
   if (!m) return vklm_model_fail(NULL, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
   const void **src = NULL; /* the tensor source's data, by table index */
+  uint8_t *conv = NULL;     /* and whether it is converted to fp16 on upload */
   m->ctx = ctx;
   m->cfg = *cfg;
   m->B = B;
@@ -507,11 +571,16 @@ static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint3
   vklm_model_options o = opt ? *opt : (vklm_model_options){0};
   if (get) o.frozen = 1;
   if ((st = setup_table(m, &o)) != VKLM_OK) goto fail;
-  if (get && !(src = calloc(m->ntensors, sizeof *src))) {
+  if (o.weight_dtype != VKLM_DTYPE_F32 && (o.weight_dtype != VKLM_DTYPE_F16 || !get)) {
+    st = vklm_model_fail(m, VKLM_ERROR_INVALID, "model: weight_dtype %s: f16 (converted on "
+                         "load, from a tensor source) or f32", vklm_dtype_name(o.weight_dtype));
+    goto fail;
+  }
+  if (get && (!(src = calloc(m->ntensors, sizeof *src)) || !(conv = calloc(m->ntensors, 1)))) {
     st = vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
     goto fail;
   }
-  if (get && (st = read_sources(m, get, user, src)) != VKLM_OK) goto fail;
+  if (get && (st = read_sources(m, get, user, o.weight_dtype, src, conv)) != VKLM_OK) goto fail;
   /* Size checks before any allocation. */
   vklm_planner dry = {.ctx = ctx, .dry = 1, .align = vklm_buffer_alignment(ctx)};
   if (dry.align < 4) dry.align = 4;
@@ -561,7 +630,7 @@ static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint3
   }
   for (uint32_t k = 0; k < m->ntslots; k++) m->tg[k] = m->g[m->tslots[k]];
   if (get) {
-    if ((st = upload_from(m, src)) != VKLM_OK) goto fail;
+    if ((st = upload_from(m, src, conv)) != VKLM_OK) goto fail;
   } else {
     /* zero weights, gradients and moments */
     vklm_cmd *c = m->cmd[CMD_UPDATE];
@@ -574,12 +643,14 @@ static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint3
     if ((st = vklm_cmd_end(c)) != VKLM_OK || (st = vklm_cmd_run(c)) != VKLM_OK) goto vkfail;
   }
   free(src);
+  free(conv);
   *out = m;
   return VKLM_OK;
 vkfail:
   vklm_model_fail(m, st, "model: clearing buffers failed: %s", vklm_context_error(ctx));
 fail:
   free(src);
+  free(conv);
   snprintf(create_err, sizeof create_err, "%s", m->err);
   vklm_model_destroy(m);
   return st;
@@ -688,8 +759,31 @@ static vklm_status copy_vec(vklm_model *m, vklm_buffer *bufs, float *host, int u
 vklm_status vklm_model_get_params(vklm_model *m, float *out) {
   return copy_vec(m, m->p, out, 0, "parameters");
 }
+/* The 16-bit copies of the weights in (the flat vector), converted as AdamW converts. */
+static vklm_status upload_copies(vklm_model *m, const float *in) {
+  if (m->prec == VKLM_DTYPE_F32) return VKLM_OK;
+  uint32_t most = 0;
+  for (uint32_t s = 0; s < m->nslots; s++)
+    if (m->h[s].block && m->slot_count[s] > most) most = m->slot_count[s];
+  uint32_t *tmp = malloc(((size_t)most + 2) / 2 * 4);
+  if (!tmp) return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of memory");
+  vklm_status st = VKLM_OK;
+  for (uint32_t s = 0; s < m->nslots && st == VKLM_OK; s++) {
+    if (!m->h[s].block) continue;
+    uint32_t n = m->slot_count[s];
+    if (m->prec == VKLM_DTYPE_BF16) vklm_convert_f32_to_bf16_ref(tmp, in + m->slot_off[s], n);
+    else vklm_convert_f32_to_f16_ref(tmp, in + m->slot_off[s], n);
+    st = vklm_buffer_upload(m->ctx, m->h[s], 0, tmp, ((uint64_t)n + 1) / 2 * 4);
+    if (st != VKLM_OK)
+      vklm_model_fail(m, st, "model: uploading the %s weight copies failed: %s",
+                      vklm_dtype_name(m->prec), vklm_context_error(m->ctx));
+  }
+  free(tmp);
+  return st;
+}
 vklm_status vklm_model_set_params(vklm_model *m, const float *in) {
-  return copy_vec(m, m->p, (float *)in, 1, "parameters");
+  vklm_status st = copy_vec(m, m->p, (float *)in, 1, "parameters");
+  return st != VKLM_OK ? st : upload_copies(m, in);
 }
 vklm_status vklm_model_get_grads(vklm_model *m, float *out) {
   return copy_vec(m, m->g, out, 0, "gradients");

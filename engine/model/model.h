@@ -155,6 +155,16 @@ typedef struct vklm_model_options {
                      (the norms' inputs and statistics, the MLP pre-activation): 6C of GPT-2's
                      16C saved floats per row and layer (Llama: 2C + F of 7C + 3F) for two norm
                      passes and one activation pass more per layer; gradients bit-identical */
+  vklm_dtype precision; /* trainable: the dtype in which the GEMMs read the linear layers'
+                           weights (and a tied wte as the LM head): VKLM_DTYPE_F32 (0, the
+                           default), F16 or BF16: 16-bit copies of the fp32 master weights,
+                           written by every AdamW step and by vklm_model_set_params; gradients,
+                           moments, activations and accumulation stay fp32. F16 needs loss
+                           scaling with the gradients in 16 bits (engine/train's scaler) */
+  vklm_dtype weight_dtype; /* vklm_model_create_from (frozen): F16 converts the linear layers'
+                              fp32 weights (an untied lm_head too) to fp16 as they are uploaded
+                              (round to nearest even): half the bytes every decode step reads;
+                              F32 (0): each tensor as the source holds it */
 } vklm_model_options;
 vklm_status vklm_model_create_ex(vklm_context *ctx, const vklm_model_config *cfg, uint32_t B,
                                  uint32_t T, vklm_objective obj, const vklm_model_options *opt,
@@ -320,6 +330,19 @@ typedef struct vklm_optim_config {
 vklm_status vklm_model_update(vklm_model *m, const vklm_optim_config *oc, uint32_t step,
                               float *grad_norm);
 vklm_status vklm_model_zero_grads(vklm_model *m);
+
+/* Loss scaling (a model created with precision F16; 1 otherwise): the passes that follow
+ * compute S times the gradients (the per-row loss scales of forward_backward and the weights of
+ * vklm_model_backward are multiplied by S, so gradients small in fp16 stay representable), and
+ * the update divides them by S on the device before clipping: the gradient norm it reports and
+ * uses is the true one. A non-finite norm (an overflow) makes the update a no-op (parameters,
+ * moments and weight copies untouched; the gradients are still zeroed): the caller halves S and
+ * does not count the step (engine/train's scaler). S must be a positive finite power of two;
+ * VKLM_ERROR_INVALID otherwise, and for a model that is not F16. */
+vklm_status vklm_model_set_loss_scale(vklm_model *m, float scale);
+float vklm_model_loss_scale(const vklm_model *m);
+/* The dtype the model's GEMMs read its weights in (options.precision: F32, F16 or BF16). */
+vklm_dtype vklm_model_precision(const vklm_model *m);
 
 /* A whole training step in ONE queue submission: the pass of vklm_model_forward_backward on
  * (inputs, targets, grad_scale) and the update of vklm_model_update (oc, step), recorded apart and

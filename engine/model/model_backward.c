@@ -1,7 +1,8 @@
 /* Recording of the backward pass, from the final norm's output gradient (w.dln, written by the
  * heads' backward, model_head.c) down to the lowest layer that trains (and the embeddings when
  * they train). One residual-stream gradient buffer (dres) accumulates through the whole stack:
- * the norms' backward adds into it (norm.h), the projections read it.
+ * the norms' backward adds into it (norm.h), the projections read it. The norms' parameter
+ * gradients are added at the end of each part, by one reduce over the norms it covered.
  * Parameter gradients accumulate (ops.h), so micro-batches add up until the update zeroes them.
  * A frozen tensor gets no gradient (its gradient tensor is none: the op skips that part). */
 #include "model_internal.h"
@@ -10,14 +11,21 @@
 
 #define TRY(call) VKLM_MODEL_TRY(m, call)
 
-/* dinp (BT,C) += norm backward; parameter gradients accumulate (none when frozen). */
-static vklm_status norm_bwd(vklm_model *m, vklm_cmd *cmd, vklm_tensor dinp, vklm_param_id w,
-                            vklm_param_id b, uint32_t l, vklm_tensor dout, vklm_tensor in,
-                            vklm_tensor mean, vklm_tensor rstd) {
+/* dinp (BT,C) += the backward of norm k (model_internal.h's numbering); its parameter gradients'
+ * partials into w.npart[k], added by the reduce at the end of the part (none when frozen). */
+static vklm_status norm_bwd(vklm_model *m, vklm_cmd *cmd, uint32_t k, vklm_tensor dinp,
+                            vklm_param_id w, vklm_param_id b, uint32_t l, vklm_tensor dout,
+                            vklm_tensor in, vklm_tensor mean, vklm_tensor rstd) {
   int rms = m->cfg.arch != VKLM_ARCH_GPT2;
   TRY(vklm_nn_norm_backward(cmd, rms, dinp, vklm_model_gw(m, w, l),
-                            rms ? vklm_tensor_none() : vklm_model_gw(m, b, l), m->w.scratch, dout,
-                            in, vklm_model_w(m, w, l), mean, rstd));
+                            rms ? vklm_tensor_none() : vklm_model_gw(m, b, l), m->w.npart[k],
+                            dout, in, vklm_model_w(m, w, l), mean, rstd, &m->w.npend[k]));
+  return VKLM_OK;
+}
+
+/* The parameter gradients of norms [k0, k1) from their partials: one dispatch. */
+static vklm_status norm_reduce(vklm_model *m, vklm_cmd *cmd, uint32_t k0, uint32_t k1) {
+  TRY(vklm_norm_grads_reduce(cmd, m->w.ntable, k0, m->w.npend + k0, k1 - k0));
   return VKLM_OK;
 }
 
@@ -43,8 +51,8 @@ vklm_status vklm_model_record_backward_part(vklm_model *m, vklm_cmd *cmd, int to
   VKLM_ASSERT(lo <= hi && hi <= L, "model: backward of layers [%u, %u) of %u", lo, hi, L);
   if (top) {
     TRY(vklm_cmd_fill_words(cmd, w->dres.buf, 0));
-    if ((st = norm_bwd(m, cmd, dres, VKLM_P_LNF_W, VKLM_P_LNF_B, 0, dln, lnf_in, w->lnf_mean,
-                       w->lnf_rstd)))
+    if ((st = norm_bwd(m, cmd, 2 * L, dres, VKLM_P_LNF_W, VKLM_P_LNF_B, 0, dln, lnf_in,
+                       w->lnf_mean, w->lnf_rstd)))
       return st;
   }
   for (uint32_t l = hi; l-- > lo;) {
@@ -54,14 +62,19 @@ vklm_status vklm_model_record_backward_part(vklm_model *m, vklm_cmd *cmd, int to
 #define G(id) vklm_model_gw(m, VKLM_P_##id, l)
     /* MLP: res3 = res2 + proj(act(fc(ln2(res2)))) */
     if (m->recompute) TRY(vklm_nn_mlp_act(cmd, swiglu, a->act, a->fch));
-    TRY(vklm_nn_linear_backward(cmd, dact, G(PROJ_W), G(PROJ_B), dres, a->act, P(PROJ_W)));
-    TRY(vklm_nn_mlp_act_backward(cmd, swiglu, dfch, dact, a->fch));
+    if (swiglu) {
+      TRY(vklm_nn_linear_backward(cmd, dact, G(PROJ_W), G(PROJ_B), dres, a->act, P(PROJ_W)));
+      TRY(vklm_nn_mlp_act_backward(cmd, swiglu, dfch, dact, a->fch));
+    } else { /* dfch = (dres @ Wproj) * gelu'(fch): one GEMM, dact never written */
+      TRY(vklm_nn_linear_backward_gelu(cmd, dfch, G(PROJ_W), G(PROJ_B), dres, a->act, P(PROJ_W),
+                                       a->fch));
+    }
     if (m->recompute && (st = vklm_graph_norm(m, cmd, a->ln2, a->ln2_mean, a->ln2_rstd,
                                               a->res2, VKLM_P_LN2_W, VKLM_P_LN2_B, l)))
       return st;
     TRY(vklm_nn_linear_backward(cmd, dln, G(FC_W), G(FC_B), dfch, a->ln2, P(FC_W)));
-    if ((st = norm_bwd(m, cmd, dres, VKLM_P_LN2_W, VKLM_P_LN2_B, l, dln, a->res2, a->ln2_mean,
-                       a->ln2_rstd)))
+    if ((st = norm_bwd(m, cmd, 2 * l + 1, dres, VKLM_P_LN2_W, VKLM_P_LN2_B, l, dln, a->res2,
+                       a->ln2_mean, a->ln2_rstd)))
       return st;
     /* attention: res2 = x + proj(attn(rope(qkv(ln1(x))))) */
     TRY(vklm_nn_linear_backward(cmd, datty, G(ATTO_W), G(ATTO_B), dres, a->atty, P(ATTO_W)));
@@ -72,11 +85,18 @@ vklm_status vklm_model_record_backward_part(vklm_model *m, vklm_cmd *cmd, int to
                                               VKLM_P_LN1_W, VKLM_P_LN1_B, l)))
       return st;
     TRY(vklm_nn_linear_backward(cmd, dln, G(QKV_W), G(QKV_B), dqkv, a->ln1, P(QKV_W)));
-    if ((st = norm_bwd(m, cmd, dres, VKLM_P_LN1_W, VKLM_P_LN1_B, l, dln, x, a->ln1_mean,
+    if ((st = norm_bwd(m, cmd, 2 * l, dres, VKLM_P_LN1_W, VKLM_P_LN1_B, l, dln, x, a->ln1_mean,
                        a->ln1_rstd)))
       return st;
 #undef P
 #undef G
+  }
+  /* the norms' parameter gradients of this part, final from here on */
+  if (top && hi == L) {
+    if ((st = norm_reduce(m, cmd, 2 * lo, 2 * L + 1))) return st;
+  } else {
+    if ((st = norm_reduce(m, cmd, 2 * lo, 2 * hi))) return st;
+    if (top && (st = norm_reduce(m, cmd, 2 * L, 2 * L + 1))) return st;
   }
   if (!embed) return VKLM_OK;
   VKLM_ASSERT(m->lowest_layer < 0, "model: the embeddings do not train");

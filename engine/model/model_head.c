@@ -52,10 +52,10 @@ static vklm_status head_backward(vklm_model *m, vklm_cmd *cmd, vklm_tensor dln,
   uint32_t v0, v1;
   vklm_param_id hid = vklm_model_head_id(m);
   for (uint32_t j = 0; j < m->nvchunks; j++) {
-    vklm_tensor w = vklm_model_wchunk(m, hid, j, &v0, &v1);
+    vklm_tensor w = vklm_model_headchunk(m, j, &v0, &v1);
     vklm_tensor dw = vklm_model_gchunk(m, hid, j, &v0, &v1);
-    VKLM_ASSERT(w.dtype == VKLM_DTYPE_F32, "model: a %s head cannot be trained through",
-                vklm_dtype_name(w.dtype));
+    VKLM_ASSERT(w.dtype == VKLM_DTYPE_F32 || w.dtype == m->prec,
+                "model: a %s head cannot be trained through", vklm_dtype_name(w.dtype));
     vklm_tensor dblk = columns(dlogits, v0, v1);
     TRY(vklm_nn_matmul(cmd, dln, dblk, 0, w, 0, m->lscale, j || accumulate ? 1.0f : 0.0f));
     if (!vklm_tensor_is_none(&dw)) TRY(vklm_nn_matmul(cmd, dw, dblk, 1, lnf, 0, m->lscale, 1.0f));
@@ -68,12 +68,11 @@ static vklm_status head_backward(vklm_model *m, vklm_cmd *cmd, vklm_tensor dln,
 static vklm_status head_logits(vklm_model *m, vklm_cmd *cmd, vklm_tensor logits, vklm_tensor h) {
   if (m->lscale == 1.0f) return vklm_graph_logits(m, cmd, logits, h);
   uint32_t n = h.shape[0], V = m->cfg.vocab_size, v0, v1;
-  vklm_param_id hid = vklm_model_head_id(m);
   for (uint32_t k = 0; k < m->nvchunks; k++) {
-    vklm_tensor w = vklm_model_wchunk(m, hid, k, &v0, &v1);
-    if (w.dtype != VKLM_DTYPE_F32 && w.dtype != VKLM_DTYPE_F16)
-      return vklm_model_fail(m, VKLM_ERROR_UNSUPPORTED, "model: a logit scale needs an F32 or "
-                             "F16 LM head, not %s", vklm_dtype_name(w.dtype));
+    vklm_tensor w = vklm_model_headchunk(m, k, &v0, &v1);
+    if (w.dtype != VKLM_DTYPE_F32 && w.dtype != VKLM_DTYPE_F16 && w.dtype != VKLM_DTYPE_BF16)
+      return vklm_model_fail(m, VKLM_ERROR_UNSUPPORTED, "model: a logit scale needs an F32, "
+                             "F16 or BF16 LM head, not %s", vklm_dtype_name(w.dtype));
     vklm_tensor blk = vklm_tensor_2d(logits.buf, VKLM_DTYPE_F32, n, v1 - v0);
     blk.stride[0] = V; /* the column block [v0, v1) of (n, V) */
     blk.offset = logits.offset + v0;

@@ -9,6 +9,7 @@
 #include "graph.h"
 #include "model.h"
 #include "model_params.h"
+#include "ops/norm.h"
 
 /* Arenas: A_HOST is host-visible memory for what the host writes or reads every call (the
  * batch's tokens, targets, embedding plan, loss scales and masks, the loss, the sequence sums,
@@ -35,8 +36,15 @@ typedef struct vklm_workspace {
   vklm_tensor tmp;                    /* (BT,C) projection output before the residual add */
   /* backward temporaries (trainable only; shared by all layers) */
   vklm_tensor dres, dln, datty;       /* (BT,C) */
-  vklm_tensor dqkv, dact, dfch;       /* (BT,QKV), (BT,F), (BT,FC) */
-  vklm_buffer scratch;                /* norm / attention backward scratch (raw bytes) */
+  vklm_tensor dqkv, dact, dfch;       /* (BT,QKV), (BT,F) (Llama only), (BT,FC) */
+  vklm_buffer scratch;                /* attention backward scratch (raw bytes) */
+  /* the norms' parameter gradients (trainable only), norm k = 2l (ln1 of layer l), 2l+1 (ln2),
+   * 2L (the final norm): each norm's backward writes its partial sums into npart[k] and leaves
+   * npend[k] (recording); each backward part ends with one vklm_norm_grads_reduce of the norms
+   * it covered, its table entries at their norms' indices in ntable (norm.h) */
+  vklm_buffer *npart;                 /* owned, 2L+1 (vklm_norm_partials_bytes each) */
+  vklm_norm_grads *npend;             /* owned, 2L+1 */
+  vklm_buffer ntable;                 /* 2L+1 entries */
 } vklm_workspace;
 
 /* Recorded command buffers: index by what they compute. */
@@ -86,6 +94,13 @@ struct vklm_model {
   /* owned arenas and the buffers in them */
   vklm_arena *arena[A_COUNT];     /* NULL when unused (a frozen model has no A_GRAD, A_OPT) */
   vklm_buffer *p, *g, *mom, *vel; /* owned arrays of nslots views; g/mom/vel {0} when frozen */
+  /* Mixed precision (options.precision F16 / BF16): the linear layers' weights (and a tied wte,
+   * as the LM head) have a 16-bit copy h[s] in A_PARAM that every GEMM reads (vklm_model_w and
+   * vklm_model_headchunk return it); p stays the fp32 master that AdamW updates, writing h in
+   * the same pass, and set_params refreshes h. prec F32: no copies (h all {0}). */
+  vklm_dtype prec;
+  vklm_buffer *h;                 /* owned, nslots */
+  float loss_scale;               /* S (1 unless F16): see vklm_model_set_loss_scale */
   uint32_t *tslots;               /* owned: the trainable slots, ntslots of them */
   uint32_t ntslots;
   uint32_t *tcount;               /* owned, ntslots: their element counts */
@@ -95,7 +110,7 @@ struct vklm_model {
   uint32_t lrows, nchunks;        /* R rows per logits chunk (a multiple of 64 or BT) */
   float lscale;                   /* the (B,T) heads' logits are lscale * h W^T (options) */
   float *host_f;                  /* owned, BT floats of upload scratch */
-  vklm_buffer step_buf, norm_buf, norm_scratch; /* vklm_adamw_step, (2), grad-norm partials */
+  vklm_buffer step_buf, norm_buf, norm_scratch; /* vklm_adamw_step, (4), grad-norm partials */
   /* recorded command buffers */
   vklm_cmd *cmd[CMD_COUNT];
   uint8_t recorded[CMD_COUNT];
@@ -119,7 +134,8 @@ struct vklm_model {
 /* Index of tensor id at layer l (l ignored outside section 1); UINT32_MAX when absent. */
 uint32_t vklm_model_index(const vklm_model *m, vklm_param_id id, uint32_t l);
 /* Parameter / gradient of tensor id at layer l as a tensor (none when absent, or for a gradient
- * when the tensor does not train). The tensor must be one slot (not a split vocabulary matrix:
+ * when the tensor does not train); for a linear layer's weight under mixed precision, the 16-bit
+ * copy the GEMMs read. The tensor must be one slot (not a split vocabulary matrix:
  * use the chunk functions for WTE, LM_HEAD). */
 vklm_tensor vklm_model_w(const vklm_model *m, vklm_param_id id, uint32_t l);
 vklm_tensor vklm_model_gw(const vklm_model *m, vklm_param_id id, uint32_t l);
@@ -130,6 +146,9 @@ vklm_tensor vklm_model_wchunk(const vklm_model *m, vklm_param_id id, uint32_t k,
                               uint32_t *v1);
 vklm_tensor vklm_model_gchunk(const vklm_model *m, vklm_param_id id, uint32_t k, uint32_t *v0,
                               uint32_t *v1);
+/* Chunk k of the LM head's weights as the GEMMs read them (the 16-bit copy under mixed
+ * precision, else as vklm_model_wchunk). */
+vklm_tensor vklm_model_headchunk(const vklm_model *m, uint32_t k, uint32_t *v0, uint32_t *v1);
 /* The head's parameter id: WTE when tied, else LM_HEAD. */
 vklm_param_id vklm_model_head_id(const vklm_model *m);
 /* Rows per vocabulary chunk: every (V,C) chunk buffer within max_bytes (0: no limit). */

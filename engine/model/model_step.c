@@ -3,6 +3,7 @@
  * AdamW on every trainable tensor + zeroed gradients). Each is recorded on first use and
  * replayed after; the per-row loss scales, masks and value gradients are uploaded, never
  * recorded, so nothing re-records when they change. The host reads back only what it asks for. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,7 +208,7 @@ vklm_status vklm_model_fb_prepare(vklm_model *m, const int32_t *inputs, const in
   if ((st = upload_batch(m, inputs, targets)) != VKLM_OK) return st;
   uint32_t count = 0;
   for (uint32_t i = 0; i < BT; i++) count += targets[i] != VKLM_IGNORE_INDEX;
-  float s = count ? grad_scale / (float)count : 0.0f;
+  float s = count ? grad_scale * m->loss_scale / (float)count : 0.0f;
   for (uint32_t i = 0; i < BT; i++) m->host_f[i] = targets[i] != VKLM_IGNORE_INDEX ? s : 0.0f;
   if ((st = upload_f(m, m->w.rscale, m->host_f, BT, "uploading the loss scales")) != VKLM_OK)
     return st;
@@ -247,7 +248,7 @@ void vklm_model_rows_get(vklm_model *m, vklm_model_rows *out) {
   if (m->cfg.scalar_head) out->values = w->values.buf, out->value_w = w->dvalues.buf;
 }
 
-vklm_status vklm_model_backward_rows(vklm_model *m, int token, int value) {
+static vklm_status rows_backward(vklm_model *m, int token, int value) {
   vklm_status st;
   if ((st = backward_ok(m, token, value)) != VKLM_OK || (!token && !value)) return st;
   m->have_logits = 0;
@@ -255,18 +256,28 @@ vklm_status vklm_model_backward_rows(vklm_model *m, int token, int value) {
   return replay(m, token && value ? CMD_BWD_BOTH : token ? CMD_BWD_TOK : CMD_BWD_VAL);
 }
 
+vklm_status vklm_model_backward_rows(vklm_model *m, int token, int value) {
+  if (m->loss_scale != 1.0f)
+    return vklm_model_fail(m, VKLM_ERROR_UNSUPPORTED, "model: the per-row weights written on the "
+                           "device are not loss-scaled: set the loss scale to 1 first");
+  return rows_backward(m, token, value);
+}
+
 vklm_status vklm_model_backward(vklm_model *m, const float *token_w, const float *value_w) {
   vklm_status st;
   uint32_t BT = m->B * m->T;
   if ((st = backward_ok(m, token_w != NULL, value_w != NULL)) != VKLM_OK) return st;
   if (!token_w && !value_w) return VKLM_OK;
-  if (token_w) { /* d(sum w logp) = d(sum -w loss): per-row scale -w */
-    for (uint32_t i = 0; i < BT; i++) m->host_f[i] = -token_w[i] + 0.0f;
+  float S = m->loss_scale;
+  if (token_w) { /* d(sum w logp) = d(sum -w loss): per-row scale -w (times the loss scale) */
+    for (uint32_t i = 0; i < BT; i++) m->host_f[i] = -token_w[i] * S + 0.0f;
     if ((st = upload_f(m, m->w.rscale, m->host_f, BT, "uploading the token weights"))) return st;
   }
-  if (value_w && (st = upload_f(m, m->w.dvalues, value_w, BT, "uploading the value weights")))
-    return st;
-  return vklm_model_backward_rows(m, token_w != NULL, value_w != NULL);
+  if (value_w) {
+    for (uint32_t i = 0; i < BT; i++) m->host_f[i] = value_w[i] * S;
+    if ((st = upload_f(m, m->w.dvalues, m->host_f, BT, "uploading the value weights"))) return st;
+  }
+  return rows_backward(m, token_w != NULL, value_w != NULL);
 }
 
 vklm_status vklm_model_backward_seq(vklm_model *m, const float *coef, const float *mask) {
@@ -325,13 +336,17 @@ static vklm_status record_update(vklm_model *m, float clip) {
     if (!m->trains[i]) continue;
     for (uint32_t s = m->slot_of[i]; s < m->slot_of[i + 1]; s++)
       sl[k++] = (vklm_optim_slot){m->p[s], m->mom[s], m->vel[s], m->g[s], m->slot_count[s],
-                                  m->info[i].decay};
+                                  m->info[i].decay, m->h[s],
+                                  m->prec == VKLM_DTYPE_BF16 ? VKLM_OPTIM_BF16 : VKLM_OPTIM_F16};
   }
   VKLM_ASSERT(k == m->ntslots, "model: %u trainable slots, %u listed", k, m->ntslots);
+  /* F16: the gradients come loss-scaled: unscaled in the norm, the step skipped on overflow */
+  int scaled = m->prec == VKLM_DTYPE_F16;
   if ((st = vklm_cmd_begin(c)) != VKLM_OK ||
-      (st = vklm_grad_norm_multi(c, m->norm_buf, m->norm_scratch, m->tg, m->tcount, m->ntslots,
-                                 clip)) != VKLM_OK ||
-      (st = vklm_adamw_multi(c, sl, k, m->norm_scratch, m->step_buf, m->norm_buf, NULL)) != VKLM_OK ||
+      (st = vklm_grad_norm_multi_ex(c, m->norm_buf, m->norm_scratch, m->tg, m->tcount,
+                                    m->ntslots, clip, scaled)) != VKLM_OK ||
+      (st = vklm_adamw_multi_ex(c, sl, k, m->norm_scratch, m->step_buf, m->norm_buf, scaled,
+                                NULL)) != VKLM_OK ||
       (st = vklm_grad_zero(c, m->tg, m->ntslots, NULL)) != VKLM_OK ||
       (st = vklm_cmd_end(c)) != VKLM_OK) {
     free(sl);
@@ -361,8 +376,26 @@ static vklm_status update_prepare(vklm_model *m, const vklm_optim_config *oc, ui
   vklm_adamw_step_fill(&s, oc->lr, oc->beta1, oc->beta2, oc->eps, oc->weight_decay, step);
   if ((st = vklm_buffer_upload(m->ctx, m->step_buf, 0, &s, sizeof s)) != VKLM_OK)
     return vkfail(m, st, "uploading the step values");
+  float inv = 1.0f / m->loss_scale; /* exact: S is a power of two */
+  if (m->prec == VKLM_DTYPE_F16 &&
+      (st = vklm_buffer_upload(m->ctx, m->norm_buf, 8, &inv, sizeof inv)) != VKLM_OK)
+    return vkfail(m, st, "uploading the loss scale");
   return VKLM_OK;
 }
+
+vklm_status vklm_model_set_loss_scale(vklm_model *m, float scale) {
+  int e;
+  if (!(scale > 0.0f) || !isfinite(scale) || frexpf(scale, &e) != 0.5f)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: loss scale %g is not a positive power "
+                           "of two", (double)scale);
+  if (scale != 1.0f && m->prec != VKLM_DTYPE_F16)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: loss scaling is for F16 precision "
+                           "(this model: %s)", vklm_dtype_name(m->prec));
+  m->loss_scale = scale;
+  return VKLM_OK;
+}
+float vklm_model_loss_scale(const vklm_model *m) { return m->loss_scale; }
+vklm_dtype vklm_model_precision(const vklm_model *m) { return m->prec; }
 
 static vklm_status read_norm(vklm_model *m, float *grad_norm) {
   if (!grad_norm) return VKLM_OK;

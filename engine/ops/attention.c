@@ -1,6 +1,6 @@
 /* Fused multi-head attention, forward and backward (shaders/attention_forward_f32.comp,
- * attention_backward_f32_d.comp, attention_backward_f32_dq.comp, attention_backward_f32_dkv.comp),
- * and their plain C references. */
+ * attention_backward_f32_dq.comp, attention_backward_f32_dkv.comp and their *_cpu variants), and
+ * their plain C references. */
 #include "attention.h"
 
 #include <math.h>
@@ -14,11 +14,6 @@ typedef struct attn_push {
   float scale;
 } attn_push;
 _Static_assert(sizeof(attn_push) == 20, "attention_*_f32.comp push constants");
-
-typedef struct attn_d_push {
-  uint32_t n, T, NH, HS;
-} attn_d_push;
-_Static_assert(sizeof(attn_d_push) == 16, "attention_backward_f32_d.comp push constants");
 
 #define ATTN_MAX_HS 256
 
@@ -152,15 +147,10 @@ vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer
               "attention_backward: lse/scratch buffer too small");
   vklm_context *ctx = vklm_cmd_context(cmd);
 
-  /* D = rowsum(dout * out) */
-  attn_d_push dp = {(uint32_t)nrow, T, NH, HS};
-  vklm_buffer dbufs[3] = {scratch, dout, out};
-  vklm_status st =
-      vklm_op_dispatch_1d(cmd, "attention_backward_f32_d", dbufs, 3, &dp, sizeof dp, nrow);
-  if (st != VKLM_OK) return st;
-
+  /* dQ first: it also writes D = rowsum(dout * out) into scratch, which dK/dV read */
+  vklm_status st;
   attn_push pc = {T, NH, NKV, causal ? 1u : 0u, (float)(1.0 / sqrt((double)HS))};
-  vklm_buffer bufs[5] = {dqkv, dout, lse, scratch, qkv};
+  vklm_buffer bufs[6] = {dqkv, dout, lse, scratch, qkv, out};
 
   /* CPU-type devices: dQ and dK/dV by the CPU variants, each where it fits the loop budget */
   int cpu = vklm_context_cpu_kernels(ctx) && HS <= ATTN_CPU_MAX_HS;
@@ -171,7 +161,7 @@ vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer
     uint32_t spec[3] = {cw, HS, cpu_rows(HS, 3)};
     uint32_t gx = (T + cw * spec[2] - 1) / (cw * spec[2]);
     attn_check_grid(ctx, "attention_backward", gx, NH, B);
-    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq_cpu", spec, 3, bufs, 5, &pc,
+    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq_cpu", spec, 3, bufs, 6, &pc,
                           sizeof pc, gx, NH, B);
     if (st != VKLM_OK) return st;
     if (cpu_dkv) {
@@ -189,7 +179,7 @@ vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer
   uint32_t gq = (T + tq.br - 1) / tq.br;
   attn_check_grid(ctx, "attention_backward", gq, NH, B);
   if (!cpu_dq) {
-    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq", specq, 5, bufs, 5, &pc, sizeof pc, gq,
+    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq", specq, 5, bufs, 6, &pc, sizeof pc, gq,
                           NH, B);
     if (st != VKLM_OK) return st;
   }

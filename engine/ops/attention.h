@@ -11,8 +11,9 @@
  * lse = log(sum_j exp(s_j)) with s_j the scaled scores (so softmax p_j = exp(s_j - lse)).
  *
  * The GPU kernels never hold a TxT matrix: the forward streams key/value tiles through shared
- * memory with an online softmax; the backward recomputes probabilities from lse, first computing
- * D = rowsum(dout * out) into a scratch buffer, then dQ per query block and dK/dV per key block of
+ * memory with an online softmax; the backward recomputes probabilities from lse: dQ per query
+ * block, which first computes its rows' D = rowsum(dout * out) into a scratch buffer (two
+ * dispatches in all), then dK/dV per key block of
  * each key/value head (summing over every query head of its group in a fixed order: deterministic,
  * no atomics). Tile and workgroup sizes come from the device's limits. HS may be any size from 1
  * to 256 (tested: 16, 32, 64, 80, 128); T need not be a multiple of any tile.

@@ -235,6 +235,29 @@ void vklm_convert_f32_to_f16_ref(uint32_t *out, const float *inp, uint32_t n) {
   }
 }
 
+uint16_t vklm_f32_to_bf16_ref(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* NaN stays NaN */
+  x += 0x7fffu + ((x >> 16) & 1u); /* round to nearest even; a carry may give inf */
+  return (uint16_t)(x >> 16);
+}
+
+float vklm_bf16_to_f32_ref(uint16_t h) {
+  uint32_t x = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+
+void vklm_convert_f32_to_bf16_ref(uint32_t *out, const float *inp, uint32_t n) {
+  for (uint32_t i = 0; i < n; i += 2) {
+    uint32_t lo = vklm_f32_to_bf16_ref(inp[i]);
+    uint32_t hi = i + 1 < n ? vklm_f32_to_bf16_ref(inp[i + 1]) : 0;
+    out[i / 2] = lo | hi << 16;
+  }
+}
+
 void vklm_convert_f16_to_f32_ref(float *out, const uint32_t *inp, uint32_t n) {
   for (uint32_t i = 0; i < n; i++)
     out[i] = vklm_f16_to_f32_ref((uint16_t)(inp[i / 2] >> (16 * (i & 1))));

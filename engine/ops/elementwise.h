@@ -65,5 +65,10 @@ float vklm_f16_to_f32_ref(uint16_t h);
 /* n values, packed as the GPU packs them (out: ceil(n/2) words). */
 void vklm_convert_f32_to_f16_ref(uint32_t *out, const float *inp, uint32_t n);
 void vklm_convert_f16_to_f32_ref(float *out, const uint32_t *inp, uint32_t n);
+/* bfloat16 (the high 16 bits of an fp32): round to nearest even (overflow to inf, NaN kept
+ * NaN), exact back; n values packed as vklm_convert_f32_to_f16_ref packs halves. */
+uint16_t vklm_f32_to_bf16_ref(float f);
+float vklm_bf16_to_f32_ref(uint16_t h);
+void vklm_convert_f32_to_bf16_ref(uint32_t *out, const float *inp, uint32_t n);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "activation.h"
 #include "elementwise.h"
 #include "op_util.h"
 
@@ -142,12 +143,22 @@ static uint32_t check_operand(const char *op, const char *what, vklm_buffer b, u
   return ld;
 }
 
+/* The fp32 kernels' epilogue variants, by what their binding 4 (extra) is (matmul.glsl): none;
+ * the row sums of op(A) ("_dbias"); act = gelu(C) in C's layout ("_gelu"); pre, C multiplied by
+ * gelu'(pre) in C's layout ("_dgelu"). Separate variants, so the plain kernels stay as they are. */
+enum { EPI_NONE, EPI_ROWSUM, EPI_GELU, EPI_DGELU };
+static const char *const CPU_SHADER[] = {"matmul_cpu_f32", "matmul_cpu_f32_dbias",
+                                         "matmul_cpu_f32_gelu", "matmul_cpu_f32_dgelu"};
+static const char *const TILED_SHADER[] = {"matmul_tiled_f32", "matmul_tiled_f32_dbias",
+                                           "matmul_tiled_f32_gelu", "matmul_tiled_f32_dgelu"};
+
 /* naive: matmul_naive_f32 (fp32 only); else, for fp32 without a configuration cfg on a context
  * that asks for CPU-type kernels (vklm_context_cpu_kernels), matmul_cpu_f32; else the tiled
- * kernels with configuration cfg (NULL: chosen). One dispatch over the whole K: see gemm() for the
- * split along K. */
+ * kernels with configuration cfg (NULL: chosen); epi (EPI_*, fp32 only) picks the epilogue
+ * variant and extra its binding 4. One dispatch over the whole K: see gemm() for the split along
+ * K. */
 static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
-                        vklm_buffer b, int half_b, vklm_buffer bias, vklm_buffer rowsum,
+                        vklm_buffer b, int half_b, vklm_buffer bias, int epi, vklm_buffer extra,
                         const vklm_gemm *g, const vklm_matmul_config *cfg) {
   const char *op = naive ? "matmul_naive" : half_a || half_b ? "matmul_f16" : "matmul";
   vklm_context *ctx = vklm_cmd_context(cmd);
@@ -187,14 +198,24 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
     bias = a; /* bound but not read */
   /* Grids past the device's workgroup-count limits (M or N over ~4M rows, batch over the z
    * limit) are refused by the runtime with a status. */
-  int rows = rowsum.block != NULL; /* the "_dbias" variants: row sums of op(A) into rowsum */
-  if (rows)
-    VKLM_ASSERT(!naive && !half_a && !half_b && batch == 1 && !pc.has_bias &&
-                    rowsum.size >= (uint64_t)g->M * 4,
-                "%s: row sums need fp32, batch 1, no bias and %u floats", op, g->M);
-  vklm_buffer bufs[5] = {c, a, b, bias, rowsum};
-  uint32_t nb = rows ? 5 : 4;
+  if (epi != EPI_NONE)
+    VKLM_ASSERT(!naive && !half_a && !half_b && extra.block,
+                "%s: the %s epilogue needs fp32 operands and its buffer", op,
+                TILED_SHADER[epi] + sizeof "matmul_tiled_f32");
+  if (epi == EPI_ROWSUM) /* the "_dbias" variants: row sums of op(A) into extra */
+    VKLM_ASSERT(batch == 1 && !pc.has_bias && extra.size >= (uint64_t)g->M * 4,
+                "%s: row sums need batch 1, no bias and %u floats", op, g->M);
+  else if (epi != EPI_NONE) /* act or pre: laid out as C */
+    check_operand(op, epi == EPI_GELU ? "act" : "pre", extra, g->M, g->N, g->ldc, g->off_c,
+                  g->stride_c, batch, 0);
+  vklm_buffer bufs[5] = {c, a, b, bias, extra};
+  uint32_t nb = epi != EPI_NONE ? 5 : 4;
   uint32_t ta = g->trans_a ? 1 : 0, tb = g->trans_b ? 1 : 0;
+
+  /* Cooperative matrices where they apply (matmul_coopmat.c: fp16 B, no configuration asked) or
+   * are asked for (cfg == &vklm_matmul_config_coopmat). */
+  if (!naive && epi == EPI_NONE && vklm__matmul_coopmat_pick(ctx, half_a, half_b, cfg))
+    return vklm__matmul_coopmat_record(cmd, bufs, &pc, sizeof pc, g, half_a, half_b);
 
   if (naive) {
     uint32_t wg = vklm_op_wg1d(ctx), wx = 16 < wg ? 16 : wg, wy = wg / wx;
@@ -208,8 +229,8 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
     cpu_block cb = cpu_block_choose(wg, g);
     uint32_t spec[8] = {cb.wg, cb.tm, cb.tn, 0, 0, 0, ta, tb};
     uint32_t gx = (g->N + cb.wg * cb.tn - 1) / (cb.wg * cb.tn), gy = (g->M + cb.tm - 1) / cb.tm;
-    return vklm_op_dispatch(cmd, rows ? "matmul_cpu_f32_dbias" : "matmul_cpu_f32", spec, 8, bufs,
-                            nb, &pc, sizeof pc, gx, gy, batch);
+    return vklm_op_dispatch(cmd, CPU_SHADER[epi], spec, 8, bufs, nb, &pc, sizeof pc, gx, gy,
+                            batch);
   }
   vklm_matmul_config cf = cfg ? *cfg : vklm_matmul_config_choose(ctx, g);
   VKLM_ASSERT(fits(caps, &cf) && cf.threads == (cf.BM / cf.TM) * (cf.BN / cf.TN),
@@ -219,8 +240,8 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
                        (uint32_t)half_a, (uint32_t)half_b};
   uint32_t gx = (g->N + cf.BN - 1) / cf.BN, gy = (g->M + cf.BM - 1) / cf.BM;
   if (!half_a && !half_b)
-    return vklm_op_dispatch(cmd, rows ? "matmul_tiled_f32_dbias" : "matmul_tiled_f32", spec, 8,
-                            bufs, nb, &pc, sizeof pc, gx, gy, batch);
+    return vklm_op_dispatch(cmd, TILED_SHADER[epi], spec, 8, bufs, nb, &pc, sizeof pc, gx, gy,
+                            batch);
   return vklm_op_dispatch(cmd, "matmul_tiled_f16", spec, 10, bufs, 4, &pc, sizeof pc, gx, gy,
                           batch);
 }
@@ -257,12 +278,15 @@ uint32_t vklm_matmul_k_chunk(const vklm_context *ctx) {
   return loop_limited(vklm_context_caps(ctx)) ? MATMUL_K_CHUNK : 0;
 }
 
-static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
-                        vklm_buffer b, int half_b, vklm_buffer bias, vklm_buffer rowsum,
-                        const vklm_gemm *g, const vklm_matmul_config *cfg) {
+/* The row sums add up over the parts; the GELU epilogues need the whole sum, so they run only
+ * on the last part (beta 1: reading what the others accumulated in C), the others plain. */
+static vklm_status gemm_epi(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
+                            vklm_buffer b, int half_b, vklm_buffer bias, int epi,
+                            vklm_buffer extra, const vklm_gemm *g,
+                            const vklm_matmul_config *cfg) {
   uint32_t chunk = vklm_matmul_k_chunk(vklm_cmd_context(cmd));
   if (chunk == 0 || g->K <= chunk)
-    return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, rowsum, g, cfg);
+    return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, epi, extra, g, cfg);
   uint64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);
   uint64_t ldb = g->ldb ? g->ldb : (g->trans_b ? g->K : g->N);
   for (uint32_t k0 = 0; k0 < g->K; k0 += chunk) {
@@ -275,11 +299,20 @@ static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, 
     part.off_b = g->off_b + (g->trans_b ? k0 : (uint64_t)k0 * ldb); /* B (K,N) or (N,K) */
     if (k0 > 0) part.beta = 1.0f;
     int last = k0 + kn == g->K;
+    int e = last || epi == EPI_ROWSUM ? epi : EPI_NONE;
     vklm_status st = gemm_one(cmd, naive, c, a, half_a, b, half_b, last ? bias : (vklm_buffer){0},
-                              rowsum, &part, cfg);
+                              e, e != EPI_NONE ? extra : (vklm_buffer){0}, &part, cfg);
     if (st != VKLM_OK) return st;
   }
   return VKLM_OK;
+}
+
+/* gemm_epi with the row sums into rowsum when it has a buffer (the "_dbias" variants). */
+static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
+                        vklm_buffer b, int half_b, vklm_buffer bias, vklm_buffer rowsum,
+                        const vklm_gemm *g, const vklm_matmul_config *cfg) {
+  return gemm_epi(cmd, naive, c, a, half_a, b, half_b, bias,
+                  rowsum.block ? EPI_ROWSUM : EPI_NONE, rowsum, g, cfg);
 }
 
 static const vklm_buffer NO_BIAS = {0};
@@ -306,12 +339,33 @@ vklm_status vklm_matmul_f16b(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_b
 
 vklm_status vklm_matmul_ex(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_f16, vklm_buffer b,
                            int b_f16, const vklm_gemm *g, const vklm_matmul_config *cfg) {
-  return gemm(cmd, 0, c, a, a_f16 != 0, b, b_f16 != 0, NO_BIAS, NO_BIAS, g, cfg);
+  VKLM_ASSERT(a_f16 >= VKLM_GEMM_F32 && a_f16 <= VKLM_GEMM_BF16 && b_f16 >= VKLM_GEMM_F32 &&
+                  b_f16 <= VKLM_GEMM_BF16,
+              "matmul: operand formats %d, %d (0 f32, 1 f16, 2 bf16)", a_f16, b_f16);
+  return gemm(cmd, 0, c, a, a_f16, b, b_f16, NO_BIAS, NO_BIAS, g, cfg);
+}
+
+vklm_status vklm_matmul_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_fmt,
+                            vklm_buffer b, int b_fmt, vklm_buffer bias, const vklm_gemm *g) {
+  VKLM_ASSERT(a_fmt >= VKLM_GEMM_F32 && a_fmt <= VKLM_GEMM_BF16 && b_fmt >= VKLM_GEMM_F32 &&
+                  b_fmt <= VKLM_GEMM_BF16,
+              "matmul: operand formats %d, %d (0 f32, 1 f16, 2 bf16)", a_fmt, b_fmt);
+  return gemm(cmd, 0, c, a, a_fmt, b, b_fmt, bias, NO_BIAS, g, NULL);
 }
 
 vklm_status vklm_matmul_naive(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                               const vklm_gemm *g) {
   return gemm(cmd, 1, c, a, 0, b, 0, NO_BIAS, NO_BIAS, g, NULL);
+}
+
+vklm_status vklm_matmul_gelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, vklm_buffer a,
+                             vklm_buffer b, vklm_buffer bias, const vklm_gemm *g) {
+  return gemm_epi(cmd, 0, c, a, 0, b, 0, bias, EPI_GELU, act, g, NULL);
+}
+
+vklm_status vklm_matmul_dgelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                              vklm_buffer pre, const vklm_gemm *g) {
+  return gemm_epi(cmd, 0, c, a, 0, b, 0, NO_BIAS, EPI_DGELU, pre, g, NULL);
 }
 
 vklm_status vklm_matmul_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp,
@@ -322,9 +376,19 @@ vklm_status vklm_matmul_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp,
   return gemm(cmd, 0, out, inp, 0, weight, 0, bias, NO_BIAS, &g, NULL);
 }
 
-vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dweight,
-                                 vklm_buffer dbias, vklm_buffer dout, vklm_buffer inp,
-                                 vklm_buffer weight, uint32_t BT, uint32_t C, uint32_t OC) {
+vklm_status vklm_matmul_forward_gelu(vklm_cmd *cmd, vklm_buffer out, vklm_buffer act,
+                                     vklm_buffer inp, vklm_buffer weight, vklm_buffer bias,
+                                     uint32_t BT, uint32_t C, uint32_t OC) {
+  vklm_gemm g = vklm_gemm_make(BT, OC, C);
+  g.trans_b = 1;
+  return gemm_epi(cmd, 0, out, inp, 0, weight, 0, bias, EPI_GELU, act, &g, NULL);
+}
+
+/* vklm_matmul_backward and, with pre (a buffer), vklm_matmul_backward_gelu. */
+static vklm_status linear_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dweight,
+                                   vklm_buffer dbias, vklm_buffer dout, vklm_buffer inp,
+                                   vklm_buffer weight, vklm_buffer pre, uint32_t BT, uint32_t C,
+                                   uint32_t OC) {
   vklm_status st;
   int has_dinp = dinp.block && dinp.size > 0, has_dbias = dbias.block && dbias.size > 0;
   /* With a weight gradient, the bias gradient comes from the same pass over dout (the dW GEMM's
@@ -339,9 +403,10 @@ vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dw
     st = vklm_bias_backward(cmd, dbias, scratch, dout, BT, OC);
     if (st != VKLM_OK) return st;
   }
-  if (has_dinp) { /* dinp (BT,C) = dout (BT,OC) @ weight (OC,C) */
+  if (has_dinp) { /* dinp (BT,C) = dout (BT,OC) @ weight (OC,C) (* gelu'(pre)) */
     vklm_gemm g = vklm_gemm_make(BT, C, OC);
-    st = gemm(cmd, 0, dinp, dout, 0, weight, 0, NO_BIAS, NO_BIAS, &g, NULL);
+    st = gemm_epi(cmd, 0, dinp, dout, 0, weight, 0, NO_BIAS, pre.block ? EPI_DGELU : EPI_NONE,
+                  pre, &g, NULL);
     if (st != VKLM_OK) return st;
   }
   if (!dweight.block) return VKLM_OK; /* a frozen weight: no gradient */
@@ -355,12 +420,34 @@ vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dw
   return gemm(cmd, 0, dweight, dout, 0, inp, 0, NO_BIAS, has_dbias ? dbias : NO_BIAS, &g, NULL);
 }
 
+vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dweight,
+                                 vklm_buffer dbias, vklm_buffer dout, vklm_buffer inp,
+                                 vklm_buffer weight, uint32_t BT, uint32_t C, uint32_t OC) {
+  return linear_backward(cmd, dinp, dweight, dbias, dout, inp, weight, NO_BIAS, BT, C, OC);
+}
+
+vklm_status vklm_matmul_backward_gelu(vklm_cmd *cmd, vklm_buffer dpre, vklm_buffer dweight,
+                                      vklm_buffer dbias, vklm_buffer dout, vklm_buffer inp,
+                                      vklm_buffer weight, vklm_buffer pre, uint32_t BT,
+                                      uint32_t C, uint32_t OC) {
+  VKLM_ASSERT(dpre.block && dpre.size > 0 && pre.block && pre.size > 0,
+              "matmul_backward_gelu: dpre and pre need buffers");
+  return linear_backward(cmd, dpre, dweight, dbias, dout, inp, weight, pre, BT, C, OC);
+}
+
 /* ---- references ------------------------------------------------------------------------- */
 
 static double load(const void *x, int half, uint64_t i) {
   if (!half) return ((const float *)x)[i];
   uint32_t w = ((const uint32_t *)x)[i / 2];
-  return vklm_f16_to_f32_ref((uint16_t)(w >> (16 * (i & 1))));
+  uint16_t h = (uint16_t)(w >> (16 * (i & 1)));
+  if (half == VKLM_GEMM_BF16) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+  }
+  return vklm_f16_to_f32_ref(h);
 }
 
 void vklm_gemm_ref(float *c, const void *a, int a_f16, const void *b, int b_f16,
@@ -420,4 +507,17 @@ void vklm_matmul_backward_ref(float *dinp, float *dweight, float *dbias, const f
       dbias[o] += (float)s;
     }
   }
+}
+
+void vklm_matmul_forward_gelu_ref(float *out, float *act, const float *inp, const float *weight,
+                                  const float *bias, uint32_t BT, uint32_t C, uint32_t OC) {
+  vklm_matmul_forward_ref(out, inp, weight, bias, BT, C, OC);
+  vklm_gelu_forward_ref(act, out, BT * OC);
+}
+
+void vklm_matmul_backward_gelu_ref(float *dpre, float *dweight, float *dbias, const float *dout,
+                                   const float *inp, const float *weight, const float *pre,
+                                   uint32_t BT, uint32_t C, uint32_t OC) {
+  vklm_matmul_backward_ref(dpre, dweight, dbias, dout, inp, weight, BT, C, OC);
+  vklm_gelu_backward_ref(dpre, dpre, pre, BT * C);
 }

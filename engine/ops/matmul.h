@@ -19,7 +19,10 @@
  * instead: no shared memory, no barriers, a large register block per invocation (the shader says
  * why that suits llvmpipe); fp16 storage, the naive kernel and vklm_matmul_ex with a
  * configuration keep their kernels. On drivers that end shader loops early (llvmpipe) every GEMM
- * is split along K into dispatches of vklm_matmul_k_chunk (matmul.c says why).
+ * is split along K into dispatches of vklm_matmul_k_chunk (matmul.c says why). Epilogue
+ * fusions ride in fp32 kernel variants of their own (both families), so the plain kernels are
+ * unchanged: the bias gradient's row sums ("_dbias"), GELU ("_gelu") and its derivative
+ * ("_dgelu").
  *
  * Gradients (ops.h): matmul_backward OVERWRITES dinp and ACCUMULATES dweight and dbias. */
 #ifndef VKLM_OPS_MATMUL_H
@@ -63,11 +66,20 @@ vklm_status vklm_matmul_f16(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_bu
 /* fp32 a, fp16-storage b (fp16 weights for inference); fp32 accumulation and c. */
 vklm_status vklm_matmul_f16b(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                              const vklm_gemm *g);
-/* Any mix: a_f16 / b_f16 say which of a and b hold packed halves; cfg NULL chooses the
+/* Operand storage formats: fp32; packed 16-bit words (element i in word i/2, low half first)
+ * holding IEEE halves or bfloat16 (the high 16 bits of an fp32). */
+#define VKLM_GEMM_F32 0
+#define VKLM_GEMM_F16 1
+#define VKLM_GEMM_BF16 2
+/* Any mix: a_f16 / b_f16 are the operands' formats (VKLM_GEMM_*); cfg NULL chooses the
  * configuration (vklm_matmul_config_choose; fp32 on a CPU-type context: matmul_cpu_f32), else it
  * must be one of vklm_matmul_configs and the tiled kernel runs it in either kernel family. */
 vklm_status vklm_matmul_ex(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_f16, vklm_buffer b,
                            int b_f16, const vklm_gemm *g, const vklm_matmul_config *cfg);
+/* vklm_matmul_ex with the chosen configuration, plus bias as vklm_matmul_bias: the entry for
+ * 16-bit weights (the linear layers' F16 / BF16 weights, quant.c). */
+vklm_status vklm_matmul_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_fmt,
+                            vklm_buffer b, int b_fmt, vklm_buffer bias, const vklm_gemm *g);
 /* vklm_matmul plus bias (N floats; a zero-size buffer: none) added to every row of C after
  * alpha and beta, in the kernel's epilogue: the fp32 linear layer with any output layout (ldc,
  * off_c), which engine/ops/quant.c's linear forward uses for fp32 weights. */
@@ -76,6 +88,16 @@ vklm_status vklm_matmul_bias(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_b
 /* The same GEMM as vklm_matmul with the naive one-thread-per-output kernel. */
 vklm_status vklm_matmul_naive(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                               const vklm_gemm *g);
+/* fp32 GEMM epilogues (separate kernel variants; the plain kernels are unchanged), act and pre
+ * laid out as C (ldc, off_c, stride_c), neither overlapping C. With llvmpipe's split along K the
+ * epilogue runs on the last part only, over the whole sum.
+ * vklm_matmul_gelu: C = v = alpha*op(A)@op(B) + beta*C + bias (as vklm_matmul_bias) and
+ *   act = gelu(v) (tanh form, as vklm_gelu_forward), in one dispatch.
+ * vklm_matmul_dgelu: C = (alpha*op(A)@op(B) + beta*C) * gelu'(pre) (as vklm_gelu_backward). */
+vklm_status vklm_matmul_gelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, vklm_buffer a,
+                             vklm_buffer b, vklm_buffer bias, const vklm_gemm *g);
+vklm_status vklm_matmul_dgelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                              vklm_buffer pre, const vklm_gemm *g);
 
 /* Whether this device can run the CPU-type fp32 kernel (subgroup ballot operations, subgroups of
  * at least 8 invocations); where it cannot, CPU-type contexts keep the tiled kernel. */
@@ -83,6 +105,32 @@ int vklm_matmul_cpu_available(const vklm_context *ctx);
 /* The most K one dispatch reduces over on this device's driver (8192 on llvmpipe, whose loops end
  * after 65535 iterations), or 0: no split. */
 uint32_t vklm_matmul_k_chunk(const vklm_context *ctx);
+
+/* Cooperative matrices (tensor cores; matmul_coopmat.c, shaders/matmul_coopmat_{khr,nv}.comp):
+ * fp16 products with fp32 accumulation, A and B converted to fp16 as they are staged (an fp32 or
+ * bf16 operand loses range and precision to fp16). Shape, tile and subgroups per workgroup come
+ * from the device. GEMMs without a configuration whose B is F16 and A F32 or F16 run there when
+ * the device has a usable shape (vklm_matmul_coopmat_available) and VKLM_COOPMAT is not "0"
+ * (vklm_config.coopmat); fp32 x fp32 GEMMs and the epilogue variants keep their kernels.
+ * VKLM_COOPMAT=emulate (tests) makes every device run the same tiling with plain arithmetic in
+ * place of the cooperative-matrix operations (matmul_coopmat_emu: slow, no tensor core).
+ * Whether this context (device enabled extension, usable fp16 x fp16 -> fp32 subgroup shape,
+ * shader in the build) can run the cooperative-matrix GEMM. */
+int vklm_matmul_coopmat_available(const vklm_context *ctx);
+/* vklm_matmul_ex with cfg = &vklm_matmul_config_coopmat records the cooperative-matrix kernel
+ * whatever the formats (tests, benchmarks); VKLM_ERROR_UNSUPPORTED where it is not available. */
+extern const vklm_matmul_config vklm_matmul_config_coopmat;
+/* What the kernel would run on this device (shader, shape, subgroup size, tile), for reports;
+ * returns the length written, 0 (and "") where it is not available. */
+uint32_t vklm_matmul_coopmat_describe(const vklm_context *ctx, char *out, uint32_t len);
+/* Private to engine/ops/matmul.c's kernel choice: whether a GEMM of these formats and cfg goes to
+ * cooperative matrices; recording it with gemm_one's checked push constants and bindings
+ * (C, A, B, bias). */
+int vklm__matmul_coopmat_pick(const vklm_context *ctx, int fmt_a, int fmt_b,
+                              const vklm_matmul_config *cfg);
+vklm_status vklm__matmul_coopmat_record(vklm_cmd *cmd, const vklm_buffer bufs[4], const void *push,
+                                        uint32_t push_size, const vklm_gemm *g, int fmt_a,
+                                        int fmt_b);
 
 /* 2*M*N*K*batch. */
 double vklm_matmul_flops(const vklm_gemm *g);
@@ -105,9 +153,24 @@ vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp /* (BT,C) */,
                                  vklm_buffer dout /* (BT,OC) */, vklm_buffer inp /* (BT,C) */,
                                  vklm_buffer weight /* (OC,C) */, uint32_t BT, uint32_t C,
                                  uint32_t OC);
+/* The GELU MLP's pair (one dispatch each for the GELU, fused in the GEMMs' epilogues):
+ * forward_gelu: out (BT,OC) = inp @ weight^T + bias as vklm_matmul_forward, act (BT,OC) =
+ *   gelu(out): the MLP's fc layer, out its pre-activation saved for the backward;
+ * backward_gelu: vklm_matmul_backward with the input gradient's GEMM multiplied by gelu'(pre):
+ *   dpre (BT,C) = (dout @ weight) * gelu'(pre (BT,C)) (OVERWRITE): the MLP's projection whose
+ *   input was act = gelu(pre), giving the pre-activation's gradient without act's. */
+vklm_status vklm_matmul_forward_gelu(vklm_cmd *cmd, vklm_buffer out /* (BT,OC) */,
+                                     vklm_buffer act /* (BT,OC) */, vklm_buffer inp /* (BT,C) */,
+                                     vklm_buffer weight /* (OC,C) */, vklm_buffer bias,
+                                     uint32_t BT, uint32_t C, uint32_t OC);
+vklm_status vklm_matmul_backward_gelu(vklm_cmd *cmd, vklm_buffer dpre /* (BT,C) */,
+                                      vklm_buffer dweight /* (OC,C) */, vklm_buffer dbias,
+                                      vklm_buffer dout /* (BT,OC) */, vklm_buffer inp /* (BT,C) */,
+                                      vklm_buffer weight /* (OC,C) */, vklm_buffer pre /* (BT,C) */,
+                                      uint32_t BT, uint32_t C, uint32_t OC);
 
-/* Plain C references (double accumulation). a_f16/b_f16 in vklm_gemm_ref: the operand holds
- * packed halves (uint16_t pairs in uint32_t words) instead of floats. */
+/* Plain C references (double accumulation). a_f16/b_f16 in vklm_gemm_ref: the operands'
+ * formats (VKLM_GEMM_*: 16-bit elements packed in pairs into uint32_t words). */
 void vklm_gemm_ref(float *c, const void *a, int a_f16, const void *b, int b_f16,
                    const vklm_gemm *g);
 void vklm_matmul_forward_ref(float *out, const float *inp, const float *weight,
@@ -116,5 +179,11 @@ void vklm_matmul_forward_ref(float *out, const float *inp, const float *weight,
 void vklm_matmul_backward_ref(float *dinp /* or NULL */, float *dweight,
                               float *dbias /* or NULL */, const float *dout, const float *inp,
                               const float *weight, uint32_t BT, uint32_t C, uint32_t OC);
+void vklm_matmul_forward_gelu_ref(float *out, float *act, const float *inp, const float *weight,
+                                  const float *bias /* or NULL */, uint32_t BT, uint32_t C,
+                                  uint32_t OC);
+void vklm_matmul_backward_gelu_ref(float *dpre, float *dweight, float *dbias /* or NULL */,
+                                   const float *dout, const float *inp, const float *weight,
+                                   const float *pre, uint32_t BT, uint32_t C, uint32_t OC);
 
 #endif

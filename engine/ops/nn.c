@@ -48,7 +48,7 @@ vklm_status vklm_nn_linear(vklm_cmd *cmd, vklm_tensor out, vklm_tensor in, vklm_
   char d1[96], d2[96];
   uint32_t M = rows_of(&in), K = in.shape[in.ndim - 1];
   VKLM_ASSERT(w.ndim == 2 && w.shape[1] == K && w.offset == 0 &&
-                  (unsigned)w.dtype < VKLM_DTYPE_LINEAR_COUNT,
+                  ((unsigned)w.dtype < VKLM_DTYPE_LINEAR_COUNT || w.dtype == VKLM_DTYPE_BF16),
               "%s: weight %s does not take inputs %s", op, vklm_tensor_describe(&w, d1, sizeof d1),
               vklm_tensor_describe(&in, d2, sizeof d2));
   uint32_t N = w.shape[0];
@@ -68,7 +68,9 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
                                     vklm_tensor w) {
   const char *op = "nn_linear_backward";
   uint32_t M = rows_of(&in), K = in.shape[in.ndim - 1], N = w.shape[0];
-  vklm_tensor_expect(op, "w", &w, F32, 2, N, K, 0);
+  /* w: fp32, or the 16-bit copy a mixed-precision model's GEMMs read (F16 / BF16) */
+  int wfmt = w.dtype == VKLM_DTYPE_F16 ? VKLM_GEMM_F16 : w.dtype == VKLM_DTYPE_BF16 ? VKLM_GEMM_BF16 : 0;
+  vklm_tensor_expect(op, "w", &w, wfmt ? w.dtype : F32, 2, N, K, 0);
   VKLM_ASSERT(rows_of(&dout) == M && dout.shape[dout.ndim - 1] == N,
               "%s: dout is not (%u,%u)", op, M, N);
   if (!vklm_tensor_is_none(&dinp))
@@ -78,9 +80,62 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
   if (!vklm_tensor_is_none(&db)) vklm_tensor_expect(op, "db", &db, F32, 1, N, 0, 0);
   if (vklm_tensor_is_none(&dinp) && vklm_tensor_is_none(&dw) && vklm_tensor_is_none(&db))
     return VKLM_OK;
+  if (wfmt && !vklm_tensor_is_none(&dinp)) {
+    /* dinp (M,K) = dout (M,N) @ w (N,K) read in its 16-bit format; then the fp32 weight and
+     * bias gradients (the bias gradient's scratch is then not dinp: it is computed first) */
+    vklm_gemm g = vklm_gemm_make(M, K, N);
+    vklm_status st = vklm_matmul_fmt(cmd, act(op, "dinp", &dinp), act(op, "dout", &dout),
+                                     VKLM_GEMM_F32, whole(op, "w", &w, w.dtype), wfmt,
+                                     (vklm_buffer){0}, &g);
+    if (st != VKLM_OK) return st;
+    dinp = vklm_tensor_none();
+  }
+  if (vklm_tensor_is_none(&dw) && vklm_tensor_is_none(&db)) return VKLM_OK;
   return vklm_matmul_backward(cmd, opt(op, "dinp", &dinp), opt(op, "dw", &dw),
                               opt(op, "db", &db), act(op, "dout", &dout), act(op, "in", &in),
-                              act(op, "w", &w), M, K, N);
+                              wfmt ? whole(op, "w", &w, w.dtype) : act(op, "w", &w), M, K, N);
+}
+
+/* The fused kernels take fp32 weights and enough rows for the GEMM (vklm_linear_forward's
+ * rule: the matrix-vector kernel below that); anything else runs the two ops it fuses. */
+vklm_status vklm_nn_linear_gelu(vklm_cmd *cmd, vklm_tensor out, vklm_tensor gelu_out,
+                                vklm_tensor in, vklm_tensor w, vklm_tensor bias) {
+  const char *op = "nn_linear_gelu";
+  uint32_t M = rows_of(&in), K = in.shape[in.ndim - 1], N = w.shape[0];
+  if (w.dtype != F32 || M <= VKLM_LINEAR_MATVEC_MAX_M) {
+    vklm_status st = vklm_nn_linear(cmd, out, in, w, bias);
+    return st != VKLM_OK ? st : vklm_nn_mlp_act(cmd, 0, gelu_out, out);
+  }
+  vklm_tensor_expect(op, "w", &w, F32, 2, N, K, 0);
+  vklm_tensor_expect(op, "out", &out, F32, 2, M, N, 0);
+  vklm_tensor_expect(op, "act", &gelu_out, F32, 2, M, N, 0);
+  if (!vklm_tensor_is_none(&bias)) vklm_tensor_expect(op, "bias", &bias, F32, 1, N, 0, 0);
+  return vklm_matmul_forward_gelu(cmd, act(op, "out", &out), act(op, "act", &gelu_out),
+                                  act(op, "in", &in), act(op, "w", &w), opt(op, "bias", &bias), M,
+                                  K, N);
+}
+
+vklm_status vklm_nn_linear_backward_gelu(vklm_cmd *cmd, vklm_tensor dpre, vklm_tensor dw,
+                                         vklm_tensor db, vklm_tensor dout, vklm_tensor in,
+                                         vklm_tensor w, vklm_tensor pre) {
+  const char *op = "nn_linear_backward_gelu";
+  uint32_t M = rows_of(&in), K = in.shape[in.ndim - 1], N = w.shape[0];
+  vklm_tensor_expect(op, "dpre", &dpre, F32, 2, M, K, 0);
+  vklm_tensor_expect(op, "pre", &pre, F32, 2, M, K, 0);
+  if (w.dtype != F32) { /* a 16-bit weight copy: the plain backward, then gelu' in place */
+    vklm_status st = vklm_nn_linear_backward(cmd, dpre, dw, db, dout, in, w);
+    if (st != VKLM_OK) return st;
+    vklm_buffer d = act(op, "dpre", &dpre);
+    return vklm_gelu_backward(cmd, d, d, act(op, "pre", &pre), M * K);
+  }
+  vklm_tensor_expect(op, "w", &w, F32, 2, N, K, 0);
+  VKLM_ASSERT(rows_of(&dout) == M && dout.shape[dout.ndim - 1] == N,
+              "%s: dout is not (%u,%u)", op, M, N);
+  if (!vklm_tensor_is_none(&dw)) vklm_tensor_expect(op, "dw", &dw, F32, 2, N, K, 0);
+  if (!vklm_tensor_is_none(&db)) vklm_tensor_expect(op, "db", &db, F32, 1, N, 0, 0);
+  return vklm_matmul_backward_gelu(cmd, act(op, "dpre", &dpre), opt(op, "dw", &dw),
+                                   opt(op, "db", &db), act(op, "dout", &dout), act(op, "in", &in),
+                                   act(op, "w", &w), act(op, "pre", &pre), M, K, N);
 }
 
 vklm_status vklm_nn_norm(vklm_cmd *cmd, int rms, float eps, vklm_tensor out, vklm_tensor mean,
@@ -101,23 +156,46 @@ vklm_status vklm_nn_norm(vklm_cmd *cmd, int rms, float eps, vklm_tensor out, vkl
                                 act(op, "b", &b), N, C);
 }
 
+vklm_status vklm_nn_add_norm(vklm_cmd *cmd, int rms, float eps, vklm_tensor res,
+                             vklm_tensor out, vklm_tensor mean, vklm_tensor rstd, vklm_tensor a,
+                             vklm_tensor b, vklm_tensor w, vklm_tensor bias) {
+  const char *op = rms ? "nn_add_rmsnorm" : "nn_add_layernorm";
+  uint32_t N = rows_of(&res), C = res.shape[res.ndim - 1];
+  VKLM_ASSERT(rows_of(&out) == N && out.shape[out.ndim - 1] == C, "%s: out is not (%u,%u)", op,
+              N, C);
+  VKLM_ASSERT(vklm_tensor_numel(&a) == (uint64_t)N * C && vklm_tensor_numel(&b) == (uint64_t)N * C,
+              "%s: a and b are not %u x %u elements", op, N, C);
+  vklm_tensor_expect(op, "w", &w, F32, 1, C, 0, 0);
+  VKLM_ASSERT(vklm_tensor_numel(&rstd) >= N, "%s: rstd holds fewer than %u rows", op, N);
+  if (rms)
+    return vklm_add_rmsnorm_forward(cmd, act(op, "res", &res), act(op, "out", &out),
+                                    act(op, "rstd", &rstd), act(op, "a", &a), act(op, "b", &b),
+                                    act(op, "w", &w), N, C, eps);
+  vklm_tensor_expect(op, "bias", &bias, F32, 1, C, 0, 0);
+  VKLM_ASSERT(vklm_tensor_numel(&mean) >= N, "%s: mean holds fewer than %u rows", op, N);
+  return vklm_add_layernorm_forward(cmd, act(op, "res", &res), act(op, "out", &out),
+                                    act(op, "mean", &mean), act(op, "rstd", &rstd),
+                                    act(op, "a", &a), act(op, "b", &b), act(op, "w", &w),
+                                    act(op, "bias", &bias), N, C);
+}
+
 vklm_status vklm_nn_norm_backward(vklm_cmd *cmd, int rms, vklm_tensor dinp, vklm_tensor dw,
-                                  vklm_tensor db, vklm_buffer scratch, vklm_tensor dout,
+                                  vklm_tensor db, vklm_buffer part, vklm_tensor dout,
                                   vklm_tensor in, vklm_tensor w, vklm_tensor mean,
-                                  vklm_tensor rstd) {
+                                  vklm_tensor rstd, vklm_norm_grads *pending) {
   const char *op = rms ? "nn_rmsnorm_backward" : "nn_layernorm_backward";
   uint32_t N = rows_of(&in), C = in.shape[in.ndim - 1];
   VKLM_ASSERT(rows_of(&dinp) == N && rows_of(&dout) == N, "%s: dinp, dout are not %u rows", op,
               N);
   if (!vklm_tensor_is_none(&dw)) vklm_tensor_expect(op, "dw", &dw, F32, 1, C, 0, 0);
   if (rms)
-    return vklm_rmsnorm_backward(cmd, act(op, "dinp", &dinp), opt(op, "dw", &dw), scratch,
+    return vklm_rmsnorm_backward(cmd, act(op, "dinp", &dinp), opt(op, "dw", &dw), part,
                                  act(op, "dout", &dout), act(op, "in", &in), act(op, "w", &w),
-                                 act(op, "rstd", &rstd), N, C);
+                                 act(op, "rstd", &rstd), N, C, pending);
   return vklm_layernorm_backward(cmd, act(op, "dinp", &dinp), opt(op, "dw", &dw),
-                                 opt(op, "db", &db), scratch, act(op, "dout", &dout),
+                                 opt(op, "db", &db), part, act(op, "dout", &dout),
                                  act(op, "in", &in), act(op, "w", &w), act(op, "mean", &mean),
-                                 act(op, "rstd", &rstd), N, C);
+                                 act(op, "rstd", &rstd), N, C, pending);
 }
 
 vklm_status vklm_nn_add(vklm_cmd *cmd, vklm_tensor out, vklm_tensor a, vklm_tensor b) {
@@ -192,9 +270,10 @@ static void operand(const char *op, const char *what, const vklm_tensor *t, int 
   char d[96];
   VKLM_ASSERT(!vklm_tensor_is_none(t) && t->ndim == 2 && t->stride[1] == 1 &&
                   t->stride[0] >= t->shape[1] && t->stride[0] < (1ull << 32) &&
-                  (t->dtype == F32 || (f16_ok && t->dtype == VKLM_DTYPE_F16)),
+                  (t->dtype == F32 || (f16_ok && (t->dtype == VKLM_DTYPE_F16 ||
+                                                  t->dtype == VKLM_DTYPE_BF16))),
               "%s: %s is %s, expected a 2-D f32%s view with unit column stride", op, what,
-              vklm_tensor_describe(t, d, sizeof d), f16_ok ? " or f16" : "");
+              vklm_tensor_describe(t, d, sizeof d), f16_ok ? ", f16 or bf16" : "");
   *rows = t->shape[0];
   *cols = t->shape[1];
   *ld = (uint32_t)t->stride[0];
@@ -219,7 +298,8 @@ vklm_status vklm_nn_matmul(vklm_cmd *cmd, vklm_tensor c, vklm_tensor a, int tran
   g.trans_b = trans_b;
   g.alpha = alpha;
   g.beta = beta;
-  return vklm_matmul_ex(cmd, c.buf, a.buf, 0, b.buf, b.dtype == VKLM_DTYPE_F16, &g, NULL);
+  int bf = b.dtype == VKLM_DTYPE_F16 ? VKLM_GEMM_F16 : b.dtype == VKLM_DTYPE_BF16 ? VKLM_GEMM_BF16 : 0;
+  return vklm_matmul_ex(cmd, c.buf, a.buf, 0, b.buf, bf, &g, NULL);
 }
 
 /* ---- embeddings, positions ------------------------------------------------------------------ */

@@ -11,6 +11,7 @@
 #ifndef VKLM_OPS_NN_H
 #define VKLM_OPS_NN_H
 
+#include "norm.h"
 #include "tensor.h"
 #include "vklm_runtime.h"
 
@@ -25,16 +26,35 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
                                     vklm_tensor db, vklm_tensor dout, vklm_tensor in,
                                     vklm_tensor w);
 
+/* The GELU MLP's fc layer: out (M,N) = in (M,K) @ w (N,K)^T + bias (N) as vklm_nn_linear, and
+ * gelu_out (M,N) = gelu(out), one dispatch for F32 weights and more than
+ * VKLM_LINEAR_MATVEC_MAX_M rows (matmul.h's GELU epilogue), else the two ops. out, gelu_out:
+ * contiguous F32. */
+vklm_status vklm_nn_linear_gelu(vklm_cmd *cmd, vklm_tensor out, vklm_tensor gelu_out,
+                                vklm_tensor in, vklm_tensor w, vklm_tensor bias);
+/* The backward of a linear layer whose input was gelu(pre): as vklm_nn_linear_backward, with
+ * dpre (M,K) = (dout @ w) * gelu'(pre (M,K)) (OVERWRITES; required) instead of dinp: one GEMM for
+ * F32 weights (matmul.h's epilogue), the plain backward and an in-place gelu' otherwise. */
+vklm_status vklm_nn_linear_backward_gelu(vklm_cmd *cmd, vklm_tensor dpre, vklm_tensor dw,
+                                         vklm_tensor db, vklm_tensor dout, vklm_tensor in,
+                                         vklm_tensor w, vklm_tensor pre);
+
 /* out (N,C) = LayerNorm (rms 0: mean and rstd saved, bias b) or RMSNorm (rms 1: rstd saved, eps;
  * mean and b none) of in (N,C) with weight w (C). */
 vklm_status vklm_nn_norm(vklm_cmd *cmd, int rms, float eps, vklm_tensor out, vklm_tensor mean,
                          vklm_tensor rstd, vklm_tensor in, vklm_tensor w, vklm_tensor b);
-/* dinp (N,C) += the norm's input gradient; dw, db += its parameter gradients (none for a frozen
- * norm: both none). scratch: vklm_norm_backward_scratch_bytes. */
+/* The residual add and the norm after it in one dispatch: res (N,C) = a + b, then out, mean,
+ * rstd as vklm_nn_norm of res (the same results as vklm_nn_add then vklm_nn_norm). */
+vklm_status vklm_nn_add_norm(vklm_cmd *cmd, int rms, float eps, vklm_tensor res,
+                             vklm_tensor out, vklm_tensor mean, vklm_tensor rstd, vklm_tensor a,
+                             vklm_tensor b, vklm_tensor w, vklm_tensor bias);
+/* dinp (N,C) += the norm's input gradient; with dw (and db for LayerNorm; none for a frozen
+ * norm), the partial sums of their gradients into part (vklm_norm_partials_bytes) and *pending
+ * filled: dw, db receive them at the vklm_norm_grads_reduce that takes pending (norm.h). */
 vklm_status vklm_nn_norm_backward(vklm_cmd *cmd, int rms, vklm_tensor dinp, vklm_tensor dw,
-                                  vklm_tensor db, vklm_buffer scratch, vklm_tensor dout,
+                                  vklm_tensor db, vklm_buffer part, vklm_tensor dout,
                                   vklm_tensor in, vklm_tensor w, vklm_tensor mean,
-                                  vklm_tensor rstd);
+                                  vklm_tensor rstd, vklm_norm_grads *pending);
 
 /* out = a + b (same shapes). */
 vklm_status vklm_nn_add(vklm_cmd *cmd, vklm_tensor out, vklm_tensor a, vklm_tensor b);
@@ -58,7 +78,7 @@ vklm_status vklm_nn_attention_backward(vklm_cmd *cmd, vklm_tensor dqkv, vklm_buf
 /* ---- a general matrix product over views ---------------------------------------------------
  * c (M,N) = alpha * op(a) @ op(b) + beta * c, op(x) = x or x^T (trans): every operand an F32
  * 2-D view whose rows may be strided and start at any element offset (matmul.h's GEMM takes its
- * sizes, leading dimensions and offsets from the views); b may also be F16. */
+ * sizes, leading dimensions and offsets from the views); b may also be F16 or BF16. */
 vklm_status vklm_nn_matmul(vklm_cmd *cmd, vklm_tensor c, vklm_tensor a, int trans_a, vklm_tensor b,
                            int trans_b, float alpha, float beta);
 

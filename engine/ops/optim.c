@@ -25,8 +25,9 @@ _Static_assert(sizeof(norm_partial_push) == 12, "grad_norm_partial_f32.comp push
 typedef struct norm_final_push {
   uint32_t P; /* partial sums in the scratch buffer */
   float max_norm;
+  uint32_t unscale; /* norm_out[2] holds 1/S (loss scaling) */
 } norm_final_push;
-_Static_assert(sizeof(norm_final_push) == 8, "grad_norm_final_f32.comp push constants");
+_Static_assert(sizeof(norm_final_push) == 12, "grad_norm_final_f32.comp push constants");
 
 typedef struct clip_push {
   uint32_t n;
@@ -159,7 +160,7 @@ vklm_status vklm_grad_norm(vklm_cmd *cmd, vklm_buffer norm_out, vklm_buffer scra
     if (st != VKLM_OK) return st;
     at += slots;
   }
-  norm_final_push pf = {(uint32_t)at, max_norm};
+  norm_final_push pf = {(uint32_t)at, max_norm, 0};
   vklm_buffer bufs[2] = {norm_out, vklm_buffer_slice(scratch, 0, at ? at * 4 : 4)};
   return vklm_op_dispatch(cmd, "grad_norm_final_f32", &wg, 1, bufs, 2, &pf, sizeof pf, 1, 1, 1);
 }
@@ -210,10 +211,12 @@ typedef struct multi_push {
   uint32_t first;   /* the dispatch's first table entry */
   uint32_t count;   /* its entries */
   uint32_t groups;  /* its workgroups */
-  uint32_t items;   /* AdamW: elements per thread */
-  uint32_t use_clip;
+  uint32_t items;   /* AdamW: elements (pairs, with 16-bit copies) per thread */
+  uint32_t use_clip; /* 0 none, 1 clip_buf[1], 2 that and skip when clip_buf[0] is not finite */
 } multi_push;
 _Static_assert(sizeof(multi_push) == 20, "adamw_update_multi_f32.comp push constants");
+/* adamw_entry.apply_wd: bit 0 apply_wd, bits 1-2 the 16-bit copy's format (0: none), its word
+ * offset in .pad */
 typedef struct norm_multi_push {
   uint32_t first, count, groups;
 } norm_multi_push;
@@ -235,7 +238,7 @@ typedef struct roles {
 static vklm_buffer role_buf(const roles *r, uint32_t k, int role) {
   if (r->grads) return r->grads[k];
   const vklm_optim_slot *s = &r->slot[k];
-  return role == 0 ? s->p : role == 1 ? s->m : role == 2 ? s->v : s->g;
+  return role == 0 ? s->p : role == 1 ? s->m : role == 2 ? s->v : role == 3 ? s->g : s->h;
 }
 
 /* The range of one block that spans role `role` of slots idx[0..n) (each counts[k] floats): its
@@ -246,12 +249,21 @@ static vklm_buffer span(const roles *r, int role, const uint32_t *idx, uint32_t 
   vklm_block *blk = NULL;
   for (uint32_t j = 0; j < n; j++) {
     vklm_buffer b = role_buf(r, idx[j], role);
-    uint64_t end = b.offset + (uint64_t)counts[idx[j]] * 4;
+    if (!b.block) continue; /* a slot without a 16-bit copy (role 4) */
+    uint64_t end = b.offset + (role == 4 ? ((uint64_t)counts[idx[j]] + 1) / 2 : counts[idx[j]]) * 4;
     if (b.offset < lo) lo = b.offset;
     if (end > hi) hi = end;
     blk = b.block;
   }
+  if (!blk) { /* no slot has one: nothing is bound for the role */
+    for (uint32_t j = 0; j < n; j++) off[j] = 0;
+    return (vklm_buffer){0};
+  }
   for (uint32_t j = 0; j < n; j++) {
+    if (!role_buf(r, idx[j], role).block) {
+      off[j] = 0;
+      continue;
+    }
     uint64_t d = role_buf(r, idx[j], role).offset - lo;
     VKLM_ASSERT(d % 4 == 0 && d / 4 <= UINT32_MAX,
                 "optim multi: buffer offset %llu is not a float offset within one binding",
@@ -271,11 +283,20 @@ static uint32_t group_slots(const roles *r, int role0, int nroles, uint32_t *idx
   for (uint32_t j = 0; j < n; j++) {
     if (done[j]) continue;
     start[ng++] = out;
+    vklm_block *h = NULL; /* role 4 (16-bit copies, optional per slot): the group's block */
     for (uint32_t k = j; k < n; k++) {
       int same = !done[k];
-      for (int q = role0; same && q < role0 + nroles; q++)
-        same = role_buf(r, idx[k], q).block == role_buf(r, idx[j], q).block;
-      if (same) sorted[out++] = idx[k], done[k] = 1;
+      for (int q = role0; same && q < role0 + nroles; q++) {
+        vklm_block *bk = role_buf(r, idx[k], q).block;
+        if (q == 4)
+          same = !bk || !h || bk == h;
+        else
+          same = bk == role_buf(r, idx[j], q).block;
+      }
+      if (same) {
+        sorted[out++] = idx[k], done[k] = 1;
+        if (role0 + nroles > 4 && !h) h = role_buf(r, idx[k], 4).block;
+      }
     }
   }
   start[ng] = out;
@@ -311,7 +332,15 @@ static void multi_free(multi_mem *mm) {
 vklm_status vklm_grad_norm_multi(vklm_cmd *cmd, vklm_buffer norm_out, vklm_buffer scratch,
                                  const vklm_buffer *grads, const uint32_t *counts,
                                  uint32_t ntensors, float max_norm) {
+  return vklm_grad_norm_multi_ex(cmd, norm_out, scratch, grads, counts, ntensors, max_norm, 0);
+}
+
+vklm_status vklm_grad_norm_multi_ex(vklm_cmd *cmd, vklm_buffer norm_out, vklm_buffer scratch,
+                                    const vklm_buffer *grads, const uint32_t *counts,
+                                    uint32_t ntensors, float max_norm, int unscale) {
   vklm_context *ctx = vklm_cmd_context(cmd);
+  VKLM_ASSERT(!unscale || norm_out.size >= 12, "grad norm: unscaling reads norm_out[2]: %llu "
+              "bytes", (unsigned long long)norm_out.size);
   uint32_t wg = vklm_op_wg1d(ctx), gx, gy;
   VKLM_ASSERT((wg & (wg - 1)) == 0, "grad norm: workgroup size %u is not a power of two", wg);
   VKLM_ASSERT(norm_out.size >= 8, "grad norm: norm_out of %llu bytes < 2 floats",
@@ -361,7 +390,7 @@ vklm_status vklm_grad_norm_multi(vklm_cmd *cmd, vklm_buffer norm_out, vklm_buffe
   if (st == VKLM_OK && n) st = vklm_buffer_upload(ctx, scratch, tab_at, tab, (uint64_t)n * TABLE_ENTRY);
   multi_free(&mm);
   if (st != VKLM_OK) return st;
-  norm_final_push pf = {(uint32_t)at, max_norm};
+  norm_final_push pf = {(uint32_t)at, max_norm, unscale ? 1u : 0u};
   vklm_buffer bufs[2] = {norm_out, vklm_buffer_slice(scratch, 0, at ? at * 4 : 4)};
   return vklm_op_dispatch(cmd, "grad_norm_final_f32", &wg, 1, bufs, 2, &pf, sizeof pf, 1, 1, 1);
 }
@@ -369,6 +398,12 @@ vklm_status vklm_grad_norm_multi(vklm_cmd *cmd, vklm_buffer norm_out, vklm_buffe
 vklm_status vklm_adamw_multi(vklm_cmd *cmd, const vklm_optim_slot *slots, uint32_t nslots,
                              vklm_buffer scratch, vklm_buffer step_buf, vklm_buffer clip_buf,
                              uint32_t *dispatches) {
+  return vklm_adamw_multi_ex(cmd, slots, nslots, scratch, step_buf, clip_buf, 0, dispatches);
+}
+
+vklm_status vklm_adamw_multi_ex(vklm_cmd *cmd, const vklm_optim_slot *slots, uint32_t nslots,
+                                vklm_buffer scratch, vklm_buffer step_buf, vklm_buffer clip_buf,
+                                int skip_nonfinite, uint32_t *dispatches) {
   vklm_context *ctx = vklm_cmd_context(cmd);
   uint32_t wg = vklm_op_wg1d(ctx), items = adamw_items(ctx), gx, gy;
   if (dispatches) *dispatches = 0;
@@ -377,6 +412,7 @@ vklm_status vklm_adamw_multi(vklm_cmd *cmd, const vklm_optim_slot *slots, uint32
   int use_clip = clip_buf.size > 0;
   VKLM_ASSERT(!use_clip || clip_buf.size >= 8, "adamw: clip buffer of %llu bytes < 2 floats",
               (unsigned long long)clip_buf.size);
+  VKLM_ASSERT(!skip_nonfinite || use_clip, "adamw: skipping on a non-finite norm needs the norm");
   multi_mem mm;
   if (!multi_alloc(&mm, nslots)) return VKLM_ERROR_OUT_OF_HOST_MEMORY;
   uint32_t *counts = mm.part, n = 0;
@@ -387,41 +423,51 @@ vklm_status vklm_adamw_multi(vklm_cmd *cmd, const vklm_optim_slot *slots, uint32
     if (s->count == 0) continue;
     VKLM_ASSERT(s->p.size >= bytes && s->m.size >= bytes && s->v.size >= bytes && s->g.size >= bytes,
                 "adamw: a buffer of slot %u holds fewer than its %u floats", i, s->count);
+    VKLM_ASSERT(!s->h.block || ((s->h_fmt == VKLM_OPTIM_F16 || s->h_fmt == VKLM_OPTIM_BF16) &&
+                                s->h.size >= ((uint64_t)s->count + 1) / 2 * 4),
+                "adamw: slot %u's 16-bit copy: format %d, %llu bytes for %u elements", i,
+                s->h_fmt, (unsigned long long)s->h.size, s->count);
     mm.idx[n++] = i;
   }
   uint64_t tab_at, need = scratch_layout(ctx, counts, nslots, NULL, &tab_at);
   VKLM_ASSERT(scratch.size >= need, "adamw: scratch of %llu bytes < %llu (vklm_grad_norm_scratch_size)",
               (unsigned long long)scratch.size, (unsigned long long)need);
   roles r = {.slot = slots};
-  uint32_t ng = group_slots(&r, 0, 4, mm.idx, n, mm.start, mm.tmp);
+  uint32_t ng = group_slots(&r, 0, 5, mm.idx, n, mm.start, mm.tmp);
   adamw_entry *tab = mm.table;
   vklm_buffer table = vklm_buffer_slice(scratch, tab_at, (uint64_t)(n ? n : 1) * TABLE_ENTRY);
-  uint64_t per_group = (uint64_t)wg * items;
   vklm_status st = VKLM_OK;
   for (uint32_t g = 0; g < ng && st == VKLM_OK; g++) {
-    uint32_t a = mm.start[g], b = mm.start[g + 1];
-    vklm_buffer v[4];
+    uint32_t a = mm.start[g], b = mm.start[g + 1], pairs = 0;
+    for (uint32_t j = a; j < b; j++) pairs |= slots[mm.idx[j]].h.block != NULL;
+    /* with 16-bit copies each thread updates pairs of elements and writes their word */
+    uint64_t per_group = (uint64_t)wg * items * (pairs ? 2 : 1);
+    vklm_buffer v[5];
     uint64_t groups = 0;
     for (uint32_t j = a; j < b; j++) {
       const vklm_optim_slot *s = &slots[mm.idx[j]];
-      tab[j] = (adamw_entry){.n = s->count, .apply_wd = s->apply_wd ? 1u : 0u,
-                             .first = (uint32_t)groups};
+      uint32_t flags = (s->apply_wd ? 1u : 0u) | (s->h.block ? (uint32_t)s->h_fmt << 1 : 0u);
+      tab[j] = (adamw_entry){.n = s->count, .apply_wd = flags, .first = (uint32_t)groups};
       groups += (s->count + per_group - 1) / per_group;
     }
-    for (int q = 0; q < 4; q++) {
+    for (int q = 0; q < 5; q++) {
       v[q] = span(&r, q, mm.idx + a, b - a, counts, mm.off + a);
       for (uint32_t j = a; j < b; j++) {
-        uint32_t *f[4] = {&tab[j].p, &tab[j].m, &tab[j].v, &tab[j].g};
+        uint32_t *f[5] = {&tab[j].p, &tab[j].m, &tab[j].v, &tab[j].g, &tab[j].pad};
         *f[q] = mm.off[j];
       }
     }
     VKLM_ASSERT(groups <= UINT32_MAX, "adamw: %llu workgroups in one dispatch",
                 (unsigned long long)groups);
-    /* Without a clip buffer the step buffer stands in at binding 5 (read-only, never read). */
-    vklm_buffer bufs[7] = {v[0], v[1], v[2], v[3], step_buf, use_clip ? clip_buf : step_buf, table};
-    multi_push pc = {a, b - a, (uint32_t)groups, items, (uint32_t)use_clip};
+    /* Without a clip buffer the step buffer stands in at binding 5, without 16-bit copies the
+     * params at binding 7 (bound, never read or written). */
+    vklm_buffer bufs[8] = {v[0], v[1], v[2], v[3], step_buf, use_clip ? clip_buf : step_buf, table,
+                           pairs ? v[4] : v[0]};
+    multi_push pc = {a, b - a, (uint32_t)groups, items,
+                     use_clip ? (skip_nonfinite ? 2u : 1u) : 0u};
+    uint32_t spec[2] = {wg, pairs};
     vklm_groups_1d(ctx, groups, &gx, &gy);
-    st = vklm_op_dispatch(cmd, "adamw_update_multi_f32", &wg, 1, bufs, 7, &pc, sizeof pc, gx, gy, 1);
+    st = vklm_op_dispatch(cmd, "adamw_update_multi_f32", spec, 2, bufs, 8, &pc, sizeof pc, gx, gy, 1);
     if (st == VKLM_OK && dispatches) (*dispatches)++;
   }
   if (st == VKLM_OK && n) st = vklm_buffer_upload(ctx, scratch, tab_at, tab, (uint64_t)n * TABLE_ENTRY);

@@ -101,7 +101,15 @@ typedef struct vklm_optim_slot {
   vklm_buffer g;       /* count floats, read only */
   uint32_t count;      /* elements; a slot with 0 is skipped (its buffers may be {0}) */
   int apply_wd;        /* as vklm_adamw's apply_wd */
+  /* vklm_adamw_multi only: a 16-bit copy of the updated p (mixed precision: what the GEMMs
+   * read), h_fmt VKLM_OPTIM_F16 or _BF16 (round to nearest even; bf16 as
+   * vklm_f32_to_bf16_ref), ceil(count/2) words packed as vklm_convert_f32_to_f16_ref packs
+   * (the last high half 0 for an odd count); h {0}: none. */
+  vklm_buffer h;
+  int h_fmt;
 } vklm_optim_slot;
+#define VKLM_OPTIM_F16 1
+#define VKLM_OPTIM_BF16 2
 
 /* The same result as vklm_grad_norm over the same grads and counts, bit for bit: the partial sums
  * of every tensor are computed in one dispatch per distinct gradient block (workgroup w of tensor
@@ -110,13 +118,27 @@ typedef struct vklm_optim_slot {
 vklm_status vklm_grad_norm_multi(vklm_cmd *cmd, vklm_buffer norm_out, vklm_buffer scratch,
                                  const vklm_buffer *grads, const uint32_t *counts,
                                  uint32_t ntensors, float max_norm);
+/* With unscale (loss scaling: the gradients are S times the true ones), norm_out holds 3 floats
+ * and the caller writes 1/S into norm_out[2] before the command runs: norm_out[0] is then the
+ * true norm (the sum's root times 1/S), the clip scale is computed from it, and norm_out[1] is
+ * that scale times 1/S: AdamW's gradient multiplier. With 1/S = 1 the bits are those without. */
+vklm_status vklm_grad_norm_multi_ex(vklm_cmd *cmd, vklm_buffer norm_out, vklm_buffer scratch,
+                                    const vklm_buffer *grads, const uint32_t *counts,
+                                    uint32_t ntensors, float max_norm, int unscale);
 
 /* vklm_adamw on every slot (its own apply_wd), in one dispatch per distinct block combination;
  * step_buf and clip_buf as vklm_adamw's (clip_buf {0}: scale 1). Bit-identical to vklm_adamw
- * called slot by slot. *dispatches (may be NULL) receives the number recorded. */
+ * called slot by slot. Slots with a 16-bit copy (h) get it written from the updated values in
+ * the same pass (no dispatch of its own; such dispatches give each thread pairs of elements).
+ * With skip_nonfinite (a clip buffer needed), nothing is written when the gradient norm
+ * clip_buf[0] is not finite: the step is skipped (mixed precision's dynamic loss scaling).
+ * *dispatches (may be NULL) receives the number recorded. */
 vklm_status vklm_adamw_multi(vklm_cmd *cmd, const vklm_optim_slot *slots, uint32_t nslots,
                              vklm_buffer scratch, vklm_buffer step_buf, vklm_buffer clip_buf,
                              uint32_t *dispatches);
+vklm_status vklm_adamw_multi_ex(vklm_cmd *cmd, const vklm_optim_slot *slots, uint32_t nslots,
+                                vklm_buffer scratch, vklm_buffer step_buf, vklm_buffer clip_buf,
+                                int skip_nonfinite, uint32_t *dispatches);
 
 /* Zeroes the buffers bufs[0..n) ({0} entries skipped) with as few fills as possible: buffers of
  * one block that follow each other with only allocation padding between them (a gap smaller than

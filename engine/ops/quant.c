@@ -31,8 +31,8 @@ static int quantized(vklm_dtype t) { return vklm_dtype_is_block(t); }
 /* Shape and size checks shared by both kernels. */
 static void check(const char *op, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
                   vklm_dtype type, vklm_buffer bias, uint32_t M, uint32_t N, uint32_t K) {
-  VKLM_ASSERT((unsigned)type < VKLM_DTYPE_LINEAR_COUNT, "%s: unknown weight type %d", op,
-              (int)type);
+  VKLM_ASSERT((unsigned)type < VKLM_DTYPE_LINEAR_COUNT || type == VKLM_DTYPE_BF16,
+              "%s: unknown weight type %d", op, (int)type);
   VKLM_ASSERT(N > 0 && K > 0, "%s: empty weight (%u,%u)", op, N, K);
   VKLM_ASSERT(!quantized(type) || K % VKLM_QK == 0, "%s: %s needs K %% 32 == 0, K = %u", op,
               TYPE_NAME(type), K);
@@ -82,6 +82,8 @@ static vklm_status matvec(vklm_cmd *cmd, vklm_buffer out, uint32_t ldy, uint64_t
                           vklm_buffer inp, vklm_buffer w, vklm_dtype type, uint32_t M, uint32_t N,
                           uint32_t K, vklm_buffer bias) {
   vklm_context *ctx = vklm_cmd_context(cmd);
+  VKLM_ASSERT(type < VKLM_DTYPE_LINEAR_COUNT, "matvec: no kernel for %s weights",
+              TYPE_NAME(type));
   matvec_push pc = {N, K, 0, bias.block && bias.size > 0, ldy, (uint32_t)off_y};
   vklm_buffer bufs[4] = {out, inp, w, pc.has_bias ? bias : inp}; /* no bias: bound, not read */
   for (uint32_t m0 = 0; m0 < M; m0 += VKLM_MATVEC_MAX_M) {
@@ -125,10 +127,12 @@ static vklm_status matmul_w(vklm_cmd *cmd, vklm_buffer out, uint32_t ldc, uint64
   vklm_context *ctx = vklm_cmd_context(cmd);
   vklm_gemm g = vklm_gemm_make(M, N, K);
   g.trans_b = 1;
-  if (type == VKLM_DTYPE_F32) { /* matmul.c: the same tiled dispatch, or the CPU-type kernel */
+  if (type == VKLM_DTYPE_F32 || type == VKLM_DTYPE_F16 || type == VKLM_DTYPE_BF16) {
+    /* matmul.c: the tiled dispatch by operand format, or the CPU-type fp32 kernel */
     g.ldc = ldc;
     g.off_c = off_c;
-    return vklm_matmul_bias(cmd, out, inp, w, bias, &g);
+    int fmt = type == VKLM_DTYPE_F16 ? VKLM_GEMM_F16 : type == VKLM_DTYPE_BF16 ? VKLM_GEMM_BF16 : 0;
+    return vklm_matmul_fmt(cmd, out, inp, VKLM_GEMM_F32, w, fmt, bias, &g);
   }
   vklm_matmul_config cf = vklm_matmul_config_choose(ctx, &g);
   gemm_push pc = {0};
@@ -170,7 +174,9 @@ vklm_status vklm_linear_forward_ex(vklm_cmd *cmd, vklm_buffer out, uint32_t ldo,
   whole.size = (uint64_t)M * N * 4 > out.size ? (uint64_t)M * N * 4 : out.size;
   check("linear_forward", whole, inp, w, type, bias, M, N, K);
   check_out("linear_forward", out, M, N, ldo, off_o);
-  if (M <= VKLM_LINEAR_MATVEC_MAX_M) return matvec(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias);
+  /* bf16 weights (mixed-precision training's copies) have no decode kernel: the GEMM */
+  if (M <= VKLM_LINEAR_MATVEC_MAX_M && type != VKLM_DTYPE_BF16)
+    return matvec(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias);
   return matmul_w(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias);
 }
 
@@ -200,6 +206,10 @@ void vklm_weight_dequant_row_ref(vklm_dtype t, const void *w, uint32_t n, uint32
   case VKLM_DTYPE_F32: memcpy(out, row, (size_t)K * 4); break;
   case VKLM_DTYPE_F16:
     for (uint32_t k = 0; k < K; k++) out[k] = half_at(row + 2 * (size_t)k);
+    break;
+  case VKLM_DTYPE_BF16:
+    for (uint32_t k = 0; k < K; k++)
+      out[k] = vklm_bf16_to_f32_ref((uint16_t)(row[2 * (size_t)k] | row[2 * (size_t)k + 1] << 8));
     break;
   case VKLM_DTYPE_Q8_0:
   case VKLM_DTYPE_Q4_0: {

@@ -2,6 +2,7 @@
  * AdamW moments, CRC32-checked; written atomically (version 2; version 1 is read as sequential
  * data order). Layout: docs/checkpoint.md. */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -92,6 +93,10 @@ static void encode_header(uint8_t *h, const vklm_ckpt_state *s, uint32_t ntensor
   put32(h + 216, payload_crc);
   put32(h + 224, (uint32_t)s->data_order); /* version 2 */
   put64(h + 232, s->data_tokens);
+  put32(h + 240, (uint32_t)s->precision); /* version 3 */
+  putf(h + 244, s->loss_scale > 0.0f ? s->loss_scale : 1.0f); /* a zeroed state: scale 1 */
+  put32(h + 248, s->scale_good);
+  put32(h + 252, s->skipped);
   put32(h + 220, (uint32_t)crc32(0L, h, HDR)); /* with its own field still zero */
 }
 
@@ -136,6 +141,14 @@ static void decode_header(const uint8_t *h, uint32_t version, vklm_ckpt_state *s
     s->data_tokens = get64(h + 232);
   } else {
     s->data_order = VKLM_DATA_SEQUENTIAL; /* version 1: reserved zeros */
+  }
+  s->precision = VKLM_DTYPE_F32;
+  s->loss_scale = 1.0f;
+  if (version >= 3) {
+    s->precision = (vklm_dtype)get32(h + 240);
+    s->loss_scale = getf(h + 244);
+    s->scale_good = get32(h + 248);
+    s->skipped = get32(h + 252);
   }
 }
 
@@ -320,6 +333,19 @@ vklm_status vklm_ckpt_read(const char *path, int with_moments, vklm_ckpt **out, 
   vklm_ckpt_state hs;
   decode_header(h, version, &hs);
   char why[768];
+  {
+    int e;
+    float S = hs.loss_scale;
+    if ((hs.precision != VKLM_DTYPE_F32 && hs.precision != VKLM_DTYPE_F16 &&
+         hs.precision != VKLM_DTYPE_BF16) ||
+        !(S > 0.0f) || !isfinite(S) || frexpf(S, &e) != 0.5f ||
+        (hs.precision != VKLM_DTYPE_F16 && S != 1.0f) || hs.skipped > hs.step) {
+      snprintf(err, errlen, "checkpoint '%s' is corrupt: precision %u, loss scale %g, %u "
+               "skipped steps of %llu", path, (unsigned)hs.precision, (double)S, hs.skipped,
+               (unsigned long long)hs.step);
+      goto done;
+    }
+  }
   if (vklm_model_config_check(&hs.model, why, sizeof why) != VKLM_OK) {
     snprintf(err, errlen, "checkpoint '%s' is corrupt: %s", path, why);
     goto done;

@@ -73,6 +73,11 @@ static vklm_status check_model(const vklm_train_options *o, const vklm_model_con
 
 static int finite_nonneg(float x) { return isfinite(x) && x >= 0; }
 
+static int pow2(float x) {
+  int e;
+  return x > 0.0f && isfinite(x) && frexpf(x, &e) == 0.5f;
+}
+
 vklm_status vklm_train_resolve(const vklm_train_options *o, const vklm_ckpt_state *ck,
                                const vklm_model_config *init, uint64_t data_vocab,
                                uint64_t data_tokens, vklm_ckpt_state *out, char *summary_out,
@@ -157,6 +162,21 @@ vklm_status vklm_train_resolve(const vklm_train_options *o, const vklm_ckpt_stat
   note(&sm, SRC(VKLM_GIVEN_CLIP), "clip=%g", out->opt.grad_clip);
   if (TAKE(VKLM_GIVEN_DATA_ORDER)) out->data_order = o->data_order;
   note(&sm, SRC(VKLM_GIVEN_DATA_ORDER), "data-order=%s", vklm_data_order_name(out->data_order));
+  /* precision: a resume may change it (the master weights and moments are fp32 either way); the
+   * loss scaler starts afresh when f16 begins, and keeps its state across an f16 resume */
+  vklm_dtype prev = ck ? ck->precision : VKLM_DTYPE_F32;
+  if (TAKE(VKLM_GIVEN_PRECISION)) out->precision = o->precision;
+  note(&sm, SRC(VKLM_GIVEN_PRECISION), "precision=%s", vklm_dtype_name(out->precision));
+  if (out->precision != VKLM_DTYPE_F16) {
+    out->loss_scale = 1.0f, out->scale_good = 0;
+  } else if (!ck || prev != VKLM_DTYPE_F16) {
+    out->loss_scale = VKLM_TRAIN_LOSS_SCALE0, out->scale_good = 0;
+  }
+  if (!ck) out->skipped = 0;
+  if (o->loss_scale > 0.0f && out->precision == VKLM_DTYPE_F16) {
+    out->loss_scale = o->loss_scale, out->scale_good = 0;
+    note(&sm, SRC_FLAG, "loss-scale=%g", (double)out->loss_scale);
+  }
 #undef SRC
 #undef TAKE
   if (ck && ck->data_tokens && data_tokens && ck->data_tokens != data_tokens)
@@ -185,6 +205,11 @@ vklm_status vklm_train_resolve(const vklm_train_options *o, const vklm_ckpt_stat
   else if (!(out->opt.beta1 >= 0 && out->opt.beta1 < 1 && out->opt.beta2 >= 0 &&
              out->opt.beta2 < 1 && out->opt.eps > 0 && isfinite(out->opt.eps)))
     why = "AdamW's betas must be in [0, 1) and eps positive";
+  else if (out->precision != VKLM_DTYPE_F32 && out->precision != VKLM_DTYPE_F16 &&
+           out->precision != VKLM_DTYPE_BF16)
+    why = "precision must be f32, f16 or bf16";
+  else if (o->loss_scale != 0.0f && (out->precision != VKLM_DTYPE_F16 || !pow2(o->loss_scale)))
+    why = "loss-scale must be a power of two, and is for --precision f16 only";
   else if (out->objective == VKLM_OBJ_MLM &&
            (out->mask_id < 0 || (uint32_t)out->mask_id >= c->vocab_size))
     why = "the MLM mask id must be a token id below V";

@@ -438,7 +438,8 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
       goto done;
     }
   }
-  vklm_model_options mopt = {.no_moments = o->zero1 && l.nranks > 1, .recompute = o->recompute};
+  vklm_model_options mopt = {.no_moments = o->zero1 && l.nranks > 1, .recompute = o->recompute,
+                             .precision = cs.precision};
   if ((st = vklm_model_create_ex(ctx, &cfg, B, T, cs.objective, &mopt, &l.model)) != VKLM_OK) {
     snprintf(err, errlen, "cannot create the model: %s", vklm_model_error(NULL));
     goto done;
@@ -554,10 +555,18 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
     float gn = NAN;
     vklm_optim_config oc = cs.opt;
     oc.lr = lr;
+    /* AdamW's step count leaves out the steps the loss scaler skipped */
+    uint32_t ostep = step - cs.skipped;
+    int f16 = cs.precision == VKLM_DTYPE_F16;
+    if (f16 && vklm_model_set_loss_scale(l.model, cs.loss_scale) != VKLM_OK) {
+      snprintf(err, errlen, "step %u: %s", step, vklm_model_error(l.model));
+      st = VKLM_ERROR_INVALID;
+      goto done;
+    }
     if (l.nranks > 1) {
       st = dist_step(&l, res, stopping, &loss, &stopping, e2, sizeof e2);
     } else { /* passes and update: the last micro-batch's pass and the update in one submission */
-      st = vklm_train_step(l.model, GA, l.in, l.tg, &oc, step, &loss, &gn, e2, sizeof e2);
+      st = vklm_train_step(l.model, GA, l.in, l.tg, &oc, ostep, &loss, &gn, e2, sizeof e2);
     }
     if (st != VKLM_OK) {
       if (l.reported) snprintf(err, errlen, "%s", e2); /* names the rank and the step */
@@ -566,16 +575,38 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
     }
     if (l.nranks > 1 && isfinite(loss)) {
       if (l.zero) {
-        if ((st = vklm_zero_step(l.zero, l.gbuf, &oc, step, &gn, e2, sizeof e2)) != VKLM_OK) {
+        if ((st = vklm_zero_step(l.zero, l.gbuf, &oc, ostep, &gn, e2, sizeof e2)) != VKLM_OK) {
           snprintf(err, errlen, "step %u update: %s", step, e2);
           goto done;
         }
-      } else if ((st = vklm_model_update(l.model, &oc, step, &gn)) != VKLM_OK) {
+      } else if ((st = vklm_model_update(l.model, &oc, ostep, &gn)) != VKLM_OK) {
         snprintf(err, errlen, "step %u update: %s", step, vklm_model_error(l.model));
         goto done;
       }
     }
-    if (!isfinite(loss) || !isfinite(gn)) {
+    int skipped = 0;
+    if (f16 && isfinite(loss) && !isfinite(gn)) {
+      /* an overflow in the loss-scaled gradients: the update was a no-op; halve the scale */
+      skipped = 1;
+      cs.skipped++;
+      cs.scale_good = 0;
+      if (cs.loss_scale <= 1.0f) {
+        snprintf(err, errlen, "the gradient norm is %s at step %u with loss scale 1: the "
+                 "gradients overflow without scaling; stopping", isnan(gn) ? "NaN" : "infinite",
+                 step);
+        st = VKLM_ERROR_INVALID;
+        goto done;
+      }
+      cs.loss_scale *= 0.5f;
+      if (o->progress && l.lead)
+        fprintf(stderr, "%sstep %u: gradient overflow in f16, step skipped; loss scale now %g\n",
+                line_open ? "\n" : "", step, (double)cs.loss_scale);
+      line_open = 0;
+    } else if (f16 && ++cs.scale_good >= VKLM_TRAIN_SCALE_INTERVAL) {
+      cs.scale_good = 0;
+      if (cs.loss_scale < 1.6e38f) cs.loss_scale *= 2.0f;
+    }
+    if (!isfinite(loss) || (!isfinite(gn) && !skipped)) {
       char kept[4400];
       if (last_ckpt >= 0)
         snprintf(kept, sizeof kept, "the last good checkpoint (step %lld) is kept in '%s'",
@@ -593,7 +624,8 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
     tokens += (uint64_t)bt * GA;
     res->losses[step] = loss;
     res->last_step = step;
-    vklm_metric r = {.step = step, .train_loss = loss, .val_loss = NAN, .lr = lr, .grad_norm = gn,
+    vklm_metric r = {.step = step, .train_loss = loss, .val_loss = NAN, .lr = lr,
+                     .grad_norm = skipped ? NAN : gn, /* a skipped step's norm is an overflow */
                      .tokens_per_s = bt * GA / dt, .elapsed_s = elapsed0 + (vklm_train_now_s() - t_run)};
     if (val_nb && ((o->val_every && step % o->val_every == 0) || step == end)) {
       if ((st = eval_val(&l, res, val, val_nb, cs.seed, &r.val_loss, err, errlen)) != VKLM_OK)

@@ -106,7 +106,7 @@ double vklm_train_now_s(void);
 
 /* ---- checkpoints (checkpoint.c, format in docs/checkpoint.md) ----------------------------- */
 #define VKLM_CKPT_MAGIC "VKLMCKPT"
-#define VKLM_CKPT_VERSION 2u /* written; versions 1 (read as sequential order) and 2 are read */
+#define VKLM_CKPT_VERSION 3u /* written; versions 1 (read as sequential order) to 3 are read */
 
 typedef struct vklm_ckpt_state {
   vklm_model_config model;
@@ -124,6 +124,11 @@ typedef struct vklm_ckpt_state {
   float lr, min_lr;               /* schedule: peak and final */
   vklm_optim_config opt;          /* beta1, beta2, eps, weight decay, clip (lr: of the last step) */
   int32_t mask_id;                /* MLM mask token */
+  /* mixed precision (version 3; older files: f32, scale 1, nothing skipped) */
+  vklm_dtype precision;           /* the GEMMs' weight dtype: F32, F16 or BF16 */
+  float loss_scale;               /* F16's dynamic loss scale S (1 otherwise) */
+  uint32_t scale_good;            /* steps since S last changed (S doubles at 2000) */
+  uint32_t skipped;               /* steps skipped on overflow: AdamW's t is step - skipped */
 } vklm_ckpt_state;
 
 typedef struct vklm_ckpt {
@@ -195,12 +200,18 @@ enum {
   VKLM_GIVEN_STEPS = 1u << 3, VKLM_GIVEN_LR = 1u << 4, VKLM_GIVEN_MIN_LR = 1u << 5,
   VKLM_GIVEN_WARMUP = 1u << 6, VKLM_GIVEN_WD = 1u << 7, VKLM_GIVEN_CLIP = 1u << 8,
   VKLM_GIVEN_DATA_ORDER = 1u << 9, VKLM_GIVEN_SEED = 1u << 10, VKLM_GIVEN_OBJECTIVE = 1u << 11,
-  VKLM_GIVEN_MASK_ID = 1u << 12,
+  VKLM_GIVEN_MASK_ID = 1u << 12, VKLM_GIVEN_PRECISION = 1u << 13,
   /* model shape (--model sets all of ARCH..TIE) */
   VKLM_GIVEN_ARCH = 1u << 16, VKLM_GIVEN_LAYERS = 1u << 17, VKLM_GIVEN_HEADS = 1u << 18,
   VKLM_GIVEN_KV_HEADS = 1u << 19, VKLM_GIVEN_EMBD = 1u << 20, VKLM_GIVEN_FFN = 1u << 21,
   VKLM_GIVEN_TIE = 1u << 22, VKLM_GIVEN_CTX = 1u << 23, VKLM_GIVEN_VOCAB = 1u << 24,
 };
+
+/* F16's dynamic loss scaling (torch.cuda.amp.GradScaler's defaults): the scale starts at 2^16,
+ * halves on a step whose gradients overflow (the step is skipped) and doubles after 2000
+ * consecutive good steps. */
+#define VKLM_TRAIN_LOSS_SCALE0 65536.0f
+#define VKLM_TRAIN_SCALE_INTERVAL 2000u
 
 typedef struct vklm_train_options {
   vklm_model_config model;
@@ -236,6 +247,11 @@ typedef struct vklm_train_options {
   int recompute;          /* recompute the norms' outputs and the MLP activation in the
                              backward instead of keeping them (vklm_model_options.recompute):
                              less activation memory, the same bits */
+  vklm_dtype precision;   /* F32 (default), BF16 or F16 (vklm_model_options.precision): mixed
+                             precision; F16 with dynamic loss scaling (S from 65536, halved and
+                             the step skipped on an overflow, doubled after 2000 good steps) */
+  float loss_scale;       /* F16: the loss scale to start from (a power of two; 0: 65536 on a
+                             fresh run, the checkpoint's on a resume) */
 } vklm_train_options;
 
 /* The defaults: gpt2-tiny, causal, B 4, T 64, 100 steps, lr 6e-4 to 6e-5, warmup 10, wd 0.1,

@@ -1,5 +1,6 @@
 /* ZeRO-1: this rank's shard of the optimizer state on its device, the sharded AdamW step, and the
  * all-gather of the parameters (zero.h). */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,14 +170,26 @@ vklm_status vklm_zero_step(vklm_zero *z, float *g, const vklm_optim_config *oc, 
   if ((st = vklm_dist_exchange(z->dist, "the gradient norm", 1, VKLM_OK, NULL, 0, ss, 1, NULL,
                                NULL, err, errlen)) != VKLM_OK)
     return st;
-  float norm = (float)sqrt(ss[0]);
+  /* loss scaling (f16): the gradients are S times the true ones; the norm and the multiplier
+   * are the true ones, and an overflow skips the step (as vklm_model_update does) */
+  double S = vklm_model_loss_scale(z->model);
+  /* as on the device: a sum of squares past fp32's range is an overflow */
+  float norm = ss[0] > FLT_MAX ? INFINITY : (float)(sqrt(ss[0]) / S);
   float clip[2] = {norm, 1.0f};
   if (oc->grad_clip > 0) {
     double s = (double)oc->grad_clip / ((double)norm + 1e-6);
     clip[1] = (float)(s < 1 ? s : 1);
   }
+  clip[1] = (float)(clip[1] / S);
   if (!isfinite(norm)) clip[1] = NAN;
   if (grad_norm) *grad_norm = norm;
+  if (!isfinite(norm) && S != 1.0) { /* skipped: the weights stay, the gradients are dropped */
+    if ((st = vklm_model_zero_grads(z->model)) != VKLM_OK) {
+      snprintf(err, errlen, "ZeRO-1: zeroing the gradients: %s", vklm_model_error(z->model));
+      return st;
+    }
+    return VKLM_OK;
+  }
   vklm_adamw_step s;
   vklm_adamw_step_fill(&s, oc->lr, oc->beta1, oc->beta2, oc->eps, oc->weight_decay, step);
   if ((st = vklm_buffer_upload(z->ctx, z->step_buf, 0, &s, sizeof s)) != VKLM_OK ||

@@ -1,0 +1,48 @@
+#version 450
+// add_layernorm_forward_f32: a residual add and layernorm_forward_f32 in one dispatch: per row r,
+//   res[r,c] = a[r,c] + b[r,c];  mean[r] = sum_c res / C;
+//   rstd[r] = 1 / sqrt(sum_c (res - mean)^2 / C + eps)
+//   out[r,c] = (res[r,c] - mean[r]) * rstd[r] * weight[c] + bias[c]
+// (the same results as add_f32 followed by layernorm_forward_f32). Each thread reads back only
+// the elements of res it wrote itself.
+// Bindings: 0 res (N,C) read-write; 1 out (N,C) write-only; 2 mean (N) write-only; 3 rstd (N)
+//           write-only; 4 a (N,C); 5 b (N,C); 6 weight (C); 7 bias (C).
+// Push constants: uint N, C; float eps.
+// Dispatch: one workgroup per row (grid over x,y by vklm_groups_1d); local_size_x = spec
+// constant 0, a power of two; 8 bytes of shared memory per invocation.
+#extension GL_GOOGLE_include_directive : require
+layout(local_size_x_id = 0) in;
+#include "common.glsl"
+#include "reduce.glsl"
+layout(std430, binding = 0) buffer Res { float res[]; };
+layout(std430, binding = 1) writeonly buffer Out { float out_[]; };
+layout(std430, binding = 2) writeonly buffer Mean { float mean_[]; };
+layout(std430, binding = 3) writeonly buffer Rstd { float rstd_[]; };
+layout(std430, binding = 4) readonly buffer A { float a_[]; };
+layout(std430, binding = 5) readonly buffer B { float b_[]; };
+layout(std430, binding = 6) readonly buffer Weight { float weight[]; };
+layout(std430, binding = 7) readonly buffer Bias { float bias[]; };
+layout(push_constant) uniform Push { uint N; uint C; float eps; } pc;
+void main() {
+  uint row = vklm_group_linear();
+  if (row >= pc.N) return;
+  uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x, base = row * pc.C;
+  float s = 0.0;
+  for (uint c = t; c < pc.C; c += W) {
+    float x = a_[base + c] + b_[base + c];
+    res[base + c] = x;
+    s += x;
+  }
+  float m = vklm_wg_sum(s) / float(pc.C);
+  float v = 0.0;
+  for (uint c = t; c < pc.C; c += W) {
+    float d = res[base + c] - m;
+    v += d * d;
+  }
+  float rs = 1.0 / sqrt(vklm_wg_sum(v) / float(pc.C) + pc.eps);
+  for (uint c = t; c < pc.C; c += W) out_[base + c] = (res[base + c] - m) * rs * weight[c] + bias[c];
+  if (t == 0) {
+    mean_[row] = m;
+    rstd_[row] = rs;
+  }
+}

@@ -1,0 +1,44 @@
+#version 450
+// add_rmsnorm_forward_f32_cpu: add_rmsnorm_forward_f32 (same results and semantics) for
+// CPU-type Vulkan devices: each invocation owns one row and walks it serially (loops of
+// rows_cpu.glsl; no shared memory, no barrier): per row r,
+//   res[r,c] = a[r,c] + b[r,c];  rstd[r] = 1 / sqrt(sum_c res^2 / C + eps)
+//   out[r,c] = res[r,c] * rstd[r] * weight[c]
+// The first pass writes res as it sums; the second reads it back (the invocation's own writes).
+// Control flow stays uniform (invocations past N work on row N-1 and store nothing).
+// Bindings: 0 res (N,C) read-write; 1 out (N,C) write-only; 2 rstd (N) write-only; 3 a (N,C);
+//           4 b (N,C); 5 weight (C).
+// Push constants: uint N, C; float eps.
+// Dispatch: one invocation per row, local_size_x = spec constant 0; grid over x,y by
+// vklm_groups_1d (ceil(N / local_size_x) workgroups).
+#extension GL_GOOGLE_include_directive : require
+layout(local_size_x_id = 0) in;
+#include "common.glsl"
+#include "rows_cpu.glsl"
+layout(std430, binding = 0) buffer Res { float res[]; };
+layout(std430, binding = 1) writeonly buffer Out { float out_[]; };
+layout(std430, binding = 2) writeonly buffer Rstd { float rstd_[]; };
+layout(std430, binding = 3) readonly buffer A { float a_[]; };
+layout(std430, binding = 4) readonly buffer B { float b_[]; };
+layout(std430, binding = 5) readonly buffer Weight { float weight[]; };
+layout(push_constant) uniform Push { uint N; uint C; float eps; } pc;
+bool live;
+uint base;
+// (a + b)^2 at column c, a + b stored into res (live rows)
+float add_store_sq(uint c) {
+  float x = a_[base + c] + b_[base + c];
+  if (live) res[base + c] = x;
+  return x * x;
+}
+void main() {
+  uint r = vklm_global_linear();
+  live = r < pc.N;
+  base = min(r, pc.N - 1u) * pc.C;
+  float s;
+#define SQ(c) add_store_sq(c)
+  VKLM_ROW_SUM(s, pc.C, SQ)
+  float rs = 1.0 / sqrt(s / float(pc.C) + pc.eps);
+#define OUT(c) if (live) out_[base + (c)] = res[base + (c)] * rs * weight[c]
+  VKLM_ROW_FOR(pc.C, OUT)
+  if (live) rstd_[r] = rs;
+}

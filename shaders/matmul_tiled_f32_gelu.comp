@@ -1,0 +1,21 @@
+#version 450
+// matmul_tiled_f32_gelu: matmul_tiled_f32 (see it for what it computes, its push constants, spec
+// constants and dispatch) with a GELU epilogue (matmul.glsl, EPI_GELU):
+//   C[z] = v = alpha * op(A[z]) @ op(B[z]) + beta * C[z] (+ bias)   (as matmul_tiled_f32)
+//   act[z] = gelu(v)   (tanh form, activation.glsl's vklm_gelu, as gelu_forward_f32)
+// act has C's layout (ldc, off_c, stride_c). A GPT-2 MLP's fch = ln2 @ Wfc^T + b and its
+// activation in one dispatch. With the host's split along K, only the last part runs this.
+// Bindings: 0 C; 1 A; 2 B; 3 bias (N) (any buffer when has_bias = 0); 4 act f32 write-only.
+#extension GL_GOOGLE_include_directive : require
+layout(local_size_x_id = 0) in;
+#include "common.glsl"
+#include "activation.glsl"
+layout(std430, binding = 0) buffer C { float c_[]; };
+layout(std430, binding = 1) readonly buffer A { float a_[]; };
+layout(std430, binding = 2) readonly buffer B { float b_[]; };
+layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
+layout(std430, binding = 4) writeonly buffer Act { float act_[]; };
+#define LOAD_A(i) a_[i]
+#define LOAD_B(i) b_[i]
+#define EPI_GELU
+#include "matmul.glsl"
