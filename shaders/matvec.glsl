@@ -15,8 +15,13 @@
 // TPR, so neighbouring threads read neighbouring bytes. Each thread keeps NM partial sums; the
 // TPR partials of a row are summed by a shared-memory tree (fixed order, deterministic, no
 // subgroup operations, so any subgroup size works). TPR is a power of two.
+// With MATVEC_GELU defined, binding 4 (act, f32, the layout of y) also receives gelu(y).
 #ifndef VKLM_MATVEC_GLSL
 #define VKLM_MATVEC_GLSL
+#ifdef MATVEC_GELU
+#include "activation.glsl"
+layout(std430, binding = 4) writeonly buffer Act { float act_[]; };
+#endif
 
 layout(constant_id = 1) const uint TPR = 32; // threads per row of W (a power of two <= WG)
 layout(constant_id = 2) const uint NM = 1;   // rows of x done by this dispatch (1..8)
@@ -78,7 +83,14 @@ void main() {
   }
   if (lane == 0u && n < pc.N) {
     float b = pc.has_bias != 0u ? bias_[n] : 0.0;
-    for (uint m = 0; m < NM; m++) y_[pc.off_y + (pc.m0 + m) * pc.ldy + n] = red[m * WG + tid] + b;
+    for (uint m = 0; m < NM; m++) {
+      uint at = pc.off_y + (pc.m0 + m) * pc.ldy + n;
+      float v = red[m * WG + tid] + b;
+      y_[at] = v;
+#ifdef MATVEC_GELU
+      act_[at] = vklm_gelu(v);
+#endif
+    }
   }
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "ops/activation.h"
 #include "ops/elementwise.h"
 #include "testutil.h"
 
@@ -76,6 +77,36 @@ static void run_case(vt_env *env, vklm_dtype t, uint32_t M, uint32_t N, uint32_t
   vt_compare(env, what, got, want, (size_t)M * N, tol_for(K));
   if (rn > 1e-4) vt_expect(env, 0, "%s: relative norm error %.2e > 1e-4", what, rn);
   free(w), free(inp), free(bias), free(want), free(got);
+  vklm_arena_reset(env->arena);
+}
+
+/* vklm_linear_forward_gelu: out and act = gelu(out) against the references, for every weight
+ * type on the decode path (M <= 8: the matvec's _gelu variants, one dispatch) and past it (fp32:
+ * the GEMM's epilogue, one dispatch; f16: the GEMM and the activation, two). */
+static void run_gelu(vt_env *env, vklm_dtype t, uint32_t M, uint32_t N, uint32_t K, int with_bias) {
+  uint8_t *w = make_weight(t, N, K);
+  float *inp = vt_randf((size_t)M * K, seed++, -1, 1), *bias = vt_randf(N, seed++, -1, 1);
+  float *want = malloc((size_t)M * N * sizeof *want), *wact = malloc((size_t)M * N * sizeof *wact);
+  vklm_buffer W = vt_upload(env, w, vklm_dtype_buffer_bytes(t, N, K));
+  vklm_buffer Inp = vt_upload(env, inp, (size_t)M * K * 4);
+  vklm_buffer Bias = with_bias ? vt_upload(env, bias, (size_t)N * 4) : (vklm_buffer){0};
+  vklm_buffer Out = vt_alloc(env, (size_t)M * N * 4), Act = vt_alloc(env, (size_t)M * N * 4);
+  vt_begin(env);
+  vt_ok(env, vklm_linear_forward_gelu(env->cmd, Out, Act, Inp, W, t, Bias, M, K, N), "linear gelu");
+  uint32_t nd = vklm_cmd_dispatch_count(env->cmd);
+  vt_run(env);
+  float *got = vt_download(env, Out, (size_t)M * N), *gact = vt_download(env, Act, (size_t)M * N);
+  vklm_linear_forward_ref(want, inp, w, t, with_bias ? bias : NULL, M, K, N);
+  vklm_gelu_forward_ref(wact, got, M * N); /* the activation of what the kernel computed */
+  uint32_t want_nd = M <= VKLM_LINEAR_MATVEC_MAX_M || t == VKLM_DTYPE_F32 ? 1 : 2;
+  char what[128];
+  snprintf(what, sizeof what, "%-4s linear+gelu M=%-3u (N,K)=(%u,%u)%s", vklm_dtype_name(t), M, N,
+           K, with_bias ? " +bias" : "");
+  vt_compare(env, what, got, want, (size_t)M * N, tol_for(K));
+  snprintf(what + strlen(what), sizeof what - strlen(what), " act");
+  vt_compare(env, what, gact, wact, (size_t)M * N, 1e-6);
+  vt_expect(env, nd == want_nd, "%s: %u dispatch(es) (want %u)", what, nd, want_nd);
+  free(w), free(inp), free(bias), free(want), free(wact), free(got), free(gact);
   vklm_arena_reset(env->arena);
 }
 
@@ -186,6 +217,12 @@ int main(void) {
   run_case(&env, VKLM_DTYPE_BF16, 8, 300, 768, 0, PATH_AUTO);
   run_case(&env, VKLM_DTYPE_BF16, 37, 67, 96, 1, PATH_AUTO);
   run_case(&env, VKLM_DTYPE_BF16, 130, 33, 77, 1, PATH_TILED);
+  for (int ti = 0; ti < VKLM_DTYPE_LINEAR_COUNT; ti++) {
+    run_gelu(&env, (vklm_dtype)ti, 1, 67, 96, 1);
+    run_gelu(&env, (vklm_dtype)ti, 8, 300, 768, 0);
+  }
+  run_gelu(&env, VKLM_DTYPE_F32, 37, 67, 96, 1);
+  run_gelu(&env, VKLM_DTYPE_F16, 37, 67, 96, 0);
   /* more rows than one grid dimension holds (65535 groups of 4 rows): the grid splits over y */
   run_case(&env, VKLM_DTYPE_Q4_0, 1, 270001, 32, 1, PATH_AUTO);
   test_determinism(&env);

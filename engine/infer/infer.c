@@ -356,6 +356,12 @@ static vklm_status record_pass(vklm_infer *s, vklm_cmd *cmd, uint32_t n, const u
                  .x0 = vklm_tensor_rows(s->x0, 0, n), .la = &s->la, .nla = 1,
                  .tmp = vklm_tensor_rows(s->tmp, 0, n), .rows = vklm_tensor_rows(s->rows, 0, n),
                  .kv = &s->kv, .ascratch = s->ascratch, .splits = splits};
+  vklm_tensor lnf = vklm_tensor_rows(s->lnf, 0, k);
+  if (!out_rows) { /* every row is an output row: the final norm fused with the last add */
+    p.lnf = lnf;
+    p.lnf_mean = vklm_tensor_rows(s->lnf_mean, 0, k);
+    p.lnf_rstd = vklm_tensor_rows(s->lnf_rstd, 0, k);
+  }
   vklm_tensor x, src;
   if ((st = vklm_graph_forward(m, cmd, &p, &x)) != VKLM_OK) goto graph_fail;
   src = vklm_tensor_rows(x, 0, k);
@@ -369,9 +375,9 @@ static vklm_status record_pass(vklm_infer *s, vklm_cmd *cmd, uint32_t n, const u
     }
     src = vklm_tensor_rows(s->last, 0, k);
   }
-  vklm_tensor lnf = vklm_tensor_rows(s->lnf, 0, k);
-  if ((st = vklm_graph_final_norm(m, cmd, lnf, vklm_tensor_rows(s->lnf_mean, 0, k),
-                                  vklm_tensor_rows(s->lnf_rstd, 0, k), src)) != VKLM_OK ||
+  if ((out_rows && (st = vklm_graph_final_norm(m, cmd, lnf, vklm_tensor_rows(s->lnf_mean, 0, k),
+                                               vklm_tensor_rows(s->lnf_rstd, 0, k), src)) !=
+                      VKLM_OK) ||
       (st = vklm_graph_logits(m, cmd, vklm_tensor_rows(s->logits, 0, k), lnf)) != VKLM_OK)
     goto graph_fail;
   TRY(vklm_sample_rows(cmd, s->next, s->logits.buf, s->srows, s->spen, s->sscratch, k, V,

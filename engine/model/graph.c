@@ -179,12 +179,19 @@ vklm_status vklm_graph_forward(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p,
       if ((st = add_norm(m, cmd, a->res3, next.ln1, next.ln1_mean, next.ln1_rstd, a->res2, tmp,
                          VKLM_P_LN1_W, VKLM_P_LN1_B, l + 1)))
         return st;
+    } else if (!vklm_tensor_is_none(&p->lnf)) { /* res3 and the final norm of it */
+      if ((st = add_norm(m, cmd, a->res3, p->lnf, p->lnf_mean, p->lnf_rstd, a->res2, tmp,
+                         VKLM_P_LNF_W, VKLM_P_LNF_B, 0)))
+        return st;
     } else { /* the final norm is the callers' (vklm_graph_final_norm) */
       TRY(vklm_nn_add(cmd, a->res3, a->res2, tmp));
     }
 #undef W
     x = a->res3;
   }
+  if (c->n_layer == 0 && !vklm_tensor_is_none(&p->lnf) &&
+      (st = vklm_graph_final_norm(m, cmd, p->lnf, p->lnf_mean, p->lnf_rstd, x)))
+    return st;
   *out = x;
   return VKLM_OK;
 }

@@ -60,6 +60,9 @@ typedef struct vklm_pass {
   vklm_layer_acts *la;    /* nla sets: L (saved for the backward) or 1 (shared by all layers) */
   uint32_t nla;
   vklm_tensor tmp;        /* (n,C) projection outputs before the residual add */
+  /* optional (none: the caller norms what it needs): the final norm of all n rows into lnf
+   * (n,C) with its statistics, fused with the last layer's residual add (training's pass) */
+  vklm_tensor lnf, lnf_mean, lnf_rstd;
   /* KV only */
   vklm_tensor rows;       /* (n,2) I32: (position, sequence slot) per row */
   const vklm_kv_cache *kv;
@@ -96,7 +99,7 @@ vklm_status vklm_graph_acts_plan(vklm_planner *pl, int arena, const vklm_model_c
                                  const vklm_layer_acts *share, vklm_layer_acts *out);
 
 /* ---- allocation planning: one walk serves the size estimate (dry) and the allocation ------- */
-#define VKLM_PLAN_ARENAS 5
+#define VKLM_PLAN_ARENAS 7
 struct vklm_planner {
   vklm_context *ctx;            /* NULL for a dry run without a device */
   vklm_arena *arena[VKLM_PLAN_ARENAS];

@@ -53,9 +53,11 @@ void vklm_model_config_from_table(vklm_model_config *cfg, const vklm_param_info 
 }
 
 void vklm_model_memory_get(const vklm_model *m, vklm_model_memory *out) {
-  out->weights = vklm_arena_used(m->arena[A_PARAM]);
+  out->weights = vklm_arena_used(m->arena[A_PARAM]) +
+                 (m->arena[A_HALF] ? vklm_arena_used(m->arena[A_HALF]) : 0);
   out->grads = m->arena[A_GRAD] ? vklm_arena_used(m->arena[A_GRAD]) : 0;
-  out->moments = m->arena[A_OPT] ? vklm_arena_used(m->arena[A_OPT]) : 0;
+  out->moments = (m->arena[A_OPT] ? vklm_arena_used(m->arena[A_OPT]) : 0) +
+                 (m->arena[A_VEL] ? vklm_arena_used(m->arena[A_VEL]) : 0);
   out->activations = m->arena[A_ACT] ? vklm_arena_used(m->arena[A_ACT]) : 0;
 }
 
@@ -174,14 +176,14 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
         snprintf(part, sizeof part, " (chunk %u of %u)", k, m->slot_of[i + 1] - m->slot_of[i]);
       TAKE(A_PARAM, slot_bytes(m, i, s), &m->p[s], "parameter %s%s", nm, part);
       if (m->prec != VKLM_DTYPE_F32 && has_copy(m, i))
-        TAKE(A_PARAM, ((uint64_t)m->slot_count[s] + 1) / 2 * 4, &m->h[s], "%s copy of %s%s",
+        TAKE(A_HALF, ((uint64_t)m->slot_count[s] + 1) / 2 * 4, &m->h[s], "%s copy of %s%s",
              vklm_dtype_name(m->prec), nm, part);
       if (!m->trains[i]) continue;
       uint64_t fb = (uint64_t)m->slot_count[s] * 4;
       TAKE(A_GRAD, fb, &m->g[s], "gradient of %s%s", nm, part);
       if (m->no_moments) continue;
       TAKE(A_OPT, fb, &m->mom[s], "AdamW m of %s%s", nm, part);
-      TAKE(A_OPT, fb, &m->vel[s], "AdamW v of %s%s", nm, part);
+      TAKE(A_VEL, fb, &m->vel[s], "AdamW v of %s%s", nm, part);
     }
   if (m->trainable) {
     TAKE(A_HOST, sizeof(vklm_adamw_step), &m->step_buf, "AdamW step values");
@@ -591,8 +593,10 @@ static vklm_status create(vklm_context *ctx, const vklm_model_config *cfg, uint3
                          "(weights %.1f, gradients %.1f, AdamW moments %.1f, activations %.1f); "
                          "the device %s has %.1f MiB",
                          (unsigned long long)m->nparams, B, T, mib(dry.total),
-                         mib(dry.arena_bytes[A_PARAM]), mib(dry.arena_bytes[A_GRAD]),
-                         mib(dry.arena_bytes[A_OPT]), mib(dry.arena_bytes[A_ACT]), caps->name,
+                         mib(dry.arena_bytes[A_PARAM] + dry.arena_bytes[A_HALF]),
+                         mib(dry.arena_bytes[A_GRAD]),
+                         mib(dry.arena_bytes[A_OPT] + dry.arena_bytes[A_VEL]),
+                         mib(dry.arena_bytes[A_ACT]), caps->name,
                          mib(caps->device_local_bytes));
     goto fail;
   }

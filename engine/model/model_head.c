@@ -12,13 +12,13 @@
 
 vklm_status vklm_model_record_forward(vklm_model *m, vklm_cmd *cmd) {
   vklm_workspace *w = &m->w;
+  /* the final norm into w.lnf, fused with the last residual add */
   vklm_pass p = {.kind = VKLM_PASS_SEQ, .n = m->B * m->T, .B = m->B, .T = m->T,
                  .causal = m->obj == VKLM_OBJ_CAUSAL, .tokens = w->tokens, .x0 = w->encoded,
-                 .la = w->la, .nla = w->nla, .tmp = w->tmp};
+                 .la = w->la, .nla = w->nla, .tmp = w->tmp, .lnf = w->lnf,
+                 .lnf_mean = w->lnf_mean, .lnf_rstd = w->lnf_rstd};
   vklm_tensor x;
-  vklm_status st = vklm_graph_forward(m, cmd, &p, &x);
-  if (st != VKLM_OK) return st;
-  return vklm_graph_final_norm(m, cmd, w->lnf, w->lnf_mean, w->lnf_rstd, x);
+  return vklm_graph_forward(m, cmd, &p, &x);
 }
 
 uint32_t vklm_model_logits_rows(const vklm_model_config *cfg, uint32_t B, uint32_t T,

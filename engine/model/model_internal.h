@@ -15,7 +15,11 @@
  * batch's tokens, targets, embedding plan, loss scales and masks, the loss, the sequence sums,
  * the AdamW step values and the gradient norm): uploads and read-backs through the mapping, no
  * staged copy, so a training step costs its two submissions (pass, update) and nothing more. */
-enum { A_PARAM, A_GRAD, A_OPT, A_ACT, A_HOST, A_COUNT };
+/* A_PARAM, A_GRAD, A_OPT (AdamW's m) and A_VEL (its v) hold the trainable tensors in the same
+ * order and sizes, so where a device's binding limit cuts an arena into blocks, the four cut at
+ * the same tensors and the multi-tensor update needs one dispatch per block, not one per
+ * combination of blocks; the 16-bit weight copies of mixed precision have their own (A_HALF). */
+enum { A_PARAM, A_GRAD, A_OPT, A_ACT, A_HOST, A_VEL, A_HALF, A_COUNT };
 
 /* The (B,T) workspace: inputs, the saved (trainable) or shared (frozen) activations, the heads'
  * buffers and, when trainable, the backward's temporaries. */

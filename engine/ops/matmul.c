@@ -157,6 +157,13 @@ static const char *const TILED_SHADER[] = {"matmul_tiled_f32", "matmul_tiled_f32
  * kernels with configuration cfg (NULL: chosen); epi (EPI_*, fp32 only) picks the epilogue
  * variant and extra its binding 4. One dispatch over the whole K: see gemm() for the split along
  * K. */
+/* Whether gemm_one records matmul_cpu_f32 (its workgroup size into *wg). */
+static int cpu_kernel_runs(vklm_context *ctx, int naive, int half_a, int half_b,
+                           const vklm_matmul_config *cfg, uint32_t *wg) {
+  return !naive && !cfg && !half_a && !half_b && vklm_context_cpu_kernels(ctx) &&
+         cpu_kernel_fits(vklm_context_caps(ctx), wg);
+}
+
 static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
                         vklm_buffer b, int half_b, vklm_buffer bias, int epi, vklm_buffer extra,
                         const vklm_gemm *g, const vklm_matmul_config *cfg) {
@@ -225,7 +232,7 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
                             batch);
   }
   uint32_t wg;
-  if (!cfg && !half_a && !half_b && vklm_context_cpu_kernels(ctx) && cpu_kernel_fits(caps, &wg)) {
+  if (cpu_kernel_runs(ctx, naive, half_a, half_b, cfg, &wg)) {
     cpu_block cb = cpu_block_choose(wg, g);
     uint32_t spec[8] = {cb.wg, cb.tm, cb.tn, 0, 0, 0, ta, tb};
     uint32_t gx = (g->N + cb.wg * cb.tn - 1) / (cb.wg * cb.tn), gy = (g->M + cb.tm - 1) / cb.tm;
@@ -257,8 +264,11 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
  * 8192 keeps under the limit for every configuration (tested with K = 50257 in
  * tests/test_ops_matmul.c). GPU drivers have no such limit, so the split is applied only where the
  * driver needs it (vklm_matmul_k_chunk): there it would cost one extra read and write of C per
- * 8192 of K for nothing. */
+ * 8192 of K for nothing. matmul_cpu_f32's only loop is along K, so it takes 32768 (half the
+ * limit, for the loops the compiler may add): the LM head's input gradient over a vocabulary
+ * chunk of GPT-2's is one dispatch instead of four. */
 #define MATMUL_K_CHUNK 8192u
+#define MATMUL_K_CHUNK_CPU 32768u
 
 /* Drivers that end shader loops early: llvmpipe (lavapipe reports driverName "llvmpipe"), and,
  * when the driver does not say its name (no VK_KHR_driver_properties), any CPU device. */
@@ -284,7 +294,9 @@ static vklm_status gemm_epi(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
                             vklm_buffer b, int half_b, vklm_buffer bias, int epi,
                             vklm_buffer extra, const vklm_gemm *g,
                             const vklm_matmul_config *cfg) {
-  uint32_t chunk = vklm_matmul_k_chunk(vklm_cmd_context(cmd));
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  uint32_t chunk = vklm_matmul_k_chunk(ctx), wg;
+  if (chunk && cpu_kernel_runs(ctx, naive, half_a, half_b, cfg, &wg)) chunk = MATMUL_K_CHUNK_CPU;
   if (chunk == 0 || g->K <= chunk)
     return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, epi, extra, g, cfg);
   uint64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);

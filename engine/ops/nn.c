@@ -102,16 +102,16 @@ vklm_status vklm_nn_linear_gelu(vklm_cmd *cmd, vklm_tensor out, vklm_tensor gelu
                                 vklm_tensor in, vklm_tensor w, vklm_tensor bias) {
   const char *op = "nn_linear_gelu";
   uint32_t M = rows_of(&in), K = in.shape[in.ndim - 1], N = w.shape[0];
-  if (w.dtype != F32 || M <= VKLM_LINEAR_MATVEC_MAX_M) {
-    vklm_status st = vklm_nn_linear(cmd, out, in, w, bias);
-    return st != VKLM_OK ? st : vklm_nn_mlp_act(cmd, 0, gelu_out, out);
-  }
-  vklm_tensor_expect(op, "w", &w, F32, 2, N, K, 0);
+  char d1[96], d2[96];
+  VKLM_ASSERT(w.ndim == 2 && w.shape[1] == K && w.offset == 0 &&
+                  ((unsigned)w.dtype < VKLM_DTYPE_LINEAR_COUNT || w.dtype == VKLM_DTYPE_BF16),
+              "%s: weight %s does not take inputs %s", op, vklm_tensor_describe(&w, d1, sizeof d1),
+              vklm_tensor_describe(&in, d2, sizeof d2));
   vklm_tensor_expect(op, "out", &out, F32, 2, M, N, 0);
   vklm_tensor_expect(op, "act", &gelu_out, F32, 2, M, N, 0);
   if (!vklm_tensor_is_none(&bias)) vklm_tensor_expect(op, "bias", &bias, F32, 1, N, 0, 0);
-  return vklm_matmul_forward_gelu(cmd, act(op, "out", &out), act(op, "act", &gelu_out),
-                                  act(op, "in", &in), act(op, "w", &w), opt(op, "bias", &bias), M,
+  return vklm_linear_forward_gelu(cmd, act(op, "out", &out), act(op, "act", &gelu_out),
+                                  act(op, "in", &in), w.buf, w.dtype, opt(op, "bias", &bias), M,
                                   K, N);
 }
 

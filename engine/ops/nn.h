@@ -27,9 +27,9 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
                                     vklm_tensor w);
 
 /* The GELU MLP's fc layer: out (M,N) = in (M,K) @ w (N,K)^T + bias (N) as vklm_nn_linear, and
- * gelu_out (M,N) = gelu(out), one dispatch for F32 weights and more than
- * VKLM_LINEAR_MATVEC_MAX_M rows (matmul.h's GELU epilogue), else the two ops. out, gelu_out:
- * contiguous F32. */
+ * gelu_out (M,N) = gelu(out): one dispatch (quant.h's vklm_linear_forward_gelu) for up to
+ * VKLM_LINEAR_MATVEC_MAX_M rows with any weight type but BF16 (decoding) and for F32 weights
+ * (matmul.h's GELU epilogue), else the two ops. out, gelu_out: contiguous F32. */
 vklm_status vklm_nn_linear_gelu(vklm_cmd *cmd, vklm_tensor out, vklm_tensor gelu_out,
                                 vklm_tensor in, vklm_tensor w, vklm_tensor bias);
 /* The backward of a linear layer whose input was gelu(pre): as vklm_nn_linear_backward, with

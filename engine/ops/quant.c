@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "activation.h"
 #include "elementwise.h"
 #include "formats/quant.h"
 #include "matmul.h"
@@ -12,6 +13,9 @@
 
 static const char *MATVEC_SHADER[VKLM_DTYPE_LINEAR_COUNT] = {
     "matvec_forward_f32", "matvec_forward_f16", "matvec_forward_q8_0", "matvec_forward_q4_0"};
+static const char *MATVEC_GELU_SHADER[VKLM_DTYPE_LINEAR_COUNT] = {
+    "matvec_forward_f32_gelu", "matvec_forward_f16_gelu", "matvec_forward_q8_0_gelu",
+    "matvec_forward_q4_0_gelu"};
 static const char *TILED_SHADER[VKLM_DTYPE_LINEAR_COUNT] = {
     "matmul_tiled_f32", "matmul_tiled_f16", "matmul_tiled_q8_0", "matmul_tiled_q4_0"};
 
@@ -78,14 +82,16 @@ static void check_out(const char *op, vklm_buffer out, uint32_t M, uint32_t N, u
               (unsigned long long)end);
 }
 
+/* act {0}: none; else act = gelu(out) too (the _gelu variants, act laid out as out). */
 static vklm_status matvec(vklm_cmd *cmd, vklm_buffer out, uint32_t ldy, uint64_t off_y,
                           vklm_buffer inp, vklm_buffer w, vklm_dtype type, uint32_t M, uint32_t N,
-                          uint32_t K, vklm_buffer bias) {
+                          uint32_t K, vklm_buffer bias, vklm_buffer act) {
   vklm_context *ctx = vklm_cmd_context(cmd);
   VKLM_ASSERT(type < VKLM_DTYPE_LINEAR_COUNT, "matvec: no kernel for %s weights",
               TYPE_NAME(type));
   matvec_push pc = {N, K, 0, bias.block && bias.size > 0, ldy, (uint32_t)off_y};
-  vklm_buffer bufs[4] = {out, inp, w, pc.has_bias ? bias : inp}; /* no bias: bound, not read */
+  vklm_buffer bufs[5] = {out, inp, w, pc.has_bias ? bias : inp, act}; /* no bias: not read */
+  int gelu = act.block != NULL;
   for (uint32_t m0 = 0; m0 < M; m0 += VKLM_MATVEC_MAX_M) {
     uint32_t nm = M - m0 < VKLM_MATVEC_MAX_M ? M - m0 : VKLM_MATVEC_MAX_M;
     uint32_t wg = vklm_op_wg_fit(ctx, 128, 4 * nm);
@@ -93,8 +99,8 @@ static vklm_status matvec(vklm_cmd *cmd, vklm_buffer out, uint32_t ldy, uint64_t
     uint32_t spec[3] = {wg, tpr, nm};
     pc.m0 = m0;
     vklm_groups_1d(ctx, (N + rows - 1) / rows, &gx, &gy);
-    vklm_status st = vklm_op_dispatch(cmd, MATVEC_SHADER[type], spec, 3, bufs, 4, &pc, sizeof pc,
-                                      gx, gy, 1);
+    vklm_status st = vklm_op_dispatch(cmd, gelu ? MATVEC_GELU_SHADER[type] : MATVEC_SHADER[type],
+                                      spec, 3, bufs, gelu ? 5 : 4, &pc, sizeof pc, gx, gy, 1);
     if (st != VKLM_OK) return st;
   }
   return VKLM_OK;
@@ -104,7 +110,7 @@ vklm_status vklm_matvec(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_bu
                         vklm_dtype type, uint32_t M, uint32_t N, uint32_t K,
                         vklm_buffer bias) {
   check("matvec", out, inp, w, type, bias, M, N, K);
-  return matvec(cmd, out, N, 0, inp, w, type, M, N, K, bias);
+  return matvec(cmd, out, N, 0, inp, w, type, M, N, K, bias, (vklm_buffer){0});
 }
 
 /* ---- tiled ------------------------------------------------------------------------------------ */
@@ -176,8 +182,23 @@ vklm_status vklm_linear_forward_ex(vklm_cmd *cmd, vklm_buffer out, uint32_t ldo,
   check_out("linear_forward", out, M, N, ldo, off_o);
   /* bf16 weights (mixed-precision training's copies) have no decode kernel: the GEMM */
   if (M <= VKLM_LINEAR_MATVEC_MAX_M && type != VKLM_DTYPE_BF16)
-    return matvec(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias);
+    return matvec(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias, (vklm_buffer){0});
   return matmul_w(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias);
+}
+
+vklm_status vklm_linear_forward_gelu(vklm_cmd *cmd, vklm_buffer out, vklm_buffer act,
+                                     vklm_buffer inp, vklm_buffer w, vklm_dtype type,
+                                     vklm_buffer bias, uint32_t M, uint32_t K, uint32_t N) {
+  check("linear_forward_gelu", out, inp, w, type, bias, M, N, K);
+  VKLM_ASSERT(act.block && act.size >= (uint64_t)M * N * 4,
+              "linear_forward_gelu: act holds %llu bytes, needs %u x %u floats",
+              (unsigned long long)act.size, M, N);
+  if (M <= VKLM_LINEAR_MATVEC_MAX_M && type != VKLM_DTYPE_BF16)
+    return matvec(cmd, out, N, 0, inp, w, type, M, N, K, bias, act);
+  if (type == VKLM_DTYPE_F32) return vklm_matmul_forward_gelu(cmd, out, act, inp, w, bias, M, K, N);
+  /* 16-bit weights past the decode path: the GEMM, then the activation */
+  vklm_status st = matmul_w(cmd, out, N, 0, inp, w, type, M, N, K, bias);
+  return st != VKLM_OK ? st : vklm_gelu_forward(cmd, act, out, M * N);
 }
 
 /* ---- references ------------------------------------------------------------------------------ */

@@ -67,6 +67,14 @@ vklm_status vklm_linear_forward(vklm_cmd *cmd, vklm_buffer out /* (M,N) */,
                                 vklm_dtype type, vklm_buffer bias /* (N) or {0} */,
                                 uint32_t M, uint32_t K, uint32_t N);
 
+/* vklm_linear_forward and act (M,N) = gelu(out) (GPT-2's MLP fc layer): one dispatch for up to
+ * VKLM_LINEAR_MATVEC_MAX_M rows (the matvec's _gelu variants, any weight type but BF16) and for
+ * F32 weights (the GEMM's GELU epilogue, matmul.h); else the GEMM and then the activation. */
+vklm_status vklm_linear_forward_gelu(vklm_cmd *cmd, vklm_buffer out /* (M,N) */,
+                                     vklm_buffer act /* (M,N) */, vklm_buffer inp /* (M,K) */,
+                                     vklm_buffer w /* (N,K) in type */, vklm_dtype type,
+                                     vklm_buffer bias /* (N) or {0} */, uint32_t M, uint32_t K,
+                                     uint32_t N);
 /* The same with the output's rows ldo elements apart from element off_o of out (a column block
  * of a wider matrix, e.g. one vocabulary chunk of (M,V) logits: ldo = V, off_o = v0). */
 vklm_status vklm_linear_forward_ex(vklm_cmd *cmd, vklm_buffer out, uint32_t ldo, uint64_t off_o,
