@@ -1,5 +1,6 @@
 // matmul_cpu.glsl: the body of matmul_cpu_f32.comp and matmul_cpu_f32_dbias.comp (see
 // matmul_cpu_f32.comp for what it computes, its bindings, constants, blocking and dispatch).
+// With HALF_B_OPERAND defined, B holds 16-bit elements (matmul_cpu_f16b.comp).
 // With ROWSUM defined, binding 4 (rs_) also gets the row sums of op(A) over K, k in order, from
 // the workgroups of the first column block: lane s < 8 sums the rows it loads (batch 1).
 // With EPI_GELU or EPI_DGELU defined, the epilogues of matmul.glsl (see there) on binding 4:
@@ -17,7 +18,20 @@ layout(constant_id = 7) const uint TRANS_B = 0;
 const uint TG = (TM + 7) / 8; // groups of 8 rows, one A load each
 layout(std430, binding = 0) buffer C { float c_[]; };
 layout(std430, binding = 1) readonly buffer A { float a_[]; };
+#ifdef HALF_B_OPERAND
+// B in 16-bit storage (matmul_cpu_f16b.comp): HALF_B 1 fp16, 2 bf16, packed in pairs (element i
+// in word i/2, low half first), any element offset.
+layout(constant_id = 9) const uint HALF_B = 1;
+layout(std430, binding = 2) readonly buffer B { uint b_[]; };
+float load_b(uint i) {
+  uint w = b_[i >> 1];
+  if (HALF_B == 2u) return uintBitsToFloat((i & 1u) != 0u ? w & 0xffff0000u : w << 16);
+  return unpackHalf2x16(w)[i & 1u];
+}
+#else
 layout(std430, binding = 2) readonly buffer B { float b_[]; };
+#define load_b(i) b_[i]
+#endif
 layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
 #ifdef ROWSUM
 layout(std430, binding = 4) buffer RowSum { float rs_[]; };
@@ -61,7 +75,7 @@ void main() {
 #ifdef ROWSUM
     [[unroll]] for (uint g = 0; g < TG; g++) rsum[g] += al[g];
 #endif
-    [[unroll]] for (uint j = 0; j < TN; j++) b[j] = b_[bo[j] + kb];
+    [[unroll]] for (uint j = 0; j < TN; j++) b[j] = load_b(bo[j] + kb);
     [[unroll]] for (uint g = 0; g < TG; g++) {
       // subgroupBroadcast needs a constant lane: one ROW per lane 0..7
 #define ROW(r)                                                                                  \

@@ -225,8 +225,7 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
   TENSOR(w->lnf_mean, f, BT, 0, "lnf mean");
   TENSOR(w->lnf_rstd, f, BT, 0, "lnf rstd");
   TENSOR(w->logits, f, m->lrows, V, "logits chunk (R,V)");
-  TENSOR(w->losses, f, BT, 0, "losses (B,T)");
-  HTENSOR(w->loss, f, 1, 0, "loss");
+  HTENSOR(w->losses, f, BT, 0, "losses (B,T)");
   HTENSOR(w->rscale, f, BT, 0, "per-row loss scales (B,T)");
   HTENSOR(w->rmask, f, B, T, "sequence masks (B,T)");
   HTENSOR(w->seq, f, B, 0, "sequence log-probs (B)");

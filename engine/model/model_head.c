@@ -108,7 +108,6 @@ vklm_status vklm_model_record_lm_head(vklm_model *m, vklm_cmd *cmd, int with_gra
     TRY(vklm_nn_cross_entropy(cmd, losses, logits, logits, targets, scale, VKLM_IGNORE_INDEX));
     if ((st = head_backward(m, cmd, dln, logits, lnf, accumulate)) != VKLM_OK) return st;
   }
-  TRY(vklm_nn_mean_loss(cmd, w->loss, w->losses, w->targets, VKLM_IGNORE_INDEX));
   if (!with_grad)
     TRY(vklm_nn_segment_dot(cmd, w->seq, vklm_tensor_view_2d(w->losses, m->B, m->T), w->rmask));
   return VKLM_OK;

@@ -32,7 +32,8 @@ typedef struct vklm_workspace {
   vklm_tensor encoded;                /* (BT,C) embedding output */
   vklm_tensor lnf, lnf_mean, lnf_rstd; /* (BT,C), (BT), (BT) */
   vklm_tensor logits;                 /* (R,V): one chunk of rows; dlogits in place */
-  vklm_tensor losses, loss;           /* (BT) per-row losses (= -log p), (1) mean */
+  vklm_tensor losses;                 /* (BT) per-row losses (= -log p), host-visible: the host
+                                         takes their mean (vklm_model_read_loss) */
   vklm_tensor rscale;                 /* (BT) per-row loss scales of the backward */
   vklm_tensor rmask;                  /* (B,T) -mask: per-sequence sums of -losses = log-probs */
   vklm_tensor seq;                    /* (B) per-sequence log-probs */
@@ -186,6 +187,9 @@ vklm_status vklm_model_record_values_backward(vklm_model *m, vklm_cmd *cmd);
  * scales grad_scale / (targets not ignored); then CMD_FB or the overlapped parts run it. */
 vklm_status vklm_model_fb_prepare(vklm_model *m, const int32_t *inputs, const int32_t *targets,
                                   float grad_scale);
+/* The mean of the last pass's per-row losses over the rows whose target is not ignored (0 when
+ * none), in double from the host-visible losses and targets: no dispatch of its own. */
+vklm_status vklm_model_read_loss(vklm_model *m, float *loss);
 /* Frees the parts of the overlapped training pass (model_overlap.c); accepts none made. */
 void vklm_model_parts_free(vklm_model *m);
 /* Part of the backward: with top, the final norm's (dres zeroed first); then layers hi-1 down to

@@ -162,9 +162,5 @@ vklm_status vklm_model_forward_backward_parts(vklm_model *m, const int32_t *inpu
   if (stats) *stats = sx;
   if (st != VKLM_OK) return vkfail(m, st, "running the training pass");
   if (rst != VKLM_OK) return rst;
-  if (loss) {
-    st = vklm_buffer_download(m->ctx, m->w.loss.buf, 0, loss, 4);
-    if (st != VKLM_OK) return vkfail(m, st, "reading the loss");
-  }
-  return VKLM_OK;
+  return loss ? vklm_model_read_loss(m, loss) : VKLM_OK;
 }

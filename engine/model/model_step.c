@@ -79,6 +79,29 @@ static vklm_status download_f(vklm_model *m, vklm_tensor t, float *x, uint64_t n
   return st == VKLM_OK ? st : vkfail(m, st, what);
 }
 
+vklm_status vklm_model_read_loss(vklm_model *m, float *loss) {
+  uint32_t BT = m->B * m->T;
+  float *l = malloc((size_t)BT * sizeof *l);
+  int32_t *t = malloc((size_t)BT * sizeof *t);
+  vklm_status st = !l || !t ? VKLM_ERROR_OUT_OF_HOST_MEMORY : VKLM_OK;
+  if (st == VKLM_OK &&
+      ((st = vklm_buffer_download(m->ctx, m->w.losses.buf, 0, l, (uint64_t)BT * 4)) != VKLM_OK ||
+       (st = vklm_buffer_download(m->ctx, m->w.targets.buf, 0, t, (uint64_t)BT * 4)) != VKLM_OK))
+    vkfail(m, st, "reading the loss");
+  if (st == VKLM_OK) {
+    double sum = 0;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < BT; i++)
+      if (t[i] != VKLM_IGNORE_INDEX) sum += l[i], n++;
+    *loss = n ? (float)(sum / n) : 0.0f;
+  } else if (st == VKLM_ERROR_OUT_OF_HOST_MEMORY) {
+    vklm_model_fail(m, st, "model: out of host memory");
+  }
+  free(l);
+  free(t);
+  return st;
+}
+
 /* Records command buffer `which` once. */
 static vklm_status ensure_recorded(vklm_model *m, int which) {
   vklm_status st;
@@ -157,7 +180,7 @@ vklm_status vklm_model_run(vklm_model *m, const vklm_model_io *io) {
   if (io->hidden && (st = download_f(m, m->w.lnf, io->hidden, (uint64_t)BT * m->cfg.n_embd,
                                      "reading the hidden states")))
     return st;
-  if (io->loss && (st = download_f(m, m->w.loss, io->loss, 1, "reading the loss"))) return st;
+  if (io->loss && (st = vklm_model_read_loss(m, io->loss))) return st;
   return VKLM_OK;
 }
 
@@ -222,7 +245,7 @@ vklm_status vklm_model_forward_backward(vklm_model *m, const int32_t *inputs,
   vklm_status st;
   if ((st = vklm_model_fb_prepare(m, inputs, targets, grad_scale)) != VKLM_OK) return st;
   if ((st = replay(m, CMD_FB)) != VKLM_OK) return st;
-  return loss ? download_f(m, m->w.loss, loss, 1, "reading the loss") : VKLM_OK;
+  return loss ? vklm_model_read_loss(m, loss) : VKLM_OK;
 }
 
 /* What a backward of the last run with these weights needs. */
@@ -423,7 +446,7 @@ vklm_status vklm_model_train_step(vklm_model *m, const int32_t *inputs, const in
     return st;
   vklm_cmd *both[2] = {m->cmd[CMD_FB], m->cmd[CMD_UPDATE]};
   if ((st = vklm_cmd_run_many(both, 2)) != VKLM_OK) return vkfail(m, st, "running the step");
-  if (loss && (st = download_f(m, m->w.loss, loss, 1, "reading the loss")) != VKLM_OK) return st;
+  if (loss && (st = vklm_model_read_loss(m, loss)) != VKLM_OK) return st;
   return read_norm(m, grad_norm);
 }
 

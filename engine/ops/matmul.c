@@ -157,11 +157,12 @@ static const char *const TILED_SHADER[] = {"matmul_tiled_f32", "matmul_tiled_f32
  * kernels with configuration cfg (NULL: chosen); epi (EPI_*, fp32 only) picks the epilogue
  * variant and extra its binding 4. One dispatch over the whole K: see gemm() for the split along
  * K. */
-/* Whether gemm_one records matmul_cpu_f32 (its workgroup size into *wg). */
-static int cpu_kernel_runs(vklm_context *ctx, int naive, int half_a, int half_b,
+/* Whether gemm_one records matmul_cpu_f32 (or, for a 16-bit B, matmul_cpu_f16b: fp32 A, no
+ * epilogue) and its workgroup size into *wg. */
+static int cpu_kernel_runs(vklm_context *ctx, int naive, int half_a, int half_b, int epi,
                            const vklm_matmul_config *cfg, uint32_t *wg) {
-  return !naive && !cfg && !half_a && !half_b && vklm_context_cpu_kernels(ctx) &&
-         cpu_kernel_fits(vklm_context_caps(ctx), wg);
+  return !naive && !cfg && !half_a && (!half_b || epi == EPI_NONE) &&
+         vklm_context_cpu_kernels(ctx) && cpu_kernel_fits(vklm_context_caps(ctx), wg);
 }
 
 static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
@@ -232,12 +233,12 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
                             batch);
   }
   uint32_t wg;
-  if (cpu_kernel_runs(ctx, naive, half_a, half_b, cfg, &wg)) {
+  if (cpu_kernel_runs(ctx, naive, half_a, half_b, epi, cfg, &wg)) {
     cpu_block cb = cpu_block_choose(wg, g);
-    uint32_t spec[8] = {cb.wg, cb.tm, cb.tn, 0, 0, 0, ta, tb};
+    uint32_t spec[10] = {cb.wg, cb.tm, cb.tn, 0, 0, 0, ta, tb, 0, (uint32_t)half_b};
     uint32_t gx = (g->N + cb.wg * cb.tn - 1) / (cb.wg * cb.tn), gy = (g->M + cb.tm - 1) / cb.tm;
-    return vklm_op_dispatch(cmd, CPU_SHADER[epi], spec, 8, bufs, nb, &pc, sizeof pc, gx, gy,
-                            batch);
+    return vklm_op_dispatch(cmd, half_b ? "matmul_cpu_f16b" : CPU_SHADER[epi], spec,
+                            half_b ? 10 : 8, bufs, nb, &pc, sizeof pc, gx, gy, batch);
   }
   vklm_matmul_config cf = cfg ? *cfg : vklm_matmul_config_choose(ctx, g);
   VKLM_ASSERT(fits(caps, &cf) && cf.threads == (cf.BM / cf.TM) * (cf.BN / cf.TN),
@@ -296,7 +297,8 @@ static vklm_status gemm_epi(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
                             const vklm_matmul_config *cfg) {
   vklm_context *ctx = vklm_cmd_context(cmd);
   uint32_t chunk = vklm_matmul_k_chunk(ctx), wg;
-  if (chunk && cpu_kernel_runs(ctx, naive, half_a, half_b, cfg, &wg)) chunk = MATMUL_K_CHUNK_CPU;
+  if (chunk && cpu_kernel_runs(ctx, naive, half_a, half_b, epi, cfg, &wg))
+    chunk = MATMUL_K_CHUNK_CPU;
   if (chunk == 0 || g->K <= chunk)
     return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, epi, extra, g, cfg);
   uint64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);

@@ -17,7 +17,8 @@
  * benchmark's baseline. On contexts that ask for CPU-type kernels (vklm_context_cpu_kernels:
  * lavapipe by default), fp32 GEMMs without an explicit tile configuration run matmul_cpu_f32
  * instead: no shared memory, no barriers, a large register block per invocation (the shader says
- * why that suits llvmpipe); fp16 storage, the naive kernel and vklm_matmul_ex with a
+ * why that suits llvmpipe), and those with an fp32 A and a 16-bit B (fp16 or bf16 weights)
+ * its matmul_cpu_f16b variant; a 16-bit A, the naive kernel and vklm_matmul_ex with a
  * configuration keep their kernels. On drivers that end shader loops early (llvmpipe) every GEMM
  * is split along K into dispatches of vklm_matmul_k_chunk (matmul.c says why). Epilogue
  * fusions ride in fp32 kernel variants of their own (both families), so the plain kernels are

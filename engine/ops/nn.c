@@ -424,17 +424,6 @@ vklm_status vklm_nn_cross_entropy(vklm_cmd *cmd, vklm_tensor losses, vklm_tensor
                                                  act(op, "scale", &scale), N, V, ignore_index);
 }
 
-vklm_status vklm_nn_mean_loss(vklm_cmd *cmd, vklm_tensor mean, vklm_tensor losses,
-                              vklm_tensor targets, int32_t ignore_index) {
-  const char *op = "nn_mean_loss";
-  uint32_t N = losses.shape[0];
-  vklm_tensor_expect(op, "losses", &losses, F32, 1, N, 0, 0);
-  vklm_tensor_expect(op, "targets", &targets, VKLM_DTYPE_I32, 1, N, 0, 0);
-  vklm_tensor_expect(op, "mean", &mean, F32, 1, 1, 0, 0);
-  return vklm_crossentropy_mean(cmd, act(op, "mean", &mean), act(op, "losses", &losses),
-                                ints(op, "targets", &targets), N, ignore_index);
-}
-
 vklm_status vklm_nn_segment_dot(vklm_cmd *cmd, vklm_tensor out, vklm_tensor x, vklm_tensor w) {
   const char *op = "nn_segment_dot";
   uint32_t B = x.shape[0], T = x.shape[1];

@@ -117,9 +117,6 @@ vklm_status vklm_nn_kv_attention(vklm_cmd *cmd, vklm_tensor out, vklm_buffer scr
 vklm_status vklm_nn_cross_entropy(vklm_cmd *cmd, vklm_tensor losses, vklm_tensor dlogits,
                                   vklm_tensor logits, vklm_tensor targets, vklm_tensor scale,
                                   int32_t ignore_index);
-/* mean (1) = the mean of losses (n) over the rows whose target is not ignore_index. */
-vklm_status vklm_nn_mean_loss(vklm_cmd *cmd, vklm_tensor mean, vklm_tensor losses,
-                              vklm_tensor targets, int32_t ignore_index);
 /* out (B) = per row b of x (B,T): sum_t x[b,t] * w[b,t]. */
 vklm_status vklm_nn_segment_dot(vklm_cmd *cmd, vklm_tensor out, vklm_tensor x, vklm_tensor w);
 
