@@ -37,20 +37,6 @@ static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, ui
 
 static const char *FMT_NAME[] = {"f32", "f16", "bf16"};
 
-/* Uploads n floats in format fmt (VKLM_GEMM_*); *host gets what the reference reads. */
-static vklm_buffer upload_operand(vt_env *env, const float *x, uint64_t n, int fmt, void **host) {
-  if (fmt == VKLM_GEMM_F32) {
-    *host = vt_copy(x, n);
-    return vt_upload(env, x, n * 4);
-  }
-  uint64_t words = (n + 1) / 2;
-  uint32_t *p = calloc(words ? words : 1, 4);
-  if (fmt == VKLM_GEMM_BF16) vklm_convert_f32_to_bf16_ref(p, x, (uint32_t)n);
-  else vklm_convert_f32_to_f16_ref(p, x, (uint32_t)n);
-  *host = p;
-  return vt_upload(env, p, words * 4);
-}
-
 /* The operand's values (host, in format fmt) rounded to fp16 as the coopmat kernel stages them,
  * packed as halves (malloc'd). */
 static uint32_t *as_f16(const void *host, int fmt, uint64_t n) {
@@ -90,8 +76,8 @@ static double run(vt_env *env, const char *tag, via how, int fa, int fb, const v
   if (g->beta == 0.0f) /* beta = 0 must overwrite: NaNs in the old C must not leak through */
     for (uint64_t i = 0; i < nc; i++) c[i] = NAN;
   void *ha, *hb;
-  vklm_buffer A = upload_operand(env, a, na, fa, &ha);
-  vklm_buffer B = upload_operand(env, b, nb, fb, &hb);
+  vklm_buffer A = vt_upload_fmt(env, a, na, fa, &ha);
+  vklm_buffer B = vt_upload_fmt(env, b, nb, fb, &hb);
   vklm_buffer Cb = vt_upload(env, c, nc * 4), Bias = vt_upload(env, bias, g->N * 4);
   vt_begin(env);
   vklm_status st = how == VIA_BIAS ? vklm_matmul_fmt(env->cmd, Cb, A, fa, B, fb, Bias, g)

@@ -32,21 +32,6 @@ static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, ui
   return off + (uint64_t)(batch - 1) * stride + (uint64_t)(rows ? rows - 1 : 0) * ld + cols;
 }
 
-/* Uploads n floats as fp32 or as packed halves / bfloat16 (format half: VKLM_GEMM_*, rounded by
- * the reference converter); *host gets what the reference should read (floats or packed words). */
-static vklm_buffer upload_operand(vt_env *env, const float *x, uint64_t n, int half, void **host) {
-  if (!half) {
-    *host = vt_copy(x, n);
-    return vt_upload(env, x, n * 4);
-  }
-  uint64_t words = (n + 1) / 2;
-  uint32_t *p = calloc(words ? words : 1, 4);
-  if (half == VKLM_GEMM_BF16) vklm_convert_f32_to_bf16_ref(p, x, (uint32_t)n);
-  else vklm_convert_f32_to_f16_ref(p, x, (uint32_t)n);
-  *host = p;
-  return vt_upload(env, p, words * 4);
-}
-
 /* cfg NULL: the public entry point of kind k; else vklm_matmul_ex with that configuration. */
 static void run_gemm_cfg(vt_env *env, kind k, const vklm_gemm *g, const char *label,
                          const vklm_matmul_config *cfg) {
@@ -63,8 +48,8 @@ static void run_gemm_cfg(vt_env *env, kind k, const vklm_gemm *g, const char *la
   if (g->beta == 0.0f) /* beta = 0 must overwrite: NaNs in the old C must not leak through */
     for (uint64_t i = 0; i < nc; i++) c[i] = NAN;
   void *ha_host, *hb_host;
-  vklm_buffer A = upload_operand(env, a, na, ha, &ha_host);
-  vklm_buffer B = upload_operand(env, b, nb, hb, &hb_host);
+  vklm_buffer A = vt_upload_fmt(env, a, na, ha, &ha_host);
+  vklm_buffer B = vt_upload_fmt(env, b, nb, hb, &hb_host);
   vklm_buffer Cb = vt_upload(env, c, nc * 4);
   vt_begin(env);
   vklm_status st = cfg || k >= K_BF16 ? vklm_matmul_ex(env->cmd, Cb, A, ha, B, hb, g, cfg)

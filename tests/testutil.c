@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/elementwise.h"
+
 static const char *test_name = "test";
 
 void vt_ok(vt_env *env, vklm_status st, const char *what) {
@@ -338,4 +340,17 @@ int32_t *vt_json_ints(const cJSON *a, size_t *n) {
   const cJSON *e;
   cJSON_ArrayForEach(e, a) v[i++] = (int32_t)e->valuedouble;
   return v;
+}
+
+vklm_buffer vt_upload_fmt(vt_env *env, const float *x, uint64_t n, int fmt, void **host) {
+  if (fmt == 0) {
+    *host = vt_copy(x, n);
+    return vt_upload(env, x, n * 4);
+  }
+  uint64_t words = (n + 1) / 2;
+  uint32_t *p = calloc(words ? words : 1, 4);
+  if (fmt == 2) vklm_convert_f32_to_bf16_ref(p, x, (uint32_t)n);
+  else vklm_convert_f32_to_f16_ref(p, x, (uint32_t)n);
+  *host = p;
+  return vt_upload(env, p, words * 4);
 }

@@ -227,12 +227,17 @@ float vklm_f16_to_f32_ref(uint16_t h) {
   return f;
 }
 
-void vklm_convert_f32_to_f16_ref(uint32_t *out, const float *inp, uint32_t n) {
+/* n values converted by conv, packed in pairs (low half first; the last high half 0). */
+static void pack16(uint32_t *out, const float *inp, uint32_t n, uint16_t (*conv)(float)) {
   for (uint32_t i = 0; i < n; i += 2) {
-    uint32_t lo = vklm_f32_to_f16_ref(inp[i]);
-    uint32_t hi = i + 1 < n ? vklm_f32_to_f16_ref(inp[i + 1]) : 0;
+    uint32_t lo = conv(inp[i]);
+    uint32_t hi = i + 1 < n ? conv(inp[i + 1]) : 0;
     out[i / 2] = lo | hi << 16;
   }
+}
+
+void vklm_convert_f32_to_f16_ref(uint32_t *out, const float *inp, uint32_t n) {
+  pack16(out, inp, n, vklm_f32_to_f16_ref);
 }
 
 uint16_t vklm_f32_to_bf16_ref(float f) {
@@ -251,11 +256,7 @@ float vklm_bf16_to_f32_ref(uint16_t h) {
 }
 
 void vklm_convert_f32_to_bf16_ref(uint32_t *out, const float *inp, uint32_t n) {
-  for (uint32_t i = 0; i < n; i += 2) {
-    uint32_t lo = vklm_f32_to_bf16_ref(inp[i]);
-    uint32_t hi = i + 1 < n ? vklm_f32_to_bf16_ref(inp[i + 1]) : 0;
-    out[i / 2] = lo | hi << 16;
-  }
+  pack16(out, inp, n, vklm_f32_to_bf16_ref);
 }
 
 void vklm_convert_f16_to_f32_ref(float *out, const uint32_t *inp, uint32_t n) {
