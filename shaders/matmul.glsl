@@ -34,6 +34,7 @@ layout(constant_id = 6) const uint TRANS_A = 0;
 layout(constant_id = 7) const uint TRANS_B = 0;
 
 #include "matmul_push.glsl"
+#include "matmul_store.glsl"
 
 const uint TX = BN / TN;
 const uint TY = BM / TM;
@@ -102,16 +103,7 @@ void main() {
     for (uint j = 0; j < TN; j++) {
       uint gn = n0 + tx + j * TX;
       if (gn >= pc.N) break;
-      uint ci = cbase + gm * pc.ldc + gn;
-      float v = pc.alpha * acc[i * TN + j];
-      if (pc.beta != 0.0) v += pc.beta * c_[ci]; // beta == 0: overwrite, never read old C
-      if (pc.has_bias != 0) v += bias_[gn];
-#if defined(EPI_GELU)
-      act_[ci] = vklm_gelu(v);
-#elif defined(EPI_DGELU)
-      v *= vklm_gelu_grad(pre_[ci]);
-#endif
-      c_[ci] = v;
+      matmul_store(cbase + gm * pc.ldc + gn, gn, acc[i * TN + j]);
     }
   }
 }

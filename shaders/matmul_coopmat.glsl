@@ -46,6 +46,7 @@ layout(std430, binding = 2) readonly buffer B { uint b_[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
 
 #include "matmul_push.glsl"
+#include "matmul_store.glsl"
 
 const uint NSG = WM * WN; // subgroup blocks per workgroup
 const uint BM = WM * SM * CM;
@@ -125,13 +126,7 @@ void main() {
           subgroupBarrier();
           for (uint e = lane; e < CM * CN; e += gl_SubgroupSize) {
             uint gm = m0 + rm + i * CM + e / CN, gn = n0 + rn + j * CN + e % CN;
-            if (gm < pc.M && gn < pc.N) {
-              uint ci = cbase + gm * pc.ldc + gn;
-              float v = pc.alpha * Cs[cs + e];
-              if (pc.beta != 0.0) v += pc.beta * c_[ci]; // beta == 0: overwrite, never read C
-              if (pc.has_bias != 0) v += bias_[gn];
-              c_[ci] = v;
-            }
+            if (gm < pc.M && gn < pc.N) matmul_store(cbase + gm * pc.ldc + gn, gn, Cs[cs + e]);
           }
           subgroupMemoryBarrierShared();
           subgroupBarrier(); // the scratch is free for the next accumulator

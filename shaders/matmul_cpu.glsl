@@ -43,6 +43,7 @@ layout(std430, binding = 4) writeonly buffer Act { float act_[]; };
 layout(std430, binding = 4) readonly buffer Pre { float pre_[]; };
 #endif
 #include "matmul_push.glsl"
+#include "matmul_store.glsl"
 
 void main() {
   uint lane = gl_LocalInvocationID.x, s = gl_SubgroupInvocationID & 7u;
@@ -100,18 +101,7 @@ void main() {
     uint m = m0 + i;
     [[unroll]] for (uint j = 0; j < TN; j++) {
       uint n = n0 + j * gl_WorkGroupSize.x;
-      if (m < pc.M && n < pc.N) {
-        uint ci = cbase + m * pc.ldc + n;
-        float v = pc.alpha * acc[i * TN + j];
-        if (pc.beta != 0.0) v += pc.beta * c_[ci]; // beta == 0: overwrite, never read old C
-        if (pc.has_bias != 0) v += bias_[n];
-#if defined(EPI_GELU)
-        act_[ci] = vklm_gelu(v);
-#elif defined(EPI_DGELU)
-        v *= vklm_gelu_grad(pre_[ci]);
-#endif
-        c_[ci] = v;
-      }
+      if (m < pc.M && n < pc.N) matmul_store(cbase + m * pc.ldc + n, n, acc[i * TN + j]);
     }
   }
 }

@@ -189,9 +189,6 @@ vklm_status vklm_graph_forward(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p,
 #undef W
     x = a->res3;
   }
-  if (c->n_layer == 0 && !vklm_tensor_is_none(&p->lnf) &&
-      (st = vklm_graph_final_norm(m, cmd, p->lnf, p->lnf_mean, p->lnf_rstd, x)))
-    return st;
   *out = x;
   return VKLM_OK;
 }
