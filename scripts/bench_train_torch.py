@@ -2,13 +2,16 @@
 """Training throughput of vklm against PyTorch on the same configuration and machine.
 
 Usage: bench_train_torch.py [--vklm build/apps/vklm] [--model gpt2-tiny,gpt2-124M] [-b B] [-T T]
-                            [--steps N] [--device cuda|cpu] [--json]
+                            [--steps N] [--device cuda|cpu] [--precision f32|bf16|f16] [--json]
 
 Runs `vklm bench train --json` for the figures of vklm (tokens/s, ms/step, MFU, peak device
 memory), then times the same models in PyTorch: the reference model of scripts/reference_model.py
 (the same architecture as engine/model, in plain fp32 PyTorch; forward, backward and
 torch.optim.AdamW with weight decay on matrices and clip_grad_norm_, as vklm's step), on CUDA
-when available, else the CPU. Prints both and the ratio vklm / torch of tokens per second.
+when available, else the CPU. Prints both, the ratio vklm / torch of tokens per second and, where
+both are known, of peak memory. --precision bf16|f16 runs vklm's mixed precision against
+PyTorch's: torch.autocast to that dtype around the forward and loss (fp32 master weights and
+optimizer, as vklm), with f16's GradScaler (dynamic loss scaling, as vklm's f16).
 Configurations are vklm's presets, read from `vklm bench train` itself (parameters) and the table
 below (shapes)."""
 import argparse
@@ -35,7 +38,7 @@ PRESETS = {
 }
 
 
-def torch_bench(name, B, T, steps, device):
+def torch_bench(name, B, T, steps, device, precision="f32"):
     arch, V, maxT, L, NH, NKV, C, Fh, tie = PRESETS[name]
     c = dict(arch=arch, objective="causal", V=V, maxT=max(maxT, T), L=L, NH=NH, NKV=NKV, C=C,
              F=Fh, tie=tie)
@@ -49,13 +52,31 @@ def torch_bench(name, B, T, steps, device):
     seq = torch.randint(0, V, (B, T + 1), generator=gen).to(device)
     inputs, targets = seq[:, :T].contiguous(), seq[:, 1:].contiguous()
     params = list(P.values())
+    dtype = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}[precision]
+    scaler = None
+    if precision == "f16":
+        if hasattr(torch.amp, "GradScaler"):
+            scaler = torch.amp.GradScaler(device)
+        elif device == "cuda":
+            scaler = torch.cuda.amp.GradScaler()
+        else:
+            sys.exit("this PyTorch (%s) has no GradScaler for the CPU: f16 needs torch >= 2.3 "
+                     "or --device cuda" % torch.__version__)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = ref.loss_of(ref.forward(P, c, inputs), targets)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+            loss = ref.loss_of(ref.forward(P, c, inputs), targets)
+        if scaler:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
         return loss
 
     for _ in range(2):
@@ -84,6 +105,7 @@ def main():
     ap.add_argument("-T", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--precision", choices=("f32", "bf16", "f16"), default="f32")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     gpu = a.device == "cuda"
@@ -92,7 +114,7 @@ def main():
     T = a.T or (1024 if gpu else 64)
     steps = a.steps or (20 if gpu else 3)
     cmd = [a.vklm, "bench", "train", "--json", "--model", models, "-b", str(B), "-T", str(T),
-           "--steps", str(steps)]
+           "--steps", str(steps), "--precision", a.precision]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         sys.stderr.write(p.stderr)
@@ -101,17 +123,20 @@ def main():
     peak = vk["peak_gflops_f32"]
     rows = []
     for m in vk["models"]:
-        t = torch_bench(m["model"], B, T, steps, a.device)
+        t = torch_bench(m["model"], B, T, steps, a.device, a.precision)
         t["mfu_vs_vklm_peak"] = t["flops_per_token"] * t["tokens_per_s"] / (peak * 1e9)
-        rows.append(dict(model=m["model"], vklm=m, torch=t,
-                         ratio_tokens_per_s=m["tokens_per_s"] / t["tokens_per_s"]))
+        row = dict(model=m["model"], vklm=m, torch=t,
+                   ratio_tokens_per_s=m["tokens_per_s"] / t["tokens_per_s"])
+        if m.get("peak_memory_bytes") and t["peak_memory_bytes"]:
+            row["ratio_peak_memory"] = m["peak_memory_bytes"] / t["peak_memory_bytes"]
+        rows.append(row)
     out = dict(device_vklm=vk["device"], device_torch=a.device, B=B, T=T, steps=steps,
-               peak_gflops_f32=peak, models=rows)
+               precision=a.precision, peak_gflops_f32=peak, models=rows)
     if a.json:
         print(json.dumps(out, indent=2))
         return
-    print("vklm device: %s; torch device: %s (threads %d); B=%d T=%d, %d timed steps"
-          % (vk["device"], a.device, torch.get_num_threads(), B, T, steps))
+    print("vklm device: %s; torch device: %s (threads %d); B=%d T=%d, %d timed steps, %s"
+          % (vk["device"], a.device, torch.get_num_threads(), B, T, steps, a.precision))
     print("fp32 matmul peak measured by vklm: %.1f GFLOP/s" % peak)
     print("%-12s %-6s %10s %12s %8s %12s" % ("model", "impl", "ms/step", "tokens/s", "MFU", "peak mem"))
     for r in rows:
@@ -122,6 +147,8 @@ def main():
                 r["model"], impl, x["ms_per_step"], x["tokens_per_s"], 100 * mfu,
                 x["peak_memory_bytes"] / 1048576))
         print("%-12s vklm/torch tokens/s: %.2fx" % (r["model"], r["ratio_tokens_per_s"]))
+        if "ratio_peak_memory" in r:
+            print("%-12s vklm/torch peak memory: %.2fx" % (r["model"], r["ratio_peak_memory"]))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,10 @@ part torch-train 150 sh -c "python3 scripts/bench_train_torch.py --vklm $vklm --
   --json > '$out/torch-train.json'"
 part bench-infer 90 sh -c "$vklm bench infer --json > '$out/bench-infer.json'"
 part bench-train 120 sh -c "$vklm bench train --model gpt2-tiny,gpt2-124M --json > '$out/bench-train.json'"
-part bench-train-f16 60 sh -c "$vklm bench train --model gpt2-124M --precision f16 --json > '$out/bench-train-f16.json'"
-part bench-train-bf16 60 sh -c "$vklm bench train --model gpt2-124M --precision bf16 --json > '$out/bench-train-bf16.json'"
+# mixed precision against PyTorch's autocast (and GradScaler for f16) on the same GPU
+part torch-train-bf16 90 sh -c "python3 scripts/bench_train_torch.py --vklm $vklm --model gpt2-124M \
+  --precision bf16 --json > '$out/torch-train-bf16.json'"
+part torch-train-f16 90 sh -c "python3 scripts/bench_train_torch.py --vklm $vklm --model gpt2-124M \
+  --precision f16 --json > '$out/torch-train-f16.json'"
 part bench-ops 60 sh -c "$vklm bench ops --json > '$out/bench-ops.json'"
 cat "$summary"
