@@ -309,14 +309,14 @@ fail:
   return st;
 }
 
-vklm_status vklm_cmd_run_many(vklm_cmd *const *cs, uint32_t n) {
-  VKLM_ASSERT(n >= 1 && n <= 16, "run_many of %u command buffers (1..16)", n);
+vklm_status vklm_cmd_submit_many(vklm_cmd *const *cs, uint32_t n) {
+  VKLM_ASSERT(n >= 1 && n <= 16, "submit_many of %u command buffers (1..16)", n);
   vklm_context *ctx = cs[0]->ctx;
   vklm_status st = VKLM_OK;
   VkCommandBuffer cbs[16];
   for (uint32_t i = 0; i < n; i++) {
-    VKLM_ASSERT(cs[i]->ctx == ctx && cs[i]->recorded, "run_many: command buffer %u not recorded "
-                "on this context", i);
+    VKLM_ASSERT(cs[i]->ctx == ctx && cs[i]->recorded, "submit_many: command buffer %u not "
+                "recorded on this context", i);
     if (cs[i]->pending && (st = vklm_cmd_wait(cs[i])) != VKLM_OK) return st;
     cbs[i] = cs[i]->cb;
   }
@@ -326,9 +326,14 @@ vklm_status vklm_cmd_run_many(vklm_cmd *const *cs, uint32_t n) {
   ctx->submits++;
   VK_TRY(ctx, ctx->vk.vkQueueSubmit(ctx->queue, 1, &si, last->fence), "%u command buffers", n);
   last->pending = 1;
-  return vklm_cmd_wait(last);
+  return VKLM_OK;
 fail:
   return st;
+}
+
+vklm_status vklm_cmd_run_many(vklm_cmd *const *cs, uint32_t n) {
+  vklm_status st = vklm_cmd_submit_many(cs, n);
+  return st == VKLM_OK ? vklm_cmd_wait(cs[n - 1]) : st;
 }
 
 int vklm_cmd_done(vklm_cmd *c) {

@@ -338,6 +338,9 @@ vklm_status vklm_cmd_run(vklm_cmd *c); /* submit + wait */
  * command buffer's closing barrier orders it before the next), and waits for them: one host round
  * trip for work recorded apart (a training pass and its update). */
 vklm_status vklm_cmd_run_many(vklm_cmd *const *cs, uint32_t n);
+/* The same submission without the wait: cs[n-1] is pending until vklm_cmd_wait(cs[n-1]) (the
+ * others are not marked pending: the caller waits on the last before resubmitting any). */
+vklm_status vklm_cmd_submit_many(vklm_cmd *const *cs, uint32_t n);
 /* Whether c's last submission has completed (or nothing is pending), without waiting; an error
  * (a lost device) counts as done: the next wait reports it. */
 int vklm_cmd_done(vklm_cmd *c);

@@ -200,6 +200,79 @@ static void step_in_one_submit(vt_env *env) {
   vt_state_free(&s);
 }
 
+/* The pipelined step (vklm_model_train_step_stage / _submit / _wait, what vklm train runs with one
+ * process and one micro-batch): step k+1's batch staged while step k runs gives bit-identical
+ * losses, norms and parameters to vklm_model_train_step one at a time; a read of the model
+ * while a step runs waits for it without losing its results; misuse is refused. */
+static void pipelined_steps(vt_env *env) {
+  char path[1024];
+  vt_state s;
+  if (!vt_state_path("gpt2-causal-masked", path, sizeof path) || !vt_state_load(path, &s)) {
+    vt_expect(env, 0, "pipelined: load the reference state");
+    vt_state_free(&s);
+    return;
+  }
+  size_t n = (size_t)s.B * s.T;
+  vklm_model_config cfg = vt_state_config(&s);
+  vklm_model *a = NULL, *b = NULL;
+  OKM(a, vklm_model_create(env->ctx, &cfg, s.B, s.T, VKLM_OBJ_CAUSAL, &a));
+  OKM(b, vklm_model_create(env->ctx, &cfg, s.B, s.T, VKLM_OBJ_CAUSAL, &b));
+  OKM(a, vklm_model_set_params(a, s.params));
+  OKM(b, vklm_model_set_params(b, s.params));
+  vklm_optim_config oc = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+                          .weight_decay = 0.1f, .grad_clip = 0.5f};
+  enum { STEPS = 4 };
+  int32_t *in = malloc((STEPS + 1) * n * sizeof *in), *tg = malloc((STEPS + 1) * n * sizeof *tg);
+  float *pa = malloc(s.nparams * 4), *pb = malloc(s.nparams * 4);
+  for (uint32_t k = 0; k <= STEPS; k++) /* a different batch per step: the rows rotated */
+    for (size_t i = 0; i < n; i++) {
+      in[k * n + i] = s.inputs[(i + k * s.T / 2) % n];
+      tg[k * n + i] = s.targets[(i + k * s.T / 2) % n];
+    }
+  float la[STEPS + 1], lb[STEPS + 1], na[STEPS + 1], nb[STEPS + 1];
+  for (uint32_t k = 1; k <= STEPS; k++)
+    OKM(a, vklm_model_train_step(a, in + k * n, tg + k * n, 1.0f, &oc, k, &la[k], &na[k]));
+  /* refusals before anything is staged or submitted */
+  vt_expect(env, vklm_model_train_step_submit(b, &oc, 1) == VKLM_ERROR_INVALID,
+            "pipelined: a submit with nothing staged is refused");
+  vt_expect(env, vklm_model_train_step_wait(b, NULL, NULL) == VKLM_ERROR_INVALID,
+            "pipelined: a wait with nothing submitted is refused");
+  OKM(b, vklm_model_train_step_stage(b, in + n, tg + n, 1.0f));
+  OKM(b, vklm_model_train_step_submit(b, &oc, 1));
+  int same_flight = 1, refused = 1, bad_kept = 1;
+  for (uint32_t k = 1; k <= STEPS; k++) {
+    if (k == 2) { /* a bad batch staged while step 2 runs: refused, step 2 unharmed */
+      int32_t keep = in[3 * n + 5];
+      in[3 * n + 5] = (int32_t)cfg.vocab_size;
+      bad_kept &= vklm_model_train_step_stage(b, in + 3 * n, tg + 3 * n, 1.0f) ==
+                  VKLM_ERROR_INVALID;
+      in[3 * n + 5] = keep;
+    }
+    if (k < STEPS) OKM(b, vklm_model_train_step_stage(b, in + (k + 1) * n, tg + (k + 1) * n, 1.0f));
+    if (k == 3) { /* reading the parameters while step 3 runs waits for it ... */
+      OKM(b, vklm_model_get_params(b, pb));
+      /* ... and a second submit before step 3's results are taken is refused */
+      refused &= vklm_model_train_step_submit(b, &oc, 4) == VKLM_ERROR_INVALID;
+    }
+    OKM(b, vklm_model_train_step_wait(b, &lb[k], &nb[k]));
+    if (k < STEPS) OKM(b, vklm_model_train_step_submit(b, &oc, k + 1));
+    same_flight &= la[k] == lb[k] && na[k] == nb[k];
+  }
+  OKM(a, vklm_model_get_params(a, pa));
+  OKM(b, vklm_model_get_params(b, pb));
+  vt_expect(env, same_flight && !memcmp(pa, pb, s.nparams * 4),
+            "pipelined steps == one at a time: losses, norms and parameters bit-identical over "
+            "%d steps", STEPS);
+  vt_expect(env, refused, "pipelined: a submit before the last step's results are taken is refused");
+  vt_expect(env, bad_kept, "pipelined: a bad token staged while a step runs is refused");
+  vt_expect(env, vklm_model_train_step_wait(b, NULL, NULL) == VKLM_ERROR_INVALID,
+            "pipelined: a second wait for the same step is refused");
+  free(in), free(tg), free(pa), free(pb);
+  vklm_model_destroy(a);
+  vklm_model_destroy(b);
+  vt_state_free(&s);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_train_parity");
@@ -212,5 +285,6 @@ int main(void) {
   run_case(&env, "llama-mlm", 0);
   edge_cases(&env);
   step_in_one_submit(&env);
+  pipelined_steps(&env);
   return vt_finish(&env);
 }

@@ -426,6 +426,9 @@ static void free_host(vklm_model *m) {
   free(m->w.npart);
   free(m->w.npend);
   free(m->host_f);
+  free(m->st_tok);
+  free(m->st_tg);
+  free(m->st_plan);
 }
 
 uint64_t vklm_model_config_bytes(const vklm_model_config *cfg, uint32_t B, uint32_t T) {
@@ -736,6 +739,8 @@ vklm_status vklm_model_init(vklm_model *m, uint64_t seed) {
 /* ---- host copies -------------------------------------------------------------------------- */
 static vklm_status copy_vec(vklm_model *m, vklm_buffer *bufs, float *host, int up,
                             const char *what) {
+  vklm_status st0 = vklm_model_settle(m); /* a pipelined step still running */
+  if (st0 != VKLM_OK) return st0;
   for (uint32_t i = 0; i < m->ntensors; i++) {
     if (m->dtype[i] != VKLM_DTYPE_F32)
       return vklm_model_fail(m, VKLM_ERROR_UNSUPPORTED,

@@ -353,6 +353,23 @@ vklm_status vklm_model_train_step(vklm_model *m, const int32_t *inputs, const in
                                   float grad_scale, const vklm_optim_config *oc, uint32_t step,
                                   float *loss, float *grad_norm);
 
+/* The same step pipelined, so that the host prepares the next batch while the device runs this
+ * one (vklm train):
+ *   stage   checks the batch and builds its embedding plan in host memory (host work only: it
+ *           may run while an earlier step is still running on the device);
+ *   submit  waits for the previous step if it still runs (its results are kept), copies the staged
+ *           batch and the per-row loss scales (at the loss scale set now) into the model, and
+ *           submits the pass and the update (oc, step) as one submission without waiting;
+ *   wait    waits for the submitted step and gives its *loss and *grad_norm (either may be NULL).
+ * Every other call on the model waits for a step in flight first. A submit before the previous
+ * step's wait is refused (VKLM_ERROR_INVALID), as are a submit with nothing staged and a wait
+ * with nothing submitted. vklm_model_train_step is stage + submit + wait. */
+vklm_status vklm_model_train_step_stage(vklm_model *m, const int32_t *inputs,
+                                        const int32_t *targets, float grad_scale);
+vklm_status vklm_model_train_step_submit(vklm_model *m, const vklm_optim_config *oc,
+                                         uint32_t step);
+vklm_status vklm_model_train_step_wait(vklm_model *m, float *loss, float *grad_norm);
+
 /* MLM masking on the host: of the n tokens, chooses 15% (at least one) of the positions with a
  * seeded generator; inputs = tokens with the chosen ones replaced by mask_id (80%), a random
  * token in [0,V) (10%) or kept (10%); targets = the original token at chosen positions, else

@@ -130,6 +130,14 @@ struct vklm_model {
   uint32_t nparts;
   vklm_arena *rb_arena;           /* owned; NULL when every gradient is mapped */
   vklm_buffer *rb;                /* owned, nslots ({0}: read the gradient directly) */
+  /* The pipelined training step (model.h: vklm_model_train_step_stage / _submit / _wait): the
+   * staged batch in host memory (checked, with its embedding plan), copied into A_HOST at
+   * submit, so the host prepares step n+1 while step n runs; flight: a submitted step not yet
+   * waited for; fl_ready: its loss and norm, read when something waited for it (settle). */
+  int32_t *st_tok, *st_tg, *st_plan; /* owned, BT, BT, the plan's size */
+  float st_scale;
+  int staged, flight, fl_ready;
+  float fl_loss, fl_norm;
   int have_logits;  /* the last run left the logits of its single chunk in w.logits */
   int have_run;     /* a vklm_model_run with activations for vklm_model_backward */
   int run_had_lm;
@@ -190,6 +198,10 @@ vklm_status vklm_model_fb_prepare(vklm_model *m, const int32_t *inputs, const in
 /* The mean of the last pass's per-row losses over the rows whose target is not ignored (0 when
  * none), in double from the host-visible losses and targets: no dispatch of its own. */
 vklm_status vklm_model_read_loss(vklm_model *m, float *loss);
+/* Waits for a submitted training step still in flight and keeps its loss and norm for
+ * vklm_model_train_step_wait; every call that reads or writes the model's memory or runs its
+ * passes calls it first, so nothing overlaps the step but host work. */
+vklm_status vklm_model_settle(vklm_model *m);
 /* Frees the parts of the overlapped training pass (model_overlap.c); accepts none made. */
 void vklm_model_parts_free(vklm_model *m);
 /* Part of the backward: with top, the final norm's (dres zeroed first); then layers hi-1 down to

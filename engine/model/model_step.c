@@ -23,45 +23,59 @@ static vklm_status need_batch(vklm_model *m) {
   return VKLM_OK;
 }
 
-/* Checks inputs and targets (NULL: all ignored), uploads both, and the embedding plan when the
- * embeddings train. */
-static vklm_status upload_batch(vklm_model *m, const int32_t *inputs, const int32_t *targets) {
+static int plan_needed(const vklm_model *m) { return m->trainable && m->lowest_layer < 0; }
+
+/* Host work only: checks inputs and targets (NULL: all ignored), the targets into tg (BT) and,
+ * when the embeddings train, the embedding plan into plan (vklm_embedding_plan_size(BT)). */
+static vklm_status check_batch(vklm_model *m, const int32_t *inputs, const int32_t *targets,
+                               int32_t *plan, int32_t *tg) {
   uint32_t BT = m->B * m->T, V = m->cfg.vocab_size;
   vklm_status st;
   if ((st = need_batch(m)) != VKLM_OK) return st;
   if (!inputs) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: inputs are NULL");
-  int plan_needed = m->trainable && m->lowest_layer < 0;
-  size_t np = plan_needed ? vklm_embedding_plan_size(BT) : 1;
-  int32_t *plan = malloc(np * sizeof *plan), *tg = malloc((size_t)BT * sizeof *tg);
-  if (!plan || !tg) {
-    free(plan);
-    free(tg);
-    return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
-  }
   char err[256];
-  st = plan_needed ? vklm_embedding_plan(plan, NULL, inputs, BT, V, err, sizeof err)
-                   : vklm_embedding_check_tokens(inputs, BT, V, err, sizeof err);
-  if (st != VKLM_OK) {
-    vklm_model_fail(m, st, "model: bad input token: %s (batch of B=%u x T=%u)", err, m->B, m->T);
-    goto done;
-  }
+  st = plan_needed(m) ? vklm_embedding_plan(plan, NULL, inputs, BT, V, err, sizeof err)
+                      : vklm_embedding_check_tokens(inputs, BT, V, err, sizeof err);
+  if (st != VKLM_OK)
+    return vklm_model_fail(m, st, "model: bad input token: %s (batch of B=%u x T=%u)", err, m->B,
+                           m->T);
   for (uint32_t i = 0; i < BT; i++) {
     int32_t t = targets ? targets[i] : VKLM_IGNORE_INDEX;
-    if (t != VKLM_IGNORE_INDEX && (t < 0 || (uint32_t)t >= V)) {
-      st = vklm_model_fail(m, VKLM_ERROR_INVALID,
-                           "model: target id %d at position %u (b=%u, t=%u) is outside [0,%u) "
-                           "and is not the ignore index %d",
-                           t, i, i / m->T, i % m->T, V, VKLM_IGNORE_INDEX);
-      goto done;
-    }
+    if (t != VKLM_IGNORE_INDEX && (t < 0 || (uint32_t)t >= V))
+      return vklm_model_fail(m, VKLM_ERROR_INVALID,
+                             "model: target id %d at position %u (b=%u, t=%u) is outside [0,%u) "
+                             "and is not the ignore index %d",
+                             t, i, i / m->T, i % m->T, V, VKLM_IGNORE_INDEX);
     tg[i] = t;
   }
+  return VKLM_OK;
+}
+
+/* A checked batch into the host-visible inputs (nothing may be running that reads them). */
+static vklm_status put_batch(vklm_model *m, const int32_t *inputs, const int32_t *tg,
+                             const int32_t *plan) {
+  uint32_t BT = m->B * m->T;
+  vklm_status st;
   if ((st = vklm_buffer_upload(m->ctx, m->w.tokens.buf, 0, inputs, (uint64_t)BT * 4)) != VKLM_OK ||
       (st = vklm_buffer_upload(m->ctx, m->w.targets.buf, 0, tg, (uint64_t)BT * 4)) != VKLM_OK ||
-      (plan_needed &&
-       (st = vklm_buffer_upload(m->ctx, m->w.plan.buf, 0, plan, np * 4)) != VKLM_OK))
-    vkfail(m, st, "uploading the batch");
-done:
+      (plan_needed(m) && (st = vklm_buffer_upload(m->ctx, m->w.plan.buf, 0, plan,
+                                                  vklm_embedding_plan_size(BT) * 4)) != VKLM_OK))
+    return vkfail(m, st, "uploading the batch");
+  return VKLM_OK;
+}
+
+/* Checks inputs and targets and uploads both, and the embedding plan when the embeddings train.
+ * A submitted step still running is waited for first (settle). */
+static vklm_status upload_batch(vklm_model *m, const int32_t *inputs, const int32_t *targets) {
+  uint32_t BT = m->B * m->T;
+  vklm_status st;
+  if ((st = need_batch(m)) != VKLM_OK || (st = vklm_model_settle(m)) != VKLM_OK) return st;
+  size_t np = plan_needed(m) ? vklm_embedding_plan_size(BT) : 1;
+  int32_t *plan = malloc(np * sizeof *plan), *tg = malloc((size_t)BT * sizeof *tg);
+  if (!plan || !tg)
+    st = vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+  else if ((st = check_batch(m, inputs, targets, plan, tg)) == VKLM_OK)
+    st = put_batch(m, inputs, tg, plan);
   free(plan);
   free(tg);
   return st;
@@ -69,18 +83,24 @@ done:
 
 static vklm_status upload_f(vklm_model *m, vklm_tensor t, const float *x, uint32_t n,
                             const char *what) {
-  vklm_status st = vklm_buffer_upload(m->ctx, t.buf, 0, x, (uint64_t)n * 4);
+  vklm_status st = vklm_model_settle(m);
+  if (st != VKLM_OK) return st;
+  st = vklm_buffer_upload(m->ctx, t.buf, 0, x, (uint64_t)n * 4);
   return st == VKLM_OK ? st : vkfail(m, st, what);
 }
 
 static vklm_status download_f(vklm_model *m, vklm_tensor t, float *x, uint64_t n,
                               const char *what) {
-  vklm_status st = vklm_buffer_download(m->ctx, t.buf, 0, x, n * 4);
+  vklm_status st = vklm_model_settle(m);
+  if (st != VKLM_OK) return st;
+  st = vklm_buffer_download(m->ctx, t.buf, 0, x, n * 4);
   return st == VKLM_OK ? st : vkfail(m, st, what);
 }
 
 vklm_status vklm_model_read_loss(vklm_model *m, float *loss) {
   uint32_t BT = m->B * m->T;
+  vklm_status st0 = vklm_model_settle(m);
+  if (st0 != VKLM_OK) return st0;
   float *l = malloc((size_t)BT * sizeof *l);
   int32_t *t = malloc((size_t)BT * sizeof *t);
   vklm_status st = !l || !t ? VKLM_ERROR_OUT_OF_HOST_MEMORY : VKLM_OK;
@@ -143,7 +163,8 @@ static vklm_status ensure_recorded(vklm_model *m, int which) {
 
 /* Records command buffer `which` (once) and runs it. */
 static vklm_status replay(vklm_model *m, int which) {
-  vklm_status st = ensure_recorded(m, which);
+  vklm_status st = vklm_model_settle(m);
+  if (st == VKLM_OK) st = ensure_recorded(m, which);
   if (st != VKLM_OK) return st;
   if ((st = vklm_cmd_run(m->cmd[which])) != VKLM_OK) return vkfail(m, st, "running a recorded pass");
   return VKLM_OK;
@@ -222,22 +243,27 @@ static vklm_status need_trainable(vklm_model *m) {
   return VKLM_OK;
 }
 
-vklm_status vklm_model_fb_prepare(vklm_model *m, const int32_t *inputs, const int32_t *targets,
-                                  float grad_scale) {
-  vklm_status st;
-  uint32_t BT = m->B * m->T;
-  if ((st = need_trainable(m)) != VKLM_OK) return st;
-  if (!targets) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: forward_backward needs targets");
-  if ((st = upload_batch(m, inputs, targets)) != VKLM_OK) return st;
-  uint32_t count = 0;
+/* The per-row loss scales of a training pass: grad_scale * S / (targets not ignored) where the
+ * target is not ignored, else 0; the pass's logits and activations are then the gradients'. */
+static vklm_status put_scales(vklm_model *m, const int32_t *targets, float grad_scale) {
+  uint32_t BT = m->B * m->T, count = 0;
   for (uint32_t i = 0; i < BT; i++) count += targets[i] != VKLM_IGNORE_INDEX;
   float s = count ? grad_scale * m->loss_scale / (float)count : 0.0f;
   for (uint32_t i = 0; i < BT; i++) m->host_f[i] = targets[i] != VKLM_IGNORE_INDEX ? s : 0.0f;
-  if ((st = upload_f(m, m->w.rscale, m->host_f, BT, "uploading the loss scales")) != VKLM_OK)
-    return st;
+  vklm_status st = upload_f(m, m->w.rscale, m->host_f, BT, "uploading the loss scales");
+  if (st != VKLM_OK) return st;
   m->have_logits = 0;
   m->have_run = 0;
   return VKLM_OK;
+}
+
+vklm_status vklm_model_fb_prepare(vklm_model *m, const int32_t *inputs, const int32_t *targets,
+                                  float grad_scale) {
+  vklm_status st;
+  if ((st = need_trainable(m)) != VKLM_OK) return st;
+  if (!targets) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: forward_backward needs targets");
+  if ((st = upload_batch(m, inputs, targets)) != VKLM_OK) return st;
+  return put_scales(m, targets, grad_scale);
 }
 
 vklm_status vklm_model_forward_backward(vklm_model *m, const int32_t *inputs,
@@ -330,6 +356,7 @@ vklm_status vklm_model_backward_seq(vklm_model *m, const float *coef, const floa
 vklm_status vklm_model_zero_grads(vklm_model *m) {
   vklm_status st;
   if (!m->trainable) return VKLM_OK;
+  if ((st = vklm_model_settle(m)) != VKLM_OK) return st;
   vklm_cmd *c = m->cmd[CMD_ZERO];
   if (!m->recorded[CMD_ZERO]) {
     if ((st = vklm_cmd_begin(c)) != VKLM_OK) return vkfail(m, st, "begin");
@@ -387,7 +414,7 @@ fail:
 /* The update's checks, its recording (again when the clip changes) and its step values. */
 static vklm_status update_prepare(vklm_model *m, const vklm_optim_config *oc, uint32_t step) {
   vklm_status st;
-  if ((st = need_trainable(m)) != VKLM_OK) return st;
+  if ((st = need_trainable(m)) != VKLM_OK || (st = vklm_model_settle(m)) != VKLM_OK) return st;
   if (step == 0) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: update step counts from 1");
   if (m->no_moments)
     return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: created without AdamW moments "
@@ -422,6 +449,8 @@ vklm_dtype vklm_model_precision(const vklm_model *m) { return m->prec; }
 
 static vklm_status read_norm(vklm_model *m, float *grad_norm) {
   if (!grad_norm) return VKLM_OK;
+  vklm_status st0 = vklm_model_settle(m);
+  if (st0 != VKLM_OK) return st0;
   float nb[2];
   vklm_status st = vklm_buffer_download(m->ctx, m->norm_buf, 0, nb, sizeof nb);
   if (st != VKLM_OK) return vkfail(m, st, "reading the gradient norm");
@@ -441,13 +470,79 @@ vklm_status vklm_model_train_step(vklm_model *m, const int32_t *inputs, const in
                                   float grad_scale, const vklm_optim_config *oc, uint32_t step,
                                   float *loss, float *grad_norm) {
   vklm_status st;
-  if ((st = vklm_model_fb_prepare(m, inputs, targets, grad_scale)) != VKLM_OK ||
+  if ((st = vklm_model_train_step_stage(m, inputs, targets, grad_scale)) != VKLM_OK ||
+      (st = vklm_model_train_step_submit(m, oc, step)) != VKLM_OK)
+    return st;
+  return vklm_model_train_step_wait(m, loss, grad_norm);
+}
+
+/* ---- the pipelined step: stage (host), submit (no wait), wait (its loss and norm) ---------- */
+vklm_status vklm_model_train_step_stage(vklm_model *m, const int32_t *inputs,
+                                        const int32_t *targets, float grad_scale) {
+  vklm_status st;
+  uint32_t BT = m->B * m->T;
+  if ((st = need_batch(m)) != VKLM_OK || (st = need_trainable(m)) != VKLM_OK) return st;
+  if (!targets) return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: a training step needs targets");
+  if (!m->st_tok) { /* the staging memory, kept for the model's life */
+    m->st_tok = malloc((size_t)BT * sizeof *m->st_tok);
+    m->st_tg = malloc((size_t)BT * sizeof *m->st_tg);
+    m->st_plan = malloc((plan_needed(m) ? vklm_embedding_plan_size(BT) : 1) * sizeof *m->st_plan);
+    if (!m->st_tok || !m->st_tg || !m->st_plan) {
+      free(m->st_tok), free(m->st_tg), free(m->st_plan);
+      m->st_tok = m->st_tg = m->st_plan = NULL;
+      return vklm_model_fail(m, VKLM_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+    }
+  }
+  m->staged = 0;
+  if ((st = check_batch(m, inputs, targets, m->st_plan, m->st_tg)) != VKLM_OK) return st;
+  memcpy(m->st_tok, inputs, (size_t)BT * sizeof *m->st_tok);
+  m->st_scale = grad_scale;
+  m->staged = 1;
+  return VKLM_OK;
+}
+
+vklm_status vklm_model_train_step_submit(vklm_model *m, const vklm_optim_config *oc,
+                                         uint32_t step) {
+  vklm_status st;
+  if (!m->staged)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: no staged batch to submit "
+                           "(vklm_model_train_step_stage first)");
+  if ((st = vklm_model_settle(m)) != VKLM_OK) return st;
+  if (m->fl_ready)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: the previous step's results were not "
+                           "taken (vklm_model_train_step_wait)");
+  m->staged = 0;
+  if ((st = put_batch(m, m->st_tok, m->st_tg, m->st_plan)) != VKLM_OK ||
+      (st = put_scales(m, m->st_tg, m->st_scale)) != VKLM_OK ||
       (st = update_prepare(m, oc, step)) != VKLM_OK || (st = ensure_recorded(m, CMD_FB)) != VKLM_OK)
     return st;
   vklm_cmd *both[2] = {m->cmd[CMD_FB], m->cmd[CMD_UPDATE]};
-  if ((st = vklm_cmd_run_many(both, 2)) != VKLM_OK) return vkfail(m, st, "running the step");
-  if (loss && (st = vklm_model_read_loss(m, loss)) != VKLM_OK) return st;
-  return read_norm(m, grad_norm);
+  if ((st = vklm_cmd_submit_many(both, 2)) != VKLM_OK) return vkfail(m, st, "running the step");
+  m->flight = 1;
+  return VKLM_OK;
+}
+
+vklm_status vklm_model_settle(vklm_model *m) {
+  if (!m->flight) return VKLM_OK;
+  m->flight = 0; /* before the reads below, which settle too */
+  vklm_status st = vklm_cmd_wait(m->cmd[CMD_UPDATE]);
+  if (st != VKLM_OK) return vkfail(m, st, "running the step");
+  if ((st = vklm_model_read_loss(m, &m->fl_loss)) != VKLM_OK ||
+      (st = read_norm(m, &m->fl_norm)) != VKLM_OK)
+    return st;
+  m->fl_ready = 1;
+  return VKLM_OK;
+}
+
+vklm_status vklm_model_train_step_wait(vklm_model *m, float *loss, float *grad_norm) {
+  vklm_status st = vklm_model_settle(m);
+  if (st != VKLM_OK) return st;
+  if (!m->fl_ready)
+    return vklm_model_fail(m, VKLM_ERROR_INVALID, "model: no submitted step to wait for");
+  m->fl_ready = 0;
+  if (loss) *loss = m->fl_loss;
+  if (grad_norm) *grad_norm = m->fl_norm;
+  return VKLM_OK;
 }
 
 void vklm_model_step_counts(const vklm_model *m, uint32_t *dispatches, uint32_t *barriers) {

@@ -172,6 +172,51 @@ vklm_status vklm_train_accumulate_part(vklm_model *m, uint32_t nmb, const int32_
 static vklm_status agree(loop *l, vklm_train_result *res, int flag, double *vals, int n,
                          int *any_flag, char *err, size_t errlen);
 
+static void poison(vklm_model *m);
+
+/* The step's GA micro-batches from the data. Every rank walks the whole global batch (the data
+ * position and the generator stay in step) and reads its own run of micro-batches. */
+static vklm_status read_step(loop *l, vklm_batcher *tb, uint64_t *rng, char *err, size_t errlen) {
+  size_t bt = (size_t)l->B * l->T;
+  for (uint32_t g = 0; g < l->GA; g++) {
+    uint64_t mask_seed = vklm_train_rng_next(rng);
+    if (g < l->mb0 || g >= l->mb0 + l->nmb) {
+      vklm_batcher_skip(tb);
+      continue;
+    }
+    uint32_t j = g - l->mb0;
+    vklm_status st = vklm_batcher_next(tb, l->V, l->buf, l->inputs + j * bt, l->targets + j * bt,
+                                       err, errlen);
+    if (st != VKLM_OK) return st;
+    objective_batch(l, j, mask_seed);
+  }
+  return VKLM_OK;
+}
+
+/* The pipelined step (one process, one micro-batch): the batch checked and staged (host work
+ * only), then submitted with the update at the current loss scale and learning rate. */
+static vklm_status stage_step(loop *l, char *e2, size_t n) {
+  uint64_t total;
+  vklm_status st = step_targets(l->model, 1, l->tg, &total, e2, n);
+  if (st == VKLM_OK && (st = vklm_model_train_step_stage(l->model, l->in[0], l->tg[0], 1.0f)))
+    snprintf(e2, n, "micro-batch 0: %s", vklm_model_error(l->model));
+  return st;
+}
+
+static vklm_status submit_step(loop *l, const vklm_ckpt_state *cs, uint32_t step, char *e2,
+                               size_t n) {
+  vklm_status st;
+  if (l->o->nan_step == step) poison(l->model);
+  vklm_optim_config oc = cs->opt;
+  oc.lr = vklm_train_lr(step, (uint32_t)cs->warmup, (uint32_t)cs->total_steps, cs->lr, cs->min_lr);
+  if ((cs->precision == VKLM_DTYPE_F16 &&
+       (st = vklm_model_set_loss_scale(l->model, cs->loss_scale)) != VKLM_OK) ||
+      /* AdamW's step count leaves out the steps the loss scaler skipped */
+      (st = vklm_model_train_step_submit(l->model, &oc, step - cs->skipped)) != VKLM_OK)
+    snprintf(e2, n, "%s", vklm_model_error(l->model));
+  return st;
+}
+
 /* The mean loss over the target tokens of the first nb batches of the validation data (fixed
  * sequential batches, fixed masks). Data parallel: rank r evaluates batches r, r+N, ... and the
  * ranks' sums are added in rank order. */
@@ -529,51 +574,72 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
   long long last_ckpt = ck ? (long long)start : -1;
   res->first_step = (uint32_t)start + 1;
   res->last_step = (uint32_t)start;
+  /* One process with one micro-batch pipelines its steps: while the device runs step n, the
+   * host reads and stages step n+1's batch; step n+1 is submitted as soon as step n's loss and
+   * norm are in (the f16 scaler needs them), before step n is logged. Steps that validate,
+   * checkpoint, stop or end the run drain instead (nothing is staged ahead, so the saved data
+   * position and generator are step n's). */
+  int pipe = l.nranks == 1 && GA == 1;
+  int ahead = 0;   /* this step was read, staged and submitted by the previous iteration */
+  double t_sub = 0; /* when it was submitted */
   for (uint32_t step = (uint32_t)start + 1; step <= end; step++) {
-    double t0 = vklm_train_now_s();
+    double t0 = ahead ? t_sub : vklm_train_now_s();
     l.cur_step = step;
-    if (o->nan_step == step) poison(l.model);
-    /* all micro-batches first: the gradient scales need the step's count of target tokens. Every
-     * rank walks the whole global batch (the data position and the generator stay in step) and
-     * reads its own run of micro-batches. */
-    for (uint32_t g = 0; g < GA; g++) {
-      uint64_t mask_seed = vklm_train_rng_next(&rng);
-      if (g < l.mb0 || g >= l.mb0 + l.nmb) {
-        vklm_batcher_skip(&tb);
-        continue;
-      }
-      uint32_t j = g - l.mb0;
-      if ((st = vklm_batcher_next(&tb, l.V, l.buf, l.inputs + j * bt, l.targets + j * bt, err,
-                                  errlen)) != VKLM_OK)
-        goto done;
-      objective_batch(&l, j, mask_seed);
-    }
     float loss = 0;
     char e2[1024];
     int stopping = o->stop && *o->stop;
     float lr = vklm_train_lr(step, (uint32_t)cs.warmup, (uint32_t)cs.total_steps, cs.lr, cs.min_lr);
     float gn = NAN;
-    vklm_optim_config oc = cs.opt;
-    oc.lr = lr;
-    /* AdamW's step count leaves out the steps the loss scaler skipped */
-    uint32_t ostep = step - cs.skipped;
     int f16 = cs.precision == VKLM_DTYPE_F16;
-    if (f16 && vklm_model_set_loss_scale(l.model, cs.loss_scale) != VKLM_OK) {
-      snprintf(err, errlen, "step %u: %s", step, vklm_model_error(l.model));
-      st = VKLM_ERROR_INVALID;
+    int val_now = val_nb && ((o->val_every && step % o->val_every == 0) || step == end);
+    int ckpt_now = (o->ckpt_every && step % o->ckpt_every == 0) || step == end || stopping;
+    int staged = 0; /* step + 1 is staged */
+    if (ahead) {
+      st = VKLM_OK;
+    } else if ((st = read_step(&l, &tb, &rng, err, errlen)) != VKLM_OK) {
       goto done;
+    } else if (pipe) {
+      if ((st = stage_step(&l, e2, sizeof e2)) == VKLM_OK)
+        st = submit_step(&l, &cs, step, e2, sizeof e2);
+    } else {
+      if (o->nan_step == step) poison(l.model);
+      vklm_optim_config oc = cs.opt;
+      oc.lr = lr;
+      if (f16 && vklm_model_set_loss_scale(l.model, cs.loss_scale) != VKLM_OK) {
+        snprintf(err, errlen, "step %u: %s", step, vklm_model_error(l.model));
+        st = VKLM_ERROR_INVALID;
+        goto done;
+      }
+      if (l.nranks > 1) {
+        st = dist_step(&l, res, stopping, &loss, &stopping, e2, sizeof e2);
+      } else { /* passes and update: the last micro-batch's pass and the update in one submission */
+        /* AdamW's step count leaves out the steps the loss scaler skipped */
+        st = vklm_train_step(l.model, GA, l.in, l.tg, &oc, step - cs.skipped, &loss, &gn, e2,
+                             sizeof e2);
+      }
     }
-    if (l.nranks > 1) {
-      st = dist_step(&l, res, stopping, &loss, &stopping, e2, sizeof e2);
-    } else { /* passes and update: the last micro-batch's pass and the update in one submission */
-      st = vklm_train_step(l.model, GA, l.in, l.tg, &oc, ostep, &loss, &gn, e2, sizeof e2);
+    if (st == VKLM_OK && pipe) {
+      if (!val_now && !ckpt_now && step < end) { /* the next batch, while this step runs */
+        if ((st = read_step(&l, &tb, &rng, err, errlen)) != VKLM_OK) goto done;
+        if ((st = stage_step(&l, e2, sizeof e2)) != VKLM_OK) {
+          snprintf(err, errlen, "step %u: %s", step + 1, e2);
+          goto done;
+        }
+        staged = 1;
+      }
+      if ((st = vklm_model_train_step_wait(l.model, &loss, &gn)) != VKLM_OK)
+        snprintf(e2, sizeof e2, "%s", vklm_model_error(l.model));
     }
+    ahead = 0;
     if (st != VKLM_OK) {
       if (l.reported) snprintf(err, errlen, "%s", e2); /* names the rank and the step */
       else snprintf(err, errlen, "step %u: %s", step, e2);
       goto done;
     }
     if (l.nranks > 1 && isfinite(loss)) {
+      vklm_optim_config oc = cs.opt;
+      oc.lr = lr;
+      uint32_t ostep = step - cs.skipped; /* leaves out the steps the loss scaler skipped */
       if (l.zero) {
         if ((st = vklm_zero_step(l.zero, l.gbuf, &oc, ostep, &gn, e2, sizeof e2)) != VKLM_OK) {
           snprintf(err, errlen, "step %u update: %s", step, e2);
@@ -620,6 +686,14 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
       goto done;
     }
     double dt = vklm_train_now_s() - t0;
+    if (staged) { /* step + 1 goes now, at the scale this step left */
+      if ((st = submit_step(&l, &cs, step + 1, e2, sizeof e2)) != VKLM_OK) {
+        snprintf(err, errlen, "step %u: %s", step + 1, e2);
+        goto done;
+      }
+      t_sub = vklm_train_now_s();
+      ahead = 1;
+    }
     t_train += dt;
     tokens += (uint64_t)bt * GA;
     res->losses[step] = loss;
@@ -627,7 +701,7 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
     vklm_metric r = {.step = step, .train_loss = loss, .val_loss = NAN, .lr = lr,
                      .grad_norm = skipped ? NAN : gn, /* a skipped step's norm is an overflow */
                      .tokens_per_s = bt * GA / dt, .elapsed_s = elapsed0 + (vklm_train_now_s() - t_run)};
-    if (val_nb && ((o->val_every && step % o->val_every == 0) || step == end)) {
+    if (val_now) {
       if ((st = eval_val(&l, res, val, val_nb, cs.seed, &r.val_loss, err, errlen)) != VKLM_OK)
         goto done;
       res->last_val_loss = r.val_loss;
@@ -646,7 +720,7 @@ vklm_status vklm_train_run(vklm_context *ctx, const vklm_train_options *o,
         line_open = tty;
       }
     }
-    if ((o->ckpt_every && step % o->ckpt_every == 0) || step == end || stopping) {
+    if (ckpt_now || stopping) { /* stopping: dist_step may set it */
       cs.step = step;
       cs.data_pos = tb.pos;
       cs.data_epoch = tb.epoch;
