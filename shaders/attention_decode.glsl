@@ -2,7 +2,10 @@
 // query row against the cache rows [j_begin, j_end) of one sequence. Include after common.glsl
 // and after declaring the buffers q, kc, vc, the macro KV(x) that turns a cache element into a
 // float (the cache is fp32 or fp16), and the push constants pc (n, NH, NKV, HS, QS, scale,
-// maxT, ...). Uses G * (256 + 2*WG) floats of shared memory.
+// maxT, ...). Uses G * (256 + 2*WG) floats of shared memory. With VKLM_DECODE_SUBGROUP defined
+// (the *_sg variants, for devices with subgroup arithmetic; the includer enables
+// GL_KHR_shader_subgroup_arithmetic) the max and sum reductions go through subgroupMax and
+// subgroupAdd: two barriers per reduction instead of log2(WG) + 2.
 const uint WG = gl_WorkGroupSize.x;
 // G query heads of one KV head per workgroup (grouped-query attention): each key and value row
 // is read once for all G heads. Spec constant 1; the includer's dispatch covers NH/G heads.
@@ -12,6 +15,37 @@ shared float qs[G * 256u];
 shared float ps[G * WG];
 shared float red[G * WG];
 
+#ifdef VKLM_DECODE_SUBGROUP
+// Subgroup reductions of G values per thread at once: each subgroup reduces its lanes, its first
+// active lane writes the result to red[g*WG + subgroup id], and every thread combines the
+// gl_NumSubgroups partial results in subgroup order (a fixed order: deterministic for a given
+// subgroup size). v[g] <- the max / sum over the workgroup of every thread's v[g].
+void reduce_max_g(uint tid, inout float v[MAXG]) {
+  for (uint g = 0u; g < G; g++) v[g] = subgroupMax(v[g]);
+  if (subgroupElect())
+    for (uint g = 0u; g < G; g++) red[g * WG + gl_SubgroupID] = v[g];
+  barrier();
+  for (uint g = 0u; g < G; g++) {
+    float r = red[g * WG];
+    for (uint s = 1u; s < gl_NumSubgroups; s++) r = max(r, red[g * WG + s]);
+    v[g] = r;
+  }
+  barrier();
+}
+
+void reduce_sum_g(uint tid, inout float v[MAXG]) {
+  for (uint g = 0u; g < G; g++) v[g] = subgroupAdd(v[g]);
+  if (subgroupElect())
+    for (uint g = 0u; g < G; g++) red[g * WG + gl_SubgroupID] = v[g];
+  barrier();
+  for (uint g = 0u; g < G; g++) {
+    float r = red[g * WG];
+    for (uint s = 1u; s < gl_NumSubgroups; s++) r += red[g * WG + s];
+    v[g] = r;
+  }
+  barrier();
+}
+#else
 // Tree reductions of G values per thread at once (one set of barriers for all heads):
 // v[g] <- the max / sum over the workgroup of every thread's v[g].
 void reduce_max_g(uint tid, inout float v[MAXG]) {
@@ -38,6 +72,7 @@ void reduce_sum_g(uint tid, inout float v[MAXG]) {
   for (uint g = 0u; g < G; g++) v[g] = red[g * WG];
   barrier();
 }
+#endif
 
 // Query row i, heads h0 .. h0+G-1 (one KV head) against keys [jb, je) of the sequence whose
 // cache rows start at row `base` (slot * maxT): on return acc[g*4 + c] (channel tid + c*WG of

@@ -479,7 +479,9 @@ vklm_status vklm_infer_step(vklm_infer *s, const vklm_infer_req *reqs, uint32_t 
     if (decode) {
       if (!s->dcmd[n]) {
         TRY(vklm_cmd_create(s->ctx, &s->dcmd[n]));
-        if ((st = record_pass(s, s->dcmd[n], n, NULL, n, s->dsplits)) != VKLM_OK) {
+        /* one row per sequence: the one-row attention kernel (splits 0), never the tiled one */
+        uint32_t dsp = s->dsplits > 1 ? s->dsplits : 0;
+        if ((st = record_pass(s, s->dcmd[n], n, NULL, n, dsp)) != VKLM_OK) {
           vklm_cmd_destroy(s->dcmd[n]);
           s->dcmd[n] = NULL;
           return st;

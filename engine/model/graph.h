@@ -67,7 +67,8 @@ typedef struct vklm_pass {
   vklm_tensor rows;       /* (n,2) I32: (position, sequence slot) per row */
   const vklm_kv_cache *kv;
   vklm_buffer ascratch;   /* vklm_attention_decode_scratch_bytes(n, NH, HS, splits) */
-  uint32_t splits;        /* split-K slices of the attention (1: none) */
+  uint32_t splits;        /* split-K slices of the attention (1: none; 0: none and the one-row
+                           * kernel whatever n, for one row per sequence: kvcache.h) */
 } vklm_pass;
 
 /* Records the pass; *out receives the last residual stream (n,C) (one of p's buffers). */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention_tiles.h"
 #include "op_util.h"
 
 typedef struct attn_push {
@@ -17,20 +18,9 @@ _Static_assert(sizeof(attn_push) == 20, "attention_*_f32.comp push constants");
 
 #define ATTN_MAX_HS 256
 
-/* Tiles of one kernel: NT threads serve BR rows of the workgroup's own block, RM rows per thread
- * (BR/RM row groups of TPR = NT/(BR/RM) threads), while tiles of BC rows of the other operand
- * stream through shared memory. */
-typedef struct attn_tiles {
-  uint32_t nt, br, bc, rm;
-} attn_tiles;
-
-/* Shared memory of a kernel, in floats: (a*BR + b*BC) rows of HS+1, e*BR score rows of BC+1 and
- * f*BC per-row values. Picks the largest BR (up to 64, no more than T needs) and then the largest
- * BC (32 down to 8, then down to 1 as a last resort) that fit the device's shared memory, with
- * up to 128 threads: enough rows per workgroup to reuse each key/value tile, and small register
- * tiles (RM rows x a few columns per thread) so that each shared-memory load feeds several FMAs. */
-static attn_tiles attn_choose(const vklm_context *ctx, uint32_t T, uint32_t HS, uint32_t rm_max,
-                              uint32_t a, uint32_t b, uint32_t e, uint32_t f) {
+/* (attention_tiles.h) */
+vklm_attn_tiles vklm_attn_choose(const vklm_context *ctx, uint32_t T, uint32_t HS,
+                                 uint32_t rm_max, uint32_t a, uint32_t b, uint32_t e, uint32_t f) {
   const vklm_caps *caps = vklm_context_caps(ctx);
   uint32_t nt_max = vklm_op_wg_fit(ctx, 128, 0);
   uint32_t br_max = 1;
@@ -46,44 +36,23 @@ static attn_tiles attn_choose(const vklm_context *ctx, uint32_t T, uint32_t HS, 
         while (rm > 1 && nt_max / (br / rm) > bc) rm /= 2; /* keep every thread busy on scores */
         uint32_t tpr = nt_max / (br / rm);
         if (tpr > 32) tpr = 32; /* few rows (short T): no more threads than useful */
-        attn_tiles t = {tpr * (br / rm), br, bc, rm};
+        vklm_attn_tiles t = {tpr * (br / rm), br, bc, rm};
         return t;
       }
     }
   }
   VKLM_ASSERT(0, "attention: HS=%u does not fit in %u bytes of shared memory", HS,
               caps->max_shared_memory);
-  attn_tiles none = {0, 0, 0, 0};
+  vklm_attn_tiles none = {0, 0, 0, 0};
   return none;
 }
 
-/* The CPU-type variants (vklm_context_cpu_kernels): an invocation per few query rows (forward,
- * dQ) or key rows (dK, dV; cpu_rows below), so that each load of the other operand feeds
- * several rows (llvmpipe loads every lane separately); rows of one head side by side in
- * workgroups of ATTN_CPU_W invocations, no shared memory and no barrier; the forward's online
- * softmax rescales once per block of ATTN_CPU_BK keys. */
-#define ATTN_CPU_W 16u
-#define ATTN_CPU_BK 16u
-#define ATTN_CPU_R 4u /* the most rows per invocation */
-#define ATTN_CPU_REGS 512u /* the most floats per invocation in its arrays of head-size rows */
-/* Their loops over the head dimension are unrolled, and llvmpipe's compile time grows steeply
- * with the code (one-time, then Mesa's shader cache: about 2 s at HS = 16, 8 s at 64 and 10-45 s
- * at 128 on a loaded 2-core machine): larger heads run the GPU kernels. */
-#define ATTN_CPU_MAX_HS 64u
+/* (attention_tiles.h) */
+uint64_t vklm_attn_cpu_loops(uint64_t rows) { return 2 * rows + rows / VKLM_ATTN_CPU_BK + 8; }
 
-/* Loop iterations of one invocation of the CPU variants over `rows` rows of the other operand:
- * their loops over the head dimension and over their own rows are unrolled ([[unroll]], trip
- * counts from specialization constants; the T = 700, HS = 64 test would exceed llvmpipe's limit
- * otherwise), leaving the loops over keys (two per block in the forward) or query rows.
- * cpu_loops(...) <= VKLM_CPU_LOOP_BUDGET or the GPU kernel runs (see op_util.h). */
-static uint64_t cpu_loops(uint64_t rows) { return 2 * rows + rows / ATTN_CPU_BK + 8; }
-
-/* Rows per invocation of a CPU variant that holds `arrays` arrays of R*HS floats (forward 2, dQ 3,
- * dK/dV 4): a power of two up to ATTN_CPU_R within ATTN_CPU_REGS floats. More rows feed more FMAs
- * per load, but past a few registers' worth llvmpipe's compile time grows steeply. */
-static uint32_t cpu_rows(uint32_t HS, uint32_t arrays) {
-  uint32_t r = ATTN_CPU_R;
-  while (r > 1 && r * HS * arrays > ATTN_CPU_REGS) r /= 2;
+uint32_t vklm_attn_cpu_rows(uint32_t HS, uint32_t arrays) {
+  uint32_t r = VKLM_ATTN_CPU_R;
+  while (r > 1 && r * HS * arrays > VKLM_ATTN_CPU_REGS) r /= 2;
   return r;
 }
 
@@ -107,42 +76,65 @@ static void attn_check_grid(const vklm_context *ctx, const char *what, uint32_t 
               "%s: grid (%u,%u,%u) exceeds the device's workgroup counts", what, gx, gy, gz);
 }
 
+/* out of n elements in format fmt (0 fp32, 1 fp16, 2 bf16; 16-bit needs an even HS). */
+static void check_out(const char *what, vklm_buffer out, uint64_t n, int fmt, uint32_t HS) {
+  VKLM_ASSERT(fmt >= 0 && fmt <= 2 && (fmt == 0 || HS % 2 == 0),
+              "%s: out format %d (0 f32, 1 f16, 2 bf16; 16-bit needs an even HS, not %u)", what,
+              fmt, HS);
+  VKLM_ASSERT(out.size >= (fmt ? (n + 1) / 2 : n) * 4, "%s: out buffer too small", what);
+}
+
 vklm_status vklm_attention_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer lse,
                                    vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
                                    uint32_t NKV, uint32_t HS, int causal) {
+  return vklm_attention_forward_fmt(cmd, out, 0, lse, qkv, B, T, NH, NKV, HS, causal);
+}
+
+vklm_status vklm_attention_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt,
+                                       vklm_buffer lse, vklm_buffer qkv, uint32_t B, uint32_t T,
+                                       uint32_t NH, uint32_t NKV, uint32_t HS, int causal) {
   attn_check("attention_forward", qkv, B, T, NH, NKV, HS);
   uint64_t nout = (uint64_t)B * T * NH * HS, nlse = (uint64_t)B * NH * T;
-  VKLM_ASSERT(out.size >= nout * 4, "attention_forward: out buffer too small");
+  check_out("attention_forward", out, nout, out_fmt, HS);
   VKLM_ASSERT(lse.size >= nlse * 4, "attention_forward: lse buffer too small");
   vklm_context *ctx = vklm_cmd_context(cmd);
   attn_push pc = {T, NH, NKV, causal ? 1u : 0u, (float)(1.0 / sqrt((double)HS))};
   vklm_buffer bufs[3] = {out, lse, qkv};
-  if (vklm_context_cpu_kernels(ctx) && HS <= ATTN_CPU_MAX_HS &&
-      cpu_loops(T) <= VKLM_CPU_LOOP_BUDGET) {
-    uint32_t spec[4] = {vklm_op_wg_fit(ctx, ATTN_CPU_W, 0), HS, ATTN_CPU_BK, cpu_rows(HS, 2)};
+  if (vklm_context_cpu_kernels(ctx) && HS <= VKLM_ATTN_CPU_MAX_HS &&
+      vklm_attn_cpu_loops(T) <= VKLM_CPU_LOOP_BUDGET) {
+    uint32_t spec[5] = {vklm_op_wg_fit(ctx, VKLM_ATTN_CPU_W, 0), HS, VKLM_ATTN_CPU_BK,
+                        vklm_attn_cpu_rows(HS, 2), (uint32_t)out_fmt};
     uint32_t gx = (T + spec[0] * spec[3] - 1) / (spec[0] * spec[3]);
     attn_check_grid(ctx, "attention_forward", gx, NH, B);
-    return vklm_op_dispatch(cmd, "attention_forward_f32_cpu", spec, 4, bufs, 3, &pc, sizeof pc,
-                            gx, NH, B);
+    return vklm_op_dispatch(cmd, "attention_forward_f32_cpu", spec, out_fmt ? 5 : 4, bufs, 3,
+                            &pc, sizeof pc, gx, NH, B);
   }
-  attn_tiles t = attn_choose(ctx, T, HS, 4, 1, 2, 1, 0);
-  uint32_t spec[5] = {t.nt, t.br, t.bc, HS, t.rm};
+  vklm_attn_tiles t = vklm_attn_choose(ctx, T, HS, 4, 1, 2, 1, 0);
+  uint32_t spec[6] = {t.nt, t.br, t.bc, HS, t.rm, (uint32_t)out_fmt};
   uint32_t gx = (T + t.br - 1) / t.br;
   attn_check_grid(ctx, "attention_forward", gx, NH, B);
-  return vklm_op_dispatch(cmd, "attention_forward_f32", spec, 5, bufs, 3, &pc, sizeof pc, gx, NH,
-                          B);
+  return vklm_op_dispatch(cmd, "attention_forward_f32", spec, out_fmt ? 6 : 5, bufs, 3, &pc,
+                          sizeof pc, gx, NH, B);
 }
 
 vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer scratch,
                                     vklm_buffer dout, vklm_buffer out, vklm_buffer lse,
                                     vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
                                     uint32_t NKV, uint32_t HS, int causal) {
+  return vklm_attention_backward_fmt(cmd, dqkv, scratch, dout, out, 0, lse, qkv, B, T, NH, NKV,
+                                     HS, causal);
+}
+
+vklm_status vklm_attention_backward_fmt(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer scratch,
+                                        vklm_buffer dout, vklm_buffer out, int out_fmt,
+                                        vklm_buffer lse, vklm_buffer qkv, uint32_t B, uint32_t T,
+                                        uint32_t NH, uint32_t NKV, uint32_t HS, int causal) {
   attn_check("attention_backward", qkv, B, T, NH, NKV, HS);
   uint64_t nqkv = (uint64_t)B * T * (NH + 2 * NKV) * HS;
   uint64_t nout = (uint64_t)B * T * NH * HS, nrow = (uint64_t)B * NH * T;
   VKLM_ASSERT(dqkv.size >= nqkv * 4, "attention_backward: dqkv buffer too small");
-  VKLM_ASSERT(dout.size >= nout * 4 && out.size >= nout * 4,
-              "attention_backward: dout/out buffer too small");
+  VKLM_ASSERT(dout.size >= nout * 4, "attention_backward: dout buffer too small");
+  check_out("attention_backward", out, nout, out_fmt, HS);
   VKLM_ASSERT(lse.size >= nrow * 4 && scratch.size >= nrow * 4,
               "attention_backward: lse/scratch buffer too small");
   vklm_context *ctx = vklm_cmd_context(cmd);
@@ -153,19 +145,19 @@ vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer
   vklm_buffer bufs[6] = {dqkv, dout, lse, scratch, qkv, out};
 
   /* CPU-type devices: dQ and dK/dV by the CPU variants, each where it fits the loop budget */
-  int cpu = vklm_context_cpu_kernels(ctx) && HS <= ATTN_CPU_MAX_HS;
-  int cpu_dq = cpu && cpu_loops(T) <= VKLM_CPU_LOOP_BUDGET;
-  int cpu_dkv = cpu && cpu_loops((uint64_t)(NH / NKV) * T) <= VKLM_CPU_LOOP_BUDGET;
-  uint32_t cw = vklm_op_wg_fit(ctx, ATTN_CPU_W, 0);
+  int cpu = vklm_context_cpu_kernels(ctx) && HS <= VKLM_ATTN_CPU_MAX_HS;
+  int cpu_dq = cpu && vklm_attn_cpu_loops(T) <= VKLM_CPU_LOOP_BUDGET;
+  int cpu_dkv = cpu && vklm_attn_cpu_loops((uint64_t)(NH / NKV) * T) <= VKLM_CPU_LOOP_BUDGET;
+  uint32_t cw = vklm_op_wg_fit(ctx, VKLM_ATTN_CPU_W, 0);
   if (cpu_dq) {
-    uint32_t spec[3] = {cw, HS, cpu_rows(HS, 3)};
+    uint32_t spec[4] = {cw, HS, vklm_attn_cpu_rows(HS, 3), (uint32_t)out_fmt};
     uint32_t gx = (T + cw * spec[2] - 1) / (cw * spec[2]);
     attn_check_grid(ctx, "attention_backward", gx, NH, B);
-    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq_cpu", spec, 3, bufs, 6, &pc,
-                          sizeof pc, gx, NH, B);
+    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq_cpu", spec, out_fmt ? 4 : 3, bufs, 6,
+                          &pc, sizeof pc, gx, NH, B);
     if (st != VKLM_OK) return st;
     if (cpu_dkv) {
-      spec[2] = cpu_rows(HS, 4);
+      spec[2] = vklm_attn_cpu_rows(HS, 4);
       gx = (T + cw * spec[2] - 1) / (cw * spec[2]);
       attn_check_grid(ctx, "attention_backward", gx, NKV, B);
       return vklm_op_dispatch(cmd, "attention_backward_f32_dkv_cpu", spec, 3, bufs, 5, &pc,
@@ -174,18 +166,18 @@ vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer
   }
 
   /* dQ: a workgroup per (query block, query head, batch) */
-  attn_tiles tq = attn_choose(ctx, T, HS, 4, 2, 2, 1, 0);
-  uint32_t specq[5] = {tq.nt, tq.br, tq.bc, HS, tq.rm};
+  vklm_attn_tiles tq = vklm_attn_choose(ctx, T, HS, 4, 2, 2, 1, 0);
+  uint32_t specq[6] = {tq.nt, tq.br, tq.bc, HS, tq.rm, (uint32_t)out_fmt};
   uint32_t gq = (T + tq.br - 1) / tq.br;
   attn_check_grid(ctx, "attention_backward", gq, NH, B);
   if (!cpu_dq) {
-    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq", specq, 5, bufs, 6, &pc, sizeof pc, gq,
-                          NH, B);
+    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq", specq, out_fmt ? 6 : 5, bufs, 6, &pc,
+                          sizeof pc, gq, NH, B);
     if (st != VKLM_OK) return st;
   }
 
   /* dK, dV: a workgroup per (key block, key/value head, batch) */
-  attn_tiles tk = attn_choose(ctx, T, HS, 2, 2, 2, 2, 2);
+  vklm_attn_tiles tk = vklm_attn_choose(ctx, T, HS, 2, 2, 2, 2, 2);
   uint32_t speck[5] = {tk.nt, tk.br, tk.bc, HS, tk.rm};
   uint32_t gk = (T + tk.br - 1) / tk.br;
   attn_check_grid(ctx, "attention_backward", gk, NKV, B);

@@ -1,13 +1,15 @@
 /* The kernels of the KV-cache path (kvcache.h): decode attention, cache append, RoPE and learned
  * positions at per-row positions read from a buffer, and the GPU argmax
- * (shaders/attention_decode_{f32,f16}[_split].comp, attention_merge_f32.comp,
- * kv_store_{f32,f16}.comp, rope_cached_f32.comp, pos_add_f32.comp, argmax_f32.comp), with their
- * C references. */
+ * (shaders/attention_decode_{f32,f16}[_split][_sg].comp, attention_merge_f32.comp,
+ * attention_prefill_{f32,f16}[_cpu].comp, kv_store_{f32,f16}.comp, rope_cached_f32.comp,
+ * pos_add_f32.comp, argmax_f32.comp), with their C references. */
 #include "kvcache.h"
 
 #include <math.h>
 #include <stdlib.h>
 
+#include "attention_tiles.h"
+#include "matmul.h"
 #include "op_util.h"
 
 typedef struct attn_push {
@@ -38,6 +40,13 @@ typedef struct split_push {
   uint32_t maxT, S;
 } split_push;
 _Static_assert(sizeof(split_push) == 32, "attention_decode_split.glsl push constants");
+
+typedef struct prefill_push {
+  uint32_t n, NH, NKV, QS;
+  float scale;
+  uint32_t maxT, S;
+} prefill_push;
+_Static_assert(sizeof(prefill_push) == 28, "attention_prefill.glsl push constants");
 
 typedef struct merge_push {
   uint32_t total, HS, S;
@@ -78,11 +87,140 @@ static void decode_geometry(vklm_context *ctx, uint32_t NH, uint32_t NKV, uint32
     }
 }
 
-vklm_status vklm_attention_decode(vklm_cmd *cmd, vklm_buffer out, vklm_buffer scratch,
-                                  vklm_buffer q, vklm_buffer kc, vklm_buffer vc, vklm_dtype kv_dt,
-                                  vklm_buffer rows, uint32_t n, uint32_t NH, uint32_t NKV,
-                                  uint32_t HS, uint32_t QS, uint32_t S, uint32_t maxT,
-                                  uint32_t splits) {
+/* The tiled kernel (attention_prefill.glsl): GH query heads of one KV head per workgroup (the
+ * largest power of two up to 8 dividing NH/NKV, and no more than the tile's rows), BQ/GH query
+ * rows; tiles from vklm_attn_choose with the shared memory of sQ, sK, sV, sS and two uints. */
+static uint32_t group_heads(uint32_t NH, uint32_t NKV) {
+  uint32_t grp = NH / NKV, gh = 1;
+  while (gh < 8 && grp % (2 * gh) == 0) gh *= 2;
+  return gh;
+}
+
+static vklm_attn_tiles prefill_geometry(const vklm_context *ctx, uint32_t n, uint32_t NH,
+                                        uint32_t NKV, uint32_t HS, uint32_t *gh) {
+  *gh = group_heads(NH, NKV);
+  vklm_attn_tiles t = vklm_attn_choose(ctx, n * *gh, HS, 4, 1, 2, 1, 2);
+  if (*gh > t.br) *gh = t.br;
+  return t;
+}
+
+/* Loop iterations of one invocation of the tiled kernel over caches of maxT rows, counting every
+ * loop as if none were unrolled (pessimistic): per pass over a slot (at most min(BQ/GH, S)
+ * passes, each up to maxT keys) the tiles' load, dot-product, softmax and accumulation loops. */
+static uint64_t prefill_loops(vklm_attn_tiles t, uint32_t gh, uint32_t HS, uint32_t maxT,
+                              uint32_t S) {
+  uint64_t tpr = t.nt / (t.br / t.rm), kpt = (t.bc + tpr - 1) / tpr, dpt = (HS + tpr - 1) / tpr;
+  uint64_t tile = (uint64_t)HS * (kpt + 1) + (uint64_t)t.bc * (t.rm + dpt + 2) +
+                  (uint64_t)t.bc * HS / t.nt + 16;
+  uint64_t rq = t.br / gh, passes = rq < S ? rq : S;
+  return passes * ((maxT + t.bc - 1) / t.bc * tile + rq + 8) + 64;
+}
+
+/* Drivers that end shader loops early (llvmpipe; matmul.c's vklm_matmul_k_chunk says which). */
+static int loop_limited(const vklm_context *ctx) { return vklm_matmul_k_chunk(ctx) != 0; }
+
+/* The CPU-type tiled kernel (attention_prefill_cpu.glsl): VKLM_ATTN_CPU_W invocations of R pairs
+ * (attention_tiles.h), GH heads as for the GPU kernel; *rq query rows per workgroup. */
+static void prefill_cpu_geometry(const vklm_context *ctx, uint32_t NH, uint32_t NKV, uint32_t HS,
+                                 uint32_t spec[5], uint32_t *rq) {
+  uint32_t gh = group_heads(NH, NKV);
+  spec[0] = vklm_op_wg_fit(ctx, VKLM_ATTN_CPU_W, 0);
+  spec[1] = HS;
+  spec[2] = VKLM_ATTN_CPU_BK;
+  spec[3] = vklm_attn_cpu_rows(HS, 2);
+  while (gh > spec[0] * spec[3]) gh /= 2;
+  spec[4] = gh;
+  *rq = spec[0] * spec[3] / gh;
+}
+
+/* Its loop iterations per invocation: per pass over a slot (at most min(rq, S)) the key loops of
+ * attention_forward_f32_cpu over up to maxT keys and the scan of the rows. */
+static uint64_t prefill_cpu_loops(uint32_t rq, uint32_t maxT, uint32_t S) {
+  uint64_t passes = rq < S ? rq : S;
+  return passes * (vklm_attn_cpu_loops(maxT) + rq + 2) + rq + 8;
+}
+
+int vklm_attention_decode_fits(const vklm_context *ctx, vklm_kv_attention_kernel kernel,
+                               uint32_t n, uint32_t NH, uint32_t NKV, uint32_t HS, uint32_t S,
+                               uint32_t maxT, uint32_t splits) {
+  const vklm_caps *caps = vklm_context_caps(ctx);
+  uint32_t sg_ops = VKLM_SUBGROUP_BASIC | VKLM_SUBGROUP_ARITHMETIC, gh, rq, spec[5];
+  switch (kernel) {
+  case VKLM_KV_ATTENTION_ROW_SHARED:
+    return 1;
+  case VKLM_KV_ATTENTION_ROW_SUBGROUP:
+    return (caps->subgroup_ops & sg_ops) == sg_ops;
+  case VKLM_KV_ATTENTION_PREFILL: {
+    if (splits > 1) return 0;
+    vklm_attn_tiles t = prefill_geometry(ctx, n, NH, NKV, HS, &gh);
+    return !loop_limited(ctx) || prefill_loops(t, gh, HS, maxT, S) <= VKLM_CPU_LOOP_BUDGET;
+  }
+  case VKLM_KV_ATTENTION_PREFILL_CPU:
+    if (splits > 1 || HS > VKLM_ATTN_CPU_MAX_HS) return 0;
+    prefill_cpu_geometry(ctx, NH, NKV, HS, spec, &rq);
+    return prefill_cpu_loops(rq, maxT, S) <= VKLM_CPU_LOOP_BUDGET;
+  default:
+    return 0;
+  }
+}
+
+vklm_kv_attention_kernel vklm_attention_decode_choose(const vklm_context *ctx, uint32_t n,
+                                                      uint32_t NH, uint32_t NKV, uint32_t HS,
+                                                      uint32_t S, uint32_t maxT,
+                                                      uint32_t splits) {
+  int cpu = vklm_context_cpu_kernels(ctx);
+  if (splits == 1 && n >= VKLM_ATTENTION_PREFILL_ROWS) {
+    if (cpu && vklm_attention_decode_fits(ctx, VKLM_KV_ATTENTION_PREFILL_CPU, n, NH, NKV, HS, S,
+                                          maxT, splits))
+      return VKLM_KV_ATTENTION_PREFILL_CPU;
+    if (vklm_attention_decode_fits(ctx, VKLM_KV_ATTENTION_PREFILL, n, NH, NKV, HS, S, maxT,
+                                   splits))
+      return VKLM_KV_ATTENTION_PREFILL;
+  }
+  /* the subgroup reductions measured 5-10% slower than the shared-memory ones on llvmpipe */
+  return !cpu && vklm_attention_decode_fits(ctx, VKLM_KV_ATTENTION_ROW_SUBGROUP, n, NH, NKV, HS,
+                                            S, maxT, splits)
+             ? VKLM_KV_ATTENTION_ROW_SUBGROUP
+             : VKLM_KV_ATTENTION_ROW_SHARED;
+}
+
+static vklm_status prefill(vklm_cmd *cmd, vklm_buffer *b, int f16, uint32_t n, uint32_t NH,
+                           uint32_t NKV, uint32_t HS, uint32_t QS, uint32_t S, uint32_t maxT,
+                           float scale) {
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  const vklm_caps *caps = vklm_context_caps(ctx);
+  uint32_t gh;
+  vklm_attn_tiles t = prefill_geometry(ctx, n, NH, NKV, HS, &gh);
+  uint32_t rq = t.br / gh, gx = (n + rq - 1) / rq;
+  VKLM_ASSERT(gx <= caps->max_workgroup_count[0] && NH / gh <= caps->max_workgroup_count[1],
+              "attention_decode: a grid of (%u, %u) workgroups exceeds the device's", gx, NH / gh);
+  uint32_t spec[6] = {t.nt, t.br, t.bc, HS, t.rm, gh};
+  prefill_push pc = {n, NH, NKV, QS, scale, maxT, S};
+  return vklm_op_dispatch(cmd, f16 ? "attention_prefill_f16" : "attention_prefill_f32", spec, 6,
+                          b, 5, &pc, sizeof pc, gx, NH / gh, 1);
+}
+
+static vklm_status prefill_cpu(vklm_cmd *cmd, vklm_buffer *b, int f16, uint32_t n, uint32_t NH,
+                               uint32_t NKV, uint32_t HS, uint32_t QS, uint32_t S, uint32_t maxT,
+                               float scale) {
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  const vklm_caps *caps = vklm_context_caps(ctx);
+  uint32_t spec[5], rq;
+  prefill_cpu_geometry(ctx, NH, NKV, HS, spec, &rq);
+  uint32_t gx = (n + rq - 1) / rq, gy = NH / spec[4];
+  VKLM_ASSERT(gx <= caps->max_workgroup_count[0] && gy <= caps->max_workgroup_count[1],
+              "attention_decode: a grid of (%u, %u) workgroups exceeds the device's", gx, gy);
+  prefill_push pc = {n, NH, NKV, QS, scale, maxT, S};
+  return vklm_op_dispatch(cmd, f16 ? "attention_prefill_f16_cpu" : "attention_prefill_f32_cpu",
+                          spec, 5, b, 5, &pc, sizeof pc, gx, gy, 1);
+}
+
+vklm_status vklm_attention_decode_ex(vklm_cmd *cmd, vklm_buffer out, vklm_buffer scratch,
+                                     vklm_buffer q, vklm_buffer kc, vklm_buffer vc,
+                                     vklm_dtype kv_dt, vklm_buffer rows, uint32_t n, uint32_t NH,
+                                     uint32_t NKV, uint32_t HS, uint32_t QS, uint32_t S,
+                                     uint32_t maxT, uint32_t splits,
+                                     vklm_kv_attention_kernel kernel) {
   check_cache("attention_decode", kc, vc, kv_dt, S, maxT, NKV, HS);
   VKLM_ASSERT(rows.block && rows.size >= (uint64_t)n * 8, "attention_decode: rows too small");
   int f16 = kv_dt == VKLM_DTYPE_F16;
@@ -92,31 +230,54 @@ vklm_status vklm_attention_decode(vklm_cmd *cmd, vklm_buffer out, vklm_buffer sc
   VKLM_ASSERT(out.size >= (uint64_t)n * NH * HS * 4 && q.size >= ((uint64_t)(n - 1) * QS +
               (uint64_t)NH * HS) * 4, "attention_decode: out or q too small");
   vklm_context *ctx = vklm_cmd_context(cmd);
+  const vklm_caps *caps = vklm_context_caps(ctx);
+  if (kernel == VKLM_KV_ATTENTION_AUTO)
+    kernel = vklm_attention_decode_choose(ctx, n, NH, NKV, HS, S, maxT, splits);
+  VKLM_ASSERT(vklm_attention_decode_fits(ctx, kernel, n, NH, NKV, HS, S, maxT, splits),
+              "attention_decode: kernel %d cannot run n=%u HS=%u maxT=%u S=%u splits=%u here",
+              (int)kernel, n, HS, maxT, S, splits);
+  float scale = (float)(1.0 / sqrt((double)HS));
+  vklm_buffer b[5] = {out, q, kc, vc, rows};
+  if (kernel == VKLM_KV_ATTENTION_PREFILL)
+    return prefill(cmd, b, f16, n, NH, NKV, HS, QS, S, maxT, scale);
+  if (kernel == VKLM_KV_ATTENTION_PREFILL_CPU)
+    return prefill_cpu(cmd, b, f16, n, NH, NKV, HS, QS, S, maxT, scale);
   uint32_t wg, G;
   decode_geometry(ctx, NH, NKV, &wg, &G);
   VKLM_ASSERT(wg >= 64 && HS <= 4 * wg, "attention_decode: workgroup %u too small", wg);
-  float scale = (float)(1.0 / sqrt((double)HS));
-  vklm_buffer b[5] = {out, q, kc, vc, rows};
   uint32_t spec[2] = {wg, G};
+  int sg = kernel == VKLM_KV_ATTENTION_ROW_SUBGROUP;
   if (splits <= 1) {
     attn_push pc = {n, NH, NKV, HS, QS, scale, maxT};
-    return vklm_op_dispatch(cmd, f16 ? "attention_decode_f16" : "attention_decode_f32", spec, 2,
-                            b, 5, &pc, sizeof pc, NH / G, n, 1);
+    static const char *const one[2][2] = {{"attention_decode_f32", "attention_decode_f16"},
+                                          {"attention_decode_f32_sg", "attention_decode_f16_sg"}};
+    return vklm_op_dispatch(cmd, one[sg][f16], spec, 2, b, 5, &pc, sizeof pc, NH / G, n, 1);
   }
   VKLM_ASSERT(scratch.size >= vklm_attention_decode_scratch_bytes(n, NH, HS, splits),
               "attention_decode: scratch of %llu bytes too small",
               (unsigned long long)scratch.size);
-  VKLM_ASSERT(splits <= vklm_context_caps(ctx)->max_workgroup_count[2],
+  VKLM_ASSERT(splits <= caps->max_workgroup_count[2],
               "attention_decode: %u splits exceed the device's z groups", splits);
   split_push sp = {n, NH, NKV, HS, QS, scale, maxT, splits};
   b[0] = scratch;
-  vklm_status st = vklm_op_dispatch(cmd, f16 ? "attention_decode_f16_split"
-                                             : "attention_decode_f32_split",
-                                    spec, 2, b, 5, &sp, sizeof sp, NH / G, n, splits);
+  static const char *const split[2][2] = {
+      {"attention_decode_f32_split", "attention_decode_f16_split"},
+      {"attention_decode_f32_split_sg", "attention_decode_f16_split_sg"}};
+  vklm_status st = vklm_op_dispatch(cmd, split[sg][f16], spec, 2, b, 5, &sp, sizeof sp, NH / G,
+                                    n, splits);
   if (st != VKLM_OK) return st;
   merge_push mp = {n * NH * HS, HS, splits};
   vklm_buffer mb[2] = {out, scratch};
   return vklm_op_dispatch_1d(cmd, "attention_merge_f32", mb, 2, &mp, sizeof mp, mp.total);
+}
+
+vklm_status vklm_attention_decode(vklm_cmd *cmd, vklm_buffer out, vklm_buffer scratch,
+                                  vklm_buffer q, vklm_buffer kc, vklm_buffer vc, vklm_dtype kv_dt,
+                                  vklm_buffer rows, uint32_t n, uint32_t NH, uint32_t NKV,
+                                  uint32_t HS, uint32_t QS, uint32_t S, uint32_t maxT,
+                                  uint32_t splits) {
+  return vklm_attention_decode_ex(cmd, out, scratch, q, kc, vc, kv_dt, rows, n, NH, NKV, HS, QS,
+                                  S, maxT, splits, VKLM_KV_ATTENTION_AUTO);
 }
 
 void vklm_attention_decode_ref(float *out, const float *q, const float *kcache,

@@ -1,0 +1,11 @@
+#version 450
+// attention_decode_f32_sg: attention_decode_f32 with its max and sum reductions
+// through subgroup arithmetic (devices with VK_SUBGROUP_FEATURE_ARITHMETIC_BIT); see
+// attention_decode_one.glsl for what it computes, its bindings, push constants and dispatch.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#define VKLM_DECODE_SUBGROUP
+#define KV_T float
+#define KV(x) (x)
+#include "attention_decode_one.glsl"
