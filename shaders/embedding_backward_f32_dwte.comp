@@ -1,41 +1,4 @@
 #version 450
-// embedding_backward_f32_dwte: dwte[tok, c] += sum of dout[p, c] over the positions p holding
-// token tok, added one by one in increasing p (the order of the plain C loop), so the result is
-// deterministic and equals the reference bit for bit. Only tokens in this call's vocabulary
-// range [v0, v1) are handled (one call per row chunk of a split table; dwte holds its rows).
-// Bindings: 0 dwte (v1-v0, C) f32, read-write (accumulates): rows v0..v1-1 of the (V, C)
-//             gradient; 1 dout (B*T, C) f32, read-only;
-//           2 plan int32, read-only: the bucket plan of engine/ops/embedding.h
-//             ([0] U, [1] BT, ORDER at 2, START at 2+BT, TOKEN at 3+2BT).
-// Push constants: uint BT, C, V, v0, v1.
-// Dispatch: x = a fixed number of token slots (<= BT; workgroup x handles distinct tokens
-// x, x + numGroups.x, ... < U, so the geometry does not depend on the tokens and a recorded step
-// replays with a new plan); y = ceil(C / local_size_x), one thread per channel.
-// local_size_x = spec constant 0.
+// embedding_backward_f32_dwte: the token table's gradient (embedding_backward_dwte.glsl).
 #extension GL_GOOGLE_include_directive : require
-layout(local_size_x_id = 0) in;
-#include "common.glsl"
-layout(std430, binding = 0) buffer Dwte { float dwte[]; };
-layout(std430, binding = 1) readonly buffer Dout { float dout[]; };
-layout(std430, binding = 2) readonly buffer Plan { int plan[]; };
-layout(push_constant) uniform Push { uint BT; uint C; uint V; uint v0; uint v1; } pc;
-void main() {
-  uint c = gl_WorkGroupID.y * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-  if (c >= pc.C) return;
-  uint U = min(uint(plan[0]), pc.BT);
-  uint ord = 2u, start = 2u + pc.BT, token = 3u + 2u * pc.BT;
-  for (uint u = gl_WorkGroupID.x; u < U; u += gl_NumWorkGroups.x) {
-    uint tok = uint(plan[token + u]);
-    if (tok >= pc.V) continue; // a corrupt plan: skip rather than write out of bounds
-    if (tok >= pc.v1) break;   // TOKEN ascends: the rest belong to later chunks
-    if (tok < pc.v0) continue; // an earlier chunk's token
-    uint k0 = min(uint(plan[start + u]), pc.BT), k1 = min(uint(plan[start + u + 1u]), pc.BT);
-    uint at = (tok - pc.v0) * pc.C + c;
-    float acc = dwte[at];
-    for (uint k = k0; k < k1; k++) {
-      uint p = uint(plan[ord + k]);
-      if (p < pc.BT) acc += dout[p * pc.C + c];
-    }
-    dwte[at] = acc;
-  }
-}
+#include "embedding_backward_dwte.glsl"

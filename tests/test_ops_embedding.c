@@ -72,6 +72,11 @@ static void test_case(vt_env *env, const ecase *k, uint64_t seed) {
   /* backward (recorded once; run, reset, run again, then replayed with a new batch) */
   vt_begin(env);
   vt_ok(env, vklm_embedding_backward(env->cmd, g_dwte, g_dwpe, g_plan, g_dout, B, T, C, V), "backward");
+  /* the position table's gradient rides in the token table's dispatch where the grid has room
+   * for T more workgroups (else a dispatch of its own: the T = 140001 case) */
+  uint32_t want_nd = k->with_wpe && T >= vklm_context_caps(env->ctx)->max_workgroup_count[0] ? 2 : 1;
+  vt_expect(env, vklm_cmd_dispatch_count(env->cmd) == want_nd,
+            "  backward: %u dispatch(es) (want %u)", vklm_cmd_dispatch_count(env->cmd), want_nd);
   vt_run(env);
   float *dwte = vt_download(env, g_dwte, nte), *dwpe = k->with_wpe ? vt_download(env, g_dwpe, npe) : NULL;
   float *rdwte = vt_copy(dwte0, nte), *rdwpe = vt_copy(dwpe0, npe);

@@ -17,9 +17,9 @@ typedef struct embed_fwd_push {
 _Static_assert(sizeof(embed_fwd_push) == 28, "embedding_forward_f32.comp push constants");
 
 typedef struct embed_dwte_push {
-  uint32_t BT, C, V, v0, v1;
+  uint32_t BT, C, V, v0, v1, slots, B;
 } embed_dwte_push;
-_Static_assert(sizeof(embed_dwte_push) == 20, "embedding_backward_f32_dwte.comp push constants");
+_Static_assert(sizeof(embed_dwte_push) == 28, "embedding_backward_dwte.glsl push constants");
 
 typedef struct embed_dwpe_push {
   uint32_t B, TC;
@@ -157,19 +157,25 @@ vklm_status vklm_embedding_backward_range(vklm_cmd *cmd, vklm_buffer dwte, vklm_
   vklm_status st;
 
   /* dwte: x = distinct-token slots (a fixed count, BT at most, looped over when the device
-   * allows fewer), y = chunks of C. */
+   * allows fewer), y = chunks of C; with dwpe, T more x workgroups add its rows in the same
+   * dispatch (where the grid allows them). */
+  int both = 0;
   if (has_wte) {
-    uint32_t wg = wg_channels(ctx, C);
+    uint32_t wg = wg_channels(ctx, C), xmax = caps->max_workgroup_count[0];
     uint64_t gy = (C + wg - 1) / wg;
     VKLM_ASSERT(gy <= caps->max_workgroup_count[1], "embedding backward: C = %u too large", C);
-    uint32_t gx = BT < caps->max_workgroup_count[0] ? (uint32_t)BT : caps->max_workgroup_count[0];
-    embed_dwte_push pw = {(uint32_t)BT, C, V, v0, v1};
-    vklm_buffer bw[3] = {dwte, dout, plan};
-    st = vklm_op_dispatch(cmd, "embedding_backward_f32_dwte", &wg, 1, bw, 3, &pw, sizeof pw, gx,
+    both = has_wpe && T < xmax;
+    uint32_t room = both ? xmax - T : xmax;
+    uint32_t slots = BT < room ? (uint32_t)BT : room;
+    embed_dwte_push pw = {(uint32_t)BT, C, V, v0, v1, slots, B};
+    vklm_buffer bw[4] = {dwte, dout, plan, dwpe};
+    st = vklm_op_dispatch(cmd, both ? "embedding_backward_f32_dwte_dwpe"
+                                    : "embedding_backward_f32_dwte",
+                          &wg, 1, bw, both ? 4 : 3, &pw, sizeof pw, slots + (both ? T : 0),
                           (uint32_t)gy, 1);
     if (st != VKLM_OK) return st;
   }
-  if (!has_wpe) return VKLM_OK;
+  if (!has_wpe || both) return VKLM_OK;
   /* dwpe: one thread per (t,c), summing over b in order. */
   embed_dwpe_push pp = {B, T * C};
   vklm_buffer bp[2] = {dwpe, dout};
