@@ -104,10 +104,13 @@ static vklm_status embed(vklm_model *m, vklm_cmd *cmd, const vklm_pass *p) {
   const vklm_model_config *c = &m->cfg;
   int seq = p->kind == VKLM_PASS_SEQ;
   vklm_tensor wpe = vklm_model_w(m, VKLM_P_WPE, 0);
-  for (uint32_t k = 0; k < m->nvchunks; k++) { /* each row is written by its token's chunk */
-    uint32_t v0, v1;
+  /* each row is written by its token's chunk; two chunks per dispatch */
+  for (uint32_t k = 0; k < m->nvchunks; k += 2) {
+    uint32_t v0, v1, w0, w1;
     vklm_tensor wte = vklm_model_wchunk(m, VKLM_P_WTE, k, &v0, &v1);
-    TRY(vklm_nn_embed(cmd, p->x0, p->tokens, wte, seq ? wpe : vklm_tensor_none(), v0,
+    vklm_tensor wte2 = k + 1 < m->nvchunks ? vklm_model_wchunk(m, VKLM_P_WTE, k + 1, &w0, &w1)
+                                           : vklm_tensor_none();
+    TRY(vklm_nn_embed(cmd, p->x0, p->tokens, wte, wte2, seq ? wpe : vklm_tensor_none(), v0,
                       c->vocab_size));
   }
   if (!seq && !vklm_tensor_is_none(&wpe)) TRY(vklm_nn_pos_add(cmd, p->x0, wpe, p->rows));

@@ -12,9 +12,9 @@
 
 typedef struct embed_fwd_push {
   uint32_t BT, T, C, V;
-  uint32_t has_wpe, v0, v1;
+  uint32_t has_wpe, v0, v1, vs;
 } embed_fwd_push;
-_Static_assert(sizeof(embed_fwd_push) == 28, "embedding_forward_f32.comp push constants");
+_Static_assert(sizeof(embed_fwd_push) == 32, "embedding_forward_f32.comp push constants");
 
 typedef struct embed_dwte_push {
   uint32_t BT, C, V, v0, v1, slots, B;
@@ -109,22 +109,34 @@ vklm_status vklm_embedding_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer t
 vklm_status vklm_embedding_forward_range(vklm_cmd *cmd, vklm_buffer out, vklm_buffer tokens,
                                          vklm_buffer wte, vklm_buffer wpe, uint32_t B, uint32_t T,
                                          uint32_t C, uint32_t V, uint32_t v0, uint32_t v1) {
+  return vklm_embedding_forward_range2(cmd, out, tokens, wte, (vklm_buffer){0}, wpe, B, T, C, V,
+                                       v0, v1, v1);
+}
+
+vklm_status vklm_embedding_forward_range2(vklm_cmd *cmd, vklm_buffer out, vklm_buffer tokens,
+                                          vklm_buffer wte, vklm_buffer wte2, vklm_buffer wpe,
+                                          uint32_t B, uint32_t T, uint32_t C, uint32_t V,
+                                          uint32_t v0, uint32_t vs, uint32_t v1) {
   uint64_t BT = (uint64_t)B * T, n = BT * C;
   VKLM_ASSERT(n < (1ull << 32) && (uint64_t)V * C < (1ull << 32),
               "embedding: B*T*C = %llu or V*C too large", (unsigned long long)n);
   VKLM_ASSERT(out.size >= n * 4, "embedding forward: out %llu bytes < (B,T,C)", (unsigned long long)out.size);
   VKLM_ASSERT(tokens.size >= BT * 4, "embedding forward: tokens %llu bytes < (B,T)", (unsigned long long)tokens.size);
-  VKLM_ASSERT(v0 < v1 && v1 <= V, "embedding forward: range [%u,%u) of V=%u", v0, v1, V);
-  VKLM_ASSERT(wte.size >= (uint64_t)(v1 - v0) * C * 4, "embedding forward: wte %llu bytes < (v1-v0,C)",
+  VKLM_ASSERT(v0 < vs && vs <= v1 && v1 <= V, "embedding forward: range [%u,%u,%u) of V=%u", v0,
+              vs, v1, V);
+  VKLM_ASSERT(wte.size >= (uint64_t)(vs - v0) * C * 4, "embedding forward: wte %llu bytes < (vs-v0,C)",
               (unsigned long long)wte.size);
+  VKLM_ASSERT(vs == v1 || wte2.size >= (uint64_t)(v1 - vs) * C * 4,
+              "embedding forward: wte2 %llu bytes < (v1-vs,C)", (unsigned long long)wte2.size);
   int has_wpe = wpe.size > 0;
   VKLM_ASSERT(!has_wpe || wpe.size >= (uint64_t)T * C * 4, "embedding forward: wpe %llu bytes < (T,C)",
               (unsigned long long)wpe.size);
   if (n == 0) return VKLM_OK;
-  embed_fwd_push pc = {(uint32_t)BT, T, C, V, (uint32_t)has_wpe, v0, v1};
-  /* Without a position table, wte stands in at binding 3 (read-only, never read). */
-  vklm_buffer bufs[4] = {out, tokens, wte, has_wpe ? wpe : wte};
-  return vklm_op_dispatch_1d(cmd, "embedding_forward_f32", bufs, 4, &pc, sizeof pc, n);
+  embed_fwd_push pc = {(uint32_t)BT, T, C, V, (uint32_t)has_wpe, v0, v1, vs};
+  /* Without a position table or a second chunk, wte stands in at bindings 3 and 4 (read-only,
+   * never read). */
+  vklm_buffer bufs[5] = {out, tokens, wte, has_wpe ? wpe : wte, vs < v1 ? wte2 : wte};
+  return vklm_op_dispatch_1d(cmd, "embedding_forward_f32", bufs, 5, &pc, sizeof pc, n);
 }
 
 vklm_status vklm_embedding_backward(vklm_cmd *cmd, vklm_buffer dwte, vklm_buffer dwpe,

@@ -73,6 +73,12 @@ vklm_status vklm_embedding_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer t
 vklm_status vklm_embedding_forward_range(vklm_cmd *cmd, vklm_buffer out, vklm_buffer tokens,
                                          vklm_buffer wte, vklm_buffer wpe, uint32_t B, uint32_t T,
                                          uint32_t C, uint32_t V, uint32_t v0, uint32_t v1);
+/* The forward over two consecutive chunks in one dispatch: wte holds rows [v0, vs), wte2 rows
+ * [vs, v1) (vs = v1: wte alone, wte2 unused). */
+vklm_status vklm_embedding_forward_range2(vklm_cmd *cmd, vklm_buffer out, vklm_buffer tokens,
+                                          vklm_buffer wte, vklm_buffer wte2, vklm_buffer wpe,
+                                          uint32_t B, uint32_t T, uint32_t C, uint32_t V,
+                                          uint32_t v0, uint32_t vs, uint32_t v1);
 vklm_status vklm_embedding_backward_range(vklm_cmd *cmd, vklm_buffer dwte, vklm_buffer dwpe,
                                           vklm_buffer plan, vklm_buffer dout, uint32_t B,
                                           uint32_t T, uint32_t C, uint32_t V, uint32_t v0,

@@ -304,16 +304,19 @@ vklm_status vklm_nn_matmul(vklm_cmd *cmd, vklm_tensor c, vklm_tensor a, int tran
 
 /* ---- embeddings, positions ------------------------------------------------------------------ */
 vklm_status vklm_nn_embed(vklm_cmd *cmd, vklm_tensor out, vklm_tensor tokens, vklm_tensor wte,
-                          vklm_tensor wpe, uint32_t v0, uint32_t V) {
+                          vklm_tensor wte2, vklm_tensor wpe, uint32_t v0, uint32_t V) {
   const char *op = "nn_embed";
   uint32_t B = tokens.ndim == 2 ? tokens.shape[0] : 1, T = tokens.shape[tokens.ndim - 1];
-  uint32_t C = wte.shape[1];
+  uint32_t C = wte.shape[1], vs = v0 + wte.shape[0];
   vklm_tensor_expect(op, "wte", &wte, F32, 2, 0, C, 0);
+  int two = !vklm_tensor_is_none(&wte2);
+  if (two) vklm_tensor_expect(op, "wte2", &wte2, F32, 2, 0, C, 0);
   vklm_tensor_expect(op, "out", &out, F32, 2, B * T, C, 0);
   if (!vklm_tensor_is_none(&wpe)) vklm_tensor_expect(op, "wpe", &wpe, F32, 2, 0, C, 0);
-  return vklm_embedding_forward_range(cmd, act(op, "out", &out), ints(op, "tokens", &tokens),
-                                      act(op, "wte", &wte), opt(op, "wpe", &wpe), B, T, C, V, v0,
-                                      v0 + wte.shape[0]);
+  return vklm_embedding_forward_range2(
+      cmd, act(op, "out", &out), ints(op, "tokens", &tokens), act(op, "wte", &wte),
+      two ? act(op, "wte2", &wte2) : (vklm_buffer){0}, opt(op, "wpe", &wpe), B, T, C, V, v0, vs,
+      two ? vs + wte2.shape[0] : vs);
 }
 
 vklm_status vklm_nn_embed_backward(vklm_cmd *cmd, vklm_tensor dwte, vklm_tensor dwpe,

@@ -84,11 +84,12 @@ vklm_status vklm_nn_matmul(vklm_cmd *cmd, vklm_tensor c, vklm_tensor a, int tran
 
 /* ---- embeddings and positions --------------------------------------------------------------
  * out (B*T,C) = wte[tokens] (+ wpe[t]) for the tokens in the vocabulary range [v0, v0+rows of
- * wte); tokens (B,T) I32; wpe (maxT,C) or none. The backward adds into dwte (the range
+ * wte), and of wte2 after it when given (a split table's next chunk: one dispatch for two);
+ * tokens (B,T) I32; wpe (maxT,C) or none. The backward adds into dwte (the range
  * [v0, v1); none: a frozen table) and dwpe (none: skipped) from dout (B*T,C) with the bucket
  * plan (embedding.h, an I32 tensor of vklm_embedding_plan_size(B*T)). */
 vklm_status vklm_nn_embed(vklm_cmd *cmd, vklm_tensor out, vklm_tensor tokens, vklm_tensor wte,
-                          vklm_tensor wpe, uint32_t v0, uint32_t V);
+                          vklm_tensor wte2, vklm_tensor wpe, uint32_t v0, uint32_t V);
 vklm_status vklm_nn_embed_backward(vklm_cmd *cmd, vklm_tensor dwte, vklm_tensor dwpe,
                                    vklm_tensor plan, vklm_tensor dout, vklm_tensor tokens,
                                    uint32_t v0, uint32_t v1, uint32_t V);
