@@ -36,8 +36,14 @@ typedef struct mm_arg {
   vklm_gemm g[MAX_CHUNKS];
   int nchunks;
   int kind; /* 0 tiled fp32 (or the CPU-type variant, by the context's kernel family),
-               1 fp16 storage (tiled), 2 naive, 3 cooperative matrices (fp16) */
+               1 fp16 storage (tiled), 2 naive, 3 cooperative matrices (fp16),
+               4 tiled fp32 with the chosen tile double-buffered (bench_dbuf_fits says where),
+               5 split-K fp32 (vklm_matmul_splitk: `splits` slices in `scratch`; one chunk) */
+  uint32_t splits;
+  vklm_buffer scratch;
 } mm_arg;
+/* Whether the tile vklm_matmul_config_choose picks for g can run double-buffered here. */
+int bench_dbuf_fits(vklm_context *ctx, const vklm_gemm *g);
 
 /* The GEMMs of GPT-2 124M (C 768, MLP 3072, V 50257) at T rows: qkv, attention projection, MLP
  * fc and proj, the LM head, and the MLP fc's weight gradient; fills out[0..BENCH_GPT2_SHAPES). */

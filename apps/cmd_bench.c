@@ -71,6 +71,16 @@ void bench_gpt2_shapes(uint32_t T, mm_shape *out) {
   for (int i = 0; i < BENCH_GPT2_SHAPES; i++) out[i] = g[i];
 }
 
+int bench_dbuf_fits(vklm_context *ctx, const vklm_gemm *g) {
+  vklm_matmul_config cf = vklm_matmul_config_choose(ctx, g), all[32];
+  uint32_t n = vklm_matmul_configs(ctx, all, 32);
+  for (uint32_t i = 0; i < n; i++)
+    if (all[i].dbuf && all[i].BM == cf.BM && all[i].BN == cf.BN && all[i].BK == cf.BK &&
+        all[i].TM == cf.TM && all[i].TN == cf.TN)
+      return 1;
+  return 0;
+}
+
 vklm_status rec_mm(vklm_cmd *cmd, void *p) {
   mm_arg *m = p;
   vklm_status st = VKLM_OK;
@@ -78,6 +88,12 @@ vklm_status rec_mm(vklm_cmd *cmd, void *p) {
     if (m->kind == 1) { /* the tiled kernel (no configuration would pick coopmat where it is) */
       vklm_matmul_config cf = vklm_matmul_config_choose(vklm_cmd_context(cmd), &m->g[i]);
       st = vklm_matmul_ex(cmd, m->c[i], m->a, VKLM_GEMM_F16, m->b[i], VKLM_GEMM_F16, &m->g[i], &cf);
+    } else if (m->kind == 5) {
+      st = vklm_matmul_splitk(cmd, m->c[i], m->a, m->b[i], &m->g[i], m->splits, m->scratch);
+    } else if (m->kind == 4) { /* the chosen tile, double-buffered (checked by the caller) */
+      vklm_matmul_config cf = vklm_matmul_config_choose(vklm_cmd_context(cmd), &m->g[i]);
+      cf.dbuf = 1;
+      st = vklm_matmul_ex(cmd, m->c[i], m->a, VKLM_GEMM_F32, m->b[i], VKLM_GEMM_F32, &m->g[i], &cf);
     } else if (m->kind == 3)
       st = vklm_matmul_ex(cmd, m->c[i], m->a, VKLM_GEMM_F16, m->b[i], VKLM_GEMM_F16, &m->g[i],
                           &vklm_matmul_config_coopmat);
@@ -179,6 +195,7 @@ static int bench_ops(int argc, char **argv) {
   mm_shape shapes[] = {
       {"square", sq, sq, sq, 0, 0},
       {0}, {0}, {0}, {0}, {0}, {0}, /* bench_gpt2_shapes */
+      {"dW 64x64 splitK", 64, 64, 16384, 1, 0}, /* a narrow layer's weight gradient */
       {"tiny qkv", 256, 192, 64, 0, 1},
       {"tiny attn proj", 256, 64, 64, 0, 1},
       {"tiny fc, head", 256, 256, 64, 0, 1},
@@ -198,23 +215,32 @@ static int bench_ops(int argc, char **argv) {
     printf("device: %s (%s)%s\n", caps->name, caps->driver_info[0] ? caps->driver_info : caps->driver_name,
            caps->baseline ? " [baseline limits]" : "");
     printf("\nmatmul C = op(A) @ op(B), fp32 accumulate; GFLOP/s = 2*M*N*K / time\n");
-    printf("%-16s %6s %6s %6s %3s %10s %10s %10s %10s\n", "shape", "M", "N", "K", "op", "fp32 tiled",
-           cpu_path ? "fp32 cpu" : "", "fp16 st.", naive ? "naive" : "");
+    printf("%-16s %6s %6s %6s %3s %10s %10s %10s %10s %10s %14s\n", "shape", "M", "N", "K", "op",
+           "fp32 tiled", cpu_path ? "fp32 cpu" : "", "fp16 st.", naive ? "naive" : "", "tiled dbuf",
+           "split-K (S)");
   }
   for (int s = 0; s < nshapes; s++) {
     mm_shape *sh = &shapes[s];
     mm_arg m;
     if (mm_setup(&b, sh, &m)) goto done;
     vklm_gemm whole = {.M = sh->M, .N = sh->N, .K = sh->K, .batch = 1};
-    /* gf: tiled fp32, fp16 storage, naive, CPU-type fp32 */
-    double flops = vklm_matmul_flops(&whole), gf[4] = {0, 0, 0, 0};
-    for (int kind = 0; kind < 4; kind++) {
+    /* gf: tiled fp32, fp16 storage, naive, CPU-type fp32, tiled fp32 double-buffered, split-K
+     * with the slices vklm_matmul_splitk_choose picks (the GPU family's kernels per slice) */
+    double flops = vklm_matmul_flops(&whole), gf[6] = {0, 0, 0, 0, 0, 0};
+    m.splits = m.nchunks == 1 ? vklm_matmul_splitk_choose(b.ctx, &m.g[0]) : 1;
+    for (int kind = 0; kind < 6; kind++) {
       if (kind == 2 && (!naive || flops > (cpu ? 2e9 : 2e12))) continue;
       if (kind == 3 && !cpu_path) continue;
+      if (kind == 4 && !bench_dbuf_fits(b.ctx, &m.g[0])) continue;
+      if (kind == 5 && (m.splits < 2 || vklm_arena_alloc(b.arena,
+                                                         vklm_matmul_splitk_scratch_bytes(
+                                                             b.ctx, &m.g[0], m.splits),
+                                                         &m.scratch) != VKLM_OK))
+        continue;
       m.kind = kind == 3 ? 0 : kind;
-      vklm_context_set_kernels(b.ctx, kind == 0   ? VKLM_KERNELS_GPU
-                                      : kind == 3 ? VKLM_KERNELS_CPU
-                                                  : cfg.kernels);
+      vklm_context_set_kernels(b.ctx, kind == 0 || kind == 4 || kind == 5 ? VKLM_KERNELS_GPU
+                                      : kind == 3            ? VKLM_KERNELS_CPU
+                                                             : cfg.kernels);
       double t = time_recorded(&b, rec_mm, &m);
       vklm_context_set_kernels(b.ctx, cfg.kernels);
       if (t < 0) goto done;
@@ -232,6 +258,11 @@ static int bench_ops(int argc, char **argv) {
     if (gf[3] > 0) cJSON_AddNumberToObject(o, "gflops_f32_cpu", gf[3]);
     cJSON_AddNumberToObject(o, "gflops_f16_storage", gf[1]);
     if (gf[2] > 0) cJSON_AddNumberToObject(o, "gflops_naive", gf[2]);
+    if (gf[4] > 0) cJSON_AddNumberToObject(o, "gflops_f32_dbuf", gf[4]);
+    if (gf[5] > 0) {
+      cJSON_AddNumberToObject(o, "gflops_f32_splitk", gf[5]);
+      cJSON_AddNumberToObject(o, "splitk_slices", m.splits);
+    }
     cJSON_AddItemToArray(mmj, o);
     if (!json) {
       char nv[16] = "";
@@ -239,8 +270,13 @@ static int bench_ops(int argc, char **argv) {
       else if (naive) snprintf(nv, sizeof nv, "%10s", "-");
       char cv[16] = "";
       if (cpu_path) snprintf(cv, sizeof cv, "%10.1f", gf[3]);
-      printf("%-16s %6u %6u %6u %s%s %10.1f %10s %10.1f %s\n", sh->name, sh->M, sh->N, sh->K,
-             sh->trans_a ? "T" : "N", sh->trans_b ? "T" : "N", gf[0], cv, gf[1], nv);
+      char dv[16] = "         -";
+      if (gf[4] > 0) snprintf(dv, sizeof dv, "%10.1f", gf[4]);
+      char sv[24] = "             -";
+      if (gf[5] > 0) snprintf(sv, sizeof sv, "%9.1f (%2u)", gf[5], m.splits);
+      printf("%-16s %6u %6u %6u %s%s %10.1f %10s %10.1f %10s %s %s\n", sh->name, sh->M, sh->N,
+             sh->K, sh->trans_a ? "T" : "N", sh->trans_b ? "T" : "N", gf[0], cv, gf[1],
+             naive ? nv : "", dv, sv);
       fflush(stdout);
     }
   }

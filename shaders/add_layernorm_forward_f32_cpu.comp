@@ -7,9 +7,11 @@
 //   out[r,c] = (res[r,c] - mean[r]) * rstd[r] * weight[c] + bias[c]
 // The first pass writes res as it sums; the later ones read it back (the invocation's own
 // writes). Control flow stays uniform (invocations past N work on row N-1 and store nothing).
-// Bindings: 0 res (N,C) read-write; 1 out (N,C) write-only; 2 mean (N) write-only; 3 rstd (N)
+// Bindings: 0 res (N,C) read-write; 1 out (N,C) (OUT_FMT); 2 mean (N) write-only; 3 rstd (N)
 //           write-only; 4 a (N,C); 5 b (N,C); 6 weight (C); 7 bias (C).
 // Push constants: uint N, C; float eps.
+// Spec constant 1 OUT_FMT: out in fp32 (0), fp16 (1) or bf16 (2), rounded and packed as
+// store16.glsl says (16-bit out: uint words; the other bindings stay fp32).
 // Dispatch: one invocation per row, local_size_x = spec constant 0; grid over x,y by
 // vklm_groups_1d (ceil(N / local_size_x) workgroups).
 #extension GL_GOOGLE_include_directive : require
@@ -17,7 +19,9 @@ layout(local_size_x_id = 0) in;
 #include "common.glsl"
 #include "rows_cpu.glsl"
 layout(std430, binding = 0) buffer Res { float res[]; };
-layout(std430, binding = 1) writeonly buffer Out { float out_[]; };
+layout(constant_id = 1) const uint OUT_FMT = 0; // store16.glsl: 0 f32, 1 f16, 2 bf16
+layout(std430, binding = 1) buffer Out { uint out_[]; };
+#include "store16.glsl"
 layout(std430, binding = 2) writeonly buffer Mean { float mean_[]; };
 layout(std430, binding = 3) writeonly buffer Rstd { float rstd_[]; };
 layout(std430, binding = 4) readonly buffer A { float a_[]; };
@@ -47,8 +51,13 @@ void main() {
 #define SQ(c) ((X(c) - m) * (X(c) - m))
   VKLM_ROW_SUM(v, pc.C, SQ)
   float rs = 1.0 / sqrt(v / float(pc.C) + pc.eps);
-#define OUT(c) if (live) out_[base + (c)] = (X(c) - m) * rs * weight[c] + bias[c]
-  VKLM_ROW_FOR(pc.C, OUT)
+#define Y(c) ((X(c) - m) * rs * weight[c] + bias[c])
+  if (OUT_FMT == 0u) {
+#define OUT(c) if (live) out_[base + (c)] = floatBitsToUint(Y(c))
+    VKLM_ROW_FOR(pc.C, OUT)
+  } else {
+    VKLM_STORE16_ROW(base, pc.C, live, Y)
+  }
   if (live) {
     mean_[r] = m;
     rstd_[r] = rs;

@@ -4,9 +4,11 @@
 //   out[r,c] = res[r,c] * rstd[r] * weight[c]
 // (the same results as add_f32 followed by rmsnorm_forward_f32). Each thread reads back only
 // the elements of res it wrote itself.
-// Bindings: 0 res (N,C) read-write; 1 out (N,C) write-only; 2 rstd (N) write-only; 3 a (N,C);
+// Bindings: 0 res (N,C) read-write; 1 out (N,C) (OUT_FMT); 2 rstd (N) write-only; 3 a (N,C);
 //           4 b (N,C); 5 weight (C).
 // Push constants: uint N, C; float eps.
+// Spec constant 1 OUT_FMT: out in fp32 (0), fp16 (1) or bf16 (2), rounded and packed as
+// store16.glsl says (16-bit out: uint words; the other bindings stay fp32).
 // Dispatch: one workgroup per row (grid over x,y by vklm_groups_1d); local_size_x = spec
 // constant 0, a power of two; 8 bytes of shared memory per invocation.
 #extension GL_GOOGLE_include_directive : require
@@ -14,7 +16,9 @@ layout(local_size_x_id = 0) in;
 #include "common.glsl"
 #include "reduce.glsl"
 layout(std430, binding = 0) buffer Res { float res[]; };
-layout(std430, binding = 1) writeonly buffer Out { float out_[]; };
+layout(constant_id = 1) const uint OUT_FMT = 0; // store16.glsl: 0 f32, 1 f16, 2 bf16
+layout(std430, binding = 1) buffer Out { uint out_[]; };
+#include "store16.glsl"
 layout(std430, binding = 2) writeonly buffer Rstd { float rstd_[]; };
 layout(std430, binding = 3) readonly buffer A { float a_[]; };
 layout(std430, binding = 4) readonly buffer B { float b_[]; };
@@ -31,6 +35,14 @@ void main() {
     s += x * x;
   }
   float rs = 1.0 / sqrt(vklm_wg_sum(s) / float(pc.C) + pc.eps);
-  for (uint c = t; c < pc.C; c += W) out_[base + c] = res[base + c] * rs * weight[c];
+  if (OUT_FMT == 0u) {
+    for (uint c = t; c < pc.C; c += W)
+      out_[base + c] = floatBitsToUint(res[base + c] * rs * weight[c]);
+  } else {
+    // 16-bit out: whole words per thread; a + b recomputed (the same bits as res) rather
+    // than read back from res, which other threads of the group wrote
+#define Y(c) ((a_[base + (c)] + b_[base + (c)]) * rs * weight[c])
+    VKLM_STORE16_ROW_STRIDED(base, pc.C, t, W, Y)
+  }
   if (t == 0) rstd_[row] = rs;
 }

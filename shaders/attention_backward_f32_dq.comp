@@ -9,12 +9,13 @@
 // Bindings: 0 dqkv (B,T,(NH+2*NKV)*HS) f32, write-only (only the query heads are written here);
 //           1 dout (B,T,NH*HS) f32; 2 lse (B,NH,T) f32; 3 D (B,NH,T) f32, write-only (rows
 //           t < T of the workgroup's query block); 4 qkv (B,T,(NH+2*NKV)*HS) f32;
-//           5 out (B,T,NH*HS) f32 (the forward's output); 1, 2, 4, 5 read-only.
+//           5 out (B,T,NH*HS) (the forward's output, OUT_FMT); 1, 2, 4, 5 read-only.
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size NT, 1 BQ query rows per workgroup, 2 BK keys per tile, 3 HS,
 //   4 RM query rows per thread. Thread (g, c), c < TPR = NT/(BQ/RM), computes ds of rows
 //   g*RM .. g*RM+RM-1 against keys c, c+TPR, ... of the tile and accumulates dims c, c+TPR, ...
-//   of their dq (register tiles of RM x KPT and RM x DPT).
+//   of their dq (register tiles of RM x KPT and RM x DPT). 5 OUT_FMT: out in fp32 (0), or
+//   fp16 (1) / bf16 (2) words (mixed precision's saved attention output).
 // Shared memory: (2*BQ + 2*BK) * (HS+1) + BQ*(BK+1) floats (the ds tile first passes the rows'
 // D to the threads).
 // Dispatch: (ceil(T/BQ), NH, B).
@@ -37,7 +38,14 @@ layout(std430, binding = 1) readonly buffer Dout { float dout[]; };
 layout(std430, binding = 2) readonly buffer Lse { float lse[]; };
 layout(std430, binding = 3) writeonly buffer D { float D_[]; };
 layout(std430, binding = 4) readonly buffer Qkv { float qkv[]; };
-layout(std430, binding = 5) readonly buffer Out { float out_[]; };
+layout(constant_id = 5) const uint OUT_FMT = 0; // out: 0 f32, 1 f16, 2 bf16 (HS even)
+layout(std430, binding = 5) readonly buffer Out { uint out_[]; };
+float out_at(uint i) {
+  if (OUT_FMT == 0u) return uintBitsToFloat(out_[i]);
+  uint w = out_[i >> 1];
+  if (OUT_FMT == 2u) return uintBitsToFloat((i & 1u) != 0u ? w & 0xffff0000u : w << 16);
+  return unpackHalf2x16(w)[i & 1u];
+}
 layout(push_constant) uniform Push { uint T; uint NH; uint NKV; uint causal; float scale; } pc;
 
 shared float sQ[BQ * LD];
@@ -70,7 +78,7 @@ void main() {
     float s = 0.0;
     if (t < T) {
       uint o = (b * T + t) * pc.NH * HS + h * HS;
-      for (uint d = 0; d < HS; d++) s += sO[rr * LD + d] * out_[o + d];
+      for (uint d = 0; d < HS; d++) s += sO[rr * LD + d] * out_at(o + d);
       D_[(b * pc.NH + h) * T + t] = s;
     }
     sS[rr * SLD] = s;

@@ -13,12 +13,13 @@
 // and store nothing.
 // Bindings: 0 dqkv (B,T,(NH+2*NKV)*HS) f32, write-only (only the query heads are written here);
 //           1 dout (B,T,NH*HS) f32; 2 lse (B,NH,T) f32; 3 D (B,NH,T) f32, write-only (the
-//           invocation's rows t < T); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 5 out (B,T,NH*HS) f32 (the
-//           forward's output); 1, 2, 4, 5 read-only.
+//           invocation's rows t < T); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 5 out (B,T,NH*HS) (the
+//           forward's output, OUT_FMT); 1, 2, 4, 5 read-only.
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size W, 1 HS head size, 2 R query rows per invocation (rows
 //   q0 + i*W + local id, i < R, of the workgroup's block of W*R rows starting at q0): each load of
-//   k_j and v_j feeds R rows.
+//   k_j and v_j feeds R rows. 3 OUT_FMT: out in fp32 (0), or fp16 (1) / bf16 (2) words
+//   (mixed precision's saved attention output).
 // Dispatch: (ceil(T/(W*R)), NH, B).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -37,7 +38,14 @@ layout(std430, binding = 1) readonly buffer Dout { float dout[]; };
 layout(std430, binding = 2) readonly buffer Lse { float lse[]; };
 layout(std430, binding = 3) writeonly buffer D { float D_[]; };
 layout(std430, binding = 4) readonly buffer Qkv { float qkv[]; };
-layout(std430, binding = 5) readonly buffer Out { float out_[]; };
+layout(constant_id = 3) const uint OUT_FMT = 0; // out: 0 f32, 1 f16, 2 bf16 (HS even)
+layout(std430, binding = 5) readonly buffer Out { uint out_[]; };
+float out_at(uint i) {
+  if (OUT_FMT == 0u) return uintBitsToFloat(out_[i]);
+  uint w = out_[i >> 1];
+  if (OUT_FMT == 2u) return uintBitsToFloat((i & 1u) != 0u ? w & 0xffff0000u : w << 16);
+  return unpackHalf2x16(w)[i & 1u];
+}
 layout(push_constant) uniform Push { uint T; uint NH; uint NKV; uint causal; float scale; } pc;
 
 void main() {
@@ -60,7 +68,7 @@ void main() {
     DLOOP(INIT)
     L[i] = lse[(b * pc.NH + h) * T + tt[i]];
     float dsum = 0.0;
-#define DSUM(d) dsum += o[i * HS + (d)] * out_[ob + (d)]
+#define DSUM(d) dsum += o[i * HS + (d)] * out_at(ob + (d))
     DLOOP(DSUM)
     Dr[i] = dsum;
     if (q0 + i * W + lid < T) D_[(b * pc.NH + h) * T + tt[i]] = dsum;

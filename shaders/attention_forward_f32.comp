@@ -6,7 +6,7 @@
 // Key/value head g = h / (NH/NKV). Nothing of size TxT is stored: key and value tiles of BK
 // rows pass through shared memory and each query row keeps a running max m, sum l and output
 // accumulator (online softmax).
-// Bindings: 0 out (B,T,NH*HS) f32, write-only; 1 lse (B,NH,T) f32, write-only;
+// Bindings: 0 out (B,T,NH*HS) (OUT_FMT); 1 lse (B,NH,T) f32, write-only;
 //           2 qkv (B,T,(NH+2*NKV)*HS) f32, read-only (NH query heads, NKV key, NKV value).
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size NT, 1 BQ query rows per workgroup, 2 BK keys per tile,
@@ -14,6 +14,8 @@
 //   Thread (g, c), c < TPR = NT/(BQ/RM), owns rows g*RM .. g*RM+RM-1 of the block: it computes
 //   their scores against keys c, c+TPR, ... of the tile (an RM x KPT register tile) and
 //   accumulates their output dims c, c+TPR, ... (an RM x DPT register tile).
+//   5 OUT_FMT: out in fp32 (0), or fp16 (1) / bf16 (2) words (store16.glsl; HS even): the
+//   block's rows are staged in shared memory and stored a word per thread.
 // Shared memory: (BQ + 2*BK) * (HS+1) + BQ*(BK+1) floats (rows padded against bank conflicts).
 // Dispatch: (ceil(T/BQ), NH, B).
 #extension GL_GOOGLE_include_directive : require
@@ -31,7 +33,9 @@ const uint DPT = (HS + TPR - 1) / TPR; // output dims per thread
 const uint LD = HS + 1, SLD = BK + 1;
 const float MASKED = -3.0e38;
 
-layout(std430, binding = 0) writeonly buffer Out { float out_[]; };
+layout(constant_id = 5) const uint OUT_FMT = 0; // store16.glsl: 0 f32, 1 f16, 2 bf16
+layout(std430, binding = 0) buffer Out { uint out_[]; };
+#include "store16.glsl"
 layout(std430, binding = 1) writeonly buffer Lse { float lse[]; };
 layout(std430, binding = 2) readonly buffer Qkv { float qkv[]; };
 layout(push_constant) uniform Push { uint T; uint NH; uint NKV; uint causal; float scale; } pc;
@@ -116,16 +120,39 @@ void main() {
     }
   }
 
+  if (OUT_FMT == 0u) {
+    for (uint i = 0; i < RM; i++) {
+      uint t = q0 + r0 + i;
+      if (t < T) {
+        float inv = 1.0 / l[i];
+        uint o = (b * T + t) * pc.NH * HS + h * HS;
+        for (uint j = 0; j < DPT; j++) {
+          uint d = c + j * TPR;
+          if (d < HS) out_[o + d] = floatBitsToUint(acc[i * DPT + j] * inv);
+        }
+        if (c == 0u) lse[(b * pc.NH + h) * T + t] = m[i] + log(l[i]);
+      }
+    }
+    return;
+  }
+  // 16-bit out (HS even): the block's output rows through sQ (free: the last tile's scores are
+  // done), then each thread packs whole words of them
+  barrier();
   for (uint i = 0; i < RM; i++) {
     uint t = q0 + r0 + i;
-    if (t < T) {
-      float inv = 1.0 / l[i];
-      uint o = (b * T + t) * pc.NH * HS + h * HS;
-      for (uint j = 0; j < DPT; j++) {
-        uint d = c + j * TPR;
-        if (d < HS) out_[o + d] = acc[i * DPT + j] * inv;
-      }
-      if (c == 0u) lse[(b * pc.NH + h) * T + t] = m[i] + log(l[i]);
+    float inv = t < T ? 1.0 / l[i] : 0.0;
+    for (uint j = 0; j < DPT; j++) {
+      uint d = c + j * TPR;
+      if (d < HS) sQ[(r0 + i) * LD + d] = acc[i * DPT + j] * inv;
     }
+    if (t < T && c == 0u) lse[(b * pc.NH + h) * T + t] = m[i] + log(l[i]);
+  }
+  barrier();
+  const uint HW = HS / 2u;
+  for (uint w = tid; w < BQ * HW; w += NT) {
+    uint rr = w / HW, d = 2u * (w % HW), t = q0 + rr;
+    if (t < T)
+      out_[((b * T + t) * pc.NH * HS + h * HS + d) >> 1] =
+          vklm_pack16(sQ[rr * LD + d], sQ[rr * LD + d + 1u]);
   }
 }

@@ -12,12 +12,13 @@
 // for the whole SIMD vector. Control flow stays uniform: the key loop runs to the workgroup's
 // last row (causal) with the mask applied per row, and rows past T work on row T-1 and store
 // nothing.
-// Bindings: 0 out (B,T,NH*HS) f32, write-only; 1 lse (B,NH,T) f32, write-only;
+// Bindings: 0 out (B,T,NH*HS) (OUT_FMT); 1 lse (B,NH,T) f32, write-only;
 //           2 qkv (B,T,(NH+2*NKV)*HS) f32, read-only (NH query heads, NKV key, NKV value).
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size W, 1 HS head size, 2 BK keys per softmax block, 3 R query
 //   rows per invocation (rows q0 + i*W + local id, i < R, of the workgroup's block of W*R rows
-//   starting at q0): each load of k_j and v_j feeds R rows.
+//   starting at q0): each load of k_j and v_j feeds R rows. 4 OUT_FMT: out in fp32 (0), or
+//   fp16 (1) / bf16 (2) words (store16.glsl; HS even: each row whole words).
 // Dispatch: (ceil(T/(W*R)), NH, B).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -33,7 +34,9 @@ const float MASKED = -3.0e38;
 // its limit of 65535 per invocation (see rows_cpu.glsl).
 #define DLOOP(STMT) [[unroll]] for (uint d_ = 0u; d_ < HS; d_++) { STMT(d_); }
 
-layout(std430, binding = 0) writeonly buffer Out { float out_[]; };
+layout(constant_id = 4) const uint OUT_FMT = 0; // store16.glsl: 0 f32, 1 f16, 2 bf16
+layout(std430, binding = 0) buffer Out { uint out_[]; };
+#include "store16.glsl"
 layout(std430, binding = 1) writeonly buffer Lse { float lse[]; };
 layout(std430, binding = 2) readonly buffer Qkv { float qkv[]; };
 layout(push_constant) uniform Push { uint T; uint NH; uint NKV; uint causal; float scale; } pc;
@@ -108,8 +111,14 @@ void main() {
     if (t < T) {
       float inv = 1.0 / l[i];
       uint o = (b * T + t) * pc.NH * HS + h * HS;
-#define OUT(d) out_[o + (d)] = acc[i * HS + (d)] * inv
-      DLOOP(OUT)
+      if (OUT_FMT == 0u) {
+#define OUT(d) out_[o + (d)] = floatBitsToUint(acc[i * HS + (d)] * inv)
+        DLOOP(OUT)
+      } else { // 16-bit (HS even): whole words, the row's own
+#define OUT16(w) \
+  out_[(o >> 1) + (w)] = vklm_pack16(acc[i * HS + 2u * (w)] * inv, acc[i * HS + 2u * (w) + 1u] * inv)
+        [[unroll]] for (uint w_ = 0u; w_ < HS / 2u; w_++) { OUT16(w_); }
+      }
       lse[(b * pc.NH + h) * T + t] = m[i] + log(l[i]);
     }
   }

@@ -7,14 +7,15 @@
 // (rs_[m] += sum_k op(A)[m][k], k in order; batch 1): the bias gradient of a linear layer taken
 // from the weight gradient's own pass over dout (dW = dout^T @ inp, dbias = the row sums of
 // dout^T), with no dispatch of its own.
-// Epilogues (one defined at most, each with binding 4 laid out as C: element ci of C pairs with
-// element ci of it; activation.glsl included before this file):
-//   EPI_GELU  (matmul_tiled_f32_gelu.comp): C gets v = alpha*acc + beta*C + bias as always, and
-//             binding 4 (float act_[], write-only) gets gelu(v): a GPT-2 MLP's fc layer and its
-//             activation in one pass, the pre-activation kept for the backward.
-//   EPI_DGELU (matmul_tiled_f32_dgelu.comp): C gets v * gelu'(pre_[ci]), binding 4 (float pre_[],
-//             read-only) the pre-activation: the input gradient of the MLP's projection times
-//             the activation's derivative, i.e. the gradient of the pre-activation.
+// Epilogues (one defined at most; matmul_store.glsl declares their binding 4, laid out as C:
+// element ci of C pairs with element ci of it):
+//   EPI_GELU  (matmul_tiled_{f32,f16}_gelu.comp): C gets v = alpha*acc + beta*C + bias as always,
+//             and binding 4 (act_, written; fp32 or 16-bit words by spec constant 10 ACT_FMT)
+//             gets gelu(v): a GPT-2 MLP's fc layer and its activation in one pass, the
+//             pre-activation kept for the backward.
+//   EPI_DGELU (matmul_tiled_{f32,f16}_dgelu.comp): C gets v * gelu'(pre_[ci]), binding 4 (float
+//             pre_[], read-only) the pre-activation: the input gradient of the MLP's projection
+//             times the activation's derivative, i.e. the gradient of the pre-activation.
 // They are compiled into variants of their own, so the plain kernel is unchanged.
 // Tiling: a workgroup computes a BM x BN block of C; K is walked in steps of BK through shared
 // memory (As: BK x BM, Bs: BK x BN, both k-major and padded by one to spread the banks); each of
@@ -22,6 +23,12 @@
 // columns tx + j*(BN/TN) (strided, so neighbouring threads read neighbouring shared words and
 // write neighbouring columns of C). Tile loads are coalesced for either transpose and zero-fill
 // outside the matrix, so any M, N, K works.
+// Double buffering (spec constant 11 DBUF = 1; the host picks it where twice the shared memory
+// fits, vklm_matmul_config_choose): two sets of As/Bs; each thread loads its LA + LB elements of
+// the NEXT K-tile from global memory into registers before the current tile's FMAs (so the
+// loads are in flight while it computes) and stores them into the other set after, with one
+// barrier per K step: a set is refilled only after the barrier that ends the step which read it.
+// DBUF = 0 is the single-buffered loop (two barriers per step), unchanged.
 #ifndef VKLM_MATMUL_GLSL
 #define VKLM_MATMUL_GLSL
 
@@ -41,8 +48,41 @@ const uint TY = BM / TM;
 const uint NT = TX * TY; // == local_size_x (the host sets both)
 const uint SA = BM + 1;
 const uint SB = BN + 1;
-shared float As[BK * SA];
-shared float Bs[BK * SB];
+layout(constant_id = 11) const uint DBUF = 0;
+const uint NBUF = DBUF + 1u; // DBUF is 0 or 1
+shared float As[NBUF * BK * SA];
+shared float Bs[NBUF * BK * SB];
+// The double-buffered path's share of each tile: element l = tid + r*NT (r < LA / LB) of the
+// tile, in the single path's order (consecutive threads along the operand's contiguous dimension).
+const uint LA = (BM * BK + NT - 1) / NT;
+const uint LB = (BN * BK + NT - 1) / NT;
+
+float tile_a(uint l, uint k0, uint m0, uint abase) {
+  uint m = TRANS_A != 0 ? l % BM : l / BK;
+  uint k = TRANS_A != 0 ? l / BM : l % BK;
+  uint gm = m0 + m, gk = k0 + k;
+  if (l >= BM * BK || gm >= pc.M || gk >= pc.K) return 0.0;
+  return LOAD_A(abase + (TRANS_A != 0 ? gk * pc.lda + gm : gm * pc.lda + gk));
+}
+float tile_b(uint l, uint k0, uint n0, uint bbase) {
+  uint n = TRANS_B != 0 ? l / BK : l % BN;
+  uint k = TRANS_B != 0 ? l % BK : l / BN;
+  uint gn = n0 + n, gk = k0 + k;
+  if (l >= BN * BK || gn >= pc.N || gk >= pc.K) return 0.0;
+  return LOAD_B(bbase + (TRANS_B != 0 ? gn * pc.ldb + gk : gk * pc.ldb + gn));
+}
+void tile_store(uint tid, uint buf, float ra[LA], float rb[LB]) {
+  for (uint r = 0; r < LA; r++) {
+    uint l = tid + r * NT;
+    if (l < BM * BK)
+      As[buf * BK * SA + (TRANS_A != 0 ? (l / BM) * SA + l % BM : (l % BK) * SA + l / BK)] = ra[r];
+  }
+  for (uint r = 0; r < LB; r++) {
+    uint l = tid + r * NT;
+    if (l < BN * BK)
+      Bs[buf * BK * SB + (TRANS_B != 0 ? (l % BK) * SB + l / BK : (l / BN) * SB + l % BN)] = rb[r];
+  }
+}
 
 void main() {
   uint tid = gl_LocalInvocationID.x;
@@ -59,6 +99,35 @@ void main() {
   float rsum = 0.0;
 #endif
 
+  if (DBUF != 0) {
+    float ra[LA], rb[LB];
+    for (uint r = 0; r < LA; r++) ra[r] = tile_a(tid + r * NT, 0u, m0, abase);
+    for (uint r = 0; r < LB; r++) rb[r] = tile_b(tid + r * NT, 0u, n0, bbase);
+    tile_store(tid, 0u, ra, rb);
+    barrier();
+    uint buf = 0;
+    for (uint k0 = 0; k0 < pc.K; k0 += BK) {
+      bool more = k0 + BK < pc.K;
+      if (more) { // the next tile's global loads, in flight during the FMAs below
+        for (uint r = 0; r < LA; r++) ra[r] = tile_a(tid + r * NT, k0 + BK, m0, abase);
+        for (uint r = 0; r < LB; r++) rb[r] = tile_b(tid + r * NT, k0 + BK, n0, bbase);
+      }
+      uint ao = buf * BK * SA, bo = buf * BK * SB;
+#ifdef ROWSUM
+      if (rows)
+        for (uint k = 0; k < BK; k++) rsum += As[ao + k * SA + tid]; // zero past K
+#endif
+      for (uint k = 0; k < BK; k++) {
+        for (uint i = 0; i < TM; i++) a[i] = As[ao + k * SA + ty + i * TY];
+        for (uint j = 0; j < TN; j++) b[j] = Bs[bo + k * SB + tx + j * TX];
+        for (uint i = 0; i < TM; i++)
+          for (uint j = 0; j < TN; j++) acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]);
+      }
+      if (more) tile_store(tid, buf ^ 1u, ra, rb);
+      barrier();
+      buf ^= 1u;
+    }
+  } else
   for (uint k0 = 0; k0 < pc.K; k0 += BK) {
     for (uint l = tid; l < BM * BK; l += NT) {
       // consecutive threads walk the contiguous dimension of A in memory

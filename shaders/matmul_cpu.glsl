@@ -1,11 +1,13 @@
 // matmul_cpu.glsl: the body of matmul_cpu_f32.comp and matmul_cpu_f32_dbias.comp (see
 // matmul_cpu_f32.comp for what it computes, its bindings, constants, blocking and dispatch).
-// With HALF_B_OPERAND defined, B holds 16-bit elements (matmul_cpu_f16b.comp).
+// With HALF_B_OPERAND defined, B holds 16-bit elements (matmul_cpu_f16b.comp), and A too where
+// spec constant 8 HALF_A says so.
 // With ROWSUM defined, binding 4 (rs_) also gets the row sums of op(A) over K, k in order, from
 // the workgroups of the first column block: lane s < 8 sums the rows it loads (batch 1).
-// With EPI_GELU or EPI_DGELU defined, the epilogues of matmul.glsl (see there) on binding 4:
-// act_ = gelu(C) written beside C, or C multiplied by gelu'(pre_) (matmul_cpu_f32_gelu.comp,
-// matmul_cpu_f32_dgelu.comp).
+// With EPI_GELU or EPI_DGELU defined, the epilogues of matmul_store.glsl (see there) on binding 4:
+// act_ = gelu(C) written beside C (fp32 or 16-bit: spec constant 10 ACT_FMT), or C multiplied by
+// gelu'(pre_) (matmul_cpu_f32_gelu.comp, matmul_cpu_f32_dgelu.comp, and with HALF_B_OPERAND
+// matmul_cpu_f16b_gelu.comp, matmul_cpu_f16b_dgelu.comp).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_ballot : require
@@ -17,31 +19,32 @@ layout(constant_id = 6) const uint TRANS_A = 0;
 layout(constant_id = 7) const uint TRANS_B = 0;
 const uint TG = (TM + 7) / 8; // groups of 8 rows, one A load each
 layout(std430, binding = 0) buffer C { float c_[]; };
-layout(std430, binding = 1) readonly buffer A { float a_[]; };
 #ifdef HALF_B_OPERAND
 // B in 16-bit storage (matmul_cpu_f16b.comp): HALF_B 1 fp16, 2 bf16, packed in pairs (element i
-// in word i/2, low half first), any element offset.
+// in word i/2, low half first), any element offset. A too when HALF_A is 1 or 2 (mixed
+// precision's 16-bit activations as the linear layers' input), else fp32 (its bits).
+layout(constant_id = 8) const uint HALF_A = 0;
 layout(constant_id = 9) const uint HALF_B = 1;
+layout(std430, binding = 1) readonly buffer A { uint a_[]; };
 layout(std430, binding = 2) readonly buffer B { uint b_[]; };
-float load_b(uint i) {
-  uint w = b_[i >> 1];
-  if (HALF_B == 2u) return uintBitsToFloat((i & 1u) != 0u ? w & 0xffff0000u : w << 16);
+float load16(uint w, uint i, uint fmt) {
+  if (fmt == 2u) return uintBitsToFloat((i & 1u) != 0u ? w & 0xffff0000u : w << 16);
   return unpackHalf2x16(w)[i & 1u];
 }
+float load_a(uint i) {
+  return HALF_A == 0u ? uintBitsToFloat(a_[i]) : load16(a_[i >> 1], i, HALF_A);
+}
+float load_b(uint i) { return load16(b_[i >> 1], i, HALF_B); }
 #else
+layout(std430, binding = 1) readonly buffer A { float a_[]; };
 layout(std430, binding = 2) readonly buffer B { float b_[]; };
+#define load_a(i) a_[i]
 #define load_b(i) b_[i]
 #endif
 layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
 #ifdef ROWSUM
 layout(std430, binding = 4) buffer RowSum { float rs_[]; };
-#elif defined(EPI_GELU)
-#include "activation.glsl"
-layout(std430, binding = 4) writeonly buffer Act { float act_[]; };
-#elif defined(EPI_DGELU)
-#include "activation.glsl"
-layout(std430, binding = 4) readonly buffer Pre { float pre_[]; };
-#endif
+#endif // EPI_GELU / EPI_DGELU: binding 4 is declared by matmul_store.glsl
 #include "matmul_push.glsl"
 #include "matmul_store.glsl"
 
@@ -72,7 +75,7 @@ void main() {
 #endif
   for (uint k = 0; k < pc.K; k++) {
     float al[TG], b[TN];
-    [[unroll]] for (uint g = 0; g < TG; g++) al[g] = a_[ao[g] + ka];
+    [[unroll]] for (uint g = 0; g < TG; g++) al[g] = load_a(ao[g] + ka);
 #ifdef ROWSUM
     [[unroll]] for (uint g = 0; g < TG; g++) rsum[g] += al[g];
 #endif

@@ -4,7 +4,8 @@
 // accumulation. The CPU-type kernel for 16-bit weights (mixed precision's copies, fp16 model
 // weights), as matmul_tiled_f16 is the GPU one.
 // Binding 2: B uint, packed pairs (element i in word i/2, low half first; any element offset).
-// Spec constants: as matmul_cpu_f32, and 9 HALF_B (1 fp16, 2 bf16).
+// Spec constants: as matmul_cpu_f32, and 9 HALF_B (1 fp16, 2 bf16), 8 HALF_A (0 fp32 A, else
+// A 16-bit as B is: mixed precision's saved activations as the input).
 #extension GL_GOOGLE_include_directive : require
 #define HALF_B_OPERAND
 #include "matmul_cpu.glsl"

@@ -9,24 +9,10 @@
 // Bindings: 0 C (batch,M,N) f32 read-write; 1 A uint; 2 B uint; 3 bias (N) f32 (any buffer when
 //           has_bias = 0).
 // Push constants: as matmul_tiled_f32 (60 bytes).
-// Spec constants: 0..7 as matmul_tiled_f32; 8 HALF_A; 9 HALF_B (0 fp32, 1 fp16, 2 bf16).
+// Spec constants: 0..7 and 11 (DBUF) as matmul_tiled_f32; 8 HALF_A; 9 HALF_B (0 fp32, 1 fp16,
+//           2 bf16).
 // Dispatch: (ceil(N/BN), ceil(M/BM), batch).
+// The bindings and loaders are in matmul_tiled_f16.glsl, shared with the epilogue variants
+// matmul_tiled_f16_gelu.comp and matmul_tiled_f16_dgelu.comp.
 #extension GL_GOOGLE_include_directive : require
-layout(local_size_x_id = 0) in;
-#include "common.glsl"
-layout(constant_id = 8) const uint HALF_A = 1;
-layout(constant_id = 9) const uint HALF_B = 1;
-layout(std430, binding = 0) buffer C { float c_[]; };
-layout(std430, binding = 1) readonly buffer A { uint a_[]; };
-layout(std430, binding = 2) readonly buffer B { uint b_[]; };
-layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
-// bf16 (format 2): the 16-bit word is the high half of an fp32.
-float load16(uint w, uint i, uint fmt) {
-  return fmt == 2u ? uintBitsToFloat((i & 1u) != 0u ? w & 0xffff0000u : w << 16)
-                   : unpackHalf2x16(w)[i & 1u];
-}
-float load_a(uint i) { return HALF_A != 0 ? load16(a_[i >> 1], i, HALF_A) : uintBitsToFloat(a_[i]); }
-float load_b(uint i) { return HALF_B != 0 ? load16(b_[i >> 1], i, HALF_B) : uintBitsToFloat(b_[i]); }
-#define LOAD_A(i) load_a(i)
-#define LOAD_B(i) load_b(i)
-#include "matmul.glsl"
+#include "matmul_tiled_f16.glsl"

@@ -9,7 +9,8 @@
 // Push constants: uint M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, off_a, off_b, off_c;
 //           float alpha, beta; uint has_bias (60 bytes).
 // Spec constants: 0 local_size_x = (BM/TM)*(BN/TN); 1 BM; 2 BN; 3 BK; 4 TM; 5 TN; 6 TRANS_A;
-//           7 TRANS_B. Shared memory: 4*BK*(BM+BN+2) bytes.
+//           7 TRANS_B; 11 DBUF (1: double-buffered tiles, matmul.glsl). Shared memory:
+//           4*BK*(BM+BN+2) bytes, twice that with DBUF.
 // Dispatch: (ceil(N/BN), ceil(M/BM), batch). The tiling is described in matmul.glsl.
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;

@@ -10,12 +10,10 @@
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;
 #include "common.glsl"
-#include "activation.glsl"
 layout(std430, binding = 0) buffer C { float c_[]; };
 layout(std430, binding = 1) readonly buffer A { float a_[]; };
 layout(std430, binding = 2) readonly buffer B { float b_[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
-layout(std430, binding = 4) readonly buffer Pre { float pre_[]; };
 #define LOAD_A(i) a_[i]
 #define LOAD_B(i) b_[i]
 #define EPI_DGELU

@@ -358,12 +358,16 @@ static void test_scalar_head(vt_env *env, vklm_arch arch) {
 /* options.recompute: the norms' outputs and the MLP activation recomputed in the backward. Three
  * steps of two micro-batches and AdamW against a model that keeps them: the same bits (losses,
  * norms, parameters), the runs-in-parts path too, and the activation memory smaller by the
- * shared buffers' worth: (L-1) layers x (2C + F) floats per row. */
-static void test_recompute(vt_env *env, vklm_arch arch) {
+ * shared buffers' worth: (L-1) layers x (2C + F) elements per row (floats; with a mixed
+ * precision prec, 16-bit elements: those activations are held in prec). */
+static void test_recompute(vt_env *env, vklm_arch arch, vklm_dtype prec) {
   vklm_model_config c = tiny(arch);
   c.n_layer = 3;
   uint32_t B = 2, T = 16, n = B * T;
-  vklm_model_options keep = {0}, re = {.recompute = 1};
+  vklm_model_options keep = {.precision = prec}, re = {.recompute = 1, .precision = prec};
+  char lab[32];
+  snprintf(lab, sizeof lab, "%s%s%s", name_of(arch), prec ? " " : "",
+           prec ? vklm_dtype_name(prec) : "");
   vklm_model *a = NULL, *b = NULL;
   OK(a, vklm_model_create_ex(env->ctx, &c, B, T, VKLM_OBJ_CAUSAL, &keep, &a));
   OK(b, vklm_model_create_ex(env->ctx, &c, B, T, VKLM_OBJ_CAUSAL, &re, &b));
@@ -396,16 +400,31 @@ static void test_recompute(vt_env *env, vklm_arch arch) {
   OK(a, vklm_model_get_grads(a, ga));
   vt_expect(env, same && !memcmp(pa, pb, np * 4) && !memcmp(ga, gb, np * 4),
             "%s recompute: losses, norms and parameters after 3 steps, and the gradients of a "
-            "pass in parts, bit-identical to keeping the activations", name_of(arch));
+            "pass in parts, bit-identical to keeping the activations", lab);
   vklm_model_memory ma, mb;
   vklm_model_memory_get(a, &ma);
   vklm_model_memory_get(b, &mb);
-  uint64_t want = (uint64_t)(c.n_layer - 1) * n * (2 * c.n_embd + c.ffn_hidden) * 4;
+  uint64_t want = (uint64_t)(c.n_layer - 1) * n * (2 * c.n_embd + c.ffn_hidden) * (prec ? 2 : 4);
   vt_expect(env, ma.activations - mb.activations >= want &&
                      ma.activations - mb.activations < want + 64 * 1024,
             "%s recompute: activations %.1f KiB instead of %.1f KiB (saves %.1f KiB, want about "
-            "%.1f)", name_of(arch), mb.activations / 1024.0, ma.activations / 1024.0,
-            (ma.activations - mb.activations) / 1024.0, want / 1024.0);
+            "%.1f)", lab, mb.activations / 1024.0,
+            ma.activations / 1024.0, (ma.activations - mb.activations) / 1024.0, want / 1024.0);
+  if (prec) { /* against fp32 activations: ln1, ln2 and act of every layer in half the bytes */
+    vklm_model *f = NULL;
+    vklm_model_options f32 = {0};
+    OK(f, vklm_model_create_ex(env->ctx, &c, B, T, VKLM_OBJ_CAUSAL, &f32, &f));
+    vklm_model_memory mf = {0};
+    if (f) vklm_model_memory_get(f, &mf);
+    uint64_t half = (uint64_t)c.n_layer * n * (2 * c.n_embd + c.ffn_hidden) * 2;
+    vt_expect(env, f && mf.activations - ma.activations >= half &&
+                       mf.activations - ma.activations < half + 64 * 1024,
+              "%s activations %.1f KiB against fp32's %.1f KiB (saves %.1f KiB, want about "
+              "%.1f: ln1, ln2 and act in 16 bits)", lab,
+              ma.activations / 1024.0, mf.activations / 1024.0,
+              (mf.activations - ma.activations) / 1024.0, half / 1024.0);
+    vklm_model_destroy(f);
+  }
   free(pa), free(pb), free(ga), free(gb);
 done:
   vklm_model_destroy(a);
@@ -422,7 +441,8 @@ int main(void) {
     test_logprobs(env, arch);
     test_backward_seq(env, arch);
     test_scalar_head(env, arch);
-    test_recompute(env, arch);
+    test_recompute(env, arch, 0);
+    test_recompute(env, arch, VKLM_DTYPE_BF16);
   }
   return vt_finish(env);
 }

@@ -3,7 +3,9 @@
  * references, for shapes N x C with C = 1, 3, 67, 769, 1000 and N = 1, 5, 130 (none a multiple
  * of a workgroup size), inputs reaching far into the tails (|x| up to 30 for the elementwise
  * ops, large logits for softmax), and every backward reference checked by finite differences of
- * loss = sum(out * proj). Backward outputs are pre-filled with garbage to check they overwrite. */
+ * loss = sum(out * proj). Backward outputs are pre-filled with garbage to check they overwrite.
+ * GELU and SwiGLU forward with an fp16 or bf16 output (the _fmt calls) against the reference
+ * rounded to the format, at odd N*C. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +186,25 @@ static void test_gelu_is_tanh_form(vt_env *env) {
   free(x); free(got); free(want);
 }
 
+/* GELU and SwiGLU with a 16-bit output (fmt 1 fp16, 2 bf16: mixed precision's saved MLP
+ * activation, a thread per word): against the reference rounded to the format (vt_compare16:
+ * within 1 ulp; for an odd N*C nothing written past the last element). */
+static void test_act16(vt_env *env, int op, int fmt, uint32_t N, uint32_t C, uint64_t seed) {
+  size_t n = (size_t)N * C, ni = in_size(op, N, C);
+  float *inp = inputs(op, ni, C, seed), *want = vt_zeros(n);
+  vklm_buffer gi = up(env, inp, ni), go = vt_alloc16(env, n);
+  vt_begin(env);
+  vt_ok(env, op == SWIGLU ? vklm_swiglu_forward_fmt(env->cmd, go, fmt, gi, N, C)
+                          : vklm_gelu_forward_fmt(env->cmd, go, fmt, gi, (uint32_t)n),
+        names[op]);
+  vt_run(env);
+  ref_forward(op, want, inp, N, C);
+  char what[96];
+  snprintf(what, sizeof what, "%s forward 16-bit out N=%u C=%u", names[op], N, C);
+  vt_compare16(env, what, go, fmt, want, n);
+  free(inp); free(want);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_ops_activation");
@@ -195,6 +216,12 @@ int main(void) {
         test_op(&env, op, Ns[j], Cs[i], seed += 10);
         vklm_arena_reset(env.arena);
       }
+  static const uint32_t hN[] = {1, 5, 130, 3}, hC[] = {1, 67, 768, 1001};
+  for (int k = 0; k < 4; k++) {
+    test_act16(&env, GELU, 1 + k % 2, hN[k], hC[k], 700 + k);
+    test_act16(&env, SWIGLU, 2 - k % 2, hN[k], hC[k], 710 + k);
+    vklm_arena_reset(env.arena);
+  }
   test_softmax_extremes(&env);
   test_gelu_is_tanh_form(&env);
   for (int op = GELU; op <= SOFTMAX; op++) {

@@ -6,7 +6,9 @@
  * families (the GPU kernels and the CPU-type variants, vklm_context_set_kernels), with extra
  * shapes for the latter: T = 1, HS = 1 and 3, T = 17, 18, 301 and 700 (with HS = 64: more loop
  * iterations than llvmpipe allows unless the head-dimension loops are unrolled), and T = 480
- * with 64 query heads per key head (past their loop budget: the GPU dK/dV kernel stands in). */
+ * with 64 query heads per key head (past their loop budget: the GPU dK/dV kernel stands in).
+ * The forward with an fp16 / bf16 out and the backward reading it (the _fmt calls: mixed
+ * precision's saved attention output) run in both families too (test_attn16). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +172,65 @@ static void test_fd(vt_env *env, shape s, int causal) {
   free(qkv); free(proj); free(dqkv); free(st.out); free(st.lse);
 }
 
+/* Forward and backward with the attention output in 16 bits (fmt 1 fp16, 2 bf16: mixed
+ * precision's saved attention output; HS even): out against the reference rounded to the format
+ * (vt_compare16), lse as in fp32, D (the dQ kernels' rowsum(dout * out)) against the same sum in
+ * double over the 16-bit out the GPU wrote, which checks that the backward reads it in its
+ * format; and dqkv against the fp32 reference, within what the rounding of out moves D: a
+ * normwise bound of 1 ulp of the format (measured: up to 1.8e-3 bf16, 2.8e-4 f16). */
+static void test_attn16(vt_env *env, shape s, int causal, int fmt) {
+  uint32_t B = s.B, T = s.T, NH = s.NH, NKV = s.NKV, HS = s.HS;
+  size_t nqkv = (size_t)B * T * (NH + 2 * NKV) * HS, nout = (size_t)B * T * NH * HS,
+         nrow = (size_t)B * NH * T;
+  uint64_t seed = 77 + B * 1000003u + T * 1009u + NH * 101u + NKV * 11u + HS + causal;
+  float *qkv = vt_randf(nqkv, seed, -2, 2), *dout = vt_randf(nout, seed + 1, -1, 1);
+  float *out = vt_zeros(nout), *lse = vt_zeros(nrow), *dqkv = vt_zeros(nqkv);
+  vklm_attention_forward_ref(out, lse, qkv, B, T, NH, NKV, HS, causal);
+  vklm_attention_backward_ref(dqkv, dout, qkv, B, T, NH, NKV, HS, causal);
+  vklm_buffer gqkv = vt_upload(env, qkv, nqkv * 4), gdout = vt_upload(env, dout, nout * 4);
+  vklm_buffer gout = vt_alloc16(env, nout), glse = vt_alloc(env, nrow * 4);
+  vklm_buffer gdqkv = vt_alloc(env, nqkv * 4), gscr = vt_alloc(env, nrow * 4);
+  vt_begin(env);
+  vt_ok(env, vklm_attention_forward_fmt(env->cmd, gout, fmt, glse, gqkv, B, T, NH, NKV, HS, causal),
+        "fwd16");
+  vt_ok(env, vklm_attention_backward_fmt(env->cmd, gdqkv, gscr, gdout, gout, fmt, glse, gqkv, B, T,
+                                         NH, NKV, HS, causal),
+        "bwd16");
+  vt_run(env);
+  char what[96];
+  const char *fn = fmt == 2 ? "bf16" : "f16";
+  snprintf(what, sizeof what, "attn[%s] %s out B%u T%u NH%u NKV%u HS%u %s", fam, fn, B, T, NH, NKV,
+           HS, causal ? "causal" : "full");
+  vt_compare16(env, what, gout, fmt, out, nout);
+  float *l = vt_download(env, glse, nrow), *d = vt_download(env, gdqkv, nqkv);
+  snprintf(what, sizeof what, "attn[%s] %s lse B%u T%u NH%u NKV%u HS%u", fam, fn, B, T, NH, NKV, HS);
+  check(env, what, l, lse, nrow, 1e-4, 1e-5);
+  uint32_t *w = (uint32_t *)vt_download(env, gout, (nout + 1) / 2);
+  float *o = vt_zeros(nout);
+  for (size_t i = 0; i < nout; i++) {
+    uint16_t h = (uint16_t)(w[i / 2] >> (16 * (i & 1)));
+    o[i] = fmt == 2 ? vklm_bf16_to_f32_ref(h) : vklm_f16_to_f32_ref(h);
+  }
+  float *dd = vt_download(env, gscr, nrow), *dref = vt_zeros(nrow);
+  for (uint32_t b = 0; b < B; b++)
+    for (uint32_t t = 0; t < T; t++)
+      for (uint32_t h = 0; h < NH; h++) {
+        size_t at = (((size_t)b * T + t) * NH + h) * HS;
+        double sum = 0;
+        for (uint32_t e = 0; e < HS; e++) sum += (double)dout[at + e] * o[at + e];
+        dref[((size_t)b * NH + h) * T + t] = (float)sum;
+      }
+  snprintf(what, sizeof what, "attn[%s] %s D (16-bit out) B%u T%u NH%u HS%u", fam, fn, B, T, NH, HS);
+  check(env, what, dd, dref, nrow, 1e-4, 1e-5);
+  snprintf(what, sizeof what, "attn[%s] %s dqkv B%u T%u NH%u NKV%u HS%u %s", fam, fn, B, T, NH, NKV,
+           HS, causal ? "causal" : "full");
+  double ulp = fmt == 2 ? 1.0 / 128 : 1.0 / 1024;
+  check(env, what, d, dqkv, nqkv, 1e9, ulp); /* normwise only: elementwise, D's rounding
+                                               * dominates near-zero gradients */
+  free(qkv), free(dout), free(out), free(lse), free(dqkv), free(l), free(d), free(w), free(o);
+  free(dd), free(dref);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_ops_attention");
@@ -197,6 +258,15 @@ int main(void) {
       for (int causal = 1; causal >= 0; causal--) test_gpu(&env, shapes[i], causal, 0);
     test_gpu(&env, (shape){2, 128, 4, 2, 64}, 1, 1);
     vklm_arena_reset(env.arena);
+    /* a 16-bit out: odd T and rows, GQA, the GPU kernels' partial blocks, HS past the CPU
+     * variants' (the GPU kernels stand in) */
+    const shape h16[] = {{1, 1, 1, 1, 2}, {2, 7, 4, 2, 16}, {1, 37, 4, 2, 32},
+                         {2, 19, 6, 1, 64}, {1, 65, 2, 2, 128}};
+    for (size_t i = 0; i < sizeof h16 / sizeof h16[0]; i++) {
+      test_attn16(&env, h16[i], (int)(i % 2), 1 + (int)(i % 2));
+      test_attn16(&env, h16[i], (int)((i + 1) % 2), 2 - (int)(i % 2));
+      vklm_arena_reset(env.arena);
+    }
   }
   const shape fds[] = {{1, 5, 2, 1, 8}, {2, 4, 2, 2, 4}, {1, 6, 3, 3, 6}};
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)

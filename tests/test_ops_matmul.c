@@ -66,7 +66,9 @@ static void run_gemm_cfg(vt_env *env, kind k, const vklm_gemm *g, const char *la
   for (uint64_t i = 0; i < nc; i++)
     if (isnan(c[i]) && isnan(got[i])) c[i] = got[i] = 0;
   char what[160], cs[48] = "";
-  if (cfg) snprintf(cs, sizeof cs, " [%ux%ux%u %ux%u]", cfg->BM, cfg->BN, cfg->BK, cfg->TM, cfg->TN);
+  if (cfg)
+    snprintf(cs, sizeof cs, " [%ux%ux%u %ux%u%s]", cfg->BM, cfg->BN, cfg->BK, cfg->TM, cfg->TN,
+             cfg->dbuf ? " dbuf" : "");
   snprintf(what, sizeof what, "[%s] %s %s%s %ux%ux%u b%u %s%s", family, KIND_NAME[k],
            g->trans_a ? "T" : "N", g->trans_b ? "T" : "N", g->M, g->N, g->K, batch, label, cs);
   vt_compare(env, what, got, c, nc, tol_for(g->K));
@@ -80,8 +82,8 @@ static void run_gemm(vt_env *env, kind k, const vklm_gemm *g, const char *label)
 
 /* Every tile configuration the device can run, whichever the chooser would pick. */
 static void test_configs(vt_env *env) {
-  vklm_matmul_config cf[8];
-  uint32_t n = vklm_matmul_configs(env->ctx, cf, 8);
+  vklm_matmul_config cf[16];
+  uint32_t n = vklm_matmul_configs(env->ctx, cf, 16);
   for (uint32_t i = 0; i < n; i++)
     for (int t = 0; t < 4; t++) {
       vklm_gemm g = vklm_gemm_make(130, 67, 200);
@@ -229,8 +231,8 @@ static void test_fd(vt_env *env) {
  * several dispatches along K where the driver needs it (see matmul.c); every tile configuration
  * (with_configs), both layouts of A and B, with beta and a bias on the last part. */
 static void test_long_k(vt_env *env, int with_configs) {
-  vklm_matmul_config cf[8];
-  uint32_t n = with_configs ? vklm_matmul_configs(env->ctx, cf, 8) : 0;
+  vklm_matmul_config cf[16];
+  uint32_t n = with_configs ? vklm_matmul_configs(env->ctx, cf, 16) : 0;
   for (uint32_t i = 0; i < n; i++) {
     vklm_gemm g = vklm_gemm_make(5, 9, 50257);
     g.trans_a = i & 1;

@@ -10,7 +10,8 @@
  * reference is checked by finite differences of loss = sum(out * proj). Every GPU case runs for
  * both kernel families (the GPU kernels and the CPU-type variants, vklm_context_set_kernels),
  * with extra sizes for the latter: rows not a multiple of its 32-row workgroups, C = 45 and
- * 4099, and (257, 768). */
+ * 4099, and (257, 768). The forward norms with an fp16 or bf16 output (the _fmt calls) are
+ * compared with the reference rounded to the format, at odd C and odd N*C. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +335,59 @@ static void test_multi_reduce(vt_env *env) {
   free(dw0); free(db0); free(dw); free(db);
 }
 
+/* The forward norms with a 16-bit output (fmt 1 fp16, 2 bf16: mixed precision's saved norm
+ * outputs): out against the reference rounded to the format (vt_compare16: within 1 ulp, nothing
+ * past the end; odd C makes rows start and end mid-word, written by two rows' invocations), the
+ * statistics and res (add) as in fp32. kind: 0 layernorm, 1 rmsnorm, 2 add_layernorm,
+ * 3 add_rmsnorm. */
+static void test_norm16(vt_env *env, int kind, int fmt, uint32_t N, uint32_t C, uint64_t seed) {
+  static const char *names[] = {"layernorm", "rmsnorm", "add_layernorm", "add_rmsnorm"};
+  size_t n = (size_t)N * C;
+  float eps = 1e-6f;
+  int rms = kind & 1, add = kind >= 2;
+  float *a = vt_randf(n, seed, -3, 3), *b = vt_randf(n, seed + 1, -1, 1);
+  float *w = vt_randf(C, seed + 2, -1.5f, 1.5f), *bias = vt_randf(C, seed + 3, -1, 1);
+  vklm_buffer ga = up(env, a, n), gb = up(env, b, n), gw = up(env, w, C), gbias = up(env, bias, C);
+  vklm_buffer gout = vt_alloc16(env, n), gres = vt_alloc(env, n * 4);
+  vklm_buffer gmean = vt_alloc(env, N * 4), grstd = vt_alloc(env, N * 4);
+  vt_begin(env);
+  vklm_status st;
+  if (kind == 0)
+    st = vklm_layernorm_forward_fmt(env->cmd, gout, fmt, gmean, grstd, ga, gw, gbias, N, C);
+  else if (kind == 1) st = vklm_rmsnorm_forward_fmt(env->cmd, gout, fmt, grstd, ga, gw, N, C, eps);
+  else if (kind == 2)
+    st = vklm_add_layernorm_forward_fmt(env->cmd, gres, gout, fmt, gmean, grstd, ga, gb, gw, gbias,
+                                        N, C);
+  else st = vklm_add_rmsnorm_forward_fmt(env->cmd, gres, gout, fmt, grstd, ga, gb, gw, N, C, eps);
+  vt_ok(env, st, names[kind]);
+  vt_run(env);
+  float *res = vt_zeros(n), *out = vt_zeros(n), *mean = vt_zeros(N), *rstd = vt_zeros(N);
+  if (kind == 0) vklm_layernorm_forward_ref(out, mean, rstd, a, w, bias, N, C);
+  else if (kind == 1) vklm_rmsnorm_forward_ref(out, rstd, a, w, N, C, eps);
+  else if (kind == 2) vklm_add_layernorm_forward_ref(res, out, mean, rstd, a, b, w, bias, N, C);
+  else vklm_add_rmsnorm_forward_ref(res, out, rstd, a, b, w, N, C, eps);
+  char what[96];
+  snprintf(what, sizeof what, "%s[%s] 16-bit out N=%u C=%u", names[kind], fam, N, C);
+  vt_compare16(env, what, gout, fmt, out, n);
+  float *g_rstd = vt_download(env, grstd, N);
+  snprintf(what, sizeof what, "%s[%s] rstd (16-bit out) N=%u C=%u", names[kind], fam, N, C);
+  vt_compare(env, what, g_rstd, rstd, N, TOL);
+  free(g_rstd);
+  if (!rms) {
+    float *g_mean = vt_download(env, gmean, N);
+    snprintf(what, sizeof what, "%s[%s] mean (16-bit out) N=%u C=%u", names[kind], fam, N, C);
+    vt_compare(env, what, g_mean, mean, N, TOL);
+    free(g_mean);
+  }
+  if (add) {
+    float *g_res = vt_download(env, gres, n);
+    vt_expect(env, !memcmp(g_res, res, n * 4), "%s[%s] res = a + b bitwise (16-bit out) N=%u C=%u",
+              names[kind], fam, N, C);
+    free(g_res);
+  }
+  free(a); free(b); free(w); free(bias); free(res); free(out); free(mean); free(rstd);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_ops_norm");
@@ -375,6 +429,14 @@ int main(void) {
     }
     test_multi_reduce(&env);
     vklm_arena_reset(env.arena);
+    /* 16-bit outputs: odd C (rows meeting mid-word), odd N*C (a half word at the end), rows
+     * past a 32-row CPU workgroup, GPT-2's width, and a row too long for the CPU variants */
+    static const uint32_t hN[] = {1, 5, 33, 130, 3}, hC[] = {1, 67, 45, 768, 4099};
+    for (int kind = 0; kind < 4; kind++)
+      for (int k = 0; k < 5; k++) {
+        test_norm16(&env, kind, 1 + (k + kind) % 2, hN[k], hC[k], 1100 + 10 * k + kind);
+        vklm_arena_reset(env.arena);
+      }
   }
   static const uint32_t fdN[] = {1, 5, 3}, fdC[] = {3, 67, 1000};
   for (int k = 0; k < 3; k++) {

@@ -98,7 +98,12 @@ static void run_gelu(vt_env *env, vklm_dtype t, uint32_t M, uint32_t N, uint32_t
   float *got = vt_download(env, Out, (size_t)M * N), *gact = vt_download(env, Act, (size_t)M * N);
   vklm_linear_forward_ref(want, inp, w, t, with_bias ? bias : NULL, M, K, N);
   vklm_gelu_forward_ref(wact, got, M * N); /* the activation of what the kernel computed */
-  uint32_t want_nd = M <= VKLM_LINEAR_MATVEC_MAX_M || t == VKLM_DTYPE_F32 ? 1 : 2;
+  /* one dispatch: the matvec's _gelu variant, or the GEMM's GELU epilogue for fp32 and 16-bit
+   * weights (unless a 16-bit GEMM runs on cooperative matrices); quantized: GEMM, then GELU */
+  int fused16 = (t == VKLM_DTYPE_F16 || t == VKLM_DTYPE_BF16) &&
+                vklm_matmul_epilogue_fuses(env->ctx, VKLM_GEMM_F32,
+                                           t == VKLM_DTYPE_F16 ? VKLM_GEMM_F16 : VKLM_GEMM_BF16);
+  uint32_t want_nd = M <= VKLM_LINEAR_MATVEC_MAX_M || t == VKLM_DTYPE_F32 || fused16 ? 1 : 2;
   char what[128];
   snprintf(what, sizeof what, "%-4s linear+gelu M=%-3u (N,K)=(%u,%u)%s", vklm_dtype_name(t), M, N,
            K, with_bias ? " +bias" : "");

@@ -142,6 +142,51 @@ double vt_compare(vt_env *env, const char *what, const float *got, const float *
   return worst;
 }
 
+vklm_buffer vt_alloc16(vt_env *env, size_t n) {
+  size_t words = (n + 1) / 2 ? (n + 1) / 2 : 1;
+  uint32_t *w = malloc(words * 4);
+  for (size_t i = 0; i < words; i++) w[i] = VT_SENTINEL16;
+  vklm_buffer b = vt_upload(env, w, words * 4);
+  free(w);
+  return b;
+}
+
+static float half_value(uint16_t h, int fmt) {
+  return fmt == 2 ? vklm_bf16_to_f32_ref(h) : vklm_f16_to_f32_ref(h);
+}
+
+double vt_compare16(vt_env *env, const char *what, vklm_buffer buf, int fmt, const float *want,
+                    size_t n) {
+  size_t words = (n + 1) / 2 ? (n + 1) / 2 : 1, exact = 0, at = 0;
+  uint32_t *w = (uint32_t *)vt_download(env, buf, words);
+  double worst = 0, maxw = 0;
+  for (size_t i = 0; i < n; i++) maxw = fmax(maxw, fabs(want[i]));
+  /* the unit in the last place of 1e-3 * max|want|: the floor below which an element's error is
+   * measured (an fp32 kernel's relative error grows near zero, as vt_compare allows) */
+  double floor = 1e-3 * maxw * (fmt == 2 ? 1.0 / 128 : 1.0 / 1024);
+  for (size_t i = 0; i < n; i++) {
+    uint16_t g = (uint16_t)(w[i / 2] >> (16 * (i & 1)));
+    uint16_t r = fmt == 2 ? vklm_f32_to_bf16_ref(want[i]) : vklm_f32_to_f16_ref(want[i]);
+    double gv = half_value(g, fmt), rv = half_value(r, fmt);
+    double ulp = fmax(fabs((double)half_value((uint16_t)(r + 1), fmt) - rv), floor);
+    double e = g == r ? 0 : fabs(gv - rv) / ulp;
+    if (fmt == 1 && fabs(rv) < 6.104e-5 && fabs(gv - rv) <= 6.104e-5 && e > 1) e = 1;
+    if (!(e <= worst)) { worst = isnan(e) ? INFINITY : e; at = i; }
+    exact += g == r;
+  }
+  int tail = n % 2 == 0 || (w[n / 2] >> 16) == (VT_SENTINEL16 >> 16);
+  int ok = worst <= 1.0 && tail;
+  vt_expect(env, ok, "%-40s n=%-8zu %s: worst %.2g ulp (tol 1), %.2f%% exact%s", what, n,
+            fmt == 2 ? "bf16" : "f16", worst, n ? 100.0 * exact / n : 100.0,
+            tail ? "" : ", the last word's high half overwritten");
+  if (!ok && n) {
+    uint16_t g = (uint16_t)(w[at / 2] >> (16 * (at & 1)));
+    printf("       at %zu: got %.8g want %.8g\n", at, half_value(g, fmt), want[at]);
+  }
+  free(w);
+  return worst;
+}
+
 double vt_fd_check(vt_env *env, const char *what, vt_loss_fn loss, void *state, float *x, size_t n,
                    const float *grad, size_t max_coords, double eps, double tol) {
   size_t step = n > max_coords ? n / max_coords : 1;

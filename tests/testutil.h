@@ -55,6 +55,21 @@ void vt_run(vt_env *env);
 double vt_compare(vt_env *env, const char *what, const float *got, const float *want, size_t n,
                   double tol);
 
+/* 16-bit outputs (mixed precision's activations): vt_alloc16 gives a buffer for n elements in
+ * ceil(n/2) words, every word VT_SENTINEL16; vt_compare16 downloads n elements of format fmt
+ * (1 fp16, 2 bf16; element i in word i/2, low half first) and compares each with want (the fp32
+ * reference) rounded to the format by the reference converters: within 1 unit in the last place
+ * (the kernel rounds its own fp32 value, which may lie across a rounding boundary from the
+ * reference's; elements below 1e-3 of max|want| measured in the ulps of that level, as
+ * vt_compare floors its metric; fp16 results below the smallest normal within 2^-14, for
+ * drivers that flush),
+ * and for an odd n the last word's high half still the sentinel (nothing written past the end).
+ * Prints the worst error in ulps and the share of exact matches; returns the worst. */
+#define VT_SENTINEL16 0xa5a5a5a5u
+vklm_buffer vt_alloc16(vt_env *env, size_t n);
+double vt_compare16(vt_env *env, const char *what, vklm_buffer buf, int fmt, const float *want,
+                    size_t n);
+
 /* Finite differences: loss(state) is a scalar function of x (n floats, perturbed in place).
  * Central differences at up to max_coords coordinates (evenly strided) are compared with the
  * analytic gradient `grad` by norm-relative error ||num - grad|| / ||grad||. */

@@ -181,7 +181,8 @@ static vklm_status layout(vklm_infer *s, vklm_planner *pl) {
     TAKE(kvb, &b, "h.%u value cache", l);
     s->vt[l] = vklm_tensor_3d(b, s->kv_dtype, rows, NKV, HS);
   }
-  if ((st = vklm_graph_acts_plan(pl, 0, c, s->P, 1, 1, "layers", 0, NULL, &s->la)) != VKLM_OK)
+  if ((st = vklm_graph_acts_plan(pl, 0, c, s->P, 1, 1, VKLM_DTYPE_F32, "layers", 0, NULL,
+                                  &s->la)) != VKLM_OK)
     return st;
   TENSOR(s->x0, f, s->P, C, "embedding output (P,C)");
   TENSOR(s->tmp, f, s->P, C, "projection output (P,C)");

@@ -39,26 +39,36 @@ vklm_status vklm_plan_take(vklm_planner *pl, int k, uint64_t bytes, vklm_buffer 
 }
 
 vklm_status vklm_graph_acts_plan(vklm_planner *pl, int k, const vklm_model_config *c, uint32_t B,
-                                 uint32_t T, int kv, const char *what, uint32_t l,
-                                 const vklm_layer_acts *share, vklm_layer_acts *a) {
+                                 uint32_t T, int kv, vklm_dtype prec, const char *what,
+                                 uint32_t l, const vklm_layer_acts *share, vklm_layer_acts *a) {
   uint32_t n = B * T, C = c->n_embd, QKV = VKLM_MP_QKV(c), F = c->ffn_hidden;
   uint32_t FC = VKLM_MP_FC(c), NH = c->n_head;
-  const vklm_dtype f = VKLM_DTYPE_F32;
+  VKLM_ASSERT(prec == VKLM_DTYPE_F32 || prec == VKLM_DTYPE_F16 || prec == VKLM_DTYPE_BF16,
+              "graph: activations in %s (f32, f16 or bf16)", vklm_dtype_name(prec));
+  /* h: the saved GEMM inputs (16-bit under mixed precision), f: everything else */
+  const vklm_dtype f = VKLM_DTYPE_F32, h = kv ? f : prec;
   char nm[64];
   snprintf(nm, sizeof nm, what, l);
   vklm_buffer b;
   vklm_status st;
-#define ACT(field, d0, d1, label)                                                                  \
+#define ACT_T(field, dt, d0, d1, label)                                                            \
   do {                                                                                             \
-    if ((st = vklm_plan_take(pl, k, (uint64_t)(d0) * (d1) * 4, &b, "%s %s", nm, label)))         \
-      return st;                                                                                   \
-    a->field = (d1) == 1 ? vklm_tensor_1d(b, f, d0) : vklm_tensor_2d(b, f, d0, d1);                \
+    uint64_t e_ = (uint64_t)(d0) * (d1), bytes_ = (dt) == f ? e_ * 4 : (e_ * 2 + 3) / 4 * 4;     \
+    if ((st = vklm_plan_take(pl, k, bytes_, &b, "%s %s", nm, label))) return st;                 \
+    a->field = (d1) == 1 ? vklm_tensor_1d(b, dt, d0) : vklm_tensor_2d(b, dt, d0, d1);              \
   } while (0)
+#define ACT(field, d0, d1, label) ACT_T(field, f, d0, d1, label)
   if (share) a->ln1 = share->ln1;
-  else ACT(ln1, n, C, "ln1 (n,C)");
+  else ACT_T(ln1, h, n, C, "ln1 (n,C)");
   ACT(ln1_mean, n, 1, "ln1 mean");
   ACT(ln1_rstd, n, 1, "ln1 rstd");
   ACT(qkv, n, QKV, "qkv (n,QKV)");
+  /* atty stays fp32 although the attention and projection ops take it in 16 bits (attention.h's
+   * _fmt calls, nn.h): the backward's D = rowsum(dout * out) from a rounded out turns the key
+   * biases' exactly-zero gradient into rounding noise that AdamW scales up to +-lr steps, and
+   * tests/test_dist.py's f16 ZeRO-1-against-one-process check (parameters within 1e-5) then
+   * measured 2.8e-5 (7.9e-6 with atty fp32). Making it h (with an even head size) saves another
+   * C elements per row and layer once that bound allows it. */
   ACT(atty, n, C, "attention output (n,C)");
   if (!kv) {
     if ((st = vklm_plan_take(pl, k, (uint64_t)B * NH * T * 4, &b, "%s attention lse", nm)))
@@ -69,14 +79,15 @@ vklm_status vklm_graph_acts_plan(vklm_planner *pl, int k, const vklm_model_confi
   }
   ACT(res2, n, C, "residual (n,C)");
   if (share) a->ln2 = share->ln2;
-  else ACT(ln2, n, C, "ln2 (n,C)");
+  else ACT_T(ln2, h, n, C, "ln2 (n,C)");
   ACT(ln2_mean, n, 1, "ln2 mean");
   ACT(ln2_rstd, n, 1, "ln2 rstd");
   ACT(fch, n, FC, "MLP hidden (n,FC)");
   if (share) a->act = share->act;
-  else ACT(act, n, F, "MLP activation (n,F)");
+  else ACT_T(act, h, n, F, "MLP activation (n,F)");
   ACT(res3, n, C, "output (n,C)");
 #undef ACT
+#undef ACT_T
   return VKLM_OK;
 }
 

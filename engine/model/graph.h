@@ -28,6 +28,8 @@
 
 /* The activations of one layer for n rows (tensors over the caller's buffers). ln*_mean and
  * lse are only used by GPT-2's LayerNorm and by SEQ attention respectively. */
+/* Under mixed-precision training ln1, ln2 and act are F16 / BF16 (vklm_graph_acts_plan);
+ * the ops that write and read them take either. */
 typedef struct vklm_layer_acts {
   vklm_tensor ln1, ln1_mean, ln1_rstd; /* (n,C), (n), (n) */
   vklm_tensor qkv;                     /* (n,QKV), after RoPE */
@@ -93,11 +95,15 @@ vklm_status vklm_graph_values(struct vklm_model *m, vklm_cmd *cmd, vklm_tensor v
 
 /* The activations of one layer for a pass, allocated through a planner (below). share (may be
  * NULL): take its ln1, ln2 and act instead of allocating them (recomputation: one buffer of
- * each for every layer, refilled in the backward). */
+ * each for every layer, refilled in the backward). prec: the dtype of the activations that are
+ * GEMM inputs saved for the backward — ln1, ln2 and the MLP activation act — F32, or F16 / BF16
+ * for mixed-precision training (a SEQ pass; a KV pass keeps F32 whatever prec says); everything
+ * else (the residual stream, statistics, qkv, atty (graph.c says why), fch) is F32. */
 typedef struct vklm_planner vklm_planner;
 vklm_status vklm_graph_acts_plan(vklm_planner *pl, int arena, const vklm_model_config *cfg,
-                                 uint32_t B, uint32_t T, int kv, const char *what, uint32_t l,
-                                 const vklm_layer_acts *share, vklm_layer_acts *out);
+                                 uint32_t B, uint32_t T, int kv, vklm_dtype prec,
+                                 const char *what, uint32_t l, const vklm_layer_acts *share,
+                                 vklm_layer_acts *out);
 
 /* ---- allocation planning: one walk serves the size estimate (dry) and the allocation ------- */
 #define VKLM_PLAN_ARENAS 7

@@ -217,8 +217,9 @@ static vklm_status layout(vklm_planner *pl, vklm_model *m) {
   HTENSOR(w->plan, i32, vklm_embedding_plan_size((uint32_t)BT), 0, "embedding plan");
   TENSOR(w->encoded, f, BT, C, "embedding output (B,T,C)");
   for (uint32_t l = 0; l < w->nla; l++)
-    if ((st = vklm_graph_acts_plan(pl, a, c, m->B, m->T, 0, w->nla > 1 ? "h.%u" : "layers",
-                                   l, m->recompute && l > 0 ? &w->la[0] : NULL, &w->la[l])) !=
+    if ((st = vklm_graph_acts_plan(pl, a, c, m->B, m->T, 0, m->trainable ? m->prec : f,
+                                   w->nla > 1 ? "h.%u" : "layers", l,
+                                   m->recompute && l > 0 ? &w->la[0] : NULL, &w->la[l])) !=
         VKLM_OK)
       return st;
   TENSOR(w->lnf, f, BT, C, "lnf (B,T,C)");

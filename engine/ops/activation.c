@@ -46,6 +46,32 @@ vklm_status vklm_gelu_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, u
   return unary(cmd, "gelu_forward_f32", out, inp, n);
 }
 
+/* A thread per word of two 16-bit outputs of the kernel `name` (spec constant 1 the format). */
+static vklm_status dispatch16(vklm_cmd *cmd, const char *name, const vklm_buffer *b, int fmt,
+                              const void *pc, uint32_t pc_size, uint64_t n) {
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  uint32_t spec[2] = {vklm_op_wg1d(ctx), (uint32_t)fmt}, gx, gy;
+  vklm_groups_1d(ctx, ((n + 1) / 2 + spec[0] - 1) / spec[0], &gx, &gy);
+  return vklm_op_dispatch(cmd, name, spec, 2, b, 2, pc, pc_size, gx, gy, 1);
+}
+
+/* out holds n elements in format fmt (0 fp32, 1 fp16, 2 bf16). */
+static void check_out(const char *op, vklm_buffer out, uint64_t n, int fmt) {
+  VKLM_ASSERT(fmt >= 0 && fmt <= 2, "%s: output format %d (0 f32, 1 f16, 2 bf16)", op, fmt);
+  check(op, out, fmt ? (n + 1) / 2 : n, fmt ? "out (16-bit pairs)" : "out");
+}
+
+vklm_status vklm_gelu_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt, vklm_buffer inp,
+                                  uint32_t n) {
+  if (out_fmt == 0) return vklm_gelu_forward(cmd, out, inp, n);
+  check_out("gelu_forward", out, n, out_fmt);
+  check("gelu_forward", inp, n, "inp");
+  if (n == 0) return VKLM_OK;
+  n_push pc = {n};
+  vklm_buffer b[2] = {out, inp};
+  return dispatch16(cmd, "gelu_forward_f32", b, out_fmt, &pc, sizeof pc, n);
+}
+
 vklm_status vklm_gelu_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dout,
                                vklm_buffer inp, uint32_t n) {
   return unary_backward(cmd, "gelu_backward_f32", dinp, dout, inp, n);
@@ -62,15 +88,22 @@ vklm_status vklm_silu_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dout
 
 vklm_status vklm_swiglu_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer gu, uint32_t N,
                                 uint32_t H) {
+  return vklm_swiglu_forward_fmt(cmd, out, 0, gu, N, H);
+}
+
+vklm_status vklm_swiglu_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt, vklm_buffer gu,
+                                    uint32_t N, uint32_t H) {
   uint64_t n = (uint64_t)N * H;
   VKLM_ASSERT(2 * n < (1ull << 32), "swiglu: N*2H = %llu elements exceed 2^32",
               (unsigned long long)(2 * n));
-  check("swiglu_forward", out, n, "out");
+  check_out("swiglu_forward", out, n, out_fmt);
   check("swiglu_forward", gu, 2 * n, "gu");
   if (n == 0) return VKLM_OK;
   nh_push pc = {N, H};
   vklm_buffer b[2] = {out, gu};
-  return vklm_op_dispatch_1d(cmd, "swiglu_forward_f32", b, 2, &pc, sizeof pc, n);
+  if (out_fmt == 0)
+    return vklm_op_dispatch_1d(cmd, "swiglu_forward_f32", b, 2, &pc, sizeof pc, n);
+  return dispatch16(cmd, "swiglu_forward_f32", b, out_fmt, &pc, sizeof pc, n);
 }
 
 vklm_status vklm_swiglu_backward(vklm_cmd *cmd, vklm_buffer dgu, vklm_buffer dout,

@@ -17,6 +17,9 @@
 /* out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), x = inp (n) */
 vklm_status vklm_gelu_forward(vklm_cmd *cmd, vklm_buffer out /* (n) */, vklm_buffer inp /* (n) */,
                               uint32_t n);
+/* The same with out in out_fmt: 0 fp32, 1 fp16 or 2 bf16, as vklm_swiglu_forward_fmt says. */
+vklm_status vklm_gelu_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt, vklm_buffer inp,
+                                  uint32_t n);
 /* dinp (n) = dout (n) * gelu'(inp (n)) — overwrites */
 vklm_status vklm_gelu_backward(vklm_cmd *cmd, vklm_buffer dinp /* (n) */,
                                vklm_buffer dout /* (n) */, vklm_buffer inp /* (n) */, uint32_t n);
@@ -31,6 +34,14 @@ vklm_status vklm_silu_backward(vklm_cmd *cmd, vklm_buffer dinp /* (n) */,
 /* out (N,H) = silu(gate) * up, with gu (N,2H) = [gate | up] per row */
 vklm_status vklm_swiglu_forward(vklm_cmd *cmd, vklm_buffer out /* (N,H) */,
                                 vklm_buffer gu /* (N,2H) */, uint32_t N, uint32_t H);
+/* The same with out in out_fmt: 0 fp32, 1 fp16, 2 bf16 (matmul.h's VKLM_GEMM_* numbering;
+ * ceil(N*H/2) words of packed halves, element i in word i/2, low half first, rounded to nearest
+ * even as shaders/store16.glsl says; for an odd N*H the last word's high half is left as it
+ * was): mixed-precision training's saved MLP activation, the input
+ * of the down projection. The reference gives the fp32 values; the 16-bit result is their
+ * rounding (elementwise.h's converters). */
+vklm_status vklm_swiglu_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt, vklm_buffer gu,
+                                    uint32_t N, uint32_t H);
 /* dgu (N,2H) = [dout * up * silu'(gate) | dout * silu(gate)] — overwrites */
 vklm_status vklm_swiglu_backward(vklm_cmd *cmd, vklm_buffer dgu /* (N,2H) */,
                                  vklm_buffer dout /* (N,H) */, vklm_buffer gu /* (N,2H) */,

@@ -44,6 +44,20 @@ vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer
                                     vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
                                     uint32_t NKV, uint32_t HS, int causal);
 
+/* The same with out held in out_fmt: 0 fp32 (the calls above), 1 fp16 or 2 bf16 (matmul.h's
+ * VKLM_GEMM_* numbering: packed 16-bit words, element i in word i/2, low half first, rounded to
+ * nearest even as shaders/store16.glsl says; HS must be even): mixed-precision training's saved
+ * attention output, the input of the projection GEMM. The backward reads out in that format
+ * (for D only; D, lse and the gradients stay fp32). The forward reference gives the fp32 out; the
+ * 16-bit one is its rounding (elementwise.h's converters). */
+vklm_status vklm_attention_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt,
+                                       vklm_buffer lse, vklm_buffer qkv, uint32_t B, uint32_t T,
+                                       uint32_t NH, uint32_t NKV, uint32_t HS, int causal);
+vklm_status vklm_attention_backward_fmt(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer scratch,
+                                        vklm_buffer dout, vklm_buffer out, int out_fmt,
+                                        vklm_buffer lse, vklm_buffer qkv, uint32_t B, uint32_t T,
+                                        uint32_t NH, uint32_t NKV, uint32_t HS, int causal);
+
 /* Plain C references with the full TxT softmax materialised (accumulating in double).
  * forward: out (B,T,NH*HS), lse (B,NH,T) <- qkv. backward: dqkv (overwritten) <- dout, qkv; it
  * recomputes the softmax from qkv and needs neither out nor lse. */

@@ -39,7 +39,7 @@ static const vklm_matmul_config CONFIGS[] = {
 #define LARGE_TILE_MIN_GROUPS 128
 
 static uint32_t shared_bytes(const vklm_matmul_config *c) {
-  return 4 * c->BK * (c->BM + 1 + c->BN + 1);
+  return 4 * c->BK * (c->BM + 1 + c->BN + 1) * (c->dbuf ? 2 : 1);
 }
 
 static int fits(const vklm_caps *caps, const vklm_matmul_config *c) {
@@ -52,9 +52,27 @@ static int fits(const vklm_caps *caps, const vklm_matmul_config *c) {
 uint32_t vklm_matmul_configs(const vklm_context *ctx, vklm_matmul_config *out, uint32_t max) {
   const vklm_caps *caps = vklm_context_caps(ctx);
   uint32_t n = 0;
-  for (size_t i = 0; i < NCONFIGS && n < max; i++)
-    if (fits(caps, &CONFIGS[i])) out[n++] = CONFIGS[i];
+  for (size_t i = 0; i < NCONFIGS && n < max; i++) {
+    if (!fits(caps, &CONFIGS[i])) continue;
+    out[n++] = CONFIGS[i];
+    vklm_matmul_config d = CONFIGS[i];
+    d.dbuf = 1;
+    if (n < max && fits(caps, &d)) out[n++] = d;
+  }
   return n;
+}
+
+/* Double buffering hides the global loads' latency behind the FMAs and halves the barriers, at
+ * the cost of LA + LB more registers a thread and twice the shared memory, which can cut how many
+ * workgroups a compute unit holds at once. Vulkan reports only the per-workgroup maximum; on
+ * AMD and Intel that is also all a compute unit has (64 KiB), so the rule keeps room for two
+ * workgroups: two sets of tiles at most half of maxComputeSharedMemorySize. The 64x64x16 and
+ * 128x128x8 tiles (16.6 KiB double-buffered) get it on desktop GPUs (48-64 KiB), not under the
+ * 16 KiB minimum nor on lavapipe (32 KiB), which run the single-buffered loop as before. */
+static vklm_matmul_config with_dbuf(const vklm_caps *caps, vklm_matmul_config c) {
+  vklm_matmul_config d = c;
+  d.dbuf = 1;
+  return fits(caps, &d) && 2 * shared_bytes(&d) <= caps->max_shared_memory ? d : c;
 }
 
 vklm_matmul_config vklm_matmul_config_choose(const vklm_context *ctx, const vklm_gemm *g) {
@@ -63,9 +81,9 @@ vklm_matmul_config vklm_matmul_config_choose(const vklm_context *ctx, const vklm
   uint64_t groups = (uint64_t)((g->M + large->BM - 1) / large->BM) *
                     ((g->N + large->BN - 1) / large->BN) * (g->batch ? g->batch : 1);
   if (caps->type == VKLM_DEVICE_DISCRETE && fits(caps, large) && groups >= LARGE_TILE_MIN_GROUPS)
-    return *large;
+    return with_dbuf(caps, *large);
   for (size_t i = 1; i < NCONFIGS; i++)
-    if (fits(caps, &CONFIGS[i])) return CONFIGS[i];
+    if (fits(caps, &CONFIGS[i])) return with_dbuf(caps, CONFIGS[i]);
   return CONFIGS[NCONFIGS - 1];
 }
 
@@ -151,23 +169,31 @@ static const char *const CPU_SHADER[] = {"matmul_cpu_f32", "matmul_cpu_f32_dbias
                                          "matmul_cpu_f32_gelu", "matmul_cpu_f32_dgelu"};
 static const char *const TILED_SHADER[] = {"matmul_tiled_f32", "matmul_tiled_f32_dbias",
                                            "matmul_tiled_f32_gelu", "matmul_tiled_f32_dgelu"};
+/* The 16-bit operand kernels' GELU variants (no row sums: those are fp32 only). The "_gelu"
+ * variants of every family take spec constant 10, act's format (VKLM_GEMM_*: matmul_store.glsl). */
+static const char *const CPU_F16B_SHADER[] = {"matmul_cpu_f16b", NULL, "matmul_cpu_f16b_gelu",
+                                              "matmul_cpu_f16b_dgelu"};
+static const char *const TILED_F16_SHADER[] = {"matmul_tiled_f16", NULL, "matmul_tiled_f16_gelu",
+                                               "matmul_tiled_f16_dgelu"};
+#define SPEC_ACT_FMT 10
+#define SPEC_DBUF 11 /* the tiled kernels' double buffering (matmul.glsl) */
 
 /* naive: matmul_naive_f32 (fp32 only); else, for fp32 without a configuration cfg on a context
  * that asks for CPU-type kernels (vklm_context_cpu_kernels), matmul_cpu_f32; else the tiled
  * kernels with configuration cfg (NULL: chosen); epi (EPI_*, fp32 only) picks the epilogue
  * variant and extra its binding 4. One dispatch over the whole K: see gemm() for the split along
  * K. */
-/* Whether gemm_one records matmul_cpu_f32 (or, for a 16-bit B, matmul_cpu_f16b: fp32 A, no
- * epilogue) and its workgroup size into *wg. */
+/* Whether gemm_one records matmul_cpu_f32 (or, for a 16-bit B, matmul_cpu_f16b: fp32 or 16-bit
+ * A, no row sums) and its workgroup size into *wg. */
 static int cpu_kernel_runs(vklm_context *ctx, int naive, int half_a, int half_b, int epi,
                            const vklm_matmul_config *cfg, uint32_t *wg) {
-  return !naive && !cfg && !half_a && (!half_b || epi == EPI_NONE) &&
+  return !naive && !cfg && (!half_a || half_b) && (!half_b || epi != EPI_ROWSUM) &&
          vklm_context_cpu_kernels(ctx) && cpu_kernel_fits(vklm_context_caps(ctx), wg);
 }
 
 static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
                         vklm_buffer b, int half_b, vklm_buffer bias, int epi, vklm_buffer extra,
-                        const vklm_gemm *g, const vklm_matmul_config *cfg) {
+                        int act_fmt, const vklm_gemm *g, const vklm_matmul_config *cfg) {
   const char *op = naive ? "matmul_naive" : half_a || half_b ? "matmul_f16" : "matmul";
   vklm_context *ctx = vklm_cmd_context(cmd);
   const vklm_caps *caps = vklm_context_caps(ctx);
@@ -207,15 +233,20 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
   /* Grids past the device's workgroup-count limits (M or N over ~4M rows, batch over the z
    * limit) are refused by the runtime with a status. */
   if (epi != EPI_NONE)
-    VKLM_ASSERT(!naive && !half_a && !half_b && extra.block,
-                "%s: the %s epilogue needs fp32 operands and its buffer", op,
-                TILED_SHADER[epi] + sizeof "matmul_tiled_f32");
+    VKLM_ASSERT(!naive && extra.block && (epi != EPI_ROWSUM || (!half_a && !half_b)),
+                "%s: the %s epilogue needs %sits buffer", op,
+                TILED_SHADER[epi] + sizeof "matmul_tiled_f32",
+                epi == EPI_ROWSUM ? "fp32 operands and " : "");
+  VKLM_ASSERT(act_fmt >= VKLM_GEMM_F32 && act_fmt <= VKLM_GEMM_BF16 &&
+                  (act_fmt == VKLM_GEMM_F32 || epi == EPI_GELU),
+              "%s: act format %d (0 f32, 1 f16, 2 bf16; 16-bit only for the GELU epilogue's act)",
+              op, act_fmt);
   if (epi == EPI_ROWSUM) /* the "_dbias" variants: row sums of op(A) into extra */
     VKLM_ASSERT(batch == 1 && !pc.has_bias && extra.size >= (uint64_t)g->M * 4,
                 "%s: row sums need batch 1, no bias and %u floats", op, g->M);
-  else if (epi != EPI_NONE) /* act or pre: laid out as C */
+  else if (epi != EPI_NONE) /* act (fp32 or 16-bit pairs) or pre (fp32): laid out as C */
     check_operand(op, epi == EPI_GELU ? "act" : "pre", extra, g->M, g->N, g->ldc, g->off_c,
-                  g->stride_c, batch, 0);
+                  g->stride_c, batch, epi == EPI_GELU ? act_fmt : 0);
   vklm_buffer bufs[5] = {c, a, b, bias, extra};
   uint32_t nb = epi != EPI_NONE ? 5 : 4;
   uint32_t ta = g->trans_a ? 1 : 0, tb = g->trans_b ? 1 : 0;
@@ -235,23 +266,25 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
   uint32_t wg;
   if (cpu_kernel_runs(ctx, naive, half_a, half_b, epi, cfg, &wg)) {
     cpu_block cb = cpu_block_choose(wg, g);
-    uint32_t spec[10] = {cb.wg, cb.tm, cb.tn, 0, 0, 0, ta, tb, 0, (uint32_t)half_b};
+    uint32_t spec[11] = {cb.wg, cb.tm, cb.tn, 0, 0, 0, ta, tb, (uint32_t)half_a,
+                         (uint32_t)half_b, (uint32_t)act_fmt};
     uint32_t gx = (g->N + cb.wg * cb.tn - 1) / (cb.wg * cb.tn), gy = (g->M + cb.tm - 1) / cb.tm;
-    return vklm_op_dispatch(cmd, half_b ? "matmul_cpu_f16b" : CPU_SHADER[epi], spec,
-                            half_b ? 10 : 8, bufs, nb, &pc, sizeof pc, gx, gy, batch);
+    uint32_t nspec = epi == EPI_GELU ? SPEC_ACT_FMT + 1 : half_b ? 10 : 8;
+    return vklm_op_dispatch(cmd, half_b ? CPU_F16B_SHADER[epi] : CPU_SHADER[epi], spec, nspec,
+                            bufs, nb, &pc, sizeof pc, gx, gy, batch);
   }
   vklm_matmul_config cf = cfg ? *cfg : vklm_matmul_config_choose(ctx, g);
-  VKLM_ASSERT(fits(caps, &cf) && cf.threads == (cf.BM / cf.TM) * (cf.BN / cf.TN),
-              "%s: tile configuration %ux%ux%u/%ux%u/%u does not fit this device", op, cf.BM,
-              cf.BN, cf.BK, cf.TM, cf.TN, cf.threads);
-  uint32_t spec[10] = {cf.threads, cf.BM, cf.BN, cf.BK, cf.TM, cf.TN, ta, tb,
-                       (uint32_t)half_a, (uint32_t)half_b};
+  VKLM_ASSERT(fits(caps, &cf) && cf.threads == (cf.BM / cf.TM) * (cf.BN / cf.TN) && cf.dbuf <= 1,
+              "%s: tile configuration %ux%ux%u/%ux%u/%u%s does not fit this device", op, cf.BM,
+              cf.BN, cf.BK, cf.TM, cf.TN, cf.threads, cf.dbuf ? " double-buffered" : "");
+  uint32_t spec[12] = {cf.threads, cf.BM, cf.BN, cf.BK, cf.TM, cf.TN, ta, tb,
+                       (uint32_t)half_a, (uint32_t)half_b, (uint32_t)act_fmt, 1};
   uint32_t gx = (g->N + cf.BN - 1) / cf.BN, gy = (g->M + cf.BM - 1) / cf.BM;
-  if (!half_a && !half_b)
-    return vklm_op_dispatch(cmd, TILED_SHADER[epi], spec, 8, bufs, nb, &pc, sizeof pc, gx, gy,
-                            batch);
-  return vklm_op_dispatch(cmd, "matmul_tiled_f16", spec, 10, bufs, 4, &pc, sizeof pc, gx, gy,
-                          batch);
+  int half = half_a || half_b;
+  /* spec constant 11 DBUF only when set: the single-buffered pipelines are the ones before */
+  uint32_t nspec = cf.dbuf ? SPEC_DBUF + 1 : epi == EPI_GELU ? SPEC_ACT_FMT + 1 : half ? 10 : 8;
+  return vklm_op_dispatch(cmd, half ? TILED_F16_SHADER[epi] : TILED_SHADER[epi], spec, nspec,
+                          bufs, nb, &pc, sizeof pc, gx, gy, batch);
 }
 
 /* Long reductions are split along K into dispatches of at most MATMUL_K_CHUNK, each adding into
@@ -293,14 +326,14 @@ uint32_t vklm_matmul_k_chunk(const vklm_context *ctx) {
  * on the last part (beta 1: reading what the others accumulated in C), the others plain. */
 static vklm_status gemm_epi(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
                             vklm_buffer b, int half_b, vklm_buffer bias, int epi,
-                            vklm_buffer extra, const vklm_gemm *g,
+                            vklm_buffer extra, int act_fmt, const vklm_gemm *g,
                             const vklm_matmul_config *cfg) {
   vklm_context *ctx = vklm_cmd_context(cmd);
   uint32_t chunk = vklm_matmul_k_chunk(ctx), wg;
   if (chunk && cpu_kernel_runs(ctx, naive, half_a, half_b, epi, cfg, &wg))
     chunk = MATMUL_K_CHUNK_CPU;
   if (chunk == 0 || g->K <= chunk)
-    return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, epi, extra, g, cfg);
+    return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, epi, extra, act_fmt, g, cfg);
   uint64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);
   uint64_t ldb = g->ldb ? g->ldb : (g->trans_b ? g->K : g->N);
   for (uint32_t k0 = 0; k0 < g->K; k0 += chunk) {
@@ -315,7 +348,8 @@ static vklm_status gemm_epi(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
     int last = k0 + kn == g->K;
     int e = last || epi == EPI_ROWSUM ? epi : EPI_NONE;
     vklm_status st = gemm_one(cmd, naive, c, a, half_a, b, half_b, last ? bias : (vklm_buffer){0},
-                              e, e != EPI_NONE ? extra : (vklm_buffer){0}, &part, cfg);
+                              e, e != EPI_NONE ? extra : (vklm_buffer){0},
+                              e == EPI_GELU ? act_fmt : VKLM_GEMM_F32, &part, cfg);
     if (st != VKLM_OK) return st;
   }
   return VKLM_OK;
@@ -326,7 +360,7 @@ static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, 
                         vklm_buffer b, int half_b, vklm_buffer bias, vklm_buffer rowsum,
                         const vklm_gemm *g, const vklm_matmul_config *cfg) {
   return gemm_epi(cmd, naive, c, a, half_a, b, half_b, bias,
-                  rowsum.block ? EPI_ROWSUM : EPI_NONE, rowsum, g, cfg);
+                  rowsum.block ? EPI_ROWSUM : EPI_NONE, rowsum, VKLM_GEMM_F32, g, cfg);
 }
 
 static const vklm_buffer NO_BIAS = {0};
@@ -374,12 +408,34 @@ vklm_status vklm_matmul_naive(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_
 
 vklm_status vklm_matmul_gelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, vklm_buffer a,
                              vklm_buffer b, vklm_buffer bias, const vklm_gemm *g) {
-  return gemm_epi(cmd, 0, c, a, 0, b, 0, bias, EPI_GELU, act, g, NULL);
+  return gemm_epi(cmd, 0, c, a, 0, b, 0, bias, EPI_GELU, act, VKLM_GEMM_F32, g, NULL);
 }
 
 vklm_status vklm_matmul_dgelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                               vklm_buffer pre, const vklm_gemm *g) {
-  return gemm_epi(cmd, 0, c, a, 0, b, 0, NO_BIAS, EPI_DGELU, pre, g, NULL);
+  return gemm_epi(cmd, 0, c, a, 0, b, 0, NO_BIAS, EPI_DGELU, pre, VKLM_GEMM_F32, g, NULL);
+}
+
+int vklm_matmul_epilogue_fuses(const vklm_context *ctx, int a_fmt, int b_fmt) {
+  return !vklm__matmul_coopmat_pick(ctx, a_fmt, b_fmt, NULL);
+}
+
+#define FMT_OK(f) ((f) >= VKLM_GEMM_F32 && (f) <= VKLM_GEMM_BF16)
+
+vklm_status vklm_matmul_gelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, int act_fmt,
+                                 vklm_buffer a, int a_fmt, vklm_buffer b, int b_fmt,
+                                 vklm_buffer bias, const vklm_gemm *g) {
+  VKLM_ASSERT(FMT_OK(a_fmt) && FMT_OK(b_fmt) && FMT_OK(act_fmt),
+              "matmul_gelu: formats a %d, b %d, act %d (0 f32, 1 f16, 2 bf16)", a_fmt, b_fmt,
+              act_fmt);
+  return gemm_epi(cmd, 0, c, a, a_fmt, b, b_fmt, bias, EPI_GELU, act, act_fmt, g, NULL);
+}
+
+vklm_status vklm_matmul_dgelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_fmt,
+                                  vklm_buffer b, int b_fmt, vklm_buffer pre, const vklm_gemm *g) {
+  VKLM_ASSERT(FMT_OK(a_fmt) && FMT_OK(b_fmt),
+              "matmul_dgelu: operand formats %d, %d (0 f32, 1 f16, 2 bf16)", a_fmt, b_fmt);
+  return gemm_epi(cmd, 0, c, a, a_fmt, b, b_fmt, NO_BIAS, EPI_DGELU, pre, VKLM_GEMM_F32, g, NULL);
 }
 
 vklm_status vklm_matmul_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp,
@@ -395,7 +451,7 @@ vklm_status vklm_matmul_forward_gelu(vklm_cmd *cmd, vklm_buffer out, vklm_buffer
                                      uint32_t BT, uint32_t C, uint32_t OC) {
   vklm_gemm g = vklm_gemm_make(BT, OC, C);
   g.trans_b = 1;
-  return gemm_epi(cmd, 0, out, inp, 0, weight, 0, bias, EPI_GELU, act, &g, NULL);
+  return gemm_epi(cmd, 0, out, inp, 0, weight, 0, bias, EPI_GELU, act, VKLM_GEMM_F32, &g, NULL);
 }
 
 /* vklm_matmul_backward and, with pre (a buffer), vklm_matmul_backward_gelu. */
@@ -420,7 +476,7 @@ static vklm_status linear_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer 
   if (has_dinp) { /* dinp (BT,C) = dout (BT,OC) @ weight (OC,C) (* gelu'(pre)) */
     vklm_gemm g = vklm_gemm_make(BT, C, OC);
     st = gemm_epi(cmd, 0, dinp, dout, 0, weight, 0, NO_BIAS, pre.block ? EPI_DGELU : EPI_NONE,
-                  pre, &g, NULL);
+                  pre, VKLM_GEMM_F32, &g, NULL);
     if (st != VKLM_OK) return st;
   }
   if (!dweight.block) return VKLM_OK; /* a frozen weight: no gradient */
@@ -447,6 +503,110 @@ vklm_status vklm_matmul_backward_gelu(vklm_cmd *cmd, vklm_buffer dpre, vklm_buff
   VKLM_ASSERT(dpre.block && dpre.size > 0 && pre.block && pre.size > 0,
               "matmul_backward_gelu: dpre and pre need buffers");
   return linear_backward(cmd, dpre, dweight, dbias, dout, inp, weight, pre, BT, C, OC);
+}
+
+/* ---- split-K ----------------------------------------------------------------------------- */
+/* A weight gradient dW = dout^T @ in has K = B*T large and M*N small (llama-tiny, GPT-2's
+ * attention projection at small widths): its ceil(M/BM)*ceil(N/BN) workgroups leave most of a
+ * GPU idle while each walks the whole K. Splitting K into S slices gives S times the workgroups.
+ * Vulkan core does not say how many workgroups a device runs at once (no compute-unit count), so
+ * the target is an estimate: 2 * 128 workgroups on discrete GPUs (LARGE_TILE_MIN_GROUPS: the
+ * count that keeps the big ones busy, twice over for the tail), 2 * 32 on other GPUs, and on
+ * CPU devices two per CPU thread (llvmpipe runs one workgroup per thread). A slice keeps at least
+ * SPLITK_MIN_K of K (below that the extra pass over S*M*N floats costs more than it gives) and
+ * S is at most SPLITK_MAX. */
+#define SPLITK_MIN_K 256u
+#define SPLITK_MAX 64u
+
+uint32_t vklm_matmul_splitk_choose(const vklm_context *ctx, const vklm_gemm *g) {
+  const vklm_caps *caps = vklm_context_caps(ctx);
+  if ((g->batch ? g->batch : 1) != 1 || g->M == 0 || g->N == 0) return 1;
+  vklm_matmul_config cf = vklm_matmul_config_choose(ctx, g);
+  uint64_t groups = (uint64_t)((g->M + cf.BM - 1) / cf.BM) * ((g->N + cf.BN - 1) / cf.BN);
+  uint64_t target;
+  if (caps->type == VKLM_DEVICE_CPU) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    target = 2 * (uint64_t)(cpus > 0 ? cpus : 1);
+  } else {
+    target = 2 * (uint64_t)(caps->type == VKLM_DEVICE_DISCRETE ? LARGE_TILE_MIN_GROUPS : 32);
+  }
+  if (groups >= target) return 1;
+  uint64_t s = (target + groups - 1) / groups, smax = g->K / SPLITK_MIN_K;
+  if (s > smax) s = smax;
+  if (s > SPLITK_MAX) s = SPLITK_MAX;
+  return s < 2 ? 1 : (uint32_t)s;
+}
+
+/* Each slice's part starts at a bindable offset (a multiple of the buffer alignment), so that the
+ * slices' GEMMs write disjoint ranges and the runtime puts no barrier between them. */
+static uint64_t splitk_part_bytes(const vklm_context *ctx, const vklm_gemm *g) {
+  uint64_t al = vklm_buffer_alignment(ctx), b = (uint64_t)g->M * g->N * 4;
+  return (b + al - 1) / al * al;
+}
+
+uint64_t vklm_matmul_splitk_scratch_bytes(const vklm_context *ctx, const vklm_gemm *g,
+                                          uint32_t splits) {
+  return splits > 1 ? splits * splitk_part_bytes(ctx, g) : 0;
+}
+
+typedef struct splitk_push {
+  uint32_t M, N, S, pstride, ldc, off_c;
+  float alpha, beta;
+} splitk_push;
+
+vklm_status vklm_matmul_splitk(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                               const vklm_gemm *g, uint32_t splits, vklm_buffer scratch) {
+  const char *op = "matmul_splitk";
+  VKLM_ASSERT((g->batch ? g->batch : 1) == 1, "%s: batch %u (one matrix only)", op, g->batch);
+  VKLM_ASSERT(splits >= 1 && splits <= SPLITK_MAX, "%s: %u slices (1..%u)", op, splits,
+              SPLITK_MAX);
+  if (g->M == 0 || g->N == 0) return VKLM_OK;
+  uint32_t kper = splits > 1 && g->K > 0 ? (g->K + splits - 1) / splits : g->K;
+  uint32_t S = kper ? (g->K + kper - 1) / kper : 1; /* no empty slice */
+  if (S <= 1) return gemm(cmd, 0, c, a, 0, b, 0, NO_BIAS, NO_BIAS, g, NULL);
+  uint64_t mn = (uint64_t)g->M * g->N, pb = splitk_part_bytes(vklm_cmd_context(cmd), g);
+  VKLM_ASSERT(pb / 4 * S < (1ull << 32), "%s: %u slices of %u x %u exceed 2^32 elements", op, S,
+              g->M, g->N);
+  VKLM_ASSERT(scratch.block && scratch.size >= pb * S,
+              "%s: scratch holds %llu bytes, needs %llu (vklm_matmul_splitk_scratch_bytes)", op,
+              (unsigned long long)scratch.size, (unsigned long long)(pb * S));
+  splitk_push pc = {g->M, g->N, S, (uint32_t)(pb / 4), 0, (uint32_t)g->off_c, g->alpha, g->beta};
+  pc.ldc = check_operand(op, "c", c, g->M, g->N, g->ldc, g->off_c, 0, 1, 0);
+  uint64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);
+  uint64_t ldb = g->ldb ? g->ldb : (g->trans_b ? g->K : g->N);
+  /* The slices' partial products, each packed (M,N) at its own aligned range of scratch: the
+   * full slices (kper of K each) as one batched GEMM, slice z its batch item (all in one
+   * dispatch, so they run side by side), and a shorter last slice, if any, as a GEMM of its own
+   * into its own range (no barrier between the two). */
+  uint32_t full = g->K / kper, rem = g->K - full * kper;
+  vklm_gemm part = *g;
+  part.K = kper;
+  part.batch = full;
+  part.lda = (uint32_t)lda;
+  part.ldb = (uint32_t)ldb;
+  part.stride_a = g->trans_a ? (uint64_t)kper * lda : kper; /* A (K,M) or (M,K) */
+  part.stride_b = g->trans_b ? kper : (uint64_t)kper * ldb; /* B (N,K) or (K,N) */
+  part.alpha = 1.0f;
+  part.beta = 0.0f;
+  part.ldc = g->N;
+  part.off_c = 0;
+  part.stride_c = pb / 4;
+  vklm_status st = gemm(cmd, 0, vklm_buffer_slice(scratch, 0, full * pb), a, 0, b, 0, NO_BIAS,
+                        NO_BIAS, &part, NULL);
+  if (st != VKLM_OK) return st;
+  if (rem) {
+    uint64_t k0 = (uint64_t)full * kper;
+    part.K = rem;
+    part.batch = 1;
+    part.stride_a = part.stride_b = part.stride_c = 0;
+    part.off_a = g->off_a + (g->trans_a ? k0 * lda : k0);
+    part.off_b = g->off_b + (g->trans_b ? k0 : k0 * ldb);
+    st = gemm(cmd, 0, vklm_buffer_slice(scratch, full * pb, mn * 4), a, 0, b, 0, NO_BIAS, NO_BIAS,
+              &part, NULL);
+    if (st != VKLM_OK) return st;
+  }
+  vklm_buffer bufs[2] = {c, vklm_buffer_slice(scratch, 0, pb * S)};
+  return vklm_op_dispatch_1d(cmd, "matmul_splitk_reduce_f32", bufs, 2, &pc, sizeof pc, mn);
 }
 
 /* ---- references ------------------------------------------------------------------------- */

@@ -17,13 +17,14 @@
  * benchmark's baseline. On contexts that ask for CPU-type kernels (vklm_context_cpu_kernels:
  * lavapipe by default), fp32 GEMMs without an explicit tile configuration run matmul_cpu_f32
  * instead: no shared memory, no barriers, a large register block per invocation (the shader says
- * why that suits llvmpipe), and those with an fp32 A and a 16-bit B (fp16 or bf16 weights)
- * its matmul_cpu_f16b variant; a 16-bit A, the naive kernel and vklm_matmul_ex with a
- * configuration keep their kernels. On drivers that end shader loops early (llvmpipe) every GEMM
+ * why that suits llvmpipe), and those with a 16-bit B (fp16 or bf16 weights) and an fp32 or
+ * 16-bit A its matmul_cpu_f16b variant; a 16-bit A with an fp32 B, the naive kernel and
+ * vklm_matmul_ex with a configuration keep their kernels. On drivers that end shader loops early (llvmpipe) every GEMM
  * is split along K into dispatches of vklm_matmul_k_chunk (matmul.c says why). Epilogue
- * fusions ride in fp32 kernel variants of their own (both families), so the plain kernels are
- * unchanged: the bias gradient's row sums ("_dbias"), GELU ("_gelu") and its derivative
- * ("_dgelu").
+ * fusions ride in kernel variants of their own (both families), so the plain kernels are
+ * unchanged: the bias gradient's row sums ("_dbias", fp32 only), GELU ("_gelu") and its
+ * derivative ("_dgelu"), the last two for fp32 and for 16-bit operands (matmul_tiled_f16_*,
+ * matmul_cpu_f16b_*).
  *
  * Gradients (ops.h): matmul_backward OVERWRITES dinp and ACCUMULATES dweight and dbias. */
 #ifndef VKLM_OPS_MATMUL_H
@@ -45,15 +46,19 @@ typedef struct vklm_gemm {
 vklm_gemm vklm_gemm_make(uint32_t M, uint32_t N, uint32_t K);
 
 /* A tile configuration of the tiled kernels: BM x BN block of C per workgroup, BK K-step, TM x TN
- * outputs per thread, threads = (BM/TM)*(BN/TN). */
+ * outputs per thread, threads = (BM/TM)*(BN/TN); dbuf 1: double-buffered tiles (twice the shared
+ * memory, one barrier per K step: shaders/matmul.glsl), 0: single-buffered. */
 typedef struct vklm_matmul_config {
-  uint32_t BM, BN, BK, TM, TN, threads;
+  uint32_t BM, BN, BK, TM, TN, threads, dbuf;
 } vklm_matmul_config;
 /* The configuration vklm_matmul uses for g on this device: 128x128x8 with 8x8 per thread
  * (256 threads) on discrete GPUs when that still gives >= 128 workgroups; else 64x64x16 with 4x4
- * (256 threads); 64x64x16 with 8x4 (128 threads) under the Vulkan minimums; smaller ones below. */
+ * (256 threads); 64x64x16 with 8x4 (128 threads) under the Vulkan minimums; smaller ones below.
+ * Double-buffered where two sets of tiles take at most half the device's shared memory (matmul.c
+ * says why half). */
 vklm_matmul_config vklm_matmul_config_choose(const vklm_context *ctx, const vklm_gemm *g);
-/* The configurations this device can run (for tests and benchmarks); returns how many (<= max). */
+/* The configurations this device can run (for tests and benchmarks), each tile single-buffered
+ * and, where its shared memory fits, double-buffered after it; returns how many (<= max). */
 uint32_t vklm_matmul_configs(const vklm_context *ctx, vklm_matmul_config *out, uint32_t max);
 
 /* fp32: c (batch,M,N), a (batch,M,K) or (batch,K,M) when trans_a, b (batch,K,N) or (batch,N,K)
@@ -99,6 +104,41 @@ vklm_status vklm_matmul_gelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, vklm
                              vklm_buffer b, vklm_buffer bias, const vklm_gemm *g);
 vklm_status vklm_matmul_dgelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                               vklm_buffer pre, const vklm_gemm *g);
+/* The same with operand formats (VKLM_GEMM_*, as vklm_matmul_fmt: the 16-bit weight copies of
+ * mixed precision as B) and, for the GELU, act's format act_fmt: VKLM_GEMM_F32, or F16 / BF16
+ * (rounded to nearest even, packed as the operands are: element i of act in word i/2, low half
+ * first, any element offset; the word's other half is left as it was). pre stays fp32. The
+ * tiled kernels run them (and the CPU-type kernel for an fp32 A), never the cooperative-matrix
+ * one: see vklm_matmul_epilogue_fuses. */
+vklm_status vklm_matmul_gelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, int act_fmt,
+                                 vklm_buffer a, int a_fmt, vklm_buffer b, int b_fmt,
+                                 vklm_buffer bias, const vklm_gemm *g);
+vklm_status vklm_matmul_dgelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_fmt,
+                                  vklm_buffer b, int b_fmt, vklm_buffer pre, const vklm_gemm *g);
+/* Whether a GEMM of these operand formats without a configuration runs the same kernel with an
+ * epilogue as without one: false where the plain GEMM would go to cooperative matrices (which
+ * have no epilogue variants), so that a linear layer there keeps the cooperative-matrix GEMM
+ * and a separate activation dispatch instead of falling back to the tiled kernel. */
+int vklm_matmul_epilogue_fuses(const vklm_context *ctx, int a_fmt, int b_fmt);
+
+/* Split-K (fp32, batch 1): C = alpha * op(A) @ op(B) + beta * C with K cut into `splits` slices
+ * (at most 64; fewer where the last would be empty) of ceil(K/splits) (the last one shorter),
+ * the full slices' products one batched GEMM (a batch item per slice, one dispatch) into their
+ * own (M,N) parts of scratch, a shorter last slice a GEMM of its own (no barrier between the
+ * two), then one small kernel (matmul_splitk_reduce_f32) summing the parts in
+ * slice order and applying alpha and beta into C (ldc, off_c): deterministic, no atomics. For
+ * GEMMs whose output is too small to fill the device (the weight gradients dW = dout^T @ in of
+ * narrow layers, K = B*T). scratch: a buffer of at least vklm_matmul_splitk_scratch_bytes (the
+ * op allocates nothing); splits 1 is vklm_matmul. */
+vklm_status vklm_matmul_splitk(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                               const vklm_gemm *g, uint32_t splits, vklm_buffer scratch);
+/* The slices for g on this device (1: do not split): enough workgroups for about twice what the
+ * device runs at once (an estimate: matmul.c says how), each slice at least 256 of K. */
+uint32_t vklm_matmul_splitk_choose(const vklm_context *ctx, const vklm_gemm *g);
+/* The scratch vklm_matmul_splitk needs: splits parts of M*N floats, each rounded up to the
+ * buffer alignment (0 for splits <= 1). */
+uint64_t vklm_matmul_splitk_scratch_bytes(const vklm_context *ctx, const vklm_gemm *g,
+                                          uint32_t splits);
 
 /* Whether this device can run the CPU-type fp32 kernel (subgroup ballot operations, subgroups of
  * at least 8 invocations); where it cannot, CPU-type contexts keep the tiled kernel. */

@@ -37,6 +37,16 @@ static vklm_buffer opt(const char *op, const char *what, const vklm_tensor *t) {
   return vklm_tensor_is_none(t) ? (vklm_buffer){0} : act(op, what, t);
 }
 
+/* An activation that mixed-precision training may hold in 16 bits (the inputs of the GEMMs it
+ * saves for the backward): F32, F16 or BF16; its buffer, and its format (VKLM_GEMM_*) in *fmt. */
+static int fmt_of(vklm_dtype dt) {
+  return dt == VKLM_DTYPE_F16 ? VKLM_GEMM_F16 : dt == VKLM_DTYPE_BF16 ? VKLM_GEMM_BF16 : 0;
+}
+static vklm_buffer act16(const char *op, const char *what, const vklm_tensor *t, int *fmt) {
+  *fmt = fmt_of(t->dtype);
+  return whole(op, what, t, *fmt ? t->dtype : F32);
+}
+
 static uint32_t rows_of(const vklm_tensor *t) {
   uint64_t n = vklm_tensor_numel(t), last = t->ndim ? t->shape[t->ndim - 1] : 1;
   return (uint32_t)(last ? n / last : 0);
@@ -59,6 +69,18 @@ vklm_status vklm_nn_linear(vklm_cmd *cmd, vklm_tensor out, vklm_tensor in, vklm_
   if (!vklm_tensor_is_none(&bias))
     vklm_tensor_expect(op, "bias", &bias, F32, 1, N, 0, 0);
   vklm_buffer ob = out.buf;
+  if (fmt_of(in.dtype)) { /* a 16-bit input (mixed precision's saved activations): the GEMM
+                           * with a 16-bit A, any rows; the weight F32, F16 or BF16 */
+    int afmt, wfmt = fmt_of(w.dtype);
+    VKLM_ASSERT(w.dtype == F32 || wfmt, "%s: a %s input takes f32, f16 or bf16 weights, not %s",
+                op, vklm_dtype_name(in.dtype), vklm_dtype_name(w.dtype));
+    vklm_buffer ib = act16(op, "in", &in, &afmt);
+    vklm_gemm g = vklm_gemm_make(M, N, K);
+    g.trans_b = 1;
+    g.ldc = (uint32_t)out.stride[0];
+    g.off_c = out.offset;
+    return vklm_matmul_fmt(cmd, ob, ib, afmt, w.buf, wfmt, opt(op, "bias", &bias), &g);
+  }
   return vklm_linear_forward_ex(cmd, ob, (uint32_t)out.stride[0], out.offset, act(op, "in", &in),
                                 w.buf, w.dtype, opt(op, "bias", &bias), M, K, N);
 }
@@ -80,6 +102,35 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
   if (!vklm_tensor_is_none(&db)) vklm_tensor_expect(op, "db", &db, F32, 1, N, 0, 0);
   if (vklm_tensor_is_none(&dinp) && vklm_tensor_is_none(&dw) && vklm_tensor_is_none(&db))
     return VKLM_OK;
+  if (fmt_of(in.dtype)) {
+    /* a 16-bit input (mixed precision's saved activations): db first (dinp's memory, not yet
+     * written, as the reduction's scratch), then dinp (M,K) = dout @ w, then the fp32
+     * dw (N,K) += dout^T (N,M) @ in (M,K) with in read in its 16-bit format */
+    int afmt;
+    vklm_buffer ib = act16(op, "in", &in, &afmt), ob = act(op, "dout", &dout);
+    vklm_status st = VKLM_OK;
+    if (!vklm_tensor_is_none(&db)) {
+      vklm_buffer scratch = {0};
+      if (!vklm_tensor_is_none(&dinp) &&
+          act(op, "dinp", &dinp).size >= vklm_bias_backward_scratch_bytes(M, N))
+        scratch = act(op, "dinp", &dinp);
+      st = vklm_bias_backward(cmd, act(op, "db", &db), scratch, ob, M, N);
+    }
+    if (st == VKLM_OK && !vklm_tensor_is_none(&dinp)) {
+      vklm_gemm g = vklm_gemm_make(M, K, N);
+      st = vklm_matmul_fmt(cmd, act(op, "dinp", &dinp), ob, VKLM_GEMM_F32,
+                           wfmt ? whole(op, "w", &w, w.dtype) : act(op, "w", &w), wfmt,
+                           (vklm_buffer){0}, &g);
+    }
+    if (st == VKLM_OK && !vklm_tensor_is_none(&dw)) {
+      vklm_gemm g = vklm_gemm_make(N, K, M);
+      g.trans_a = 1;
+      g.beta = 1.0f;
+      st = vklm_matmul_fmt(cmd, act(op, "dw", &dw), ob, VKLM_GEMM_F32, ib, afmt,
+                           (vklm_buffer){0}, &g);
+    }
+    return st;
+  }
   if (wfmt && !vklm_tensor_is_none(&dinp)) {
     /* dinp (M,K) = dout (M,N) @ w (N,K) read in its 16-bit format; then the fp32 weight and
      * bias gradients (the bias gradient's scratch is then not dinp: it is computed first) */
@@ -96,8 +147,10 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
                               wfmt ? whole(op, "w", &w, w.dtype) : act(op, "w", &w), M, K, N);
 }
 
-/* The fused kernels take fp32 weights and enough rows for the GEMM (vklm_linear_forward's
- * rule: the matrix-vector kernel below that); anything else runs the two ops it fuses. */
+/* The fused kernels take fp32 or 16-bit (F16 / BF16) weights and, forward, enough rows for the
+ * GEMM (vklm_linear_forward's rule: the matrix-vector kernel below that, with its own GELU
+ * variant); quantized weights, and 16-bit ones whose GEMM runs on cooperative matrices, run the
+ * two ops they fuse. */
 vklm_status vklm_nn_linear_gelu(vklm_cmd *cmd, vklm_tensor out, vklm_tensor gelu_out,
                                 vklm_tensor in, vklm_tensor w, vklm_tensor bias) {
   const char *op = "nn_linear_gelu";
@@ -107,6 +160,26 @@ vklm_status vklm_nn_linear_gelu(vklm_cmd *cmd, vklm_tensor out, vklm_tensor gelu
                   ((unsigned)w.dtype < VKLM_DTYPE_LINEAR_COUNT || w.dtype == VKLM_DTYPE_BF16),
               "%s: weight %s does not take inputs %s", op, vklm_tensor_describe(&w, d1, sizeof d1),
               vklm_tensor_describe(&in, d2, sizeof d2));
+  if (fmt_of(in.dtype) || fmt_of(gelu_out.dtype)) {
+    /* mixed precision's 16-bit saved activations (in: ln2, gelu_out: act): the GEMM's GELU
+     * epilogue with those formats, or, where the GEMM runs on cooperative matrices (no
+     * epilogue), the linear layer and the activation */
+    int afmt, gfmt, wfmt = fmt_of(w.dtype);
+    VKLM_ASSERT(w.dtype == F32 || wfmt, "%s: 16-bit activations take f32, f16 or bf16 weights, "
+                "not %s", op, vklm_dtype_name(w.dtype));
+    vklm_tensor_expect(op, "out", &out, F32, 2, M, N, 0);
+    vklm_tensor_expect(op, "act", &gelu_out, gelu_out.dtype, 2, M, N, 0);
+    vklm_buffer ib = act16(op, "in", &in, &afmt), gb = act16(op, "act", &gelu_out, &gfmt);
+    if (!vklm_matmul_epilogue_fuses(vklm_cmd_context(cmd), afmt, wfmt)) {
+      vklm_status st = vklm_nn_linear(cmd, out, in, w, bias);
+      return st != VKLM_OK ? st : vklm_nn_mlp_act(cmd, 0, gelu_out, out);
+    }
+    if (!vklm_tensor_is_none(&bias)) vklm_tensor_expect(op, "bias", &bias, F32, 1, N, 0, 0);
+    vklm_gemm g = vklm_gemm_make(M, N, K);
+    g.trans_b = 1;
+    return vklm_matmul_gelu_fmt(cmd, act(op, "out", &out), gb, gfmt, ib, afmt, w.buf, wfmt,
+                                opt(op, "bias", &bias), &g);
+  }
   vklm_tensor_expect(op, "out", &out, F32, 2, M, N, 0);
   vklm_tensor_expect(op, "act", &gelu_out, F32, 2, M, N, 0);
   if (!vklm_tensor_is_none(&bias)) vklm_tensor_expect(op, "bias", &bias, F32, 1, N, 0, 0);
@@ -122,11 +195,26 @@ vklm_status vklm_nn_linear_backward_gelu(vklm_cmd *cmd, vklm_tensor dpre, vklm_t
   uint32_t M = rows_of(&in), K = in.shape[in.ndim - 1], N = w.shape[0];
   vklm_tensor_expect(op, "dpre", &dpre, F32, 2, M, K, 0);
   vklm_tensor_expect(op, "pre", &pre, F32, 2, M, K, 0);
-  if (w.dtype != F32) { /* a 16-bit weight copy: the plain backward, then gelu' in place */
-    vklm_status st = vklm_nn_linear_backward(cmd, dpre, dw, db, dout, in, w);
-    if (st != VKLM_OK) return st;
-    vklm_buffer d = act(op, "dpre", &dpre);
-    return vklm_gelu_backward(cmd, d, d, act(op, "pre", &pre), M * K);
+  if (w.dtype != F32) { /* a 16-bit weight copy (F16 / BF16; nn_linear_backward checks it) */
+    int wfmt = w.dtype == VKLM_DTYPE_F16 ? VKLM_GEMM_F16 : w.dtype == VKLM_DTYPE_BF16 ? VKLM_GEMM_BF16 : 0;
+    if (!wfmt || !vklm_matmul_epilogue_fuses(vklm_cmd_context(cmd), VKLM_GEMM_F32, wfmt)) {
+      /* the plain backward (on cooperative matrices where they run), then gelu' in place */
+      vklm_status st = vklm_nn_linear_backward(cmd, dpre, dw, db, dout, in, w);
+      if (st != VKLM_OK) return st;
+      vklm_buffer d = act(op, "dpre", &dpre);
+      return vklm_gelu_backward(cmd, d, d, act(op, "pre", &pre), M * K);
+    }
+    /* dpre (M,K) = (dout (M,N) @ w (N,K), read in its 16-bit format) * gelu'(pre) in the GEMM's
+     * epilogue; then the fp32 weight and bias gradients */
+    vklm_tensor_expect(op, "w", &w, w.dtype, 2, N, K, 0);
+    VKLM_ASSERT(rows_of(&dout) == M && dout.shape[dout.ndim - 1] == N,
+                "%s: dout is not (%u,%u)", op, M, N);
+    vklm_gemm g = vklm_gemm_make(M, K, N);
+    vklm_status st = vklm_matmul_dgelu_fmt(cmd, act(op, "dpre", &dpre), act(op, "dout", &dout),
+                                           VKLM_GEMM_F32, whole(op, "w", &w, w.dtype), wfmt,
+                                           act(op, "pre", &pre), &g);
+    if (st != VKLM_OK || (vklm_tensor_is_none(&dw) && vklm_tensor_is_none(&db))) return st;
+    return vklm_nn_linear_backward(cmd, vklm_tensor_none(), dw, db, dout, in, w);
   }
   vklm_tensor_expect(op, "w", &w, F32, 2, N, K, 0);
   VKLM_ASSERT(rows_of(&dout) == M && dout.shape[dout.ndim - 1] == N,
@@ -146,14 +234,15 @@ vklm_status vklm_nn_norm(vklm_cmd *cmd, int rms, float eps, vklm_tensor out, vkl
               N, C);
   vklm_tensor_expect(op, "w", &w, F32, 1, C, 0, 0);
   VKLM_ASSERT(vklm_tensor_numel(&rstd) >= N, "%s: rstd holds fewer than %u rows", op, N);
+  int ofmt;
+  vklm_buffer ob = act16(op, "out", &out, &ofmt);
   if (rms)
-    return vklm_rmsnorm_forward(cmd, act(op, "out", &out), act(op, "rstd", &rstd),
-                                act(op, "in", &in), act(op, "w", &w), N, C, eps);
+    return vklm_rmsnorm_forward_fmt(cmd, ob, ofmt, act(op, "rstd", &rstd), act(op, "in", &in),
+                                    act(op, "w", &w), N, C, eps);
   vklm_tensor_expect(op, "b", &b, F32, 1, C, 0, 0);
   VKLM_ASSERT(vklm_tensor_numel(&mean) >= N, "%s: mean holds fewer than %u rows", op, N);
-  return vklm_layernorm_forward(cmd, act(op, "out", &out), act(op, "mean", &mean),
-                                act(op, "rstd", &rstd), act(op, "in", &in), act(op, "w", &w),
-                                act(op, "b", &b), N, C);
+  return vklm_layernorm_forward_fmt(cmd, ob, ofmt, act(op, "mean", &mean), act(op, "rstd", &rstd),
+                                    act(op, "in", &in), act(op, "w", &w), act(op, "b", &b), N, C);
 }
 
 vklm_status vklm_nn_add_norm(vklm_cmd *cmd, int rms, float eps, vklm_tensor res,
@@ -167,16 +256,18 @@ vklm_status vklm_nn_add_norm(vklm_cmd *cmd, int rms, float eps, vklm_tensor res,
               "%s: a and b are not %u x %u elements", op, N, C);
   vklm_tensor_expect(op, "w", &w, F32, 1, C, 0, 0);
   VKLM_ASSERT(vklm_tensor_numel(&rstd) >= N, "%s: rstd holds fewer than %u rows", op, N);
+  int ofmt;
+  vklm_buffer ob = act16(op, "out", &out, &ofmt);
   if (rms)
-    return vklm_add_rmsnorm_forward(cmd, act(op, "res", &res), act(op, "out", &out),
-                                    act(op, "rstd", &rstd), act(op, "a", &a), act(op, "b", &b),
-                                    act(op, "w", &w), N, C, eps);
+    return vklm_add_rmsnorm_forward_fmt(cmd, act(op, "res", &res), ob, ofmt,
+                                        act(op, "rstd", &rstd), act(op, "a", &a),
+                                        act(op, "b", &b), act(op, "w", &w), N, C, eps);
   vklm_tensor_expect(op, "bias", &bias, F32, 1, C, 0, 0);
   VKLM_ASSERT(vklm_tensor_numel(&mean) >= N, "%s: mean holds fewer than %u rows", op, N);
-  return vklm_add_layernorm_forward(cmd, act(op, "res", &res), act(op, "out", &out),
-                                    act(op, "mean", &mean), act(op, "rstd", &rstd),
-                                    act(op, "a", &a), act(op, "b", &b), act(op, "w", &w),
-                                    act(op, "bias", &bias), N, C);
+  return vklm_add_layernorm_forward_fmt(cmd, act(op, "res", &res), ob, ofmt,
+                                        act(op, "mean", &mean), act(op, "rstd", &rstd),
+                                        act(op, "a", &a), act(op, "b", &b), act(op, "w", &w),
+                                        act(op, "bias", &bias), N, C);
 }
 
 vklm_status vklm_nn_norm_backward(vklm_cmd *cmd, int rms, vklm_tensor dinp, vklm_tensor dw,
@@ -213,8 +304,10 @@ vklm_status vklm_nn_mlp_act(vklm_cmd *cmd, int swiglu, vklm_tensor out, vklm_ten
   uint32_t N = rows_of(&out), F = out.shape[out.ndim - 1];
   VKLM_ASSERT(rows_of(&in) == N && in.shape[in.ndim - 1] == (swiglu ? 2 : 1) * F,
               "%s: in is not (%u,%u)", op, N, (swiglu ? 2 : 1) * F);
-  if (swiglu) return vklm_swiglu_forward(cmd, act(op, "out", &out), act(op, "in", &in), N, F);
-  return vklm_gelu_forward(cmd, act(op, "out", &out), act(op, "in", &in), N * F);
+  int ofmt; /* out may be 16-bit (mixed precision's saved activation) */
+  vklm_buffer ob = act16(op, "out", &out, &ofmt);
+  if (swiglu) return vklm_swiglu_forward_fmt(cmd, ob, ofmt, act(op, "in", &in), N, F);
+  return vklm_gelu_forward_fmt(cmd, ob, ofmt, act(op, "in", &in), N * F);
 }
 
 vklm_status vklm_nn_mlp_act_backward(vklm_cmd *cmd, int swiglu, vklm_tensor din,
@@ -237,7 +330,8 @@ static void check_attn(const char *op, const vklm_tensor *out, const vklm_tensor
   uint32_t C = out->shape[out->ndim - 1];
   VKLM_ASSERT(NH && NKV && C % NH == 0, "%s: NH=%u NKV=%u C=%u", op, NH, NKV, C);
   uint32_t HS = C / NH;
-  vklm_tensor_expect(op, "out", out, F32, 2, B * T, C, 0);
+  /* out: F32, or F16 / BF16 (mixed precision's saved attention output; an even HS) */
+  vklm_tensor_expect(op, "out", out, fmt_of(out->dtype) ? out->dtype : F32, 2, B * T, C, 0);
   vklm_tensor_expect(op, "qkv", qkv, F32, 2, B * T, (NH + 2 * NKV) * HS, 0);
 }
 
@@ -246,8 +340,10 @@ vklm_status vklm_nn_attention(vklm_cmd *cmd, vklm_tensor out, vklm_tensor lse, v
   const char *op = "nn_attention";
   check_attn(op, &out, &qkv, B, T, NH, NKV);
   vklm_tensor_expect(op, "lse", &lse, F32, 3, B, NH, T);
-  return vklm_attention_forward(cmd, act(op, "out", &out), act(op, "lse", &lse),
-                                act(op, "qkv", &qkv), B, T, NH, NKV, out.shape[1] / NH, causal);
+  int ofmt;
+  vklm_buffer ob = act16(op, "out", &out, &ofmt);
+  return vklm_attention_forward_fmt(cmd, ob, ofmt, act(op, "lse", &lse), act(op, "qkv", &qkv), B,
+                                    T, NH, NKV, out.shape[1] / NH, causal);
 }
 
 vklm_status vklm_nn_attention_backward(vklm_cmd *cmd, vklm_tensor dqkv, vklm_buffer scratch,
@@ -258,9 +354,12 @@ vklm_status vklm_nn_attention_backward(vklm_cmd *cmd, vklm_tensor dqkv, vklm_buf
   check_attn(op, &out, &qkv, B, T, NH, NKV);
   vklm_tensor_expect(op, "dqkv", &dqkv, F32, 2, B * T, qkv.shape[1], 0);
   vklm_tensor_expect(op, "dout", &dout, F32, 2, B * T, out.shape[1], 0);
-  return vklm_attention_backward(cmd, act(op, "dqkv", &dqkv), scratch, act(op, "dout", &dout),
-                                 act(op, "out", &out), act(op, "lse", &lse), act(op, "qkv", &qkv),
-                                 B, T, NH, NKV, out.shape[1] / NH, causal);
+  int ofmt;
+  vklm_buffer ob = act16(op, "out", &out, &ofmt);
+  return vklm_attention_backward_fmt(cmd, act(op, "dqkv", &dqkv), scratch,
+                                     act(op, "dout", &dout), ob, ofmt, act(op, "lse", &lse),
+                                     act(op, "qkv", &qkv), B, T, NH, NKV, out.shape[1] / NH,
+                                     causal);
 }
 
 /* ---- general matrix product ------------------------------------------------------------------ */

@@ -7,7 +7,11 @@
  * them.
  *
  * Tensors here are fp32 activations unless said otherwise; a weight may be any linear dtype
- * (tensor.h) in the forward. Does not allocate. */
+ * (tensor.h) in the forward. Mixed-precision training holds the activations that are GEMM inputs
+ * saved for the backward (the norms' outputs, the MLP activation; the attention output if
+ * asked) in F16 or BF16: the ops that write them (norm, add_norm, attention, mlp_act,
+ * linear_gelu's gelu_out) and read them (linear, linear_gelu, linear_backward's in,
+ * attention_backward's out) take either, and nothing else does. Does not allocate. */
 #ifndef VKLM_OPS_NN_H
 #define VKLM_OPS_NN_H
 
@@ -17,11 +21,15 @@
 
 /* out (M,N) = in (M,K) @ w (N,K)^T + bias (N). w: F32, F16, Q8_0 or Q4_0; bias: F32 or none.
  * out's rows may be strided (stride[0] >= N) and start at any element offset: a column block
- * of a wider matrix. Few rows take the matrix-vector kernel, more the tiled GEMM (quant.h). */
+ * of a wider matrix. Few rows take the matrix-vector kernel, more the tiled GEMM (quant.h).
+ * in may be F16 / BF16 (contiguous; w then F32, F16 or BF16): the GEMM with a 16-bit A
+ * (matmul.h's vklm_matmul_fmt) for any number of rows. */
 vklm_status vklm_nn_linear(vklm_cmd *cmd, vklm_tensor out, vklm_tensor in, vklm_tensor w,
                            vklm_tensor bias);
 /* dinp (M,K) = dout @ w (OVERWRITES; none skips), dw (N,K) += dout^T @ in (none: a frozen
- * weight), db (N) += column sums of dout (none skips). All F32. */
+ * weight), db (N) += column sums of dout (none skips). All F32 but w (F16 / BF16: mixed
+ * precision's weight copy) and in (F16 / BF16: a saved 16-bit activation, read as the GEMM's B;
+ * the bias gradient is then a reduction of its own, elementwise.h's vklm_bias_backward). */
 vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor dw,
                                     vklm_tensor db, vklm_tensor dout, vklm_tensor in,
                                     vklm_tensor w);
@@ -29,7 +37,10 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
 /* The GELU MLP's fc layer: out (M,N) = in (M,K) @ w (N,K)^T + bias (N) as vklm_nn_linear, and
  * gelu_out (M,N) = gelu(out): one dispatch (quant.h's vklm_linear_forward_gelu) for up to
  * VKLM_LINEAR_MATVEC_MAX_M rows with any weight type but BF16 (decoding) and for F32 weights
- * (matmul.h's GELU epilogue), else the two ops. out, gelu_out: contiguous F32. */
+ * (matmul.h's GELU epilogue), else the two ops. out, gelu_out: contiguous F32; in and gelu_out
+ * may be F16 / BF16 (mixed precision's saved activations; F32, F16 or BF16 weights): the GEMM's
+ * GELU epilogue in those formats (vklm_matmul_gelu_fmt), or the two ops where the GEMM runs on
+ * cooperative matrices. */
 vklm_status vklm_nn_linear_gelu(vklm_cmd *cmd, vklm_tensor out, vklm_tensor gelu_out,
                                 vklm_tensor in, vklm_tensor w, vklm_tensor bias);
 /* The backward of a linear layer whose input was gelu(pre): as vklm_nn_linear_backward, with
@@ -40,7 +51,8 @@ vklm_status vklm_nn_linear_backward_gelu(vklm_cmd *cmd, vklm_tensor dpre, vklm_t
                                          vklm_tensor w, vklm_tensor pre);
 
 /* out (N,C) = LayerNorm (rms 0: mean and rstd saved, bias b) or RMSNorm (rms 1: rstd saved, eps;
- * mean and b none) of in (N,C) with weight w (C). */
+ * mean and b none) of in (N,C) with weight w (C). out: F32, F16 or BF16 (rounded to nearest
+ * even, norm.h's _fmt calls). */
 vklm_status vklm_nn_norm(vklm_cmd *cmd, int rms, float eps, vklm_tensor out, vklm_tensor mean,
                          vklm_tensor rstd, vklm_tensor in, vklm_tensor w, vklm_tensor b);
 /* The residual add and the norm after it in one dispatch: res (N,C) = a + b, then out, mean,
@@ -60,13 +72,15 @@ vklm_status vklm_nn_norm_backward(vklm_cmd *cmd, int rms, vklm_tensor dinp, vklm
 vklm_status vklm_nn_add(vklm_cmd *cmd, vklm_tensor out, vklm_tensor a, vklm_tensor b);
 
 /* The MLP's activation: GELU out (N,F) of in (N,F) (swiglu 0), or SwiGLU out (N,F) of the fused
- * [gate | up] in (N,2F) (swiglu 1). The backward OVERWRITES din. */
+ * [gate | up] in (N,2F) (swiglu 1); out F32, F16 or BF16 (activation.h's _fmt calls). The
+ * backward OVERWRITES din (all F32). */
 vklm_status vklm_nn_mlp_act(vklm_cmd *cmd, int swiglu, vklm_tensor out, vklm_tensor in);
 vklm_status vklm_nn_mlp_act_backward(vklm_cmd *cmd, int swiglu, vklm_tensor din,
                                      vklm_tensor dout, vklm_tensor in);
 
 /* Self-attention of B sequences of T rows: out (B*T, NH*HS), lse (B,NH,T) <- qkv (B*T, QKV)
- * (attention.h's layout); NKV key/value heads. */
+ * (attention.h's layout); NKV key/value heads. out may be F16 / BF16 (an even HS; the backward
+ * then reads it so: attention.h's _fmt calls). */
 vklm_status vklm_nn_attention(vklm_cmd *cmd, vklm_tensor out, vklm_tensor lse, vklm_tensor qkv,
                               uint32_t B, uint32_t T, uint32_t NH, uint32_t NKV, int causal);
 /* dqkv (B*T, QKV) OVERWRITTEN; scratch (B,NH,T). */

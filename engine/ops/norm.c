@@ -96,12 +96,26 @@ static void check(const char *op, vklm_buffer b, uint64_t n, const char *what) {
               (unsigned long long)b.size, (unsigned long long)n);
 }
 
-/* A per-row kernel (vklm_op_dispatch_rows): GPU workgroups of up to 256 threads per row, CPU-type
- * variants NORM_CPU_WG rows per workgroup. */
-static vklm_status dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *b,
-                                 uint32_t nb, const void *pc, uint32_t pc_size, uint32_t N,
-                                 uint32_t len) {
-  return vklm_op_dispatch_rows(cmd, name, b, nb, pc, pc_size, N, len, 256, NORM_CPU_WG);
+
+/* The forward kernels' output: n elements in format fmt (0 fp32, 1 fp16, 2 bf16: the spec
+ * constant OUT_FMT of shaders/store16.glsl). */
+static void check_out(const char *op, vklm_buffer out, uint64_t n, int fmt) {
+  VKLM_ASSERT(fmt >= 0 && fmt <= 2, "%s: output format %d (0 f32, 1 f16, 2 bf16)", op, fmt);
+  if (fmt == 0) {
+    check(op, out, n, "out");
+    return;
+  }
+  VKLM_ASSERT(out.block && out.size >= (n + 1) / 2 * 4,
+              "%s: out holds %llu bytes, needs %llu 16-bit elements", op,
+              (unsigned long long)out.size, (unsigned long long)n);
+}
+
+/* A forward kernel (vklm_op_dispatch_rows_spec): GPU workgroups of up to 256 threads per row,
+ * CPU-type variants NORM_CPU_WG rows per workgroup; spec constant 1 the output format. */
+static vklm_status dispatch_fwd(vklm_cmd *cmd, const char *name, const vklm_buffer *b,
+                                uint32_t nb, const norm_fwd_push *pc, int fmt) {
+  return vklm_op_dispatch_rows_spec(cmd, name, b, nb, pc, sizeof *pc, pc->N, pc->C, 256,
+                                    NORM_CPU_WG, (uint32_t)fmt);
 }
 
 /* The backward kernel `name` (its _cpu variant on CPU-type devices) over (N, C): b[1] is the
@@ -221,9 +235,16 @@ vklm_status vklm_norm_grads_reduce(vklm_cmd *cmd, vklm_buffer table, uint32_t fi
 vklm_status vklm_layernorm_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer mean,
                                    vklm_buffer rstd, vklm_buffer inp, vklm_buffer weight,
                                    vklm_buffer bias, uint32_t N, uint32_t C) {
+  return vklm_layernorm_forward_fmt(cmd, out, 0, mean, rstd, inp, weight, bias, N, C);
+}
+
+vklm_status vklm_layernorm_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt,
+                                       vklm_buffer mean, vklm_buffer rstd, vklm_buffer inp,
+                                       vklm_buffer weight, vklm_buffer bias, uint32_t N,
+                                       uint32_t C) {
   const char *op = "layernorm_forward";
   check_shape(op, N, C);
-  check(op, out, (uint64_t)N * C, "out");
+  check_out(op, out, (uint64_t)N * C, out_fmt);
   check(op, inp, (uint64_t)N * C, "inp");
   check(op, mean, N, "mean");
   check(op, rstd, N, "rstd");
@@ -232,17 +253,24 @@ vklm_status vklm_layernorm_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer m
   if (N == 0 || C == 0) return VKLM_OK;
   norm_fwd_push pc = {N, C, VKLM_LAYERNORM_EPS};
   vklm_buffer b[6] = {out, mean, rstd, inp, weight, bias};
-  return dispatch_rows(cmd, "layernorm_forward_f32", b, 6, &pc, sizeof pc, N, C);
+  return dispatch_fwd(cmd, "layernorm_forward_f32", b, 6, &pc, out_fmt);
 }
 
 vklm_status vklm_add_layernorm_forward(vklm_cmd *cmd, vklm_buffer res, vklm_buffer out,
                                        vklm_buffer mean, vklm_buffer rstd, vklm_buffer a,
                                        vklm_buffer b, vklm_buffer weight, vklm_buffer bias,
                                        uint32_t N, uint32_t C) {
+  return vklm_add_layernorm_forward_fmt(cmd, res, out, 0, mean, rstd, a, b, weight, bias, N, C);
+}
+
+vklm_status vklm_add_layernorm_forward_fmt(vklm_cmd *cmd, vklm_buffer res, vklm_buffer out,
+                                           int out_fmt, vklm_buffer mean, vklm_buffer rstd,
+                                           vklm_buffer a, vklm_buffer b, vklm_buffer weight,
+                                           vklm_buffer bias, uint32_t N, uint32_t C) {
   const char *op = "add_layernorm_forward";
   check_shape(op, N, C);
   check(op, res, (uint64_t)N * C, "res");
-  check(op, out, (uint64_t)N * C, "out");
+  check_out(op, out, (uint64_t)N * C, out_fmt);
   check(op, a, (uint64_t)N * C, "a");
   check(op, b, (uint64_t)N * C, "b");
   check(op, mean, N, "mean");
@@ -252,7 +280,7 @@ vklm_status vklm_add_layernorm_forward(vklm_cmd *cmd, vklm_buffer res, vklm_buff
   if (N == 0 || C == 0) return VKLM_OK;
   norm_fwd_push pc = {N, C, VKLM_LAYERNORM_EPS};
   vklm_buffer bb[8] = {res, out, mean, rstd, a, b, weight, bias};
-  return dispatch_rows(cmd, "add_layernorm_forward_f32", bb, 8, &pc, sizeof pc, N, C);
+  return dispatch_fwd(cmd, "add_layernorm_forward_f32", bb, 8, &pc, out_fmt);
 }
 
 vklm_status vklm_layernorm_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dweight,
@@ -280,25 +308,38 @@ vklm_status vklm_layernorm_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer
 vklm_status vklm_rmsnorm_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer rstd,
                                  vklm_buffer inp, vklm_buffer weight, uint32_t N, uint32_t C,
                                  float eps) {
+  return vklm_rmsnorm_forward_fmt(cmd, out, 0, rstd, inp, weight, N, C, eps);
+}
+
+vklm_status vklm_rmsnorm_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt,
+                                     vklm_buffer rstd, vklm_buffer inp, vklm_buffer weight,
+                                     uint32_t N, uint32_t C, float eps) {
   const char *op = "rmsnorm_forward";
   check_shape(op, N, C);
-  check(op, out, (uint64_t)N * C, "out");
+  check_out(op, out, (uint64_t)N * C, out_fmt);
   check(op, inp, (uint64_t)N * C, "inp");
   check(op, rstd, N, "rstd");
   check(op, weight, C, "weight");
   if (N == 0 || C == 0) return VKLM_OK;
   norm_fwd_push pc = {N, C, eps};
   vklm_buffer b[4] = {out, rstd, inp, weight};
-  return dispatch_rows(cmd, "rmsnorm_forward_f32", b, 4, &pc, sizeof pc, N, C);
+  return dispatch_fwd(cmd, "rmsnorm_forward_f32", b, 4, &pc, out_fmt);
 }
 
 vklm_status vklm_add_rmsnorm_forward(vklm_cmd *cmd, vklm_buffer res, vklm_buffer out,
                                      vklm_buffer rstd, vklm_buffer a, vklm_buffer b,
                                      vklm_buffer weight, uint32_t N, uint32_t C, float eps) {
+  return vklm_add_rmsnorm_forward_fmt(cmd, res, out, 0, rstd, a, b, weight, N, C, eps);
+}
+
+vklm_status vklm_add_rmsnorm_forward_fmt(vklm_cmd *cmd, vklm_buffer res, vklm_buffer out,
+                                         int out_fmt, vklm_buffer rstd, vklm_buffer a,
+                                         vklm_buffer b, vklm_buffer weight, uint32_t N,
+                                         uint32_t C, float eps) {
   const char *op = "add_rmsnorm_forward";
   check_shape(op, N, C);
   check(op, res, (uint64_t)N * C, "res");
-  check(op, out, (uint64_t)N * C, "out");
+  check_out(op, out, (uint64_t)N * C, out_fmt);
   check(op, a, (uint64_t)N * C, "a");
   check(op, b, (uint64_t)N * C, "b");
   check(op, rstd, N, "rstd");
@@ -306,7 +347,7 @@ vklm_status vklm_add_rmsnorm_forward(vklm_cmd *cmd, vklm_buffer res, vklm_buffer
   if (N == 0 || C == 0) return VKLM_OK;
   norm_fwd_push pc = {N, C, eps};
   vklm_buffer bb[6] = {res, out, rstd, a, b, weight};
-  return dispatch_rows(cmd, "add_rmsnorm_forward_f32", bb, 6, &pc, sizeof pc, N, C);
+  return dispatch_fwd(cmd, "add_rmsnorm_forward_f32", bb, 6, &pc, out_fmt);
 }
 
 vklm_status vklm_rmsnorm_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dweight,

@@ -12,7 +12,7 @@
  *   backward leaves a vklm_norm_grads describing what is still to add, and the parameter
  *   gradients are final only after the reduce that takes it. Two dispatches per norm at most;
  *   one reduce per group of norms (a model: per backward part).
- * Everything is fp32; N*C must be < 2^32. Any C >= 1.
+ * Everything is fp32 (but the forward's out in the _fmt calls); N*C must be < 2^32. Any C >= 1.
  * CPU-type devices (vklm_context_cpu_kernels; lavapipe): the forward and the backward run
  * variants with one invocation per row (forward) or per chunk of rows (backward) and no shared
  * memory or barrier (*_cpu.comp; the GPU kernels where a row is too long for llvmpipe's loop
@@ -90,6 +90,28 @@ vklm_status vklm_rmsnorm_backward(vklm_cmd *cmd, vklm_buffer dinp /* (N,C) */,
                                   vklm_buffer dout /* (N,C) */, vklm_buffer inp /* (N,C) */,
                                   vklm_buffer weight /* (C) */, vklm_buffer rstd /* (N) */,
                                   uint32_t N, uint32_t C, vklm_norm_grads *pending);
+
+/* The forward ops with out held in out_fmt: 0 fp32 (the calls above), 1 fp16 or 2 bf16
+ * (matmul.h's VKLM_GEMM_* numbering: packed 16-bit words, element i in word i/2, low half first,
+ * ceil(N*C/2) words; the fp32 value rounded to nearest even, as shaders/store16.glsl says):
+ * mixed-precision training's saved norm outputs, the inputs of the next GEMMs. Statistics and
+ * res stay fp32. The references below give the fp32 values; the 16-bit result is their rounding
+ * (elementwise.h's converters). */
+vklm_status vklm_layernorm_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt,
+                                       vklm_buffer mean, vklm_buffer rstd, vklm_buffer inp,
+                                       vklm_buffer weight, vklm_buffer bias, uint32_t N,
+                                       uint32_t C);
+vklm_status vklm_add_layernorm_forward_fmt(vklm_cmd *cmd, vklm_buffer res, vklm_buffer out,
+                                           int out_fmt, vklm_buffer mean, vklm_buffer rstd,
+                                           vklm_buffer a, vklm_buffer b, vklm_buffer weight,
+                                           vklm_buffer bias, uint32_t N, uint32_t C);
+vklm_status vklm_rmsnorm_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt,
+                                     vklm_buffer rstd, vklm_buffer inp, vklm_buffer weight,
+                                     uint32_t N, uint32_t C, float eps);
+vklm_status vklm_add_rmsnorm_forward_fmt(vklm_cmd *cmd, vklm_buffer res, vklm_buffer out,
+                                         int out_fmt, vklm_buffer rstd, vklm_buffer a,
+                                         vklm_buffer b, vklm_buffer weight, uint32_t N,
+                                         uint32_t C, float eps);
 
 /* Plain C references (double accumulation), same shapes and gradient rules. */
 void vklm_layernorm_forward_ref(float *out, float *mean, float *rstd, const float *inp,

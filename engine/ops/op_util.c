@@ -35,21 +35,29 @@ vklm_status vklm_op_dispatch_1d(vklm_cmd *cmd, const char *name, const vklm_buff
   return vklm_op_dispatch(cmd, name, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
 }
 
-vklm_status vklm_op_dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
-                                  uint32_t nbufs, const void *push, uint32_t push_size,
-                                  uint32_t N, uint32_t C, uint32_t gpu_wg, uint32_t cpu_wg) {
+vklm_status vklm_op_dispatch_rows_spec(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
+                                       uint32_t nbufs, const void *push, uint32_t push_size,
+                                       uint32_t N, uint32_t C, uint32_t gpu_wg, uint32_t cpu_wg,
+                                       uint32_t spec1) {
   vklm_context *ctx = vklm_cmd_context(cmd);
-  uint32_t wg, gx, gy;
+  uint32_t spec[2] = {0, spec1}, ns = spec1 ? 2 : 1, gx, gy;
   /* loop iterations of a CPU invocation: three passes over the row (rows_cpu.glsl) */
   uint64_t loops = 3ull * (C / 8 + C / 64 + 8) + 8;
   if (vklm_context_cpu_kernels(ctx) && loops <= VKLM_CPU_LOOP_BUDGET) {
     char cpu[64];
     snprintf(cpu, sizeof cpu, "%s_cpu", name);
-    wg = vklm_op_wg_fit(ctx, cpu_wg, 0);
-    vklm_groups_1d(ctx, (N + wg - 1) / wg, &gx, &gy);
-    return vklm_op_dispatch(cmd, cpu, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
+    spec[0] = vklm_op_wg_fit(ctx, cpu_wg, 0);
+    vklm_groups_1d(ctx, (N + spec[0] - 1) / spec[0], &gx, &gy);
+    return vklm_op_dispatch(cmd, cpu, spec, ns, bufs, nbufs, push, push_size, gx, gy, 1);
   }
-  wg = vklm_op_wg_fit(ctx, gpu_wg, 8);
+  spec[0] = vklm_op_wg_fit(ctx, gpu_wg, 8);
   vklm_groups_1d(ctx, N, &gx, &gy);
-  return vklm_op_dispatch(cmd, name, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
+  return vklm_op_dispatch(cmd, name, spec, ns, bufs, nbufs, push, push_size, gx, gy, 1);
+}
+
+vklm_status vklm_op_dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
+                                  uint32_t nbufs, const void *push, uint32_t push_size,
+                                  uint32_t N, uint32_t C, uint32_t gpu_wg, uint32_t cpu_wg) {
+  return vklm_op_dispatch_rows_spec(cmd, name, bufs, nbufs, push, push_size, N, C, gpu_wg, cpu_wg,
+                                    0);
 }

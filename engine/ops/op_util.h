@@ -28,6 +28,12 @@ uint32_t vklm_op_wg_fit(const vklm_context *ctx, uint32_t want, uint32_t bytes_p
 vklm_status vklm_op_dispatch_rows(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
                                   uint32_t nbufs, const void *push, uint32_t push_size,
                                   uint32_t N, uint32_t C, uint32_t gpu_wg, uint32_t cpu_wg);
+/* vklm_op_dispatch_rows with spec constant 1 = spec1 as well (both families; a shader without
+ * it ignores it): e.g. the norms' output format (store16.glsl's OUT_FMT). */
+vklm_status vklm_op_dispatch_rows_spec(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
+                                       uint32_t nbufs, const void *push, uint32_t push_size,
+                                       uint32_t N, uint32_t C, uint32_t gpu_wg, uint32_t cpu_wg,
+                                       uint32_t spec1);
 
 /* Gets the pipeline `name` with the given specialization constants and records one dispatch. */
 vklm_status vklm_op_dispatch(vklm_cmd *cmd, const char *name, const uint32_t *spec,

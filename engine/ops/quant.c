@@ -166,6 +166,18 @@ vklm_status vklm_matmul_w(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_
   return matmul_w(cmd, out, N, 0, inp, w, type, M, N, K, bias);
 }
 
+/* Whether a linear forward of M rows runs the matrix-vector kernel (else the GEMM): up to
+ * VKLM_LINEAR_MATVEC_MAX_M rows, but not for bf16 weights (mixed-precision training's copies have
+ * no decode kernel), nor for F32 and F16 weights on contexts with CPU-type kernels: there the
+ * GEMM's CPU variants (matmul_cpu_f32, matmul_cpu_f16b) beat the matvec at every M, whose loads
+ * of x lane by lane cost llvmpipe more than its single pass over W saves (GPT-2 124M decode:
+ * about 3x faster at one sequence, 9-15x at 4-8; docs/benchmarks.md). */
+static int use_matvec(vklm_context *ctx, uint32_t M, vklm_dtype type) {
+  if (M > VKLM_LINEAR_MATVEC_MAX_M || type == VKLM_DTYPE_BF16) return 0;
+  return !((type == VKLM_DTYPE_F32 || type == VKLM_DTYPE_F16) && vklm_context_cpu_kernels(ctx) &&
+           vklm_matmul_cpu_available(ctx));
+}
+
 vklm_status vklm_linear_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
                                 vklm_dtype type, vklm_buffer bias, uint32_t M, uint32_t K,
                                 uint32_t N) {
@@ -181,7 +193,7 @@ vklm_status vklm_linear_forward_ex(vklm_cmd *cmd, vklm_buffer out, uint32_t ldo,
   check("linear_forward", whole, inp, w, type, bias, M, N, K);
   check_out("linear_forward", out, M, N, ldo, off_o);
   /* bf16 weights (mixed-precision training's copies) have no decode kernel: the GEMM */
-  if (M <= VKLM_LINEAR_MATVEC_MAX_M && type != VKLM_DTYPE_BF16)
+  if (use_matvec(vklm_cmd_context(cmd), M, type))
     return matvec(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias, (vklm_buffer){0});
   return matmul_w(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias);
 }
@@ -193,10 +205,19 @@ vklm_status vklm_linear_forward_gelu(vklm_cmd *cmd, vklm_buffer out, vklm_buffer
   VKLM_ASSERT(act.block && act.size >= (uint64_t)M * N * 4,
               "linear_forward_gelu: act holds %llu bytes, needs %u x %u floats",
               (unsigned long long)act.size, M, N);
-  if (M <= VKLM_LINEAR_MATVEC_MAX_M && type != VKLM_DTYPE_BF16)
+  if (use_matvec(vklm_cmd_context(cmd), M, type))
     return matvec(cmd, out, N, 0, inp, w, type, M, N, K, bias, act);
   if (type == VKLM_DTYPE_F32) return vklm_matmul_forward_gelu(cmd, out, act, inp, w, bias, M, K, N);
-  /* 16-bit weights past the decode path: the GEMM, then the activation */
+  int fmt = type == VKLM_DTYPE_F16 ? VKLM_GEMM_F16 : type == VKLM_DTYPE_BF16 ? VKLM_GEMM_BF16 : -1;
+  if (fmt > 0 && vklm_matmul_epilogue_fuses(vklm_cmd_context(cmd), VKLM_GEMM_F32, fmt)) {
+    /* 16-bit weights (mixed precision's copies, fp16 models): the GEMM's GELU variant */
+    vklm_gemm g = vklm_gemm_make(M, N, K);
+    g.trans_b = 1;
+    return vklm_matmul_gelu_fmt(cmd, out, act, VKLM_GEMM_F32, inp, VKLM_GEMM_F32, w, fmt, bias,
+                                &g);
+  }
+  /* quantized weights past the decode path, or fp16 ones whose GEMM runs on cooperative
+   * matrices (no epilogue variants there): the GEMM, then the activation */
   vklm_status st = matmul_w(cmd, out, N, 0, inp, w, type, M, N, K, bias);
   return st != VKLM_OK ? st : vklm_gelu_forward(cmd, act, out, M * N);
 }
