@@ -268,10 +268,54 @@ static void test_nn(vt_env *env, int wfmt, int with_dw) {
   vklm_arena_reset(env->arena);
 }
 
+/* vklm_matmul_rowsum_fmt: dW (M,N) += A^T @ B with A (K,M) fp32 (dout) and B (K,N) 16-bit (the
+ * saved input), and the row sums of A^T added into rs (M): the "_dbias" variants with a 16-bit
+ * B, against the reference on the values the GPU reads. K = 20001 is split along K on llvmpipe
+ * (the row sums add up over the parts). */
+static void test_rowsum(vt_env *env, uint32_t M, uint32_t N, uint32_t K, int b_fmt) {
+  float *a = vt_randf((size_t)K * M, seed++, -1, 1), *b = vt_randf((size_t)K * N, seed++, -1, 1);
+  float *c0 = vt_randf((size_t)M * N, seed++, -1, 1), *rs0 = vt_randf(M, seed++, -1, 1);
+  void *bh;
+  vklm_buffer A = vt_upload(env, a, (size_t)K * M * 4), B = vt_upload_fmt(env, b, (uint64_t)K * N, b_fmt, &bh);
+  vklm_buffer Cb = vt_upload(env, c0, (size_t)M * N * 4), R = vt_upload(env, rs0, M * 4);
+  vklm_gemm g = vklm_gemm_make(M, N, K);
+  g.trans_a = 1;
+  g.beta = 1.0f;
+  vt_begin(env);
+  vt_ok(env, vklm_matmul_rowsum_fmt(env->cmd, Cb, A, B, b_fmt, R, &g), "matmul_rowsum_fmt");
+  uint32_t nd = vklm_cmd_dispatch_count(env->cmd);
+  vt_run(env);
+  float *c = vt_download(env, Cb, (size_t)M * N), *rs = vt_download(env, R, M);
+  float *cr = vt_copy(c0, (size_t)M * N), *rr = vt_copy(rs0, M);
+  for (uint32_t m = 0; m < M; m++) {
+    double r = 0;
+    for (uint32_t k = 0; k < K; k++) r += a[(size_t)k * M + m];
+    rr[m] += (float)r;
+    for (uint32_t n = 0; n < N; n++) {
+      double acc = 0;
+      for (uint32_t k = 0; k < K; k++)
+        acc += (double)a[(size_t)k * M + m] * from16(half_of(bh, (uint64_t)k * N + n), b_fmt);
+      cr[(size_t)m * N + n] += (float)acc;
+    }
+  }
+  char what[160];
+  snprintf(what, sizeof what, "%s rowsum (%u,%u,%u) B %s: dW", family, M, N, K, FMT[b_fmt]);
+  vt_compare(env, what, c, cr, (size_t)M * N, tol_for(K));
+  snprintf(what, sizeof what, "%s rowsum (%u,%u,%u) B %s: row sums", family, M, N, K, FMT[b_fmt]);
+  vt_compare(env, what, rs, rr, M, tol_for(K));
+  uint32_t chunk = vklm_matmul_k_chunk(env->ctx);
+  if (!chunk || K <= 8192)
+    vt_expect(env, nd == 1, "%s rowsum (%u,%u,%u): %u dispatch(es) (want 1)", family, M, N, K, nd);
+  free(a), free(b), free(c0), free(rs0), free(bh), free(c), free(rs), free(cr), free(rr);
+}
+
 static void test_family(vt_env *env, vklm_kernels k) {
   vklm_context_set_kernels(env->ctx, k);
   family = k == VKLM_KERNELS_CPU ? "cpu" : "gpu";
   test_gemms(env);
+  test_rowsum(env, 37, 29, 53, VKLM_GEMM_BF16);
+  test_rowsum(env, 5, 130, 300, VKLM_GEMM_F16);
+  test_rowsum(env, 64, 64, 20001, VKLM_GEMM_BF16);
   test_nn(env, VKLM_GEMM_BF16, 1);
   test_nn(env, VKLM_GEMM_F16, 1);
   test_nn(env, VKLM_GEMM_BF16, 0);

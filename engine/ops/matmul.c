@@ -169,12 +169,12 @@ static const char *const CPU_SHADER[] = {"matmul_cpu_f32", "matmul_cpu_f32_dbias
                                          "matmul_cpu_f32_gelu", "matmul_cpu_f32_dgelu"};
 static const char *const TILED_SHADER[] = {"matmul_tiled_f32", "matmul_tiled_f32_dbias",
                                            "matmul_tiled_f32_gelu", "matmul_tiled_f32_dgelu"};
-/* The 16-bit operand kernels' GELU variants (no row sums: those are fp32 only). The "_gelu"
- * variants of every family take spec constant 10, act's format (VKLM_GEMM_*: matmul_store.glsl). */
-static const char *const CPU_F16B_SHADER[] = {"matmul_cpu_f16b", NULL, "matmul_cpu_f16b_gelu",
-                                              "matmul_cpu_f16b_dgelu"};
-static const char *const TILED_F16_SHADER[] = {"matmul_tiled_f16", NULL, "matmul_tiled_f16_gelu",
-                                               "matmul_tiled_f16_dgelu"};
+/* The 16-bit operand kernels' variants (row sums with an fp32 A only). The "_gelu" variants of
+ * every family take spec constant 10, act's format (VKLM_GEMM_*: matmul_store.glsl). */
+static const char *const CPU_F16B_SHADER[] = {"matmul_cpu_f16b", "matmul_cpu_f16b_dbias",
+                                              "matmul_cpu_f16b_gelu", "matmul_cpu_f16b_dgelu"};
+static const char *const TILED_F16_SHADER[] = {"matmul_tiled_f16", "matmul_tiled_f16_dbias",
+                                               "matmul_tiled_f16_gelu", "matmul_tiled_f16_dgelu"};
 #define SPEC_ACT_FMT 10
 #define SPEC_DBUF 11 /* the tiled kernels' double buffering (matmul.glsl) */
 
@@ -184,10 +184,10 @@ static const char *const TILED_F16_SHADER[] = {"matmul_tiled_f16", NULL, "matmul
  * variant and extra its binding 4. One dispatch over the whole K: see gemm() for the split along
  * K. */
 /* Whether gemm_one records matmul_cpu_f32 (or, for a 16-bit B, matmul_cpu_f16b: fp32 or 16-bit
- * A, no row sums) and its workgroup size into *wg. */
+ * A, row sums with an fp32 A) and its workgroup size into *wg. */
 static int cpu_kernel_runs(vklm_context *ctx, int naive, int half_a, int half_b, int epi,
                            const vklm_matmul_config *cfg, uint32_t *wg) {
-  return !naive && !cfg && (!half_a || half_b) && (!half_b || epi != EPI_ROWSUM) &&
+  return !naive && !cfg && (!half_a || half_b) && (!half_a || epi != EPI_ROWSUM) &&
          vklm_context_cpu_kernels(ctx) && cpu_kernel_fits(vklm_context_caps(ctx), wg);
 }
 
@@ -233,10 +233,10 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
   /* Grids past the device's workgroup-count limits (M or N over ~4M rows, batch over the z
    * limit) are refused by the runtime with a status. */
   if (epi != EPI_NONE)
-    VKLM_ASSERT(!naive && extra.block && (epi != EPI_ROWSUM || (!half_a && !half_b)),
+    VKLM_ASSERT(!naive && extra.block && (epi != EPI_ROWSUM || !half_a),
                 "%s: the %s epilogue needs %sits buffer", op,
                 TILED_SHADER[epi] + sizeof "matmul_tiled_f32",
-                epi == EPI_ROWSUM ? "fp32 operands and " : "");
+                epi == EPI_ROWSUM ? "an fp32 A and " : "");
   VKLM_ASSERT(act_fmt >= VKLM_GEMM_F32 && act_fmt <= VKLM_GEMM_BF16 &&
                   (act_fmt == VKLM_GEMM_F32 || epi == EPI_GELU),
               "%s: act format %d (0 f32, 1 f16, 2 bf16; 16-bit only for the GELU epilogue's act)",
@@ -414,6 +414,14 @@ vklm_status vklm_matmul_gelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, vklm
 vklm_status vklm_matmul_dgelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                               vklm_buffer pre, const vklm_gemm *g) {
   return gemm_epi(cmd, 0, c, a, 0, b, 0, NO_BIAS, EPI_DGELU, pre, VKLM_GEMM_F32, g, NULL);
+}
+
+vklm_status vklm_matmul_rowsum_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                                   int b_fmt, vklm_buffer rowsum, const vklm_gemm *g) {
+  VKLM_ASSERT(b_fmt >= VKLM_GEMM_F32 && b_fmt <= VKLM_GEMM_BF16,
+              "matmul_rowsum: B format %d (0 f32, 1 f16, 2 bf16)", b_fmt);
+  return gemm(cmd, 0, c, a, VKLM_GEMM_F32, b, b_fmt, NO_BIAS,
+              rowsum.size > 0 ? rowsum : NO_BIAS, g, NULL);
 }
 
 int vklm_matmul_epilogue_fuses(const vklm_context *ctx, int a_fmt, int b_fmt) {

@@ -115,6 +115,13 @@ vklm_status vklm_matmul_gelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, 
                                  vklm_buffer bias, const vklm_gemm *g);
 vklm_status vklm_matmul_dgelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_fmt,
                                   vklm_buffer b, int b_fmt, vklm_buffer pre, const vklm_gemm *g);
+/* vklm_matmul_fmt with an fp32 A, B in b_fmt and no bias, plus the row sums of op(A) added into
+ * rowsum (M floats, k in order, batch 1; a zero-size buffer: none): a linear layer's weight and
+ * bias gradients in one pass (dW += dout^T @ inp, dbias += the row sums of dout^T) with its
+ * input as B, in 16 bits under mixed precision ("_dbias" variants of matmul_tiled_f16 and
+ * matmul_cpu_f16b; never cooperative matrices: see vklm_matmul_epilogue_fuses). */
+vklm_status vklm_matmul_rowsum_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
+                                   int b_fmt, vklm_buffer rowsum, const vklm_gemm *g);
 /* Whether a GEMM of these operand formats without a configuration runs the same kernel with an
  * epilogue as without one: false where the plain GEMM would go to cooperative matrices (which
  * have no epilogue variants), so that a linear layer there keeps the cooperative-matrix GEMM

@@ -109,6 +109,22 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
     int afmt;
     vklm_buffer ib = act16(op, "in", &in, &afmt), ob = act(op, "dout", &dout);
     vklm_status st = VKLM_OK;
+    if (!vklm_tensor_is_none(&dw) && !vklm_tensor_is_none(&db) &&
+        vklm_matmul_epilogue_fuses(vklm_cmd_context(cmd), VKLM_GEMM_F32, afmt)) {
+      /* dinp, then dw and db in one GEMM (the row sums of dout^T in its "_dbias" variant) */
+      if (!vklm_tensor_is_none(&dinp)) {
+        vklm_gemm g = vklm_gemm_make(M, K, N);
+        st = vklm_matmul_fmt(cmd, act(op, "dinp", &dinp), ob, VKLM_GEMM_F32,
+                             wfmt ? whole(op, "w", &w, w.dtype) : act(op, "w", &w), wfmt,
+                             (vklm_buffer){0}, &g);
+      }
+      vklm_gemm g = vklm_gemm_make(N, K, M);
+      g.trans_a = 1;
+      g.beta = 1.0f;
+      return st != VKLM_OK ? st
+                           : vklm_matmul_rowsum_fmt(cmd, act(op, "dw", &dw), ob, ib, afmt,
+                                                    act(op, "db", &db), &g);
+    }
     if (!vklm_tensor_is_none(&db)) {
       vklm_buffer scratch = {0};
       if (!vklm_tensor_is_none(&dinp) &&
