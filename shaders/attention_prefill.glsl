@@ -39,14 +39,7 @@ const uint RQ = BQ / GH; // query rows per workgroup
 const float MASKED = -3.0e38;
 const uint NONE = 0xffffffffu;
 
-layout(std430, binding = 0) writeonly buffer Out { float outp[]; };
-layout(std430, binding = 1) readonly buffer Q { float q[]; };
-layout(std430, binding = 2) readonly buffer KC { KV_T kc[]; };
-layout(std430, binding = 3) readonly buffer VC { KV_T vc[]; };
-layout(std430, binding = 4) readonly buffer Rows { uvec2 rows[]; };
-layout(push_constant) uniform Push {
-  uint n; uint NH; uint NKV; uint QS; float scale; uint maxT; uint S;
-} pc;
+#include "attention_prefill_io.glsl"
 
 shared float sQ[BQ * LD];
 shared float sK[BK * LD];
@@ -63,7 +56,7 @@ void main() {
 
   for (uint x = tid; x < BQ * HS; x += NT) {
     uint rr = x / HS, d = x % HS, i = i0 + rr / GH;
-    sQ[rr * LD + d] = i < pc.n ? q[i * pc.QS + (h0 + rr % GH) * HS + d] : 0.0;
+    sQ[rr * LD + d] = i < pc.n ? q_[i * pc.QS + (h0 + rr % GH) * HS + d] : 0.0;
   }
   // this thread's pairs: their rows' positions and slots (NONE past n)
   uint rpos[RM], rslot[RM];

@@ -32,14 +32,7 @@ const uint NONE = 0xffffffffu;
 // by d then live in registers, and llvmpipe counts no iterations for this loop against its limit.
 #define DLOOP(STMT) [[unroll]] for (uint d_ = 0u; d_ < HS; d_++) { STMT(d_); }
 
-layout(std430, binding = 0) writeonly buffer Out { float outp[]; };
-layout(std430, binding = 1) readonly buffer Q { float q_[]; };
-layout(std430, binding = 2) readonly buffer KC { KV_T kc[]; };
-layout(std430, binding = 3) readonly buffer VC { KV_T vc[]; };
-layout(std430, binding = 4) readonly buffer Rows { uvec2 rows[]; };
-layout(push_constant) uniform Push {
-  uint n; uint NH; uint NKV; uint QS; float scale; uint maxT; uint S;
-} pc;
+#include "attention_prefill_io.glsl"
 
 void main() {
   const uint W = gl_WorkGroupSize.x, RQ = W * R / GH;

@@ -30,18 +30,7 @@ static void test_attention(vt_env *env, uint32_t NH, uint32_t NKV, uint32_t HS, 
   float *vc = vt_randf(kvn, 3 + n, -0.5f, 1.5f); /* mean 0.5: outputs without cancellation */
   uint32_t *rows = malloc(sizeof(uint32_t) * 2 * n);
   for (uint32_t i = 0; i < n; i++) rows[2 * i] = pos0 + i / S, rows[2 * i + 1] = i % S;
-  vklm_buffer bk, bv;
-  if (f16) { /* upload halves; the reference reads their fp32 values */
-    uint32_t *hk = malloc(4 * ((kvn + 1) / 2)), *hv = malloc(4 * ((kvn + 1) / 2));
-    vklm_convert_f32_to_f16_ref(hk, kc, (uint32_t)kvn);
-    vklm_convert_f32_to_f16_ref(hv, vc, (uint32_t)kvn);
-    vklm_convert_f16_to_f32_ref(kc, hk, (uint32_t)kvn);
-    vklm_convert_f16_to_f32_ref(vc, hv, (uint32_t)kvn);
-    bk = vt_upload(env, hk, 4 * ((kvn + 1) / 2)), bv = vt_upload(env, hv, 4 * ((kvn + 1) / 2));
-    free(hk), free(hv);
-  } else {
-    bk = vt_upload(env, kc, kvn * 4), bv = vt_upload(env, vc, kvn * 4);
-  }
+  vklm_buffer bk = vt_upload_cache(env, kc, kvn, f16), bv = vt_upload_cache(env, vc, kvn, f16);
   float *want = vt_zeros((size_t)n * NH * HS);
   vklm_attention_decode_ref(want, q, kc, vc, rows, n, NH, NKV, HS, QS, maxT);
   vklm_buffer bq = vt_upload(env, q, (size_t)n * QS * 4), bi = vt_upload(env, rows, n * 8);

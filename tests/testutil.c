@@ -387,6 +387,16 @@ int32_t *vt_json_ints(const cJSON *a, size_t *n) {
   return v;
 }
 
+vklm_buffer vt_upload_cache(vt_env *env, float *x, size_t n, int f16) {
+  if (!f16) return vt_upload(env, x, n * 4);
+  uint32_t *h = calloc((n + 1) / 2 ? (n + 1) / 2 : 1, 4);
+  vklm_convert_f32_to_f16_ref(h, x, (uint32_t)n);
+  vklm_convert_f16_to_f32_ref(x, h, (uint32_t)n);
+  vklm_buffer b = vt_upload(env, h, 4 * ((n + 1) / 2));
+  free(h);
+  return b;
+}
+
 vklm_buffer vt_upload_fmt(vt_env *env, const float *x, uint64_t n, int fmt, void **host) {
   if (fmt == 0) {
     *host = vt_copy(x, n);

@@ -44,6 +44,9 @@ vklm_buffer vt_upload(vt_env *env, const void *data, size_t bytes);
 /* Uploads n floats as a GEMM operand in format fmt (0 fp32, 1 fp16, 2 bf16: packed pairs,
  * rounded by the reference converters); *host (free it) gets what a reference reads. */
 vklm_buffer vt_upload_fmt(vt_env *env, const float *x, uint64_t n, int fmt, void **host);
+/* Uploads n floats of a KV cache, as fp16 halves when f16 (x is then rounded in place to the
+ * values the device reads, for the reference), else as fp32. */
+vklm_buffer vt_upload_cache(vt_env *env, float *x, size_t n, int f16);
 vklm_buffer vt_alloc(vt_env *env, size_t bytes);
 float *vt_download(vt_env *env, vklm_buffer b, size_t n);
 /* begin + caller records + end + run on env->cmd: vt_begin(env); ...; vt_run(env); */
