@@ -19,6 +19,22 @@
 #include "testutil.h"
 
 /* The kernel family under test (vklm_context_set_kernels): every GPU case runs for both. */
+
+/* D (B,NH,T) = rowsum(dout * out) per (row, head), in double: what the dQ kernel leaves in scratch
+ * for dK/dV, against the GPU's own out. */
+static float *d_ref(const float *dout, const float *o, uint32_t B, uint32_t T, uint32_t NH,
+                    uint32_t HS) {
+  float *dref = vt_zeros((size_t)B * NH * T);
+  for (uint32_t b = 0; b < B; b++)
+    for (uint32_t t = 0; t < T; t++)
+      for (uint32_t h = 0; h < NH; h++) {
+        size_t at = (((size_t)b * T + t) * NH + h) * HS;
+        double sum = 0;
+        for (uint32_t e = 0; e < HS; e++) sum += (double)dout[at + e] * o[at + e];
+        dref[((size_t)b * NH + h) * T + t] = (float)sum;
+      }
+  return dref;
+}
 static const char *fam = "gpu";
 
 typedef struct shape {
@@ -88,15 +104,7 @@ static void test_gpu(vt_env *env, shape s, int causal, int timing) {
   check(env, what, d, dqkv, nqkv, 5e-3, 1e-4);
   /* D = rowsum(dout * out), which the dQ kernel leaves in scratch for dK/dV: against the same
    * sum in double over the GPU's own out */
-  float *dd = vt_download(env, gscr, nrow), *dref = vt_zeros(nrow);
-  for (uint32_t b = 0; b < B; b++)
-    for (uint32_t t = 0; t < T; t++)
-      for (uint32_t h = 0; h < NH; h++) {
-        size_t at = (((size_t)b * T + t) * NH + h) * HS;
-        double sum = 0;
-        for (uint32_t e = 0; e < HS; e++) sum += (double)dout[at + e] * o[at + e];
-        dref[((size_t)b * NH + h) * T + t] = (float)sum;
-      }
+  float *dd = vt_download(env, gscr, nrow), *dref = d_ref(dout, o, B, T, NH, HS);
   snprintf(what, sizeof what, "attn[%s] bwd D    B%u T%u NH%u NKV%u HS%u %s", fam, B, T, NH, NKV, HS,
            causal ? "causal" : "full");
   check(env, what, dd, dref, nrow, 1e-4, 1e-5);
@@ -211,15 +219,7 @@ static void test_attn16(vt_env *env, shape s, int causal, int fmt) {
     uint16_t h = (uint16_t)(w[i / 2] >> (16 * (i & 1)));
     o[i] = fmt == 2 ? vklm_bf16_to_f32_ref(h) : vklm_f16_to_f32_ref(h);
   }
-  float *dd = vt_download(env, gscr, nrow), *dref = vt_zeros(nrow);
-  for (uint32_t b = 0; b < B; b++)
-    for (uint32_t t = 0; t < T; t++)
-      for (uint32_t h = 0; h < NH; h++) {
-        size_t at = (((size_t)b * T + t) * NH + h) * HS;
-        double sum = 0;
-        for (uint32_t e = 0; e < HS; e++) sum += (double)dout[at + e] * o[at + e];
-        dref[((size_t)b * NH + h) * T + t] = (float)sum;
-      }
+  float *dd = vt_download(env, gscr, nrow), *dref = d_ref(dout, o, B, T, NH, HS);
   snprintf(what, sizeof what, "attn[%s] %s D (16-bit out) B%u T%u NH%u HS%u", fam, fn, B, T, NH, HS);
   check(env, what, dd, dref, nrow, 1e-4, 1e-5);
   snprintf(what, sizeof what, "attn[%s] %s dqkv B%u T%u NH%u NKV%u HS%u %s", fam, fn, B, T, NH, NKV,

@@ -128,20 +128,7 @@ static void test_gemm_batched(vt_env *env, kind k) {
     g.stride_c = 65 * 33;
     run_gemm(env, k, &g, "alpha .5 beta 1.5");
     /* padded rows, element offsets (odd: fp16 halves start mid-word), B shared (stride 0) */
-    vklm_gemm h = vklm_gemm_make(19, 70, 23);
-    h.batch = 2;
-    h.trans_a = t & 1;
-    h.trans_b = t >> 1;
-    h.alpha = -1.25f;
-    h.lda = (t & 1 ? 19 : 23) + 3;
-    h.ldb = (t >> 1 ? 23 : 70) + 5;
-    h.ldc = 70 + 2;
-    h.off_a = 3;
-    h.off_b = 1;
-    h.off_c = 7;
-    h.stride_a = 23 * (uint64_t)h.lda + 1;
-    h.stride_b = 0;
-    h.stride_c = 19 * 72 + 9;
+    vklm_gemm h = vt_gemm_awkward(t, 2, 0.0f);
     run_gemm(env, k, &h, "ld/offsets, shared B");
   }
 }

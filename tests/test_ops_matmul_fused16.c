@@ -172,21 +172,7 @@ static void test_gemms(vt_env *env) {
       }
     for (int t = 0; t < 4; t++) {
       /* batch 2, alpha/beta, padded rows, odd offsets (16-bit halves), B shared */
-      vklm_gemm h = vklm_gemm_make(19, 70, 23);
-      h.batch = 2;
-      h.trans_a = t & 1;
-      h.trans_b = t >> 1;
-      h.alpha = -1.25f;
-      h.beta = t & 1 ? 0.5f : 0.0f;
-      h.lda = (t & 1 ? 19 : 23) + 3;
-      h.ldb = (t >> 1 ? 23 : 70) + 5;
-      h.ldc = 70 + 3;
-      h.off_a = 3;
-      h.off_b = 1;
-      h.off_c = 7;
-      h.stride_a = 23 * (uint64_t)h.lda + 1;
-      h.stride_b = 0;
-      h.stride_c = 19 * 73 + 9;
+      vklm_gemm h = vt_gemm_awkward(t, 3, t & 1 ? 0.5f : 0.0f);
       run(env, e, &h, VKLM_GEMM_F32, bfmt(t), actfmt(t, e), t >> 1,
           "alpha -1.25, ld/offsets, shared B");
     }

@@ -387,6 +387,25 @@ int32_t *vt_json_ints(const cJSON *a, size_t *n) {
   return v;
 }
 
+vklm_gemm vt_gemm_awkward(int t, uint32_t ldc_pad, float beta) {
+  vklm_gemm h = vklm_gemm_make(19, 70, 23);
+  h.batch = 2;
+  h.trans_a = t & 1;
+  h.trans_b = t >> 1;
+  h.alpha = -1.25f;
+  h.beta = beta;
+  h.lda = (t & 1 ? 19 : 23) + 3;
+  h.ldb = (t >> 1 ? 23 : 70) + 5;
+  h.ldc = 70 + ldc_pad;
+  h.off_a = 3;
+  h.off_b = 1;
+  h.off_c = 7;
+  h.stride_a = 23 * (uint64_t)h.lda + 1;
+  h.stride_b = 0;
+  h.stride_c = 19 * (uint64_t)h.ldc + 9;
+  return h;
+}
+
 vklm_buffer vt_upload_cache(vt_env *env, float *x, size_t n, int f16) {
   if (!f16) return vt_upload(env, x, n * 4);
   uint32_t *h = calloc((n + 1) / 2 ? (n + 1) / 2 : 1, 4);

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "model/model.h"
+#include "ops/matmul.h"
 #include "vklm_runtime.h"
 
 typedef struct vt_env {
@@ -44,6 +45,10 @@ vklm_buffer vt_upload(vt_env *env, const void *data, size_t bytes);
 /* Uploads n floats as a GEMM operand in format fmt (0 fp32, 1 fp16, 2 bf16: packed pairs,
  * rounded by the reference converters); *host (free it) gets what a reference reads. */
 vklm_buffer vt_upload_fmt(vt_env *env, const float *x, uint64_t n, int fmt, void **host);
+/* The GEMM tests' awkward layout for transposes t (bit 0 A, bit 1 B): (M,N,K) = (19,70,23),
+ * batch 2, alpha -1.25, beta, rows padded (C's by ldc_pad), element offsets (odd: 16-bit halves
+ * start mid-word), batch strides not multiples of the rows, B shared (stride 0). */
+vklm_gemm vt_gemm_awkward(int t, uint32_t ldc_pad, float beta);
 /* Uploads n floats of a KV cache, as fp16 halves when f16 (x is then rounded in place to the
  * values the device reads, for the reference), else as fp32. */
 vklm_buffer vt_upload_cache(vt_env *env, float *x, size_t n, int f16);
