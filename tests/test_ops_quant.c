@@ -46,6 +46,7 @@ static uint8_t *make_weight(vklm_dtype t, uint32_t N, uint32_t K) {
 
 typedef enum { PATH_AUTO, PATH_MATVEC, PATH_TILED } path;
 static const char *PATH_NAME[] = {"linear", "matvec", "tiled"};
+static const char *family = "auto"; /* the kernel family under test (main) */
 
 static void run_case(vt_env *env, vklm_dtype t, uint32_t M, uint32_t N, uint32_t K,
                      int with_bias, path p) {
@@ -69,8 +70,8 @@ static void run_case(vt_env *env, vklm_dtype t, uint32_t M, uint32_t N, uint32_t
                        : M <= VKLM_LINEAR_MATVEC_MAX_M && t != VKLM_DTYPE_BF16 ? "matvec"
                                                        : "tiled";
   char what[128];
-  snprintf(what, sizeof what, "%-4s %-6s M=%-3u (N,K)=(%u,%u)%s", vklm_dtype_name(t), kernel,
-           M, N, K, with_bias ? " +bias" : "");
+  snprintf(what, sizeof what, "%s %-4s %-6s M=%-3u (N,K)=(%u,%u)%s", family, vklm_dtype_name(t),
+           kernel, M, N, K, with_bias ? " +bias" : "");
   double rn = rel_norm(got, want, (size_t)M * N);
   size_t len = strlen(what);
   snprintf(what + len, sizeof what - len, " norm %.1e", rn);
@@ -105,8 +106,8 @@ static void run_gelu(vt_env *env, vklm_dtype t, uint32_t M, uint32_t N, uint32_t
                                            t == VKLM_DTYPE_F16 ? VKLM_GEMM_F16 : VKLM_GEMM_BF16);
   uint32_t want_nd = M <= VKLM_LINEAR_MATVEC_MAX_M || t == VKLM_DTYPE_F32 || fused16 ? 1 : 2;
   char what[128];
-  snprintf(what, sizeof what, "%-4s linear+gelu M=%-3u (N,K)=(%u,%u)%s", vklm_dtype_name(t), M, N,
-           K, with_bias ? " +bias" : "");
+  snprintf(what, sizeof what, "%s %-4s linear+gelu M=%-3u (N,K)=(%u,%u)%s", family,
+           vklm_dtype_name(t), M, N, K, with_bias ? " +bias" : "");
   vt_compare(env, what, got, want, (size_t)M * N, tol_for(K));
   snprintf(what + strlen(what), sizeof what - strlen(what), " act");
   vt_compare(env, what, gact, wact, (size_t)M * N, 1e-6);
@@ -189,10 +190,9 @@ static void test_determinism(vt_env *env) {
   vklm_arena_reset(env->arena);
 }
 
-int main(void) {
-  vt_env env;
-  vt_init(&env, "ops_quant");
-  test_blocks(&env);
+/* Every product in both kernel families: the GPU kernels (the threads-per-row matvec, the tiled
+ * GEMM) and the CPU-type ones (matvec_cpu for F32/F16 weights with K % 4 == 0, matmul_cpu). */
+static void test_products(vt_env *env) {
   static const uint32_t shapes[][2] = {{1, 32}, {7, 64}, {67, 96}, {300, 768}, {2304, 768}};
   static const uint32_t Ms[] = {1, 3, 37, 130};
   int nshapes = sizeof shapes / sizeof shapes[0], nms = sizeof Ms / sizeof Ms[0];
@@ -201,35 +201,54 @@ int main(void) {
       for (int m = 0; m < nms; m++) {
         /* bias on and off alternate over the grid; the small shapes get both */
         int bias = (ti + s + m) & 1;
-        run_case(&env, (vklm_dtype)ti, Ms[m], shapes[s][0], shapes[s][1], bias, PATH_AUTO);
-        if (s < 3) run_case(&env, (vklm_dtype)ti, Ms[m], shapes[s][0], shapes[s][1], !bias,
+        run_case(env, (vklm_dtype)ti, Ms[m], shapes[s][0], shapes[s][1], bias, PATH_AUTO);
+        if (s < 3) run_case(env, (vklm_dtype)ti, Ms[m], shapes[s][0], shapes[s][1], !bias,
                             PATH_AUTO);
       }
   for (int ti = 0; ti < VKLM_DTYPE_LINEAR_COUNT; ti++) {
     vklm_dtype t = (vklm_dtype)ti;
-    run_case(&env, t, 37, 67, 96, 1, PATH_MATVEC); /* passes of 8 rows: 8+8+8+8+5 */
-    run_case(&env, t, 3, 67, 96, 1, PATH_TILED);
-    run_case(&env, t, 8, 300, 3072, 0, PATH_MATVEC); /* a long row (64 threads a row) */
+    run_case(env, t, 37, 67, 96, 1, PATH_MATVEC); /* passes of 8 rows: 8+8+8+8+5 */
+    run_case(env, t, 3, 67, 96, 1, PATH_TILED);
+    run_case(env, t, 8, 300, 3072, 0, PATH_MATVEC); /* a long row (64 threads a row) */
   }
   /* unquantized weights with K not a multiple of 8 (partial units; odd rows start mid-word) */
   for (int ti = VKLM_DTYPE_F32; ti <= VKLM_DTYPE_F16; ti++) {
-    run_case(&env, (vklm_dtype)ti, 1, 5, 13, 1, PATH_AUTO);
-    run_case(&env, (vklm_dtype)ti, 5, 33, 77, 0, PATH_AUTO);
-    run_case(&env, (vklm_dtype)ti, 17, 33, 77, 1, PATH_AUTO);
+    run_case(env, (vklm_dtype)ti, 1, 5, 13, 1, PATH_AUTO);
+    run_case(env, (vklm_dtype)ti, 5, 33, 77, 0, PATH_AUTO);
+    run_case(env, (vklm_dtype)ti, 17, 33, 77, 1, PATH_AUTO);
   }
   /* bf16 weights (mixed-precision training's copies): the GEMM at every M (no decode kernel) */
-  run_case(&env, VKLM_DTYPE_BF16, 1, 5, 13, 1, PATH_AUTO);
-  run_case(&env, VKLM_DTYPE_BF16, 8, 300, 768, 0, PATH_AUTO);
-  run_case(&env, VKLM_DTYPE_BF16, 37, 67, 96, 1, PATH_AUTO);
-  run_case(&env, VKLM_DTYPE_BF16, 130, 33, 77, 1, PATH_TILED);
+  run_case(env, VKLM_DTYPE_BF16, 1, 5, 13, 1, PATH_AUTO);
+  run_case(env, VKLM_DTYPE_BF16, 8, 300, 768, 0, PATH_AUTO);
+  run_case(env, VKLM_DTYPE_BF16, 37, 67, 96, 1, PATH_AUTO);
+  run_case(env, VKLM_DTYPE_BF16, 130, 33, 77, 1, PATH_TILED);
   for (int ti = 0; ti < VKLM_DTYPE_LINEAR_COUNT; ti++) {
-    run_gelu(&env, (vklm_dtype)ti, 1, 67, 96, 1);
-    run_gelu(&env, (vklm_dtype)ti, 8, 300, 768, 0);
+    run_gelu(env, (vklm_dtype)ti, 1, 67, 96, 1);
+    run_gelu(env, (vklm_dtype)ti, 8, 300, 768, 0);
   }
-  run_gelu(&env, VKLM_DTYPE_F32, 37, 67, 96, 1);
-  run_gelu(&env, VKLM_DTYPE_F16, 37, 67, 96, 0);
+  run_gelu(env, VKLM_DTYPE_F32, 37, 67, 96, 1);
+  run_gelu(env, VKLM_DTYPE_F16, 37, 67, 96, 0);
   /* more rows than one grid dimension holds (65535 groups of 4 rows): the grid splits over y */
-  run_case(&env, VKLM_DTYPE_Q4_0, 1, 270001, 32, 1, PATH_AUTO);
+  run_case(env, VKLM_DTYPE_Q4_0, 1, 270001, 32, 1, PATH_AUTO);
+}
+
+int main(void) {
+  vt_env env;
+  vt_init(&env, "ops_quant");
+  test_blocks(&env);
+  vklm_context_set_kernels(env.ctx, VKLM_KERNELS_GPU);
+  family = "gpu";
+  test_products(&env);
+  vklm_context_set_kernels(env.ctx, VKLM_KERNELS_CPU);
+  family = "cpu";
+  test_products(&env);
+  /* the CPU-type matvec with more rows of x than one pass takes, and a row count past one
+   * invocation's NB */
+  for (int ti = VKLM_DTYPE_F32; ti <= VKLM_DTYPE_F16; ti++) {
+    run_case(&env, (vklm_dtype)ti, 8, 65, 4, 1, PATH_AUTO);
+    run_gelu(&env, (vklm_dtype)ti, 3, 1, 8, 1);
+  }
+  vklm_context_set_kernels(env.ctx, VKLM_KERNELS_AUTO);
   test_determinism(&env);
   return vt_finish(&env);
 }

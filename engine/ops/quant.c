@@ -82,6 +82,19 @@ static void check_out(const char *op, vklm_buffer out, uint32_t M, uint32_t N, u
               (unsigned long long)end);
 }
 
+/* The CPU-type variant (shaders/matvec_cpu.glsl) runs on contexts with CPU-type kernels for F32
+ * and F16 weights whose rows are whole vec4s (K % 4 == 0): rows of W per invocation, and the
+ * invocations per workgroup (a few SIMD vectors, so that narrow layers still give every CPU
+ * thread workgroups). */
+#define MATVEC_CPU_NB 2
+#define MATVEC_CPU_WG 32
+static int matvec_cpu_runs(vklm_context *ctx, vklm_dtype type, uint32_t K) {
+  return (type == VKLM_DTYPE_F32 || type == VKLM_DTYPE_F16) && K % 4 == 0 &&
+         vklm_context_cpu_kernels(ctx);
+}
+static const char *const MATVEC_CPU_SHADER[2][2] = {{"matvec_cpu_f32", "matvec_cpu_f32_gelu"},
+                                                    {"matvec_cpu_f16", "matvec_cpu_f16_gelu"}};
+
 /* act {0}: none; else act = gelu(out) too (the _gelu variants, act laid out as out). */
 static vklm_status matvec(vklm_cmd *cmd, vklm_buffer out, uint32_t ldy, uint64_t off_y,
                           vklm_buffer inp, vklm_buffer w, vklm_dtype type, uint32_t M, uint32_t N,
@@ -92,6 +105,19 @@ static vklm_status matvec(vklm_cmd *cmd, vklm_buffer out, uint32_t ldy, uint64_t
   matvec_push pc = {N, K, 0, bias.block && bias.size > 0, ldy, (uint32_t)off_y};
   vklm_buffer bufs[5] = {out, inp, w, pc.has_bias ? bias : inp, act}; /* no bias: not read */
   int gelu = act.block != NULL;
+  if (matvec_cpu_runs(ctx, type, K)) {
+    uint32_t wg = vklm_op_wg_fit(ctx, MATVEC_CPU_WG, 0), per = wg * MATVEC_CPU_NB, gx, gy;
+    vklm_groups_1d(ctx, (N + per - 1) / per, &gx, &gy);
+    for (uint32_t m0 = 0; m0 < M; m0 += VKLM_MATVEC_MAX_M) {
+      uint32_t nm = M - m0 < VKLM_MATVEC_MAX_M ? M - m0 : VKLM_MATVEC_MAX_M;
+      uint32_t spec[3] = {wg, MATVEC_CPU_NB, nm};
+      pc.m0 = m0;
+      vklm_status st = vklm_op_dispatch(cmd, MATVEC_CPU_SHADER[type == VKLM_DTYPE_F16][gelu],
+                                        spec, 3, bufs, gelu ? 5 : 4, &pc, sizeof pc, gx, gy, 1);
+      if (st != VKLM_OK) return st;
+    }
+    return VKLM_OK;
+  }
   for (uint32_t m0 = 0; m0 < M; m0 += VKLM_MATVEC_MAX_M) {
     uint32_t nm = M - m0 < VKLM_MATVEC_MAX_M ? M - m0 : VKLM_MATVEC_MAX_M;
     uint32_t wg = vklm_op_wg_fit(ctx, 128, 4 * nm);
@@ -166,16 +192,17 @@ vklm_status vklm_matmul_w(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_
   return matmul_w(cmd, out, N, 0, inp, w, type, M, N, K, bias);
 }
 
-/* Whether a linear forward of M rows runs the matrix-vector kernel (else the GEMM): up to
+/* Whether a linear forward of M rows runs a matrix-vector kernel (else the GEMM): up to
  * VKLM_LINEAR_MATVEC_MAX_M rows, but not for bf16 weights (mixed-precision training's copies have
- * no decode kernel), nor for F32 and F16 weights on contexts with CPU-type kernels: there the
- * GEMM's CPU variants (matmul_cpu_f32, matmul_cpu_f16b) beat the matvec at every M, whose loads
- * of x lane by lane cost llvmpipe more than its single pass over W saves (GPT-2 124M decode:
- * about 3x faster at one sequence, 9-15x at 4-8; docs/benchmarks.md). */
-static int use_matvec(vklm_context *ctx, uint32_t M, vklm_dtype type) {
+ * no decode kernel). On contexts with CPU-type kernels, F32 and F16 weights take the CPU-type
+ * matvec where K % 4 == 0 and otherwise the GEMM's CPU variants (matmul_cpu_f32, _f16b): the GPU
+ * matvec's loads of x lane by lane cost llvmpipe more than its single pass over W saves
+ * (docs/benchmarks.md). */
+static int use_matvec(vklm_context *ctx, uint32_t M, vklm_dtype type, uint32_t K) {
   if (M > VKLM_LINEAR_MATVEC_MAX_M || type == VKLM_DTYPE_BF16) return 0;
-  return !((type == VKLM_DTYPE_F32 || type == VKLM_DTYPE_F16) && vklm_context_cpu_kernels(ctx) &&
-           vklm_matmul_cpu_available(ctx));
+  if ((type == VKLM_DTYPE_F32 || type == VKLM_DTYPE_F16) && vklm_context_cpu_kernels(ctx))
+    return matvec_cpu_runs(ctx, type, K) || !vklm_matmul_cpu_available(ctx);
+  return 1;
 }
 
 vklm_status vklm_linear_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, vklm_buffer w,
@@ -193,7 +220,7 @@ vklm_status vklm_linear_forward_ex(vklm_cmd *cmd, vklm_buffer out, uint32_t ldo,
   check("linear_forward", whole, inp, w, type, bias, M, N, K);
   check_out("linear_forward", out, M, N, ldo, off_o);
   /* bf16 weights (mixed-precision training's copies) have no decode kernel: the GEMM */
-  if (use_matvec(vklm_cmd_context(cmd), M, type))
+  if (use_matvec(vklm_cmd_context(cmd), M, type, K))
     return matvec(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias, (vklm_buffer){0});
   return matmul_w(cmd, out, ldo, off_o, inp, w, type, M, N, K, bias);
 }
@@ -205,7 +232,7 @@ vklm_status vklm_linear_forward_gelu(vklm_cmd *cmd, vklm_buffer out, vklm_buffer
   VKLM_ASSERT(act.block && act.size >= (uint64_t)M * N * 4,
               "linear_forward_gelu: act holds %llu bytes, needs %u x %u floats",
               (unsigned long long)act.size, M, N);
-  if (use_matvec(vklm_cmd_context(cmd), M, type))
+  if (use_matvec(vklm_cmd_context(cmd), M, type, K))
     return matvec(cmd, out, N, 0, inp, w, type, M, N, K, bias, act);
   if (type == VKLM_DTYPE_F32) return vklm_matmul_forward_gelu(cmd, out, act, inp, w, bias, M, K, N);
   int fmt = type == VKLM_DTYPE_F16 ? VKLM_GEMM_F16 : type == VKLM_DTYPE_BF16 ? VKLM_GEMM_BF16 : -1;

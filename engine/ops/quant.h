@@ -60,8 +60,10 @@ vklm_status vklm_matmul_w(vklm_cmd *cmd, vklm_buffer out /* (M,N) */, vklm_buffe
                           vklm_buffer w /* (N,K) in type */, vklm_dtype type, uint32_t M,
                           uint32_t N, uint32_t K, vklm_buffer bias /* (N) or {0} */);
 /* A linear layer's forward with a weight in any type: vklm_matvec for M <=
- * VKLM_LINEAR_MATVEC_MAX_M, else vklm_matmul_w; on contexts with CPU-type kernels (lavapipe)
- * F32 and F16 weights take the GEMM at every M (its CPU variants are faster there; quant.c). (Argument order as vklm_matmul_forward's, with
+ * VKLM_LINEAR_MATVEC_MAX_M, else vklm_matmul_w. On contexts with CPU-type kernels (lavapipe),
+ * vklm_matvec runs F32 and F16 weights with K % 4 == 0 through a CPU-type variant
+ * (shaders/matvec_cpu.glsl: an invocation per rows of W, no barrier), and other F32/F16 products
+ * of few rows take the GEMM's CPU variants (quant.c says why). (Argument order as vklm_matmul_forward's, with
  * the weight type after the weight: BT = M, C = K, OC = N.) */
 vklm_status vklm_linear_forward(vklm_cmd *cmd, vklm_buffer out /* (M,N) */,
                                 vklm_buffer inp /* (M,K) */, vklm_buffer w /* (N,K) in type */,
