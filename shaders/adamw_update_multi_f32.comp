@@ -75,17 +75,8 @@ void main() {
       out_p[q] = p;
     }
     if (PAIRS != 0u && fmt != 0u) {
-      uint w;
-      if (fmt == 1u) {
-        w = packHalf2x16(out_p);
-      } else { // bf16, round to nearest even; NaN stays NaN
-        uvec2 b = floatBitsToUint(out_p);
-        uvec2 r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-        if (isnan(out_p.x)) r.x = (b.x >> 16) | 0x40u;
-        if (isnan(out_p.y)) r.y = (b.y >> 16) | 0x40u;
-        w = (r.x & 0xffffu) | (r.y << 16);
-      }
-      half_[e.h + u] = w;
+      half_[e.h + u] = fmt == 1u ? packHalf2x16(out_p)
+                                 : vklm_bf16_bits(out_p.x) | (vklm_bf16_bits(out_p.y) << 16);
     }
   }
 }

@@ -23,13 +23,7 @@ void matmul_act_store(uint ci, float g) {
     act_[ci] = floatBitsToUint(g);
     return;
   }
-  uint h;
-  if (ACT_FMT == 1u) {
-    h = packHalf2x16(vec2(g, 0.0)) & 0xffffu;
-  } else { // bf16, round to nearest even; NaN stays NaN
-    uint b = floatBitsToUint(g);
-    h = isnan(g) ? (b >> 16) | 0x40u : (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-  }
+  uint h = ACT_FMT == 1u ? packHalf2x16(vec2(g, 0.0)) & 0xffffu : vklm_bf16_bits(g);
   uint sh = (ci & 1u) * 16u;
   atomicAnd(act_[ci >> 1], ~(0xffffu << sh));
   atomicOr(act_[ci >> 1], h << sh);

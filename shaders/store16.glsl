@@ -13,10 +13,7 @@
 #define VKLM_STORE16_GLSL
 
 uint vklm_half_bits(float v) {
-  if (OUT_FMT == 1u) return packHalf2x16(vec2(v, 0.0)) & 0xffffu;
-  uint b = floatBitsToUint(v);
-  if (isnan(v)) return (b >> 16) | 0x40u;
-  return ((b + 0x7fffu + ((b >> 16) & 1u)) >> 16) & 0xffffu;
+  return OUT_FMT == 1u ? packHalf2x16(vec2(v, 0.0)) & 0xffffu : vklm_bf16_bits(v);
 }
 uint vklm_pack16(float lo, float hi) {
   if (OUT_FMT == 1u) return packHalf2x16(vec2(lo, hi));
