@@ -29,12 +29,6 @@ static uint64_t seed = 7;
 typedef enum { VIA_AUTO, VIA_FORCED, VIA_BIAS } via;
 static const char *VIA_NAME[] = {"auto", "forced", "auto+bias"};
 
-static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, uint64_t stride,
-                     uint32_t batch) {
-  if (!ld) ld = cols;
-  return off + (uint64_t)(batch - 1) * stride + (uint64_t)(rows ? rows - 1 : 0) * ld + cols;
-}
-
 static const char *FMT_NAME[] = {"f32", "f16", "bf16"};
 
 /* The operand's values (host, in format fmt) rounded to fp16 as the coopmat kernel stages them,
@@ -66,11 +60,8 @@ static uint32_t *as_f16(const void *host, int fmt, uint64_t n) {
 static double run(vt_env *env, const char *tag, via how, int fa, int fb, const vklm_gemm *g,
                   double tol0, double tol_k, int coop) {
   uint32_t batch = g->batch ? g->batch : 1;
-  uint64_t na = g->trans_a ? span(g->K, g->M, g->lda, g->off_a, g->stride_a, batch)
-                           : span(g->M, g->K, g->lda, g->off_a, g->stride_a, batch);
-  uint64_t nb = g->trans_b ? span(g->N, g->K, g->ldb, g->off_b, g->stride_b, batch)
-                           : span(g->K, g->N, g->ldb, g->off_b, g->stride_b, batch);
-  uint64_t nc = span(g->M, g->N, g->ldc, g->off_c, g->stride_c, batch);
+  uint64_t na, nb, nc;
+  vt_gemm_spans(g, &na, &nb, &nc);
   float *a = vt_randf(na, seed++, -1, 1), *b = vt_randf(nb, seed++, -1, 1);
   float *c = vt_randf(nc, seed++, -1, 1), *bias = vt_randf(g->N, seed++, -1, 1);
   if (g->beta == 0.0f) /* beta = 0 must overwrite: NaNs in the old C must not leak through */

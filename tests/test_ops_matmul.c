@@ -25,24 +25,14 @@ typedef enum { K_F32, K_F16, K_F16B, K_NAIVE, K_F16A, K_BF16, K_BF16B } kind;
 static const char *KIND_NAME[] = {"f32",     "f16",  "f32xf16", "naive",
                                   "f16xf32", "bf16", "f32xbf16"};
 
-/* Elements an operand of (rows, cols) with row stride ld spans over the batch. */
-static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, uint64_t stride,
-                     uint32_t batch) {
-  if (!ld) ld = cols;
-  return off + (uint64_t)(batch - 1) * stride + (uint64_t)(rows ? rows - 1 : 0) * ld + cols;
-}
-
 /* cfg NULL: the public entry point of kind k; else vklm_matmul_ex with that configuration. */
 static void run_gemm_cfg(vt_env *env, kind k, const vklm_gemm *g, const char *label,
                          const vklm_matmul_config *cfg) {
   uint32_t batch = g->batch ? g->batch : 1;
   int ha = k == K_F16 || k == K_F16A ? VKLM_GEMM_F16 : k == K_BF16 ? VKLM_GEMM_BF16 : 0;
   int hb = k == K_F16 || k == K_F16B ? VKLM_GEMM_F16 : k == K_BF16 || k == K_BF16B ? VKLM_GEMM_BF16 : 0;
-  uint64_t na = g->trans_a ? span(g->K, g->M, g->lda, g->off_a, g->stride_a, batch)
-                           : span(g->M, g->K, g->lda, g->off_a, g->stride_a, batch);
-  uint64_t nb = g->trans_b ? span(g->N, g->K, g->ldb, g->off_b, g->stride_b, batch)
-                           : span(g->K, g->N, g->ldb, g->off_b, g->stride_b, batch);
-  uint64_t nc = span(g->M, g->N, g->ldc, g->off_c, g->stride_c, batch);
+  uint64_t na, nb, nc;
+  vt_gemm_spans(g, &na, &nb, &nc);
   float *a = vt_randf(na, seed++, -1, 1), *b = vt_randf(nb, seed++, -1, 1);
   float *c = vt_randf(nc, seed++, -1, 1);
   if (g->beta == 0.0f) /* beta = 0 must overwrite: NaNs in the old C must not leak through */
@@ -248,7 +238,7 @@ static void test_matmul_bias(vt_env *env, uint32_t M, uint32_t N, uint32_t K, in
   g.beta = 0.5f;
   g.ldc = N + 3;
   g.off_c = 5;
-  uint64_t nc = span(M, N, g.ldc, g.off_c, 0, 1);
+  uint64_t nc = vt_span(M, N, g.ldc, g.off_c, 0, 1);
   float *a = vt_randf((uint64_t)M * K, seed++, -1, 1), *b = vt_randf((uint64_t)K * N, seed++, -1, 1);
   float *c = vt_randf(nc, seed++, -1, 1), *bias = vt_randf(N, seed++, -1, 1);
   vklm_buffer A = vt_upload(env, a, (uint64_t)M * K * 4), B = vt_upload(env, b, (uint64_t)K * N * 4);

@@ -23,12 +23,6 @@ static const char *family = "gpu";
 
 static double tol_for(uint32_t K) { return 3e-5 * (1.0 + sqrt((double)K)); }
 
-static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, uint64_t stride,
-                     uint32_t batch) {
-  if (!ld) ld = cols;
-  return off + (uint64_t)(batch - 1) * stride + (uint64_t)(rows ? rows - 1 : 0) * ld + cols;
-}
-
 /* One fused GEMM: dgelu 0: C = v, act = gelu(v) (v with the bias when with_bias); dgelu 1:
  * C = v * gelu'(pre). Entries outside the matrices keep their values (checked: act and C are
  * compared over their whole span). */
@@ -36,11 +30,8 @@ static void run_fused(vt_env *env, int dgelu, const vklm_gemm *g, int with_bias,
                       const char *label) {
   uint32_t batch = g->batch ? g->batch : 1;
   if (dgelu) with_bias = 0; /* vklm_matmul_dgelu takes no bias */
-  uint64_t na = g->trans_a ? span(g->K, g->M, g->lda, g->off_a, g->stride_a, batch)
-                           : span(g->M, g->K, g->lda, g->off_a, g->stride_a, batch);
-  uint64_t nb = g->trans_b ? span(g->N, g->K, g->ldb, g->off_b, g->stride_b, batch)
-                           : span(g->K, g->N, g->ldb, g->off_b, g->stride_b, batch);
-  uint64_t nc = span(g->M, g->N, g->ldc, g->off_c, g->stride_c, batch);
+  uint64_t na, nb, nc;
+  vt_gemm_spans(g, &na, &nb, &nc);
   float *a = vt_randf(na, seed++, -1, 1), *b = vt_randf(nb, seed++, -1, 1);
   float *c = vt_randf(nc, seed++, -1, 1), *x = vt_randf(nc, seed++, -3, 3);
   float *bias = vt_randf(g->N, seed++, -1, 1);

@@ -24,12 +24,6 @@ static const char *const FMT[] = {"f32", "f16", "bf16"};
 
 static double tol_for(uint32_t K) { return 3e-5 * (1.0 + sqrt((double)K)); }
 
-static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, uint64_t stride,
-                     uint32_t batch) {
-  if (!ld) ld = cols;
-  return off + (uint64_t)(batch - 1) * stride + (uint64_t)(rows ? rows - 1 : 0) * ld + cols;
-}
-
 static uint16_t half_of(const uint32_t *w, uint64_t i) { return (uint16_t)(w[i / 2] >> (16 * (i & 1))); }
 static float from16(uint16_t h, int fmt) {
   return fmt == VKLM_GEMM_BF16 ? vklm_bf16_to_f32_ref(h) : vklm_f16_to_f32_ref(h);
@@ -48,11 +42,8 @@ static void run(vt_env *env, int dgelu, const vklm_gemm *g, int a_fmt, int b_fmt
                 int with_bias, const char *label) {
   uint32_t batch = g->batch ? g->batch : 1;
   if (dgelu) with_bias = 0, act_fmt = VKLM_GEMM_F32;
-  uint64_t na = g->trans_a ? span(g->K, g->M, g->lda, g->off_a, g->stride_a, batch)
-                           : span(g->M, g->K, g->lda, g->off_a, g->stride_a, batch);
-  uint64_t nb = g->trans_b ? span(g->N, g->K, g->ldb, g->off_b, g->stride_b, batch)
-                           : span(g->K, g->N, g->ldb, g->off_b, g->stride_b, batch);
-  uint64_t nc = span(g->M, g->N, g->ldc, g->off_c, g->stride_c, batch);
+  uint64_t na, nb, nc;
+  vt_gemm_spans(g, &na, &nb, &nc);
   float *a = vt_randf(na, seed++, -1, 1), *b = vt_randf(nb, seed++, -1, 1);
   float *c = vt_randf(nc, seed++, -1, 1), *x = vt_randf(nc, seed++, -3, 3);
   float *bias = vt_randf(g->N, seed++, -1, 1);

@@ -18,15 +18,9 @@ static const char *family = "gpu";
 
 static double tol_for(uint32_t K) { return 3e-5 * (1.0 + sqrt((double)K)); }
 
-static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off) {
-  if (!ld) ld = cols;
-  return off + (uint64_t)(rows ? rows - 1 : 0) * ld + cols;
-}
-
 static void run(vt_env *env, const vklm_gemm *g, uint32_t splits, const char *label) {
-  uint64_t na = g->trans_a ? span(g->K, g->M, g->lda, g->off_a) : span(g->M, g->K, g->lda, g->off_a);
-  uint64_t nb = g->trans_b ? span(g->N, g->K, g->ldb, g->off_b) : span(g->K, g->N, g->ldb, g->off_b);
-  uint64_t nc = span(g->M, g->N, g->ldc, g->off_c);
+  uint64_t na, nb, nc;
+  vt_gemm_spans(g, &na, &nb, &nc);
   float *a = vt_randf(na ? na : 1, seed++, -1, 1), *b = vt_randf(nb ? nb : 1, seed++, -1, 1);
   float *c = vt_randf(nc, seed++, -1, 1);
   if (g->beta == 0.0f)

@@ -387,6 +387,21 @@ int32_t *vt_json_ints(const cJSON *a, size_t *n) {
   return v;
 }
 
+uint64_t vt_span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, uint64_t stride,
+                 uint32_t batch) {
+  if (!ld) ld = cols;
+  return off + (uint64_t)(batch - 1) * stride + (uint64_t)(rows ? rows - 1 : 0) * ld + cols;
+}
+
+void vt_gemm_spans(const vklm_gemm *g, uint64_t *na, uint64_t *nb, uint64_t *nc) {
+  uint32_t batch = g->batch ? g->batch : 1;
+  *na = g->trans_a ? vt_span(g->K, g->M, g->lda, g->off_a, g->stride_a, batch)
+                   : vt_span(g->M, g->K, g->lda, g->off_a, g->stride_a, batch);
+  *nb = g->trans_b ? vt_span(g->N, g->K, g->ldb, g->off_b, g->stride_b, batch)
+                   : vt_span(g->K, g->N, g->ldb, g->off_b, g->stride_b, batch);
+  *nc = vt_span(g->M, g->N, g->ldc, g->off_c, g->stride_c, batch);
+}
+
 vklm_gemm vt_gemm_awkward(int t, uint32_t ldc_pad, float beta) {
   vklm_gemm h = vklm_gemm_make(19, 70, 23);
   h.batch = 2;

@@ -45,6 +45,11 @@ vklm_buffer vt_upload(vt_env *env, const void *data, size_t bytes);
 /* Uploads n floats as a GEMM operand in format fmt (0 fp32, 1 fp16, 2 bf16: packed pairs,
  * rounded by the reference converters); *host (free it) gets what a reference reads. */
 vklm_buffer vt_upload_fmt(vt_env *env, const float *x, uint64_t n, int fmt, void **host);
+/* Elements an operand of (rows, cols) with row stride ld (0: cols) spans from element off, over
+ * batch items stride apart; and those A, B and C of g span (transposes, strides, batch). */
+uint64_t vt_span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, uint64_t stride,
+                 uint32_t batch);
+void vt_gemm_spans(const vklm_gemm *g, uint64_t *na, uint64_t *nb, uint64_t *nc);
 /* The GEMM tests' awkward layout for transposes t (bit 0 A, bit 1 B): (M,N,K) = (19,70,23),
  * batch 2, alpha -1.25, beta, rows padded (C's by ldc_pad), element offsets (odd: 16-bit halves
  * start mid-word), batch strides not multiples of the rows, B shared (stride 0). */

@@ -103,29 +103,17 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
   if (vklm_tensor_is_none(&dinp) && vklm_tensor_is_none(&dw) && vklm_tensor_is_none(&db))
     return VKLM_OK;
   if (fmt_of(in.dtype)) {
-    /* a 16-bit input (mixed precision's saved activations): db first (dinp's memory, not yet
-     * written, as the reduction's scratch), then dinp (M,K) = dout @ w, then the fp32
-     * dw (N,K) += dout^T (N,M) @ in (M,K) with in read in its 16-bit format */
+    /* a 16-bit input (mixed precision's saved activations): dinp (M,K) = dout @ w, then the fp32
+     * dw (N,K) += dout^T (N,M) @ in (M,K) with in read in its 16-bit format and db in the same
+     * GEMM (the row sums of dout^T, its "_dbias" variant) where that kernel runs; elsewhere db
+     * first, with dinp's memory (not yet written) as the reduction's scratch */
     int afmt;
     vklm_buffer ib = act16(op, "in", &in, &afmt), ob = act(op, "dout", &dout);
+    int has_db = !vklm_tensor_is_none(&db), has_dw = !vklm_tensor_is_none(&dw);
+    int fused = has_db && has_dw &&
+                vklm_matmul_epilogue_fuses(vklm_cmd_context(cmd), VKLM_GEMM_F32, afmt);
     vklm_status st = VKLM_OK;
-    if (!vklm_tensor_is_none(&dw) && !vklm_tensor_is_none(&db) &&
-        vklm_matmul_epilogue_fuses(vklm_cmd_context(cmd), VKLM_GEMM_F32, afmt)) {
-      /* dinp, then dw and db in one GEMM (the row sums of dout^T in its "_dbias" variant) */
-      if (!vklm_tensor_is_none(&dinp)) {
-        vklm_gemm g = vklm_gemm_make(M, K, N);
-        st = vklm_matmul_fmt(cmd, act(op, "dinp", &dinp), ob, VKLM_GEMM_F32,
-                             wfmt ? whole(op, "w", &w, w.dtype) : act(op, "w", &w), wfmt,
-                             (vklm_buffer){0}, &g);
-      }
-      vklm_gemm g = vklm_gemm_make(N, K, M);
-      g.trans_a = 1;
-      g.beta = 1.0f;
-      return st != VKLM_OK ? st
-                           : vklm_matmul_rowsum_fmt(cmd, act(op, "dw", &dw), ob, ib, afmt,
-                                                    act(op, "db", &db), &g);
-    }
-    if (!vklm_tensor_is_none(&db)) {
+    if (has_db && !fused) {
       vklm_buffer scratch = {0};
       if (!vklm_tensor_is_none(&dinp) &&
           act(op, "dinp", &dinp).size >= vklm_bias_backward_scratch_bytes(M, N))
@@ -138,12 +126,12 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
                            wfmt ? whole(op, "w", &w, w.dtype) : act(op, "w", &w), wfmt,
                            (vklm_buffer){0}, &g);
     }
-    if (st == VKLM_OK && !vklm_tensor_is_none(&dw)) {
+    if (st == VKLM_OK && has_dw) {
       vklm_gemm g = vklm_gemm_make(N, K, M);
       g.trans_a = 1;
       g.beta = 1.0f;
-      st = vklm_matmul_fmt(cmd, act(op, "dw", &dw), ob, VKLM_GEMM_F32, ib, afmt,
-                           (vklm_buffer){0}, &g);
+      st = vklm_matmul_rowsum_fmt(cmd, act(op, "dw", &dw), ob, ib, afmt,
+                                  fused ? act(op, "db", &db) : (vklm_buffer){0}, &g);
     }
     return st;
   }
