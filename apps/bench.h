@@ -38,7 +38,8 @@ typedef struct mm_arg {
   int kind; /* 0 tiled fp32 (or the CPU-type variant, by the context's kernel family),
                1 fp16 storage (tiled), 2 naive, 3 cooperative matrices (fp16),
                4 tiled fp32 with the chosen tile double-buffered (bench_dbuf_fits says where),
-               5 split-K fp32 (vklm_matmul_splitk: `splits` slices in `scratch`; one chunk) */
+               5 split-K fp32 (vklm_matmul_splitk: `splits` slices in `scratch`; one chunk),
+               6 tiled fp32 with the chosen tile and scalar loads (novec) */
   uint32_t splits;
   vklm_buffer scratch;
 } mm_arg;

@@ -90,9 +90,11 @@ vklm_status rec_mm(vklm_cmd *cmd, void *p) {
       st = vklm_matmul_ex(cmd, m->c[i], m->a, VKLM_GEMM_F16, m->b[i], VKLM_GEMM_F16, &m->g[i], &cf);
     } else if (m->kind == 5) {
       st = vklm_matmul_splitk(cmd, m->c[i], m->a, m->b[i], &m->g[i], m->splits, m->scratch);
-    } else if (m->kind == 4) { /* the chosen tile, double-buffered (checked by the caller) */
+    } else if (m->kind == 4 || m->kind == 6) {
+      /* the chosen tile, double-buffered (4: checked by the caller) or with scalar loads (6) */
       vklm_matmul_config cf = vklm_matmul_config_choose(vklm_cmd_context(cmd), &m->g[i]);
-      cf.dbuf = 1;
+      if (m->kind == 4) cf.dbuf = 1;
+      else cf.novec = 1;
       st = vklm_matmul_ex(cmd, m->c[i], m->a, VKLM_GEMM_F32, m->b[i], VKLM_GEMM_F32, &m->g[i], &cf);
     } else if (m->kind == 3)
       st = vklm_matmul_ex(cmd, m->c[i], m->a, VKLM_GEMM_F16, m->b[i], VKLM_GEMM_F16, &m->g[i],
@@ -215,9 +217,9 @@ static int bench_ops(int argc, char **argv) {
     printf("device: %s (%s)%s\n", caps->name, caps->driver_info[0] ? caps->driver_info : caps->driver_name,
            caps->baseline ? " [baseline limits]" : "");
     printf("\nmatmul C = op(A) @ op(B), fp32 accumulate; GFLOP/s = 2*M*N*K / time\n");
-    printf("%-16s %6s %6s %6s %3s %10s %10s %10s %10s %10s %14s\n", "shape", "M", "N", "K", "op",
-           "fp32 tiled", cpu_path ? "fp32 cpu" : "", "fp16 st.", naive ? "naive" : "", "tiled dbuf",
-           "split-K (S)");
+    printf("%-16s %6s %6s %6s %3s %10s %10s %10s %10s %10s %14s %10s\n", "shape", "M", "N", "K",
+           "op", "fp32 tiled", cpu_path ? "fp32 cpu" : "", "fp16 st.", naive ? "naive" : "",
+           "tiled dbuf", "split-K (S)", "scalar ld");
   }
   for (int s = 0; s < nshapes; s++) {
     mm_shape *sh = &shapes[s];
@@ -225,10 +227,11 @@ static int bench_ops(int argc, char **argv) {
     if (mm_setup(&b, sh, &m)) goto done;
     vklm_gemm whole = {.M = sh->M, .N = sh->N, .K = sh->K, .batch = 1};
     /* gf: tiled fp32, fp16 storage, naive, CPU-type fp32, tiled fp32 double-buffered, split-K
-     * with the slices vklm_matmul_splitk_choose picks (the GPU family's kernels per slice) */
-    double flops = vklm_matmul_flops(&whole), gf[6] = {0, 0, 0, 0, 0, 0};
+     * with the slices vklm_matmul_splitk_choose picks (the GPU family's kernels per slice), the
+     * chosen tile with scalar loads (the first column has vector loads where the shape allows) */
+    double flops = vklm_matmul_flops(&whole), gf[7] = {0, 0, 0, 0, 0, 0, 0};
     m.splits = m.nchunks == 1 ? vklm_matmul_splitk_choose(b.ctx, &m.g[0]) : 1;
-    for (int kind = 0; kind < 6; kind++) {
+    for (int kind = 0; kind < 7; kind++) {
       if (kind == 2 && (!naive || flops > (cpu ? 2e9 : 2e12))) continue;
       if (kind == 3 && !cpu_path) continue;
       if (kind == 4 && !bench_dbuf_fits(b.ctx, &m.g[0])) continue;
@@ -238,7 +241,7 @@ static int bench_ops(int argc, char **argv) {
                                                          &m.scratch) != VKLM_OK))
         continue;
       m.kind = kind == 3 ? 0 : kind;
-      vklm_context_set_kernels(b.ctx, kind == 0 || kind == 4 || kind == 5 ? VKLM_KERNELS_GPU
+      vklm_context_set_kernels(b.ctx, kind == 0 || kind >= 4 ? VKLM_KERNELS_GPU
                                       : kind == 3            ? VKLM_KERNELS_CPU
                                                              : cfg.kernels);
       double t = time_recorded(&b, rec_mm, &m);
@@ -259,6 +262,7 @@ static int bench_ops(int argc, char **argv) {
     cJSON_AddNumberToObject(o, "gflops_f16_storage", gf[1]);
     if (gf[2] > 0) cJSON_AddNumberToObject(o, "gflops_naive", gf[2]);
     if (gf[4] > 0) cJSON_AddNumberToObject(o, "gflops_f32_dbuf", gf[4]);
+    cJSON_AddNumberToObject(o, "gflops_f32_scalar_loads", gf[6]);
     if (gf[5] > 0) {
       cJSON_AddNumberToObject(o, "gflops_f32_splitk", gf[5]);
       cJSON_AddNumberToObject(o, "splitk_slices", m.splits);
@@ -274,9 +278,9 @@ static int bench_ops(int argc, char **argv) {
       if (gf[4] > 0) snprintf(dv, sizeof dv, "%10.1f", gf[4]);
       char sv[24] = "             -";
       if (gf[5] > 0) snprintf(sv, sizeof sv, "%9.1f (%2u)", gf[5], m.splits);
-      printf("%-16s %6u %6u %6u %s%s %10.1f %10s %10.1f %10s %s %s\n", sh->name, sh->M, sh->N,
-             sh->K, sh->trans_a ? "T" : "N", sh->trans_b ? "T" : "N", gf[0], cv, gf[1],
-             naive ? nv : "", dv, sv);
+      printf("%-16s %6u %6u %6u %s%s %10.1f %10s %10.1f %10s %s %s %10.1f\n", sh->name, sh->M,
+             sh->N, sh->K, sh->trans_a ? "T" : "N", sh->trans_b ? "T" : "N", gf[0], cv, gf[1],
+             naive ? nv : "", dv, sv, gf[6]);
       fflush(stdout);
     }
   }

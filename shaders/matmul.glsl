@@ -29,6 +29,12 @@
 // loads are in flight while it computes) and stores them into the other set after, with one
 // barrier per K step: a set is refilled only after the barrier that ends the step which read it.
 // DBUF = 0 is the single-buffered loop (two barriers per step), unchanged.
+// Vector loads (spec constant 14 VEC: bit 0 for A, bit 1 for B; the host sets a bit only where
+// the operand's contiguous dimension (K for A, N for B; M / K when transposed), row stride,
+// offset and batch stride are multiples of 4, vklm_matmul_vec): a tile load then fetches 4
+// consecutive elements of the contiguous dimension in one 16-byte access (LOAD_A4 / LOAD_B4 of
+// the including file, element index a multiple of 4) where the scalar path makes 4; a quad past
+// the matrix's edge is zero as a whole, since the edge is a multiple of 4 too.
 #ifndef VKLM_MATMUL_GLSL
 #define VKLM_MATMUL_GLSL
 
@@ -42,6 +48,12 @@ layout(constant_id = 7) const uint TRANS_B = 0;
 
 #include "matmul_push.glsl"
 #include "matmul_store.glsl"
+#ifndef LOAD_A4 // including files without vector loaders (the host never sets VEC for them)
+#define LOAD_A4(i) vec4(LOAD_A(i), LOAD_A((i) + 1u), LOAD_A((i) + 2u), LOAD_A((i) + 3u))
+#endif
+#ifndef LOAD_B4
+#define LOAD_B4(i) vec4(LOAD_B(i), LOAD_B((i) + 1u), LOAD_B((i) + 2u), LOAD_B((i) + 3u))
+#endif
 
 const uint TX = BN / TN;
 const uint TY = BM / TM;
@@ -49,39 +61,65 @@ const uint NT = TX * TY; // == local_size_x (the host sets both)
 const uint SA = BM + 1;
 const uint SB = BN + 1;
 layout(constant_id = 11) const uint DBUF = 0;
+layout(constant_id = 14) const uint VEC = 0;
 const uint NBUF = DBUF + 1u; // DBUF is 0 or 1
 shared float As[NBUF * BK * SA];
 shared float Bs[NBUF * BK * SB];
-// The double-buffered path's share of each tile: element l = tid + r*NT (r < LA / LB) of the
-// tile, in the single path's order (consecutive threads along the operand's contiguous dimension).
-const uint LA = (BM * BK + NT - 1) / NT;
-const uint LB = (BN * BK + NT - 1) / NT;
+// A tile is filled by QA (QB) loads of VA (VB) consecutive elements each: load q holds elements
+// e = q*VA .. e+VA-1 of the tile, numbered along the operand's contiguous dimension first
+// (consecutive threads along that dimension in memory, so the loads are coalesced).
+const uint VA = (VEC & 1u) != 0u ? 4u : 1u;
+const uint VB = (VEC & 2u) != 0u ? 4u : 1u;
+const uint QA = BM * BK / VA;
+const uint QB = BN * BK / VB;
+// The double-buffered path's share of each tile: loads q = tid + r*NT (r < LA / LB).
+const uint LA = (QA + NT - 1) / NT;
+const uint LB = (QB + NT - 1) / NT;
 
-float tile_a(uint l, uint k0, uint m0, uint abase) {
-  uint m = TRANS_A != 0 ? l % BM : l / BK;
-  uint k = TRANS_A != 0 ? l / BM : l % BK;
+vec4 tile_a(uint q, uint k0, uint m0, uint abase) {
+  uint e = q * VA;
+  uint m = TRANS_A != 0 ? e % BM : e / BK;
+  uint k = TRANS_A != 0 ? e / BM : e % BK;
   uint gm = m0 + m, gk = k0 + k;
-  if (l >= BM * BK || gm >= pc.M || gk >= pc.K) return 0.0;
-  return LOAD_A(abase + (TRANS_A != 0 ? gk * pc.lda + gm : gm * pc.lda + gk));
+  if (q >= QA || gm >= pc.M || gk >= pc.K) return vec4(0.0);
+  uint i = abase + (TRANS_A != 0 ? gk * pc.lda + gm : gm * pc.lda + gk);
+  return VA == 4u ? LOAD_A4(i) : vec4(LOAD_A(i), 0.0, 0.0, 0.0);
 }
-float tile_b(uint l, uint k0, uint n0, uint bbase) {
-  uint n = TRANS_B != 0 ? l / BK : l % BN;
-  uint k = TRANS_B != 0 ? l % BK : l / BN;
+vec4 tile_b(uint q, uint k0, uint n0, uint bbase) {
+  uint e = q * VB;
+  uint n = TRANS_B != 0 ? e / BK : e % BN;
+  uint k = TRANS_B != 0 ? e % BK : e / BN;
   uint gn = n0 + n, gk = k0 + k;
-  if (l >= BN * BK || gn >= pc.N || gk >= pc.K) return 0.0;
-  return LOAD_B(bbase + (TRANS_B != 0 ? gn * pc.ldb + gk : gk * pc.ldb + gn));
+  if (q >= QB || gn >= pc.N || gk >= pc.K) return vec4(0.0);
+  uint i = bbase + (TRANS_B != 0 ? gn * pc.ldb + gk : gk * pc.ldb + gn);
+  return VB == 4u ? LOAD_B4(i) : vec4(LOAD_B(i), 0.0, 0.0, 0.0);
 }
-void tile_store(uint tid, uint buf, float ra[LA], float rb[LB]) {
-  for (uint r = 0; r < LA; r++) {
-    uint l = tid + r * NT;
-    if (l < BM * BK)
-      As[buf * BK * SA + (TRANS_A != 0 ? (l / BM) * SA + l % BM : (l % BK) * SA + l / BK)] = ra[r];
-  }
-  for (uint r = 0; r < LB; r++) {
-    uint l = tid + r * NT;
-    if (l < BN * BK)
-      Bs[buf * BK * SB + (TRANS_B != 0 ? (l % BK) * SB + l / BK : (l / BN) * SB + l % BN)] = rb[r];
-  }
+// Shared memory is k-major: load q's elements go to consecutive m (n) in one k row when the
+// contiguous dimension is M (N), else to VA (VB) consecutive k rows.
+void store_a(uint buf, uint q, vec4 v) {
+  uint e = q * VA;
+  uint m = TRANS_A != 0 ? e % BM : e / BK;
+  uint k = TRANS_A != 0 ? e / BM : e % BK;
+  for (uint t = 0; t < VA; t++)
+    As[buf * BK * SA + (TRANS_A != 0 ? k * SA + m + t : (k + t) * SA + m)] = v[t];
+}
+void store_b(uint buf, uint q, vec4 v) {
+  uint e = q * VB;
+  uint n = TRANS_B != 0 ? e / BK : e % BN;
+  uint k = TRANS_B != 0 ? e % BK : e / BN;
+  for (uint t = 0; t < VB; t++)
+    Bs[buf * BK * SB + (TRANS_B != 0 ? (k + t) * SB + n : k * SB + n + t)] = v[t];
+}
+void tile_load(uint tid, uint k0, uint m0, uint n0, uint abase, uint bbase, inout vec4 ra[LA],
+               inout vec4 rb[LB]) {
+  for (uint r = 0; r < LA; r++) ra[r] = tile_a(tid + r * NT, k0, m0, abase);
+  for (uint r = 0; r < LB; r++) rb[r] = tile_b(tid + r * NT, k0, n0, bbase);
+}
+void tile_store(uint tid, uint buf, vec4 ra[LA], vec4 rb[LB]) {
+  for (uint r = 0; r < LA; r++)
+    if (tid + r * NT < QA) store_a(buf, tid + r * NT, ra[r]);
+  for (uint r = 0; r < LB; r++)
+    if (tid + r * NT < QB) store_b(buf, tid + r * NT, rb[r]);
 }
 
 void main() {
@@ -100,18 +138,15 @@ void main() {
 #endif
 
   if (DBUF != 0) {
-    float ra[LA], rb[LB];
-    for (uint r = 0; r < LA; r++) ra[r] = tile_a(tid + r * NT, 0u, m0, abase);
-    for (uint r = 0; r < LB; r++) rb[r] = tile_b(tid + r * NT, 0u, n0, bbase);
+    vec4 ra[LA], rb[LB];
+    tile_load(tid, 0u, m0, n0, abase, bbase, ra, rb);
     tile_store(tid, 0u, ra, rb);
     barrier();
     uint buf = 0;
     for (uint k0 = 0; k0 < pc.K; k0 += BK) {
       bool more = k0 + BK < pc.K;
-      if (more) { // the next tile's global loads, in flight during the FMAs below
-        for (uint r = 0; r < LA; r++) ra[r] = tile_a(tid + r * NT, k0 + BK, m0, abase);
-        for (uint r = 0; r < LB; r++) rb[r] = tile_b(tid + r * NT, k0 + BK, n0, bbase);
-      }
+      if (more) // the next tile's global loads, in flight during the FMAs below
+        tile_load(tid, k0 + BK, m0, n0, abase, bbase, ra, rb);
       uint ao = buf * BK * SA, bo = buf * BK * SB;
 #ifdef ROWSUM
       if (rows)
@@ -129,25 +164,8 @@ void main() {
     }
   } else
   for (uint k0 = 0; k0 < pc.K; k0 += BK) {
-    for (uint l = tid; l < BM * BK; l += NT) {
-      // consecutive threads walk the contiguous dimension of A in memory
-      uint m = TRANS_A != 0 ? l % BM : l / BK;
-      uint k = TRANS_A != 0 ? l / BM : l % BK;
-      uint gm = m0 + m, gk = k0 + k;
-      float v = 0.0;
-      if (gm < pc.M && gk < pc.K)
-        v = LOAD_A(abase + (TRANS_A != 0 ? gk * pc.lda + gm : gm * pc.lda + gk));
-      As[k * SA + m] = v;
-    }
-    for (uint l = tid; l < BN * BK; l += NT) {
-      uint n = TRANS_B != 0 ? l / BK : l % BN;
-      uint k = TRANS_B != 0 ? l % BK : l / BN;
-      uint gn = n0 + n, gk = k0 + k;
-      float v = 0.0;
-      if (gn < pc.N && gk < pc.K)
-        v = LOAD_B(bbase + (TRANS_B != 0 ? gn * pc.ldb + gk : gk * pc.ldb + gn));
-      Bs[k * SB + n] = v;
-    }
+    for (uint q = tid; q < QA; q += NT) store_a(0u, q, tile_a(q, k0, m0, abase));
+    for (uint q = tid; q < QB; q += NT) store_b(0u, q, tile_b(q, k0, n0, bbase));
     barrier();
 #ifdef ROWSUM
     if (rows)

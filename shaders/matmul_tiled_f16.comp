@@ -9,7 +9,7 @@
 // Bindings: 0 C (batch,M,N) f32 read-write; 1 A uint; 2 B uint; 3 bias (N) f32 (any buffer when
 //           has_bias = 0).
 // Push constants: as matmul_tiled_f32 (60 bytes).
-// Spec constants: 0..7 and 11 (DBUF) as matmul_tiled_f32; 8 HALF_A; 9 HALF_B (0 fp32, 1 fp16,
+// Spec constants: 0..7, 11 (DBUF) and 14 (VEC) as matmul_tiled_f32; 8 HALF_A; 9 HALF_B (0 fp32, 1 fp16,
 //           2 bf16).
 // Dispatch: (ceil(N/BN), ceil(M/BM), batch).
 // The bindings and loaders are in matmul_tiled_f16.glsl, shared with the epilogue variants

@@ -11,6 +11,12 @@ layout(constant_id = 9) const uint HALF_B = 1;
 layout(std430, binding = 0) buffer C { float c_[]; };
 layout(std430, binding = 1) readonly buffer A { uint a_[]; };
 layout(std430, binding = 2) readonly buffer B { uint b_[]; };
+// the same words as uvec2 / uvec4 arrays, for matmul.glsl's vector loads (4 elements from element
+// i, i a multiple of 4: two words of 16-bit elements, four of fp32)
+layout(std430, binding = 1) readonly buffer A2 { uvec2 a2_[]; };
+layout(std430, binding = 1) readonly buffer A4 { uvec4 a4_[]; };
+layout(std430, binding = 2) readonly buffer B2 { uvec2 b2_[]; };
+layout(std430, binding = 2) readonly buffer B4 { uvec4 b4_[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
 // bf16 (format 2): the 16-bit word is the high half of an fp32.
 float load16(uint w, uint i, uint fmt) {
@@ -19,7 +25,20 @@ float load16(uint w, uint i, uint fmt) {
 }
 float load_a(uint i) { return HALF_A != 0 ? load16(a_[i >> 1], i, HALF_A) : uintBitsToFloat(a_[i]); }
 float load_b(uint i) { return HALF_B != 0 ? load16(b_[i >> 1], i, HALF_B) : uintBitsToFloat(b_[i]); }
+vec4 load16x4(uvec2 w, uint fmt) {
+  return fmt == 2u ? uintBitsToFloat(uvec4(w.x << 16, w.x & 0xffff0000u, w.y << 16,
+                                           w.y & 0xffff0000u))
+                   : vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+}
+vec4 load_a4(uint i) {
+  return HALF_A != 0 ? load16x4(a2_[i >> 2], HALF_A) : uintBitsToFloat(a4_[i >> 2]);
+}
+vec4 load_b4(uint i) {
+  return HALF_B != 0 ? load16x4(b2_[i >> 2], HALF_B) : uintBitsToFloat(b4_[i >> 2]);
+}
 #define LOAD_A(i) load_a(i)
 #define LOAD_B(i) load_b(i)
+#define LOAD_A4(i) load_a4(i)
+#define LOAD_B4(i) load_b4(i)
 #include "matmul.glsl"
 #endif

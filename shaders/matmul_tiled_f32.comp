@@ -9,16 +9,9 @@
 // Push constants: uint M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, off_a, off_b, off_c;
 //           float alpha, beta; uint has_bias (60 bytes).
 // Spec constants: 0 local_size_x = (BM/TM)*(BN/TN); 1 BM; 2 BN; 3 BK; 4 TM; 5 TN; 6 TRANS_A;
-//           7 TRANS_B; 11 DBUF (1: double-buffered tiles, matmul.glsl). Shared memory:
+//           7 TRANS_B; 11 DBUF (1: double-buffered tiles, matmul.glsl); 14 VEC (vector loads
+//           of A (bit 0) / B (bit 1), matmul.glsl). Shared memory:
 //           4*BK*(BM+BN+2) bytes, twice that with DBUF.
 // Dispatch: (ceil(N/BN), ceil(M/BM), batch). The tiling is described in matmul.glsl.
 #extension GL_GOOGLE_include_directive : require
-layout(local_size_x_id = 0) in;
-#include "common.glsl"
-layout(std430, binding = 0) buffer C { float c_[]; };
-layout(std430, binding = 1) readonly buffer A { float a_[]; };
-layout(std430, binding = 2) readonly buffer B { float b_[]; };
-layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
-#define LOAD_A(i) a_[i]
-#define LOAD_B(i) b_[i]
-#include "matmul.glsl"
+#include "matmul_tiled_f32.glsl"

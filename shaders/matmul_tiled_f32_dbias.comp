@@ -6,14 +6,6 @@
 // A = dout (BT,OC) transposed, and dbias (OC) += the row sums of dout^T (matmul.glsl, ROWSUM).
 // Bindings: 0 C; 1 A; 2 B; 3 bias (unused: has_bias = 0); 4 rs (M) f32 read-write.
 #extension GL_GOOGLE_include_directive : require
-layout(local_size_x_id = 0) in;
-#include "common.glsl"
-layout(std430, binding = 0) buffer C { float c_[]; };
-layout(std430, binding = 1) readonly buffer A { float a_[]; };
-layout(std430, binding = 2) readonly buffer B { float b_[]; };
-layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
 layout(std430, binding = 4) buffer RowSum { float rs_[]; };
-#define LOAD_A(i) a_[i]
-#define LOAD_B(i) b_[i]
 #define ROWSUM
-#include "matmul.glsl"
+#include "matmul_tiled_f32.glsl"

@@ -8,13 +8,5 @@
 // Bindings: 0 C; 1 A; 2 B; 3 bias (N) (any buffer when has_bias = 0); 4 act (uint words:
 //           fp32, or 16-bit by spec constant 10 ACT_FMT: matmul_store.glsl).
 #extension GL_GOOGLE_include_directive : require
-layout(local_size_x_id = 0) in;
-#include "common.glsl"
-layout(std430, binding = 0) buffer C { float c_[]; };
-layout(std430, binding = 1) readonly buffer A { float a_[]; };
-layout(std430, binding = 2) readonly buffer B { float b_[]; };
-layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
-#define LOAD_A(i) a_[i]
-#define LOAD_B(i) b_[i]
 #define EPI_GELU
-#include "matmul.glsl"
+#include "matmul_tiled_f32.glsl"

@@ -25,9 +25,10 @@ typedef enum { K_F32, K_F16, K_F16B, K_NAIVE, K_F16A, K_BF16, K_BF16B } kind;
 static const char *KIND_NAME[] = {"f32",     "f16",  "f32xf16", "naive",
                                   "f16xf32", "bf16", "f32xbf16"};
 
-/* cfg NULL: the public entry point of kind k; else vklm_matmul_ex with that configuration. */
-static void run_gemm_cfg(vt_env *env, kind k, const vklm_gemm *g, const char *label,
-                         const vklm_matmul_config *cfg) {
+/* cfg NULL: the public entry point of kind k; else vklm_matmul_ex with that configuration.
+ * out: where to hand the result to the caller (it frees it), or NULL. */
+static void run_gemm_out(vt_env *env, kind k, const vklm_gemm *g, const char *label,
+                         const vklm_matmul_config *cfg, float **out) {
   uint32_t batch = g->batch ? g->batch : 1;
   int ha = k == K_F16 || k == K_F16A ? VKLM_GEMM_F16 : k == K_BF16 ? VKLM_GEMM_BF16 : 0;
   int hb = k == K_F16 || k == K_F16B ? VKLM_GEMM_F16 : k == K_BF16 || k == K_BF16B ? VKLM_GEMM_BF16 : 0;
@@ -57,13 +58,20 @@ static void run_gemm_cfg(vt_env *env, kind k, const vklm_gemm *g, const char *la
     if (isnan(c[i]) && isnan(got[i])) c[i] = got[i] = 0;
   char what[160], cs[48] = "";
   if (cfg)
-    snprintf(cs, sizeof cs, " [%ux%ux%u %ux%u%s]", cfg->BM, cfg->BN, cfg->BK, cfg->TM, cfg->TN,
-             cfg->dbuf ? " dbuf" : "");
+    snprintf(cs, sizeof cs, " [%ux%ux%u %ux%u%s%s]", cfg->BM, cfg->BN, cfg->BK, cfg->TM, cfg->TN,
+             cfg->dbuf ? " dbuf" : "", cfg->novec ? " novec" : "");
   snprintf(what, sizeof what, "[%s] %s %s%s %ux%ux%u b%u %s%s", family, KIND_NAME[k],
            g->trans_a ? "T" : "N", g->trans_b ? "T" : "N", g->M, g->N, g->K, batch, label, cs);
   vt_compare(env, what, got, c, nc, tol_for(g->K));
-  free(a), free(b), free(c), free(got), free(ha_host), free(hb_host);
+  if (out) *out = got;
+  else free(got);
+  free(a), free(b), free(c), free(ha_host), free(hb_host);
   vklm_arena_reset(env->arena);
+}
+
+static void run_gemm_cfg(vt_env *env, kind k, const vklm_gemm *g, const char *label,
+                         const vklm_matmul_config *cfg) {
+  run_gemm_out(env, k, g, label, cfg, NULL);
 }
 
 static void run_gemm(vt_env *env, kind k, const vklm_gemm *g, const char *label) {
@@ -90,6 +98,45 @@ static void test_configs(vt_env *env) {
       h.stride_b = 150 * 23;
       h.stride_c = 19 * 150;
       run_gemm_cfg(env, t & 1 ? K_F16A : K_F16, &h, "beta .75", &cf[i]);
+    }
+}
+
+/* The tiled kernels' vector loads (operands whose layout is a multiple of 4 everywhere): every
+ * configuration, transpose and operand format, at sizes that end mid-tile, with padded rows,
+ * offsets and batch strides, against the reference and bit for bit against the same
+ * configuration's scalar loads (novec; the summation order is the same). */
+static void test_vec_loads(vt_env *env) {
+  static const kind kinds[] = {K_F32, K_F16, K_BF16, K_F16A};
+  vklm_matmul_config cf[16];
+  uint32_t n = vklm_matmul_configs(env->ctx, cf, 16);
+  for (uint32_t i = 0; i < n; i++)
+    for (int t = 0; t < 4; t++) {
+      kind k = kinds[(i + t) % 4];
+      vklm_gemm g = vklm_gemm_make(36, 20, 44);
+      g.trans_a = t & 1;
+      g.trans_b = t >> 1;
+      g.batch = 2;
+      g.lda = (g.trans_a ? g.M : g.K) + 8;
+      g.ldb = (g.trans_b ? g.K : g.N) + 4;
+      g.off_a = 4;
+      g.off_b = 8;
+      g.stride_a = (uint64_t)g.lda * (g.trans_a ? g.K : g.M) + 4;
+      g.stride_b = 0; /* a shared B */
+      g.stride_c = (uint64_t)g.M * g.N;
+      float *vec = NULL, *scalar = NULL;
+      uint64_t seed0 = seed;
+      run_gemm_out(env, k, &g, "vector loads", &cf[i], &vec);
+      vklm_matmul_config s = cf[i];
+      s.novec = 1;
+      seed = seed0;
+      run_gemm_out(env, k, &g, "scalar loads", &s, &scalar);
+      uint64_t na, nb, nc;
+      vt_gemm_spans(&g, &na, &nb, &nc);
+      vt_expect(env, memcmp(vec, scalar, nc * 4) == 0,
+                "[%s] %s %c%c %ux%ux%u/%u%s: vector loads equal scalar loads bit for bit", family,
+                KIND_NAME[k], g.trans_a ? 'T' : 'N', g.trans_b ? 'T' : 'N', cf[i].BM, cf[i].BN,
+                cf[i].BK, cf[i].threads, cf[i].dbuf ? " dbuf" : "");
+      free(vec), free(scalar);
     }
 }
 
@@ -316,7 +363,10 @@ static void test_family(vt_env *env, vklm_kernels k) {
   vklm_context_set_kernels(env->ctx, k);
   family = k == VKLM_KERNELS_CPU ? "cpu" : "gpu";
   test_long_k(env, k == VKLM_KERNELS_GPU);
-  if (k == VKLM_KERNELS_GPU) test_configs(env); /* explicit configurations: tiled in any family */
+  if (k == VKLM_KERNELS_GPU) { /* explicit configurations: tiled in any family */
+    test_configs(env);
+    test_vec_loads(env);
+  }
   for (int t = K_F32; t <= K_NAIVE; t++) {
     test_gemm_shapes(env, (kind)t);
     test_gemm_batched(env, (kind)t);

@@ -177,6 +177,21 @@ static const char *const TILED_F16_SHADER[] = {"matmul_tiled_f16", "matmul_tiled
                                                "matmul_tiled_f16_gelu", "matmul_tiled_f16_dgelu"};
 #define SPEC_ACT_FMT 10
 #define SPEC_DBUF 11 /* the tiled kernels' double buffering (matmul.glsl) */
+#define SPEC_VEC 14   /* the tiled kernels' vector loads (matmul.glsl) */
+
+/* The tiled kernels' vector loads (matmul.glsl's VEC: bit 0 A, bit 1 B): an operand gets them
+ * where every 4-element group a tile loads starts at an element index that is a multiple of 4
+ * and lies inside the matrix, i.e. its contiguous dimension (K for A, N for B; M and K when
+ * transposed) and the tile's extent along it, its row stride, offset and batch stride are all
+ * multiples of 4 (16-bit operands too: 4 elements are then 2 words, 8-byte aligned). */
+static uint32_t vec_bits(const vklm_gemm *g, const gemm_push *pc, const vklm_matmul_config *cf) {
+  if (cf->novec) return 0;
+  uint32_t ea = g->trans_a ? g->M : g->K, ta = g->trans_a ? cf->BM : cf->BK;
+  uint32_t eb = g->trans_b ? g->K : g->N, tb = g->trans_b ? cf->BK : cf->BN;
+  uint32_t a = ea | ta | pc->lda | pc->off_a | pc->stride_a;
+  uint32_t b = eb | tb | pc->ldb | pc->off_b | pc->stride_b;
+  return (a % 4 == 0 ? 1u : 0u) | (b % 4 == 0 ? 2u : 0u);
+}
 
 /* naive: matmul_naive_f32 (fp32 only); else, for fp32 without a configuration cfg on a context
  * that asks for CPU-type kernels (vklm_context_cpu_kernels), matmul_cpu_f32; else the tiled
@@ -277,12 +292,14 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
   VKLM_ASSERT(fits(caps, &cf) && cf.threads == (cf.BM / cf.TM) * (cf.BN / cf.TN) && cf.dbuf <= 1,
               "%s: tile configuration %ux%ux%u/%ux%u/%u%s does not fit this device", op, cf.BM,
               cf.BN, cf.BK, cf.TM, cf.TN, cf.threads, cf.dbuf ? " double-buffered" : "");
-  uint32_t spec[12] = {cf.threads, cf.BM, cf.BN, cf.BK, cf.TM, cf.TN, ta, tb,
-                       (uint32_t)half_a, (uint32_t)half_b, (uint32_t)act_fmt, 1};
+  uint32_t spec[SPEC_VEC + 1] = {cf.threads, cf.BM, cf.BN, cf.BK, cf.TM, cf.TN, ta, tb,
+                                 (uint32_t)half_a, (uint32_t)half_b, (uint32_t)act_fmt, cf.dbuf};
   uint32_t gx = (g->N + cf.BN - 1) / cf.BN, gy = (g->M + cf.BM - 1) / cf.BM;
   int half = half_a || half_b;
   /* spec constant 11 DBUF only when set: the single-buffered pipelines are the ones before */
   uint32_t nspec = cf.dbuf ? SPEC_DBUF + 1 : epi == EPI_GELU ? SPEC_ACT_FMT + 1 : half ? 10 : 8;
+  spec[SPEC_VEC] = vec_bits(g, &pc, &cf);
+  if (spec[SPEC_VEC]) nspec = SPEC_VEC + 1; /* the vector loads (14) likewise */
   return vklm_op_dispatch(cmd, half ? TILED_F16_SHADER[epi] : TILED_SHADER[epi], spec, nspec,
                           bufs, nb, &pc, sizeof pc, gx, gy, batch);
 }

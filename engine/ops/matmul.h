@@ -47,9 +47,12 @@ vklm_gemm vklm_gemm_make(uint32_t M, uint32_t N, uint32_t K);
 
 /* A tile configuration of the tiled kernels: BM x BN block of C per workgroup, BK K-step, TM x TN
  * outputs per thread, threads = (BM/TM)*(BN/TN); dbuf 1: double-buffered tiles (twice the shared
- * memory, one barrier per K step: shaders/matmul.glsl), 0: single-buffered. */
+ * memory, one barrier per K step: shaders/matmul.glsl), 0: single-buffered. Tile loads fetch 4
+ * elements at once from an operand whose layout allows it (its contiguous dimension, row stride,
+ * offset and batch stride multiples of 4: shaders/matmul.glsl's VEC) unless novec is 1 (for
+ * comparisons: `vklm bench ops`, the tests). */
 typedef struct vklm_matmul_config {
-  uint32_t BM, BN, BK, TM, TN, threads, dbuf;
+  uint32_t BM, BN, BK, TM, TN, threads, dbuf, novec;
 } vklm_matmul_config;
 /* The configuration vklm_matmul uses for g on this device: 128x128x8 with 8x8 per thread
  * (256 threads) on discrete GPUs when that still gives >= 128 workgroups; else 64x64x16 with 4x4
