@@ -245,21 +245,20 @@ static void test_nn(vt_env *env, int wfmt, int with_dw) {
   vklm_arena_reset(env->arena);
 }
 
-/* vklm_matmul_rowsum_fmt: dW (M,N) += A^T @ B with A (K,M) fp32 (dout) and B (K,N) 16-bit (the
- * saved input), and the row sums of A^T added into rs (M): the "_dbias" variants with a 16-bit
- * B, against the reference on the values the GPU reads. K = 20001 is split along K on llvmpipe
- * (the row sums add up over the parts). */
+/* vklm_matmul_dweight without scratch (one GEMM): dW (M,N) += A^T @ B with A (K,M) fp32 (dout)
+ * and B (K,N) 16-bit (the saved input), and the row sums of A^T added into rs (M): the "_dbias"
+ * variants with a 16-bit B, against the reference on the values the GPU reads. K = 20001 is
+ * split along K on llvmpipe (the row sums add up over the parts). */
 static void test_rowsum(vt_env *env, uint32_t M, uint32_t N, uint32_t K, int b_fmt) {
   float *a = vt_randf((size_t)K * M, seed++, -1, 1), *b = vt_randf((size_t)K * N, seed++, -1, 1);
   float *c0 = vt_randf((size_t)M * N, seed++, -1, 1), *rs0 = vt_randf(M, seed++, -1, 1);
   void *bh;
   vklm_buffer A = vt_upload(env, a, (size_t)K * M * 4), B = vt_upload_fmt(env, b, (uint64_t)K * N, b_fmt, &bh);
   vklm_buffer Cb = vt_upload(env, c0, (size_t)M * N * 4), R = vt_upload(env, rs0, M * 4);
-  vklm_gemm g = vklm_gemm_make(M, N, K);
-  g.trans_a = 1;
-  g.beta = 1.0f;
   vt_begin(env);
-  vt_ok(env, vklm_matmul_rowsum_fmt(env->cmd, Cb, A, B, b_fmt, R, &g), "matmul_rowsum_fmt");
+  /* in dweight's terms: K rows, dW (M,N), dout (K,M), in (K,N) */
+  vt_ok(env, vklm_matmul_dweight(env->cmd, Cb, R, A, B, b_fmt, (vklm_buffer){0}, K, N, M),
+        "matmul_dweight");
   uint32_t nd = vklm_cmd_dispatch_count(env->cmd);
   vt_run(env);
   float *c = vt_download(env, Cb, (size_t)M * N), *rs = vt_download(env, R, M);

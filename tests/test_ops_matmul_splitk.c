@@ -4,7 +4,7 @@
  * slices than K allows: fewer are used), K long enough for llvmpipe's split along K inside a
  * slice; the full slices one batched dispatch, a shorter last one another, then the reduction,
  * with no barrier before it; bitwise the same result when run again; vklm_matmul_splitk_choose's
- * answers. */
+ * answers; vklm_matmul_dweight, the linear layers' weight gradient through it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,9 +98,66 @@ static void test_family(vt_env *env, vklm_kernels k) {
   run(env, &l, 2, "long slices");
 }
 
+/* vklm_matmul_dweight, the linear layers' weight gradient: dw += dout^T @ in (in fp32, fp16 or
+ * bf16) with and without the bias gradient, against the reference, with a scratch large enough
+ * for split-K (the GPU family splits where vklm_matmul_splitk_choose says so; the CPU-type
+ * kernels never do), a scratch too small for it and none (one GEMM, the bias in its row sums). */
+static void test_dweight(vt_env *env, uint32_t M, uint32_t K, uint32_t N) {
+  uint64_t need = vklm_matmul_dweight_scratch_bytes(env->ctx, M, K, N);
+  int cpu = vklm_context_cpu_kernels(env->ctx);
+  for (int fmt = VKLM_GEMM_F32; fmt <= VKLM_GEMM_BF16; fmt++)
+    for (int room = 0; room < 3; room++) { /* scratch: none, too small, enough */
+      int with_db = room != 1 || fmt != VKLM_GEMM_F32;
+      float *dout = vt_randf((uint64_t)M * N, seed++, -1, 1);
+      float *in = vt_randf((uint64_t)M * K, seed++, -1, 1);
+      float *dw = vt_randf((uint64_t)N * K, seed++, -1, 1), *db = vt_randf(N, seed++, -1, 1);
+      void *in_host;
+      vklm_buffer Dout = vt_upload(env, dout, (uint64_t)M * N * 4);
+      vklm_buffer In = vt_upload_fmt(env, in, (uint64_t)M * K, fmt, &in_host);
+      vklm_buffer Dw = vt_upload(env, dw, (uint64_t)N * K * 4), Db = vt_upload(env, db, N * 4);
+      uint64_t sb = room == 2 ? need : room == 1 ? need / 2 : 0;
+      vklm_buffer S = sb ? vt_alloc(env, sb) : (vklm_buffer){0};
+      vt_begin(env);
+      uint32_t d0 = vklm_cmd_dispatch_count(env->cmd);
+      vt_ok(env, vklm_matmul_dweight(env->cmd, Dw, with_db ? Db : (vklm_buffer){0}, Dout, In, fmt,
+                                     S, M, K, N),
+            "matmul_dweight");
+      uint32_t nd = vklm_cmd_dispatch_count(env->cmd) - d0;
+      vt_run(env);
+      float *got = vt_download(env, Dw, (uint64_t)N * K), *gotb = vt_download(env, Db, N);
+      vklm_gemm g = vklm_gemm_make(N, K, M);
+      g.trans_a = 1;
+      g.beta = 1.0f;
+      vklm_gemm_ref(dw, dout, 0, in_host, fmt, &g);
+      for (uint32_t n = 0; n < N; n++)
+        for (uint32_t m = 0; m < M; m++) db[n] += dout[(uint64_t)m * N + n];
+      char what[128];
+      snprintf(what, sizeof what, "[%s] dweight %ux%ux%u in %s, scratch %s%s (%u dispatches)",
+               family, M, K, N, fmt == 0 ? "f32" : fmt == 1 ? "f16" : "bf16",
+               room == 2 ? "enough" : room ? "too small" : "none", with_db ? ", bias" : "", nd);
+      vt_compare(env, what, got, dw, (uint64_t)N * K, tol_for(M));
+      if (with_db) vt_compare(env, what, gotb, db, N, tol_for(M));
+      /* split-K: the slices' GEMMs, the reduction (and the bias's two stages); one GEMM else
+       * (llvmpipe may cut it along K) */
+      int split = room == 2 && need > 0 && !cpu;
+      vt_expect(env, split ? nd >= 2u + (with_db ? 2u : 0u) : nd <= (M + 8191) / 8192 + 2,
+                "%s: %s", what, split ? "split along K" : "not split");
+      free(dout), free(in), free(dw), free(db), free(got), free(gotb), free(in_host);
+      vklm_arena_reset(env->arena);
+    }
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "ops_matmul_splitk");
+  /* a narrow layer's weight gradient over many rows: split-K on this device's GPU family */
+  vklm_context_set_kernels(env.ctx, VKLM_KERNELS_GPU);
+  vt_expect(&env, vklm_matmul_dweight_scratch_bytes(env.ctx, 3000, 24, 40) > 0,
+            "dweight 3000 rows into 40 x 24 splits on %s", vklm_context_caps(env.ctx)->name);
+  test_dweight(&env, 3000, 24, 40);
+  test_dweight(&env, 1001, 7, 13);
+  vklm_context_set_kernels(env.ctx, VKLM_KERNELS_CPU);
+  test_dweight(&env, 1001, 7, 13);
   test_family(&env, VKLM_KERNELS_GPU);
   test_family(&env, VKLM_KERNELS_CPU);
   vklm_context_set_kernels(env.ctx, VKLM_KERNELS_AUTO);

@@ -433,14 +433,6 @@ vklm_status vklm_matmul_dgelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_
   return gemm_epi(cmd, 0, c, a, 0, b, 0, NO_BIAS, EPI_DGELU, pre, VKLM_GEMM_F32, g, NULL);
 }
 
-vklm_status vklm_matmul_rowsum_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
-                                   int b_fmt, vklm_buffer rowsum, const vklm_gemm *g) {
-  VKLM_ASSERT(b_fmt >= VKLM_GEMM_F32 && b_fmt <= VKLM_GEMM_BF16,
-              "matmul_rowsum: B format %d (0 f32, 1 f16, 2 bf16)", b_fmt);
-  return gemm(cmd, 0, c, a, VKLM_GEMM_F32, b, b_fmt, NO_BIAS,
-              rowsum.size > 0 ? rowsum : NO_BIAS, g, NULL);
-}
-
 int vklm_matmul_epilogue_fuses(const vklm_context *ctx, int a_fmt, int b_fmt) {
   return !vklm__matmul_coopmat_pick(ctx, a_fmt, b_fmt, NULL);
 }
@@ -498,21 +490,23 @@ static vklm_status linear_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer 
     st = vklm_bias_backward(cmd, dbias, scratch, dout, BT, OC);
     if (st != VKLM_OK) return st;
   }
+  if (dweight.block) { /* a frozen weight has no gradient */
+    /* dweight (OC,C) += dout^T (OC,BT) @ inp (BT,C), the bias gradient with it; dinp's memory
+     * (written below) is the split-K scratch where one is taken */
+    if (has_dbias)
+      VKLM_ASSERT(dbias.size >= (uint64_t)OC * 4, "matmul_backward: dbias holds %llu bytes, "
+                  "needs %u floats", (unsigned long long)dbias.size, OC);
+    st = vklm_matmul_dweight(cmd, dweight, has_dbias ? dbias : NO_BIAS, dout, inp, VKLM_GEMM_F32,
+                             has_dinp ? dinp : NO_BIAS, BT, C, OC);
+    if (st != VKLM_OK) return st;
+  }
   if (has_dinp) { /* dinp (BT,C) = dout (BT,OC) @ weight (OC,C) (* gelu'(pre)) */
     vklm_gemm g = vklm_gemm_make(BT, C, OC);
     st = gemm_epi(cmd, 0, dinp, dout, 0, weight, 0, NO_BIAS, pre.block ? EPI_DGELU : EPI_NONE,
                   pre, VKLM_GEMM_F32, &g, NULL);
     if (st != VKLM_OK) return st;
   }
-  if (!dweight.block) return VKLM_OK; /* a frozen weight: no gradient */
-  /* dweight (OC,C) += dout^T (OC,BT) @ inp (BT,C) */
-  vklm_gemm g = vklm_gemm_make(OC, C, BT);
-  g.trans_a = 1;
-  g.beta = 1.0f;
-  if (has_dbias)
-    VKLM_ASSERT(dbias.size >= (uint64_t)OC * 4, "matmul_backward: dbias holds %llu bytes, needs "
-                "%u floats", (unsigned long long)dbias.size, OC);
-  return gemm(cmd, 0, dweight, dout, 0, inp, 0, NO_BIAS, has_dbias ? dbias : NO_BIAS, &g, NULL);
+  return VKLM_OK;
 }
 
 vklm_status vklm_matmul_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dweight,
@@ -579,8 +573,53 @@ typedef struct splitk_push {
   float alpha, beta;
 } splitk_push;
 
+static vklm_status splitk(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b, int b_fmt,
+                          const vklm_gemm *g, uint32_t splits, vklm_buffer scratch);
+
 vklm_status vklm_matmul_splitk(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                                const vklm_gemm *g, uint32_t splits, vklm_buffer scratch) {
+  return splitk(cmd, c, a, b, VKLM_GEMM_F32, g, splits, scratch);
+}
+
+/* The weight gradient (matmul.h). Split-K only on contexts recording the GPU kernels: the
+ * CPU-type GEMMs already give each CPU thread its own blocks. */
+vklm_status vklm_matmul_dweight(vklm_cmd *cmd, vklm_buffer dw, vklm_buffer db, vklm_buffer dout,
+                                vklm_buffer in, int in_fmt, vklm_buffer scratch, uint32_t M,
+                                uint32_t K, uint32_t N) {
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  VKLM_ASSERT(in_fmt >= VKLM_GEMM_F32 && in_fmt <= VKLM_GEMM_BF16,
+              "matmul_dweight: input format %d (0 f32, 1 f16, 2 bf16)", in_fmt);
+  int has_db = db.block && db.size > 0;
+  vklm_gemm g = vklm_gemm_make(N, K, M);
+  g.trans_a = 1;
+  g.beta = 1.0f;
+  uint32_t s = vklm_context_cpu_kernels(ctx) ? 1 : vklm_matmul_splitk_choose(ctx, &g);
+  uint64_t need = vklm_matmul_splitk_scratch_bytes(ctx, &g, s);
+  if (s > 1 && scratch.block && scratch.size >= need) {
+    /* the bias gradient first, in the same scratch (the runtime orders the two) */
+    vklm_status st = has_db ? vklm_bias_backward(cmd, db, scratch, dout, M, N) : VKLM_OK;
+    return st != VKLM_OK ? st : splitk(cmd, dw, dout, in, in_fmt, &g, s, scratch);
+  }
+  /* one GEMM, the row sums of dout^T in its "_dbias" variant where the kernel has one */
+  int fused = has_db && vklm_matmul_epilogue_fuses(ctx, VKLM_GEMM_F32, in_fmt);
+  if (has_db && !fused) {
+    if (scratch.size < vklm_bias_backward_scratch_bytes(M, N)) scratch = NO_BIAS;
+    vklm_status st = vklm_bias_backward(cmd, db, scratch, dout, M, N);
+    if (st != VKLM_OK) return st;
+  }
+  return gemm(cmd, 0, dw, dout, VKLM_GEMM_F32, in, in_fmt, NO_BIAS, fused ? db : NO_BIAS, &g,
+              NULL);
+}
+
+uint64_t vklm_matmul_dweight_scratch_bytes(const vklm_context *ctx, uint32_t M, uint32_t K,
+                                           uint32_t N) {
+  vklm_gemm g = vklm_gemm_make(N, K, M);
+  g.trans_a = 1;
+  return vklm_matmul_splitk_scratch_bytes(ctx, &g, vklm_matmul_splitk_choose(ctx, &g));
+}
+
+static vklm_status splitk(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b, int b_fmt,
+                          const vklm_gemm *g, uint32_t splits, vklm_buffer scratch) {
   const char *op = "matmul_splitk";
   VKLM_ASSERT((g->batch ? g->batch : 1) == 1, "%s: batch %u (one matrix only)", op, g->batch);
   VKLM_ASSERT(splits >= 1 && splits <= SPLITK_MAX, "%s: %u slices (1..%u)", op, splits,
@@ -588,7 +627,7 @@ vklm_status vklm_matmul_splitk(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm
   if (g->M == 0 || g->N == 0) return VKLM_OK;
   uint32_t kper = splits > 1 && g->K > 0 ? (g->K + splits - 1) / splits : g->K;
   uint32_t S = kper ? (g->K + kper - 1) / kper : 1; /* no empty slice */
-  if (S <= 1) return gemm(cmd, 0, c, a, 0, b, 0, NO_BIAS, NO_BIAS, g, NULL);
+  if (S <= 1) return gemm(cmd, 0, c, a, 0, b, b_fmt, NO_BIAS, NO_BIAS, g, NULL);
   uint64_t mn = (uint64_t)g->M * g->N, pb = splitk_part_bytes(vklm_cmd_context(cmd), g);
   VKLM_ASSERT(pb / 4 * S < (1ull << 32), "%s: %u slices of %u x %u exceed 2^32 elements", op, S,
               g->M, g->N);
@@ -616,8 +655,8 @@ vklm_status vklm_matmul_splitk(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm
   part.ldc = g->N;
   part.off_c = 0;
   part.stride_c = pb / 4;
-  vklm_status st = gemm(cmd, 0, vklm_buffer_slice(scratch, 0, full * pb), a, 0, b, 0, NO_BIAS,
-                        NO_BIAS, &part, NULL);
+  vklm_status st = gemm(cmd, 0, vklm_buffer_slice(scratch, 0, full * pb), a, 0, b, b_fmt,
+                        NO_BIAS, NO_BIAS, &part, NULL);
   if (st != VKLM_OK) return st;
   if (rem) {
     uint64_t k0 = (uint64_t)full * kper;
@@ -626,8 +665,8 @@ vklm_status vklm_matmul_splitk(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm
     part.stride_a = part.stride_b = part.stride_c = 0;
     part.off_a = g->off_a + (g->trans_a ? k0 * lda : k0);
     part.off_b = g->off_b + (g->trans_b ? k0 : k0 * ldb);
-    st = gemm(cmd, 0, vklm_buffer_slice(scratch, full * pb, mn * 4), a, 0, b, 0, NO_BIAS, NO_BIAS,
-              &part, NULL);
+    st = gemm(cmd, 0, vklm_buffer_slice(scratch, full * pb, mn * 4), a, 0, b, b_fmt, NO_BIAS,
+              NO_BIAS, &part, NULL);
     if (st != VKLM_OK) return st;
   }
   vklm_buffer bufs[2] = {c, vklm_buffer_slice(scratch, 0, pb * S)};

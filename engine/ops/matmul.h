@@ -118,13 +118,6 @@ vklm_status vklm_matmul_gelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, 
                                  vklm_buffer bias, const vklm_gemm *g);
 vklm_status vklm_matmul_dgelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_fmt,
                                   vklm_buffer b, int b_fmt, vklm_buffer pre, const vklm_gemm *g);
-/* vklm_matmul_fmt with an fp32 A, B in b_fmt and no bias, plus the row sums of op(A) added into
- * rowsum (M floats, k in order, batch 1; a zero-size buffer: none): a linear layer's weight and
- * bias gradients in one pass (dW += dout^T @ inp, dbias += the row sums of dout^T) with its
- * input as B, in 16 bits under mixed precision ("_dbias" variants of matmul_tiled_f16 and
- * matmul_cpu_f16b; never cooperative matrices: see vklm_matmul_epilogue_fuses). */
-vklm_status vklm_matmul_rowsum_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
-                                   int b_fmt, vklm_buffer rowsum, const vklm_gemm *g);
 /* Whether a GEMM of these operand formats without a configuration runs the same kernel with an
  * epilogue as without one: false where the plain GEMM would go to cooperative matrices (which
  * have no epilogue variants), so that a linear layer there keeps the cooperative-matrix GEMM
@@ -149,6 +142,20 @@ uint32_t vklm_matmul_splitk_choose(const vklm_context *ctx, const vklm_gemm *g);
  * buffer alignment (0 for splits <= 1). */
 uint64_t vklm_matmul_splitk_scratch_bytes(const vklm_context *ctx, const vklm_gemm *g,
                                           uint32_t splits);
+
+/* A linear layer's weight gradient: dw (N,K) += dout^T (N,M) @ in (M,K), in held in in_fmt
+ * (VKLM_GEMM_*; dout, dw fp32), and with db (a buffer) db (N) += the column sums of dout. On
+ * contexts recording the GPU kernels, where vklm_matmul_splitk_choose splits the GEMM and
+ * scratch holds vklm_matmul_dweight_scratch_bytes, it runs split-K (the bias gradient then its
+ * own two-stage reduction, in the same scratch first); else one GEMM with the bias gradient in
+ * its row sums, or the reduction (with scratch where it is large enough) where the kernel has
+ * none. scratch may be empty; its contents are overwritten (the linear backward passes dinp's
+ * memory, written after). Deterministic for a given device and scratch size. */
+vklm_status vklm_matmul_dweight(vklm_cmd *cmd, vklm_buffer dw, vklm_buffer db, vklm_buffer dout,
+                                vklm_buffer in, int in_fmt, vklm_buffer scratch, uint32_t M,
+                                uint32_t K, uint32_t N);
+uint64_t vklm_matmul_dweight_scratch_bytes(const vklm_context *ctx, uint32_t M, uint32_t K,
+                                           uint32_t N);
 
 /* Whether this device can run the CPU-type fp32 kernel (subgroup ballot operations, subgroups of
  * at least 8 invocations); where it cannot, CPU-type contexts keep the tiled kernel. */

@@ -103,35 +103,28 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
   if (vklm_tensor_is_none(&dinp) && vklm_tensor_is_none(&dw) && vklm_tensor_is_none(&db))
     return VKLM_OK;
   if (fmt_of(in.dtype)) {
-    /* a 16-bit input (mixed precision's saved activations): dinp (M,K) = dout @ w, then the fp32
-     * dw (N,K) += dout^T (N,M) @ in (M,K) with in read in its 16-bit format and db in the same
-     * GEMM (the row sums of dout^T, its "_dbias" variant) where that kernel runs; elsewhere db
-     * first, with dinp's memory (not yet written) as the reduction's scratch */
+    /* a 16-bit input (mixed precision's saved activations): the fp32 dw (N,K) += dout^T (N,M) @
+     * in (M,K) with in read in its 16-bit format and db with it (vklm_matmul_dweight), or db
+     * alone; dinp's memory (written after) their scratch; then dinp (M,K) = dout @ w */
     int afmt;
     vklm_buffer ib = act16(op, "in", &in, &afmt), ob = act(op, "dout", &dout);
-    int has_db = !vklm_tensor_is_none(&db), has_dw = !vklm_tensor_is_none(&dw);
-    int fused = has_db && has_dw &&
-                vklm_matmul_epilogue_fuses(vklm_cmd_context(cmd), VKLM_GEMM_F32, afmt);
-    vklm_status st = VKLM_OK;
-    if (has_db && !fused) {
-      vklm_buffer scratch = {0};
-      if (!vklm_tensor_is_none(&dinp) &&
-          act(op, "dinp", &dinp).size >= vklm_bias_backward_scratch_bytes(M, N))
-        scratch = act(op, "dinp", &dinp);
-      st = vklm_bias_backward(cmd, act(op, "db", &db), scratch, ob, M, N);
-    }
+    vklm_buffer scratch = opt(op, "dinp", &dinp), dbb = opt(op, "db", &db);
+    vklm_status st;
+    if (!vklm_tensor_is_none(&dw))
+      st = vklm_matmul_dweight(cmd, act(op, "dw", &dw), dbb, ob, ib, afmt, scratch, M, K, N);
+    else if (dbb.block)
+      st = vklm_bias_backward(cmd, dbb,
+                              scratch.size >= vklm_bias_backward_scratch_bytes(M, N)
+                                  ? scratch
+                                  : (vklm_buffer){0},
+                              ob, M, N);
+    else
+      st = VKLM_OK;
     if (st == VKLM_OK && !vklm_tensor_is_none(&dinp)) {
       vklm_gemm g = vklm_gemm_make(M, K, N);
       st = vklm_matmul_fmt(cmd, act(op, "dinp", &dinp), ob, VKLM_GEMM_F32,
                            wfmt ? whole(op, "w", &w, w.dtype) : act(op, "w", &w), wfmt,
                            (vklm_buffer){0}, &g);
-    }
-    if (st == VKLM_OK && has_dw) {
-      vklm_gemm g = vklm_gemm_make(N, K, M);
-      g.trans_a = 1;
-      g.beta = 1.0f;
-      st = vklm_matmul_rowsum_fmt(cmd, act(op, "dw", &dw), ob, ib, afmt,
-                                  fused ? act(op, "db", &db) : (vklm_buffer){0}, &g);
     }
     return st;
   }
