@@ -9,7 +9,7 @@
 // query tiles of BQ rows through shared memory), so the result is deterministic without atomics.
 // Bindings: 0 dqkv (B,T,(NH+2*NKV)*HS) f32, write-only (only the key and value heads are written
 //           here); 1 dout (B,T,NH*HS) f32; 2 lse (B,NH,T) f32; 3 D (B,NH,T) f32 (from
-//           attention_backward_f32_dq); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 1..4 read-only.
+//           attention_backward_f32_dq); 4 qkv (B,T,(NH+2*NKV)*HS) (QKV_FMT); 1..4 read-only.
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size NT, 1 BKV key rows per workgroup, 2 BQ query rows per tile,
 //   3 HS, 4 RM key rows per thread. Thread (g, c), c < TPR = NT/(BKV/RM), computes p and ds of
@@ -35,7 +35,12 @@ layout(std430, binding = 0) writeonly buffer Dqkv { float dqkv[]; };
 layout(std430, binding = 1) readonly buffer Dout { float dout[]; };
 layout(std430, binding = 2) readonly buffer Lse { float lse[]; };
 layout(std430, binding = 3) readonly buffer D { float D_[]; };
-layout(std430, binding = 4) readonly buffer Qkv { float qkv[]; };
+#include "load16.glsl"
+// qkv's format, spec constant 6 QKV_FMT (load16.glsl): 0 f32, 1 f16, 2 bf16 (mixed precision's
+// saved qkv; HS even); everything is computed in fp32 from the widened values.
+layout(constant_id = 6) const uint QKV_FMT = 0;
+layout(std430, binding = 4) readonly buffer Qkv { uint qkv_[]; };
+#define QKV(i) VKLM_LOAD_FMT(qkv_, i, QKV_FMT)
 layout(push_constant) uniform Push { uint T; uint NH; uint NKV; uint causal; float scale; } pc;
 
 shared float sK[BKV * LD];
@@ -60,8 +65,8 @@ void main() {
   for (uint i = tid; i < BKV * HS; i += NT) {
     uint kk = i / HS, d = i % HS, t = k0 + kk;
     bool in_ = t < T;
-    sK[kk * LD + d] = in_ ? qkv[base + t * C3 + kcol + d] : 0.0;
-    sV[kk * LD + d] = in_ ? qkv[base + t * C3 + vcol + d] : 0.0;
+    sK[kk * LD + d] = in_ ? QKV(base + t * C3 + kcol + d) : 0.0;
+    sV[kk * LD + d] = in_ ? QKV(base + t * C3 + vcol + d) : 0.0;
   }
 
   float dk[RM * DPT], dv[RM * DPT];
@@ -79,7 +84,7 @@ void main() {
       for (uint i = tid; i < BQ * HS; i += NT) {
         uint qq = i / HS, d = i % HS, t = q0 + qq;
         bool in_ = t < T;
-        sQ[qq * LD + d] = in_ ? qkv[base + t * C3 + h * HS + d] : 0.0;
+        sQ[qq * LD + d] = in_ ? QKV(base + t * C3 + h * HS + d) : 0.0;
         sO[qq * LD + d] = in_ ? dout[(b * T + t) * pc.NH * HS + h * HS + d] : 0.0;
       }
       for (uint qq = tid; qq < BQ; qq += NT) {

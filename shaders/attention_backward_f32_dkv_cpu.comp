@@ -14,7 +14,7 @@
 // T-1 and store nothing.
 // Bindings: 0 dqkv (B,T,(NH+2*NKV)*HS) f32, write-only (only the key and value heads are written
 //           here); 1 dout (B,T,NH*HS) f32; 2 lse (B,NH,T) f32; 3 D (B,NH,T) f32 (from
-//           attention_backward_f32_dq); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 1..4 read-only.
+//           attention_backward_f32_dq); 4 qkv (B,T,(NH+2*NKV)*HS) (QKV_FMT); 1..4 read-only.
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size W, 1 HS head size, 2 R key rows per invocation (keys
 //   k0 + i*W + local id, i < R, of the workgroup's block of W*R keys starting at k0): each load
@@ -36,7 +36,12 @@ layout(std430, binding = 0) writeonly buffer Dqkv { float dqkv[]; };
 layout(std430, binding = 1) readonly buffer Dout { float dout[]; };
 layout(std430, binding = 2) readonly buffer Lse { float lse[]; };
 layout(std430, binding = 3) readonly buffer D { float D_[]; };
-layout(std430, binding = 4) readonly buffer Qkv { float qkv[]; };
+#include "load16.glsl"
+// qkv's format, spec constant 6 QKV_FMT (load16.glsl): 0 f32, 1 f16, 2 bf16 (mixed precision's
+// saved qkv; HS even); everything is computed in fp32 from the widened values.
+layout(constant_id = 6) const uint QKV_FMT = 0;
+layout(std430, binding = 4) readonly buffer Qkv { uint qkv_[]; };
+#define QKV(i) VKLM_LOAD_FMT(qkv_, i, QKV_FMT)
 layout(push_constant) uniform Push { uint T; uint NH; uint NKV; uint causal; float scale; } pc;
 
 void main() {
@@ -56,7 +61,7 @@ void main() {
     jj[i] = min(k0 + i * W + lid, T - 1u);
     const uint kb = base + jj[i] * C3;
 #define INIT(d)                                                                               \
-  k[i * HS + (d)] = qkv[kb + kcol + (d)] * pc.scale, v[i * HS + (d)] = qkv[kb + vcol + (d)],  \
+  k[i * HS + (d)] = QKV(kb + kcol + (d)) * pc.scale, v[i * HS + (d)] = QKV(kb + vcol + (d)),  \
   dk[i * HS + (d)] = 0.0, dv[i * HS + (d)] = 0.0
     DLOOP(INIT)
   }
@@ -70,7 +75,7 @@ void main() {
       // one load of q_t[d] and dout_t[d] feeds R keys
 #define DOT(d)                                                                                \
   {                                                                                           \
-    float qd_ = qkv[qb + (d)], od_ = dout[ob + (d)];                                          \
+    float qd_ = QKV(qb + (d)), od_ = dout[ob + (d)];                                          \
     [[unroll]] for (uint i = 0u; i < R; i++) {                                                \
       s[i] += k[i * HS + (d)] * qd_;                                                          \
       dp[i] += v[i * HS + (d)] * od_;                                                         \
@@ -85,7 +90,7 @@ void main() {
       }
 #define ACC(d)                                                                                \
   {                                                                                           \
-    float qd_ = qkv[qb + (d)], od_ = dout[ob + (d)];                                          \
+    float qd_ = QKV(qb + (d)), od_ = dout[ob + (d)];                                          \
     [[unroll]] for (uint i = 0u; i < R; i++) {                                                \
       dv[i * HS + (d)] += p[i] * od_;                                                         \
       dk[i * HS + (d)] += ds[i] * qd_;                                                        \

@@ -1,11 +1,12 @@
 #version 450
 // attention_backward_f32_dq_cpu: attention_backward_f32_dq (same results and semantics) for
-// CPU-type Vulkan devices (lavapipe). For query head h of batch b, row t, first
-// D[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d] (summed over d in order; written to D for the
-// dK/dV kernel that runs next), then, with p_j = exp(s_j - lse[b,h,t]) recomputed from qkv:
-//   dp_j = dout[b,t,h,:] . v_j,  ds_j = p_j (dp_j - D[b,h,t]),
-//   dq[b,t,h,:] = scale * sum_j ds_j k_j        (written into the query part of dqkv).
-// Each invocation owns one query row, holding q, its dout row and the dq accumulator in
+// CPU-type Vulkan devices (lavapipe). For query head h of batch b, row t, with
+// p_j = exp(s_j - lse[b,h,t]) recomputed from qkv and dp_j = dout[b,t,h,:] . v_j, in one sweep
+// over the keys j (in order): D = sum_j p_j dp_j, A = sum_j p_j dp_j k_j, P = sum_j p_j k_j,
+//   dq[b,t,h,:] = scale * (A - D P)   (= scale * sum_j p_j (dp_j - D) k_j: the query part of
+//   dqkv), and D[b,h,t] = D for the dK/dV kernel that runs next. The forward's output is not
+// read (attention_backward_f32_dq says why).
+// Each invocation owns its query rows, holding q, its dout row and the A and P accumulators in
 // registers: no shared memory, no barrier. The invocations of a workgroup are consecutive rows
 // of one (b, h) and walk the same keys in the same order, so every load of k_j and v_j has one
 // address for the whole SIMD vector. Control flow stays uniform: the key loop runs to the
@@ -13,13 +14,11 @@
 // and store nothing.
 // Bindings: 0 dqkv (B,T,(NH+2*NKV)*HS) f32, write-only (only the query heads are written here);
 //           1 dout (B,T,NH*HS) f32; 2 lse (B,NH,T) f32; 3 D (B,NH,T) f32, write-only (the
-//           invocation's rows t < T); 4 qkv (B,T,(NH+2*NKV)*HS) f32; 5 out (B,T,NH*HS) (the
-//           forward's output, OUT_FMT); 1, 2, 4, 5 read-only.
+//           invocation's rows t < T); 4 qkv (B,T,(NH+2*NKV)*HS) (QKV_FMT); 1, 2, 4 read-only.
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size W, 1 HS head size, 2 R query rows per invocation (rows
 //   q0 + i*W + local id, i < R, of the workgroup's block of W*R rows starting at q0): each load of
-//   k_j and v_j feeds R rows. 3 OUT_FMT: out in fp32 (0), or fp16 (1) / bf16 (2) words
-//   (mixed precision's saved attention output).
+//   k_j and v_j feeds R rows.
 // Dispatch: (ceil(T/(W*R)), NH, B).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -37,15 +36,12 @@ layout(std430, binding = 0) writeonly buffer Dqkv { float dqkv[]; };
 layout(std430, binding = 1) readonly buffer Dout { float dout[]; };
 layout(std430, binding = 2) readonly buffer Lse { float lse[]; };
 layout(std430, binding = 3) writeonly buffer D { float D_[]; };
-layout(std430, binding = 4) readonly buffer Qkv { float qkv[]; };
-layout(constant_id = 3) const uint OUT_FMT = 0; // out: 0 f32, 1 f16, 2 bf16 (HS even)
-layout(std430, binding = 5) readonly buffer Out { uint out_[]; };
-float out_at(uint i) {
-  if (OUT_FMT == 0u) return uintBitsToFloat(out_[i]);
-  uint w = out_[i >> 1];
-  if (OUT_FMT == 2u) return uintBitsToFloat((i & 1u) != 0u ? w & 0xffff0000u : w << 16);
-  return unpackHalf2x16(w)[i & 1u];
-}
+#include "load16.glsl"
+// qkv's format, spec constant 6 QKV_FMT (load16.glsl): 0 f32, 1 f16, 2 bf16 (mixed precision's
+// saved qkv; HS even); everything is computed in fp32 from the widened values.
+layout(constant_id = 6) const uint QKV_FMT = 0;
+layout(std430, binding = 4) readonly buffer Qkv { uint qkv_[]; };
+#define QKV(i) VKLM_LOAD_FMT(qkv_, i, QKV_FMT)
 layout(push_constant) uniform Push { uint T; uint NH; uint NKV; uint causal; float scale; } pc;
 
 void main() {
@@ -60,18 +56,16 @@ void main() {
 
   // rows t_i = q0 + i*W + lid (i < R), clamped to T-1 for loading
   uint tt[R];
-  float q[R * HS], o[R * HS], acc[R * HS], L[R], Dr[R];
+  float q[R * HS], o[R * HS], acc[R * HS], accp[R * HS], L[R], Dr[R];
   [[unroll]] for (uint i = 0u; i < R; i++) {
     tt[i] = min(q0 + i * W + lid, T - 1u);
     const uint qb = base + tt[i] * C3 + h * HS, ob = (b * T + tt[i]) * pc.NH * HS + h * HS;
-#define INIT(d) q[i * HS + (d)] = qkv[qb + (d)], o[i * HS + (d)] = dout[ob + (d)], acc[i * HS + (d)] = 0.0
+#define INIT(d)                                                                               \
+  q[i * HS + (d)] = QKV(qb + (d)), o[i * HS + (d)] = dout[ob + (d)], acc[i * HS + (d)] = 0.0,  \
+  accp[i * HS + (d)] = 0.0
     DLOOP(INIT)
     L[i] = lse[(b * pc.NH + h) * T + tt[i]];
-    float dsum = 0.0;
-#define DSUM(d) dsum += o[i * HS + (d)] * out_at(ob + (d))
-    DLOOP(DSUM)
-    Dr[i] = dsum;
-    if (q0 + i * W + lid < T) D_[(b * pc.NH + h) * T + tt[i]] = dsum;
+    Dr[i] = 0.0;
   }
   const uint kend = causal ? min(T, q0 + QB) : T;
   for (uint j = 0; j < kend; j++) {
@@ -81,20 +75,26 @@ void main() {
     // one load of k_j[d] and v_j[d] feeds R rows
 #define DOT(d)                                                                                \
   {                                                                                           \
-    float kd_ = qkv[kb + kcol + (d)], vd_ = qkv[kb + vcol + (d)];                             \
+    float kd_ = QKV(kb + kcol + (d)), vd_ = QKV(kb + vcol + (d));                             \
     [[unroll]] for (uint i = 0u; i < R; i++) {                                                \
       s[i] += q[i * HS + (d)] * kd_;                                                          \
       dp[i] += o[i * HS + (d)] * vd_;                                                         \
     }                                                                                         \
   }
     DLOOP(DOT)
-    float ds[R];
-    [[unroll]] for (uint i = 0u; i < R; i++)
-      ds[i] = (!causal || j <= tt[i]) ? exp(s[i] * pc.scale - L[i]) * (dp[i] - Dr[i]) : 0.0;
+    float pd[R], pp[R];
+    [[unroll]] for (uint i = 0u; i < R; i++) {
+      pp[i] = (!causal || j <= tt[i]) ? exp(s[i] * pc.scale - L[i]) : 0.0;
+      pd[i] = pp[i] * dp[i];
+      Dr[i] += pd[i];
+    }
 #define ACC(d)                                                                                \
   {                                                                                           \
-    float kd_ = qkv[kb + kcol + (d)];                                                         \
-    [[unroll]] for (uint i = 0u; i < R; i++) acc[i * HS + (d)] += ds[i] * kd_;                \
+    float kd_ = QKV(kb + kcol + (d));                                                         \
+    [[unroll]] for (uint i = 0u; i < R; i++) {                                                \
+      acc[i * HS + (d)] += pd[i] * kd_;                                                       \
+      accp[i * HS + (d)] += pp[i] * kd_;                                                      \
+    }                                                                                         \
   }
     DLOOP(ACC)
   }
@@ -102,8 +102,9 @@ void main() {
     const uint t = q0 + i * W + lid;
     if (t < T) {
       const uint qb = base + t * C3 + h * HS;
-#define OUT(d) dqkv[qb + (d)] = acc[i * HS + (d)] * pc.scale
+#define OUT(d) dqkv[qb + (d)] = (acc[i * HS + (d)] - Dr[i] * accp[i * HS + (d)]) * pc.scale
       DLOOP(OUT)
+      D_[(b * pc.NH + h) * T + t] = Dr[i];
     }
   }
 }

@@ -7,7 +7,8 @@
 // rows pass through shared memory and each query row keeps a running max m, sum l and output
 // accumulator (online softmax).
 // Bindings: 0 out (B,T,NH*HS) (OUT_FMT); 1 lse (B,NH,T) f32, write-only;
-//           2 qkv (B,T,(NH+2*NKV)*HS) f32, read-only (NH query heads, NKV key, NKV value).
+//           2 qkv (B,T,(NH+2*NKV)*HS) in QKV_FMT (spec constant 6), read-only (NH query
+//           heads, NKV key, NKV value).
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size NT, 1 BQ query rows per workgroup, 2 BK keys per tile,
 //   3 HS head size, 4 RM query rows per thread (BQ/RM row groups; NT a multiple of BQ/RM).
@@ -37,7 +38,12 @@ layout(constant_id = 5) const uint OUT_FMT = 0; // store16.glsl: 0 f32, 1 f16, 2
 layout(std430, binding = 0) buffer Out { uint out_[]; };
 #include "store16.glsl"
 layout(std430, binding = 1) writeonly buffer Lse { float lse[]; };
-layout(std430, binding = 2) readonly buffer Qkv { float qkv[]; };
+#include "load16.glsl"
+// qkv's format, spec constant 6 QKV_FMT (load16.glsl): 0 f32, 1 f16, 2 bf16 (mixed precision's
+// saved qkv; HS even); everything is computed in fp32 from the widened values.
+layout(constant_id = 6) const uint QKV_FMT = 0;
+layout(std430, binding = 2) readonly buffer Qkv { uint qkv_[]; };
+#define QKV(i) VKLM_LOAD_FMT(qkv_, i, QKV_FMT)
 layout(push_constant) uniform Push { uint T; uint NH; uint NKV; uint causal; float scale; } pc;
 
 shared float sQ[BQ * LD];
@@ -57,7 +63,7 @@ void main() {
 
   for (uint i = tid; i < BQ * HS; i += NT) {
     uint rr = i / HS, d = i % HS, t = q0 + rr;
-    sQ[rr * LD + d] = t < T ? qkv[base + t * C3 + h * HS + d] : 0.0;
+    sQ[rr * LD + d] = t < T ? QKV(base + t * C3 + h * HS + d) : 0.0;
   }
 
   float m[RM], l[RM], acc[RM * DPT];
@@ -73,8 +79,8 @@ void main() {
     for (uint i = tid; i < BK * HS; i += NT) {
       uint kk = i / HS, d = i % HS, t = k0 + kk;
       bool in_ = t < T;
-      sK[kk * LD + d] = in_ ? qkv[base + t * C3 + kcol + d] : 0.0;
-      sV[kk * LD + d] = in_ ? qkv[base + t * C3 + vcol + d] : 0.0;
+      sK[kk * LD + d] = in_ ? QKV(base + t * C3 + kcol + d) : 0.0;
+      sV[kk * LD + d] = in_ ? QKV(base + t * C3 + vcol + d) : 0.0;
     }
     barrier();
     // scores of rows r0.. against keys c + j*TPR (indices past BK read a valid row, unused)

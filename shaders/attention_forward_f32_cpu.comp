@@ -13,7 +13,8 @@
 // last row (causal) with the mask applied per row, and rows past T work on row T-1 and store
 // nothing.
 // Bindings: 0 out (B,T,NH*HS) (OUT_FMT); 1 lse (B,NH,T) f32, write-only;
-//           2 qkv (B,T,(NH+2*NKV)*HS) f32, read-only (NH query heads, NKV key, NKV value).
+//           2 qkv (B,T,(NH+2*NKV)*HS) in QKV_FMT (spec constant 6), read-only (NH query
+//           heads, NKV key, NKV value).
 // Push constants: uint T, NH, NKV, causal; float scale (1/sqrt(HS)).
 // Spec constants: 0 workgroup size W, 1 HS head size, 2 BK keys per softmax block, 3 R query
 //   rows per invocation (rows q0 + i*W + local id, i < R, of the workgroup's block of W*R rows
@@ -38,7 +39,12 @@ layout(constant_id = 4) const uint OUT_FMT = 0; // store16.glsl: 0 f32, 1 f16, 2
 layout(std430, binding = 0) buffer Out { uint out_[]; };
 #include "store16.glsl"
 layout(std430, binding = 1) writeonly buffer Lse { float lse[]; };
-layout(std430, binding = 2) readonly buffer Qkv { float qkv[]; };
+#include "load16.glsl"
+// qkv's format, spec constant 6 QKV_FMT (load16.glsl): 0 f32, 1 f16, 2 bf16 (mixed precision's
+// saved qkv; HS even); everything is computed in fp32 from the widened values.
+layout(constant_id = 6) const uint QKV_FMT = 0;
+layout(std430, binding = 2) readonly buffer Qkv { uint qkv_[]; };
+#define QKV(i) VKLM_LOAD_FMT(qkv_, i, QKV_FMT)
 layout(push_constant) uniform Push { uint T; uint NH; uint NKV; uint causal; float scale; } pc;
 
 void main() {
@@ -57,7 +63,7 @@ void main() {
   [[unroll]] for (uint i = 0u; i < R; i++) {
     tt[i] = min(q0 + i * W + lid, T - 1u);
     const uint qb = base + tt[i] * C3 + h * HS;
-#define INIT(d) q[i * HS + (d)] = qkv[qb + (d)] * pc.scale, acc[i * HS + (d)] = 0.0
+#define INIT(d) q[i * HS + (d)] = QKV(qb + (d)) * pc.scale, acc[i * HS + (d)] = 0.0
     DLOOP(INIT)
     m[i] = MASKED;
     l[i] = 0.0;
@@ -74,7 +80,7 @@ void main() {
       // one load of k_j[d] feeds R rows
 #define DOT(d)                                                                                \
   {                                                                                           \
-    float kd_ = qkv[kb + (d)];                                                                \
+    float kd_ = QKV(kb + (d));                                                                \
     [[unroll]] for (uint i = 0u; i < R; i++) dot[i] += q[i * HS + (d)] * kd_;                 \
   }
       DLOOP(DOT)
@@ -100,7 +106,7 @@ void main() {
       }
 #define ACC(d)                                                                                \
   {                                                                                           \
-    float vd_ = qkv[vb + (d)];                                                                \
+    float vd_ = QKV(vb + (d));                                                                \
     [[unroll]] for (uint i = 0u; i < R; i++) acc[i * HS + (d)] += p[i] * vd_;                 \
   }
       DLOOP(ACC)

@@ -13,16 +13,19 @@
 //             and binding 4 (act_, written; fp32 or 16-bit words by spec constant 10 ACT_FMT)
 //             gets gelu(v): a GPT-2 MLP's fc layer and its activation in one pass, the
 //             pre-activation kept for the backward.
-//   EPI_DGELU (matmul_tiled_{f32,f16}_dgelu.comp): C gets v * gelu'(pre_[ci]), binding 4 (float
-//             pre_[], read-only) the pre-activation: the input gradient of the MLP's projection
-//             times the activation's derivative, i.e. the gradient of the pre-activation.
+//   EPI_DGELU (matmul_tiled_{f32,f16}_dgelu.comp): C gets v * gelu'(pre_[ci]), binding 4 (pre_,
+//             read-only; fp32 or 16-bit words by spec constant 10) the pre-activation: the input
+//             gradient of the MLP's projection times the activation's derivative, i.e. the
+//             gradient of the pre-activation.
 // They are compiled into variants of their own, so the plain kernel is unchanged.
 // Tiling: a workgroup computes a BM x BN block of C; K is walked in steps of BK through shared
 // memory (As: BK x BM, Bs: BK x BN, both k-major and padded by one to spread the banks); each of
 // the (BM/TM)*(BN/TN) threads keeps a TM x TN register tile whose rows are ty + i*(BM/TM) and
-// columns tx + j*(BN/TN) (strided, so neighbouring threads read neighbouring shared words and
-// write neighbouring columns of C). Tile loads are coalesced for either transpose and zero-fill
-// outside the matrix, so any M, N, K works.
+// columns, with TN even, pairs of adjacent columns 2*tx, 2*tx+1 strided by 2*(BN/TN)
+// (tx + j*(BN/TN) with TN odd): neighbouring threads read neighbouring shared words and write
+// neighbouring columns of C, and a thread holds both halves of a 16-bit output's words
+// (matmul_store_pair: one plain store where the pair starts a word, no atomics). Tile loads are
+// coalesced for either transpose and zero-fill outside the matrix, so any M, N, K works.
 // Double buffering (spec constant 11 DBUF = 1; the host picks it where twice the shared memory
 // fits, vklm_matmul_config_choose): two sets of As/Bs; each thread loads its LA + LB elements of
 // the NEXT K-tile from global memory into registers before the current tile's FMAs (so the
@@ -58,6 +61,9 @@ layout(constant_id = 7) const uint TRANS_B = 0;
 const uint TX = BN / TN;
 const uint TY = BM / TM;
 const uint NT = TX * TY; // == local_size_x (the host sets both)
+// column of thread tx's register-tile column j (the pairs above: CP adjacent columns per step)
+const uint CP = TN % 2u == 0u ? 2u : 1u;
+uint tile_col(uint tx, uint j) { return (j / CP) * (CP * TX) + tx * CP + j % CP; }
 const uint SA = BM + 1;
 const uint SB = BN + 1;
 layout(constant_id = 11) const uint DBUF = 0;
@@ -154,7 +160,7 @@ void main() {
 #endif
       for (uint k = 0; k < BK; k++) {
         for (uint i = 0; i < TM; i++) a[i] = As[ao + k * SA + ty + i * TY];
-        for (uint j = 0; j < TN; j++) b[j] = Bs[bo + k * SB + tx + j * TX];
+        for (uint j = 0; j < TN; j++) b[j] = Bs[bo + k * SB + tile_col(tx, j)];
         for (uint i = 0; i < TM; i++)
           for (uint j = 0; j < TN; j++) acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]);
       }
@@ -173,7 +179,7 @@ void main() {
 #endif
     for (uint k = 0; k < BK; k++) {
       for (uint i = 0; i < TM; i++) a[i] = As[k * SA + ty + i * TY];
-      for (uint j = 0; j < TN; j++) b[j] = Bs[k * SB + tx + j * TX];
+      for (uint j = 0; j < TN; j++) b[j] = Bs[k * SB + tile_col(tx, j)];
       for (uint i = 0; i < TM; i++)
         for (uint j = 0; j < TN; j++) acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]);
     }
@@ -187,10 +193,14 @@ void main() {
   for (uint i = 0; i < TM; i++) {
     uint gm = m0 + ty + i * TY;
     if (gm >= pc.M) break;
-    for (uint j = 0; j < TN; j++) {
-      uint gn = n0 + tx + j * TX;
+    for (uint j = 0; j < TN; j += CP) {
+      uint gn = n0 + tile_col(tx, j);
       if (gn >= pc.N) break;
-      matmul_store(cbase + gm * pc.ldc + gn, gn, acc[i * TN + j]);
+      if (CP == 2u)
+        matmul_store_pair(cbase + gm * pc.ldc + gn, gn, acc[i * TN + j], acc[i * TN + j + 1u],
+                          gn + 1u < pc.N);
+      else
+        matmul_store(cbase + gm * pc.ldc + gn, gn, acc[i * TN + j]);
     }
   }
 }

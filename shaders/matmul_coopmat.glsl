@@ -124,9 +124,13 @@ void main() {
           COOP_STORE(acc[i * SN + j], Cs, cs, CN);
           subgroupMemoryBarrierShared();
           subgroupBarrier();
-          for (uint e = lane; e < CM * CN; e += gl_SubgroupSize) {
+          // a lane stores two adjacent columns (CN is a multiple of 8: matmul_coopmat.c's
+          // usable_shape): matmul_store_pair
+          for (uint e = 2u * lane; e < CM * CN; e += 2u * gl_SubgroupSize) {
             uint gm = m0 + rm + i * CM + e / CN, gn = n0 + rn + j * CN + e % CN;
-            if (gm < pc.M && gn < pc.N) matmul_store(cbase + gm * pc.ldc + gn, gn, Cs[cs + e]);
+            if (gm < pc.M && gn < pc.N)
+              matmul_store_pair(cbase + gm * pc.ldc + gn, gn, Cs[cs + e], Cs[cs + e + 1u],
+                                gn + 1u < pc.N);
           }
           subgroupMemoryBarrierShared();
           subgroupBarrier(); // the scratch is free for the next accumulator

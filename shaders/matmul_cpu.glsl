@@ -27,14 +27,9 @@ layout(constant_id = 8) const uint HALF_A = 0;
 layout(constant_id = 9) const uint HALF_B = 1;
 layout(std430, binding = 1) readonly buffer A { uint a_[]; };
 layout(std430, binding = 2) readonly buffer B { uint b_[]; };
-float load16(uint w, uint i, uint fmt) {
-  if (fmt == 2u) return uintBitsToFloat((i & 1u) != 0u ? w & 0xffff0000u : w << 16);
-  return unpackHalf2x16(w)[i & 1u];
-}
-float load_a(uint i) {
-  return HALF_A == 0u ? uintBitsToFloat(a_[i]) : load16(a_[i >> 1], i, HALF_A);
-}
-float load_b(uint i) { return load16(b_[i >> 1], i, HALF_B); }
+#include "load16.glsl"
+float load_a(uint i) { return VKLM_LOAD_FMT(a_, i, HALF_A); }
+float load_b(uint i) { return vklm_unpack16(b_[i >> 1], i, HALF_B); }
 #else
 layout(std430, binding = 1) readonly buffer A { float a_[]; };
 layout(std430, binding = 2) readonly buffer B { float b_[]; };

@@ -18,13 +18,9 @@ layout(std430, binding = 1) readonly buffer A4 { uvec4 a4_[]; };
 layout(std430, binding = 2) readonly buffer B2 { uvec2 b2_[]; };
 layout(std430, binding = 2) readonly buffer B4 { uvec4 b4_[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias_[]; };
-// bf16 (format 2): the 16-bit word is the high half of an fp32.
-float load16(uint w, uint i, uint fmt) {
-  return fmt == 2u ? uintBitsToFloat((i & 1u) != 0u ? w & 0xffff0000u : w << 16)
-                   : unpackHalf2x16(w)[i & 1u];
-}
-float load_a(uint i) { return HALF_A != 0 ? load16(a_[i >> 1], i, HALF_A) : uintBitsToFloat(a_[i]); }
-float load_b(uint i) { return HALF_B != 0 ? load16(b_[i >> 1], i, HALF_B) : uintBitsToFloat(b_[i]); }
+#include "load16.glsl"
+float load_a(uint i) { return VKLM_LOAD_FMT(a_, i, HALF_A); }
+float load_b(uint i) { return VKLM_LOAD_FMT(b_, i, HALF_B); }
 vec4 load16x4(uvec2 w, uint fmt) {
   return fmt == 2u ? uintBitsToFloat(uvec4(w.x << 16, w.x & 0xffff0000u, w.y << 16,
                                            w.y & 0xffff0000u))

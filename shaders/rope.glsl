@@ -1,13 +1,29 @@
 // RoPE body shared by rope_forward_f32.comp (ROPE_SIGN 1.0) and rope_backward_f32.comp
 // (ROPE_SIGN -1.0: the inverse rotation, which is the backward of the rotation).
 // Include after common.glsl, with ROPE_SIGN defined.
-// Bindings: 0 x (B,T,(NH+2*NKV)*HS) f32, read-write, in place (query and key heads only).
+// Bindings: 0 x (B,T,(NH+2*NKV)*HS), read-write, in place (query and key heads only), in the
+//   format of spec constant 1 X_FMT (load16.glsl): fp32 (0), or fp16 (1) / bf16 (2) words
+//   (mixed-precision training's 16-bit qkv: each rotated element rounded to nearest even and
+//   stored alone, with two atomics on its own half, since the pair (i, i+HS/2) may share words
+//   with other threads' pairs).
 // Push constants: uint n (= B*T*(NH+NKV)*HS/2 pairs), T, NH, NKV, HS, pos0;
 //   float log2_step (= 2*log2(theta)/HS).
 // Dispatch: one thread per (b, t, head < NH+NKV, i < HS/2) pair, pair index
 //   ((b*T + t)*(NH+NKV) + head)*(HS/2) + i; grid over x,y by vklm_groups_1d (threads past n
 //   return).
-layout(std430, binding = 0) buffer X { float x[]; };
+#include "load16.glsl"
+layout(constant_id = 1) const uint X_FMT = 0;
+layout(std430, binding = 0) buffer X { uint x_[]; };
+void rope_store(uint i, float v) {
+  if (X_FMT == 0u) {
+    x_[i] = floatBitsToUint(v);
+    return;
+  }
+  uint h = X_FMT == 1u ? packHalf2x16(vec2(v, 0.0)) & 0xffffu : vklm_bf16_bits(v);
+  uint sh = (i & 1u) * 16u;
+  atomicAnd(x_[i >> 1], ~(0xffffu << sh));
+  atomicOr(x_[i >> 1], h << sh);
+}
 layout(push_constant) uniform Push {
   uint n; uint T; uint NH; uint NKV; uint HS; uint pos0; float log2_step;
 } pc;
@@ -61,7 +77,7 @@ void main() {
   rope_sincos(a, sn, cs);
   sn *= ROPE_SIGN;
   uint o = bt * (pc.NH + 2u * pc.NKV) * pc.HS + hd * pc.HS + i;
-  float x1 = x[o], x2 = x[o + half_];
-  x[o] = x1 * cs - x2 * sn;
-  x[o + half_] = x2 * cs + x1 * sn;
+  float x1 = VKLM_LOAD_FMT(x_, o, X_FMT), x2 = VKLM_LOAD_FMT(x_, o + half_, X_FMT);
+  rope_store(o, x1 * cs - x2 * sn);
+  rope_store(o + half_, x2 * cs + x1 * sn);
 }

@@ -5,7 +5,9 @@
  * ops, large logits for softmax), and every backward reference checked by finite differences of
  * loss = sum(out * proj). Backward outputs are pre-filled with garbage to check they overwrite.
  * GELU and SwiGLU forward with an fp16 or bf16 output (the _fmt calls) against the reference
- * rounded to the format, at odd N*C. */
+ * rounded to the format, at odd N*C; and with an fp16 or bf16 input (mixed precision's saved
+ * fch), forward (fp32 and 16-bit out) and backward (also in place, GELU), against the references
+ * fed the 16-bit values widened. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,8 +196,8 @@ static void test_act16(vt_env *env, int op, int fmt, uint32_t N, uint32_t C, uin
   float *inp = inputs(op, ni, C, seed), *want = vt_zeros(n);
   vklm_buffer gi = up(env, inp, ni), go = vt_alloc16(env, n);
   vt_begin(env);
-  vt_ok(env, op == SWIGLU ? vklm_swiglu_forward_fmt(env->cmd, go, fmt, gi, N, C)
-                          : vklm_gelu_forward_fmt(env->cmd, go, fmt, gi, (uint32_t)n),
+  vt_ok(env, op == SWIGLU ? vklm_swiglu_forward_fmt(env->cmd, go, fmt, gi, 0, N, C)
+                          : vklm_gelu_forward_fmt(env->cmd, go, fmt, gi, 0, (uint32_t)n),
         names[op]);
   vt_run(env);
   ref_forward(op, want, inp, N, C);
@@ -203,6 +205,59 @@ static void test_act16(vt_env *env, int op, int fmt, uint32_t N, uint32_t C, uin
   snprintf(what, sizeof what, "%s forward 16-bit out N=%u C=%u", names[op], N, C);
   vt_compare16(env, what, go, fmt, want, n);
   free(inp); free(want);
+}
+
+/* GELU and SwiGLU reading a 16-bit input (in_fmt 1 fp16, 2 bf16; element i in word i/2 at
+ * any parity: N*C odd): forward into fp32 and into out_fmt, backward into fp32 (GELU also in
+ * place, dinp = dout, as nn.c's cooperative-matrix path runs it), against the references of
+ * the input rounded to in_fmt. A kernel that read the input as fp32 fails by far. */
+static void test_in16(vt_env *env, int op, int in_fmt, int out_fmt, uint32_t N, uint32_t C,
+                      uint64_t seed) {
+  size_t n = (size_t)N * C, ni = in_size(op, N, C);
+  float *inp = inputs(op, ni, C, seed), *dout = vt_randf(n, seed + 1, -1, 1);
+  void *host;
+  vklm_buffer gi = vt_upload_fmt(env, inp, ni, in_fmt, &host);
+  float *x = vt_zeros(ni); /* the values the kernel reads */
+  for (size_t i = 0; i < ni; i++) {
+    uint16_t h = (uint16_t)(((uint32_t *)host)[i / 2] >> (16 * (i & 1)));
+    x[i] = in_fmt == 2 ? vklm_bf16_to_f32_ref(h) : vklm_f16_to_f32_ref(h);
+  }
+  float *junk = vt_randf(ni, seed + 2, 100, 200);
+  vklm_buffer go = vt_alloc(env, n * 4), go16 = vt_alloc16(env, n), gd = up(env, dout, n);
+  vklm_buffer gdi = up(env, junk, ni), gdd = up(env, dout, n);
+  vt_begin(env);
+  if (op == SWIGLU) {
+    vt_ok(env, vklm_swiglu_forward_fmt(env->cmd, go, 0, gi, in_fmt, N, C), "swiglu");
+    vt_ok(env, vklm_swiglu_forward_fmt(env->cmd, go16, out_fmt, gi, in_fmt, N, C), "swiglu");
+    vt_ok(env, vklm_swiglu_backward_fmt(env->cmd, gdi, gd, gi, in_fmt, N, C), "swiglu_backward");
+  } else {
+    vt_ok(env, vklm_gelu_forward_fmt(env->cmd, go, 0, gi, in_fmt, (uint32_t)n), "gelu");
+    vt_ok(env, vklm_gelu_forward_fmt(env->cmd, go16, out_fmt, gi, in_fmt, (uint32_t)n), "gelu");
+    vt_ok(env, vklm_gelu_backward_fmt(env->cmd, gdi, gd, gi, in_fmt, (uint32_t)n), "gelu_bwd");
+    vt_ok(env, vklm_gelu_backward_fmt(env->cmd, gdd, gdd, gi, in_fmt, (uint32_t)n), "gelu_bwd");
+  }
+  vt_run(env);
+  float *want = vt_zeros(n), *dwant = vt_zeros(ni);
+  ref_forward(op, want, x, N, C);
+  ref_backward(op, dwant, dout, x, NULL, N, C);
+  char what[96];
+  const char *fn = in_fmt == 2 ? "bf16" : "f16";
+  float *got = vt_download(env, go, n);
+  snprintf(what, sizeof what, "%s forward %s in N=%u C=%u", names[op], fn, N, C);
+  vt_compare(env, what, got, want, n, TOL);
+  snprintf(what, sizeof what, "%s forward %s in, 16-bit out N=%u C=%u", names[op], fn, N, C);
+  vt_compare16(env, what, go16, out_fmt, want, n);
+  float *dgot = vt_download(env, gdi, ni);
+  snprintf(what, sizeof what, "%s backward %s in N=%u C=%u", names[op], fn, N, C);
+  vt_compare(env, what, dgot, dwant, ni, TOL);
+  free(dgot);
+  if (op == GELU) {
+    dgot = vt_download(env, gdd, n);
+    snprintf(what, sizeof what, "%s backward in place %s in N=%u C=%u", names[op], fn, N, C);
+    vt_compare(env, what, dgot, dwant, n, TOL);
+    free(dgot);
+  }
+  free(inp); free(dout); free(host); free(x); free(junk); free(want); free(dwant); free(got);
 }
 
 int main(void) {
@@ -220,6 +275,8 @@ int main(void) {
   for (int k = 0; k < 4; k++) {
     test_act16(&env, GELU, 1 + k % 2, hN[k], hC[k], 700 + k);
     test_act16(&env, SWIGLU, 2 - k % 2, hN[k], hC[k], 710 + k);
+    test_in16(&env, GELU, 2 - k % 2, 1 + k % 2, hN[k], hC[k], 720 + k);
+    test_in16(&env, SWIGLU, 1 + k % 2, 1 + (k / 2) % 2, hN[k], hC[k], 730 + k);
     vklm_arena_reset(env.arena);
   }
   test_softmax_extremes(&env);

@@ -71,7 +71,7 @@ static double run(vt_env *env, const char *tag, via how, int fa, int fb, const v
   vklm_buffer B = vt_upload_fmt(env, b, nb, fb, &hb);
   vklm_buffer Cb = vt_upload(env, c, nc * 4), Bias = vt_upload(env, bias, g->N * 4);
   vt_begin(env);
-  vklm_status st = how == VIA_BIAS ? vklm_matmul_fmt(env->cmd, Cb, A, fa, B, fb, Bias, g)
+  vklm_status st = how == VIA_BIAS ? vklm_matmul_fmt(env->cmd, Cb, VKLM_GEMM_F32, A, fa, B, fb, Bias, g)
                                    : vklm_matmul_ex(env->cmd, Cb, A, fa, B, fb, g,
                                                     how == VIA_FORCED ? &vklm_matmul_config_coopmat
                                                                       : NULL);
@@ -236,27 +236,14 @@ static void test_gemms(vt_env *env, const char *family, int avail) {
 
 /* The emulation (VKLM_COOPMAT=emulate) on a context of its own. */
 static void test_emulated(vt_env *env) {
-  vklm_config cfg;
-  vklm_config_from_env(&cfg);
-  if (!cfg.validate) cfg.validate = 1;
-  cfg.coopmat = VKLM_COOPMAT_EMULATE;
-  vt_env e = *env;
-  e.checks = e.failures = 0;
-  char err[512], desc[200];
-  vklm_status st = vklm_context_create(&cfg, &e.ctx, err, sizeof err);
-  vt_expect(env, st == VKLM_OK, "context with VKLM_COOPMAT=emulate: %s", st == VKLM_OK ? "ok" : err);
-  if (st != VKLM_OK) return;
-  vt_ok(&e, vklm_arena_create(e.ctx, 0, &e.arena), "arena");
-  vt_ok(&e, vklm_cmd_create(e.ctx, &e.cmd), "cmd");
+  vt_env e;
+  char desc[200];
+  if (!vt_env_coopmat(env, VKLM_COOPMAT_EMULATE, &e)) return;
   int avail = vklm_matmul_coopmat_available(e.ctx);
   vklm_matmul_coopmat_describe(e.ctx, desc, sizeof desc);
   vt_expect(&e, avail && strstr(desc, "matmul_coopmat_emu"), "emulation available: %s", desc);
   if (avail) test_gemms(&e, "emulated", 1);
-  vklm_cmd_destroy(e.cmd);
-  vklm_arena_destroy(e.arena);
-  vklm_context_destroy(e.ctx);
-  env->checks += e.checks;
-  env->failures += e.failures;
+  vt_env_end(env, &e);
 }
 
 int main(void) {

@@ -24,18 +24,6 @@ static const char *const FMT[] = {"f32", "f16", "bf16"};
 
 static double tol_for(uint32_t K) { return 3e-5 * (1.0 + sqrt((double)K)); }
 
-static uint16_t half_of(const uint32_t *w, uint64_t i) { return (uint16_t)(w[i / 2] >> (16 * (i & 1))); }
-static float from16(uint16_t h, int fmt) {
-  return fmt == VKLM_GEMM_BF16 ? vklm_bf16_to_f32_ref(h) : vklm_f16_to_f32_ref(h);
-}
-static uint16_t to16(float f, int fmt) {
-  return fmt == VKLM_GEMM_BF16 ? vklm_f32_to_bf16_ref(f) : vklm_f32_to_f16_ref(f);
-}
-/* Distance in representable 16-bit values (same sign; sign-magnitude to a line). */
-static int ulps16(uint16_t a, uint16_t b) {
-  int x = a & 0x8000 ? -(int)(a & 0x7fff) : (int)a, y = b & 0x8000 ? -(int)(b & 0x7fff) : (int)b;
-  return abs(x - y);
-}
 
 /* One fused GEMM. dgelu 0: C = v, act = gelu(v) in act_fmt; dgelu 1: C = v * gelu'(pre). */
 static void run(vt_env *env, int dgelu, const vklm_gemm *g, int a_fmt, int b_fmt, int act_fmt,
@@ -57,8 +45,8 @@ static void run(vt_env *env, int dgelu, const vklm_gemm *g, int a_fmt, int b_fmt
   vklm_buffer Bias = with_bias ? vt_upload(env, bias, g->N * 4) : (vklm_buffer){0};
   vt_begin(env);
   vt_ok(env,
-        dgelu ? vklm_matmul_dgelu_fmt(env->cmd, Cb, A, a_fmt, B, b_fmt, X, g)
-              : vklm_matmul_gelu_fmt(env->cmd, Cb, X, act_fmt, A, a_fmt, B, b_fmt, Bias, g),
+        dgelu ? vklm_matmul_dgelu_fmt(env->cmd, Cb, A, a_fmt, B, b_fmt, X, VKLM_GEMM_F32, g)
+              : vklm_matmul_gelu_fmt(env->cmd, Cb, VKLM_GEMM_F32, X, act_fmt, A, a_fmt, B, b_fmt, Bias, g),
         dgelu ? "matmul_dgelu_fmt" : "matmul_gelu_fmt");
   vt_run(env);
   uint64_t nxw = act_fmt ? (nc + 1) / 2 : nc;
@@ -81,10 +69,10 @@ static void run(vt_env *env, int dgelu, const vklm_gemm *g, int a_fmt, int b_fmt
           float v = got[ci];
           vklm_gelu_forward_ref(&ge, &v, 1);
           /* fp32 subnormal GELUs (the far negative tail) may be flushed to 0 by the driver */
-          int d = fabsf(ge) < 1e-37f ? 0 : ulps16(half_of((const uint32_t *)got_x, ci), to16(ge, act_fmt));
+          int d = fabsf(ge) < 1e-37f ? 0 : vt_ulps16(vt_half_of((const uint32_t *)got_x, ci), vt_to16(ge, act_fmt));
           if (d > 1 && getenv("VT_DEBUG16"))
             printf("  act %llu: C %.9g gelu %.9g got %.9g\n", (unsigned long long)ci, v, ge,
-                   from16(half_of((const uint32_t *)got_x, ci), act_fmt));
+                   vt_from16(vt_half_of((const uint32_t *)got_x, ci), act_fmt));
           if (d > worst16) worst16 = d;
           bad16 += d > 1;
           off16 += d == 1;
@@ -110,8 +98,8 @@ static void run(vt_env *env, int dgelu, const vklm_gemm *g, int a_fmt, int b_fmt
     float *ga = malloc(nc * sizeof *ga), *wa = malloc(nc * sizeof *wa);
     uint64_t untouched_bad = 0;
     for (uint64_t i = 0; i < nc; i++) {
-      uint16_t gh = half_of((const uint32_t *)got_x, i), was = half_of((const uint32_t *)hx, i);
-      ga[i] = from16(gh, act_fmt);
+      uint16_t gh = vt_half_of((const uint32_t *)got_x, i), was = vt_half_of((const uint32_t *)hx, i);
+      ga[i] = vt_from16(gh, act_fmt);
       if (inside[i]) {
         float ge;
         vklm_gelu_forward_ref(&ge, &c[i], 1);
@@ -194,7 +182,7 @@ static void test_nn(vt_env *env, int wfmt, int with_dw) {
   vklm_buffer Wb = vt_upload_fmt(env, w, (uint64_t)N * K, wfmt, &hw);
   /* the weight as the GEMMs read it */
   float *wr = malloc((size_t)N * K * sizeof *wr);
-  for (size_t i = 0; i < (size_t)N * K; i++) wr[i] = from16(half_of(hw, i), wfmt);
+  for (size_t i = 0; i < (size_t)N * K; i++) wr[i] = vt_from16(vt_half_of(hw, i), wfmt);
   vklm_tensor In = vklm_tensor_2d(vt_upload(env, in, (size_t)M * K * 4), VKLM_DTYPE_F32, M, K);
   vklm_tensor W = vklm_tensor_2d(Wb, dt, N, K);
   vklm_tensor Bt = vklm_tensor_1d(vt_upload(env, b, N * 4), VKLM_DTYPE_F32, N);
@@ -270,7 +258,7 @@ static void test_rowsum(vt_env *env, uint32_t M, uint32_t N, uint32_t K, int b_f
     for (uint32_t n = 0; n < N; n++) {
       double acc = 0;
       for (uint32_t k = 0; k < K; k++)
-        acc += (double)a[(size_t)k * M + m] * from16(half_of(bh, (uint64_t)k * N + n), b_fmt);
+        acc += (double)a[(size_t)k * M + m] * vt_from16(vt_half_of(bh, (uint64_t)k * N + n), b_fmt);
       cr[(size_t)m * N + n] += (float)acc;
     }
   }

@@ -2,7 +2,10 @@
  * key heads rotated, value heads untouched), with and without a position offset, grouped-query
  * shapes, sizes not a multiple of the workgroup; the backward reference checked by finite
  * differences; rope_backward(rope_forward(x)) == x on the GPU; a hand-computed check of the
- * Hugging Face rotate_half convention; and long positions against a double-precision angle. */
+ * Hugging Face rotate_half convention; and long positions against a double-precision angle.
+ * The forward on a 16-bit qkv (fp16 / bf16 words: mixed precision's saved qkv), in place, at head
+ * sizes whose half is odd (pairs sharing words with other threads' pairs), against the reference
+ * on the widened values rounded to the format (within 1 ulp), value heads unchanged. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +126,35 @@ static void test_fd(vt_env *env, shape s) {
   free(x); free(proj); free(grad); free(st.y);
 }
 
+static void test_16(vt_env *env, shape s, int fmt) {
+  size_t n = (size_t)s.B * s.T * (s.NH + 2 * s.NKV) * s.HS;
+  float *x = vt_randf(n, s.T * 37 + s.HS + s.pos0, -2, 2);
+  void *host;
+  vklm_buffer a = vt_upload_fmt(env, x, n, fmt, &host);
+  float *want = vt_zeros(n);
+  for (size_t i = 0; i < n; i++) {
+    uint16_t h = (uint16_t)(((uint32_t *)host)[i / 2] >> (16 * (i & 1)));
+    want[i] = fmt == 2 ? vklm_bf16_to_f32_ref(h) : vklm_f16_to_f32_ref(h);
+  }
+  vklm_rope_forward_ref(want, s.B, s.T, s.NH, s.NKV, s.HS, s.pos0, THETA);
+  vt_begin(env);
+  vt_ok(env, vklm_rope_forward_fmt(env->cmd, a, fmt, s.B, s.T, s.NH, s.NKV, s.HS, s.pos0, THETA),
+        "fwd16");
+  vt_run(env);
+  char what[96];
+  snprintf(what, sizeof what, "rope fwd %s B%u T%u NH%u NKV%u HS%u pos0 %u",
+           fmt == 2 ? "bf16" : "f16", s.B, s.T, s.NH, s.NKV, s.HS, s.pos0);
+  vt_compare16(env, what, a, fmt, want, n);
+  uint32_t *got = (uint32_t *)vt_download(env, a, n / 2);
+  size_t C3 = (size_t)(s.NH + 2 * s.NKV) * s.HS, v0 = (size_t)(s.NH + s.NKV) * s.HS;
+  int same = 1; /* C3 and v0 are even (HS even): the value heads are whole words */
+  for (size_t bt = 0; bt < (size_t)s.B * s.T; bt++)
+    same &= !memcmp(got + (bt * C3 + v0) / 2, (uint32_t *)host + (bt * C3 + v0) / 2,
+                    s.NKV * s.HS * 2);
+  vt_expect(env, same, "rope %s leaves the value heads untouched", fmt == 2 ? "bf16" : "f16");
+  free(x); free(host); free(want); free(got);
+}
+
 int main(void) {
   vt_env env;
   vt_init(&env, "test_ops_rope");
@@ -133,6 +165,11 @@ int main(void) {
   };
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) test_gpu(&env, shapes[i]);
   test_fd(&env, (shape){2, 5, 2, 1, 8, 3});
+  const shape s16[] = {{1, 3, 1, 1, 2, 0}, {2, 7, 4, 2, 6, 1}, {1, 37, 4, 2, 32, 5},
+                       {3, 13, 3, 1, 80, 17}};
+  for (size_t i = 0; i < sizeof s16 / sizeof s16[0]; i++) test_16(&env, s16[i], 1 + (int)(i & 1));
+  test_16(&env, s16[1], 2);
+  test_16(&env, s16[2], 1);
   test_long_positions(&env);
   return vt_finish(&env);
 }

@@ -39,6 +39,31 @@ void vt_init(vt_env *env, const char *name) {
   vt_ok(env, vklm_cmd_create(env->ctx, &env->cmd), "cmd");
 }
 
+int vt_env_coopmat(vt_env *env, int coopmat, vt_env *e) {
+  vklm_config cfg;
+  vklm_config_from_env(&cfg);
+  if (!cfg.validate) cfg.validate = 1;
+  cfg.coopmat = coopmat;
+  *e = *env;
+  e->checks = e->failures = 0;
+  char err[512];
+  vklm_status st = vklm_context_create(&cfg, &e->ctx, err, sizeof err);
+  vt_expect(env, st == VKLM_OK, "a context with cooperative matrices in mode %d: %s", coopmat,
+            st == VKLM_OK ? "ok" : err);
+  if (st != VKLM_OK) return 0;
+  vt_ok(e, vklm_arena_create(e->ctx, 0, &e->arena), "arena");
+  vt_ok(e, vklm_cmd_create(e->ctx, &e->cmd), "cmd");
+  return 1;
+}
+
+void vt_env_end(vt_env *env, vt_env *e) {
+  vklm_cmd_destroy(e->cmd);
+  vklm_arena_destroy(e->arena);
+  vklm_context_destroy(e->ctx);
+  env->checks += e->checks;
+  env->failures += e->failures;
+}
+
 int vt_finish(vt_env *env) {
   vklm_cmd_destroy(env->cmd);
   vklm_arena_destroy(env->arena);
@@ -429,6 +454,18 @@ vklm_buffer vt_upload_cache(vt_env *env, float *x, size_t n, int f16) {
   vklm_buffer b = vt_upload(env, h, 4 * ((n + 1) / 2));
   free(h);
   return b;
+}
+
+uint16_t vt_half_of(const uint32_t *w, uint64_t i) { return (uint16_t)(w[i / 2] >> (16 * (i & 1))); }
+float vt_from16(uint16_t h, int fmt) {
+  return fmt == VKLM_GEMM_BF16 ? vklm_bf16_to_f32_ref(h) : vklm_f16_to_f32_ref(h);
+}
+uint16_t vt_to16(float f, int fmt) {
+  return fmt == VKLM_GEMM_BF16 ? vklm_f32_to_bf16_ref(f) : vklm_f32_to_f16_ref(f);
+}
+int vt_ulps16(uint16_t a, uint16_t b) {
+  int x = a & 0x8000 ? -(int)(a & 0x7fff) : (int)a, y = b & 0x8000 ? -(int)(b & 0x7fff) : (int)b;
+  return abs(x - y);
 }
 
 vklm_buffer vt_upload_fmt(vt_env *env, const float *x, uint64_t n, int fmt, void **host) {

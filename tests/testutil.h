@@ -26,6 +26,11 @@ typedef struct vt_env {
 
 /* Creates the context from the environment with validation forced on; exits on failure. */
 void vt_init(vt_env *env, const char *name);
+/* A second environment e on a context of its own, made as vt_init's with cooperative matrices in
+ * mode coopmat (VKLM_COOPMAT_*: VKLM_COOPMAT_EMULATE runs their tiling everywhere); 0 (a failed
+ * check in env) when it cannot be made. vt_env_end destroys it and adds its counts to env's. */
+int vt_env_coopmat(vt_env *env, int coopmat, vt_env *e);
+void vt_env_end(vt_env *env, vt_env *e);
 /* Prints a summary; returns the process exit status (0 only when every check passed and no
  * validation message was seen). Destroys everything. */
 int vt_finish(vt_env *env);
@@ -45,6 +50,12 @@ vklm_buffer vt_upload(vt_env *env, const void *data, size_t bytes);
 /* Uploads n floats as a GEMM operand in format fmt (0 fp32, 1 fp16, 2 bf16: packed pairs,
  * rounded by the reference converters); *host (free it) gets what a reference reads. */
 vklm_buffer vt_upload_fmt(vt_env *env, const float *x, uint64_t n, int fmt, void **host);
+/* Element i of packed 16-bit words w; its value in fmt (1 fp16, 2 bf16); f rounded to fmt; the
+ * distance between two 16-bit values in representable steps (sign-magnitude to a line). */
+uint16_t vt_half_of(const uint32_t *w, uint64_t i);
+float vt_from16(uint16_t h, int fmt);
+uint16_t vt_to16(float f, int fmt);
+int vt_ulps16(uint16_t a, uint16_t b);
 /* Elements an operand of (rows, cols) with row stride ld (0: cols) spans from element off, over
  * batch items stride apart; and those A, B and C of g span (transposes, strides, batch). */
 uint64_t vt_span(uint32_t rows, uint32_t cols, uint32_t ld, uint64_t off, uint64_t stride,

@@ -45,7 +45,9 @@ vklm_status vklm_graph_acts_plan(vklm_planner *pl, int k, const vklm_model_confi
   uint32_t FC = VKLM_MP_FC(c), NH = c->n_head;
   VKLM_ASSERT(prec == VKLM_DTYPE_F32 || prec == VKLM_DTYPE_F16 || prec == VKLM_DTYPE_BF16,
               "graph: activations in %s (f32, f16 or bf16)", vklm_dtype_name(prec));
-  /* h: the saved GEMM inputs (16-bit under mixed precision), f: everything else */
+  /* h: the saved GEMM inputs and the outputs qkv and fch of the qkv and fc layers (16-bit under
+   * mixed precision: PyTorch autocast's rule, a linear layer's output in the training
+   * precision), f: everything else */
   const vklm_dtype f = VKLM_DTYPE_F32, h = kv ? f : prec;
   char nm[64];
   snprintf(nm, sizeof nm, what, l);
@@ -62,14 +64,15 @@ vklm_status vklm_graph_acts_plan(vklm_planner *pl, int k, const vklm_model_confi
   else ACT_T(ln1, h, n, C, "ln1 (n,C)");
   ACT(ln1_mean, n, 1, "ln1 mean");
   ACT(ln1_rstd, n, 1, "ln1 rstd");
-  ACT(qkv, n, QKV, "qkv (n,QKV)");
-  /* atty stays fp32 although the attention and projection ops take it in 16 bits (attention.h's
-   * _fmt calls, nn.h): the backward's D = rowsum(dout * out) from a rounded out turns the key
-   * biases' exactly-zero gradient into rounding noise that AdamW scales up to +-lr steps, and
-   * tests/test_dist.py's f16 ZeRO-1-against-one-process check (parameters within 1e-5) then
-   * measured 2.8e-5 (7.9e-6 with atty fp32). Making it h (with an even head size) saves another
-   * C elements per row and layer once that bound allows it. */
-  ACT(atty, n, C, "attention output (n,C)");
+  /* qkv: the qkv GEMM's 16-bit output, rotated in place (RoPE) and read by the attention
+   * kernels in 16 bits; atty: the attention's output, the projection GEMM's input. Both take an
+   * even head size in 16 bits. atty's rounding does not reach the attention backward: it takes
+   * D = sum_j P_ij dP_ij from P and dP (attention.h), not rowsum(dout * out) from the saved
+   * output, whose rounding had turned the key biases' exactly-zero gradient into noise that
+   * AdamW scaled up (tests/test_dist.py's f16 ZeRO-1 check measured 2.8e-5 against its 1e-5). */
+  const vklm_dtype ha = (C / NH) % 2 == 0 ? h : f;
+  ACT_T(qkv, ha, n, QKV, "qkv (n,QKV)");
+  ACT_T(atty, ha, n, C, "attention output (n,C)");
   if (!kv) {
     if ((st = vklm_plan_take(pl, k, (uint64_t)B * NH * T * 4, &b, "%s attention lse", nm)))
       return st;
@@ -82,7 +85,7 @@ vklm_status vklm_graph_acts_plan(vklm_planner *pl, int k, const vklm_model_confi
   else ACT_T(ln2, h, n, C, "ln2 (n,C)");
   ACT(ln2_mean, n, 1, "ln2 mean");
   ACT(ln2_rstd, n, 1, "ln2 rstd");
-  ACT(fch, n, FC, "MLP hidden (n,FC)");
+  ACT_T(fch, h, n, FC, "MLP hidden (n,FC)"); /* the fc GEMM writes it in 16 bits (its C) */
   if (share) a->act = share->act;
   else ACT_T(act, h, n, F, "MLP activation (n,F)");
   ACT(res3, n, C, "output (n,C)");

@@ -96,9 +96,11 @@ vklm_status vklm_graph_values(struct vklm_model *m, vklm_cmd *cmd, vklm_tensor v
 /* The activations of one layer for a pass, allocated through a planner (below). share (may be
  * NULL): take its ln1, ln2 and act instead of allocating them (recomputation: one buffer of
  * each for every layer, refilled in the backward). prec: the dtype of the activations that are
- * GEMM inputs saved for the backward — ln1, ln2 and the MLP activation act — F32, or F16 / BF16
- * for mixed-precision training (a SEQ pass; a KV pass keeps F32 whatever prec says); everything
- * else (the residual stream, statistics, qkv, atty (graph.c says why), fch) is F32. */
+ * GEMM inputs saved for the backward — ln1, ln2, the attention output atty (with an even head
+ * size) and the MLP activation act — and of the outputs of the qkv layer (qkv, with an even
+ * head size) and the fc layer (fch: the GELU's pre-activation, or SwiGLU's gate|up), F32, or
+ * F16 / BF16 for mixed-precision training (a SEQ pass; a KV pass keeps F32 whatever prec says);
+ * everything else (the residual stream, statistics, lse) is F32. */
 typedef struct vklm_planner vklm_planner;
 vklm_status vklm_graph_acts_plan(vklm_planner *pl, int arena, const vklm_model_config *cfg,
                                  uint32_t B, uint32_t T, int kv, vklm_dtype prec,

@@ -46,35 +46,61 @@ vklm_status vklm_gelu_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, u
   return unary(cmd, "gelu_forward_f32", out, inp, n);
 }
 
-/* A thread per word of two 16-bit outputs of the kernel `name` (spec constant 1 the format). */
-static vklm_status dispatch16(vklm_cmd *cmd, const char *name, const vklm_buffer *b, int fmt,
-                              const void *pc, uint32_t pc_size, uint64_t n) {
+/* The forward kernel `name` with out in out_fmt and its input in in_fmt (spec constants 1, 2):
+ * a thread per element of an fp32 out, per word of two elements of a 16-bit one. The fp32 /
+ * fp32 pipeline keeps its one spec constant (the pipeline it always was). */
+static vklm_status dispatch_fmt(vklm_cmd *cmd, const char *name, const vklm_buffer *b,
+                                int out_fmt, int in_fmt, const void *pc, uint32_t pc_size,
+                                uint64_t n) {
   vklm_context *ctx = vklm_cmd_context(cmd);
-  uint32_t spec[2] = {vklm_op_wg1d(ctx), (uint32_t)fmt}, gx, gy;
-  vklm_groups_1d(ctx, ((n + 1) / 2 + spec[0] - 1) / spec[0], &gx, &gy);
-  return vklm_op_dispatch(cmd, name, spec, 2, b, 2, pc, pc_size, gx, gy, 1);
+  uint32_t spec[3] = {vklm_op_wg1d(ctx), (uint32_t)out_fmt, (uint32_t)in_fmt}, gx, gy;
+  uint64_t threads = out_fmt ? (n + 1) / 2 : n;
+  vklm_groups_1d(ctx, (threads + spec[0] - 1) / spec[0], &gx, &gy);
+  return vklm_op_dispatch(cmd, name, spec, in_fmt ? 3 : out_fmt ? 2 : 1, b, 2, pc, pc_size, gx,
+                          gy, 1);
 }
 
-/* out holds n elements in format fmt (0 fp32, 1 fp16, 2 bf16). */
-static void check_out(const char *op, vklm_buffer out, uint64_t n, int fmt) {
-  VKLM_ASSERT(fmt >= 0 && fmt <= 2, "%s: output format %d (0 f32, 1 f16, 2 bf16)", op, fmt);
-  check(op, out, fmt ? (n + 1) / 2 : n, fmt ? "out (16-bit pairs)" : "out");
+/* buf holds n elements in format fmt (0 fp32, 1 fp16, 2 bf16). */
+static void check_fmt(const char *op, vklm_buffer buf, uint64_t n, int fmt, const char *what) {
+  VKLM_ASSERT(fmt >= 0 && fmt <= 2, "%s: %s format %d (0 f32, 1 f16, 2 bf16)", op, what, fmt);
+  check(op, buf, fmt ? (n + 1) / 2 : n, what);
 }
 
 vklm_status vklm_gelu_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt, vklm_buffer inp,
-                                  uint32_t n) {
-  if (out_fmt == 0) return vklm_gelu_forward(cmd, out, inp, n);
-  check_out("gelu_forward", out, n, out_fmt);
-  check("gelu_forward", inp, n, "inp");
+                                  int in_fmt, uint32_t n) {
+  if (out_fmt == 0 && in_fmt == 0) return vklm_gelu_forward(cmd, out, inp, n);
+  check_fmt("gelu_forward", out, n, out_fmt, "out");
+  check_fmt("gelu_forward", inp, n, in_fmt, "inp");
   if (n == 0) return VKLM_OK;
   n_push pc = {n};
   vklm_buffer b[2] = {out, inp};
-  return dispatch16(cmd, "gelu_forward_f32", b, out_fmt, &pc, sizeof pc, n);
+  return dispatch_fmt(cmd, "gelu_forward_f32", b, out_fmt, in_fmt, &pc, sizeof pc, n);
 }
 
 vklm_status vklm_gelu_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dout,
                                vklm_buffer inp, uint32_t n) {
   return unary_backward(cmd, "gelu_backward_f32", dinp, dout, inp, n);
+}
+
+/* A backward kernel of three bindings (din, dout, the input in in_fmt: spec constant 1). */
+static vklm_status backward_fmt(vklm_cmd *cmd, const char *name, const vklm_buffer b[3],
+                                int in_fmt, const void *pc, uint32_t pc_size, uint64_t n) {
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  uint32_t spec[2] = {vklm_op_wg1d(ctx), (uint32_t)in_fmt}, gx, gy;
+  vklm_groups_1d(ctx, (n + spec[0] - 1) / spec[0], &gx, &gy);
+  return vklm_op_dispatch(cmd, name, spec, 2, b, 3, pc, pc_size, gx, gy, 1);
+}
+
+vklm_status vklm_gelu_backward_fmt(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dout,
+                                   vklm_buffer inp, int in_fmt, uint32_t n) {
+  if (in_fmt == 0) return vklm_gelu_backward(cmd, dinp, dout, inp, n);
+  check("gelu_backward", dinp, n, "dinp");
+  check("gelu_backward", dout, n, "dout");
+  check_fmt("gelu_backward", inp, n, in_fmt, "inp");
+  if (n == 0) return VKLM_OK;
+  n_push pc = {n};
+  vklm_buffer b[3] = {dinp, dout, inp};
+  return backward_fmt(cmd, "gelu_backward_f32", b, in_fmt, &pc, sizeof pc, n);
 }
 
 vklm_status vklm_silu_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, uint32_t n) {
@@ -88,36 +114,43 @@ vklm_status vklm_silu_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dout
 
 vklm_status vklm_swiglu_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer gu, uint32_t N,
                                 uint32_t H) {
-  return vklm_swiglu_forward_fmt(cmd, out, 0, gu, N, H);
+  return vklm_swiglu_forward_fmt(cmd, out, 0, gu, 0, N, H);
 }
 
 vklm_status vklm_swiglu_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt, vklm_buffer gu,
-                                    uint32_t N, uint32_t H) {
+                                    int gu_fmt, uint32_t N, uint32_t H) {
   uint64_t n = (uint64_t)N * H;
   VKLM_ASSERT(2 * n < (1ull << 32), "swiglu: N*2H = %llu elements exceed 2^32",
               (unsigned long long)(2 * n));
-  check_out("swiglu_forward", out, n, out_fmt);
-  check("swiglu_forward", gu, 2 * n, "gu");
+  check_fmt("swiglu_forward", out, n, out_fmt, "out");
+  check_fmt("swiglu_forward", gu, 2 * n, gu_fmt, "gu");
   if (n == 0) return VKLM_OK;
   nh_push pc = {N, H};
   vklm_buffer b[2] = {out, gu};
-  if (out_fmt == 0)
+  if (out_fmt == 0 && gu_fmt == 0)
     return vklm_op_dispatch_1d(cmd, "swiglu_forward_f32", b, 2, &pc, sizeof pc, n);
-  return dispatch16(cmd, "swiglu_forward_f32", b, out_fmt, &pc, sizeof pc, n);
+  return dispatch_fmt(cmd, "swiglu_forward_f32", b, out_fmt, gu_fmt, &pc, sizeof pc, n);
 }
 
 vklm_status vklm_swiglu_backward(vklm_cmd *cmd, vklm_buffer dgu, vklm_buffer dout,
                                  vklm_buffer gu, uint32_t N, uint32_t H) {
+  return vklm_swiglu_backward_fmt(cmd, dgu, dout, gu, 0, N, H);
+}
+
+vklm_status vklm_swiglu_backward_fmt(vklm_cmd *cmd, vklm_buffer dgu, vklm_buffer dout,
+                                     vklm_buffer gu, int gu_fmt, uint32_t N, uint32_t H) {
   uint64_t n = (uint64_t)N * H;
   VKLM_ASSERT(2 * n < (1ull << 32), "swiglu: N*2H = %llu elements exceed 2^32",
               (unsigned long long)(2 * n));
   check("swiglu_backward", dgu, 2 * n, "dgu");
   check("swiglu_backward", dout, n, "dout");
-  check("swiglu_backward", gu, 2 * n, "gu");
+  check_fmt("swiglu_backward", gu, 2 * n, gu_fmt, "gu");
   if (n == 0) return VKLM_OK;
   nh_push pc = {N, H};
   vklm_buffer b[3] = {dgu, dout, gu};
-  return vklm_op_dispatch_1d(cmd, "swiglu_backward_f32", b, 3, &pc, sizeof pc, n);
+  if (gu_fmt == 0)
+    return vklm_op_dispatch_1d(cmd, "swiglu_backward_f32", b, 3, &pc, sizeof pc, n);
+  return backward_fmt(cmd, "swiglu_backward_f32", b, gu_fmt, &pc, sizeof pc, n);
 }
 
 /* ---- references ------------------------------------------------------------------------- */

@@ -17,6 +17,9 @@ typedef struct attn_push {
 _Static_assert(sizeof(attn_push) == 20, "attention_*_f32.comp push constants");
 
 #define ATTN_MAX_HS 256
+/* qkv's format in every forward and backward kernel (shaders/load16.glsl); set (with the ids
+ * below it, unused ones 0) only for a 16-bit qkv, so the fp32 pipelines stay as they were */
+#define SPEC_QKV_FMT 6
 
 /* (attention_tiles.h) */
 vklm_attn_tiles vklm_attn_choose(const vklm_context *ctx, uint32_t T, uint32_t HS,
@@ -56,16 +59,20 @@ uint32_t vklm_attn_cpu_rows(uint32_t HS, uint32_t arrays) {
   return r;
 }
 
-static void attn_check(const char *what, vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
-                       uint32_t NKV, uint32_t HS) {
+static void attn_check(const char *what, vklm_buffer qkv, int qkv_fmt, uint32_t B, uint32_t T,
+                       uint32_t NH, uint32_t NKV, uint32_t HS) {
+  VKLM_ASSERT(qkv_fmt >= 0 && qkv_fmt <= 2 && (qkv_fmt == 0 || HS % 2 == 0),
+              "%s: qkv format %d (0 f32, 1 f16, 2 bf16; 16-bit needs an even HS, not %u)", what,
+              qkv_fmt, HS);
   VKLM_ASSERT(B >= 1 && T >= 1 && NH >= 1 && NKV >= 1 && HS >= 1, "%s: empty shape", what);
   VKLM_ASSERT(NH % NKV == 0, "%s: NKV=%u does not divide NH=%u", what, NKV, NH);
   VKLM_ASSERT(HS <= ATTN_MAX_HS, "%s: HS=%u > %u", what, HS, ATTN_MAX_HS);
   uint64_t n = (uint64_t)B * T * (NH + 2 * NKV) * HS;
   VKLM_ASSERT(n < (1ull << 32), "%s: qkv of %llu floats exceeds 32-bit indexing", what,
               (unsigned long long)n);
-  VKLM_ASSERT(qkv.size >= n * 4, "%s: qkv buffer of %llu bytes < %llu floats", what,
-              (unsigned long long)qkv.size, (unsigned long long)n);
+  VKLM_ASSERT(qkv.size >= (qkv_fmt ? (n + 1) / 2 : n) * 4, "%s: qkv buffer of %llu bytes < %llu %s",
+              what, (unsigned long long)qkv.size, (unsigned long long)n,
+              qkv_fmt ? "16-bit elements" : "floats");
 }
 
 static void attn_check_grid(const vklm_context *ctx, const char *what, uint32_t gx, uint32_t gy,
@@ -87,13 +94,14 @@ static void check_out(const char *what, vklm_buffer out, uint64_t n, int fmt, ui
 vklm_status vklm_attention_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer lse,
                                    vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
                                    uint32_t NKV, uint32_t HS, int causal) {
-  return vklm_attention_forward_fmt(cmd, out, 0, lse, qkv, B, T, NH, NKV, HS, causal);
+  return vklm_attention_forward_fmt(cmd, out, 0, lse, qkv, 0, B, T, NH, NKV, HS, causal);
 }
 
 vklm_status vklm_attention_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt,
-                                       vklm_buffer lse, vklm_buffer qkv, uint32_t B, uint32_t T,
-                                       uint32_t NH, uint32_t NKV, uint32_t HS, int causal) {
-  attn_check("attention_forward", qkv, B, T, NH, NKV, HS);
+                                       vklm_buffer lse, vklm_buffer qkv, int qkv_fmt, uint32_t B,
+                                       uint32_t T, uint32_t NH, uint32_t NKV, uint32_t HS,
+                                       int causal) {
+  attn_check("attention_forward", qkv, qkv_fmt, B, T, NH, NKV, HS);
   uint64_t nout = (uint64_t)B * T * NH * HS, nlse = (uint64_t)B * NH * T;
   check_out("attention_forward", out, nout, out_fmt, HS);
   VKLM_ASSERT(lse.size >= nlse * 4, "attention_forward: lse buffer too small");
@@ -102,47 +110,54 @@ vklm_status vklm_attention_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_f
   vklm_buffer bufs[3] = {out, lse, qkv};
   if (vklm_context_cpu_kernels(ctx) && HS <= VKLM_ATTN_CPU_MAX_HS &&
       vklm_attn_cpu_loops(T) <= VKLM_CPU_LOOP_BUDGET) {
-    uint32_t spec[5] = {vklm_op_wg_fit(ctx, VKLM_ATTN_CPU_W, 0), HS, VKLM_ATTN_CPU_BK,
-                        vklm_attn_cpu_rows(HS, 2), (uint32_t)out_fmt};
+    uint32_t spec[SPEC_QKV_FMT + 1] = {vklm_op_wg_fit(ctx, VKLM_ATTN_CPU_W, 0), HS,
+                                       VKLM_ATTN_CPU_BK, vklm_attn_cpu_rows(HS, 2),
+                                       (uint32_t)out_fmt, 0, (uint32_t)qkv_fmt};
     uint32_t gx = (T + spec[0] * spec[3] - 1) / (spec[0] * spec[3]);
     attn_check_grid(ctx, "attention_forward", gx, NH, B);
-    return vklm_op_dispatch(cmd, "attention_forward_f32_cpu", spec, out_fmt ? 5 : 4, bufs, 3,
-                            &pc, sizeof pc, gx, NH, B);
+    return vklm_op_dispatch(cmd, "attention_forward_f32_cpu", spec,
+                            qkv_fmt ? SPEC_QKV_FMT + 1 : out_fmt ? 5 : 4, bufs, 3, &pc, sizeof pc,
+                            gx, NH, B);
   }
   vklm_attn_tiles t = vklm_attn_choose(ctx, T, HS, 4, 1, 2, 1, 0);
-  uint32_t spec[6] = {t.nt, t.br, t.bc, HS, t.rm, (uint32_t)out_fmt};
+  uint32_t spec[SPEC_QKV_FMT + 1] = {t.nt, t.br, t.bc, HS, t.rm, (uint32_t)out_fmt,
+                                     (uint32_t)qkv_fmt};
   uint32_t gx = (T + t.br - 1) / t.br;
   attn_check_grid(ctx, "attention_forward", gx, NH, B);
-  return vklm_op_dispatch(cmd, "attention_forward_f32", spec, out_fmt ? 6 : 5, bufs, 3, &pc,
-                          sizeof pc, gx, NH, B);
+  return vklm_op_dispatch(cmd, "attention_forward_f32", spec,
+                          qkv_fmt ? SPEC_QKV_FMT + 1 : out_fmt ? 6 : 5, bufs, 3, &pc, sizeof pc,
+                          gx, NH, B);
 }
 
 vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer scratch,
                                     vklm_buffer dout, vklm_buffer out, vklm_buffer lse,
                                     vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
                                     uint32_t NKV, uint32_t HS, int causal) {
-  return vklm_attention_backward_fmt(cmd, dqkv, scratch, dout, out, 0, lse, qkv, B, T, NH, NKV,
-                                     HS, causal);
+  return vklm_attention_backward_fmt(cmd, dqkv, scratch, dout, out, 0, lse, qkv, 0, B, T, NH,
+                                     NKV, HS, causal);
 }
 
 vklm_status vklm_attention_backward_fmt(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer scratch,
                                         vklm_buffer dout, vklm_buffer out, int out_fmt,
-                                        vklm_buffer lse, vklm_buffer qkv, uint32_t B, uint32_t T,
-                                        uint32_t NH, uint32_t NKV, uint32_t HS, int causal) {
-  attn_check("attention_backward", qkv, B, T, NH, NKV, HS);
+                                        vklm_buffer lse, vklm_buffer qkv, int qkv_fmt, uint32_t B,
+                                        uint32_t T, uint32_t NH, uint32_t NKV, uint32_t HS,
+                                        int causal) {
+  attn_check("attention_backward", qkv, qkv_fmt, B, T, NH, NKV, HS);
   uint64_t nqkv = (uint64_t)B * T * (NH + 2 * NKV) * HS;
   uint64_t nout = (uint64_t)B * T * NH * HS, nrow = (uint64_t)B * NH * T;
   VKLM_ASSERT(dqkv.size >= nqkv * 4, "attention_backward: dqkv buffer too small");
   VKLM_ASSERT(dout.size >= nout * 4, "attention_backward: dout buffer too small");
-  check_out("attention_backward", out, nout, out_fmt, HS);
+  /* out is not read: the dQ kernels take D = sum_j p_j dp_j from P and dP themselves */
+  (void)out;
+  (void)out_fmt;
   VKLM_ASSERT(lse.size >= nrow * 4 && scratch.size >= nrow * 4,
               "attention_backward: lse/scratch buffer too small");
   vklm_context *ctx = vklm_cmd_context(cmd);
 
-  /* dQ first: it also writes D = rowsum(dout * out) into scratch, which dK/dV read */
+  /* dQ first: it also writes D = sum_j p_j dp_j into scratch, which dK/dV read */
   vklm_status st;
   attn_push pc = {T, NH, NKV, causal ? 1u : 0u, (float)(1.0 / sqrt((double)HS))};
-  vklm_buffer bufs[6] = {dqkv, dout, lse, scratch, qkv, out};
+  vklm_buffer bufs[5] = {dqkv, dout, lse, scratch, qkv};
 
   /* CPU-type devices: dQ and dK/dV by the CPU variants, each where it fits the loop budget */
   int cpu = vklm_context_cpu_kernels(ctx) && HS <= VKLM_ATTN_CPU_MAX_HS;
@@ -150,39 +165,41 @@ vklm_status vklm_attention_backward_fmt(vklm_cmd *cmd, vklm_buffer dqkv, vklm_bu
   int cpu_dkv = cpu && vklm_attn_cpu_loops((uint64_t)(NH / NKV) * T) <= VKLM_CPU_LOOP_BUDGET;
   uint32_t cw = vklm_op_wg_fit(ctx, VKLM_ATTN_CPU_W, 0);
   if (cpu_dq) {
-    uint32_t spec[4] = {cw, HS, vklm_attn_cpu_rows(HS, 3), (uint32_t)out_fmt};
+    /* q, dout and the two accumulators per row */
+    uint32_t spec[SPEC_QKV_FMT + 1] = {cw, HS, vklm_attn_cpu_rows(HS, 4), 0, 0, 0,
+                                       (uint32_t)qkv_fmt};
     uint32_t gx = (T + cw * spec[2] - 1) / (cw * spec[2]);
     attn_check_grid(ctx, "attention_backward", gx, NH, B);
-    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq_cpu", spec, out_fmt ? 4 : 3, bufs, 6,
-                          &pc, sizeof pc, gx, NH, B);
+    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq_cpu", spec,
+                          qkv_fmt ? SPEC_QKV_FMT + 1 : 3, bufs, 5, &pc, sizeof pc, gx, NH, B);
     if (st != VKLM_OK) return st;
     if (cpu_dkv) {
       spec[2] = vklm_attn_cpu_rows(HS, 4);
       gx = (T + cw * spec[2] - 1) / (cw * spec[2]);
       attn_check_grid(ctx, "attention_backward", gx, NKV, B);
-      return vklm_op_dispatch(cmd, "attention_backward_f32_dkv_cpu", spec, 3, bufs, 5, &pc,
-                              sizeof pc, gx, NKV, B);
+      return vklm_op_dispatch(cmd, "attention_backward_f32_dkv_cpu", spec,
+                              qkv_fmt ? SPEC_QKV_FMT + 1 : 3, bufs, 5, &pc, sizeof pc, gx, NKV, B);
     }
   }
 
   /* dQ: a workgroup per (query block, query head, batch) */
-  vklm_attn_tiles tq = vklm_attn_choose(ctx, T, HS, 4, 2, 2, 1, 0);
-  uint32_t specq[6] = {tq.nt, tq.br, tq.bc, HS, tq.rm, (uint32_t)out_fmt};
+  vklm_attn_tiles tq = vklm_attn_choose(ctx, T, HS, 4, 2, 2, 2, 0); /* the p*dp and p tiles */
+  uint32_t specq[SPEC_QKV_FMT + 1] = {tq.nt, tq.br, tq.bc, HS, tq.rm, 0, (uint32_t)qkv_fmt};
   uint32_t gq = (T + tq.br - 1) / tq.br;
   attn_check_grid(ctx, "attention_backward", gq, NH, B);
   if (!cpu_dq) {
-    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq", specq, out_fmt ? 6 : 5, bufs, 6, &pc,
-                          sizeof pc, gq, NH, B);
+    st = vklm_op_dispatch(cmd, "attention_backward_f32_dq", specq, qkv_fmt ? SPEC_QKV_FMT + 1 : 5,
+                          bufs, 5, &pc, sizeof pc, gq, NH, B);
     if (st != VKLM_OK) return st;
   }
 
   /* dK, dV: a workgroup per (key block, key/value head, batch) */
   vklm_attn_tiles tk = vklm_attn_choose(ctx, T, HS, 2, 2, 2, 2, 2);
-  uint32_t speck[5] = {tk.nt, tk.br, tk.bc, HS, tk.rm};
+  uint32_t speck[SPEC_QKV_FMT + 1] = {tk.nt, tk.br, tk.bc, HS, tk.rm, 0, (uint32_t)qkv_fmt};
   uint32_t gk = (T + tk.br - 1) / tk.br;
   attn_check_grid(ctx, "attention_backward", gk, NKV, B);
-  return vklm_op_dispatch(cmd, "attention_backward_f32_dkv", speck, 5, bufs, 5, &pc, sizeof pc,
-                          gk, NKV, B);
+  return vklm_op_dispatch(cmd, "attention_backward_f32_dkv", speck,
+                          qkv_fmt ? SPEC_QKV_FMT + 1 : 5, bufs, 5, &pc, sizeof pc, gk, NKV, B);
 }
 
 /* ---- plain C references ------------------------------------------------------------------ */

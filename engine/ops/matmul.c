@@ -175,8 +175,9 @@ static const char *const CPU_F16B_SHADER[] = {"matmul_cpu_f16b", "matmul_cpu_f16
                                               "matmul_cpu_f16b_gelu", "matmul_cpu_f16b_dgelu"};
 static const char *const TILED_F16_SHADER[] = {"matmul_tiled_f16", "matmul_tiled_f16_dbias",
                                                "matmul_tiled_f16_gelu", "matmul_tiled_f16_dgelu"};
-#define SPEC_ACT_FMT 10
+#define SPEC_ACT_FMT 10 /* binding 4's format: act (written, "_gelu") or pre (read, "_dgelu") */
 #define SPEC_DBUF 11 /* the tiled kernels' double buffering (matmul.glsl) */
+#define SPEC_C_FMT 13 /* C's format (matmul_store.glsl): every body, 16-bit only with beta 0 */
 #define SPEC_VEC 14   /* the tiled kernels' vector loads (matmul.glsl) */
 
 /* The tiled kernels' vector loads (matmul.glsl's VEC: bit 0 A, bit 1 B): an operand gets them
@@ -208,7 +209,8 @@ static int cpu_kernel_runs(vklm_context *ctx, int naive, int half_a, int half_b,
 
 static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
                         vklm_buffer b, int half_b, vklm_buffer bias, int epi, vklm_buffer extra,
-                        int act_fmt, const vklm_gemm *g, const vklm_matmul_config *cfg) {
+                        int act_fmt, int c_fmt, const vklm_gemm *g,
+                        const vklm_matmul_config *cfg) {
   const char *op = naive ? "matmul_naive" : half_a || half_b ? "matmul_f16" : "matmul";
   vklm_context *ctx = vklm_cmd_context(cmd);
   const vklm_caps *caps = vklm_context_caps(ctx);
@@ -221,7 +223,12 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
   pc.K = g->K;
   pc.alpha = g->alpha;
   pc.beta = g->beta;
-  pc.ldc = check_operand(op, "c", c, g->M, g->N, g->ldc, g->off_c, g->stride_c, batch, 0);
+  /* a 16-bit C (mixed precision's saved qkv / fch) is written once: beta 0, never read back */
+  VKLM_ASSERT(c_fmt >= VKLM_GEMM_F32 && c_fmt <= VKLM_GEMM_BF16 &&
+                  (c_fmt == VKLM_GEMM_F32 || (g->beta == 0.0f && !naive)),
+              "%s: C format %d (0 f32, 1 f16, 2 bf16; 16-bit only with beta 0, beta is %g)", op,
+              c_fmt, (double)g->beta);
+  pc.ldc = check_operand(op, "c", c, g->M, g->N, g->ldc, g->off_c, g->stride_c, batch, c_fmt);
   if (g->K > 0) {
     pc.lda = g->trans_a ? check_operand(op, "a", a, g->K, g->M, g->lda, g->off_a, g->stride_a,
                                         batch, half_a)
@@ -253,15 +260,15 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
                 TILED_SHADER[epi] + sizeof "matmul_tiled_f32",
                 epi == EPI_ROWSUM ? "an fp32 A and " : "");
   VKLM_ASSERT(act_fmt >= VKLM_GEMM_F32 && act_fmt <= VKLM_GEMM_BF16 &&
-                  (act_fmt == VKLM_GEMM_F32 || epi == EPI_GELU),
-              "%s: act format %d (0 f32, 1 f16, 2 bf16; 16-bit only for the GELU epilogue's act)",
+                  (act_fmt == VKLM_GEMM_F32 || epi == EPI_GELU || epi == EPI_DGELU),
+              "%s: act/pre format %d (0 f32, 1 f16, 2 bf16; 16-bit only for the GELU epilogues)",
               op, act_fmt);
   if (epi == EPI_ROWSUM) /* the "_dbias" variants: row sums of op(A) into extra */
     VKLM_ASSERT(batch == 1 && !pc.has_bias && extra.size >= (uint64_t)g->M * 4,
                 "%s: row sums need batch 1, no bias and %u floats", op, g->M);
   else if (epi != EPI_NONE) /* act (fp32 or 16-bit pairs) or pre (fp32): laid out as C */
     check_operand(op, epi == EPI_GELU ? "act" : "pre", extra, g->M, g->N, g->ldc, g->off_c,
-                  g->stride_c, batch, epi == EPI_GELU ? act_fmt : 0);
+                  g->stride_c, batch, act_fmt);
   vklm_buffer bufs[5] = {c, a, b, bias, extra};
   uint32_t nb = epi != EPI_NONE ? 5 : 4;
   uint32_t ta = g->trans_a ? 1 : 0, tb = g->trans_b ? 1 : 0;
@@ -269,7 +276,7 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
   /* Cooperative matrices where they apply (matmul_coopmat.c: fp16 B, no configuration asked) or
    * are asked for (cfg == &vklm_matmul_config_coopmat). */
   if (!naive && epi == EPI_NONE && vklm__matmul_coopmat_pick(ctx, half_a, half_b, cfg))
-    return vklm__matmul_coopmat_record(cmd, bufs, &pc, sizeof pc, g, half_a, half_b);
+    return vklm__matmul_coopmat_record(cmd, bufs, &pc, sizeof pc, g, half_a, half_b, c_fmt);
 
   if (naive) {
     uint32_t wg = vklm_op_wg1d(ctx), wx = 16 < wg ? 16 : wg, wy = wg / wx;
@@ -281,10 +288,12 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
   uint32_t wg;
   if (cpu_kernel_runs(ctx, naive, half_a, half_b, epi, cfg, &wg)) {
     cpu_block cb = cpu_block_choose(wg, g);
-    uint32_t spec[11] = {cb.wg, cb.tm, cb.tn, 0, 0, 0, ta, tb, (uint32_t)half_a,
-                         (uint32_t)half_b, (uint32_t)act_fmt};
+    uint32_t spec[SPEC_C_FMT + 1] = {cb.wg, cb.tm, cb.tn, 0, 0, 0, ta, tb, (uint32_t)half_a,
+                                     (uint32_t)half_b, (uint32_t)act_fmt};
     uint32_t gx = (g->N + cb.wg * cb.tn - 1) / (cb.wg * cb.tn), gy = (g->M + cb.tm - 1) / cb.tm;
-    uint32_t nspec = epi == EPI_GELU ? SPEC_ACT_FMT + 1 : half_b ? 10 : 8;
+    uint32_t nspec = epi == EPI_GELU || epi == EPI_DGELU ? SPEC_ACT_FMT + 1 : half_b ? 10 : 8;
+    spec[SPEC_C_FMT] = (uint32_t)c_fmt;
+    if (c_fmt) nspec = SPEC_C_FMT + 1; /* only when set: the fp32-C pipelines are the ones before */
     return vklm_op_dispatch(cmd, half_b ? CPU_F16B_SHADER[epi] : CPU_SHADER[epi], spec, nspec,
                             bufs, nb, &pc, sizeof pc, gx, gy, batch);
   }
@@ -297,9 +306,13 @@ static vklm_status gemm_one(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
   uint32_t gx = (g->N + cf.BN - 1) / cf.BN, gy = (g->M + cf.BM - 1) / cf.BM;
   int half = half_a || half_b;
   /* spec constant 11 DBUF only when set: the single-buffered pipelines are the ones before */
-  uint32_t nspec = cf.dbuf ? SPEC_DBUF + 1 : epi == EPI_GELU ? SPEC_ACT_FMT + 1 : half ? 10 : 8;
+  uint32_t nspec = cf.dbuf ? SPEC_DBUF + 1
+                   : epi == EPI_GELU || epi == EPI_DGELU ? SPEC_ACT_FMT + 1
+                   : half ? 10 : 8;
+  spec[SPEC_C_FMT] = (uint32_t)c_fmt;
+  if (c_fmt) nspec = SPEC_C_FMT + 1; /* C's format (13) likewise */
   spec[SPEC_VEC] = vec_bits(g, &pc, &cf);
-  if (spec[SPEC_VEC]) nspec = SPEC_VEC + 1; /* the vector loads (14) likewise */
+  if (spec[SPEC_VEC]) nspec = SPEC_VEC + 1; /* and the vector loads (14) */
   return vklm_op_dispatch(cmd, half ? TILED_F16_SHADER[epi] : TILED_SHADER[epi], spec, nspec,
                           bufs, nb, &pc, sizeof pc, gx, gy, batch);
 }
@@ -343,14 +356,19 @@ uint32_t vklm_matmul_k_chunk(const vklm_context *ctx) {
  * on the last part (beta 1: reading what the others accumulated in C), the others plain. */
 static vklm_status gemm_epi(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, int half_a,
                             vklm_buffer b, int half_b, vklm_buffer bias, int epi,
-                            vklm_buffer extra, int act_fmt, const vklm_gemm *g,
+                            vklm_buffer extra, int act_fmt, int c_fmt, const vklm_gemm *g,
                             const vklm_matmul_config *cfg) {
   vklm_context *ctx = vklm_cmd_context(cmd);
   uint32_t chunk = vklm_matmul_k_chunk(ctx), wg;
   if (chunk && cpu_kernel_runs(ctx, naive, half_a, half_b, epi, cfg, &wg))
     chunk = MATMUL_K_CHUNK_CPU;
   if (chunk == 0 || g->K <= chunk)
-    return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, epi, extra, act_fmt, g, cfg);
+    return gemm_one(cmd, naive, c, a, half_a, b, half_b, bias, epi, extra, act_fmt, c_fmt, g,
+                    cfg);
+  /* the parts accumulate in C (beta 1), which a 16-bit C cannot hold exactly */
+  VKLM_ASSERT(c_fmt == VKLM_GEMM_F32,
+              "matmul: a 16-bit C takes K up to %u on this driver (one dispatch), not %u", chunk,
+              g->K);
   uint64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);
   uint64_t ldb = g->ldb ? g->ldb : (g->trans_b ? g->K : g->N);
   for (uint32_t k0 = 0; k0 < g->K; k0 += chunk) {
@@ -366,7 +384,8 @@ static vklm_status gemm_epi(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer
     int e = last || epi == EPI_ROWSUM ? epi : EPI_NONE;
     vklm_status st = gemm_one(cmd, naive, c, a, half_a, b, half_b, last ? bias : (vklm_buffer){0},
                               e, e != EPI_NONE ? extra : (vklm_buffer){0},
-                              e == EPI_GELU ? act_fmt : VKLM_GEMM_F32, &part, cfg);
+                              e != EPI_NONE ? act_fmt : VKLM_GEMM_F32, VKLM_GEMM_F32, &part,
+                              cfg);
     if (st != VKLM_OK) return st;
   }
   return VKLM_OK;
@@ -377,7 +396,8 @@ static vklm_status gemm(vklm_cmd *cmd, int naive, vklm_buffer c, vklm_buffer a, 
                         vklm_buffer b, int half_b, vklm_buffer bias, vklm_buffer rowsum,
                         const vklm_gemm *g, const vklm_matmul_config *cfg) {
   return gemm_epi(cmd, naive, c, a, half_a, b, half_b, bias,
-                  rowsum.block ? EPI_ROWSUM : EPI_NONE, rowsum, VKLM_GEMM_F32, g, cfg);
+                  rowsum.block ? EPI_ROWSUM : EPI_NONE, rowsum, VKLM_GEMM_F32, VKLM_GEMM_F32, g,
+                  cfg);
 }
 
 static const vklm_buffer NO_BIAS = {0};
@@ -410,13 +430,6 @@ vklm_status vklm_matmul_ex(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_f1
   return gemm(cmd, 0, c, a, a_f16, b, b_f16, NO_BIAS, NO_BIAS, g, cfg);
 }
 
-vklm_status vklm_matmul_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_fmt,
-                            vklm_buffer b, int b_fmt, vklm_buffer bias, const vklm_gemm *g) {
-  VKLM_ASSERT(a_fmt >= VKLM_GEMM_F32 && a_fmt <= VKLM_GEMM_BF16 && b_fmt >= VKLM_GEMM_F32 &&
-                  b_fmt <= VKLM_GEMM_BF16,
-              "matmul: operand formats %d, %d (0 f32, 1 f16, 2 bf16)", a_fmt, b_fmt);
-  return gemm(cmd, 0, c, a, a_fmt, b, b_fmt, bias, NO_BIAS, g, NULL);
-}
 
 vklm_status vklm_matmul_naive(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                               const vklm_gemm *g) {
@@ -425,12 +438,14 @@ vklm_status vklm_matmul_naive(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_
 
 vklm_status vklm_matmul_gelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, vklm_buffer a,
                              vklm_buffer b, vklm_buffer bias, const vklm_gemm *g) {
-  return gemm_epi(cmd, 0, c, a, 0, b, 0, bias, EPI_GELU, act, VKLM_GEMM_F32, g, NULL);
+  return gemm_epi(cmd, 0, c, a, 0, b, 0, bias, EPI_GELU, act, VKLM_GEMM_F32, VKLM_GEMM_F32, g,
+                  NULL);
 }
 
 vklm_status vklm_matmul_dgelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                               vklm_buffer pre, const vklm_gemm *g) {
-  return gemm_epi(cmd, 0, c, a, 0, b, 0, NO_BIAS, EPI_DGELU, pre, VKLM_GEMM_F32, g, NULL);
+  return gemm_epi(cmd, 0, c, a, 0, b, 0, NO_BIAS, EPI_DGELU, pre, VKLM_GEMM_F32, VKLM_GEMM_F32,
+                  g, NULL);
 }
 
 int vklm_matmul_epilogue_fuses(const vklm_context *ctx, int a_fmt, int b_fmt) {
@@ -439,20 +454,31 @@ int vklm_matmul_epilogue_fuses(const vklm_context *ctx, int a_fmt, int b_fmt) {
 
 #define FMT_OK(f) ((f) >= VKLM_GEMM_F32 && (f) <= VKLM_GEMM_BF16)
 
-vklm_status vklm_matmul_gelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, int act_fmt,
-                                 vklm_buffer a, int a_fmt, vklm_buffer b, int b_fmt,
+vklm_status vklm_matmul_gelu_fmt(vklm_cmd *cmd, vklm_buffer c, int c_fmt, vklm_buffer act,
+                                 int act_fmt, vklm_buffer a, int a_fmt, vklm_buffer b, int b_fmt,
                                  vklm_buffer bias, const vklm_gemm *g) {
-  VKLM_ASSERT(FMT_OK(a_fmt) && FMT_OK(b_fmt) && FMT_OK(act_fmt),
-              "matmul_gelu: formats a %d, b %d, act %d (0 f32, 1 f16, 2 bf16)", a_fmt, b_fmt,
-              act_fmt);
-  return gemm_epi(cmd, 0, c, a, a_fmt, b, b_fmt, bias, EPI_GELU, act, act_fmt, g, NULL);
+  VKLM_ASSERT(FMT_OK(a_fmt) && FMT_OK(b_fmt) && FMT_OK(act_fmt) && FMT_OK(c_fmt),
+              "matmul_gelu: formats a %d, b %d, act %d, c %d (0 f32, 1 f16, 2 bf16)", a_fmt,
+              b_fmt, act_fmt, c_fmt);
+  return gemm_epi(cmd, 0, c, a, a_fmt, b, b_fmt, bias, EPI_GELU, act, act_fmt, c_fmt, g, NULL);
 }
 
 vklm_status vklm_matmul_dgelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_fmt,
-                                  vklm_buffer b, int b_fmt, vklm_buffer pre, const vklm_gemm *g) {
-  VKLM_ASSERT(FMT_OK(a_fmt) && FMT_OK(b_fmt),
-              "matmul_dgelu: operand formats %d, %d (0 f32, 1 f16, 2 bf16)", a_fmt, b_fmt);
-  return gemm_epi(cmd, 0, c, a, a_fmt, b, b_fmt, NO_BIAS, EPI_DGELU, pre, VKLM_GEMM_F32, g, NULL);
+                                  vklm_buffer b, int b_fmt, vklm_buffer pre, int pre_fmt,
+                                  const vklm_gemm *g) {
+  VKLM_ASSERT(FMT_OK(a_fmt) && FMT_OK(b_fmt) && FMT_OK(pre_fmt),
+              "matmul_dgelu: formats a %d, b %d, pre %d (0 f32, 1 f16, 2 bf16)", a_fmt, b_fmt,
+              pre_fmt);
+  return gemm_epi(cmd, 0, c, a, a_fmt, b, b_fmt, NO_BIAS, EPI_DGELU, pre, pre_fmt, VKLM_GEMM_F32,
+                  g, NULL);
+}
+
+vklm_status vklm_matmul_fmt(vklm_cmd *cmd, vklm_buffer c, int c_fmt, vklm_buffer a, int a_fmt,
+                            vklm_buffer b, int b_fmt, vklm_buffer bias, const vklm_gemm *g) {
+  VKLM_ASSERT(FMT_OK(a_fmt) && FMT_OK(b_fmt) && FMT_OK(c_fmt),
+              "matmul: formats a %d, b %d, c %d (0 f32, 1 f16, 2 bf16)", a_fmt, b_fmt, c_fmt);
+  return gemm_epi(cmd, 0, c, a, a_fmt, b, b_fmt, bias, EPI_NONE, NO_BIAS, VKLM_GEMM_F32, c_fmt, g,
+                  NULL);
 }
 
 vklm_status vklm_matmul_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp,
@@ -468,7 +494,8 @@ vklm_status vklm_matmul_forward_gelu(vklm_cmd *cmd, vklm_buffer out, vklm_buffer
                                      uint32_t BT, uint32_t C, uint32_t OC) {
   vklm_gemm g = vklm_gemm_make(BT, OC, C);
   g.trans_b = 1;
-  return gemm_epi(cmd, 0, out, inp, 0, weight, 0, bias, EPI_GELU, act, VKLM_GEMM_F32, &g, NULL);
+  return gemm_epi(cmd, 0, out, inp, 0, weight, 0, bias, EPI_GELU, act, VKLM_GEMM_F32,
+                  VKLM_GEMM_F32, &g, NULL);
 }
 
 /* vklm_matmul_backward and, with pre (a buffer), vklm_matmul_backward_gelu. */
@@ -503,7 +530,7 @@ static vklm_status linear_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer 
   if (has_dinp) { /* dinp (BT,C) = dout (BT,OC) @ weight (OC,C) (* gelu'(pre)) */
     vklm_gemm g = vklm_gemm_make(BT, C, OC);
     st = gemm_epi(cmd, 0, dinp, dout, 0, weight, 0, NO_BIAS, pre.block ? EPI_DGELU : EPI_NONE,
-                  pre, VKLM_GEMM_F32, &g, NULL);
+                  pre, VKLM_GEMM_F32, VKLM_GEMM_F32, &g, NULL);
     if (st != VKLM_OK) return st;
   }
   return VKLM_OK;

@@ -86,8 +86,14 @@ vklm_status vklm_matmul_f16b(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_b
 vklm_status vklm_matmul_ex(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_f16, vklm_buffer b,
                            int b_f16, const vklm_gemm *g, const vklm_matmul_config *cfg);
 /* vklm_matmul_ex with the chosen configuration, plus bias as vklm_matmul_bias: the entry for
- * 16-bit weights (the linear layers' F16 / BF16 weights, quant.c). */
-vklm_status vklm_matmul_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_fmt,
+ * 16-bit weights (the linear layers' F16 / BF16 weights, quant.c), with C in c_fmt: VKLM_GEMM_F32,
+ * or F16 / BF16 for an output written once (mixed-precision training's saved qkv and fch): each
+ * element rounded to nearest even from the fp32 sum and packed as the operands are, a word
+ * shared with a neighbouring row or an odd offset keeping its other half; 16 bits need beta 0
+ * (C is never read) and, on drivers that split K (vklm_matmul_k_chunk), K within one dispatch.
+ * Every GEMM body takes it (tiled, CPU-type, cooperative-matrix: spec constant 13,
+ * shaders/matmul_store.glsl). */
+vklm_status vklm_matmul_fmt(vklm_cmd *cmd, vklm_buffer c, int c_fmt, vklm_buffer a, int a_fmt,
                             vklm_buffer b, int b_fmt, vklm_buffer bias, const vklm_gemm *g);
 /* vklm_matmul plus bias (N floats; a zero-size buffer: none) added to every row of C after
  * alpha and beta, in the kernel's epilogue: the fp32 linear layer with any output layout (ldc,
@@ -108,16 +114,19 @@ vklm_status vklm_matmul_gelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, vklm
 vklm_status vklm_matmul_dgelu(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, vklm_buffer b,
                               vklm_buffer pre, const vklm_gemm *g);
 /* The same with operand formats (VKLM_GEMM_*, as vklm_matmul_fmt: the 16-bit weight copies of
- * mixed precision as B) and, for the GELU, act's format act_fmt: VKLM_GEMM_F32, or F16 / BF16
- * (rounded to nearest even, packed as the operands are: element i of act in word i/2, low half
- * first, any element offset; the word's other half is left as it was). pre stays fp32. The
- * tiled kernels run them (and the CPU-type kernel for an fp32 A), never the cooperative-matrix
- * one: see vklm_matmul_epilogue_fuses. */
-vklm_status vklm_matmul_gelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer act, int act_fmt,
-                                 vklm_buffer a, int a_fmt, vklm_buffer b, int b_fmt,
+ * mixed precision as B), C's format c_fmt (as vklm_matmul_fmt; with a 16-bit C the GELU takes
+ * C's rounded value, gelu(C as stored), the value the GELU kernel and the dGELU epilogue read
+ * back) and, for the GELU, act's format act_fmt: VKLM_GEMM_F32, or F16 / BF16 (rounded to
+ * nearest even, packed as the operands are: element i of act in word i/2, low half first, any
+ * element offset; the word's other half is left as it was); pre read in pre_fmt (F32, F16,
+ * BF16). The tiled kernels run them (and the CPU-type kernel for an fp32 A), never the
+ * cooperative-matrix one: see vklm_matmul_epilogue_fuses. */
+vklm_status vklm_matmul_gelu_fmt(vklm_cmd *cmd, vklm_buffer c, int c_fmt, vklm_buffer act,
+                                 int act_fmt, vklm_buffer a, int a_fmt, vklm_buffer b, int b_fmt,
                                  vklm_buffer bias, const vklm_gemm *g);
 vklm_status vklm_matmul_dgelu_fmt(vklm_cmd *cmd, vklm_buffer c, vklm_buffer a, int a_fmt,
-                                  vklm_buffer b, int b_fmt, vklm_buffer pre, const vklm_gemm *g);
+                                  vklm_buffer b, int b_fmt, vklm_buffer pre, int pre_fmt,
+                                  const vklm_gemm *g);
 /* Whether a GEMM of these operand formats without a configuration runs the same kernel with an
  * epilogue as without one: false where the plain GEMM would go to cooperative matrices (which
  * have no epilogue variants), so that a linear layer there keeps the cooperative-matrix GEMM
@@ -188,7 +197,7 @@ int vklm__matmul_coopmat_pick(const vklm_context *ctx, int fmt_a, int fmt_b,
                               const vklm_matmul_config *cfg);
 vklm_status vklm__matmul_coopmat_record(vklm_cmd *cmd, const vklm_buffer bufs[4], const void *push,
                                         uint32_t push_size, const vklm_gemm *g, int fmt_a,
-                                        int fmt_b);
+                                        int fmt_b, int fmt_c);
 
 /* 2*M*N*K*batch. */
 double vklm_matmul_flops(const vklm_gemm *g);

@@ -22,7 +22,7 @@ typedef struct coop_plan {
   uint32_t elem;         /* bytes of a staged element: 2 (float16_t), 4 in the emulation */
 } coop_plan;
 
-#define COOP_SPECS 13
+#define COOP_SPECS 14 /* the last, 13: C's format (matmul_store.glsl's C_FMT) */
 const vklm_matmul_config vklm_matmul_config_coopmat = {0, 0, 0, 0, 0, 0};
 
 static uint32_t shared_bytes(const coop_plan *p) {
@@ -133,7 +133,7 @@ int vklm__matmul_coopmat_pick(const vklm_context *ctx, int fmt_a, int fmt_b,
 
 vklm_status vklm__matmul_coopmat_record(vklm_cmd *cmd, const vklm_buffer bufs[4], const void *push,
                                         uint32_t push_size, const vklm_gemm *g, int fmt_a,
-                                        int fmt_b) {
+                                        int fmt_b, int fmt_c) {
   vklm_context *ctx = vklm_cmd_context(cmd);
   uint32_t batch = g->batch ? g->batch : 1;
   coop_plan p;
@@ -151,7 +151,7 @@ vklm_status vklm__matmul_coopmat_record(vklm_cmd *cmd, const vklm_buffer bufs[4]
   }
   uint32_t spec[COOP_SPECS] = {p.wm * p.wn * p.sg, p.cm, p.cn, p.ck, p.wm, p.wn, p.sm, p.sn, p.ks,
                                g->trans_a ? 1u : 0u, g->trans_b ? 1u : 0u, (uint32_t)fmt_a,
-                               (uint32_t)fmt_b};
+                               (uint32_t)fmt_b, (uint32_t)fmt_c};
   return vklm_op_dispatch(cmd, p.shader, spec, COOP_SPECS, bufs, 4, push, push_size,
                           (g->N + bn - 1) / bn, (g->M + bm - 1) / bm, batch);
 }

@@ -62,15 +62,18 @@ vklm_status vklm_nn_linear(vklm_cmd *cmd, vklm_tensor out, vklm_tensor in, vklm_
               "%s: weight %s does not take inputs %s", op, vklm_tensor_describe(&w, d1, sizeof d1),
               vklm_tensor_describe(&in, d2, sizeof d2));
   uint32_t N = w.shape[0];
-  VKLM_ASSERT(out.dtype == F32 && out.ndim == 2 && out.shape[0] == M && out.shape[1] == N &&
-                  out.stride[1] == 1 && out.stride[0] >= N,
-              "%s: out %s, expected f32 (%u,%u) with unit column stride", op,
-              vklm_tensor_describe(&out, d1, sizeof d1), M, N);
+  int cfmt = fmt_of(out.dtype); /* a 16-bit out: contiguous (mixed precision's qkv, fch) */
+  VKLM_ASSERT((out.dtype == F32 || (cfmt && vklm_tensor_is_contiguous(&out))) && out.ndim == 2 &&
+                  out.shape[0] == M && out.shape[1] == N && out.stride[1] == 1 &&
+                  out.stride[0] >= N,
+              "%s: out %s, expected f32 (%u,%u) with unit column stride, or a contiguous f16 "
+              "or bf16 one", op, vklm_tensor_describe(&out, d1, sizeof d1), M, N);
   if (!vklm_tensor_is_none(&bias))
     vklm_tensor_expect(op, "bias", &bias, F32, 1, N, 0, 0);
   vklm_buffer ob = out.buf;
-  if (fmt_of(in.dtype)) { /* a 16-bit input (mixed precision's saved activations): the GEMM
-                           * with a 16-bit A, any rows; the weight F32, F16 or BF16 */
+  if (fmt_of(in.dtype) || cfmt) { /* a 16-bit input or output (mixed precision's saved
+                                   * activations): the GEMM with those formats, any rows; the
+                                   * weight F32, F16 or BF16 */
     int afmt, wfmt = fmt_of(w.dtype);
     VKLM_ASSERT(w.dtype == F32 || wfmt, "%s: a %s input takes f32, f16 or bf16 weights, not %s",
                 op, vklm_dtype_name(in.dtype), vklm_dtype_name(w.dtype));
@@ -79,7 +82,7 @@ vklm_status vklm_nn_linear(vklm_cmd *cmd, vklm_tensor out, vklm_tensor in, vklm_
     g.trans_b = 1;
     g.ldc = (uint32_t)out.stride[0];
     g.off_c = out.offset;
-    return vklm_matmul_fmt(cmd, ob, ib, afmt, w.buf, wfmt, opt(op, "bias", &bias), &g);
+    return vklm_matmul_fmt(cmd, ob, cfmt, ib, afmt, w.buf, wfmt, opt(op, "bias", &bias), &g);
   }
   return vklm_linear_forward_ex(cmd, ob, (uint32_t)out.stride[0], out.offset, act(op, "in", &in),
                                 w.buf, w.dtype, opt(op, "bias", &bias), M, K, N);
@@ -122,7 +125,7 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
       st = VKLM_OK;
     if (st == VKLM_OK && !vklm_tensor_is_none(&dinp)) {
       vklm_gemm g = vklm_gemm_make(M, K, N);
-      st = vklm_matmul_fmt(cmd, act(op, "dinp", &dinp), ob, VKLM_GEMM_F32,
+      st = vklm_matmul_fmt(cmd, act(op, "dinp", &dinp), VKLM_GEMM_F32, ob, VKLM_GEMM_F32,
                            wfmt ? whole(op, "w", &w, w.dtype) : act(op, "w", &w), wfmt,
                            (vklm_buffer){0}, &g);
     }
@@ -132,7 +135,7 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
     /* dinp (M,K) = dout (M,N) @ w (N,K) read in its 16-bit format; then the fp32 weight and
      * bias gradients (the bias gradient's scratch is then not dinp: it is computed first) */
     vklm_gemm g = vklm_gemm_make(M, K, N);
-    vklm_status st = vklm_matmul_fmt(cmd, act(op, "dinp", &dinp), act(op, "dout", &dout),
+    vklm_status st = vklm_matmul_fmt(cmd, act(op, "dinp", &dinp), VKLM_GEMM_F32, act(op, "dout", &dout),
                                      VKLM_GEMM_F32, whole(op, "w", &w, w.dtype), wfmt,
                                      (vklm_buffer){0}, &g);
     if (st != VKLM_OK) return st;
@@ -157,16 +160,17 @@ vklm_status vklm_nn_linear_gelu(vklm_cmd *cmd, vklm_tensor out, vklm_tensor gelu
                   ((unsigned)w.dtype < VKLM_DTYPE_LINEAR_COUNT || w.dtype == VKLM_DTYPE_BF16),
               "%s: weight %s does not take inputs %s", op, vklm_tensor_describe(&w, d1, sizeof d1),
               vklm_tensor_describe(&in, d2, sizeof d2));
-  if (fmt_of(in.dtype) || fmt_of(gelu_out.dtype)) {
-    /* mixed precision's 16-bit saved activations (in: ln2, gelu_out: act): the GEMM's GELU
-     * epilogue with those formats, or, where the GEMM runs on cooperative matrices (no
-     * epilogue), the linear layer and the activation */
-    int afmt, gfmt, wfmt = fmt_of(w.dtype);
+  if (fmt_of(in.dtype) || fmt_of(gelu_out.dtype) || fmt_of(out.dtype)) {
+    /* mixed precision's 16-bit saved activations (in: ln2, gelu_out: act, out: fch): the GEMM's
+     * GELU epilogue with those formats, or, where the GEMM runs on cooperative matrices (no
+     * epilogue), the linear layer and the activation; both take gelu of out as stored */
+    int afmt, gfmt, cfmt, wfmt = fmt_of(w.dtype);
     VKLM_ASSERT(w.dtype == F32 || wfmt, "%s: 16-bit activations take f32, f16 or bf16 weights, "
                 "not %s", op, vklm_dtype_name(w.dtype));
-    vklm_tensor_expect(op, "out", &out, F32, 2, M, N, 0);
+    vklm_tensor_expect(op, "out", &out, fmt_of(out.dtype) ? out.dtype : F32, 2, M, N, 0);
     vklm_tensor_expect(op, "act", &gelu_out, gelu_out.dtype, 2, M, N, 0);
     vklm_buffer ib = act16(op, "in", &in, &afmt), gb = act16(op, "act", &gelu_out, &gfmt);
+    vklm_buffer cb = act16(op, "out", &out, &cfmt);
     if (!vklm_matmul_epilogue_fuses(vklm_cmd_context(cmd), afmt, wfmt)) {
       vklm_status st = vklm_nn_linear(cmd, out, in, w, bias);
       return st != VKLM_OK ? st : vklm_nn_mlp_act(cmd, 0, gelu_out, out);
@@ -174,8 +178,8 @@ vklm_status vklm_nn_linear_gelu(vklm_cmd *cmd, vklm_tensor out, vklm_tensor gelu
     if (!vklm_tensor_is_none(&bias)) vklm_tensor_expect(op, "bias", &bias, F32, 1, N, 0, 0);
     vklm_gemm g = vklm_gemm_make(M, N, K);
     g.trans_b = 1;
-    return vklm_matmul_gelu_fmt(cmd, act(op, "out", &out), gb, gfmt, ib, afmt, w.buf, wfmt,
-                                opt(op, "bias", &bias), &g);
+    return vklm_matmul_gelu_fmt(cmd, cb, cfmt, gb, gfmt, ib, afmt, w.buf, wfmt,
+                                  opt(op, "bias", &bias), &g);
   }
   vklm_tensor_expect(op, "out", &out, F32, 2, M, N, 0);
   vklm_tensor_expect(op, "act", &gelu_out, F32, 2, M, N, 0);
@@ -191,15 +195,20 @@ vklm_status vklm_nn_linear_backward_gelu(vklm_cmd *cmd, vklm_tensor dpre, vklm_t
   const char *op = "nn_linear_backward_gelu";
   uint32_t M = rows_of(&in), K = in.shape[in.ndim - 1], N = w.shape[0];
   vklm_tensor_expect(op, "dpre", &dpre, F32, 2, M, K, 0);
-  vklm_tensor_expect(op, "pre", &pre, F32, 2, M, K, 0);
-  if (w.dtype != F32) { /* a 16-bit weight copy (F16 / BF16; nn_linear_backward checks it) */
+  /* pre: F32, or F16 / BF16 (mixed precision's saved fch) */
+  vklm_tensor_expect(op, "pre", &pre, fmt_of(pre.dtype) ? pre.dtype : F32, 2, M, K, 0);
+  int pfmt;
+  vklm_buffer pb = act16(op, "pre", &pre, &pfmt);
+  if (w.dtype != F32 || pfmt) { /* a 16-bit weight copy (F16 / BF16; nn_linear_backward checks
+                                 * it) or a 16-bit pre */
     int wfmt = w.dtype == VKLM_DTYPE_F16 ? VKLM_GEMM_F16 : w.dtype == VKLM_DTYPE_BF16 ? VKLM_GEMM_BF16 : 0;
-    if (!wfmt || !vklm_matmul_epilogue_fuses(vklm_cmd_context(cmd), VKLM_GEMM_F32, wfmt)) {
+    if ((w.dtype != F32 && !wfmt) ||
+        !vklm_matmul_epilogue_fuses(vklm_cmd_context(cmd), VKLM_GEMM_F32, wfmt)) {
       /* the plain backward (on cooperative matrices where they run), then gelu' in place */
       vklm_status st = vklm_nn_linear_backward(cmd, dpre, dw, db, dout, in, w);
       if (st != VKLM_OK) return st;
       vklm_buffer d = act(op, "dpre", &dpre);
-      return vklm_gelu_backward(cmd, d, d, act(op, "pre", &pre), M * K);
+      return vklm_gelu_backward_fmt(cmd, d, d, pb, pfmt, M * K);
     }
     /* dpre (M,K) = (dout (M,N) @ w (N,K), read in its 16-bit format) * gelu'(pre) in the GEMM's
      * epilogue; then the fp32 weight and bias gradients */
@@ -207,9 +216,9 @@ vklm_status vklm_nn_linear_backward_gelu(vklm_cmd *cmd, vklm_tensor dpre, vklm_t
     VKLM_ASSERT(rows_of(&dout) == M && dout.shape[dout.ndim - 1] == N,
                 "%s: dout is not (%u,%u)", op, M, N);
     vklm_gemm g = vklm_gemm_make(M, K, N);
-    vklm_status st = vklm_matmul_dgelu_fmt(cmd, act(op, "dpre", &dpre), act(op, "dout", &dout),
-                                           VKLM_GEMM_F32, whole(op, "w", &w, w.dtype), wfmt,
-                                           act(op, "pre", &pre), &g);
+    vklm_status st = vklm_matmul_dgelu_fmt(cmd, act(op, "dpre", &dpre),
+                                               act(op, "dout", &dout), VKLM_GEMM_F32,
+                                               whole(op, "w", &w, w.dtype), wfmt, pb, pfmt, &g);
     if (st != VKLM_OK || (vklm_tensor_is_none(&dw) && vklm_tensor_is_none(&db))) return st;
     return vklm_nn_linear_backward(cmd, vklm_tensor_none(), dw, db, dout, in, w);
   }
@@ -301,10 +310,10 @@ vklm_status vklm_nn_mlp_act(vklm_cmd *cmd, int swiglu, vklm_tensor out, vklm_ten
   uint32_t N = rows_of(&out), F = out.shape[out.ndim - 1];
   VKLM_ASSERT(rows_of(&in) == N && in.shape[in.ndim - 1] == (swiglu ? 2 : 1) * F,
               "%s: in is not (%u,%u)", op, N, (swiglu ? 2 : 1) * F);
-  int ofmt; /* out may be 16-bit (mixed precision's saved activation) */
-  vklm_buffer ob = act16(op, "out", &out, &ofmt);
-  if (swiglu) return vklm_swiglu_forward_fmt(cmd, ob, ofmt, act(op, "in", &in), N, F);
-  return vklm_gelu_forward_fmt(cmd, ob, ofmt, act(op, "in", &in), N * F);
+  int ofmt, ifmt; /* out and in may be 16-bit (mixed precision's saved activation, fch) */
+  vklm_buffer ob = act16(op, "out", &out, &ofmt), ib = act16(op, "in", &in, &ifmt);
+  if (swiglu) return vklm_swiglu_forward_fmt(cmd, ob, ofmt, ib, ifmt, N, F);
+  return vklm_gelu_forward_fmt(cmd, ob, ofmt, ib, ifmt, N * F);
 }
 
 vklm_status vklm_nn_mlp_act_backward(vklm_cmd *cmd, int swiglu, vklm_tensor din,
@@ -315,11 +324,13 @@ vklm_status vklm_nn_mlp_act_backward(vklm_cmd *cmd, int swiglu, vklm_tensor din,
                   in.shape[in.ndim - 1] == (swiglu ? 2 : 1) * F &&
                   din.shape[din.ndim - 1] == in.shape[in.ndim - 1],
               "%s: din and in are not (%u,%u)", op, N, (swiglu ? 2 : 1) * F);
+  int ifmt; /* in may be 16-bit (mixed precision's saved fch) */
+  vklm_buffer ib = act16(op, "in", &in, &ifmt);
   if (swiglu)
-    return vklm_swiglu_backward(cmd, act(op, "din", &din), act(op, "dout", &dout),
-                                act(op, "in", &in), N, F);
-  return vklm_gelu_backward(cmd, act(op, "din", &din), act(op, "dout", &dout), act(op, "in", &in),
-                            N * F);
+    return vklm_swiglu_backward_fmt(cmd, act(op, "din", &din), act(op, "dout", &dout), ib, ifmt,
+                                    N, F);
+  return vklm_gelu_backward_fmt(cmd, act(op, "din", &din), act(op, "dout", &dout), ib, ifmt,
+                                N * F);
 }
 
 static void check_attn(const char *op, const vklm_tensor *out, const vklm_tensor *qkv, uint32_t B,
@@ -329,7 +340,9 @@ static void check_attn(const char *op, const vklm_tensor *out, const vklm_tensor
   uint32_t HS = C / NH;
   /* out: F32, or F16 / BF16 (mixed precision's saved attention output; an even HS) */
   vklm_tensor_expect(op, "out", out, fmt_of(out->dtype) ? out->dtype : F32, 2, B * T, C, 0);
-  vklm_tensor_expect(op, "qkv", qkv, F32, 2, B * T, (NH + 2 * NKV) * HS, 0);
+  /* qkv: F32, or F16 / BF16 (mixed precision's saved qkv; an even HS) */
+  vklm_tensor_expect(op, "qkv", qkv, fmt_of(qkv->dtype) ? qkv->dtype : F32, 2, B * T,
+                     (NH + 2 * NKV) * HS, 0);
 }
 
 vklm_status vklm_nn_attention(vklm_cmd *cmd, vklm_tensor out, vklm_tensor lse, vklm_tensor qkv,
@@ -337,10 +350,10 @@ vklm_status vklm_nn_attention(vklm_cmd *cmd, vklm_tensor out, vklm_tensor lse, v
   const char *op = "nn_attention";
   check_attn(op, &out, &qkv, B, T, NH, NKV);
   vklm_tensor_expect(op, "lse", &lse, F32, 3, B, NH, T);
-  int ofmt;
-  vklm_buffer ob = act16(op, "out", &out, &ofmt);
-  return vklm_attention_forward_fmt(cmd, ob, ofmt, act(op, "lse", &lse), act(op, "qkv", &qkv), B,
-                                    T, NH, NKV, out.shape[1] / NH, causal);
+  int ofmt, qfmt;
+  vklm_buffer ob = act16(op, "out", &out, &ofmt), qb = act16(op, "qkv", &qkv, &qfmt);
+  return vklm_attention_forward_fmt(cmd, ob, ofmt, act(op, "lse", &lse), qb, qfmt, B, T, NH, NKV,
+                                    out.shape[1] / NH, causal);
 }
 
 vklm_status vklm_nn_attention_backward(vklm_cmd *cmd, vklm_tensor dqkv, vklm_buffer scratch,
@@ -351,12 +364,11 @@ vklm_status vklm_nn_attention_backward(vklm_cmd *cmd, vklm_tensor dqkv, vklm_buf
   check_attn(op, &out, &qkv, B, T, NH, NKV);
   vklm_tensor_expect(op, "dqkv", &dqkv, F32, 2, B * T, qkv.shape[1], 0);
   vklm_tensor_expect(op, "dout", &dout, F32, 2, B * T, out.shape[1], 0);
-  int ofmt;
-  vklm_buffer ob = act16(op, "out", &out, &ofmt);
+  int ofmt, qfmt;
+  vklm_buffer ob = act16(op, "out", &out, &ofmt), qb = act16(op, "qkv", &qkv, &qfmt);
   return vklm_attention_backward_fmt(cmd, act(op, "dqkv", &dqkv), scratch,
-                                     act(op, "dout", &dout), ob, ofmt, act(op, "lse", &lse),
-                                     act(op, "qkv", &qkv), B, T, NH, NKV, out.shape[1] / NH,
-                                     causal);
+                                     act(op, "dout", &dout), ob, ofmt, act(op, "lse", &lse), qb,
+                                     qfmt, B, T, NH, NKV, out.shape[1] / NH, causal);
 }
 
 /* ---- general matrix product ------------------------------------------------------------------ */
@@ -434,10 +446,13 @@ vklm_status vklm_nn_rope(vklm_cmd *cmd, vklm_tensor qkv, uint32_t B, uint32_t T,
                          uint32_t NKV, float theta, int backward) {
   const char *op = "nn_rope";
   uint32_t QKV = qkv.shape[1], HS = QKV / (NH + 2 * NKV);
-  vklm_tensor_expect(op, "qkv", &qkv, F32, 2, B * T, (NH + 2 * NKV) * HS, 0);
-  vklm_buffer b = act(op, "qkv", &qkv);
+  /* qkv: F32, or F16 / BF16 forward (mixed precision's saved qkv; the backward's dqkv is F32) */
+  int fmt;
+  vklm_tensor_expect(op, "qkv", &qkv, fmt_of(qkv.dtype) && !backward ? qkv.dtype : F32, 2, B * T,
+                     (NH + 2 * NKV) * HS, 0);
+  vklm_buffer b = act16(op, "qkv", &qkv, &fmt);
   return backward ? vklm_rope_backward(cmd, b, B, T, NH, NKV, HS, 0, theta)
-                  : vklm_rope_forward(cmd, b, B, T, NH, NKV, HS, 0, theta);
+                  : vklm_rope_forward_fmt(cmd, b, fmt, B, T, NH, NKV, HS, 0, theta);
 }
 
 /* ---- the KV-cache path ------------------------------------------------------------------------ */

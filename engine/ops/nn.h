@@ -7,11 +7,13 @@
  * them.
  *
  * Tensors here are fp32 activations unless said otherwise; a weight may be any linear dtype
- * (tensor.h) in the forward. Mixed-precision training holds the activations that are GEMM inputs
- * saved for the backward (the norms' outputs, the MLP activation; the attention output if
- * asked) in F16 or BF16: the ops that write them (norm, add_norm, attention, mlp_act,
- * linear_gelu's gelu_out) and read them (linear, linear_gelu, linear_backward's in,
- * attention_backward's out) take either, and nothing else does. Does not allocate. */
+ * (tensor.h) in the forward. Mixed-precision training holds the activations it saves for the
+ * backward (the norms' outputs, the MLP activation, the qkv and fc layers' outputs qkv and fch;
+ * the attention output if asked) in F16 or BF16: the ops that write them (norm, add_norm,
+ * linear's and linear_gelu's out, rope (in place), attention, mlp_act, linear_gelu's gelu_out)
+ * and read them (linear, linear_gelu, linear_backward's in, linear_backward_gelu's pre,
+ * mlp_act and mlp_act_backward's in, attention and attention_backward's qkv) take either, and
+ * nothing else does. Does not allocate. */
 #ifndef VKLM_OPS_NN_H
 #define VKLM_OPS_NN_H
 
@@ -20,6 +22,8 @@
 #include "vklm_runtime.h"
 
 /* out (M,N) = in (M,K) @ w (N,K)^T + bias (N). w: F32, F16, Q8_0 or Q4_0; bias: F32 or none.
+ * out may be a contiguous F16 / BF16 tensor (the GEMM's 16-bit C: matmul.h's
+ * vklm_matmul_fmt; w F32, F16 or BF16).
  * out's rows may be strided (stride[0] >= N) and start at any element offset: a column block
  * of a wider matrix. Few rows take the matrix-vector kernel, more the tiled GEMM (quant.h).
  * in may be F16 / BF16 (contiguous; w then F32, F16 or BF16): the GEMM with a 16-bit A
@@ -37,15 +41,16 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
 /* The GELU MLP's fc layer: out (M,N) = in (M,K) @ w (N,K)^T + bias (N) as vklm_nn_linear, and
  * gelu_out (M,N) = gelu(out): one dispatch (quant.h's vklm_linear_forward_gelu) for up to
  * VKLM_LINEAR_MATVEC_MAX_M rows with any weight type but BF16 (decoding) and for F32 weights
- * (matmul.h's GELU epilogue), else the two ops. out, gelu_out: contiguous F32; in and gelu_out
- * may be F16 / BF16 (mixed precision's saved activations; F32, F16 or BF16 weights): the GEMM's
- * GELU epilogue in those formats (vklm_matmul_gelu_fmt), or the two ops where the GEMM runs on
- * cooperative matrices. */
+ * (matmul.h's GELU epilogue), else the two ops. out, gelu_out: contiguous F32; in, out and
+ * gelu_out may be F16 / BF16 (mixed precision's saved activations; F32, F16 or BF16 weights):
+ * the GEMM's GELU epilogue in those formats (vklm_matmul_gelu_fmt), or the two ops where the
+ * GEMM runs on cooperative matrices: either way gelu_out = gelu(out as stored). */
 vklm_status vklm_nn_linear_gelu(vklm_cmd *cmd, vklm_tensor out, vklm_tensor gelu_out,
                                 vklm_tensor in, vklm_tensor w, vklm_tensor bias);
 /* The backward of a linear layer whose input was gelu(pre): as vklm_nn_linear_backward, with
  * dpre (M,K) = (dout @ w) * gelu'(pre (M,K)) (OVERWRITES; required) instead of dinp: one GEMM for
- * F32 weights (matmul.h's epilogue), the plain backward and an in-place gelu' otherwise. */
+ * F32 weights (matmul.h's epilogue), the plain backward and an in-place gelu' otherwise. pre
+ * may be F16 / BF16 (mixed precision's saved fch: vklm_matmul_dgelu_fmt), dpre is F32. */
 vklm_status vklm_nn_linear_backward_gelu(vklm_cmd *cmd, vklm_tensor dpre, vklm_tensor dw,
                                          vklm_tensor db, vklm_tensor dout, vklm_tensor in,
                                          vklm_tensor w, vklm_tensor pre);
@@ -72,15 +77,15 @@ vklm_status vklm_nn_norm_backward(vklm_cmd *cmd, int rms, vklm_tensor dinp, vklm
 vklm_status vklm_nn_add(vklm_cmd *cmd, vklm_tensor out, vklm_tensor a, vklm_tensor b);
 
 /* The MLP's activation: GELU out (N,F) of in (N,F) (swiglu 0), or SwiGLU out (N,F) of the fused
- * [gate | up] in (N,2F) (swiglu 1); out F32, F16 or BF16 (activation.h's _fmt calls). The
- * backward OVERWRITES din (all F32). */
+ * [gate | up] in (N,2F) (swiglu 1); out and in F32, F16 or BF16 (activation.h's _fmt calls).
+ * The backward OVERWRITES din (F32; in F32, F16 or BF16 as forward, dout F32). */
 vklm_status vklm_nn_mlp_act(vklm_cmd *cmd, int swiglu, vklm_tensor out, vklm_tensor in);
 vklm_status vklm_nn_mlp_act_backward(vklm_cmd *cmd, int swiglu, vklm_tensor din,
                                      vklm_tensor dout, vklm_tensor in);
 
 /* Self-attention of B sequences of T rows: out (B*T, NH*HS), lse (B,NH,T) <- qkv (B*T, QKV)
- * (attention.h's layout); NKV key/value heads. out may be F16 / BF16 (an even HS; the backward
- * then reads it so: attention.h's _fmt calls). */
+ * (attention.h's layout); NKV key/value heads. out and qkv may be F16 / BF16 (an even HS:
+ * attention.h's _fmt calls; the backward reads qkv so and does not read out). */
 vklm_status vklm_nn_attention(vklm_cmd *cmd, vklm_tensor out, vklm_tensor lse, vklm_tensor qkv,
                               uint32_t B, uint32_t T, uint32_t NH, uint32_t NKV, int causal);
 /* dqkv (B*T, QKV) OVERWRITTEN; scratch (B,NH,T). */
@@ -107,7 +112,8 @@ vklm_status vklm_nn_embed(vklm_cmd *cmd, vklm_tensor out, vklm_tensor tokens, vk
 vklm_status vklm_nn_embed_backward(vklm_cmd *cmd, vklm_tensor dwte, vklm_tensor dwpe,
                                    vklm_tensor plan, vklm_tensor dout, vklm_tensor tokens,
                                    uint32_t v0, uint32_t v1, uint32_t V);
-/* RoPE in place on qkv (B*T, (NH+2*NKV)*HS) at positions t (backward: the inverse rotation). */
+/* RoPE in place on qkv (B*T, (NH+2*NKV)*HS) at positions t (backward: the inverse rotation);
+ * forward, qkv may be F16 / BF16 (rope.h's vklm_rope_forward_fmt). */
 vklm_status vklm_nn_rope(vklm_cmd *cmd, vklm_tensor qkv, uint32_t B, uint32_t T, uint32_t NH,
                          uint32_t NKV, float theta, int backward);
 

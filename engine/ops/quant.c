@@ -164,7 +164,7 @@ static vklm_status matmul_w(vklm_cmd *cmd, vklm_buffer out, uint32_t ldc, uint64
     g.ldc = ldc;
     g.off_c = off_c;
     int fmt = type == VKLM_DTYPE_F16 ? VKLM_GEMM_F16 : type == VKLM_DTYPE_BF16 ? VKLM_GEMM_BF16 : 0;
-    return vklm_matmul_fmt(cmd, out, inp, VKLM_GEMM_F32, w, fmt, bias, &g);
+    return vklm_matmul_fmt(cmd, out, VKLM_GEMM_F32, inp, VKLM_GEMM_F32, w, fmt, bias, &g);
   }
   vklm_matmul_config cf = vklm_matmul_config_choose(ctx, &g);
   gemm_push pc = {0};
@@ -240,7 +240,7 @@ vklm_status vklm_linear_forward_gelu(vklm_cmd *cmd, vklm_buffer out, vklm_buffer
     /* 16-bit weights (mixed precision's copies, fp16 models): the GEMM's GELU variant */
     vklm_gemm g = vklm_gemm_make(M, N, K);
     g.trans_b = 1;
-    return vklm_matmul_gelu_fmt(cmd, out, act, VKLM_GEMM_F32, inp, VKLM_GEMM_F32, w, fmt, bias,
+    return vklm_matmul_gelu_fmt(cmd, out, VKLM_GEMM_F32, act, VKLM_GEMM_F32, inp, VKLM_GEMM_F32, w, fmt, bias,
                                 &g);
   }
   /* quantized weights past the decode path, or fp16 ones whose GEMM runs on cooperative

@@ -12,29 +12,42 @@ typedef struct rope_push {
 } rope_push;
 _Static_assert(sizeof(rope_push) == 28, "rope.glsl push constants");
 
-static vklm_status rope_run(vklm_cmd *cmd, const char *name, vklm_buffer x, uint32_t B, uint32_t T,
-                            uint32_t NH, uint32_t NKV, uint32_t HS, uint32_t pos0, float theta) {
+static vklm_status rope_run(vklm_cmd *cmd, const char *name, vklm_buffer x, int fmt, uint32_t B,
+                            uint32_t T, uint32_t NH, uint32_t NKV, uint32_t HS, uint32_t pos0,
+                            float theta) {
+  VKLM_ASSERT(fmt >= 0 && fmt <= 2, "%s: format %d (0 f32, 1 f16, 2 bf16)", name, fmt);
   VKLM_ASSERT(HS >= 2 && HS % 2 == 0, "%s: HS=%u must be even", name, HS);
   VKLM_ASSERT(theta > 1.0f, "%s: theta=%g must be > 1", name, theta);
   uint64_t size = (uint64_t)B * T * (NH + 2 * NKV) * HS;
   uint64_t n = (uint64_t)B * T * (NH + NKV) * (HS / 2);
   VKLM_ASSERT(size < (1ull << 32), "%s: %llu floats exceed 32-bit indexing", name,
               (unsigned long long)size);
-  VKLM_ASSERT(x.size >= size * 4, "%s: buffer of %llu bytes < %llu floats", name,
-              (unsigned long long)x.size, (unsigned long long)size);
+  VKLM_ASSERT(x.size >= (fmt ? (size + 1) / 2 : size) * 4, "%s: buffer of %llu bytes < %llu %s",
+              name, (unsigned long long)x.size, (unsigned long long)size,
+              fmt ? "16-bit elements" : "floats");
   if (n == 0) return VKLM_OK;
   rope_push pc = {(uint32_t)n, T, NH, NKV, HS, pos0, (float)(2.0 * log2((double)theta) / HS)};
-  return vklm_op_dispatch_1d(cmd, name, &x, 1, &pc, sizeof pc, n);
+  if (fmt == 0) return vklm_op_dispatch_1d(cmd, name, &x, 1, &pc, sizeof pc, n);
+  vklm_context *ctx = vklm_cmd_context(cmd);
+  uint32_t spec[2] = {vklm_op_wg1d(ctx), (uint32_t)fmt}, gx, gy;
+  vklm_groups_1d(ctx, (n + spec[0] - 1) / spec[0], &gx, &gy);
+  return vklm_op_dispatch(cmd, name, spec, 2, &x, 1, &pc, sizeof pc, gx, gy, 1);
 }
 
 vklm_status vklm_rope_forward(vklm_cmd *cmd, vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
                               uint32_t NKV, uint32_t HS, uint32_t pos0, float theta) {
-  return rope_run(cmd, "rope_forward_f32", qkv, B, T, NH, NKV, HS, pos0, theta);
+  return rope_run(cmd, "rope_forward_f32", qkv, 0, B, T, NH, NKV, HS, pos0, theta);
+}
+
+vklm_status vklm_rope_forward_fmt(vklm_cmd *cmd, vklm_buffer qkv, int fmt, uint32_t B, uint32_t T,
+                                  uint32_t NH, uint32_t NKV, uint32_t HS, uint32_t pos0,
+                                  float theta) {
+  return rope_run(cmd, "rope_forward_f32", qkv, fmt, B, T, NH, NKV, HS, pos0, theta);
 }
 
 vklm_status vklm_rope_backward(vklm_cmd *cmd, vklm_buffer dqkv, uint32_t B, uint32_t T,
                                uint32_t NH, uint32_t NKV, uint32_t HS, uint32_t pos0, float theta) {
-  return rope_run(cmd, "rope_backward_f32", dqkv, B, T, NH, NKV, HS, pos0, theta);
+  return rope_run(cmd, "rope_backward_f32", dqkv, 0, B, T, NH, NKV, HS, pos0, theta);
 }
 
 /* theta^(-2i/HS) = 2^-(i*step), step = 2*log2(theta)/HS, exactly as shaders/rope.glsl forms it

@@ -26,6 +26,13 @@
 /* qkv (B,T,(NH+2*NKV)*HS), in place. */
 vklm_status vklm_rope_forward(vklm_cmd *cmd, vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
                               uint32_t NKV, uint32_t HS, uint32_t pos0, float theta);
+/* The same with qkv held in fmt: 0 fp32, 1 fp16, 2 bf16 (matmul.h's VKLM_GEMM_* numbering:
+ * packed 16-bit words, element i in word i/2, low half first): mixed-precision training's saved
+ * qkv, each rotated element computed in fp32 from the stored values and rounded to nearest even
+ * (store16.glsl's rule). The reference: the forward reference on the widened values, rounded. */
+vklm_status vklm_rope_forward_fmt(vklm_cmd *cmd, vklm_buffer qkv, int fmt, uint32_t B, uint32_t T,
+                                  uint32_t NH, uint32_t NKV, uint32_t HS, uint32_t pos0,
+                                  float theta);
 /* dqkv (B,T,(NH+2*NKV)*HS), in place: the gradient w.r.t. the rotation's input. */
 vklm_status vklm_rope_backward(vklm_cmd *cmd, vklm_buffer dqkv, uint32_t B, uint32_t T,
                                uint32_t NH, uint32_t NKV, uint32_t HS, uint32_t pos0, float theta);
