@@ -135,9 +135,9 @@ vklm_status vklm_nn_linear_backward(vklm_cmd *cmd, vklm_tensor dinp, vklm_tensor
     /* dinp (M,K) = dout (M,N) @ w (N,K) read in its 16-bit format; then the fp32 weight and
      * bias gradients (the bias gradient's scratch is then not dinp: it is computed first) */
     vklm_gemm g = vklm_gemm_make(M, K, N);
-    vklm_status st = vklm_matmul_fmt(cmd, act(op, "dinp", &dinp), VKLM_GEMM_F32, act(op, "dout", &dout),
-                                     VKLM_GEMM_F32, whole(op, "w", &w, w.dtype), wfmt,
-                                     (vklm_buffer){0}, &g);
+    vklm_status st = vklm_matmul_fmt(cmd, act(op, "dinp", &dinp), VKLM_GEMM_F32,
+                                     act(op, "dout", &dout), VKLM_GEMM_F32,
+                                     whole(op, "w", &w, w.dtype), wfmt, (vklm_buffer){0}, &g);
     if (st != VKLM_OK) return st;
     dinp = vklm_tensor_none();
   }
@@ -179,7 +179,7 @@ vklm_status vklm_nn_linear_gelu(vklm_cmd *cmd, vklm_tensor out, vklm_tensor gelu
     vklm_gemm g = vklm_gemm_make(M, N, K);
     g.trans_b = 1;
     return vklm_matmul_gelu_fmt(cmd, cb, cfmt, gb, gfmt, ib, afmt, w.buf, wfmt,
-                                  opt(op, "bias", &bias), &g);
+                                opt(op, "bias", &bias), &g);
   }
   vklm_tensor_expect(op, "out", &out, F32, 2, M, N, 0);
   vklm_tensor_expect(op, "act", &gelu_out, F32, 2, M, N, 0);
@@ -216,9 +216,9 @@ vklm_status vklm_nn_linear_backward_gelu(vklm_cmd *cmd, vklm_tensor dpre, vklm_t
     VKLM_ASSERT(rows_of(&dout) == M && dout.shape[dout.ndim - 1] == N,
                 "%s: dout is not (%u,%u)", op, M, N);
     vklm_gemm g = vklm_gemm_make(M, K, N);
-    vklm_status st = vklm_matmul_dgelu_fmt(cmd, act(op, "dpre", &dpre),
-                                               act(op, "dout", &dout), VKLM_GEMM_F32,
-                                               whole(op, "w", &w, w.dtype), wfmt, pb, pfmt, &g);
+    vklm_status st = vklm_matmul_dgelu_fmt(cmd, act(op, "dpre", &dpre), act(op, "dout", &dout),
+                                           VKLM_GEMM_F32, whole(op, "w", &w, w.dtype), wfmt, pb,
+                                           pfmt, &g);
     if (st != VKLM_OK || (vklm_tensor_is_none(&dw) && vklm_tensor_is_none(&db))) return st;
     return vklm_nn_linear_backward(cmd, vklm_tensor_none(), dw, db, dout, in, w);
   }
