@@ -10,9 +10,9 @@
 //              bits), 1 fp16 or 2 bf16 (element ci in the low (ci even) or high half of word
 //              ci/2, as the GEMM's 16-bit operands are packed; fp16 by packHalf2x16, round to
 //              nearest even on the drivers we know, as convert_f32_to_f16; bf16 round to nearest
-//              even in integer arithmetic, NaN kept NaN). Neighbouring columns belong to other
-//              invocations, so a 16-bit element is stored with an atomicAnd clearing its half and
-//              an atomicOr setting it: the word's other half is never touched, whatever the order.
+//              even in integer arithmetic, NaN kept NaN). A 16-bit element whose word's other
+//              half is another invocation's is stored with an atomicAnd clearing its half and an
+//              atomicOr setting it: that half is never touched, whatever the order.
 //   EPI_DGELU: Pre, read-only, in the format of the same spec constant 10 (named PRE_FMT there):
 //              0 fp32, 1 fp16 or 2 bf16 (packed as act above; mixed precision's 16-bit fch).
 // C's own format: spec constant 13 C_FMT, 0 fp32 (c_, as always), 1 fp16 or 2 bf16 (element ci
