@@ -232,8 +232,8 @@ static vklm_status rec_att_fwd(vklm_cmd *cmd, void *p) {
 
 static vklm_status rec_att_bwd(vklm_cmd *cmd, void *p) {
   att_arg *a = p;
-  return vklm_attention_backward(cmd, a->dqkv, a->scratch, a->dout, a->out, a->lse, a->qkv, a->B,
-                                 a->T, a->NH, a->NH, a->HS, 1);
+  return vklm_attention_backward(cmd, a->dqkv, a->scratch, a->dout, a->lse, a->qkv, a->B, a->T,
+                                 a->NH, a->NH, a->HS, 1);
 }
 
 static int attention_section(card *k, bench *b) {

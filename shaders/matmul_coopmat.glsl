@@ -58,14 +58,8 @@ shared COOP_ELEM As[BM * LDA];
 shared COOP_ELEM Bs[BK * LDB];
 shared float Cs[NSG * CM * CN];
 
-// Element i of an operand stored in format fmt.
-float load_elem(uint fmt, uint w, uint i) {
-  if (fmt == 1) return unpackHalf2x16(w)[i & 1u];
-  if (fmt == 2) return uintBitsToFloat((i & 1u) != 0 ? (w & 0xffff0000u) : (w << 16));
-  return uintBitsToFloat(w);
-}
-float load_a(uint i) { return load_elem(FMT_A, a_[FMT_A != 0 ? i >> 1 : i], i); }
-float load_b(uint i) { return load_elem(FMT_B, b_[FMT_B != 0 ? i >> 1 : i], i); }
+float load_a(uint i) { return VKLM_LOAD_FMT(a_, i, FMT_A); } // load16.glsl, via matmul_store
+float load_b(uint i) { return VKLM_LOAD_FMT(b_, i, FMT_B); }
 
 void main() {
   uint tid = gl_LocalInvocationID.x, nt = gl_WorkGroupSize.x;

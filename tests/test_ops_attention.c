@@ -88,8 +88,8 @@ static void test_gpu(vt_env *env, shape s, int causal, int timing) {
   vt_begin(env);
   vt_ok(env, vklm_fill(env->cmd, gdqkv, 12345.0f, (uint32_t)nqkv), "fill");
   vt_ok(env, vklm_attention_forward(env->cmd, gout, glse, gqkv, B, T, NH, NKV, HS, causal), "fwd");
-  vt_ok(env, vklm_attention_backward(env->cmd, gdqkv, gscr, gdout, gout, glse, gqkv, B, T, NH, NKV,
-                                     HS, causal),
+  vt_ok(env, vklm_attention_backward(env->cmd, gdqkv, gscr, gdout, glse, gqkv, B, T, NH, NKV, HS,
+                                     causal),
         "bwd");
   vt_run(env);
   float *o = vt_download(env, gout, nout), *l = vt_download(env, glse, nrow);
@@ -117,8 +117,8 @@ static void test_gpu(vt_env *env, shape s, int causal, int timing) {
   /* Determinism: the backward again gives identical bits; it is two dispatches (dQ with D,
    * then dK/dV) */
   vt_begin(env);
-  vt_ok(env, vklm_attention_backward(env->cmd, gdqkv, gscr, gdout, gout, glse, gqkv, B, T, NH, NKV,
-                                     HS, causal),
+  vt_ok(env, vklm_attention_backward(env->cmd, gdqkv, gscr, gdout, glse, gqkv, B, T, NH, NKV, HS,
+                                     causal),
         "bwd");
   vt_expect(env, vklm_cmd_dispatch_count(env->cmd) == 2,
             "attn[%s] bwd records 2 dispatches (%u)", fam, vklm_cmd_dispatch_count(env->cmd));
@@ -139,8 +139,8 @@ static void test_gpu(vt_env *env, shape s, int causal, int timing) {
     double g1 = now_ms();
     vt_begin(env);
     for (int r = 0; r < reps; r++)
-      vt_ok(env, vklm_attention_backward(env->cmd, gdqkv, gscr, gdout, gout, glse, gqkv, B, T, NH,
-                                         NKV, HS, causal),
+      vt_ok(env, vklm_attention_backward(env->cmd, gdqkv, gscr, gdout, glse, gqkv, B, T, NH, NKV,
+                                         HS, causal),
             "bwd");
     vt_ok(env, vklm_cmd_end(env->cmd), "end");
     double g2 = now_ms();
@@ -205,8 +205,8 @@ static void test_attn16(vt_env *env, shape s, int causal, int fmt) {
   vt_ok(env, vklm_attention_forward_fmt(env->cmd, gout, fmt, glse, gqkv, 0, B, T, NH, NKV, HS,
                                         causal),
         "fwd16");
-  vt_ok(env, vklm_attention_backward_fmt(env->cmd, gdqkv, gscr, gdout, gout, fmt, glse, gqkv, 0, B,
-                                         T, NH, NKV, HS, causal),
+  vt_ok(env, vklm_attention_backward_fmt(env->cmd, gdqkv, gscr, gdout, glse, gqkv, 0, B, T, NH,
+                                         NKV, HS, causal),
         "bwd16");
   vt_run(env);
   char what[96];
@@ -254,8 +254,8 @@ static void test_qkv16(vt_env *env, shape s, int causal, int fmt, int out_fmt) {
   vt_ok(env, vklm_attention_forward_fmt(env->cmd, gout, out_fmt, glse, gqkv, fmt, B, T, NH, NKV,
                                         HS, causal),
         "fwd qkv16");
-  vt_ok(env, vklm_attention_backward_fmt(env->cmd, gdqkv, gscr, gdout, gout, out_fmt, glse, gqkv,
-                                         fmt, B, T, NH, NKV, HS, causal),
+  vt_ok(env, vklm_attention_backward_fmt(env->cmd, gdqkv, gscr, gdout, glse, gqkv, fmt, B, T, NH,
+                                         NKV, HS, causal),
         "bwd qkv16");
   vt_run(env);
   char what[112];

@@ -78,8 +78,8 @@ vklm_status vklm_model_record_backward_part(vklm_model *m, vklm_cmd *cmd, int to
       return st;
     /* attention: res2 = x + proj(attn(rope(qkv(ln1(x))))) */
     TRY(vklm_nn_linear_backward(cmd, datty, G(ATTO_W), G(ATTO_B), dres, a->atty, P(ATTO_W)));
-    TRY(vklm_nn_attention_backward(cmd, dqkv, w->scratch, datty, a->atty, a->lse, a->qkv, B, T,
-                                   NH, NKV, causal));
+    TRY(vklm_nn_attention_backward(cmd, dqkv, w->scratch, datty, a->lse, a->qkv, B, T, NH, NKV,
+                                   causal));
     if (swiglu) TRY(vklm_nn_rope(cmd, dqkv, B, T, NH, NKV, c->rope_theta, 1));
     if (m->recompute && (st = vklm_graph_norm(m, cmd, a->ln1, a->ln1_mean, a->ln1_rstd, x,
                                               VKLM_P_LN1_W, VKLM_P_LN1_B, l)))

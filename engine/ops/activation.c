@@ -52,12 +52,9 @@ vklm_status vklm_gelu_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, u
 static vklm_status dispatch_fmt(vklm_cmd *cmd, const char *name, const vklm_buffer *b,
                                 int out_fmt, int in_fmt, const void *pc, uint32_t pc_size,
                                 uint64_t n) {
-  vklm_context *ctx = vklm_cmd_context(cmd);
-  uint32_t spec[3] = {vklm_op_wg1d(ctx), (uint32_t)out_fmt, (uint32_t)in_fmt}, gx, gy;
-  uint64_t threads = out_fmt ? (n + 1) / 2 : n;
-  vklm_groups_1d(ctx, (threads + spec[0] - 1) / spec[0], &gx, &gy);
-  return vklm_op_dispatch(cmd, name, spec, in_fmt ? 3 : out_fmt ? 2 : 1, b, 2, pc, pc_size, gx,
-                          gy, 1);
+  uint32_t spec[2] = {(uint32_t)out_fmt, (uint32_t)in_fmt};
+  return vklm_op_dispatch_1d_spec(cmd, name, b, 2, pc, pc_size, out_fmt ? (n + 1) / 2 : n, spec,
+                                  in_fmt ? 2 : out_fmt ? 1 : 0);
 }
 
 /* buf holds n elements in format fmt (0 fp32, 1 fp16, 2 bf16). */
@@ -82,15 +79,6 @@ vklm_status vklm_gelu_backward(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dout
   return unary_backward(cmd, "gelu_backward_f32", dinp, dout, inp, n);
 }
 
-/* A backward kernel of three bindings (din, dout, the input in in_fmt: spec constant 1). */
-static vklm_status backward_fmt(vklm_cmd *cmd, const char *name, const vklm_buffer b[3],
-                                int in_fmt, const void *pc, uint32_t pc_size, uint64_t n) {
-  vklm_context *ctx = vklm_cmd_context(cmd);
-  uint32_t spec[2] = {vklm_op_wg1d(ctx), (uint32_t)in_fmt}, gx, gy;
-  vklm_groups_1d(ctx, (n + spec[0] - 1) / spec[0], &gx, &gy);
-  return vklm_op_dispatch(cmd, name, spec, 2, b, 3, pc, pc_size, gx, gy, 1);
-}
-
 vklm_status vklm_gelu_backward_fmt(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer dout,
                                    vklm_buffer inp, int in_fmt, uint32_t n) {
   if (in_fmt == 0) return vklm_gelu_backward(cmd, dinp, dout, inp, n);
@@ -100,7 +88,8 @@ vklm_status vklm_gelu_backward_fmt(vklm_cmd *cmd, vklm_buffer dinp, vklm_buffer 
   if (n == 0) return VKLM_OK;
   n_push pc = {n};
   vklm_buffer b[3] = {dinp, dout, inp};
-  return backward_fmt(cmd, "gelu_backward_f32", b, in_fmt, &pc, sizeof pc, n);
+  uint32_t spec = (uint32_t)in_fmt; /* spec constant 1: inp's format */
+  return vklm_op_dispatch_1d_spec(cmd, "gelu_backward_f32", b, 3, &pc, sizeof pc, n, &spec, 1);
 }
 
 vklm_status vklm_silu_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer inp, uint32_t n) {
@@ -127,8 +116,6 @@ vklm_status vklm_swiglu_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt,
   if (n == 0) return VKLM_OK;
   nh_push pc = {N, H};
   vklm_buffer b[2] = {out, gu};
-  if (out_fmt == 0 && gu_fmt == 0)
-    return vklm_op_dispatch_1d(cmd, "swiglu_forward_f32", b, 2, &pc, sizeof pc, n);
   return dispatch_fmt(cmd, "swiglu_forward_f32", b, out_fmt, gu_fmt, &pc, sizeof pc, n);
 }
 
@@ -148,9 +135,9 @@ vklm_status vklm_swiglu_backward_fmt(vklm_cmd *cmd, vklm_buffer dgu, vklm_buffer
   if (n == 0) return VKLM_OK;
   nh_push pc = {N, H};
   vklm_buffer b[3] = {dgu, dout, gu};
-  if (gu_fmt == 0)
-    return vklm_op_dispatch_1d(cmd, "swiglu_backward_f32", b, 3, &pc, sizeof pc, n);
-  return backward_fmt(cmd, "swiglu_backward_f32", b, gu_fmt, &pc, sizeof pc, n);
+  uint32_t spec = (uint32_t)gu_fmt; /* spec constant 1: gu's format, only when 16-bit */
+  return vklm_op_dispatch_1d_spec(cmd, "swiglu_backward_f32", b, 3, &pc, sizeof pc, n, &spec,
+                                  gu_fmt ? 1 : 0);
 }
 
 /* ---- references ------------------------------------------------------------------------- */

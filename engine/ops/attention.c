@@ -130,26 +130,23 @@ vklm_status vklm_attention_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_f
 }
 
 vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer scratch,
-                                    vklm_buffer dout, vklm_buffer out, vklm_buffer lse,
-                                    vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
-                                    uint32_t NKV, uint32_t HS, int causal) {
-  return vklm_attention_backward_fmt(cmd, dqkv, scratch, dout, out, 0, lse, qkv, 0, B, T, NH,
-                                     NKV, HS, causal);
+                                    vklm_buffer dout, vklm_buffer lse, vklm_buffer qkv,
+                                    uint32_t B, uint32_t T, uint32_t NH, uint32_t NKV, uint32_t HS,
+                                    int causal) {
+  return vklm_attention_backward_fmt(cmd, dqkv, scratch, dout, lse, qkv, 0, B, T, NH, NKV, HS,
+                                     causal);
 }
 
 vklm_status vklm_attention_backward_fmt(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer scratch,
-                                        vklm_buffer dout, vklm_buffer out, int out_fmt,
-                                        vklm_buffer lse, vklm_buffer qkv, int qkv_fmt, uint32_t B,
-                                        uint32_t T, uint32_t NH, uint32_t NKV, uint32_t HS,
-                                        int causal) {
+                                        vklm_buffer dout, vklm_buffer lse, vklm_buffer qkv,
+                                        int qkv_fmt, uint32_t B, uint32_t T, uint32_t NH,
+                                        uint32_t NKV, uint32_t HS, int causal) {
   attn_check("attention_backward", qkv, qkv_fmt, B, T, NH, NKV, HS);
   uint64_t nqkv = (uint64_t)B * T * (NH + 2 * NKV) * HS;
   uint64_t nout = (uint64_t)B * T * NH * HS, nrow = (uint64_t)B * NH * T;
   VKLM_ASSERT(dqkv.size >= nqkv * 4, "attention_backward: dqkv buffer too small");
   VKLM_ASSERT(dout.size >= nout * 4, "attention_backward: dout buffer too small");
-  /* out is not read: the dQ kernels take D = sum_j p_j dp_j from P and dP themselves */
-  (void)out;
-  (void)out_fmt;
+  /* the forward's output is not needed: the dQ kernels take D = sum_j p_j dp_j from P and dP */
   VKLM_ASSERT(lse.size >= nrow * 4 && scratch.size >= nrow * 4,
               "attention_backward: lse/scratch buffer too small");
   vklm_context *ctx = vklm_cmd_context(cmd);

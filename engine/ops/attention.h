@@ -39,23 +39,21 @@ vklm_status vklm_attention_forward(vklm_cmd *cmd, vklm_buffer out, vklm_buffer l
                                    uint32_t NKV, uint32_t HS, int causal);
 
 /* dqkv (B,T,(NH+2*NKV)*HS), overwritten <- dout (B,T,NH*HS), with lse (B,NH,T) saved by the
- * forward, and its input qkv (B,T,(NH+2*NKV)*HS). out (B,T,NH*HS), the forward's output, is not
- * read (kept in the signature for its callers). scratch (B,NH,T) receives
- * D = sum_j P_ij dP_ij (= rowsum(dout * out) in exact arithmetic); its contents are not needed
- * afterwards. */
+ * forward, and its input qkv (B,T,(NH+2*NKV)*HS); the forward's output is not needed.
+ * scratch (B,NH,T) receives D = sum_j P_ij dP_ij (= rowsum(dout * out) in exact arithmetic);
+ * its contents are not needed afterwards. */
 vklm_status vklm_attention_backward(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer scratch,
-                                    vklm_buffer dout, vklm_buffer out, vklm_buffer lse,
-                                    vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
-                                    uint32_t NKV, uint32_t HS, int causal);
+                                    vklm_buffer dout, vklm_buffer lse, vklm_buffer qkv,
+                                    uint32_t B, uint32_t T, uint32_t NH, uint32_t NKV, uint32_t HS,
+                                    int causal);
 
-/* The same with out held in out_fmt: 0 fp32 (the calls above), 1 fp16 or 2 bf16 (matmul.h's
+/* The forward with out held in out_fmt: 0 fp32 (the calls above), 1 fp16 or 2 bf16 (matmul.h's
  * VKLM_GEMM_* numbering: packed 16-bit words, element i in word i/2, low half first, rounded to
  * nearest even as shaders/store16.glsl says; HS must be even): mixed-precision training's saved
- * attention output, the input of the projection GEMM. The backward does not read out (its
- * out_fmt only names the format; D, lse and the gradients stay fp32), so its results do not
- * depend on out's rounding. The forward reference gives the fp32 out; the 16-bit one is its
- * rounding (elementwise.h's converters).
- * qkv likewise in qkv_fmt (HS even): mixed-precision training's saved qkv (the qkv GEMM's 16-bit
+ * attention output, the input of the projection GEMM. The backward does not read out, so its
+ * results do not depend on out's rounding. The forward reference gives the fp32 out; the 16-bit
+ * one is its rounding (elementwise.h's converters).
+ * Both with qkv in qkv_fmt (HS even): mixed-precision training's saved qkv (the qkv GEMM's 16-bit
  * output), read by both kernel families and widened; every product, the softmax, lse, D and
  * dqkv stay fp32. The references then take qkv's widened values. */
 vklm_status vklm_attention_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_fmt,
@@ -63,10 +61,9 @@ vklm_status vklm_attention_forward_fmt(vklm_cmd *cmd, vklm_buffer out, int out_f
                                        uint32_t T, uint32_t NH, uint32_t NKV, uint32_t HS,
                                        int causal);
 vklm_status vklm_attention_backward_fmt(vklm_cmd *cmd, vklm_buffer dqkv, vklm_buffer scratch,
-                                        vklm_buffer dout, vklm_buffer out, int out_fmt,
-                                        vklm_buffer lse, vklm_buffer qkv, int qkv_fmt, uint32_t B,
-                                        uint32_t T, uint32_t NH, uint32_t NKV, uint32_t HS,
-                                        int causal);
+                                        vklm_buffer dout, vklm_buffer lse, vklm_buffer qkv,
+                                        int qkv_fmt, uint32_t B, uint32_t T, uint32_t NH,
+                                        uint32_t NKV, uint32_t HS, int causal);
 
 /* Plain C references with the full TxT softmax materialised (accumulating in double).
  * forward: out (B,T,NH*HS), lse (B,NH,T) <- qkv. backward: dqkv (overwritten) <- dout, qkv; it

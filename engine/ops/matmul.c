@@ -113,12 +113,18 @@ int vklm_matmul_cpu_available(const vklm_context *ctx) {
  * (32, 16 or 8: measured on lavapipe, larger blocks are faster, 32 x 64 the fastest) that still
  * give two workgroups per CPU thread (llvmpipe runs one workgroup per thread at a time, with as
  * many threads as the host has CPUs). */
+/* The host's CPU threads (llvmpipe runs a workgroup per thread): read once, since sysconf reads
+ * a file; every thread would store the same value. */
+static uint64_t host_cpus(void) {
+  static long cpus;
+  if (cpus <= 0) cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  return cpus > 0 ? (uint64_t)cpus : 1;
+}
+
 static cpu_block cpu_block_choose(uint32_t wg, const vklm_gemm *g) {
   cpu_block b = {wg, 8, 1};
   while (b.tn < 8 && (uint64_t)wg * b.tn < g->N) b.tn *= 2;
-  static long cpus; /* read once (sysconf reads a file); every thread would store the same value */
-  if (cpus <= 0) cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  uint64_t want = 2 * (uint64_t)(cpus > 0 ? cpus : 1);
+  uint64_t want = 2 * host_cpus();
   uint64_t width = (uint64_t)wg * b.tn;
   uint64_t cols = (g->N + width - 1) / width * (g->batch ? g->batch : 1);
   for (uint32_t tm = 32; tm > 8; tm /= 2)
@@ -571,8 +577,7 @@ uint32_t vklm_matmul_splitk_choose(const vklm_context *ctx, const vklm_gemm *g) 
   uint64_t groups = (uint64_t)((g->M + cf.BM - 1) / cf.BM) * ((g->N + cf.BN - 1) / cf.BN);
   uint64_t target;
   if (caps->type == VKLM_DEVICE_CPU) {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    target = 2 * (uint64_t)(cpus > 0 ? cpus : 1);
+    target = 2 * host_cpus();
   } else {
     target = 2 * (uint64_t)(caps->type == VKLM_DEVICE_DISCRETE ? LARGE_TILE_MIN_GROUPS : 32);
   }

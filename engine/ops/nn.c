@@ -357,18 +357,18 @@ vklm_status vklm_nn_attention(vklm_cmd *cmd, vklm_tensor out, vklm_tensor lse, v
 }
 
 vklm_status vklm_nn_attention_backward(vklm_cmd *cmd, vklm_tensor dqkv, vklm_buffer scratch,
-                                       vklm_tensor dout, vklm_tensor out, vklm_tensor lse,
-                                       vklm_tensor qkv, uint32_t B, uint32_t T, uint32_t NH,
-                                       uint32_t NKV, int causal) {
+                                       vklm_tensor dout, vklm_tensor lse, vklm_tensor qkv,
+                                       uint32_t B, uint32_t T, uint32_t NH, uint32_t NKV,
+                                       int causal) {
   const char *op = "nn_attention_backward";
-  check_attn(op, &out, &qkv, B, T, NH, NKV);
+  vklm_tensor_expect(op, "dout", &dout, F32, 2, B * T, dout.shape[dout.ndim - 1], 0);
+  check_attn(op, &dout, &qkv, B, T, NH, NKV); /* dout has the output's shape */
   vklm_tensor_expect(op, "dqkv", &dqkv, F32, 2, B * T, qkv.shape[1], 0);
-  vklm_tensor_expect(op, "dout", &dout, F32, 2, B * T, out.shape[1], 0);
-  int ofmt, qfmt;
-  vklm_buffer ob = act16(op, "out", &out, &ofmt), qb = act16(op, "qkv", &qkv, &qfmt);
+  int qfmt;
+  vklm_buffer qb = act16(op, "qkv", &qkv, &qfmt);
   return vklm_attention_backward_fmt(cmd, act(op, "dqkv", &dqkv), scratch,
-                                     act(op, "dout", &dout), ob, ofmt, act(op, "lse", &lse), qb,
-                                     qfmt, B, T, NH, NKV, out.shape[1] / NH, causal);
+                                     act(op, "dout", &dout), act(op, "lse", &lse), qb, qfmt, B, T,
+                                     NH, NKV, dout.shape[1] / NH, causal);
 }
 
 /* ---- general matrix product ------------------------------------------------------------------ */

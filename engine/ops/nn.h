@@ -90,9 +90,9 @@ vklm_status vklm_nn_attention(vklm_cmd *cmd, vklm_tensor out, vklm_tensor lse, v
                               uint32_t B, uint32_t T, uint32_t NH, uint32_t NKV, int causal);
 /* dqkv (B*T, QKV) OVERWRITTEN; scratch (B,NH,T). */
 vklm_status vklm_nn_attention_backward(vklm_cmd *cmd, vklm_tensor dqkv, vklm_buffer scratch,
-                                       vklm_tensor dout, vklm_tensor out, vklm_tensor lse,
-                                       vklm_tensor qkv, uint32_t B, uint32_t T, uint32_t NH,
-                                       uint32_t NKV, int causal);
+                                       vklm_tensor dout, vklm_tensor lse, vklm_tensor qkv,
+                                       uint32_t B, uint32_t T, uint32_t NH, uint32_t NKV,
+                                       int causal);
 
 /* ---- a general matrix product over views ---------------------------------------------------
  * c (M,N) = alpha * op(a) @ op(b) + beta * c, op(x) = x or x^T (trans): every operand an F32

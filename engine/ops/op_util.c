@@ -29,10 +29,19 @@ vklm_status vklm_op_dispatch(vklm_cmd *cmd, const char *name, const uint32_t *sp
 
 vklm_status vklm_op_dispatch_1d(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
                                 uint32_t nbufs, const void *push, uint32_t push_size, uint64_t n) {
+  return vklm_op_dispatch_1d_spec(cmd, name, bufs, nbufs, push, push_size, n, NULL, 0);
+}
+
+vklm_status vklm_op_dispatch_1d_spec(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
+                                     uint32_t nbufs, const void *push, uint32_t push_size,
+                                     uint64_t n, const uint32_t *spec, uint32_t nspec) {
   vklm_context *ctx = vklm_cmd_context(cmd);
-  uint32_t wg = vklm_op_wg1d(ctx), gx, gy;
-  vklm_groups_1d(ctx, (n + wg - 1) / wg, &gx, &gy);
-  return vklm_op_dispatch(cmd, name, &wg, 1, bufs, nbufs, push, push_size, gx, gy, 1);
+  uint32_t all[8], gx, gy;
+  VKLM_ASSERT(nspec < 8, "%s: %u spec constants (at most 7 after the workgroup size)", name, nspec);
+  all[0] = vklm_op_wg1d(ctx);
+  for (uint32_t i = 0; i < nspec; i++) all[i + 1] = spec[i];
+  vklm_groups_1d(ctx, (n + all[0] - 1) / all[0], &gx, &gy);
+  return vklm_op_dispatch(cmd, name, all, nspec + 1, bufs, nbufs, push, push_size, gx, gy, 1);
 }
 
 vklm_status vklm_op_dispatch_rows_spec(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,

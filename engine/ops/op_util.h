@@ -44,5 +44,10 @@ vklm_status vklm_op_dispatch(vklm_cmd *cmd, const char *name, const uint32_t *sp
  * the grid split over x and y (shaders use vklm_global_linear() and bound-check). */
 vklm_status vklm_op_dispatch_1d(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
                                 uint32_t nbufs, const void *push, uint32_t push_size, uint64_t n);
+/* The same with spec constants 1..nspec = spec[0..nspec-1] after the workgroup size (nspec 0:
+ * vklm_op_dispatch_1d's pipeline), e.g. the formats of 16-bit inputs and outputs. */
+vklm_status vklm_op_dispatch_1d_spec(vklm_cmd *cmd, const char *name, const vklm_buffer *bufs,
+                                     uint32_t nbufs, const void *push, uint32_t push_size,
+                                     uint64_t n, const uint32_t *spec, uint32_t nspec);
 
 #endif

@@ -240,8 +240,8 @@ vklm_status vklm_linear_forward_gelu(vklm_cmd *cmd, vklm_buffer out, vklm_buffer
     /* 16-bit weights (mixed precision's copies, fp16 models): the GEMM's GELU variant */
     vklm_gemm g = vklm_gemm_make(M, N, K);
     g.trans_b = 1;
-    return vklm_matmul_gelu_fmt(cmd, out, VKLM_GEMM_F32, act, VKLM_GEMM_F32, inp, VKLM_GEMM_F32, w, fmt, bias,
-                                &g);
+    return vklm_matmul_gelu_fmt(cmd, out, VKLM_GEMM_F32, act, VKLM_GEMM_F32, inp, VKLM_GEMM_F32,
+                                w, fmt, bias, &g);
   }
   /* quantized weights past the decode path, or fp16 ones whose GEMM runs on cooperative
    * matrices (no epilogue variants there): the GEMM, then the activation */

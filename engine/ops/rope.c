@@ -27,11 +27,8 @@ static vklm_status rope_run(vklm_cmd *cmd, const char *name, vklm_buffer x, int 
               fmt ? "16-bit elements" : "floats");
   if (n == 0) return VKLM_OK;
   rope_push pc = {(uint32_t)n, T, NH, NKV, HS, pos0, (float)(2.0 * log2((double)theta) / HS)};
-  if (fmt == 0) return vklm_op_dispatch_1d(cmd, name, &x, 1, &pc, sizeof pc, n);
-  vklm_context *ctx = vklm_cmd_context(cmd);
-  uint32_t spec[2] = {vklm_op_wg1d(ctx), (uint32_t)fmt}, gx, gy;
-  vklm_groups_1d(ctx, (n + spec[0] - 1) / spec[0], &gx, &gy);
-  return vklm_op_dispatch(cmd, name, spec, 2, &x, 1, &pc, sizeof pc, gx, gy, 1);
+  uint32_t spec = (uint32_t)fmt; /* spec constant 1: x's format, only when 16-bit */
+  return vklm_op_dispatch_1d_spec(cmd, name, &x, 1, &pc, sizeof pc, n, &spec, fmt ? 1 : 0);
 }
 
 vklm_status vklm_rope_forward(vklm_cmd *cmd, vklm_buffer qkv, uint32_t B, uint32_t T, uint32_t NH,
